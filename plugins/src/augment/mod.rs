@@ -1,0 +1,1 @@
+//! augment (filled in by its owner)
