@@ -6,4 +6,5 @@ pub mod augment;
 pub mod data;
 pub mod losses;
 pub mod metrics;
+pub mod models;
 pub mod samplers;

@@ -1,0 +1,140 @@
+//! Feature extractors: an MLP, a LeNet-style CNN that fits 28x28 and 8x8 inputs, and the CIFAR
+//! ResNets. Each maps `[N, C, H, W]` images to `[N, D]` features.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+use super::{InputShape, ModelError, ResNet};
+
+/// Which backbone to build; `ResNet(n)` has `n` basic blocks per stage (resnet8/20/32: n = 1/3/5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackboneKind {
+    Mlp,
+    LeNet,
+    ResNet(usize),
+}
+
+impl BackboneKind {
+    /// Every name a spec may use, for error messages and the plugin listing.
+    pub const NAMES: &'static [&'static str] = &["mlp", "lenet", "resnet8", "resnet20", "resnet32"];
+
+    /// Parses a spec name (`mlp`, `lenet`, `resnet8`, `resnet20`, `resnet32`).
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "mlp" => Self::Mlp,
+            "lenet" => Self::LeNet,
+            "resnet8" => Self::ResNet(1),
+            "resnet20" => Self::ResNet(3),
+            "resnet32" => Self::ResNet(5),
+            _ => return None,
+        })
+    }
+}
+
+/// Two hidden layers of 256 and 128 units with ReLU.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+}
+
+/// LeNet-5 with padded 5x5 convolutions (6 and 16 maps, each followed by 2x2 max pooling), then
+/// 120- and 84-unit layers. Padding keeps it valid for 8x8 digits as well as 28x28 images.
+#[derive(Module, Debug)]
+pub struct LeNet {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    pool: MaxPool2d,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+/// A backbone of any kind.
+#[derive(Module, Debug)]
+pub enum Backbone {
+    Mlp(Mlp),
+    LeNet(LeNet),
+    ResNet(ResNet),
+}
+
+impl Backbone {
+    pub fn new(kind: BackboneKind, input: InputShape, device: &Device) -> Result<Self, ModelError> {
+        let InputShape {
+            channels,
+            height,
+            width,
+        } = input;
+        if channels == 0 || height == 0 || width == 0 {
+            return Err(ModelError::Invalid {
+                key: "backbone",
+                message: format!("empty input shape {channels}x{height}x{width}"),
+            });
+        }
+        Ok(match kind {
+            BackboneKind::Mlp => Backbone::Mlp(Mlp {
+                fc1: LinearConfig::new(channels * height * width, 256).init(device),
+                fc2: LinearConfig::new(256, 128).init(device),
+            }),
+            BackboneKind::LeNet => {
+                if height < 4 || width < 4 {
+                    return Err(ModelError::Invalid {
+                        key: "backbone",
+                        message: format!(
+                            "lenet needs images of at least 4x4, got {height}x{width}"
+                        ),
+                    });
+                }
+                let pad = PaddingConfig2d::Explicit(2, 2, 2, 2);
+                Backbone::LeNet(LeNet {
+                    conv1: Conv2dConfig::new([channels, 6], [5, 5])
+                        .with_padding(pad.clone())
+                        .init(device),
+                    conv2: Conv2dConfig::new([6, 16], [5, 5])
+                        .with_padding(pad)
+                        .init(device),
+                    pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+                    fc1: LinearConfig::new(16 * (height / 4) * (width / 4), 120).init(device),
+                    fc2: LinearConfig::new(120, 84).init(device),
+                })
+            }
+            BackboneKind::ResNet(blocks) => {
+                if blocks == 0 {
+                    return Err(ModelError::Invalid {
+                        key: "backbone",
+                        message: "a ResNet needs at least one block per stage".into(),
+                    });
+                }
+                Backbone::ResNet(ResNet::new(channels, blocks, device))
+            }
+        })
+    }
+
+    /// Width of the feature vector.
+    pub fn feature_dim(&self) -> usize {
+        match self {
+            Backbone::Mlp(_) => 128,
+            Backbone::LeNet(_) => 84,
+            Backbone::ResNet(_) => ResNet::FEATURES,
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        match self {
+            Backbone::Mlp(m) => {
+                let x: Tensor<2> = x.flatten(1, 3);
+                relu(m.fc2.forward(relu(m.fc1.forward(x))))
+            }
+            Backbone::LeNet(m) => {
+                let x = m.pool.forward(relu(m.conv1.forward(x)));
+                let x = m.pool.forward(relu(m.conv2.forward(x)));
+                let x: Tensor<2> = x.flatten(1, 3);
+                relu(m.fc2.forward(relu(m.fc1.forward(x))))
+            }
+            Backbone::ResNet(m) => m.forward(x),
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Classifier heads: a linear layer, or a cosine classifier (normalized features and weights,
+//! scaled by `s`), with an optional per-class scale vector for LWS and the post-hoc weight
+//! transforms of decoupled learning (tau-normalization, MaxNorm projection).
+//!
+//! Weights are stored `[classes, features]` like PyTorch's `nn.Linear`, so exported checkpoints
+//! need no transposition.
+
+use burn::module::{Module, Param};
+use burn::tensor::{Device, Distribution, Tensor};
+
+use super::ModelError;
+
+/// Which head to build.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HeadKind {
+    /// `z = W f + b`.
+    Linear,
+    /// `z = s * cos(f, w_c)` (Gidaris & Komodakis 2018; LDAM uses it with `s` inside the loss,
+    /// so there the head's `scale` is 1).
+    Cosine { scale: f32 },
+}
+
+impl HeadKind {
+    pub const NAMES: &'static [&'static str] = &["linear", "cosine"];
+}
+
+/// A classifier head.
+#[derive(Module, Debug)]
+pub struct Head {
+    /// `[classes, features]`.
+    pub weight: Param<Tensor<2>>,
+    /// `[classes]`; absent for cosine heads and after tau-normalization.
+    pub bias: Option<Param<Tensor<1>>>,
+    /// LWS per-class scales `[classes]` (Kang et al. 2020): `z_c <- f_c z_c`.
+    pub scales: Option<Param<Tensor<1>>>,
+    /// Cosine scale `s`; 0 means a linear head.
+    pub cosine_scale: f32,
+}
+
+impl Head {
+    pub fn new(
+        kind: HeadKind,
+        features: usize,
+        classes: usize,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        // PyTorch's nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
+        let bound = 1.0 / (features as f64).sqrt();
+        let uniform = Distribution::Uniform(-bound, bound);
+        let weight = Param::from_tensor(Tensor::random([classes, features], uniform, device));
+        Ok(match kind {
+            HeadKind::Linear => Self {
+                weight,
+                bias: Some(Param::from_tensor(Tensor::random(
+                    [classes],
+                    uniform,
+                    device,
+                ))),
+                scales: None,
+                cosine_scale: 0.0,
+            },
+            HeadKind::Cosine { scale } => {
+                if !(scale > 0.0 && scale.is_finite()) {
+                    return Err(ModelError::Invalid {
+                        key: "head_scale",
+                        message: format!("the cosine scale must be > 0, got {scale}"),
+                    });
+                }
+                Self {
+                    weight,
+                    bias: None,
+                    scales: None,
+                    cosine_scale: scale,
+                }
+            }
+        })
+    }
+
+    pub fn classes(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
+    pub fn forward(&self, features: Tensor<2>) -> Tensor<2> {
+        let w = self.weight.val();
+        let mut z = if self.cosine_scale > 0.0 {
+            let f = l2_normalize_rows(features);
+            let w = l2_normalize_rows(w);
+            f.matmul(w.transpose()).mul_scalar(self.cosine_scale)
+        } else {
+            features.matmul(w.transpose())
+        };
+        if let Some(b) = &self.bias {
+            z = z + b.val().unsqueeze_dim(0);
+        }
+        if let Some(s) = &self.scales {
+            z = z * s.val().unsqueeze_dim(0);
+        }
+        z
+    }
+
+    /// Adds LWS scales initialized to 1 (learnable).
+    pub fn with_lws_scales(mut self, device: &Device) -> Self {
+        let classes = self.classes();
+        self.scales = Some(Param::from_tensor(Tensor::ones([classes], device)));
+        self
+    }
+
+    /// Tau-normalization (Kang et al. ICLR 2020): `w_c <- w_c / ||w_c||^tau`, bias dropped as in
+    /// the paper, which ignores biases in the classifier.
+    pub fn tau_normalized(&self, tau: f32) -> Self {
+        let w = self.weight.val();
+        let norms = w.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
+        let w = w / norms.powf_scalar(tau);
+        Self {
+            weight: Param::from_tensor(w),
+            bias: None,
+            scales: self.scales.clone(),
+            cosine_scale: self.cosine_scale,
+        }
+    }
+
+    /// MaxNorm projection (Alshammari et al. CVPR 2022, weight balancing): every class weight
+    /// row is projected into the ball of radius `threshold`: `w_c <- w_c * min(1, t / ||w_c||)`.
+    pub fn max_norm(self, threshold: f32) -> Self {
+        let Self {
+            weight,
+            bias,
+            scales,
+            cosine_scale,
+        } = self;
+        let weight = weight.map(|w| {
+            let norms = w.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
+            let factor = norms.recip().mul_scalar(threshold).clamp_max(1.0);
+            let trainable = w.is_require_grad();
+            let projected = (w * factor).detach();
+            if trainable {
+                projected.require_grad()
+            } else {
+                projected
+            }
+        });
+        Self {
+            weight,
+            bias,
+            scales,
+            cosine_scale,
+        }
+    }
+}
+
+/// `x / max(||x||, 1e-12)` row-wise, as `F.normalize(x, dim=1)`.
+pub fn l2_normalize_rows(x: Tensor<2>) -> Tensor<2> {
+    let norms = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
+    x / norms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+
+    fn head_from(weight: Vec<f32>, classes: usize, features: usize) -> Head {
+        let device = Device::default();
+        let w = Tensor::<2>::from_data(TensorData::new(weight, [classes, features]), &device);
+        Head {
+            weight: Param::from_tensor(w),
+            bias: None,
+            scales: None,
+            cosine_scale: 0.0,
+        }
+    }
+
+    #[test]
+    fn tau_norm_divides_each_row_by_its_norm_to_the_tau() {
+        // rows with norms 5 and 1: tau = 1 gives unit rows, tau = 0.5 divides by sqrt(5) and 1.
+        let h = head_from(vec![3.0, 4.0, 0.0, 1.0], 2, 2);
+        let w1: Vec<f32> = h
+            .tau_normalized(1.0)
+            .weight
+            .val()
+            .into_data()
+            .into_vec()
+            .unwrap();
+        assert!((w1[0] - 0.6).abs() < 1e-6 && (w1[1] - 0.8).abs() < 1e-6);
+        let w: Vec<f32> = h
+            .tau_normalized(0.5)
+            .weight
+            .val()
+            .into_data()
+            .into_vec()
+            .unwrap();
+        let s5 = 5f32.sqrt();
+        assert!((w[0] - 3.0 / s5).abs() < 1e-5 && (w[1] - 4.0 / s5).abs() < 1e-5);
+        assert!((w[3] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn max_norm_only_shrinks_rows_longer_than_the_threshold() {
+        let h = head_from(vec![3.0, 4.0, 0.0, 1.0], 2, 2).max_norm(2.0);
+        let w: Vec<f32> = h.weight.val().into_data().into_vec().unwrap();
+        assert!((w[0] - 1.2).abs() < 1e-6 && (w[1] - 1.6).abs() < 1e-6);
+        assert!((w[3] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn cosine_head_outputs_scaled_cosines() {
+        let device = Device::default();
+        let mut h = head_from(vec![1.0, 0.0, 0.0, 2.0], 2, 2);
+        h.cosine_scale = 10.0;
+        let f = Tensor::<2>::from_data(TensorData::new(vec![3.0f32, 3.0], [1, 2]), &device);
+        let z: Vec<f32> = h.forward(f).into_data().into_vec().unwrap();
+        let c = std::f32::consts::FRAC_1_SQRT_2 * 10.0;
+        assert!((z[0] - c).abs() < 1e-4 && (z[1] - c).abs() < 1e-4, "{z:?}");
+    }
+}

@@ -1,0 +1,266 @@
+//! The experiment spec's sections as serde types, with the documented defaults. Everything is
+//! `deny_unknown_fields`: a misspelt key is an error, never silently ignored.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::registry::PluginRef;
+
+fn default_method() -> String {
+    "ce".into()
+}
+
+/// A whole experiment: one run, or a grid of runs when `[sweep]` is present.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentSpec {
+    pub name: String,
+    /// A method preset (built-in or user-defined); the sections below override its parts.
+    #[serde(default = "default_method")]
+    pub method: String,
+    pub data: DataSection,
+    #[serde(default)]
+    pub model: ModelSection,
+    #[serde(default)]
+    pub train: TrainSection,
+    #[serde(default)]
+    pub rebalance: RebalanceSection,
+    #[serde(default)]
+    pub augment: AugmentSection,
+    #[serde(default)]
+    pub module: ModuleSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
+    #[serde(default)]
+    pub resources: ResourcesSection,
+    /// Cartesian grid: `method` or dotted keys (`"train.seed"`) to lists of values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sweep: BTreeMap<String, Vec<toml::Value>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataFormat {
+    Idx,
+    Cifar,
+    Folder,
+    Digits,
+    Synthetic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    Exp,
+    Step,
+}
+
+/// The long-tailed profile of the training set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImbalanceSpec {
+    pub profile: Profile,
+    /// `n_max / n_min`, >= 1 (1 = balanced).
+    pub ratio: f64,
+    /// For `step`: the fraction of classes that are minority classes (default 0.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_fraction: Option<f64>,
+}
+
+/// Parameters of the seeded synthetic data set (`format = "synthetic"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyntheticSection {
+    pub classes: usize,
+    pub train_per_class: usize,
+    pub test_per_class: usize,
+    pub size: usize,
+    pub seed: u64,
+}
+
+impl Default for SyntheticSection {
+    fn default() -> Self {
+        Self { classes: 10, train_per_class: 200, test_per_class: 50, size: 8, seed: 0 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    pub format: DataFormat,
+    /// Folder of the data set's files (not used by `digits` and `synthetic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imbalance: Option<ImbalanceSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_class: Option<usize>,
+    #[serde(default)]
+    pub val_per_class: usize,
+    #[serde(default)]
+    pub split_seed: u64,
+    /// Train on the balanced variant of the long-tailed set (same size, equal per class).
+    #[serde(default)]
+    pub balanced_variant: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<SyntheticSection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    /// `mlp`, `lenet`, `resnet8`, `resnet20`, `resnet32`.
+    pub backbone: String,
+    /// `linear` or `cosine`.
+    pub head: String,
+    /// Scale `s` of a cosine head.
+    pub head_scale: f32,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self { backbone: "lenet".into(), head: "linear".into(), head_scale: 16.0 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimizerSpec {
+    /// `sgd` or `adam`.
+    pub name: String,
+    pub lr: f64,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+}
+
+impl Default for OptimizerSpec {
+    fn default() -> Self {
+        Self {
+            name: "sgd".into(),
+            lr: 0.05,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 5e-4,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleSpec {
+    /// `constant`, `step` or `cosine`.
+    pub name: String,
+    /// Linear warm-up from lr/warmup_epochs to lr over the first epochs (LDAM-DRW uses 5).
+    pub warmup_epochs: usize,
+    /// For `step`: epochs at which the lr is multiplied by `gamma`.
+    pub milestones: Vec<usize>,
+    pub gamma: f64,
+}
+
+impl Default for ScheduleSpec {
+    fn default() -> Self {
+        Self { name: "cosine".into(), warmup_epochs: 0, milestones: Vec::new(), gamma: 0.1 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub optimizer: OptimizerSpec,
+    pub schedule: ScheduleSpec,
+    pub seed: u64,
+    /// Evaluate on the test (and validation) split every k epochs, and always after the last.
+    pub eval_every: usize,
+    /// Write a checkpoint every k epochs (0 = only at the end).
+    pub checkpoint_every: usize,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        Self {
+            epochs: 30,
+            batch_size: 128,
+            optimizer: OptimizerSpec::default(),
+            schedule: ScheduleSpec::default(),
+            seed: 0,
+            eval_every: 1,
+            checkpoint_every: 1,
+        }
+    }
+}
+
+/// Class re-balancing: overrides of the preset's sampler, loss, DRW schedule and post-hoc step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebalanceSection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampler: Option<PluginRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<PluginRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drw: Option<PluginRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posthoc: Option<PluginRef>,
+}
+
+/// Information augmentation: standard crop+flip and a batch-level mixing method.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AugmentSection {
+    /// Random crop with padding + horizontal flip (default: on, off for digits and synthetic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop_flip: Option<bool>,
+    /// Crop padding in pixels (default 4 for 32x32 images, 2 otherwise... see `resolve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad: Option<usize>,
+    /// `mixup`, `cutmix` or `remix`, with parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<PluginRef>,
+}
+
+/// Module improvement: the classifier kind and a decoupled second stage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleSection {
+    /// `cosine` (normalized classifier) with its `scale`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<PluginRef>,
+    /// `crt`, `lws`, `tau-norm` or `weight-balancing`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage2: Option<PluginRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Classes with more than this many training images are "many-shot".
+    pub many_threshold: usize,
+    /// Classes with fewer than this many training images are "few-shot".
+    pub few_threshold: usize,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self { many_threshold: 100, few_threshold: 20 }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResourcesSection {
+    pub gpus: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_share: Option<f64>,
+    pub priority: i32,
+}

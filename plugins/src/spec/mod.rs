@@ -1,0 +1,54 @@
+//! The experiment spec: the TOML contract the daemon accepts and `caudad train` runs. Parsing is
+//! strict (`deny_unknown_fields`), and validation names the key, the line and what is allowed, so
+//! a bad spec is rejected before anything runs or is stored.
+
+mod experiment;
+mod preset;
+mod resolve;
+mod sweep;
+
+pub use experiment::{
+    AugmentSection, DataFormat, DataSection, ExperimentSpec, ImbalanceSpec, MetricsSection,
+    ModelSection, ModuleSection, OptimizerSpec, Profile, RebalanceSection, ResourcesSection,
+    ScheduleSpec, SyntheticSection, TrainSection,
+};
+pub use preset::{Preset, PresetBook};
+pub use resolve::{ResolvedRun, Stage2Spec};
+pub use sweep::expand_sweep;
+
+#[cfg(test)]
+mod tests;
+
+/// Why a spec was rejected. Messages name the key (dotted path) and, where known, the line.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("{origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("{origin}: {key}: {message}")]
+    Invalid { origin: String, key: String, message: String },
+    #[error("{origin}: spec is {size} bytes; the limit is {limit}")]
+    TooLarge { origin: String, size: usize, limit: usize },
+}
+
+pub type Result<T> = std::result::Result<T, SpecError>;
+
+/// Largest spec accepted, in bytes.
+pub const MAX_SPEC_BYTES: usize = 256 * 1024;
+/// Largest grid a `[sweep]` may expand to.
+pub const MAX_GRID_RUNS: usize = 10_000;
+
+pub(crate) fn invalid(origin: &str, key: impl Into<String>, message: impl Into<String>) -> SpecError {
+    SpecError::Invalid { origin: origin.to_string(), key: key.into(), message: message.into() }
+}
+
+/// Turns a `toml` error into one that says the line and column.
+pub(crate) fn parse_error(origin: &str, text: &str, err: toml::de::Error) -> SpecError {
+    let message = match err.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {}", err.message())
+        }
+        None => err.message().to_string(),
+    };
+    SpecError::Parse { origin: origin.to_string(), message }
+}

@@ -1,0 +1,201 @@
+//! From a spec to a fully resolved run: the preset's parts overridden by the spec's sections,
+//! every plugin reference validated by the registry (defaults filled in), every value range
+//! checked. The resolved run is what gets stored with the run and hashed.
+
+use serde::Serialize;
+
+use super::{
+    DataFormat, DataSection, ExperimentSpec, MetricsSection, ModelSection, PresetBook,
+    ResourcesSection, Result, SpecError, TrainSection, invalid, parse_error,
+};
+use crate::models::BackboneKind;
+use crate::registry::{Family, Params, PluginRef, Registry};
+
+/// A decoupled second stage (or post-hoc classifier transform).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stage2Spec {
+    pub name: String,
+    pub params: Params,
+}
+
+/// One run, fully resolved: every plugin validated with its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResolvedRun {
+    pub name: String,
+    pub method: String,
+    pub data: DataSection,
+    pub model: ModelSection,
+    pub train: TrainSection,
+    pub sampler: Params,
+    pub loss: Params,
+    pub drw: Option<Params>,
+    pub posthoc: Option<Params>,
+    pub crop_flip: bool,
+    pub pad: usize,
+    pub mixer: Option<Params>,
+    pub stage2: Option<Stage2Spec>,
+    pub metrics: MetricsSection,
+    pub resources: ResourcesSection,
+}
+
+impl ExperimentSpec {
+    /// Parses a spec (bounded in size); `origin` names the file in errors.
+    pub fn parse(origin: &str, text: &str) -> Result<Self> {
+        if text.len() > super::MAX_SPEC_BYTES {
+            return Err(SpecError::TooLarge {
+                origin: origin.into(),
+                size: text.len(),
+                limit: super::MAX_SPEC_BYTES,
+            });
+        }
+        toml::from_str(text).map_err(|e| parse_error(origin, text, e))
+    }
+
+    /// Resolves a spec without a `[sweep]` into one run.
+    pub fn resolve(&self, origin: &str, presets: &PresetBook, registry: &Registry) -> Result<ResolvedRun> {
+        if !self.sweep.is_empty() {
+            return Err(invalid(origin, "sweep", "expand the grid first (one run per grid point)"));
+        }
+        let preset = presets.get(&self.method).ok_or_else(|| {
+            invalid(origin, "method", format!("unknown preset `{}`; allowed: {}", self.method, presets.names().join(", ")))
+        })?;
+        let pick = |spec: &Option<PluginRef>, preset: &Option<PluginRef>| spec.clone().or_else(|| preset.clone());
+        let check = |family: Family, key: &str, p: &PluginRef| -> Result<Params> {
+            registry.validate(family, p).map_err(|e| invalid(origin, key, e.to_string()))
+        };
+
+        let sampler = pick(&self.rebalance.sampler, &preset.rebalance.sampler)
+            .unwrap_or_else(|| PluginRef::named("instance"));
+        let loss = pick(&self.rebalance.loss, &preset.rebalance.loss).unwrap_or_else(|| PluginRef::named("ce"));
+        let drw = pick(&self.rebalance.drw, &preset.rebalance.drw);
+        let posthoc = pick(&self.rebalance.posthoc, &preset.rebalance.posthoc);
+        let mixer = pick(&self.augment.batch, &preset.augment.batch);
+        let classifier = pick(&self.module.classifier, &preset.module.classifier);
+        let stage2 = pick(&self.module.stage2, &preset.module.stage2);
+
+        let mut model = self.model.clone();
+        if let Some(c) = &classifier {
+            let p = check(Family::Module, "module.classifier", c)?;
+            if c.name != "cosine" {
+                return Err(invalid(origin, "module.classifier", "the classifier plugin must be `cosine`"));
+            }
+            model.head = "cosine".into();
+            model.head_scale = p.get("scale") as f32;
+        }
+        let stage2 = match stage2 {
+            Some(s) => {
+                let params = check(Family::Module, "module.stage2", &s)?;
+                if !["crt", "lws", "tau-norm", "weight-balancing"].contains(&s.name.as_str()) {
+                    return Err(invalid(origin, "module.stage2", format!("`{}` is not a stage-2 method; allowed: crt, lws, tau-norm, weight-balancing", s.name)));
+                }
+                Some(Stage2Spec { name: s.name, params })
+            }
+            None => None,
+        };
+        let is_small = matches!(self.data.format, DataFormat::Digits | DataFormat::Synthetic);
+        let run = ResolvedRun {
+            name: self.name.clone(),
+            method: self.method.clone(),
+            data: self.data.clone(),
+            model,
+            train: self.train.clone(),
+            sampler: check(Family::Sampler, "rebalance.sampler", &sampler)?,
+            loss: check(Family::Loss, "rebalance.loss", &loss)?,
+            drw: drw.map(|d| check(Family::Rebalance, "rebalance.drw", &d)).transpose()?,
+            posthoc: posthoc.map(|p| check(Family::Rebalance, "rebalance.posthoc", &p)).transpose()?,
+            crop_flip: self.augment.crop_flip.or(preset.augment.crop_flip).unwrap_or(!is_small),
+            pad: self.augment.pad.or(preset.augment.pad).unwrap_or(4),
+            mixer: mixer.map(|m| check(Family::Augment, "augment.batch", &m)).transpose()?,
+            stage2,
+            metrics: self.metrics.clone(),
+            resources: self.resources.clone(),
+        };
+        run.check_ranges(origin)?;
+        Ok(run)
+    }
+}
+
+impl ResolvedRun {
+    fn check_ranges(&self, origin: &str) -> Result<()> {
+        let bad = |key: &str, msg: String| Err(invalid(origin, key, msg));
+        if self.name.is_empty() || self.name.len() > 128 {
+            return bad("name", "must be 1 to 128 characters".into());
+        }
+        let d = &self.data;
+        if matches!(d.format, DataFormat::Idx | DataFormat::Cifar | DataFormat::Folder) && d.path.is_none() {
+            return bad("data.path", format!("required for format {:?}", d.format).to_lowercase());
+        }
+        if let Some(imb) = &d.imbalance {
+            if !(imb.ratio >= 1.0 && imb.ratio <= 1e6) {
+                return bad("data.imbalance.ratio", format!("{} is out of range; allowed 1 ..= 1000000", imb.ratio));
+            }
+            if let Some(f) = imb.step_fraction
+                && !(f > 0.0 && f < 1.0)
+            {
+                return bad("data.imbalance.step_fraction", format!("{f} is out of range; allowed 0 < f < 1"));
+            }
+        }
+        if d.max_per_class == Some(0) {
+            return bad("data.max_per_class", "must be at least 1".into());
+        }
+        if BackboneKind::parse(&self.model.backbone).is_none() {
+            return bad("model.backbone", format!("unknown `{}`; allowed: {}", self.model.backbone, BackboneKind::NAMES.join(", ")));
+        }
+        if !["linear", "cosine"].contains(&self.model.head.as_str()) {
+            return bad("model.head", format!("unknown `{}`; allowed: linear, cosine", self.model.head));
+        }
+        if !(self.model.head_scale > 0.0 && self.model.head_scale <= 1000.0) {
+            return bad("model.head_scale", format!("{} is out of range; allowed 0 < s <= 1000", self.model.head_scale));
+        }
+        let t = &self.train;
+        if !(1..=10_000).contains(&t.epochs) {
+            return bad("train.epochs", format!("{} is out of range; allowed 1 ..= 10000", t.epochs));
+        }
+        if !(1..=65_536).contains(&t.batch_size) {
+            return bad("train.batch_size", format!("{} is out of range; allowed 1 ..= 65536", t.batch_size));
+        }
+        if t.eval_every == 0 {
+            return bad("train.eval_every", "must be at least 1".into());
+        }
+        let o = &t.optimizer;
+        if !["sgd", "adam"].contains(&o.name.as_str()) {
+            return bad("train.optimizer.name", format!("unknown `{}`; allowed: sgd, adam", o.name));
+        }
+        if !(o.lr > 0.0 && o.lr <= 10.0) {
+            return bad("train.optimizer.lr", format!("{} is out of range; allowed 0 < lr <= 10", o.lr));
+        }
+        if !(0.0..1.0).contains(&o.momentum) || !(0.0..=1.0).contains(&o.weight_decay) {
+            return bad("train.optimizer", "momentum must be in [0, 1) and weight_decay in [0, 1]".into());
+        }
+        if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) || !(o.eps > 0.0) {
+            return bad("train.optimizer", "beta1 and beta2 must be in [0, 1) and eps > 0".into());
+        }
+        let s = &t.schedule;
+        if !["constant", "step", "cosine"].contains(&s.name.as_str()) {
+            return bad("train.schedule.name", format!("unknown `{}`; allowed: constant, step, cosine", s.name));
+        }
+        if s.warmup_epochs >= t.epochs && s.warmup_epochs > 0 {
+            return bad("train.schedule.warmup_epochs", format!("must be less than train.epochs ({})", t.epochs));
+        }
+        if !(s.gamma > 0.0 && s.gamma <= 1.0) {
+            return bad("train.schedule.gamma", format!("{} is out of range; allowed 0 < gamma <= 1", s.gamma));
+        }
+        if self.metrics.few_threshold > self.metrics.many_threshold {
+            return bad("metrics.few_threshold", "must not exceed metrics.many_threshold".into());
+        }
+        if let Some(share) = self.resources.gpu_share
+            && !(share > 0.0 && share <= 1.0)
+        {
+            return bad("resources.gpu_share", format!("{share} is out of range; allowed 0 < share <= 1"));
+        }
+        if self.resources.gpus > 64 {
+            return bad("resources.gpus", format!("{} is out of range; allowed 0 ..= 64", self.resources.gpus));
+        }
+        Ok(())
+    }
+
+    /// The resolved run as canonical JSON (stored with the run and hashed).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
