@@ -6,7 +6,7 @@
 mod builtin;
 mod params;
 
-pub use builtin::builtin_registry;
+pub use builtin::{build_loss, build_mixer, builtin_registry, validated};
 pub use params::{ParamKind, ParamSpec, Params, PluginRef};
 
 use std::collections::BTreeMap;
@@ -125,6 +125,11 @@ impl Registry {
     pub fn validate(&self, family: Family, plugin: &PluginRef) -> Result<Params, RegistryError> {
         let entry = self.entry(family, &plugin.name)?;
         Params::validate(entry.info.name, &entry.info.params, &plugin.params)
+    }
+
+    /// Builds a plugin from already validated parameters.
+    pub fn build_params(&self, family: Family, params: &Params, ctx: &BuildContext) -> Result<Built, RegistryError> {
+        (self.entry(family, &params.plugin)?.factory)(params, ctx)
     }
 
     /// Validates and builds a plugin for a run.

@@ -1,0 +1,144 @@
+//! The input pipeline of one epoch: gather the sampler's indices into batches, apply crop+flip
+//! on u8 pixels, normalize to f32, apply batch mixing, all on a producer thread that runs one
+//! or two batches ahead of the training step, so data preparation overlaps compute.
+
+use std::sync::Arc;
+use std::sync::mpsc::sync_channel;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::augment::{BatchMixer, crop_flip_one};
+use crate::data::ImageSet;
+
+/// Per-channel normalization `(x / 255 - mean_c) / std_c`, with statistics of the training set.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Normalizer {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl Normalizer {
+    /// Mean and (population) standard deviation per channel of `set`'s pixels scaled to [0, 1].
+    pub fn fit(set: &ImageSet) -> Self {
+        let c = set.channels;
+        let hw = set.height * set.width;
+        let mut sum = vec![0f64; c];
+        let mut sq = vec![0f64; c];
+        for img in set.pixels.chunks_exact(c * hw) {
+            for ch in 0..c {
+                for &p in &img[ch * hw..(ch + 1) * hw] {
+                    let v = p as f64 / 255.0;
+                    sum[ch] += v;
+                    sq[ch] += v * v;
+                }
+            }
+        }
+        let n = (set.labels.len() * hw).max(1) as f64;
+        let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+        let std = sq
+            .iter()
+            .zip(&mean)
+            .map(|(s, m)| ((s / n - m * m).max(0.0).sqrt()).max(1e-6) as f32)
+            .collect();
+        Self { mean: mean.into_iter().map(|m| m as f32).collect(), std }
+    }
+
+    /// Appends the normalized pixels of one CHW u8 image to `out`.
+    pub fn push(&self, img: &[u8], hw: usize, out: &mut Vec<f32>) {
+        for (ch, plane) in img.chunks_exact(hw).enumerate() {
+            let (m, s) = (self.mean[ch], 1.0 / self.std[ch]);
+            out.extend(plane.iter().map(|&p| (p as f32 / 255.0 - m) * s));
+        }
+    }
+}
+
+/// One training batch, ready to become tensors.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// `len * C * H * W` normalized pixels.
+    pub pixels: Vec<f32>,
+    pub labels: Vec<u32>,
+    /// Partner labels and per-sample weights of `labels` when the batch was mixed.
+    pub mixed: Option<(Vec<u32>, Vec<f32>)>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// What one epoch's pipeline needs.
+pub struct EpochPlan<'a> {
+    pub set: &'a ImageSet,
+    pub order: Vec<usize>,
+    pub batch_size: usize,
+    /// Crop padding when crop+flip is on.
+    pub crop_pad: Option<usize>,
+    pub norm: &'a Normalizer,
+    pub mixer: Option<Arc<dyn BatchMixer>>,
+    pub class_counts: &'a [usize],
+    /// Seeds this epoch's augmentation RNG, so a resumed epoch sees the same batches.
+    pub seed: u64,
+}
+
+/// Runs `step` on every batch of the epoch while the next batches are prepared on another thread.
+pub fn for_each_batch<E: Send>(
+    plan: EpochPlan<'_>,
+    mut step: impl FnMut(Batch) -> Result<(), E>,
+) -> Result<(), E> {
+    let (tx, rx) = sync_channel::<Batch>(2);
+    std::thread::scope(|scope| {
+        let producer = std::thread::Builder::new()
+            .name("cauda-batches".into())
+            .spawn_scoped(scope, move || produce(plan, |b| tx.send(b).is_ok()));
+        let mut result = Ok(());
+        for batch in rx.iter() {
+            if let Err(e) = step(batch) {
+                result = Err(e);
+                break;
+            }
+        }
+        // Dropping the receiver stops the producer at its next send.
+        drop(rx);
+        if let Ok(handle) = producer {
+            let _ = handle.join();
+        }
+        result
+    })
+}
+
+fn produce(plan: EpochPlan<'_>, mut send: impl FnMut(Batch) -> bool) {
+    let set = plan.set;
+    let (c, h, w) = (set.channels, set.height, set.width);
+    let chw = c * h * w;
+    let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
+    for chunk in plan.order.chunks(plan.batch_size.max(1)) {
+        let mut pixels = Vec::with_capacity(chunk.len() * chw);
+        let mut labels = Vec::with_capacity(chunk.len());
+        for &i in chunk {
+            let img = &set.pixels[i * chw..(i + 1) * chw];
+            match plan.crop_pad {
+                Some(pad) => {
+                    let dx = rng.random_range(0..=2 * pad);
+                    let dy = rng.random_range(0..=2 * pad);
+                    let flip = rng.random_bool(0.5);
+                    let out = crop_flip_one(img, c, h, w, pad, dx, dy, flip);
+                    plan.norm.push(&out, h * w, &mut pixels);
+                }
+                None => plan.norm.push(img, h * w, &mut pixels),
+            }
+            labels.push(set.labels[i]);
+        }
+        let mixed = plan.mixer.as_ref().map(|m| {
+            m.mix(&mut pixels, [c, h, w], &labels, plan.class_counts, &mut rng)
+        });
+        if !send(Batch { pixels, labels, mixed }) {
+            return;
+        }
+    }
+}

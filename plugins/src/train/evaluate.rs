@@ -1,0 +1,75 @@
+//! Evaluation: features and logits of a whole split in large batches with the model in
+//! validation mode (BatchNorm running statistics, no autodiff), post-hoc logit adjustment, and
+//! the LT metrics (overall, per-class, many/medium/few-shot).
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::batches::Normalizer;
+use super::record::EvalRecord;
+use crate::data::ImageSet;
+use crate::metrics;
+use crate::models::{Classifier, Head};
+use crate::spec::MetricsSection;
+
+const EVAL_BATCH: usize = 1024;
+
+/// Backbone features of every image of `set`, in order, as one `[N, D]` tensor.
+pub fn features(model: &Classifier, set: &ImageSet, norm: &Normalizer, device: &Device) -> Tensor<2> {
+    let (c, h, w) = (set.channels, set.height, set.width);
+    let chw = c * h * w;
+    let n = set.labels.len();
+    let mut parts = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let end = (start + EVAL_BATCH).min(n);
+        let mut px = Vec::with_capacity((end - start) * chw);
+        for img in set.pixels[start * chw..end * chw].chunks_exact(chw) {
+            norm.push(img, h * w, &mut px);
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(px, [end - start, c, h, w]), device);
+        parts.push(model.features(x));
+        start = end;
+    }
+    Tensor::cat(parts, 0)
+}
+
+/// Logits of `features` through `head`, minus `tau * log pi` when post-hoc adjusted.
+pub fn logits(head: &Head, features: Tensor<2>, posthoc: Option<&[f32]>) -> Vec<f32> {
+    let mut z = head.forward(features);
+    if let Some(shift) = posthoc {
+        let device = z.device();
+        let s = Tensor::<1>::from_data(TensorData::new(shift.to_vec(), [shift.len()]), &device);
+        z = z - s.unsqueeze_dim(0);
+    }
+    z.into_data().into_vec::<f32>().unwrap_or_default()
+}
+
+/// `tau * log(n_c / N)` per class: what post-hoc logit adjustment subtracts (Menon et al. 2021).
+pub fn log_prior_shift(class_counts: &[usize], tau: f32) -> Vec<f32> {
+    let total: usize = class_counts.iter().sum();
+    class_counts
+        .iter()
+        .map(|&n| tau * ((n.max(1) as f64 / total.max(1) as f64).ln() as f32))
+        .collect()
+}
+
+/// The LT metrics of row-major `logits` `[N, C]` against `labels`.
+pub fn score(
+    logits: &[f32],
+    labels: &[u32],
+    train_counts: &[usize],
+    thresholds: &MetricsSection,
+) -> EvalRecord {
+    let classes = train_counts.len();
+    let preds = metrics::argmax_rows(logits, classes);
+    let per_class = metrics::per_class_accuracy(&preds, labels, classes);
+    let groups = metrics::group_accuracy(&per_class, train_counts, thresholds.many_threshold, thresholds.few_threshold);
+    EvalRecord {
+        test_top1: metrics::top1(&preds, labels),
+        many: groups.many,
+        medium: groups.medium,
+        few: groups.few,
+        per_class,
+        val_top1: None,
+    }
+}

@@ -1,0 +1,158 @@
+//! One training stage: per epoch, ask the sampler for the order, stream batches, step the
+//! optimizer, evaluate every `eval_every` epochs, report the epoch and checkpoint. Stage 1 is the
+//! main training; decoupled methods run a second stage on the stage-1 model.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::{Int, Tensor, TensorData};
+
+use super::batches::{EpochPlan, for_each_batch};
+use super::checkpoint::{Checkpoint, CheckpointHeader};
+use super::evaluate;
+use super::record::{EpochRecord, EvalRecord};
+use super::schedule::learning_rate;
+use super::{Context, EventSink, TrainError};
+use crate::augment::BatchMixer;
+use crate::losses::{self, Loss};
+use crate::models::Classifier;
+use crate::samplers::Sampler;
+use crate::spec::{OptimizerSpec, ScheduleSpec};
+
+/// The plugins and hyper-parameters of one stage.
+pub struct StageSetup {
+    pub stage: u8,
+    pub epochs: usize,
+    /// Global number of this stage's first epoch (stage 2 continues after stage 1).
+    pub epoch_offset: usize,
+    pub sampler: Arc<dyn Sampler>,
+    pub loss: Arc<dyn Loss>,
+    pub mixer: Option<Arc<dyn BatchMixer>>,
+    pub crop_pad: Option<usize>,
+    pub optimizer: OptimizerSpec,
+    pub schedule: ScheduleSpec,
+    /// MaxNorm threshold applied to the classifier after every step (weight balancing).
+    pub max_norm: Option<f32>,
+}
+
+/// Trains `model` for the stage's epochs from `start` (epochs of this stage already done).
+pub fn run_stage(
+    ctx: &Context<'_>,
+    setup: &StageSetup,
+    mut model: Classifier,
+    mut optim: ModuleOptimizer,
+    start: usize,
+    history: &mut Vec<EpochRecord>,
+    sink: &mut dyn EventSink,
+) -> Result<Classifier, TrainError> {
+    let data = ctx.data;
+    let train = &data.train;
+    let classes = train.class_names.len();
+    let [c, h, w] = [train.channels, train.height, train.width];
+    let device = ctx.device.clone();
+    for epoch in start..setup.epochs {
+        let lr = learning_rate(setup.optimizer.lr, &setup.schedule, epoch, setup.epochs);
+        let global = setup.epoch_offset + epoch;
+        let seed = ctx.run.train.seed ^ ((setup.stage as u64) << 56) ^ (epoch as u64).wrapping_mul(0x9E37_79B9);
+        let order = setup.sampler.epoch_indices(&train.labels, classes, epoch, setup.epochs, seed);
+        let plan = EpochPlan {
+            set: train,
+            order,
+            batch_size: ctx.run.train.batch_size,
+            crop_pad: setup.crop_pad,
+            norm: &data.norm,
+            mixer: setup.mixer.clone(),
+            class_counts: &data.class_counts,
+            seed,
+        };
+        let started = Instant::now();
+        let mut seen = 0usize;
+        let mut loss_sum: Option<Tensor<1>> = None;
+        let mut batches = 0usize;
+        for_each_batch(plan, |batch| -> Result<(), TrainError> {
+            let n = batch.len();
+            let x = Tensor::<4>::from_data(TensorData::new(batch.pixels, [n, c, h, w]), &device);
+            let ya = labels_tensor(&batch.labels, &device);
+            let mixed = batch.mixed.map(|(b, lam)| {
+                (labels_tensor(&b, &device), Tensor::<1>::from_data(TensorData::new(lam, [n]), &device))
+            });
+            let logits = model.forward(x);
+            let loss = losses::combine(setup.loss.as_ref(), logits, ya, mixed, epoch);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model.clone(), grads);
+            if let Some(t) = setup.max_norm {
+                model.head = model.head.clone().max_norm(t);
+            }
+            let l = loss.detach();
+            loss_sum = Some(match loss_sum.take() {
+                Some(s) => s + l,
+                None => l,
+            });
+            seen += n;
+            batches += 1;
+            Ok(())
+        })?;
+        let train_loss = loss_sum.map(|s| s.into_scalar::<f32>()).unwrap_or(f32::NAN) / batches.max(1) as f32;
+        let images_per_sec = seen as f32 / started.elapsed().as_secs_f32().max(1e-9);
+        let last = epoch + 1 == setup.epochs;
+        let eval = (last || (epoch + 1) % ctx.run.train.eval_every == 0).then(|| evaluate_model(ctx, &model));
+        let record = EpochRecord { stage: setup.stage, epoch: global, train_loss, lr, images_per_sec, eval };
+        tracing::info!(stage = setup.stage, epoch = global, train_loss, images_per_sec, "epoch done");
+        sink.on_epoch(&record)?;
+        history.push(record);
+        let every = ctx.run.train.checkpoint_every;
+        if last || (every > 0 && (epoch + 1) % every == 0) {
+            let ckpt = checkpoint(ctx, setup.stage, epoch + 1, &model, &optim, history)?;
+            sink.on_checkpoint(&ckpt)?;
+        }
+    }
+    Ok(model)
+}
+
+fn labels_tensor(labels: &[u32], device: &burn::tensor::Device) -> Tensor<1, Int> {
+    let v: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
+    Tensor::<1, Int>::from_data(TensorData::new(v, [labels.len()]), device)
+}
+
+/// Test (and validation) metrics of the current model, with post-hoc adjustment when configured.
+pub fn evaluate_model(ctx: &Context<'_>, model: &Classifier) -> EvalRecord {
+    let m = model.valid();
+    let data = ctx.data;
+    let device = ctx.eval_device.clone();
+    let shift = ctx.posthoc_shift.as_deref();
+    let test_f = evaluate::features(&m, &data.test, &data.norm, &device);
+    let z = evaluate::logits(&m.head, test_f, shift);
+    let mut rec = evaluate::score(&z, &data.test.labels, &data.class_counts, &ctx.run.metrics);
+    if let Some(val) = &data.val {
+        let f = evaluate::features(&m, val, &data.norm, &device);
+        let z = evaluate::logits(&m.head, f, shift);
+        rec.val_top1 = Some(evaluate::score(&z, &val.labels, &data.class_counts, &ctx.run.metrics).test_top1);
+    }
+    rec
+}
+
+/// Serializes the model (in validation mode, so BatchNorm statistics are kept) and optimizer.
+pub fn checkpoint(
+    ctx: &Context<'_>,
+    stage: u8,
+    epochs_done: usize,
+    model: &Classifier,
+    optim: &ModuleOptimizer,
+    history: &[EpochRecord],
+) -> Result<Checkpoint, TrainError> {
+    let record = |e: burn::store::RecordError| TrainError::Record(e.to_string());
+    let model_bytes = model.valid().into_record().into_bytes().map_err(record)?.to_vec();
+    let optim_bytes = optim.into_bytes().map_err(record)?.to_vec();
+    Ok(Checkpoint {
+        header: CheckpointHeader {
+            config_hash: ctx.config_hash.clone(),
+            stage,
+            epochs_done,
+            history: history.to_vec(),
+        },
+        model: model_bytes,
+        optimizer: optim_bytes,
+    })
+}
