@@ -21,6 +21,8 @@ mod posthoc;
 mod weighted_ce;
 
 #[cfg(test)]
+mod behaviour_tests;
+#[cfg(test)]
 mod fixture_tests;
 
 use burn::tensor::{Int, Tensor};
