@@ -1,1 +1,66 @@
-//! losses (filled in by its owner)
+//! The long-tailed losses of the survey "Deep Long-Tailed Learning: A Survey" (Zhang et al., TPAMI 2023),
+//! Sec. 3.1 class re-balancing, on Burn tensors: one file per loss, one [`Loss`] trait the trainer calls,
+//! and one batch reduction, [`combine`], that applies class weights and mixup targets the same way for all.
+//!
+//! Division of labour: a loss gives the *unweighted* per-sample value `l(z_i, y)` ([`Loss::per_sample`])
+//! and, optionally, per-class weights `w_c` for the current epoch ([`Loss::class_weights`]); [`combine`]
+//! forms the weighted mean. Losses that need the training distribution are built from the per-class
+//! training counts `n_c` and validate every parameter with a [`LossError`] naming it and its range.
+
+mod balanced_softmax;
+mod class_balanced;
+mod class_stats;
+mod combine;
+mod cross_entropy;
+mod drw;
+mod error;
+mod focal;
+mod ldam;
+mod logit_adjusted;
+mod posthoc;
+mod weighted_ce;
+
+#[cfg(test)]
+mod behaviour_tests;
+#[cfg(test)]
+mod fixture_tests;
+
+use burn::tensor::{Int, Tensor};
+
+pub use balanced_softmax::BalancedSoftmax;
+pub use class_balanced::{ClassBalanced, ClassBalancedBase};
+pub use class_stats::log_prior;
+pub use combine::{Mixup, combine};
+pub use cross_entropy::CrossEntropy;
+pub use drw::Drw;
+pub use error::{LossError, Result};
+pub use focal::Focal;
+pub use ldam::Ldam;
+pub use logit_adjusted::LogitAdjusted;
+pub use posthoc::posthoc_adjust;
+pub use weighted_ce::WeightedCe;
+
+/// A classification loss for long-tailed training.
+///
+/// Contract: `per_sample` is unweighted and differentiable in the logits; class weights are applied
+/// only by [`combine`], so a loss never weights twice.
+pub trait Loss: Send + Sync + std::fmt::Debug {
+    /// Unweighted per-sample loss l_i for logits [N, C] and hard labels [N] -> [N].
+    fn per_sample(&self, logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1>;
+
+    /// Per-class weights w_c applied by `combine` at this epoch (None = all 1). Used by re-weighting and DRW.
+    fn class_weights(&self, _epoch: usize) -> Option<Vec<f32>> {
+        None
+    }
+
+    /// Whether the model must use a cosine (normalized) head, e.g. LDAM's s*cos.
+    fn wants_cosine_head(&self) -> bool {
+        false
+    }
+
+    /// The number of classes C this loss was built for (from its class counts), or None when the loss
+    /// works for any C. [`combine`] checks it against the logits so a mismatch is an error, not a panic.
+    fn num_classes(&self) -> Option<usize> {
+        None
+    }
+}
