@@ -1,1 +1,32 @@
-fn main() {}
+//! `caudad`: cauda's daemon binary. `caudad train SPEC.toml` runs one training run standalone
+//! (the same engine path the daemon's workers run) and prints one JSON object per epoch.
+
+mod train_cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "caudad", version, about = "cauda's experiment daemon for long-tailed learning")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one training run (a spec without [sweep]) without the daemon.
+    Train(train_cmd::TrainArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Train(args) => train_cmd::run(args),
+    }
+}

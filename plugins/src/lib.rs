@@ -7,4 +7,7 @@ pub mod data;
 pub mod losses;
 pub mod metrics;
 pub mod models;
+pub mod registry;
 pub mod samplers;
+pub mod spec;
+pub mod train;

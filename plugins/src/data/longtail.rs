@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use super::shuffle::{shuffle, stream_rng};
 
 /// The imbalance profile of [`LtConfig`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LtProfile {
     /// Exponential decay from the head to the tail class.

@@ -56,7 +56,7 @@ impl DataSource {
 }
 
 /// The format names, for callers that hold a name and a path rather than a [`DataSource`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DataFormat {
     Idx,

@@ -10,7 +10,7 @@ use super::shuffle::stream_rng;
 use super::{DataError, ImageSet, Result, TrainTest, numbered_classes};
 
 /// Shape and size of a synthetic data set.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyntheticConfig {
     pub num_classes: usize,

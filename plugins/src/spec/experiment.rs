@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::data::longtail::LtProfile;
+pub use crate::data::{DataFormat, SyntheticConfig};
 use crate::registry::PluginRef;
 
 fn default_method() -> String {
@@ -40,50 +42,16 @@ pub struct ExperimentSpec {
     pub sweep: BTreeMap<String, Vec<toml::Value>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DataFormat {
-    Idx,
-    Cifar,
-    Folder,
-    Digits,
-    Synthetic,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Profile {
-    Exp,
-    Step,
-}
-
 /// The long-tailed profile of the training set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImbalanceSpec {
-    pub profile: Profile,
+    pub profile: LtProfile,
     /// `n_max / n_min`, >= 1 (1 = balanced).
     pub ratio: f64,
     /// For `step`: the fraction of classes that are minority classes (default 0.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_fraction: Option<f64>,
-}
-
-/// Parameters of the seeded synthetic data set (`format = "synthetic"`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SyntheticSection {
-    pub classes: usize,
-    pub train_per_class: usize,
-    pub test_per_class: usize,
-    pub size: usize,
-    pub seed: u64,
-}
-
-impl Default for SyntheticSection {
-    fn default() -> Self {
-        Self { classes: 10, train_per_class: 200, test_per_class: 50, size: 8, seed: 0 }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,7 +73,7 @@ pub struct DataSection {
     #[serde(default)]
     pub balanced_variant: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub synthetic: Option<SyntheticSection>,
+    pub synthetic: Option<SyntheticConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,8 +9,8 @@ mod sweep;
 
 pub use experiment::{
     AugmentSection, DataFormat, DataSection, ExperimentSpec, ImbalanceSpec, MetricsSection,
-    ModelSection, ModuleSection, OptimizerSpec, Profile, RebalanceSection, ResourcesSection,
-    ScheduleSpec, SyntheticSection, TrainSection,
+    ModelSection, ModuleSection, LtProfile, OptimizerSpec, RebalanceSection, ResourcesSection,
+    ScheduleSpec, SyntheticConfig, TrainSection,
 };
 pub use preset::{Preset, PresetBook};
 pub use resolve::{ResolvedRun, Stage2Spec};

@@ -1,0 +1,89 @@
+//! `caudad train`: parse and resolve a spec, prepare its split, train, and print one JSON line
+//! per epoch and a final summary line; optionally write checkpoints, the split and the summary.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use cauda_plugins::registry::builtin_registry;
+use cauda_plugins::spec::{ExperimentSpec, PresetBook};
+use cauda_plugins::train::{self, Checkpoint, EpochRecord, EventSink, TrainError};
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// The experiment spec (TOML, without [sweep]).
+    spec: PathBuf,
+    /// Folder for `checkpoint.bin`, `split.json`, `summary.json` and `config.json`.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Resume from this checkpoint file.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Folder of user presets (`*.toml`) besides the built-in ones.
+    #[arg(long)]
+    presets: Option<PathBuf>,
+    /// Stop after writing split.json (no training): for `bench/reference.py`.
+    #[arg(long)]
+    split_only: bool,
+}
+
+struct Stdout {
+    out: Option<PathBuf>,
+}
+
+impl EventSink for Stdout {
+    fn on_epoch(&mut self, record: &EpochRecord) -> Result<(), TrainError> {
+        let line = serde_json::to_string(record).map_err(|e| TrainError::Sink(e.to_string()))?;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{line}").and_then(|_| stdout.flush()).map_err(|e| TrainError::Sink(e.to_string()))
+    }
+
+    fn on_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), TrainError> {
+        if let Some(dir) = &self.out {
+            let path = dir.join("checkpoint.bin");
+            let tmp = dir.join("checkpoint.bin.tmp");
+            std::fs::write(&tmp, checkpoint.to_bytes())
+                .and_then(|_| std::fs::rename(&tmp, &path))
+                .map_err(|e| TrainError::Sink(format!("{}: {e}", path.display())))?;
+        }
+        Ok(())
+    }
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let origin = args.spec.display().to_string();
+    let text = std::fs::read_to_string(&args.spec).with_context(|| format!("reading {origin}"))?;
+    let spec = ExperimentSpec::parse(&origin, &text)?;
+    if !spec.sweep.is_empty() {
+        bail!("{origin}: [sweep] makes a grid of runs; submit it to the daemon, or remove [sweep] to train one run");
+    }
+    let mut presets = PresetBook::builtin();
+    if let Some(dir) = &args.presets {
+        presets.load_dir(dir)?;
+    }
+    let registry = builtin_registry();
+    let run = spec.resolve(&origin, &presets, &registry)?;
+    let data = train::prepare(&run.data)?;
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let split = serde_json::to_vec(&data.split_file(&run.data))?;
+        std::fs::write(dir.join("split.json"), split)?;
+        std::fs::write(dir.join("config.json"), run.to_json())?;
+    }
+    if args.split_only {
+        return Ok(());
+    }
+    let resume = match &args.resume {
+        Some(p) => Some(Checkpoint::from_bytes(&std::fs::read(p).with_context(|| format!("reading {}", p.display()))?)?),
+        None => None,
+    };
+    let device = burn::tensor::Device::default();
+    let mut sink = Stdout { out: args.out.clone() };
+    let summary = train::train(&run, &data, &registry, &device, resume, &mut sink)?;
+    let line = serde_json::to_string(&serde_json::json!({ "summary": summary }))?;
+    println!("{line}");
+    if let Some(dir) = &args.out {
+        std::fs::write(dir.join("summary.json"), serde_json::to_vec_pretty(&summary)?)?;
+    }
+    Ok(())
+}

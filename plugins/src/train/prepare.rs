@@ -1,0 +1,95 @@
+//! From a spec's `[data]` section to the run's images: load the data set, cut the long-tailed
+//! (or balanced-variant) training split and the validation hold-out, fit the normalization, and
+//! describe the split in a file that `bench/reference.py` reads to train on the same images.
+
+use serde::{Deserialize, Serialize};
+
+use super::batches::Normalizer;
+use crate::data::longtail::{LtConfig, LtProfile, balanced_variant, long_tail_split};
+use crate::data::{DataError, DataFormat, ImageSet, SyntheticConfig, source, synthetic};
+use crate::spec::DataSection;
+
+/// The images of one run.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub train: ImageSet,
+    pub val: Option<ImageSet>,
+    pub test: ImageSet,
+    /// Training images per class.
+    pub class_counts: Vec<usize>,
+    pub split_hash: String,
+    pub norm: Normalizer,
+    /// Indices of the training and validation images in the data set's training part.
+    pub train_indices: Vec<usize>,
+    pub val_indices: Vec<usize>,
+}
+
+/// The split as a file: enough for another implementation to train on exactly these images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitFile {
+    pub format: DataFormat,
+    pub path: Option<std::path::PathBuf>,
+    pub class_counts: Vec<usize>,
+    pub split_hash: String,
+    pub train_indices: Vec<usize>,
+    pub val_indices: Vec<usize>,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl Prepared {
+    pub fn split_file(&self, data: &DataSection) -> SplitFile {
+        SplitFile {
+            format: data.format,
+            path: data.path.clone(),
+            class_counts: self.class_counts.clone(),
+            split_hash: self.split_hash.clone(),
+            train_indices: self.train_indices.clone(),
+            val_indices: self.val_indices.clone(),
+            mean: self.norm.mean.clone(),
+            std: self.norm.std.clone(),
+        }
+    }
+}
+
+/// Loads and splits the data a `[data]` section names.
+pub fn prepare(data: &DataSection) -> Result<Prepared, DataError> {
+    let tt = match data.format {
+        DataFormat::Synthetic => {
+            let cfg = data.synthetic.clone().unwrap_or_else(|| SyntheticConfig::new(10, 200, 50, 0));
+            synthetic::generate(&cfg)?
+        }
+        format => source::load(format, data.path.as_deref())?,
+    };
+    let classes = tt.train.num_classes();
+    let (profile, ratio, step_fraction) = match &data.imbalance {
+        Some(i) => (i.profile, i.ratio, i.step_fraction.unwrap_or(0.5)),
+        None => (LtProfile::Exp, 1.0, 0.5),
+    };
+    let cfg = LtConfig {
+        profile,
+        ratio,
+        max_per_class: data.max_per_class,
+        val_per_class: data.val_per_class,
+        split_seed: data.split_seed,
+        step_fraction,
+    };
+    let split = if data.balanced_variant {
+        balanced_variant(&tt.train.labels, classes, &cfg)?
+    } else {
+        long_tail_split(&tt.train.labels, classes, &cfg)?
+    };
+    let train = tt.train.subset(&split.train_indices);
+    let val = (!split.val_indices.is_empty()).then(|| tt.train.subset(&split.val_indices));
+    let norm = Normalizer::fit(&train);
+    Ok(Prepared {
+        train,
+        val,
+        test: tt.test,
+        class_counts: split.class_counts,
+        split_hash: split.hash,
+        norm,
+        train_indices: split.train_indices,
+        val_indices: split.val_indices,
+    })
+}
