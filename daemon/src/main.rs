@@ -6,7 +6,11 @@ mod train_cmd;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "caudad", version, about = "cauda's experiment daemon for long-tailed learning")]
+#[command(
+    name = "caudad",
+    version,
+    about = "cauda's experiment daemon for long-tailed learning"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

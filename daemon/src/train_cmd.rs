@@ -35,7 +35,9 @@ impl EventSink for Stdout {
     fn on_epoch(&mut self, record: &EpochRecord) -> Result<(), TrainError> {
         let line = serde_json::to_string(record).map_err(|e| TrainError::Sink(e.to_string()))?;
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "{line}").and_then(|_| stdout.flush()).map_err(|e| TrainError::Sink(e.to_string()))
+        writeln!(stdout, "{line}")
+            .and_then(|_| stdout.flush())
+            .map_err(|e| TrainError::Sink(e.to_string()))
     }
 
     fn on_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), TrainError> {
@@ -55,7 +57,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.spec).with_context(|| format!("reading {origin}"))?;
     let spec = ExperimentSpec::parse(&origin, &text)?;
     if !spec.sweep.is_empty() {
-        bail!("{origin}: [sweep] makes a grid of runs; submit it to the daemon, or remove [sweep] to train one run");
+        bail!(
+            "{origin}: [sweep] makes a grid of runs; submit it to the daemon, or remove [sweep] to train one run"
+        );
     }
     let mut presets = PresetBook::builtin();
     if let Some(dir) = &args.presets {
@@ -74,16 +78,23 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let resume = match &args.resume {
-        Some(p) => Some(Checkpoint::from_bytes(&std::fs::read(p).with_context(|| format!("reading {}", p.display()))?)?),
+        Some(p) => Some(Checkpoint::from_bytes(
+            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        )?),
         None => None,
     };
     let device = burn::tensor::Device::default();
-    let mut sink = Stdout { out: args.out.clone() };
+    let mut sink = Stdout {
+        out: args.out.clone(),
+    };
     let summary = train::train(&run, &data, &registry, &device, resume, &mut sink)?;
     let line = serde_json::to_string(&serde_json::json!({ "summary": summary }))?;
     println!("{line}");
     if let Some(dir) = &args.out {
-        std::fs::write(dir.join("summary.json"), serde_json::to_vec_pretty(&summary)?)?;
+        std::fs::write(
+            dir.join("summary.json"),
+            serde_json::to_vec_pretty(&summary)?,
+        )?;
     }
     Ok(())
 }

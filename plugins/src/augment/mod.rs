@@ -3,11 +3,13 @@
 //! random choice is either drawn from a caller's RNG or passed explicitly to a pure `*_with`
 //! function, so a run is reproducible and each mixer is testable against numpy.
 
+mod batch_mixer;
 mod crop_flip;
 mod cutmix;
 mod mixup;
 mod remix;
 
+pub use batch_mixer::{BatchMixer, Mixer};
 pub use crop_flip::{crop_flip, crop_flip_one};
 pub use cutmix::{CutBox, cutmix, cutmix_box, cutmix_with};
 pub use mixup::{mixup, mixup_with};

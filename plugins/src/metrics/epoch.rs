@@ -1,31 +1,7 @@
-//! The per-epoch metrics record, the model-selection variants the survey compares (best test,
+//! The model-selection variants the survey compares (best test,
 //! last epoch, validation-selected) and its relative accuracy.
 
 use serde::{Deserialize, Serialize};
-
-/// What one training epoch reports. Accuracies are fractions in `[0, 1]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EpochMetrics {
-    /// 0-based epoch index.
-    pub epoch: usize,
-    /// Mean training loss over the epoch.
-    pub train_loss: f32,
-    /// Learning rate used in the epoch.
-    pub lr: f64,
-    /// Training throughput.
-    pub images_per_sec: f64,
-    /// Top-1 accuracy on the (balanced) test set.
-    pub test_top1: f32,
-    /// Test accuracy of each class, `null` for a class without test images.
-    pub per_class: Vec<Option<f32>>,
-    /// Many/medium/few-shot test accuracy, `null` for an empty group.
-    pub many: Option<f32>,
-    pub medium: Option<f32>,
-    pub few: Option<f32>,
-    /// Top-1 on the validation split, when the run has one.
-    pub val_top1: Option<f32>,
-}
 
 /// The epoch a selection rule picked and its accuracies.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -33,16 +9,6 @@ pub struct Selected {
     pub epoch: usize,
     pub test_top1: f32,
     pub val_top1: Option<f32>,
-}
-
-impl From<&EpochMetrics> for Selected {
-    fn from(m: &EpochMetrics) -> Self {
-        Self {
-            epoch: m.epoch,
-            test_top1: m.test_top1,
-            val_top1: m.val_top1,
-        }
-    }
 }
 
 /// Tracks three model-selection rules over the epochs of a run: the best test accuracy (an
@@ -62,13 +28,12 @@ impl Selection {
     }
 
     /// Records one epoch's metrics.
-    pub fn update(&mut self, m: &EpochMetrics) {
-        let now = Selected::from(m);
+    pub fn update(&mut self, now: Selected) {
         self.last = Some(now);
-        if improves(m.test_top1, self.best_test.map(|s| s.test_top1)) {
+        if improves(now.test_top1, self.best_test.map(|s| s.test_top1)) {
             self.best_test = Some(now);
         }
-        if let Some(v) = m.val_top1
+        if let Some(v) = now.val_top1
             && improves(v, self.val_selected.and_then(|s| s.val_top1))
         {
             self.val_selected = Some(now);

@@ -7,7 +7,7 @@ mod epoch;
 mod shot_groups;
 
 pub use confusion::{ConfusionMatrix, argmax};
-pub use epoch::{EpochMetrics, Selected, Selection, relative_accuracy};
+pub use epoch::{Selected, Selection, relative_accuracy};
 pub use shot_groups::{GroupAccuracy, ShotThresholds, group_accuracy};
 
 /// Errors of the metrics layer: mismatched lengths or out-of-range classes in the inputs.

@@ -197,7 +197,7 @@ mod tests {
     #[test]
     fn max_norm_only_shrinks_rows_longer_than_the_threshold() {
         let h = head_from(vec![3.0, 4.0, 0.0, 1.0], 2, 2).max_norm(2.0);
-        let w: Vec<f32> = h.weight.val().into_data().into_vec().unwrap();
+        let w: Vec<f32> = h.weight.val().into_data().try_into_vec::<f32>().unwrap();
         assert!((w[0] - 1.2).abs() < 1e-6 && (w[1] - 1.6).abs() < 1e-6);
         assert!((w[3] - 1.0).abs() < 1e-6);
     }
@@ -208,7 +208,7 @@ mod tests {
         let mut h = head_from(vec![1.0, 0.0, 0.0, 2.0], 2, 2);
         h.cosine_scale = 10.0;
         let f = Tensor::<2>::from_data(TensorData::new(vec![3.0f32, 3.0], [1, 2]), &device);
-        let z: Vec<f32> = h.forward(f).into_data().into_vec().unwrap();
+        let z: Vec<f32> = h.forward(f).into_data().try_into_vec::<f32>().unwrap();
         let c = std::f32::consts::FRAC_1_SQRT_2 * 10.0;
         assert!((z[0] - c).abs() < 1e-4 && (z[1] - c).abs() < 1e-4, "{z:?}");
     }

@@ -77,11 +77,23 @@ pub enum RegistryError {
     #[error("plugin `{name}` is registered twice")]
     Duplicate { name: String },
     #[error("unknown {family:?} plugin `{name}`; allowed: {allowed}")]
-    Unknown { family: Family, name: String, allowed: String },
+    Unknown {
+        family: Family,
+        name: String,
+        allowed: String,
+    },
     #[error("{plugin}: unknown parameter `{key}`; allowed: {allowed}")]
-    UnknownParam { plugin: String, key: String, allowed: String },
+    UnknownParam {
+        plugin: String,
+        key: String,
+        allowed: String,
+    },
     #[error("{plugin}.{key}: {message}")]
-    BadParam { plugin: String, key: String, message: String },
+    BadParam {
+        plugin: String,
+        key: String,
+        message: String,
+    },
     #[error("{plugin}: {message}")]
     Build { plugin: String, message: String },
 }
@@ -97,7 +109,9 @@ impl Registry {
     pub fn register(&mut self, info: PluginInfo, factory: Factory) -> Result<(), RegistryError> {
         let key = (info.family, info.name);
         if self.entries.contains_key(&key) {
-            return Err(RegistryError::Duplicate { name: info.name.to_string() });
+            return Err(RegistryError::Duplicate {
+                name: info.name.to_string(),
+            });
         }
         self.entries.insert(key, Entry { info, factory });
         Ok(())
@@ -109,7 +123,11 @@ impl Registry {
     }
 
     fn entry(&self, family: Family, name: &str) -> Result<&Entry, RegistryError> {
-        self.entries.get(&(family, name)).ok_or_else(|| RegistryError::Unknown {
+        let found = self
+            .entries
+            .iter()
+            .find(|((f, n), _)| *f == family && *n == name);
+        found.map(|(_, e)| e).ok_or_else(|| RegistryError::Unknown {
             family,
             name: name.to_string(),
             allowed: self.names(family).join(", "),
@@ -118,7 +136,11 @@ impl Registry {
 
     /// The names registered in one family.
     pub fn names(&self, family: Family) -> Vec<&'static str> {
-        self.entries.keys().filter(|(f, _)| *f == family).map(|(_, n)| *n).collect()
+        self.entries
+            .keys()
+            .filter(|(f, _)| *f == family)
+            .map(|(_, n)| *n)
+            .collect()
     }
 
     /// Checks a reference's name and parameters, filling in defaults.
@@ -128,7 +150,12 @@ impl Registry {
     }
 
     /// Builds a plugin from already validated parameters.
-    pub fn build_params(&self, family: Family, params: &Params, ctx: &BuildContext) -> Result<Built, RegistryError> {
+    pub fn build_params(
+        &self,
+        family: Family,
+        params: &Params,
+        ctx: &BuildContext,
+    ) -> Result<Built, RegistryError> {
         (self.entry(family, &params.plugin)?.factory)(params, ctx)
     }
 
@@ -160,13 +187,19 @@ mod tests {
         };
         let f: Factory = |p, _| Ok(Built::Params(p.clone()));
         r.register(info(), f).unwrap();
-        assert!(matches!(r.register(info(), f), Err(RegistryError::Duplicate { .. })));
+        assert!(matches!(
+            r.register(info(), f),
+            Err(RegistryError::Duplicate { .. })
+        ));
     }
 
     #[test]
     fn unknown_names_and_keys_list_what_is_allowed() {
         let r = builtin_registry();
-        let err = r.validate(Family::Loss, &PluginRef::named("focl")).unwrap_err().to_string();
+        let err = r
+            .validate(Family::Loss, &PluginRef::named("focl"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("focal") && err.contains("ldam"), "{err}");
         let mut bad = PluginRef::named("focal");
         bad.params.insert("gama".into(), toml::Value::Float(2.0));
@@ -189,7 +222,11 @@ mod tests {
     #[test]
     fn every_builtin_describes_itself() {
         for p in builtin_registry().describe() {
-            assert!(!p.doc.is_empty() && !p.paper.is_empty(), "{} lacks doc/paper", p.name);
+            assert!(
+                !p.doc.is_empty() && !p.paper.is_empty(),
+                "{} lacks doc/paper",
+                p.name
+            );
         }
     }
 }

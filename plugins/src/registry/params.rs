@@ -16,7 +16,10 @@ pub struct PluginRef {
 
 impl PluginRef {
     pub fn named(name: &str) -> Self {
-        Self { name: name.to_string(), params: BTreeMap::new() }
+        Self {
+            name: name.to_string(),
+            params: BTreeMap::new(),
+        }
     }
 }
 
@@ -67,11 +70,37 @@ pub struct ParamSpec {
 }
 
 impl ParamSpec {
-    pub const fn float(name: &'static str, default: f64, min: f64, max: f64, doc: &'static str) -> Self {
-        Self { name, kind: ParamKind::Float, default, min, max, doc }
+    pub const fn float(
+        name: &'static str,
+        default: f64,
+        min: f64,
+        max: f64,
+        doc: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            kind: ParamKind::Float,
+            default,
+            min,
+            max,
+            doc,
+        }
     }
-    pub const fn int(name: &'static str, default: f64, min: f64, max: f64, doc: &'static str) -> Self {
-        Self { name, kind: ParamKind::Int, default, min, max, doc }
+    pub const fn int(
+        name: &'static str,
+        default: f64,
+        min: f64,
+        max: f64,
+        doc: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            kind: ParamKind::Int,
+            default,
+            min,
+            max,
+            doc,
+        }
     }
 }
 
@@ -136,6 +165,9 @@ impl Params {
             }
             values.insert(spec.name.to_string(), v);
         }
-        Ok(Self { plugin: plugin.to_string(), values })
+        Ok(Self {
+            plugin: plugin.to_string(),
+            values,
+        })
     }
 }

@@ -89,7 +89,11 @@ pub struct ModelSection {
 
 impl Default for ModelSection {
     fn default() -> Self {
-        Self { backbone: "lenet".into(), head: "linear".into(), head_scale: 16.0 }
+        Self {
+            backbone: "lenet".into(),
+            head: "linear".into(),
+            head_scale: 16.0,
+        }
     }
 }
 
@@ -136,7 +140,12 @@ pub struct ScheduleSpec {
 
 impl Default for ScheduleSpec {
     fn default() -> Self {
-        Self { name: "cosine".into(), warmup_epochs: 0, milestones: Vec::new(), gamma: 0.1 }
+        Self {
+            name: "cosine".into(),
+            warmup_epochs: 0,
+            milestones: Vec::new(),
+            gamma: 0.1,
+        }
     }
 }
 
@@ -220,7 +229,10 @@ pub struct MetricsSection {
 
 impl Default for MetricsSection {
     fn default() -> Self {
-        Self { many_threshold: 100, few_threshold: 20 }
+        Self {
+            many_threshold: 100,
+            few_threshold: 20,
+        }
     }
 }
 

@@ -8,8 +8,8 @@ mod resolve;
 mod sweep;
 
 pub use experiment::{
-    AugmentSection, DataFormat, DataSection, ExperimentSpec, ImbalanceSpec, MetricsSection,
-    ModelSection, ModuleSection, LtProfile, OptimizerSpec, RebalanceSection, ResourcesSection,
+    AugmentSection, DataFormat, DataSection, ExperimentSpec, ImbalanceSpec, LtProfile,
+    MetricsSection, ModelSection, ModuleSection, OptimizerSpec, RebalanceSection, ResourcesSection,
     ScheduleSpec, SyntheticConfig, TrainSection,
 };
 pub use preset::{Preset, PresetBook};
@@ -25,9 +25,17 @@ pub enum SpecError {
     #[error("{origin}: {message}")]
     Parse { origin: String, message: String },
     #[error("{origin}: {key}: {message}")]
-    Invalid { origin: String, key: String, message: String },
+    Invalid {
+        origin: String,
+        key: String,
+        message: String,
+    },
     #[error("{origin}: spec is {size} bytes; the limit is {limit}")]
-    TooLarge { origin: String, size: usize, limit: usize },
+    TooLarge {
+        origin: String,
+        size: usize,
+        limit: usize,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, SpecError>;
@@ -37,8 +45,16 @@ pub const MAX_SPEC_BYTES: usize = 256 * 1024;
 /// Largest grid a `[sweep]` may expand to.
 pub const MAX_GRID_RUNS: usize = 10_000;
 
-pub(crate) fn invalid(origin: &str, key: impl Into<String>, message: impl Into<String>) -> SpecError {
-    SpecError::Invalid { origin: origin.to_string(), key: key.into(), message: message.into() }
+pub(crate) fn invalid(
+    origin: &str,
+    key: impl Into<String>,
+    message: impl Into<String>,
+) -> SpecError {
+    SpecError::Invalid {
+        origin: origin.to_string(),
+        key: key.into(),
+        message: message.into(),
+    }
 }
 
 /// Turns a `toml` error into one that says the line and column.
@@ -50,5 +66,8 @@ pub(crate) fn parse_error(origin: &str, text: &str, err: toml::de::Error) -> Spe
         }
         None => err.message().to_string(),
     };
-    SpecError::Parse { origin: origin.to_string(), message }
+    SpecError::Parse {
+        origin: origin.to_string(),
+        message,
+    }
 }

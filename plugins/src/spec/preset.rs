@@ -93,7 +93,11 @@ impl PresetBook {
     /// Adds a user preset; a name that is already taken is an error.
     pub fn add(&mut self, origin: &str, preset: Preset) -> Result<()> {
         if self.presets.contains_key(&preset.name) {
-            return Err(super::invalid(origin, "name", format!("preset `{}` already exists", preset.name)));
+            return Err(super::invalid(
+                origin,
+                "name",
+                format!("preset `{}` already exists", preset.name),
+            ));
         }
         self.presets.insert(preset.name.clone(), preset);
         Ok(())
@@ -131,8 +135,17 @@ impl Preset {
             });
         }
         let p: Preset = toml::from_str(text).map_err(|e| parse_error(origin, text, e))?;
-        if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(super::invalid(origin, "name", "a preset name is non-empty ASCII letters, digits, `-`, `_` or `.`"));
+        if p.name.is_empty()
+            || !p
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(super::invalid(
+                origin,
+                "name",
+                "a preset name is non-empty ASCII letters, digits, `-`, `_` or `.`",
+            ));
         }
         Ok(p)
     }
@@ -155,7 +168,12 @@ mod tests {
     fn a_user_preset_cannot_shadow_a_builtin() {
         let mut book = PresetBook::builtin();
         let p = Preset::parse("mine.toml", "name = \"ce\"\n").unwrap();
-        assert!(book.add("mine.toml", p).unwrap_err().to_string().contains("already exists"));
+        assert!(
+            book.add("mine.toml", p)
+                .unwrap_err()
+                .to_string()
+                .contains("already exists")
+        );
     }
 
     #[test]

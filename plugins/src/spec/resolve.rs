@@ -52,21 +52,43 @@ impl ExperimentSpec {
     }
 
     /// Resolves a spec without a `[sweep]` into one run.
-    pub fn resolve(&self, origin: &str, presets: &PresetBook, registry: &Registry) -> Result<ResolvedRun> {
+    pub fn resolve(
+        &self,
+        origin: &str,
+        presets: &PresetBook,
+        registry: &Registry,
+    ) -> Result<ResolvedRun> {
         if !self.sweep.is_empty() {
-            return Err(invalid(origin, "sweep", "expand the grid first (one run per grid point)"));
+            return Err(invalid(
+                origin,
+                "sweep",
+                "expand the grid first (one run per grid point)",
+            ));
         }
         let preset = presets.get(&self.method).ok_or_else(|| {
-            invalid(origin, "method", format!("unknown preset `{}`; allowed: {}", self.method, presets.names().join(", ")))
+            invalid(
+                origin,
+                "method",
+                format!(
+                    "unknown preset `{}`; allowed: {}",
+                    self.method,
+                    presets.names().join(", ")
+                ),
+            )
         })?;
-        let pick = |spec: &Option<PluginRef>, preset: &Option<PluginRef>| spec.clone().or_else(|| preset.clone());
+        let pick = |spec: &Option<PluginRef>, preset: &Option<PluginRef>| {
+            spec.clone().or_else(|| preset.clone())
+        };
         let check = |family: Family, key: &str, p: &PluginRef| -> Result<Params> {
-            registry.validate(family, p).map_err(|e| invalid(origin, key, e.to_string()))
+            registry
+                .validate(family, p)
+                .map_err(|e| invalid(origin, key, e.to_string()))
         };
 
         let sampler = pick(&self.rebalance.sampler, &preset.rebalance.sampler)
             .unwrap_or_else(|| PluginRef::named("instance"));
-        let loss = pick(&self.rebalance.loss, &preset.rebalance.loss).unwrap_or_else(|| PluginRef::named("ce"));
+        let loss = pick(&self.rebalance.loss, &preset.rebalance.loss)
+            .unwrap_or_else(|| PluginRef::named("ce"));
         let drw = pick(&self.rebalance.drw, &preset.rebalance.drw);
         let posthoc = pick(&self.rebalance.posthoc, &preset.rebalance.posthoc);
         let mixer = pick(&self.augment.batch, &preset.augment.batch);
@@ -77,7 +99,11 @@ impl ExperimentSpec {
         if let Some(c) = &classifier {
             let p = check(Family::Module, "module.classifier", c)?;
             if c.name != "cosine" {
-                return Err(invalid(origin, "module.classifier", "the classifier plugin must be `cosine`"));
+                return Err(invalid(
+                    origin,
+                    "module.classifier",
+                    "the classifier plugin must be `cosine`",
+                ));
             }
             model.head = "cosine".into();
             model.head_scale = p.get("scale") as f32;
@@ -86,9 +112,19 @@ impl ExperimentSpec {
             Some(s) => {
                 let params = check(Family::Module, "module.stage2", &s)?;
                 if !["crt", "lws", "tau-norm", "weight-balancing"].contains(&s.name.as_str()) {
-                    return Err(invalid(origin, "module.stage2", format!("`{}` is not a stage-2 method; allowed: crt, lws, tau-norm, weight-balancing", s.name)));
+                    return Err(invalid(
+                        origin,
+                        "module.stage2",
+                        format!(
+                            "`{}` is not a stage-2 method; allowed: crt, lws, tau-norm, weight-balancing",
+                            s.name
+                        ),
+                    ));
                 }
-                Some(Stage2Spec { name: s.name, params })
+                Some(Stage2Spec {
+                    name: s.name,
+                    params,
+                })
             }
             None => None,
         };
@@ -101,11 +137,21 @@ impl ExperimentSpec {
             train: self.train.clone(),
             sampler: check(Family::Sampler, "rebalance.sampler", &sampler)?,
             loss: check(Family::Loss, "rebalance.loss", &loss)?,
-            drw: drw.map(|d| check(Family::Rebalance, "rebalance.drw", &d)).transpose()?,
-            posthoc: posthoc.map(|p| check(Family::Rebalance, "rebalance.posthoc", &p)).transpose()?,
-            crop_flip: self.augment.crop_flip.or(preset.augment.crop_flip).unwrap_or(!is_small),
+            drw: drw
+                .map(|d| check(Family::Rebalance, "rebalance.drw", &d))
+                .transpose()?,
+            posthoc: posthoc
+                .map(|p| check(Family::Rebalance, "rebalance.posthoc", &p))
+                .transpose()?,
+            crop_flip: self
+                .augment
+                .crop_flip
+                .or(preset.augment.crop_flip)
+                .unwrap_or(!is_small),
             pad: self.augment.pad.or(preset.augment.pad).unwrap_or(4),
-            mixer: mixer.map(|m| check(Family::Augment, "augment.batch", &m)).transpose()?,
+            mixer: mixer
+                .map(|m| check(Family::Augment, "augment.batch", &m))
+                .transpose()?,
             stage2,
             metrics: self.metrics.clone(),
             resources: self.resources.clone(),
@@ -122,74 +168,139 @@ impl ResolvedRun {
             return bad("name", "must be 1 to 128 characters".into());
         }
         let d = &self.data;
-        if matches!(d.format, DataFormat::Idx | DataFormat::Cifar | DataFormat::Folder) && d.path.is_none() {
-            return bad("data.path", format!("required for format {:?}", d.format).to_lowercase());
+        if matches!(
+            d.format,
+            DataFormat::Idx | DataFormat::Cifar | DataFormat::Folder
+        ) && d.path.is_none()
+        {
+            return bad(
+                "data.path",
+                format!("required for format {:?}", d.format).to_lowercase(),
+            );
         }
         if let Some(imb) = &d.imbalance {
             if !(imb.ratio >= 1.0 && imb.ratio <= 1e6) {
-                return bad("data.imbalance.ratio", format!("{} is out of range; allowed 1 ..= 1000000", imb.ratio));
+                return bad(
+                    "data.imbalance.ratio",
+                    format!("{} is out of range; allowed 1 ..= 1000000", imb.ratio),
+                );
             }
             if let Some(f) = imb.step_fraction
                 && !(f > 0.0 && f < 1.0)
             {
-                return bad("data.imbalance.step_fraction", format!("{f} is out of range; allowed 0 < f < 1"));
+                return bad(
+                    "data.imbalance.step_fraction",
+                    format!("{f} is out of range; allowed 0 < f < 1"),
+                );
             }
         }
         if d.max_per_class == Some(0) {
             return bad("data.max_per_class", "must be at least 1".into());
         }
         if BackboneKind::parse(&self.model.backbone).is_none() {
-            return bad("model.backbone", format!("unknown `{}`; allowed: {}", self.model.backbone, BackboneKind::NAMES.join(", ")));
+            return bad(
+                "model.backbone",
+                format!(
+                    "unknown `{}`; allowed: {}",
+                    self.model.backbone,
+                    BackboneKind::NAMES.join(", ")
+                ),
+            );
         }
         if !["linear", "cosine"].contains(&self.model.head.as_str()) {
-            return bad("model.head", format!("unknown `{}`; allowed: linear, cosine", self.model.head));
+            return bad(
+                "model.head",
+                format!("unknown `{}`; allowed: linear, cosine", self.model.head),
+            );
         }
         if !(self.model.head_scale > 0.0 && self.model.head_scale <= 1000.0) {
-            return bad("model.head_scale", format!("{} is out of range; allowed 0 < s <= 1000", self.model.head_scale));
+            return bad(
+                "model.head_scale",
+                format!(
+                    "{} is out of range; allowed 0 < s <= 1000",
+                    self.model.head_scale
+                ),
+            );
         }
         let t = &self.train;
         if !(1..=10_000).contains(&t.epochs) {
-            return bad("train.epochs", format!("{} is out of range; allowed 1 ..= 10000", t.epochs));
+            return bad(
+                "train.epochs",
+                format!("{} is out of range; allowed 1 ..= 10000", t.epochs),
+            );
         }
         if !(1..=65_536).contains(&t.batch_size) {
-            return bad("train.batch_size", format!("{} is out of range; allowed 1 ..= 65536", t.batch_size));
+            return bad(
+                "train.batch_size",
+                format!("{} is out of range; allowed 1 ..= 65536", t.batch_size),
+            );
         }
         if t.eval_every == 0 {
             return bad("train.eval_every", "must be at least 1".into());
         }
         let o = &t.optimizer;
         if !["sgd", "adam"].contains(&o.name.as_str()) {
-            return bad("train.optimizer.name", format!("unknown `{}`; allowed: sgd, adam", o.name));
+            return bad(
+                "train.optimizer.name",
+                format!("unknown `{}`; allowed: sgd, adam", o.name),
+            );
         }
         if !(o.lr > 0.0 && o.lr <= 10.0) {
-            return bad("train.optimizer.lr", format!("{} is out of range; allowed 0 < lr <= 10", o.lr));
+            return bad(
+                "train.optimizer.lr",
+                format!("{} is out of range; allowed 0 < lr <= 10", o.lr),
+            );
         }
         if !(0.0..1.0).contains(&o.momentum) || !(0.0..=1.0).contains(&o.weight_decay) {
-            return bad("train.optimizer", "momentum must be in [0, 1) and weight_decay in [0, 1]".into());
+            return bad(
+                "train.optimizer",
+                "momentum must be in [0, 1) and weight_decay in [0, 1]".into(),
+            );
         }
         if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) || !(o.eps > 0.0) {
-            return bad("train.optimizer", "beta1 and beta2 must be in [0, 1) and eps > 0".into());
+            return bad(
+                "train.optimizer",
+                "beta1 and beta2 must be in [0, 1) and eps > 0".into(),
+            );
         }
         let s = &t.schedule;
         if !["constant", "step", "cosine"].contains(&s.name.as_str()) {
-            return bad("train.schedule.name", format!("unknown `{}`; allowed: constant, step, cosine", s.name));
+            return bad(
+                "train.schedule.name",
+                format!("unknown `{}`; allowed: constant, step, cosine", s.name),
+            );
         }
         if s.warmup_epochs >= t.epochs && s.warmup_epochs > 0 {
-            return bad("train.schedule.warmup_epochs", format!("must be less than train.epochs ({})", t.epochs));
+            return bad(
+                "train.schedule.warmup_epochs",
+                format!("must be less than train.epochs ({})", t.epochs),
+            );
         }
         if !(s.gamma > 0.0 && s.gamma <= 1.0) {
-            return bad("train.schedule.gamma", format!("{} is out of range; allowed 0 < gamma <= 1", s.gamma));
+            return bad(
+                "train.schedule.gamma",
+                format!("{} is out of range; allowed 0 < gamma <= 1", s.gamma),
+            );
         }
         if self.metrics.few_threshold > self.metrics.many_threshold {
-            return bad("metrics.few_threshold", "must not exceed metrics.many_threshold".into());
+            return bad(
+                "metrics.few_threshold",
+                "must not exceed metrics.many_threshold".into(),
+            );
         }
         if let Some(share) = self.resources.gpu_share
             && !(share > 0.0 && share <= 1.0)
         {
-            return bad("resources.gpu_share", format!("{share} is out of range; allowed 0 < share <= 1"));
+            return bad(
+                "resources.gpu_share",
+                format!("{share} is out of range; allowed 0 < share <= 1"),
+            );
         }
         if self.resources.gpus > 64 {
-            return bad("resources.gpus", format!("{} is out of range; allowed 0 ..= 64", self.resources.gpus));
+            return bad(
+                "resources.gpus",
+                format!("{} is out of range; allowed 0 ..= 64", self.resources.gpus),
+            );
         }
         Ok(())
     }

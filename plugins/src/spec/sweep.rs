@@ -10,14 +10,26 @@ pub fn expand_sweep(origin: &str, spec: &ExperimentSpec) -> Result<Vec<Experimen
     let mut size = 1usize;
     for (key, values) in &grid {
         if values.is_empty() {
-            return Err(invalid(origin, format!("sweep.{key}"), "an empty list makes an empty grid"));
+            return Err(invalid(
+                origin,
+                format!("sweep.{key}"),
+                "an empty list makes an empty grid",
+            ));
         }
         size = size.saturating_mul(values.len());
     }
     if size > super::MAX_GRID_RUNS {
-        return Err(invalid(origin, "sweep", format!("the grid has {size} runs; the limit is {}", super::MAX_GRID_RUNS)));
+        return Err(invalid(
+            origin,
+            "sweep",
+            format!(
+                "the grid has {size} runs; the limit is {}",
+                super::MAX_GRID_RUNS
+            ),
+        ));
     }
-    let base_value = toml::Value::try_from(&base).map_err(|e| invalid(origin, "sweep", e.to_string()))?;
+    let base_value =
+        toml::Value::try_from(&base).map_err(|e| invalid(origin, "sweep", e.to_string()))?;
     let mut out = Vec::with_capacity(size);
     for i in 0..size {
         let mut value = base_value.clone();
@@ -26,7 +38,8 @@ pub fn expand_sweep(origin: &str, spec: &ExperimentSpec) -> Result<Vec<Experimen
         for (key, values) in &grid {
             let v = &values[rest % values.len()];
             rest /= values.len();
-            set_dotted(&mut value, key).map_err(|m| invalid(origin, format!("sweep.{key}"), m))?
+            set_dotted(&mut value, key)
+                .map_err(|m| invalid(origin, format!("sweep.{key}"), m))?
                 .clone_from(v);
             let shown = match v {
                 toml::Value::String(s) => s.clone(),
@@ -46,13 +59,20 @@ pub fn expand_sweep(origin: &str, spec: &ExperimentSpec) -> Result<Vec<Experimen
 }
 
 /// The slot a dotted key names, creating tables along the way.
-fn set_dotted<'a>(value: &'a mut toml::Value, key: &str) -> std::result::Result<&'a mut toml::Value, String> {
+fn set_dotted<'a>(
+    value: &'a mut toml::Value,
+    key: &str,
+) -> std::result::Result<&'a mut toml::Value, String> {
     let mut cur = value;
     let parts: Vec<&str> = key.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
-        let table = cur.as_table_mut().ok_or_else(|| format!("`{part}` is not inside a table"))?;
+        let table = cur
+            .as_table_mut()
+            .ok_or_else(|| format!("`{part}` is not inside a table"))?;
         if i + 1 == parts.len() {
-            return Ok(table.entry(part.to_string()).or_insert(toml::Value::Boolean(false)));
+            return Ok(table
+                .entry(part.to_string())
+                .or_insert(toml::Value::Boolean(false)));
         }
         cur = table
             .entry(part.to_string())

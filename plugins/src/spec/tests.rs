@@ -44,9 +44,14 @@ fn the_issue_example_expands_into_eight_resolved_runs() {
     let runs = expand_sweep("spec.toml", &spec).unwrap();
     assert_eq!(runs.len(), 8);
     let names: Vec<_> = runs.iter().map(|r| r.name.clone()).collect();
-    assert!(names.contains(&"fmnist-lt/method=crt,train.seed=1".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"fmnist-lt/method=crt,train.seed=1".to_string()),
+        "{names:?}"
+    );
     for r in &runs {
-        let resolved = r.resolve("spec.toml", &PresetBook::builtin(), &builtin_registry()).unwrap();
+        let resolved = r
+            .resolve("spec.toml", &PresetBook::builtin(), &builtin_registry())
+            .unwrap();
         assert_eq!(resolved.train.epochs, 30);
     }
 }
@@ -63,7 +68,10 @@ fn ldam_drw_resolves_to_its_papers_parts() {
 
 #[test]
 fn a_section_overrides_the_preset() {
-    let text = single(EXAMPLE).replace("[model]", "[rebalance]\nloss = { name = \"ldam\", s = 10 }\n[model]");
+    let text = single(EXAMPLE).replace(
+        "[model]",
+        "[rebalance]\nloss = { name = \"ldam\", s = 10 }\n[model]",
+    );
     let run = resolve(&text).unwrap();
     assert_eq!(run.loss.get("s"), 10.0);
     assert_eq!(run.loss.get("max_m"), 0.5);
@@ -73,41 +81,84 @@ fn a_section_overrides_the_preset() {
 fn an_unknown_key_is_named_with_its_line() {
     let text = single(EXAMPLE).replace("batch_size = 128", "batchsize = 128");
     let err = resolve(&text).unwrap_err().to_string();
-    assert!(err.contains("line 17") && err.contains("batchsize"), "{err}");
+    assert!(
+        err.contains("line 17") && err.contains("batchsize"),
+        "{err}"
+    );
 }
 
 #[test]
 fn out_of_range_values_name_the_key_and_the_range() {
-    let err = resolve(&single(EXAMPLE).replace("ratio = 100", "ratio = 0.5")).unwrap_err().to_string();
-    assert!(err.contains("data.imbalance.ratio") && err.contains("allowed"), "{err}");
-    let err = resolve(&single(EXAMPLE).replace("lr = 0.05", "lr = -1")).unwrap_err().to_string();
+    let err = resolve(&single(EXAMPLE).replace("ratio = 100", "ratio = 0.5"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("data.imbalance.ratio") && err.contains("allowed"),
+        "{err}"
+    );
+    let err = resolve(&single(EXAMPLE).replace("lr = 0.05", "lr = -1"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("train.optimizer.lr"), "{err}");
-    let err = resolve(&single(EXAMPLE).replace("\"lenet\"", "\"vgg\"")).unwrap_err().to_string();
-    assert!(err.contains("model.backbone") && err.contains("resnet32"), "{err}");
+    let err = resolve(&single(EXAMPLE).replace("\"lenet\"", "\"vgg\""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("model.backbone") && err.contains("resnet32"),
+        "{err}"
+    );
 }
 
 #[test]
 fn an_unknown_method_lists_the_presets() {
-    let err = resolve(&single(EXAMPLE).replace("ldam-drw", "ldam")).unwrap_err().to_string();
-    assert!(err.contains("method") && err.contains("balanced-softmax"), "{err}");
+    let err = resolve(&single(EXAMPLE).replace("ldam-drw", "ldam"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("method") && err.contains("balanced-softmax"),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_plugin_parameters_are_rejected_with_the_section() {
-    let text = single(EXAMPLE).replace("[model]", "[augment]\nbatch = { name = \"mixup\", alpha = -1 }\n[model]");
+    let text = single(EXAMPLE).replace(
+        "[model]",
+        "[augment]\nbatch = { name = \"mixup\", alpha = -1 }\n[model]",
+    );
     let err = resolve(&text).unwrap_err().to_string();
-    assert!(err.contains("augment.batch") && err.contains("mixup.alpha"), "{err}");
+    assert!(
+        err.contains("augment.batch") && err.contains("mixup.alpha"),
+        "{err}"
+    );
 }
 
 #[test]
 fn oversized_specs_and_grids_are_refused() {
     let big = "#".repeat(MAX_SPEC_BYTES + 1);
-    assert!(matches!(ExperimentSpec::parse("big.toml", &big), Err(SpecError::TooLarge { .. })));
-    let grid = format!("{}\n[sweep]\n\"train.seed\" = [{}]\n\"data.split_seed\" = [{}]\n", single(EXAMPLE),
-        (0..200).map(|i| i.to_string()).collect::<Vec<_>>().join(","),
-        (0..200).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+    assert!(matches!(
+        ExperimentSpec::parse("big.toml", &big),
+        Err(SpecError::TooLarge { .. })
+    ));
+    let grid = format!(
+        "{}\n[sweep]\n\"train.seed\" = [{}]\n\"data.split_seed\" = [{}]\n",
+        single(EXAMPLE),
+        (0..200)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        (0..200)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
     let spec = ExperimentSpec::parse("grid.toml", &grid).unwrap();
-    assert!(expand_sweep("grid.toml", &spec).unwrap_err().to_string().contains("limit"));
+    assert!(
+        expand_sweep("grid.toml", &spec)
+            .unwrap_err()
+            .to_string()
+            .contains("limit")
+    );
 }
 
 #[test]

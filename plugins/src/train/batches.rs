@@ -8,7 +8,7 @@ use std::sync::mpsc::sync_channel;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::augment::{BatchMixer, crop_flip_one};
+use crate::augment::{AugmentError, BatchMixer, crop_flip_one};
 use crate::data::ImageSet;
 
 /// Per-channel normalization `(x / 255 - mean_c) / std_c`, with statistics of the training set.
@@ -41,7 +41,10 @@ impl Normalizer {
             .zip(&mean)
             .map(|(s, m)| ((s / n - m * m).max(0.0).sqrt()).max(1e-6) as f32)
             .collect();
-        Self { mean: mean.into_iter().map(|m| m as f32).collect(), std }
+        Self {
+            mean: mean.into_iter().map(|m| m as f32).collect(),
+            std,
+        }
     }
 
     /// Appends the normalized pixels of one CHW u8 image to `out`.
@@ -87,18 +90,18 @@ pub struct EpochPlan<'a> {
 }
 
 /// Runs `step` on every batch of the epoch while the next batches are prepared on another thread.
-pub fn for_each_batch<E: Send>(
+pub fn for_each_batch<E: Send + From<AugmentError>>(
     plan: EpochPlan<'_>,
     mut step: impl FnMut(Batch) -> Result<(), E>,
 ) -> Result<(), E> {
-    let (tx, rx) = sync_channel::<Batch>(2);
+    let (tx, rx) = sync_channel::<Result<Batch, AugmentError>>(2);
     std::thread::scope(|scope| {
         let producer = std::thread::Builder::new()
             .name("cauda-batches".into())
             .spawn_scoped(scope, move || produce(plan, |b| tx.send(b).is_ok()));
         let mut result = Ok(());
         for batch in rx.iter() {
-            if let Err(e) = step(batch) {
+            if let Err(e) = batch.map_err(E::from).and_then(&mut step) {
                 result = Err(e);
                 break;
             }
@@ -112,7 +115,7 @@ pub fn for_each_batch<E: Send>(
     })
 }
 
-fn produce(plan: EpochPlan<'_>, mut send: impl FnMut(Batch) -> bool) {
+fn produce(plan: EpochPlan<'_>, mut send: impl FnMut(Result<Batch, AugmentError>) -> bool) {
     let set = plan.set;
     let (c, h, w) = (set.channels, set.height, set.width);
     let chw = c * h * w;
@@ -127,17 +130,35 @@ fn produce(plan: EpochPlan<'_>, mut send: impl FnMut(Batch) -> bool) {
                     let dx = rng.random_range(0..=2 * pad);
                     let dy = rng.random_range(0..=2 * pad);
                     let flip = rng.random_bool(0.5);
-                    let out = crop_flip_one(img, c, h, w, pad, dx, dy, flip);
-                    plan.norm.push(&out, h * w, &mut pixels);
+                    match crop_flip_one(img, c, h, w, pad, dx, dy, flip) {
+                        Ok(out) => plan.norm.push(&out, h * w, &mut pixels),
+                        Err(e) => {
+                            send(Err(e));
+                            return;
+                        }
+                    }
                 }
                 None => plan.norm.push(img, h * w, &mut pixels),
             }
             labels.push(set.labels[i]);
         }
-        let mixed = plan.mixer.as_ref().map(|m| {
-            m.mix(&mut pixels, [c, h, w], &labels, plan.class_counts, &mut rng)
-        });
-        if !send(Batch { pixels, labels, mixed }) {
+        let mixed = match plan
+            .mixer
+            .as_ref()
+            .map(|m| m.mix(&mut pixels, [c, h, w], &labels, plan.class_counts, &mut rng))
+        {
+            None => None,
+            Some(Ok(m)) => Some(m),
+            Some(Err(e)) => {
+                send(Err(e));
+                return;
+            }
+        };
+        if !send(Ok(Batch {
+            pixels,
+            labels,
+            mixed,
+        })) {
             return;
         }
     }

@@ -45,7 +45,8 @@ pub struct Checkpoint {
 impl Checkpoint {
     pub fn to_bytes(&self) -> Vec<u8> {
         let header = serde_json::to_vec(&self.header).unwrap_or_default();
-        let mut out = Vec::with_capacity(8 + 4 + header.len() + 16 + self.model.len() + self.optimizer.len());
+        let mut out =
+            Vec::with_capacity(8 + 4 + header.len() + 16 + self.model.len() + self.optimizer.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(header.len() as u32).to_le_bytes());
         out.extend_from_slice(&header);
@@ -59,21 +60,31 @@ impl Checkpoint {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CheckpointError> {
         let mut r = Reader { bytes, pos: 0 };
         if r.take(8)? != MAGIC {
-            return Err(CheckpointError::Malformed { offset: 0, message: "not a cauda checkpoint (bad magic)".into() });
+            return Err(CheckpointError::Malformed {
+                offset: 0,
+                message: "not a cauda checkpoint (bad magic)".into(),
+            });
         }
         let hlen = u32::from_le_bytes(r.array()?) as usize;
         if hlen > MAX_HEADER {
             return Err(r.err(format!("header length {hlen} exceeds {MAX_HEADER}")));
         }
         let at = r.pos;
-        let header = serde_json::from_slice(r.take(hlen)?)
-            .map_err(|e| CheckpointError::Malformed { offset: at, message: format!("header: {e}") })?;
+        let header =
+            serde_json::from_slice(r.take(hlen)?).map_err(|e| CheckpointError::Malformed {
+                offset: at,
+                message: format!("header: {e}"),
+            })?;
         let model = r.blob()?.to_vec();
         let optimizer = r.blob()?.to_vec();
         if r.pos != bytes.len() {
             return Err(r.err(format!("{} trailing bytes", bytes.len() - r.pos)));
         }
-        Ok(Self { header, model, optimizer })
+        Ok(Self {
+            header,
+            model,
+            optimizer,
+        })
     }
 }
 
@@ -84,11 +95,17 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn err(&self, message: String) -> CheckpointError {
-        CheckpointError::Malformed { offset: self.pos, message }
+        CheckpointError::Malformed {
+            offset: self.pos,
+            message,
+        }
     }
     fn take(&mut self, n: usize) -> Result<&'a [u8], CheckpointError> {
         if self.bytes.len() - self.pos < n {
-            return Err(self.err(format!("truncated: need {n} bytes, {} left", self.bytes.len() - self.pos)));
+            return Err(self.err(format!(
+                "truncated: need {n} bytes, {} left",
+                self.bytes.len() - self.pos
+            )));
         }
         let s = &self.bytes[self.pos..self.pos + n];
         self.pos += n;
@@ -112,7 +129,12 @@ mod tests {
 
     fn sample() -> Checkpoint {
         Checkpoint {
-            header: CheckpointHeader { config_hash: "abc".into(), stage: 1, epochs_done: 3, history: vec![] },
+            header: CheckpointHeader {
+                config_hash: "abc".into(),
+                stage: 1,
+                epochs_done: 3,
+                history: vec![],
+            },
             model: vec![1, 2, 3],
             optimizer: vec![9; 10],
         }
@@ -128,14 +150,26 @@ mod tests {
     fn truncation_and_garbage_are_reported_with_offsets() {
         let bytes = sample().to_bytes();
         for cut in [0, 5, 12, bytes.len() - 1] {
-            let err = Checkpoint::from_bytes(&bytes[..cut]).unwrap_err().to_string();
+            let err = Checkpoint::from_bytes(&bytes[..cut])
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("at byte"), "{err}");
         }
         let mut bad = bytes.clone();
         bad[0] = b'X';
-        assert!(Checkpoint::from_bytes(&bad).unwrap_err().to_string().contains("magic"));
+        assert!(
+            Checkpoint::from_bytes(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("magic")
+        );
         let mut huge = bytes;
         huge[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(Checkpoint::from_bytes(&huge).unwrap_err().to_string().contains("exceeds"));
+        assert!(
+            Checkpoint::from_bytes(&huge)
+                .unwrap_err()
+                .to_string()
+                .contains("exceeds")
+        );
     }
 }

@@ -11,10 +11,11 @@ use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 
-use super::record::{EvalRecord, RunSummary, TauSweep};
+use super::record::{RunSummary, TauSweep};
 use super::schedule::build_optimizer;
 use super::stage::{StageSetup, evaluate_model, run_stage};
 use super::{Checkpoint, Context, EventSink, TrainError, evaluate};
+use crate::metrics::{Selected, Selection};
 use crate::models::{BackboneKind, Classifier, Head, HeadKind, InputShape};
 use crate::registry::{BuildContext, Built, Family, PluginRef, RegistryError};
 use crate::spec::{ScheduleSpec, Stage2Spec};
@@ -27,20 +28,37 @@ pub fn run_all(
     let run = ctx.run;
     let data = ctx.data;
     let stage2 = run.stage2.as_ref();
-    let wb = stage2.filter(|s| s.name == "weight-balancing").map(|s| &s.params);
+    let wb = stage2
+        .filter(|s| s.name == "weight-balancing")
+        .map(|s| &s.params);
 
     let mut optimizer = run.train.optimizer.clone();
     if let Some(p) = wb {
         optimizer.weight_decay = p.get("weight_decay");
     }
-    let bctx = BuildContext { class_counts: data.class_counts.clone(), epochs: run.train.epochs };
+    let bctx = BuildContext {
+        class_counts: data.class_counts.clone(),
+        epochs: run.train.epochs,
+    };
     let setup1 = StageSetup {
         stage: 1,
         epochs: run.train.epochs,
         epoch_offset: 0,
-        sampler: sampler(ctx, &PluginRef { name: run.sampler.plugin.clone(), params: Default::default() }, &run.sampler.values, &bctx)?,
+        sampler: sampler(
+            ctx,
+            &PluginRef {
+                name: run.sampler.plugin.clone(),
+                params: Default::default(),
+            },
+            &run.sampler.values,
+            &bctx,
+        )?,
         loss: crate::registry::build_loss(ctx.registry, &run.loss, run.drw.as_ref(), &bctx)?,
-        mixer: run.mixer.as_ref().map(|m| crate::registry::build_mixer(ctx.registry, m, &bctx)).transpose()?,
+        mixer: run
+            .mixer
+            .as_ref()
+            .map(|m| crate::registry::build_mixer(ctx.registry, m, &bctx))
+            .transpose()?,
         crop_pad: run.crop_flip.then_some(run.pad),
         optimizer: optimizer.clone(),
         schedule: run.train.schedule.clone(),
@@ -48,7 +66,12 @@ pub fn run_all(
     };
 
     let (mut history, resume_stage, done, ck) = match resume {
-        Some(ck) => (ck.header.history.clone(), ck.header.stage, ck.header.epochs_done, Some(ck)),
+        Some(ck) => (
+            ck.header.history.clone(),
+            ck.header.stage,
+            ck.header.epochs_done,
+            Some(ck),
+        ),
         None => (Vec::new(), 1, 0, None),
     };
 
@@ -66,7 +89,15 @@ pub fn run_all(
     if let Some(s2) = stage2 {
         if stage2_trains {
             let epochs = s2.params.get("epochs") as usize;
-            let mut model2 = stage2_model(ctx, s2, if resume_stage == 2 { fresh_model(ctx)? } else { model })?;
+            let mut model2 = stage2_model(
+                ctx,
+                s2,
+                if resume_stage == 2 {
+                    fresh_model(ctx)?
+                } else {
+                    model
+                },
+            )?;
             let setup2 = stage2_setup(ctx, s2, epochs, &bctx)?;
             let mut optim = build_optimizer(&setup2.optimizer, setup2.optimizer.weight_decay);
             let start = if resume_stage == 2 { done } else { 0 };
@@ -77,27 +108,42 @@ pub fn run_all(
             }
             model = run_stage(ctx, &setup2, model2, optim, start, &mut history, sink)?;
         } else {
-            let (m, sweep) = tau_normalize(ctx, s2, model);
+            let (m, sweep) = tau_normalize(ctx, s2, model)?;
             model = m;
             tau_sweep = Some(sweep);
         }
     }
 
     let last_stage = history.last().map(|r| r.stage).unwrap_or(1);
-    let evals: Vec<&EvalRecord> = history.iter().filter(|r| r.stage == last_stage).filter_map(|r| r.eval.as_ref()).collect();
-    let last = if tau_sweep.is_some() { evaluate_model(ctx, &model) } else {
-        evals.last().map(|e| (*e).clone()).unwrap_or_else(|| evaluate_model(ctx, &model))
+    let mut selection = Selection::new();
+    let mut final_eval = None;
+    for r in history.iter().filter(|r| r.stage == last_stage) {
+        if let Some(e) = &r.eval {
+            selection.update(Selected {
+                epoch: r.epoch,
+                test_top1: e.test_top1,
+                val_top1: e.val_top1,
+            });
+            final_eval = Some(e.clone());
+        }
+    }
+    let last = match (tau_sweep.is_some(), final_eval) {
+        (false, Some(e)) => e,
+        _ => evaluate_model(ctx, &model)?,
     };
-    let best_test_top1 = evals.iter().map(|e| e.test_top1).fold(last.test_top1, f32::max);
-    let val_selected_top1 = evals
+    let best_test_top1 = selection
+        .best_test()
+        .map_or(last.test_top1, |s| s.test_top1.max(last.test_top1));
+    let val_selected_top1 = if tau_sweep.is_some() {
+        last.val_top1.map(|_| last.test_top1)
+    } else {
+        selection.val_selected().map(|s| s.test_top1)
+    };
+    let ips: Vec<f32> = history
         .iter()
-        .filter_map(|e| e.val_top1.map(|v| (v, e.test_top1)))
-        .fold(None, |best: Option<(f32, f32)>, (v, t)| match best {
-            Some((bv, _)) if bv >= v => best,
-            _ => Some((v, t)),
-        })
-        .map(|(_, t)| t);
-    let ips: Vec<f32> = history.iter().filter(|r| r.stage == 1).map(|r| r.images_per_sec).collect();
+        .filter(|r| r.stage == 1)
+        .map(|r| r.images_per_sec)
+        .collect();
     Ok(RunSummary {
         method: run.method.clone(),
         class_counts: data.class_counts.clone(),
@@ -107,7 +153,11 @@ pub fn run_all(
         val_selected_top1,
         tau_sweep,
         epochs: history.len(),
-        images_per_sec: if ips.is_empty() { 0.0 } else { ips.iter().sum::<f32>() / ips.len() as f32 },
+        images_per_sec: if ips.is_empty() {
+            0.0
+        } else {
+            ips.iter().sum::<f32>() / ips.len() as f32
+        },
     })
 }
 
@@ -123,17 +173,37 @@ fn sampler(
     }
     match ctx.registry.build(Family::Sampler, &p, bctx)? {
         Built::Sampler(s) => Ok(s),
-        _ => Err(RegistryError::Build { plugin: p.name, message: "not a sampler".into() }.into()),
+        _ => Err(RegistryError::Build {
+            plugin: p.name,
+            message: "not a sampler".into(),
+        }
+        .into()),
     }
 }
 
 fn fresh_model(ctx: &Context<'_>) -> Result<Classifier, TrainError> {
     let run = ctx.run;
     let t = &ctx.data.train;
-    let head = if run.model.head == "cosine" { HeadKind::Cosine { scale: run.model.head_scale } } else { HeadKind::Linear };
+    let head = if run.model.head == "cosine" {
+        HeadKind::Cosine {
+            scale: run.model.head_scale,
+        }
+    } else {
+        HeadKind::Linear
+    };
     let backbone = BackboneKind::parse(&run.model.backbone).unwrap_or(BackboneKind::LeNet);
-    let input = InputShape { channels: t.channels, height: t.height, width: t.width };
-    Ok(Classifier::new(backbone, head, input, t.class_names.len(), &ctx.device)?)
+    let input = InputShape {
+        channels: t.channels,
+        height: t.height,
+        width: t.width,
+    };
+    Ok(Classifier::new(
+        backbone,
+        head,
+        input,
+        t.class_names.len(),
+        &ctx.device,
+    )?)
 }
 
 fn load(
@@ -144,17 +214,29 @@ fn load(
     let err = |e: burn::store::RecordError| TrainError::Record(e.to_string());
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(ck.model.clone())).map_err(err)?;
     let model = model.try_load_record(record).map_err(err)?;
-    let optim = optim.from_bytes(Bytes::from_bytes_vec(ck.optimizer.clone())).map_err(err)?;
+    let optim = optim
+        .from_bytes(Bytes::from_bytes_vec(ck.optimizer.clone()))
+        .map_err(err)?;
     Ok((model, optim))
 }
 
 /// The stage-2 model: a frozen backbone and the head the method trains.
-fn stage2_model(ctx: &Context<'_>, s2: &Stage2Spec, model: Classifier) -> Result<Classifier, TrainError> {
+fn stage2_model(
+    ctx: &Context<'_>,
+    s2: &Stage2Spec,
+    model: Classifier,
+) -> Result<Classifier, TrainError> {
     let Classifier { backbone, head } = model;
     let backbone = backbone.freeze();
     let head = match s2.name.as_str() {
         "crt" => {
-            let kind = if head.cosine_scale > 0.0 { HeadKind::Cosine { scale: head.cosine_scale } } else { HeadKind::Linear };
+            let kind = if head.cosine_scale > 0.0 {
+                HeadKind::Cosine {
+                    scale: head.cosine_scale,
+                }
+            } else {
+                HeadKind::Linear
+            };
             Head::new(kind, backbone.feature_dim(), head.classes(), &ctx.device)?
         }
         "lws" => head.no_grad().with_lws_scales(&ctx.device),
@@ -163,16 +245,28 @@ fn stage2_model(ctx: &Context<'_>, s2: &Stage2Spec, model: Classifier) -> Result
     Ok(Classifier { backbone, head })
 }
 
-fn stage2_setup(ctx: &Context<'_>, s2: &Stage2Spec, epochs: usize, bctx: &BuildContext) -> Result<StageSetup, TrainError> {
+fn stage2_setup(
+    ctx: &Context<'_>,
+    s2: &Stage2Spec,
+    epochs: usize,
+    bctx: &BuildContext,
+) -> Result<StageSetup, TrainError> {
     let run = ctx.run;
     let p = &s2.params;
     let reg = ctx.registry;
-    let bctx2 = BuildContext { epochs, ..bctx.clone() };
+    let bctx2 = BuildContext {
+        epochs,
+        ..bctx.clone()
+    };
     let (sampler_name, loss) = if s2.name == "weight-balancing" {
-        let cb = crate::registry::validated(reg, Family::Loss, "class-balanced", &[("gamma", 0.0)])?;
+        let cb =
+            crate::registry::validated(reg, Family::Loss, "class-balanced", &[("gamma", 0.0)])?;
         ("instance", cb)
     } else {
-        ("class-balanced", crate::registry::validated(reg, Family::Loss, "ce", &[])?)
+        (
+            "class-balanced",
+            crate::registry::validated(reg, Family::Loss, "ce", &[])?,
+        )
     };
     let mut optimizer = run.train.optimizer.clone();
     optimizer.lr = p.get("lr");
@@ -183,33 +277,57 @@ fn stage2_setup(ctx: &Context<'_>, s2: &Stage2Spec, epochs: usize, bctx: &BuildC
         stage: 2,
         epochs,
         epoch_offset: run.train.epochs,
-        sampler: sampler(ctx, &PluginRef::named(sampler_name), &Default::default(), &bctx2)?,
+        sampler: sampler(
+            ctx,
+            &PluginRef::named(sampler_name),
+            &Default::default(),
+            &bctx2,
+        )?,
         loss: crate::registry::build_loss(reg, &loss, None, &bctx2)?,
         mixer: None,
         crop_pad: run.crop_flip.then_some(run.pad),
         optimizer,
-        schedule: ScheduleSpec { name: "cosine".into(), warmup_epochs: 0, milestones: vec![], gamma: 0.1 },
+        schedule: ScheduleSpec {
+            name: "cosine".into(),
+            warmup_epochs: 0,
+            milestones: vec![],
+            gamma: 0.1,
+        },
         max_norm: (s2.name == "weight-balancing").then(|| p.get("max_norm") as f32),
     })
 }
 
 /// Tau-normalization with tau chosen on the validation split when there is one (grid 0..=2 in
 /// steps of 0.1), else the preset's tau; test accuracy for every tau is reported either way.
-fn tau_normalize(ctx: &Context<'_>, s2: &Stage2Spec, model: Classifier) -> (Classifier, TauSweep) {
+fn tau_normalize(
+    ctx: &Context<'_>,
+    s2: &Stage2Spec,
+    model: Classifier,
+) -> Result<(Classifier, TauSweep), TrainError> {
     let data = ctx.data;
     let m = model.valid();
     let device = ctx.eval_device.clone();
     let taus: Vec<f32> = (0..=20).map(|i| i as f32 / 10.0).collect();
     let test_f = evaluate::features(&m, &data.test, &data.norm, &device);
-    let val_f = data.val.as_ref().map(|v| evaluate::features(&m, v, &data.norm, &device));
+    let val_f = data
+        .val
+        .as_ref()
+        .map(|v| evaluate::features(&m, v, &data.norm, &device));
     let shift = ctx.posthoc_shift.as_deref();
     let acc = |f: &burn::tensor::Tensor<2>, labels: &[u32], tau: f32| {
         let z = evaluate::logits(&m.head.tau_normalized(tau), f.clone(), shift);
-        evaluate::score(&z, labels, &data.class_counts, &ctx.run.metrics).test_top1
+        evaluate::score(&z, labels, &data.class_counts, &ctx.run.metrics).map(|e| e.test_top1)
     };
-    let test_top1: Vec<f32> = taus.iter().map(|&t| acc(&test_f, &data.test.labels, t)).collect();
+    let test_top1 = taus
+        .iter()
+        .map(|&t| acc(&test_f, &data.test.labels, t))
+        .collect::<Result<Vec<f32>, _>>()?;
     let val_top1: Option<Vec<f32>> = match (&val_f, &data.val) {
-        (Some(f), Some(v)) => Some(taus.iter().map(|&t| acc(f, &v.labels, t)).collect()),
+        (Some(f), Some(v)) => Some(
+            taus.iter()
+                .map(|&t| acc(f, &v.labels, t))
+                .collect::<Result<Vec<f32>, _>>()?,
+        ),
         _ => None,
     };
     let chosen = match &val_top1 {
@@ -226,5 +344,13 @@ fn tau_normalize(ctx: &Context<'_>, s2: &Stage2Spec, model: Classifier) -> (Clas
     };
     let Classifier { backbone, head } = model;
     let head = head.tau_normalized(chosen);
-    (Classifier { backbone, head }, TauSweep { taus, test_top1, val_top1, chosen })
+    Ok((
+        Classifier { backbone, head },
+        TauSweep {
+            taus,
+            test_top1,
+            val_top1,
+            chosen,
+        },
+    ))
 }

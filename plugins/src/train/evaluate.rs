@@ -7,14 +7,19 @@ use burn::tensor::{Device, Tensor, TensorData};
 use super::batches::Normalizer;
 use super::record::EvalRecord;
 use crate::data::ImageSet;
-use crate::metrics;
+use crate::metrics::{self, ShotThresholds};
 use crate::models::{Classifier, Head};
 use crate::spec::MetricsSection;
 
 const EVAL_BATCH: usize = 1024;
 
 /// Backbone features of every image of `set`, in order, as one `[N, D]` tensor.
-pub fn features(model: &Classifier, set: &ImageSet, norm: &Normalizer, device: &Device) -> Tensor<2> {
+pub fn features(
+    model: &Classifier,
+    set: &ImageSet,
+    norm: &Normalizer,
+    device: &Device,
+) -> Tensor<2> {
     let (c, h, w) = (set.channels, set.height, set.width);
     let chw = c * h * w;
     let n = set.labels.len();
@@ -41,7 +46,7 @@ pub fn logits(head: &Head, features: Tensor<2>, posthoc: Option<&[f32]>) -> Vec<
         let s = Tensor::<1>::from_data(TensorData::new(shift.to_vec(), [shift.len()]), &device);
         z = z - s.unsqueeze_dim(0);
     }
-    z.into_data().into_vec::<f32>().unwrap_or_default()
+    z.into_data().try_into_vec::<f32>().unwrap_or_default()
 }
 
 /// `tau * log(n_c / N)` per class: what post-hoc logit adjustment subtracts (Menon et al. 2021).
@@ -59,17 +64,19 @@ pub fn score(
     labels: &[u32],
     train_counts: &[usize],
     thresholds: &MetricsSection,
-) -> EvalRecord {
-    let classes = train_counts.len();
-    let preds = metrics::argmax_rows(logits, classes);
-    let per_class = metrics::per_class_accuracy(&preds, labels, classes);
-    let groups = metrics::group_accuracy(&per_class, train_counts, thresholds.many_threshold, thresholds.few_threshold);
-    EvalRecord {
-        test_top1: metrics::top1(&preds, labels),
-        many: groups.many,
-        medium: groups.medium,
-        few: groups.few,
-        per_class,
+) -> Result<EvalRecord, metrics::MetricsError> {
+    let thr = ShotThresholds {
+        many_above: thresholds.many_threshold,
+        few_below: thresholds.few_threshold,
+    };
+    let e =
+        metrics::Evaluation::from_logits(logits, labels, train_counts.len(), train_counts, &thr)?;
+    Ok(EvalRecord {
+        test_top1: e.top1.unwrap_or(0.0),
+        many: e.groups.many,
+        medium: e.groups.medium,
+        few: e.groups.few,
+        per_class: e.per_class,
         val_top1: None,
-    }
+    })
 }

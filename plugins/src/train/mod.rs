@@ -34,6 +34,12 @@ pub enum TrainError {
     Model(#[from] crate::models::ModelError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Loss(#[from] crate::losses::LossError),
+    #[error(transparent)]
+    Augment(#[from] crate::augment::AugmentError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     #[error("model or optimizer record: {0}")]
     Record(String),
     #[error("checkpoint belongs to another config (hash {found}, this run is {expected})")]

@@ -56,7 +56,10 @@ impl Prepared {
 pub fn prepare(data: &DataSection) -> Result<Prepared, DataError> {
     let tt = match data.format {
         DataFormat::Synthetic => {
-            let cfg = data.synthetic.clone().unwrap_or_else(|| SyntheticConfig::new(10, 200, 50, 0));
+            let cfg = data
+                .synthetic
+                .clone()
+                .unwrap_or_else(|| SyntheticConfig::new(10, 200, 50, 0));
             synthetic::generate(&cfg)?
         }
         format => source::load(format, data.path.as_deref())?,

@@ -23,7 +23,8 @@ pub struct EvalRecord {
     pub many: Option<f32>,
     pub medium: Option<f32>,
     pub few: Option<f32>,
-    pub per_class: Vec<f32>,
+    /// Per-class test accuracy, `null` for a class without test images.
+    pub per_class: Vec<Option<f32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_top1: Option<f32>,
 }

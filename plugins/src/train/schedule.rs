@@ -10,7 +10,9 @@ use crate::spec::{OptimizerSpec, ScheduleSpec};
 
 /// Builds the optimizer a spec names (`sgd` or `adam`; the spec was validated).
 pub fn build_optimizer(spec: &OptimizerSpec, weight_decay: f64) -> ModuleOptimizer {
-    let decay = (weight_decay > 0.0).then_some(WeightDecayConfig { penalty: weight_decay as f32 });
+    let decay = (weight_decay > 0.0).then_some(WeightDecayConfig {
+        penalty: weight_decay as f32,
+    });
     if spec.name == "adam" {
         AdamConfig::new()
             .with_beta_1(spec.beta1 as f32)
@@ -24,7 +26,10 @@ pub fn build_optimizer(spec: &OptimizerSpec, weight_decay: f64) -> ModuleOptimiz
             dampening: 0.0,
             nesterov: spec.nesterov,
         });
-        SgdConfig::new().with_momentum(momentum).with_weight_decay(decay).init()
+        SgdConfig::new()
+            .with_momentum(momentum)
+            .with_weight_decay(decay)
+            .init()
     }
 }
 
@@ -58,14 +63,22 @@ mod tests {
     use super::*;
 
     fn sched(name: &str, warm: usize, milestones: Vec<usize>) -> ScheduleSpec {
-        ScheduleSpec { name: name.into(), warmup_epochs: warm, milestones, gamma: 0.1 }
+        ScheduleSpec {
+            name: name.into(),
+            warmup_epochs: warm,
+            milestones,
+            gamma: 0.1,
+        }
     }
 
     #[test]
     fn ldam_drw_step_schedule_matches_the_reference_code() {
         // kaidic/LDAM-DRW adjust_learning_rate: epoch <= 5 -> lr * epoch / 5 (1-based),
         // epoch > 180 -> lr * 0.0001, > 160 -> lr * 0.01 (0-based here: 160 and 180).
-        let s = ScheduleSpec { gamma: 0.01, ..sched("step", 5, vec![160, 180]) };
+        let s = ScheduleSpec {
+            gamma: 0.01,
+            ..sched("step", 5, vec![160, 180])
+        };
         let lr = |e| learning_rate(0.1, &s, e, 200);
         assert!((lr(0) - 0.02).abs() < 1e-12);
         assert!((lr(4) - 0.1).abs() < 1e-12);

@@ -17,6 +17,7 @@ use super::schedule::learning_rate;
 use super::{Context, EventSink, TrainError};
 use crate::augment::BatchMixer;
 use crate::losses::{self, Loss};
+
 use crate::models::Classifier;
 use crate::samplers::Sampler;
 use crate::spec::{OptimizerSpec, ScheduleSpec};
@@ -55,8 +56,12 @@ pub fn run_stage(
     for epoch in start..setup.epochs {
         let lr = learning_rate(setup.optimizer.lr, &setup.schedule, epoch, setup.epochs);
         let global = setup.epoch_offset + epoch;
-        let seed = ctx.run.train.seed ^ ((setup.stage as u64) << 56) ^ (epoch as u64).wrapping_mul(0x9E37_79B9);
-        let order = setup.sampler.epoch_indices(&train.labels, classes, epoch, setup.epochs, seed);
+        let seed = ctx.run.train.seed
+            ^ ((setup.stage as u64) << 56)
+            ^ (epoch as u64).wrapping_mul(0x9E37_79B9);
+        let order = setup
+            .sampler
+            .epoch_indices(&train.labels, classes, epoch, setup.epochs, seed);
         let plan = EpochPlan {
             set: train,
             order,
@@ -75,11 +80,12 @@ pub fn run_stage(
             let n = batch.len();
             let x = Tensor::<4>::from_data(TensorData::new(batch.pixels, [n, c, h, w]), &device);
             let ya = labels_tensor(&batch.labels, &device);
-            let mixed = batch.mixed.map(|(b, lam)| {
-                (labels_tensor(&b, &device), Tensor::<1>::from_data(TensorData::new(lam, [n]), &device))
+            let mixed = batch.mixed.map(|(b, lam)| losses::Mixup {
+                labels_b: labels_tensor(&b, &device),
+                lam: Tensor::<1>::from_data(TensorData::new(lam, [n]), &device),
             });
             let logits = model.forward(x);
-            let loss = losses::combine(setup.loss.as_ref(), logits, ya, mixed, epoch);
+            let loss = losses::combine(setup.loss.as_ref(), logits, ya, mixed, epoch)?;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model.clone(), grads);
             if let Some(t) = setup.max_norm {
@@ -94,12 +100,30 @@ pub fn run_stage(
             batches += 1;
             Ok(())
         })?;
-        let train_loss = loss_sum.map(|s| s.into_scalar::<f32>()).unwrap_or(f32::NAN) / batches.max(1) as f32;
+        let train_loss =
+            loss_sum.map(|s| s.into_scalar::<f32>()).unwrap_or(f32::NAN) / batches.max(1) as f32;
         let images_per_sec = seen as f32 / started.elapsed().as_secs_f32().max(1e-9);
         let last = epoch + 1 == setup.epochs;
-        let eval = (last || (epoch + 1) % ctx.run.train.eval_every == 0).then(|| evaluate_model(ctx, &model));
-        let record = EpochRecord { stage: setup.stage, epoch: global, train_loss, lr, images_per_sec, eval };
-        tracing::info!(stage = setup.stage, epoch = global, train_loss, images_per_sec, "epoch done");
+        let eval = if last || (epoch + 1) % ctx.run.train.eval_every == 0 {
+            Some(evaluate_model(ctx, &model)?)
+        } else {
+            None
+        };
+        let record = EpochRecord {
+            stage: setup.stage,
+            epoch: global,
+            train_loss,
+            lr,
+            images_per_sec,
+            eval,
+        };
+        tracing::info!(
+            stage = setup.stage,
+            epoch = global,
+            train_loss,
+            images_per_sec,
+            "epoch done"
+        );
         sink.on_epoch(&record)?;
         history.push(record);
         let every = ctx.run.train.checkpoint_every;
@@ -117,20 +141,21 @@ fn labels_tensor(labels: &[u32], device: &burn::tensor::Device) -> Tensor<1, Int
 }
 
 /// Test (and validation) metrics of the current model, with post-hoc adjustment when configured.
-pub fn evaluate_model(ctx: &Context<'_>, model: &Classifier) -> EvalRecord {
+pub fn evaluate_model(ctx: &Context<'_>, model: &Classifier) -> Result<EvalRecord, TrainError> {
     let m = model.valid();
     let data = ctx.data;
     let device = ctx.eval_device.clone();
     let shift = ctx.posthoc_shift.as_deref();
     let test_f = evaluate::features(&m, &data.test, &data.norm, &device);
     let z = evaluate::logits(&m.head, test_f, shift);
-    let mut rec = evaluate::score(&z, &data.test.labels, &data.class_counts, &ctx.run.metrics);
+    let mut rec = evaluate::score(&z, &data.test.labels, &data.class_counts, &ctx.run.metrics)?;
     if let Some(val) = &data.val {
         let f = evaluate::features(&m, val, &data.norm, &device);
         let z = evaluate::logits(&m.head, f, shift);
-        rec.val_top1 = Some(evaluate::score(&z, &val.labels, &data.class_counts, &ctx.run.metrics).test_top1);
+        rec.val_top1 =
+            Some(evaluate::score(&z, &val.labels, &data.class_counts, &ctx.run.metrics)?.test_top1);
     }
-    rec
+    Ok(rec)
 }
 
 /// Serializes the model (in validation mode, so BatchNorm statistics are kept) and optimizer.
@@ -143,7 +168,12 @@ pub fn checkpoint(
     history: &[EpochRecord],
 ) -> Result<Checkpoint, TrainError> {
     let record = |e: burn::store::RecordError| TrainError::Record(e.to_string());
-    let model_bytes = model.valid().into_record().into_bytes().map_err(record)?.to_vec();
+    let model_bytes = model
+        .valid()
+        .into_record()
+        .into_bytes()
+        .map_err(record)?
+        .to_vec();
     let optim_bytes = optim.into_bytes().map_err(record)?.to_vec();
     Ok(Checkpoint {
         header: CheckpointHeader {
