@@ -1,6 +1,8 @@
 //! `caudad`: cauda's daemon binary. `caudad train SPEC.toml` runs one training run standalone
-//! (the same engine path the daemon's workers run) and prints one JSON object per epoch.
+//! (the same engine path the daemon's workers run) and prints one JSON object per epoch;
+//! `caudad demo` runs the demo study on the embedded data and prints its report.
 
+mod demo_cmd;
 mod train_cmd;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run one training run (a spec without [sweep]) without the daemon.
     Train(train_cmd::TrainArgs),
+    /// Train every method of the demo study on the embedded long-tailed digits and print the report.
+    Demo(demo_cmd::DemoArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,5 +36,6 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Train(args) => train_cmd::run(args),
+        Command::Demo(args) => demo_cmd::run(args),
     }
 }

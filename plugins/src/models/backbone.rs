@@ -53,8 +53,9 @@ pub struct LeNet {
     fc2: Linear,
 }
 
-/// A backbone of any kind.
+/// A backbone of any kind. A model holds exactly one, so the variants' size difference costs nothing.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Backbone {
     Mlp(Mlp),
     LeNet(LeNet),

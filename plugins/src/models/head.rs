@@ -110,7 +110,7 @@ impl Head {
     pub fn tau_normalized(&self, tau: f32) -> Self {
         let w = self.weight.val();
         let norms = w.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
-        let w = w / norms.powf_scalar(tau);
+        let w = (w / norms.powf_scalar(tau)).detach();
         Self {
             weight: Param::from_tensor(w),
             bias: None,
@@ -179,7 +179,7 @@ mod tests {
             .weight
             .val()
             .into_data()
-            .into_vec()
+            .try_into_vec::<f32>()
             .unwrap();
         assert!((w1[0] - 0.6).abs() < 1e-6 && (w1[1] - 0.8).abs() < 1e-6);
         let w: Vec<f32> = h
@@ -187,7 +187,7 @@ mod tests {
             .weight
             .val()
             .into_data()
-            .into_vec()
+            .try_into_vec::<f32>()
             .unwrap();
         let s5 = 5f32.sqrt();
         assert!((w[0] - 3.0 / s5).abs() < 1e-5 && (w[1] - 4.0 / s5).abs() < 1e-5);

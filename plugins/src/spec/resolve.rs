@@ -257,7 +257,10 @@ impl ResolvedRun {
                 "momentum must be in [0, 1) and weight_decay in [0, 1]".into(),
             );
         }
-        if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) || !(o.eps > 0.0) {
+        if !(0.0..1.0).contains(&o.beta1)
+            || !(0.0..1.0).contains(&o.beta2)
+            || o.eps.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+        {
             return bad(
                 "train.optimizer",
                 "beta1 and beta2 must be in [0, 1) and eps > 0".into(),

@@ -82,7 +82,7 @@ fn an_unknown_key_is_named_with_its_line() {
     let text = single(EXAMPLE).replace("batch_size = 128", "batchsize = 128");
     let err = resolve(&text).unwrap_err().to_string();
     assert!(
-        err.contains("line 17") && err.contains("batchsize"),
+        err.contains("line 16") && err.contains("batchsize"),
         "{err}"
     );
 }
