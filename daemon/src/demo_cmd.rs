@@ -42,7 +42,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let registry = builtin_registry();
     let device = burn::tensor::Device::default();
     println!(
-        "cauda demo: {} methods on the embedded digits, long-tailed (exp, ratio 10), LeNet, seed {}",
+        "cauda demo: {} methods on the embedded digits, long-tailed (exp, ratio 50), LeNet, seed {}",
         runs.len(),
         args.seed
     );
@@ -65,8 +65,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
     println!();
-    println!(
-        "many: > 100 training images, medium: 20 to 100, few: < 20 (class counts 143 ... 14)."
-    );
+    println!("many: > 100 training images, medium: 20 to 100, few: < 20 (class counts 143 ... 2).");
     Ok(())
 }
