@@ -1,0 +1,125 @@
+//! The daemon's domain model: experiments, runs, their states and resource requests, as the store
+//! persists them and the scheduler reasons about them. No protobuf here: the gRPC layer converts.
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch (an injected clock supplies them in tests).
+pub type Millis = u64;
+
+/// A run's id, unique within a daemon's store, ordered by submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RunId(pub u64);
+
+/// An experiment's id (one submitted spec, possibly a grid of runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ExperimentId(pub u64);
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "r-{}", self.0)
+    }
+}
+
+impl std::fmt::Display for ExperimentId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "e-{}", self.0)
+    }
+}
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Waiting for devices (or for the run it depends on).
+    Queued,
+    /// A worker process is (or is being) started for the current attempt.
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RunState {
+    /// A terminal state is never left: a finished run is never run again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// What a run asks of the machine.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ResourceRequest {
+    /// Whole GPUs, all on one host; 0 = a CPU slot.
+    pub gpus: u32,
+    /// A share of one GPU (0, 1], when `gpus == 0` and the run fits on part of a GPU.
+    pub gpu_share: Option<f64>,
+    /// Estimated GPU memory in MiB, for packing.
+    pub gpu_mem_mb: Option<u64>,
+}
+
+/// A device as the inventory names it: `cpu:N` or `gpu:N`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum DeviceId {
+    Cpu(u32),
+    Gpu(u32),
+}
+
+impl std::fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceId::Cpu(i) => write!(f, "cpu:{i}"),
+            DeviceId::Gpu(i) => write!(f, "gpu:{i}"),
+        }
+    }
+}
+
+/// A device (or a share of one) given to a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grant {
+    pub device: DeviceId,
+    /// 1.0 for a whole device.
+    pub share: f64,
+    pub mem_mb: Option<u64>,
+}
+
+/// One run as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: RunId,
+    pub experiment: ExperimentId,
+    /// The grid point's name, e.g. `fmnist-lt/method=crt,train.seed=1`.
+    pub name: String,
+    pub user: String,
+    /// The fully resolved run (`ResolvedRun` as JSON) and its sha256.
+    pub config_json: String,
+    pub config_hash: String,
+    pub state: RunState,
+    pub priority: i32,
+    pub submitted_at: Millis,
+    pub started_at: Option<Millis>,
+    pub finished_at: Option<Millis>,
+    /// Attempt number of the current or last launch (0 before the first).
+    pub attempt: u32,
+    pub max_retries: u32,
+    pub request: ResourceRequest,
+    pub grants: Vec<Grant>,
+    /// Why a queued run is not running, in words.
+    pub pending_reason: Option<String>,
+    /// Why a failed run failed (exit status, stderr tail, ...).
+    pub error: Option<String>,
+    /// A run this one waits for (a decoupled stage 2 on its stage 1).
+    pub depends_on: Option<RunId>,
+    /// The final `RunSummary` as JSON.
+    pub summary_json: Option<String>,
+}
+
+/// One submitted spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentRecord {
+    pub id: ExperimentId,
+    pub name: String,
+    pub user: String,
+    pub spec_text: String,
+    pub submitted_at: Millis,
+    pub runs: Vec<RunId>,
+}
