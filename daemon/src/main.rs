@@ -3,6 +3,7 @@
 //! `caudad demo` runs the demo study on the embedded data and prints its report.
 
 mod demo_cmd;
+mod plugins_cmd;
 mod train_cmd;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,8 @@ enum Command {
     Train(train_cmd::TrainArgs),
     /// Train every method of the demo study on the embedded long-tailed digits and print the report.
     Demo(demo_cmd::DemoArgs),
+    /// List the plugin registry (samplers, losses, augmentations, module improvements) and presets.
+    Plugins(plugins_cmd::PluginsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,5 +40,6 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Train(args) => train_cmd::run(args),
         Command::Demo(args) => demo_cmd::run(args),
+        Command::Plugins(args) => plugins_cmd::run(args),
     }
 }

@@ -123,3 +123,19 @@ fn every_example_spec_parses_and_resolves() {
         }
     }
 }
+
+#[test]
+fn plugins_lists_every_family_with_parameters_and_papers() {
+    let o = caudad().args(["plugins", "--json"]).output().unwrap();
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let plugins = v["plugins"].as_array().unwrap();
+    for family in ["sampler", "loss", "rebalance", "augment", "module"] {
+        assert!(plugins.iter().any(|p| p["family"] == family), "{family}");
+    }
+    let ldam = plugins.iter().find(|p| p["name"] == "ldam").unwrap();
+    assert_eq!(ldam["params"][1]["name"], "s");
+    assert_eq!(ldam["params"][1]["default"], 30.0);
+    assert!(ldam["paper"].as_str().unwrap().contains("NeurIPS 2019"));
+    assert_eq!(v["presets"].as_array().unwrap().len(), 17);
+}
