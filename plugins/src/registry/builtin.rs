@@ -85,7 +85,13 @@ pub fn builtin_registry() -> Registry {
     );
 
     add(
-        info(Loss, "ce", "Softmax cross-entropy.", "-", vec![]),
+        info(
+            Loss,
+            "ce",
+            "Softmax cross-entropy (the baseline).",
+            "Zhang et al., Deep Long-Tailed Learning: A Survey, TPAMI 2023 (baseline)",
+            vec![],
+        ),
         loss_factory,
     );
     add(
