@@ -17,7 +17,7 @@ use super::stage::{StageSetup, evaluate_model, run_stage};
 use super::{Checkpoint, Context, EventSink, TrainError, evaluate};
 use crate::metrics::{Selected, Selection};
 use crate::models::{BackboneKind, Classifier, Head, HeadKind, InputShape};
-use crate::registry::{BuildContext, Built, Family, PluginRef, RegistryError};
+use crate::registry::{BuildContext, Built, Family, Params, RegistryError};
 use crate::spec::{ScheduleSpec, Stage2Spec};
 
 pub fn run_all(
@@ -44,15 +44,7 @@ pub fn run_all(
         stage: 1,
         epochs: run.train.epochs,
         epoch_offset: 0,
-        sampler: sampler(
-            ctx,
-            &PluginRef {
-                name: run.sampler.plugin.clone(),
-                params: Default::default(),
-            },
-            &run.sampler.values,
-            &bctx,
-        )?,
+        sampler: sampler(ctx, &run.sampler, &bctx)?,
         loss: crate::registry::build_loss(ctx.registry, &run.loss, run.drw.as_ref(), &bctx)?,
         mixer: run
             .mixer
@@ -163,18 +155,13 @@ pub fn run_all(
 
 fn sampler(
     ctx: &Context<'_>,
-    base: &PluginRef,
-    values: &std::collections::BTreeMap<String, f64>,
+    params: &Params,
     bctx: &BuildContext,
 ) -> Result<Arc<dyn crate::samplers::Sampler>, TrainError> {
-    let mut p = base.clone();
-    for (k, v) in values {
-        p.params.insert(k.clone(), toml::Value::Float(*v));
-    }
-    match ctx.registry.build(Family::Sampler, &p, bctx)? {
+    match ctx.registry.build_params(Family::Sampler, params, bctx)? {
         Built::Sampler(s) => Ok(s),
         _ => Err(RegistryError::Build {
-            plugin: p.name,
+            plugin: params.plugin.clone(),
             message: "not a sampler".into(),
         }
         .into()),
@@ -279,8 +266,7 @@ fn stage2_setup(
         epoch_offset: run.train.epochs,
         sampler: sampler(
             ctx,
-            &PluginRef::named(sampler_name),
-            &Default::default(),
+            &crate::registry::validated(reg, Family::Sampler, sampler_name, &[])?,
             &bctx2,
         )?,
         loss: crate::registry::build_loss(reg, &loss, None, &bctx2)?,
