@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Runs cauda and the PyTorch reference (bench/reference.py) side by side on the same long-tailed
+# splits, over data sets x methods x seeds, and prints a markdown table of the final test accuracy
+# (overall, many/medium/few-shot), mean +- std over seeds, plus each implementation's wall time.
+#
+# Usage: bench/compare.sh [WORK_DIR]        (default: target/compare)
+# Environment:
+#   PY       Python with torch (default /var/cache/cauda/venv/bin/python)
+#   CAUDAD   caudad binary to use instead of building target/release/caudad
+#   THREADS  torch threads for the reference (default 2)
+#   METHODS  space-separated presets (default "ce balanced-softmax ldam-drw crt logit-adjust-posthoc")
+#   SEEDS    space-separated seeds (default "0 1")
+#   DATASETS space-separated, from "digits fmnist" (default both)
+#
+# Each run lives in WORK_DIR/<data>/<method>/seed<k>/: spec.toml, cauda.jsonl (cauda's epoch lines),
+# config.json, split.json, summary.json (cauda), reference.json (PyTorch), and wall times.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${1:-$ROOT/target/compare}
+PY=${PY:-/var/cache/cauda/venv/bin/python}
+THREADS=${THREADS:-2}
+METHODS=${METHODS:-"ce balanced-softmax ldam-drw crt logit-adjust-posthoc"}
+SEEDS=${SEEDS:-"0 1"}
+DATASETS=${DATASETS:-"digits fmnist"}
+FMNIST=${FMNIST:-/usr/share/datasets/fashion-mnist}
+
+if [[ -z "${CAUDAD:-}" ]]; then
+    (cd "$ROOT" && cargo build --release -q -p caudad)
+    CAUDAD=$ROOT/target/release/caudad
+fi
+mkdir -p "$WORK"
+
+# The recipe shared by every method: LeNet, SGD momentum 0.9, weight decay 5e-4, lr 0.01 (LDAM's
+# s = 30 diverges at 0.05 on LeNet), cosine schedule, batch 64; evaluation only after the last epoch.
+spec() { # data method seed
+    local data=$1 method=$2 seed=$3 epochs section
+    case $data in
+        digits)
+            epochs=60
+            section='format = "digits"
+imbalance = { profile = "exp", ratio = 10 }'
+            ;;
+        fmnist)
+            epochs=20
+            section="format = \"idx\"
+path = \"$FMNIST\"
+imbalance = { profile = \"exp\", ratio = 100 }
+max_per_class = 1000"
+            ;;
+        *) echo "unknown data set $data" >&2; exit 2 ;;
+    esac
+    cat <<EOF
+name = "compare-$data-$method-seed$seed"
+method = "$method"
+[data]
+$section
+[model]
+backbone = "lenet"
+[train]
+epochs = $epochs
+batch_size = 64
+seed = $seed
+eval_every = $epochs
+checkpoint_every = 0
+optimizer = { name = "sgd", lr = 0.01, momentum = 0.9, weight_decay = 5e-4 }
+schedule = { name = "cosine" }
+EOF
+}
+
+now() { date +%s.%N; }
+
+for data in $DATASETS; do
+    for method in $METHODS; do
+        for seed in $SEEDS; do
+            dir=$WORK/$data/$method/seed$seed
+            mkdir -p "$dir"
+            spec "$data" "$method" "$seed" > "$dir/spec.toml"
+            t0=$(now)
+            "$CAUDAD" train "$dir/spec.toml" --out "$dir" > "$dir/cauda.jsonl" 2> "$dir/cauda.stderr"
+            t1=$(now)
+            "$PY" "$ROOT/bench/reference.py" "$dir" --threads "$THREADS" \
+                --out "$dir/reference.json" > "$dir/reference.stdout"
+            t2=$(now)
+            echo "$t1 - $t0" | bc > "$dir/cauda.wall_s"
+            echo "$t2 - $t1" | bc > "$dir/reference.wall_s"
+            printf '%-7s %-21s seed %s  cauda %6.1fs  pytorch %6.1fs\n' "$data" "$method" "$seed" \
+                "$(cat "$dir/cauda.wall_s")" "$(cat "$dir/reference.wall_s")" >&2
+        done
+    done
+done
+
+"$PY" - "$WORK" "$DATASETS" "$METHODS" "$SEEDS" <<'EOF'
+import json, pathlib, sys
+import numpy as np
+
+work, datasets, methods, seeds = pathlib.Path(sys.argv[1]), *(a.split() for a in sys.argv[2:])
+titles = {"digits": "digits-LT (ratio 10, 60 epochs)",
+          "fmnist": "Fashion-MNIST-LT (ratio 100, max 1000 per class, 20 epochs)"}
+cols = [("overall", "test_top1"), ("many", "many"), ("medium", "medium"), ("few", "few")]
+
+def fmt(xs):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "-"
+    a = 100 * np.array(xs)
+    return f"{a.mean():.1f} ± {a.std():.1f}"
+
+for data in datasets:
+    print(f"\n**{titles.get(data, data)}**: top-1 % on the balanced test set, mean ± std over seeds "
+          f"{', '.join(seeds)} (cauda / PyTorch)\n")
+    head = "| method | " + " | ".join(f"{c} cauda | {c} torch" for c, _ in cols)
+    print(head + " | Δ overall | wall s cauda | wall s torch |")
+    print("|---" * (2 + 2 * len(cols) + 2) + "|")
+    few = {}
+    for m in methods:
+        runs = [work / data / m / f"seed{s}" for s in seeds]
+        ca = [json.loads((r / "summary.json").read_text())["last"] for r in runs]
+        pt = [json.loads((r / "reference.json").read_text()) for r in runs]
+        for r, p in zip(runs, pt):
+            s = json.loads((r / "summary.json").read_text())
+            assert s["split_hash"] == p["split_hash"] and s["class_counts"] == p["class_counts"], r
+        pt = [p["last"] for p in pt]
+        cells = [f"{fmt([x[k] for x in ca])} | {fmt([x[k] for x in pt])}" for _, k in cols]
+        delta = 100 * (np.mean([x["test_top1"] for x in ca]) - np.mean([x["test_top1"] for x in pt]))
+        wall = lambda who: np.mean([float((r / f"{who}.wall_s").read_text()) for r in runs])
+        print(f"| {m} | " + " | ".join(cells)
+              + f" | {delta:+.1f} | {wall('cauda'):.1f} | {wall('reference'):.1f} |")
+        few[m] = (np.mean([x["few"] for x in ca]), np.mean([x["few"] for x in pt]))
+    if "ce" in few:
+        for who, i in (("cauda", 0), ("torch", 1)):
+            beat = [m for m in few if m != "ce" and few[m][i] > few["ce"][i]]
+            lose = [m for m in few if m != "ce" and few[m][i] <= few["ce"][i]]
+            print(f"\n{who}: few-shot above ce: {', '.join(beat) or 'none'}"
+                  + (f"; not above: {', '.join(lose)}" if lose else ""))
+EOF

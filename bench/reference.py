@@ -1,0 +1,688 @@
+#!/usr/bin/env python3
+"""PyTorch reference implementation of cauda's training recipes, for side-by-side comparison.
+
+Usage: reference.py RUN_DIR [--threads 2] [--out FILE]
+
+RUN_DIR is what `caudad train SPEC --out RUN_DIR` (or `--split-only`) wrote: `config.json` (the
+fully resolved run) and `split.json` (the long-tailed training indices and the normalization).
+This script trains the same recipe on exactly those images with PyTorch and writes
+`RUN_DIR/reference.json` (or FILE) with the same metrics as cauda's `summary.json` `last` record:
+top-1, per-class accuracy and many/medium/few-shot accuracy on the full balanced test set.
+
+What must be exact is the data: the training images are `train_part[split.train_indices]`, and the
+test set is the data set's own test part. For the embedded digits the train/test split is cauda's
+own (a ChaCha8 per-class shuffle, `plugins/src/data/digits.rs`); it is ported here bit for bit and
+checked by recomputing cauda's long-tailed split (same shuffle) and comparing it with split.json.
+Everything random during training (initialization, batch order, class draws, crops, mixing
+factors) uses torch's generator seeded with the run's seed: agreement with cauda is statistical.
+
+The recipe follows plugins/src/{models,losses,samplers,augment,train}: see the comment of each
+function for the Rust file it mirrors.
+"""
+import argparse
+import gzip
+import json
+import math
+import pathlib
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+M32 = 0xFFFF_FFFF
+M64 = 0xFFFF_FFFF_FFFF_FFFF
+
+# --------------------------------------------------------------------------------------------
+# ChaCha8 + Fisher-Yates + Lemire: plugins/src/data/shuffle.rs (rand_chacha 0.9, rand_core 0.9).
+# --------------------------------------------------------------------------------------------
+
+
+def _rotl(x, n):
+    return ((x << n) | (x >> (32 - n))) & M32
+
+
+class ChaCha8:
+    """rand_chacha's ChaCha8Rng: `seed_from_u64(seed)` then `set_stream(stream)`, read by u64."""
+
+    def __init__(self, seed, stream):
+        state = seed & M64
+        key = []
+        for _ in range(8):  # rand_core's seed_from_u64: PCG32 output words
+            state = (state * 6364136223846793005 + 11634580027462260723) & M64
+            xorshifted = (((state >> 18) ^ state) >> 27) & M32
+            rot = state >> 59
+            key.append(((xorshifted >> rot) | (xorshifted << ((32 - rot) & 31))) & M32)
+        self.key = key
+        self.stream = stream & M64
+        self.counter = 0
+        self.buf = []
+        self.index = 64
+
+    def _block(self, counter):
+        init = [0x61707865, 0x3320646E, 0x79622D32, 0x6B206574, *self.key,
+                counter & M32, counter >> 32, self.stream & M32, self.stream >> 32]
+        x = list(init)
+
+        def qr(a, b, c, d):
+            x[a] = (x[a] + x[b]) & M32
+            x[d] = _rotl(x[d] ^ x[a], 16)
+            x[c] = (x[c] + x[d]) & M32
+            x[b] = _rotl(x[b] ^ x[c], 12)
+            x[a] = (x[a] + x[b]) & M32
+            x[d] = _rotl(x[d] ^ x[a], 8)
+            x[c] = (x[c] + x[d]) & M32
+            x[b] = _rotl(x[b] ^ x[c], 7)
+
+        for _ in range(4):  # 8 rounds = 4 double rounds
+            qr(0, 4, 8, 12), qr(1, 5, 9, 13), qr(2, 6, 10, 14), qr(3, 7, 11, 15)
+            qr(0, 5, 10, 15), qr(1, 6, 11, 12), qr(2, 7, 8, 13), qr(3, 4, 9, 14)
+        return [(a + b) & M32 for a, b in zip(x, init)]
+
+    def next_u64(self):
+        # Reads stay 2-aligned (only u64s are drawn), so a u64 never straddles a refill.
+        if self.index >= 64:
+            self.buf = []
+            for k in range(4):
+                self.buf += self._block(self.counter + k)
+            self.counter += 4
+            self.index = 0
+        lo, hi = self.buf[self.index], self.buf[self.index + 1]
+        self.index += 2
+        return lo | (hi << 32)
+
+
+def _below(rng, n):
+    threshold = ((-n) & M64) % n
+    while True:
+        m = rng.next_u64() * n
+        if (m & M64) >= threshold:
+            return m >> 64
+
+
+def cauda_shuffle(items, seed, stream):
+    items = list(items)
+    rng = ChaCha8(seed, stream)
+    for i in range(len(items) - 1, 0, -1):
+        j = _below(rng, i + 1)
+        items[i], items[j] = items[j], items[i]
+    return items
+
+
+# --------------------------------------------------------------------------------------------
+# Data: plugins/src/data/{digits,idx,longtail}.rs
+# --------------------------------------------------------------------------------------------
+
+DIGITS_SPLIT_SEED = 0x00D1_9175
+
+
+def load_digits():
+    """cauda's embedded digits and its fixed 80/20 per-class split (355 test, 1442 train)."""
+    raw = np.loadtxt(gzip.open(REPO / "plugins/assets/digits.csv.gz", "rt"), delimiter=",")
+    px = ((raw[:, :-1].astype(np.int64) * 255 + 8) // 16).astype(np.uint8).reshape(-1, 1, 8, 8)
+    labels = raw[:, -1].astype(np.int64)
+    is_test = np.zeros(len(labels), dtype=bool)
+    for c in range(10):
+        idx = cauda_shuffle(np.flatnonzero(labels == c).tolist(), DIGITS_SPLIT_SEED, c)
+        is_test[idx[: len(idx) // 5]] = True
+    return (px[~is_test], labels[~is_test]), (px[is_test], labels[is_test])
+
+
+def _idx_file(folder, name):
+    raw = folder / name
+    path = raw if raw.is_file() else folder / (name + ".gz")
+    data = path.read_bytes()
+    return gzip.decompress(data) if path.suffix == ".gz" else data
+
+
+def _idx_array(data):
+    dims = data[3]
+    shape = struct.unpack(">" + "I" * dims, data[4 : 4 + 4 * dims])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def load_idx(folder):
+    folder = pathlib.Path(folder)
+    out = []
+    for part in ("train", "t10k"):
+        x = _idx_array(_idx_file(folder, f"{part}-images-idx3-ubyte"))
+        y = _idx_array(_idx_file(folder, f"{part}-labels-idx1-ubyte")).astype(np.int64)
+        out.append((x[:, None, :, :].copy(), y))
+    return out[0], out[1]
+
+
+def long_tail_indices(labels, classes, data):
+    """cauda's long_tail_split (exp/step profile, val hold-out, cap), for checking split.json."""
+    imb = data.get("imbalance") or {"profile": "exp", "ratio": 1.0}
+    pools, vals = [], []
+    for c in range(classes):
+        idx = cauda_shuffle(np.flatnonzero(labels == c).tolist(), data.get("split_seed", 0), c)
+        v = data.get("val_per_class", 0)
+        vals += idx[:v]
+        rest = idx[v:]
+        if data.get("max_per_class") is not None:
+            rest = rest[: data["max_per_class"]]
+        pools.append(rest)
+    n_max = max(len(p) for p in pools)
+    inv = 1.0 / imb["ratio"]
+    if imb["profile"] == "exp":
+        targets = [n_max] if classes == 1 else [
+            math.floor(n_max * inv ** (i / (classes - 1))) for i in range(classes)]
+    else:
+        minority = min(math.floor(imb.get("step_fraction", 0.5) * classes + 1e-9), classes)
+        targets = [n_max if i < classes - minority else math.floor(n_max * inv)
+                   for i in range(classes)]
+    train = [i for p, t in zip(pools, targets) for i in p[: min(t, len(p))]]
+    return train, vals
+
+
+def load_run_data(cfg, split):
+    data = cfg["data"]
+    fmt = data["format"]
+    if fmt == "digits":
+        (trx, try_), (tex, tey) = load_digits()
+    elif fmt == "idx":
+        (trx, try_), (tex, tey) = load_idx(data["path"])
+    else:
+        sys.exit(f"reference.py: data format {fmt!r} is not supported (digits, idx)")
+    classes = int(max(try_.max(), tey.max()) + 1)
+    classes = max(classes, 10) if fmt == "idx" else classes
+    # Check the split (this also checks the ChaCha8 port the digits' test split depends on).
+    if not data.get("balanced_variant", False):
+        train_idx, val_idx = long_tail_indices(try_, classes, data)
+        if train_idx != split["train_indices"] or val_idx != split["val_indices"]:
+            sys.exit("reference.py: recomputed long-tailed split differs from split.json")
+    tri = np.asarray(split["train_indices"], dtype=np.int64)
+    vai = np.asarray(split["val_indices"], dtype=np.int64)
+    counts = np.bincount(try_[tri], minlength=classes).tolist()
+    if counts != split["class_counts"]:
+        sys.exit(f"reference.py: class counts {counts} differ from split.json")
+    x = trx[tri].astype(np.float64) / 255.0
+    mean = x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1).mean(1)
+    std = x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1).std(1)
+    if not (np.allclose(mean, split["mean"], atol=1e-5) and np.allclose(std, split["std"], atol=1e-5)):
+        sys.exit(f"reference.py: normalization {mean} {std} differs from split.json")
+    return {
+        "train": (torch.from_numpy(trx[tri]), torch.from_numpy(try_[tri])),
+        "val": (torch.from_numpy(trx[vai]), torch.from_numpy(try_[vai])) if len(vai) else None,
+        "test": (torch.from_numpy(tex), torch.from_numpy(tey)),
+        "classes": classes,
+        "counts": counts,
+        "mean": torch.tensor(split["mean"]).view(1, -1, 1, 1),
+        "std": torch.tensor(split["std"]).view(1, -1, 1, 1),
+        "test_pixel_sum": int(tex.astype(np.int64).sum()),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Models: plugins/src/models/{backbone,resnet,head}.rs
+# --------------------------------------------------------------------------------------------
+
+
+class Mlp(nn.Module):
+    def __init__(self, c, h, w):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(c * h * w, 256), nn.Linear(256, 128)
+        self.dim = 128
+
+    def forward(self, x):
+        return F.relu(self.fc2(F.relu(self.fc1(x.flatten(1)))))
+
+
+class LeNet(nn.Module):
+    def __init__(self, c, h, w):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, 6, 5, padding=2)
+        self.conv2 = nn.Conv2d(6, 16, 5, padding=2)
+        self.fc1 = nn.Linear(16 * (h // 4) * (w // 4), 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.dim = 84
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return F.relu(self.fc2(F.relu(self.fc1(x.flatten(1)))))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = None
+        if stride != 1 or cin != cout:  # option B
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                          nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(out + (x if self.shortcut is None else self.shortcut(x)))
+
+
+class ResNet(nn.Module):
+    def __init__(self, c, blocks):
+        super().__init__()
+        self.stem = nn.Conv2d(c, 16, 3, 1, 1, bias=False)
+        self.stem_bn = nn.BatchNorm2d(16)
+        layers, cin = [], 16
+        for stage, cout in enumerate([16, 32, 64]):
+            for b in range(blocks):
+                layers.append(BasicBlock(cin, cout, 2 if stage > 0 and b == 0 else 1))
+                cin = cout
+        self.blocks = nn.Sequential(*layers)
+        self.dim = 64
+
+    def forward(self, x):
+        return self.blocks(F.relu(self.stem_bn(self.stem(x)))).mean(dim=(2, 3))
+
+
+class Head(nn.Module):
+    """Linear `W f + b`, or cosine `s normalize(f) normalize(W)^T`; optional LWS scales."""
+
+    def __init__(self, dim, classes, cosine_scale=0.0):
+        super().__init__()
+        bound = 1.0 / math.sqrt(dim)
+        self.weight = nn.Parameter(torch.empty(classes, dim).uniform_(-bound, bound))
+        self.bias = (nn.Parameter(torch.empty(classes).uniform_(-bound, bound))
+                     if cosine_scale <= 0 else None)
+        self.scales = None
+        self.cosine_scale = cosine_scale
+
+    def forward(self, f):
+        if self.cosine_scale > 0:
+            z = F.normalize(f, dim=1) @ F.normalize(self.weight, dim=1).t() * self.cosine_scale
+        else:
+            z = f @ self.weight.t()
+        if self.bias is not None:
+            z = z + self.bias
+        if self.scales is not None:
+            z = z * self.scales
+        return z
+
+    def tau_normalized(self, tau):
+        h = Head.__new__(Head)
+        nn.Module.__init__(h)
+        w = self.weight.detach()
+        h.weight = nn.Parameter(w / w.norm(dim=1, keepdim=True).clamp_min(1e-12) ** tau)
+        h.bias, h.scales, h.cosine_scale = None, self.scales, self.cosine_scale
+        return h
+
+    def max_norm_(self, t):
+        with torch.no_grad():
+            norms = self.weight.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            self.weight.mul_((t / norms).clamp_max(1.0))
+
+
+class Classifier(nn.Module):
+    def __init__(self, model_cfg, shape, classes):
+        super().__init__()
+        c, h, w = shape
+        name = model_cfg["backbone"]
+        blocks = {"resnet8": 1, "resnet20": 3, "resnet32": 5}
+        if name == "mlp":
+            self.backbone = Mlp(c, h, w)
+        elif name == "lenet":
+            self.backbone = LeNet(c, h, w)
+        elif name in blocks:
+            self.backbone = ResNet(c, blocks[name])
+        else:
+            sys.exit(f"reference.py: unknown backbone {name}")
+        scale = model_cfg["head_scale"] if model_cfg["head"] == "cosine" else 0.0
+        self.head = Head(self.backbone.dim, classes, scale)
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+
+# --------------------------------------------------------------------------------------------
+# Losses: plugins/src/losses/*.rs (per-sample value + class weights; combine.rs reduces)
+# --------------------------------------------------------------------------------------------
+
+
+def normalize_to_c(w):
+    w = np.asarray(w, dtype=np.float64)
+    return w * len(w) / w.sum()
+
+
+def effective_number_weights(counts, beta):
+    n = np.asarray(counts, dtype=np.float64)
+    return normalize_to_c((1 - beta) / (1 - beta ** n))
+
+
+class Loss:
+    """A per-sample loss and its class weights per epoch (None = all 1)."""
+
+    def __init__(self, params, counts, drw, epochs):
+        self.name = params["plugin"]
+        self.p = params["values"]
+        n = np.asarray(counts, dtype=np.float64)
+        self.log_prior = torch.tensor(np.log(n / n.sum()), dtype=torch.float32)
+        self.log_counts = torch.tensor(np.log(n), dtype=torch.float32)
+        self.weights = None
+        if self.name == "weighted-ce":
+            self.weights = normalize_to_c(1.0 / n)
+        elif self.name == "class-balanced":
+            self.weights = effective_number_weights(counts, self.p["beta"])
+        if self.name == "ldam":
+            m = n ** -0.25
+            self.margins = torch.tensor(m * self.p["max_m"] / m.max(), dtype=torch.float32)
+        self.drw_start, self.drw_weights = None, None
+        if drw is not None:
+            self.drw_start = math.floor(drw["values"]["start_fraction"] * epochs)
+            self.drw_weights = effective_number_weights(counts, drw["values"]["beta"])
+
+    def class_weights(self, epoch):
+        w = self.weights
+        if self.drw_start is not None and epoch >= self.drw_start:
+            w = self.drw_weights
+        return None if w is None else torch.tensor(w, dtype=torch.float32)
+
+    def per_sample(self, z, y):
+        name, p = self.name, self.p
+        if name in ("ce", "weighted-ce") or (name == "class-balanced" and p["gamma"] == 0):
+            return F.cross_entropy(z, y, reduction="none")
+        if name == "focal" or name == "class-balanced":
+            logp = F.log_softmax(z, 1).gather(1, y[:, None])[:, 0]
+            return -((1 - logp.exp()) ** p["gamma"]) * logp
+        if name == "ldam":
+            shifted = z - F.one_hot(y, z.shape[1]).float() * self.margins
+            return F.cross_entropy(p["s"] * shifted, y, reduction="none")
+        if name == "balanced-softmax":
+            return F.cross_entropy(z + self.log_counts, y, reduction="none")
+        if name == "logit-adjusted":
+            return F.cross_entropy(z + p["tau"] * self.log_prior, y, reduction="none")
+        sys.exit(f"reference.py: unknown loss {name}")
+
+    def batch(self, z, ya, mixed, epoch):
+        """combine.rs: sum(lam w_a l_a + (1-lam) w_b l_b) / sum(lam w_a + (1-lam) w_b)."""
+        w = self.class_weights(epoch)
+        la = self.per_sample(z, ya)
+        if mixed is None:
+            return la.mean() if w is None else (w[ya] * la).sum() / w[ya].sum()
+        yb, lam = mixed
+        lb = self.per_sample(z, yb)
+        sa, sb = lam, 1 - lam
+        if w is not None:
+            sa, sb = sa * w[ya], sb * w[yb]
+        return (sa * la + sb * lb).sum() / (sa + sb).sum()
+
+
+# --------------------------------------------------------------------------------------------
+# Samplers, input pipeline, mixing: plugins/src/samplers, train/batches.rs, augment/
+# --------------------------------------------------------------------------------------------
+
+
+def epoch_order(name, labels, classes, epoch, epochs):
+    n = len(labels)
+    if name == "instance":
+        return torch.randperm(n)
+    counts = torch.bincount(labels, minlength=classes).double()
+    ib, cb = counts / counts.sum(), (counts > 0).double() / (counts > 0).sum()
+    if name == "class-balanced":
+        p = cb
+    elif name == "square-root":
+        p = counts.sqrt() / counts.sqrt().sum()
+    elif name == "progressively-balanced":
+        t = min(epoch / epochs, 1.0) if epochs else 1.0
+        p = (1 - t) * ib + t * cb
+    else:
+        sys.exit(f"reference.py: unknown sampler {name}")
+    drawn = torch.multinomial(p, n, replacement=True)
+    members = [torch.nonzero(labels == c)[:, 0] for c in range(classes)]
+    out = torch.empty(n, dtype=torch.long)
+    for c in range(classes):
+        sel = drawn == c
+        k = int(sel.sum())
+        if k:
+            out[sel] = members[c][torch.randint(len(members[c]), (k,))]
+    return out
+
+
+def crop_flip(x, pad):
+    """Zero-pad the u8 images, crop back at a random offset in 0..=2pad, flip with p = 0.5."""
+    b, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (b,))
+    dx = torch.randint(0, 2 * pad + 1, (b,))
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
+    out = padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+    flip = torch.rand(b) < 0.5
+    return torch.where(flip[:, None, None, None], out.flip(-1), out)
+
+
+def mix(mixer, x, y, counts):
+    """mixup / cutmix / remix on a normalized batch; returns x, (labels_b, lam per sample)."""
+    p = mixer["values"]
+    lam = float(torch.distributions.Beta(p["alpha"], p["alpha"]).sample())
+    perm = torch.randperm(len(y))
+    yb = y[perm]
+    lam_vec = torch.full((len(y),), lam)
+    if mixer["plugin"] == "cutmix":
+        _, _, h, w = x.shape
+        cy, cx = int(torch.randint(h, ())), int(torch.randint(w, ()))
+        rat = math.sqrt(1 - lam)
+        hh, hw = int(h * rat) // 2, int(w * rat) // 2
+        y0, y1, x0, x1 = max(cy - hh, 0), min(cy + hh, h), max(cx - hw, 0), min(cx + hw, w)
+        x = x.clone()
+        x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
+        lam_vec = torch.full((len(y),), 1 - (y1 - y0) * (x1 - x0) / (h * w))
+    else:
+        x = lam * x + (1 - lam) * x[perm]
+        if mixer["plugin"] == "remix":
+            n = torch.tensor(counts, dtype=torch.float64)
+            ratio = n[y] / n[yb]
+            lam_vec = torch.where((ratio >= p["kappa"]) & (lam < p["tau"]), 0.0,
+                                  torch.where((ratio <= 1 / p["kappa"]) & (1 - lam < p["tau"]),
+                                              1.0, lam)).float()
+    return x, (yb, lam_vec)
+
+
+def learning_rate(base, sched, epoch, epochs):
+    """train/schedule.rs."""
+    warm = sched["warmup_epochs"]
+    if epoch < warm:
+        return base * (epoch + 1) / warm
+    if sched["name"] == "step":
+        return base * sched["gamma"] ** sum(1 for m in sched["milestones"] if m <= epoch)
+    if sched["name"] == "cosine":
+        total = max(epochs - warm, 1)
+        return base * 0.5 * (1 + math.cos(math.pi * (epoch - warm) / total))
+    return base
+
+
+def make_optimizer(opt, params, weight_decay):
+    if opt["name"] == "adam":
+        return torch.optim.Adam(params, lr=opt["lr"], betas=(opt["beta1"], opt["beta2"]),
+                                eps=opt["eps"], weight_decay=weight_decay)
+    return torch.optim.SGD(params, lr=opt["lr"], momentum=opt["momentum"], dampening=0,
+                           nesterov=opt["nesterov"] and opt["momentum"] > 0,
+                           weight_decay=weight_decay)
+
+
+# --------------------------------------------------------------------------------------------
+# Training and evaluation: train/{stage,decoupled,evaluate}.rs, metrics/
+# --------------------------------------------------------------------------------------------
+
+
+def normalize(x_u8, d):
+    return (x_u8.float() / 255.0 - d["mean"]) / d["std"]
+
+
+def run_stage(model, d, cfg, st):
+    """One stage: st has epochs, sampler, loss, mixer, opt (spec), weight_decay, schedule, max_norm."""
+    x_all, y_all = d["train"]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optim = make_optimizer(st["opt"], trainable, st["weight_decay"])
+    bs = cfg["train"]["batch_size"]
+    pad = cfg["pad"] if cfg["crop_flip"] else None
+    for epoch in range(st["epochs"]):
+        lr = learning_rate(st["opt"]["lr"], st["schedule"], epoch, st["epochs"])
+        for g in optim.param_groups:
+            g["lr"] = lr
+        model.train()
+        if st.get("frozen_backbone"):
+            model.backbone.eval()  # frozen BatchNorm keeps its running statistics
+        order = epoch_order(st["sampler"], y_all, d["classes"], epoch, st["epochs"])
+        for start in range(0, len(order), bs):
+            idx = order[start : start + bs]
+            xb, yb = x_all[idx], y_all[idx]
+            if pad is not None:
+                xb = crop_flip(xb, pad)
+            xb = normalize(xb, d)
+            mixed = None
+            if st["mixer"] is not None:
+                xb, mixed = mix(st["mixer"], xb, yb, d["counts"])
+            loss = st["loss"].batch(model(xb), yb, mixed, epoch)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            if st["max_norm"] is not None:
+                model.head.max_norm_(st["max_norm"])
+
+
+@torch.no_grad()
+def features(model, split, d):
+    model.eval()
+    x, _ = split
+    return torch.cat([model.backbone(normalize(x[i : i + 1024], d)) for i in range(0, len(x), 1024)])
+
+
+def score(z, labels, counts, metrics_cfg):
+    pred = z.argmax(1)
+    classes = len(counts)
+    per_class = []
+    for c in range(classes):
+        m = labels == c
+        per_class.append(float((pred[m] == c).float().mean()) if m.any() else None)
+    groups = {"many": [], "medium": [], "few": []}
+    for acc, n in zip(per_class, counts):
+        if acc is None:
+            continue
+        if n > metrics_cfg["many_threshold"]:
+            groups["many"].append(acc)
+        elif n < metrics_cfg["few_threshold"]:
+            groups["few"].append(acc)
+        else:
+            groups["medium"].append(acc)
+    out = {"test_top1": float((pred == labels).float().mean())}
+    out.update({k: (sum(v) / len(v) if v else None) for k, v in groups.items()})
+    out["per_class"] = per_class
+    return out
+
+
+def evaluate(model, head, d, cfg, shift):
+    out = {}
+    for name in ("test", "val"):
+        if d[name] is None:
+            continue
+        with torch.no_grad():
+            z = head(features(model, d[name], d))
+        if shift is not None:
+            z = z - shift
+        out[name] = score(z, d[name][1], d["counts"], cfg["metrics"])
+    rec = out["test"]
+    if "val" in out:
+        rec["val_top1"] = out["val"]["test_top1"]
+    return rec
+
+
+def train(cfg, d):
+    shape = tuple(d["train"][0].shape[1:])
+    classes, counts = d["classes"], d["counts"]
+    epochs = cfg["train"]["epochs"]
+    s2 = cfg.get("stage2")
+    wb = s2["params"]["values"] if s2 and s2["name"] == "weight-balancing" else None
+    model = Classifier(cfg["model"], shape, classes)
+    opt = cfg["train"]["optimizer"]
+    stage1 = {
+        "epochs": epochs,
+        "sampler": cfg["sampler"]["plugin"],
+        "loss": Loss(cfg["loss"], counts, cfg.get("drw"), epochs),
+        "mixer": cfg.get("mixer"),
+        "opt": opt,
+        "weight_decay": wb["weight_decay"] if wb else opt["weight_decay"],
+        "schedule": cfg["train"]["schedule"],
+        "max_norm": wb["max_norm"] if wb else None,
+    }
+    run_stage(model, d, cfg, stage1)
+    shift = None
+    if cfg.get("posthoc"):
+        n = torch.tensor(counts, dtype=torch.float64)
+        shift = (cfg["posthoc"]["values"]["tau"] * torch.log(n / n.sum())).float()
+    tau_sweep = None
+    if s2 and s2["name"] != "tau-norm":
+        p = s2["params"]["values"]
+        for q in model.backbone.parameters():
+            q.requires_grad_(False)
+        if s2["name"] == "crt":
+            model.head = Head(model.backbone.dim, classes, model.head.cosine_scale)
+        elif s2["name"] == "lws":
+            for q in model.head.parameters():
+                q.requires_grad_(False)
+            model.head.scales = nn.Parameter(torch.ones(classes))
+        wbal = s2["name"] == "weight-balancing"
+        cb = {"plugin": "class-balanced", "values": {"beta": 0.9999, "gamma": 0.0}}
+        stage2 = {
+            "epochs": int(p["epochs"]),
+            "sampler": "instance" if wbal else "class-balanced",
+            "loss": Loss(cb if wbal else {"plugin": "ce", "values": {}}, counts, None, int(p["epochs"])),
+            "mixer": None,
+            "opt": dict(opt, lr=p["lr"]),
+            "weight_decay": p["weight_decay"] if wbal else opt["weight_decay"],
+            "schedule": {"name": "cosine", "warmup_epochs": 0, "milestones": [], "gamma": 0.1},
+            "max_norm": p["max_norm"] if wbal else None,
+            "frozen_backbone": True,
+        }
+        run_stage(model, d, cfg, stage2)
+    elif s2:  # tau-norm, chosen on validation when there is a validation split
+        taus = [i / 10 for i in range(21)]
+        sweep = [evaluate(model, model.head.tau_normalized(t), d, cfg, shift) for t in taus]
+        if d["val"] is not None:
+            vals = [r["val_top1"] for r in sweep]
+            chosen = taus[max(range(len(taus)), key=lambda i: (vals[i], -i))]
+        else:
+            chosen = s2["params"]["values"]["tau"]
+        tau_sweep = {"taus": taus, "test_top1": [r["test_top1"] for r in sweep], "chosen": chosen}
+        model.head = model.head.tau_normalized(chosen)
+    last = evaluate(model, model.head, d, cfg, shift)
+    return last, tau_sweep
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir", type=pathlib.Path)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=pathlib.Path)
+    args = ap.parse_args()
+    started = time.time()
+    torch.set_num_threads(args.threads)
+    cfg = json.loads((args.run_dir / "config.json").read_text())
+    split = json.loads((args.run_dir / "split.json").read_text())
+    torch.manual_seed(cfg["train"]["seed"])
+    d = load_run_data(cfg, split)
+    last, tau_sweep = train(cfg, d)
+    out = {
+        "implementation": f"pytorch {torch.__version__}",
+        "method": cfg["method"],
+        "seed": cfg["train"]["seed"],
+        "split_hash": split["split_hash"],
+        "class_counts": d["counts"],
+        "test_pixel_sum": d["test_pixel_sum"],
+        "last": last,
+        "tau_sweep": tau_sweep,
+        "wall_s": time.time() - started,
+    }
+    path = args.out or args.run_dir / "reference.json"
+    path.write_text(json.dumps(out, indent=1))
+    print(json.dumps({k: out[k] for k in ("method", "seed", "last", "wall_s")}))
+
+
+if __name__ == "__main__":
+    main()
