@@ -52,7 +52,8 @@ pub fn check_labels(labels: &[u32], num_classes: usize) -> Result<()> {
 pub trait Sampler: Send + Sync + std::fmt::Debug {
     /// The training-set indices of one epoch, in order, given per-image labels; seeded per
     /// `(seed, epoch)` (see [`epoch_rng`]), so the same arguments give the same epoch. The epoch
-    /// has `labels.len()` indices.
+    /// has `labels.len()` indices. By default: `labels.len()` class-then-image draws with
+    /// [`class_probabilities`](Sampler::class_probabilities), an image uniformly within its class.
     fn epoch_indices(
         &self,
         labels: &[u32],
@@ -60,7 +61,13 @@ pub trait Sampler: Send + Sync + std::fmt::Debug {
         epoch: usize,
         total_epochs: usize,
         seed: u64,
-    ) -> Vec<usize>;
+    ) -> Vec<usize> {
+        let index = ClassIndex::new(labels, num_classes);
+        let probs = self.class_probabilities(&index.counts(), epoch, total_epochs);
+        let out = index.draw(&probs, labels.len(), &mut epoch_rng(seed, epoch));
+        tracing::debug!(sampler = ?self, epoch, draws = out.len(), "sampled epoch");
+        out
+    }
 
     /// The probability of drawing each class at `epoch` of `total_epochs`, given the per-class
     /// training counts `counts` (classes with no image get probability 0).

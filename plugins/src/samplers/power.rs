@@ -4,7 +4,7 @@
 use rand::seq::SliceRandom;
 
 use super::Sampler;
-use super::class_draw::{ClassIndex, epoch_rng};
+use super::class_draw::epoch_rng;
 use super::probabilities::{power_probabilities, progressive_probabilities};
 
 /// Instance-balanced sampling (`q = 1`, every image equally likely): the epoch is a seeded
@@ -37,17 +37,6 @@ impl Sampler for InstanceBalanced {
 pub struct ClassBalanced;
 
 impl Sampler for ClassBalanced {
-    fn epoch_indices(
-        &self,
-        labels: &[u32],
-        num_classes: usize,
-        epoch: usize,
-        total: usize,
-        seed: u64,
-    ) -> Vec<usize> {
-        draw_epoch(self, labels, num_classes, epoch, total, seed)
-    }
-
     fn class_probabilities(&self, counts: &[usize], _: usize, _: usize) -> Vec<f64> {
         power_probabilities(counts, 0.0)
     }
@@ -59,17 +48,6 @@ impl Sampler for ClassBalanced {
 pub struct SquareRoot;
 
 impl Sampler for SquareRoot {
-    fn epoch_indices(
-        &self,
-        labels: &[u32],
-        num_classes: usize,
-        epoch: usize,
-        total: usize,
-        seed: u64,
-    ) -> Vec<usize> {
-        draw_epoch(self, labels, num_classes, epoch, total, seed)
-    }
-
     fn class_probabilities(&self, counts: &[usize], _: usize, _: usize) -> Vec<f64> {
         power_probabilities(counts, 0.5)
     }
@@ -83,34 +61,7 @@ impl Sampler for SquareRoot {
 pub struct ProgressivelyBalanced;
 
 impl Sampler for ProgressivelyBalanced {
-    fn epoch_indices(
-        &self,
-        labels: &[u32],
-        num_classes: usize,
-        epoch: usize,
-        total: usize,
-        seed: u64,
-    ) -> Vec<usize> {
-        draw_epoch(self, labels, num_classes, epoch, total, seed)
-    }
-
     fn class_probabilities(&self, counts: &[usize], epoch: usize, total: usize) -> Vec<f64> {
         progressive_probabilities(counts, epoch, total)
     }
-}
-
-/// An epoch of `labels.len()` class-then-image draws with the sampler's class probabilities.
-fn draw_epoch(
-    sampler: &dyn Sampler,
-    labels: &[u32],
-    num_classes: usize,
-    epoch: usize,
-    total_epochs: usize,
-    seed: u64,
-) -> Vec<usize> {
-    let index = ClassIndex::new(labels, num_classes);
-    let probs = sampler.class_probabilities(&index.counts(), epoch, total_epochs);
-    let out = index.draw(&probs, labels.len(), &mut epoch_rng(seed, epoch));
-    tracing::debug!(?sampler, epoch, draws = out.len(), "sampled epoch");
-    out
 }

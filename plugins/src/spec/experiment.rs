@@ -198,7 +198,7 @@ pub struct AugmentSection {
     /// Random crop with padding + horizontal flip (default: on, off for digits and synthetic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crop_flip: Option<bool>,
-    /// Crop padding in pixels (default 4 for 32x32 images, 2 otherwise... see `resolve`).
+    /// Crop padding in pixels (default 4, as for CIFAR).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pad: Option<usize>,
     /// `mixup`, `cutmix` or `remix`, with parameters.

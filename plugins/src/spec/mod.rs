@@ -57,6 +57,18 @@ pub(crate) fn invalid(
     }
 }
 
+/// Parses TOML of at most [`MAX_SPEC_BYTES`], with errors that name `origin` and the line.
+pub(crate) fn parse_bounded<T: serde::de::DeserializeOwned>(origin: &str, text: &str) -> Result<T> {
+    if text.len() > MAX_SPEC_BYTES {
+        return Err(SpecError::TooLarge {
+            origin: origin.into(),
+            size: text.len(),
+            limit: MAX_SPEC_BYTES,
+        });
+    }
+    toml::from_str(text).map_err(|e| parse_error(origin, text, e))
+}
+
 /// Turns a `toml` error into one that says the line and column.
 pub(crate) fn parse_error(origin: &str, text: &str, err: toml::de::Error) -> SpecError {
     let message = match err.span() {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AugmentSection, ModuleSection, RebalanceSection, Result, SpecError, parse_error};
+use super::{AugmentSection, ModuleSection, RebalanceSection, Result, SpecError};
 
 /// One method preset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,14 +127,7 @@ impl PresetBook {
 impl Preset {
     /// Parses a preset file; `origin` names it in errors.
     pub fn parse(origin: &str, text: &str) -> Result<Self> {
-        if text.len() > super::MAX_SPEC_BYTES {
-            return Err(SpecError::TooLarge {
-                origin: origin.into(),
-                size: text.len(),
-                limit: super::MAX_SPEC_BYTES,
-            });
-        }
-        let p: Preset = toml::from_str(text).map_err(|e| parse_error(origin, text, e))?;
+        let p: Preset = super::parse_bounded(origin, text)?;
         if p.name.is_empty()
             || !p
                 .name

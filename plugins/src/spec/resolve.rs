@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{
     DataFormat, DataSection, ExperimentSpec, MetricsSection, ModelSection, PresetBook,
-    ResourcesSection, Result, SpecError, TrainSection, invalid, parse_error,
+    ResourcesSection, Result, TrainSection, invalid,
 };
 use crate::models::BackboneKind;
 use crate::registry::{Family, Params, PluginRef, Registry};
@@ -41,14 +41,7 @@ pub struct ResolvedRun {
 impl ExperimentSpec {
     /// Parses a spec (bounded in size); `origin` names the file in errors.
     pub fn parse(origin: &str, text: &str) -> Result<Self> {
-        if text.len() > super::MAX_SPEC_BYTES {
-            return Err(SpecError::TooLarge {
-                origin: origin.into(),
-                size: text.len(),
-                limit: super::MAX_SPEC_BYTES,
-            });
-        }
-        toml::from_str(text).map_err(|e| parse_error(origin, text, e))
+        super::parse_bounded(origin, text)
     }
 
     /// Resolves a spec without a `[sweep]` into one run.
