@@ -6,17 +6,19 @@
 //! - `loop`: `train::train` on a balanced synthetic set; images/s is each epoch's own
 //!   `EpochRecord::images_per_sec` (batch loop only, evaluation excluded), first epoch dropped;
 //! - `bare`: forward + cross-entropy + backward + optimizer step on one pre-built tensor batch,
-//!   as `train/stage.rs` does it, timed over blocks of steps ended by reading the loss;
+//!   as `train/stage.rs` does it, timed over blocks of steps ended by reading the loss, one
+//!   block after each of the loop's epochs (from the run's `EventSink`), so both alternate;
 //! - `parts`: what the loop adds per batch, each alone: batch assembly on the producer thread
 //!   (`for_each_batch` with an empty step) and tensor creation from the batch's vectors.
 //!
 //! Prints one JSON line per measurement on stdout (read by `bench/throughput.sh`) and a summary
 //! on stderr. `cargo bench -p cauda-plugins --bench throughput [-- lenet|resnet32]`;
-//! `CAUDA_BENCH_REPS` sets the number of timed epochs and bare blocks (default 4).
+//! `CAUDA_BENCH_SCALE` multiplies the number of rounds (loop epoch, then one block of each bare
+//! variant; 10 for LeNet, 4 for ResNet-32).
 
 use std::time::Instant;
 
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use cauda_plugins::losses::{self, CrossEntropy};
 use cauda_plugins::models::{BackboneKind, Classifier, HeadKind, InputShape};
@@ -40,6 +42,8 @@ struct Case {
     batches: usize,
     /// Untimed bare steps before timing.
     warmup: usize,
+    /// Timed loop epochs (each followed by one block of each bare variant).
+    rounds: usize,
 }
 
 const CASES: &[Case] = &[
@@ -51,6 +55,7 @@ const CASES: &[Case] = &[
         crop_flip: false,
         batches: 40,
         warmup: 10,
+        rounds: 10,
     },
     Case {
         name: "resnet32",
@@ -58,8 +63,9 @@ const CASES: &[Case] = &[
         kind: BackboneKind::ResNet(5),
         shape: [3, 32, 32],
         crop_flip: true,
-        batches: 6,
+        batches: 5,
         warmup: 3,
+        rounds: 4,
     },
 ];
 
@@ -102,12 +108,22 @@ checkpoint_every = 0
         .unwrap_or_else(|e| panic!("bench spec: {e}"))
 }
 
-#[derive(Default)]
-struct Epochs(Vec<EpochRecord>);
+/// The loop's sink: after every epoch it runs one block of each bare variant, so loop epochs
+/// and bare blocks alternate finely and drift on a shared machine hits both alike.
+struct Interleave {
+    epochs: Vec<f64>,
+    bare: Bare,
+    tensors: Bare,
+    bare_ips: Vec<f64>,
+    tensors_ips: Vec<f64>,
+}
 
-impl EventSink for Epochs {
+impl EventSink for Interleave {
     fn on_epoch(&mut self, record: &EpochRecord) -> Result<(), TrainError> {
-        self.0.push(record.clone());
+        self.epochs.push(record.images_per_sec as f64);
+        self.bare_ips.push(self.bare.block(self.bare.batches));
+        self.tensors_ips
+            .push(self.tensors.block(self.tensors.batches));
         Ok(())
     }
     fn on_checkpoint(&mut self, _: &Checkpoint) -> Result<(), TrainError> {
@@ -115,67 +131,113 @@ impl EventSink for Epochs {
     }
 }
 
-/// The full loop: images/s of every epoch after the first.
-fn full_loop(case: &Case, reps: usize, device: &Device) -> Vec<f64> {
-    let run = spec(case, reps + 1);
+/// Runs the full loop for `rounds + 1` epochs with bare blocks in between. Returns images/s of
+/// the loop's epochs after the first, of the bare blocks (the one before the first timed epoch
+/// included), of the bare-with-tensors blocks, and per-epoch paired ratios loop / bare, with
+/// the bare step averaged over the blocks just before and after that epoch.
+fn interleaved(case: &Case, rounds: usize, device: &Device) -> [Vec<f64>; 4] {
+    let run = spec(case, rounds + 1);
     let data = train::prepare(&run.data).expect("synthetic data");
-    let mut sink = Epochs::default();
+    let mut sink = Interleave {
+        epochs: Vec::new(),
+        bare: Bare::new(case, device, false),
+        tensors: Bare::new(case, device, true),
+        bare_ips: Vec::new(),
+        tensors_ips: Vec::new(),
+    };
     train::train(&run, &data, &builtin_registry(), device, None, &mut sink).expect("training");
-    sink.0[1..]
-        .iter()
-        .map(|r| r.images_per_sec as f64)
-        .collect()
+    let loop_ips = sink.epochs[1..].to_vec();
+    let paired = (1..sink.epochs.len())
+        .map(|i| sink.epochs[i] / ((sink.bare_ips[i - 1] + sink.bare_ips[i]) / 2.0))
+        .collect();
+    [
+        loop_ips,
+        sink.bare_ips,
+        sink.tensors_ips[1..].to_vec(),
+        paired,
+    ]
 }
 
-/// The bare Burn step of `train/stage.rs` on one fixed batch: images/s of `reps` blocks of
+/// The bare Burn step of `train/stage.rs` on one fixed batch, timed in blocks of
 /// `case.batches` steps, each block ended by reading the loss (which waits for the step).
-fn bare_step(case: &Case, reps: usize, device: &Device, fresh_tensors: bool) -> Vec<f64> {
-    let run = spec(case, 1);
-    let [c, h, w] = case.shape;
-    let dev = device.clone().autodiff();
-    let input = InputShape {
-        channels: c,
-        height: h,
-        width: w,
-    };
-    let mut model =
-        Classifier::new(case.kind, HeadKind::Linear, input, CLASSES, &dev).expect("model");
-    let opt = &run.train.optimizer;
-    let mut optim = train::build_optimizer(opt, opt.weight_decay);
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let pixels: Vec<f32> = (0..BATCH * c * h * w)
-        .map(|_| rng.random_range(-1.0f32..1.0))
-        .collect();
-    let labels: Vec<u32> = (0..BATCH as u32).map(|i| i % CLASSES as u32).collect();
-    let x_fixed = Tensor::<4>::from_data(TensorData::new(pixels.clone(), [BATCH, c, h, w]), &dev);
-    let y_fixed = labels_tensor(&labels, &dev);
-    let loss_fn = CrossEntropy;
-    let mut block = |steps: usize| -> f64 {
+struct Bare {
+    model: Option<Classifier>,
+    optim: ModuleOptimizer,
+    lr: f64,
+    dev: Device,
+    shape: [usize; 4],
+    pixels: Vec<f32>,
+    labels: Vec<u32>,
+    x: Tensor<4>,
+    y: Tensor<1, Int>,
+    /// Make the input tensors from the batch's vectors at every step, as `stage.rs` does.
+    fresh_tensors: bool,
+    batches: usize,
+}
+
+impl Bare {
+    fn new(case: &Case, device: &Device, fresh_tensors: bool) -> Self {
+        let run = spec(case, 1);
+        let [c, h, w] = case.shape;
+        let dev = device.clone().autodiff();
+        let input = InputShape {
+            channels: c,
+            height: h,
+            width: w,
+        };
+        let model =
+            Classifier::new(case.kind, HeadKind::Linear, input, CLASSES, &dev).expect("model");
+        let opt = &run.train.optimizer;
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let pixels: Vec<f32> = (0..BATCH * c * h * w)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let labels: Vec<u32> = (0..BATCH as u32).map(|i| i % CLASSES as u32).collect();
+        let shape = [BATCH, c, h, w];
+        let x = Tensor::<4>::from_data(TensorData::new(pixels.clone(), shape), &dev);
+        let y = labels_tensor(&labels, &dev);
+        let mut bare = Self {
+            model: Some(model),
+            optim: train::build_optimizer(opt, opt.weight_decay),
+            lr: opt.lr,
+            dev,
+            shape,
+            pixels,
+            labels,
+            x,
+            y,
+            fresh_tensors,
+            batches: case.batches,
+        };
+        bare.block(case.warmup);
+        bare
+    }
+
+    /// Images/s of `steps` steps.
+    fn block(&mut self, steps: usize) -> f64 {
         let started = Instant::now();
+        let mut model = self.model.take().expect("model");
         let mut last = None;
         for _ in 0..steps {
-            // `fresh_tensors` adds what the loop does per batch besides the step: tensors made
-            // from the batch's vectors, as `stage.rs` does.
-            let (x, y) = if fresh_tensors {
-                let x = TensorData::new(pixels.clone(), [BATCH, c, h, w]);
+            let (x, y) = if self.fresh_tensors {
+                let x = TensorData::new(self.pixels.clone(), self.shape);
                 (
-                    Tensor::<4>::from_data(x, &dev),
-                    labels_tensor(&labels, &dev),
+                    Tensor::<4>::from_data(x, &self.dev),
+                    labels_tensor(&self.labels, &self.dev),
                 )
             } else {
-                (x_fixed.clone(), y_fixed.clone())
+                (self.x.clone(), self.y.clone())
             };
             let logits = model.forward(x);
-            let loss = losses::combine(&loss_fn, logits, y, None, 0).expect("loss");
+            let loss = losses::combine(&CrossEntropy, logits, y, None, 0).expect("loss");
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(opt.lr, model.clone(), grads);
+            model = self.optim.step(self.lr, model.clone(), grads);
             last = Some(loss.detach());
         }
         let _: f32 = last.expect("at least one step").into_scalar();
+        self.model = Some(model);
         (steps * BATCH) as f64 / started.elapsed().as_secs_f64()
-    };
-    block(case.warmup);
-    (0..reps).map(|_| block(case.batches)).collect()
+    }
 }
 
 fn labels_tensor(labels: &[u32], device: &Device) -> Tensor<1, Int> {
@@ -253,10 +315,10 @@ fn emit(model: &str, what: &str, samples: &[f64]) -> f64 {
 }
 
 fn main() {
-    let reps: usize = std::env::var("CAUDA_BENCH_REPS")
+    let scale: f64 = std::env::var("CAUDA_BENCH_SCALE")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(4);
+        .unwrap_or(1.0);
     // `cargo bench` passes `--bench`; any other argument selects cases by name.
     let wanted: Vec<String> = std::env::args()
         .skip(1)
@@ -267,18 +329,21 @@ fn main() {
         if !wanted.is_empty() && !wanted.iter().any(|w| w == case.name) {
             continue;
         }
+        let reps = ((case.rounds as f64 * scale).round() as usize).max(1);
         eprintln!(
-            "== {}: batch {BATCH}, {} batches per epoch/block, {reps} timed",
+            "== {}: batch {BATCH}, {} batches per epoch/block, {reps} rounds",
             case.name, case.batches
         );
-        // Bare blocks before and after the loop, so drift on a shared machine hits both sides.
-        let mut bare = bare_step(case, reps.div_ceil(2), &device, false);
-        let looped = full_loop(case, reps, &device);
-        bare.extend(bare_step(case, reps / 2, &device, false));
-        let fresh = bare_step(case, reps, &device, true);
-        let b = emit(case.name, "bare", &bare);
-        let f = emit(case.name, "bare+tensors", &fresh);
-        let l = emit(case.name, "loop", &looped);
+        let [l, b, f, paired] = interleaved(case, reps, &device);
+        let b = emit(case.name, "bare", &b);
+        let f = emit(case.name, "bare+tensors", &f);
+        let l = emit(case.name, "loop", &l);
+        let ratio = median(&paired);
+        let line = serde_json::json!({
+            "side": "cauda", "model": case.name, "what": "paired",
+            "loop_over_bare": ratio, "samples": paired,
+        });
+        println!("{line}");
         let (assemble_ms, tensor_ms) = parts(case, &device);
         let step_ms = BATCH as f64 * 1e3 / b;
         let line = serde_json::json!({
@@ -287,11 +352,12 @@ fn main() {
         });
         println!("{line}");
         eprintln!(
-            "cauda {:9} loop/bare {:.3} (overhead {:+.1}%), bare+tensors/bare {:.3}; per batch: \
-             step {step_ms:.2} ms, batch assembly {assemble_ms:.3} ms, tensor creation {tensor_ms:.3} ms",
+            "cauda {:9} loop/bare {:.3} (paired {ratio:.3}, overhead {:+.1}%), bare+tensors/bare \
+             {:.3}; per batch: step {step_ms:.2} ms, batch assembly {assemble_ms:.3} ms, tensor \
+             creation {tensor_ms:.3} ms",
             case.name,
             l / b,
-            (b / l - 1.0) * 100.0,
+            (1.0 / ratio - 1.0) * 100.0,
             f / b,
         );
     }
