@@ -1,0 +1,315 @@
+//! The daemon's persistence layer: one `Store` trait for experiments, runs (with indexes by
+//! experiment, state and user), per-run events, per-epoch metrics and chunked checkpoints, with a
+//! sled implementation for the daemon and an in-memory one for unit tests. Both keep the same
+//! semantics (one shared test suite runs against both).
+//!
+//! Write-ahead: every mutating method is durable (flushed) before it returns, so the daemon acts
+//! on a state change only once it would survive a crash.
+
+mod keys;
+mod memory_store;
+mod sled_store;
+#[cfg(test)]
+mod tests;
+
+pub use memory_store::MemoryStore;
+pub use sled_store::SledStore;
+
+use crate::model::{DeviceId, ExperimentId, ExperimentRecord, Millis, RunId, RunRecord, RunState};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Checkpoint bytes are stored in chunks of this size (1 MiB), the unit `GetCheckpoint` streams.
+pub const CHUNK_SIZE: usize = 1 << 20;
+/// A log line longer than this (4 KiB) is cut, on a character boundary, before it is stored.
+pub const MAX_LOG_LINE: usize = 4096;
+
+/// The store's result type.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What can go wrong in the store. Every variant names the operation; sled errors name the
+/// database path; a record that cannot be decoded names its key (never a panic).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {op}: sled database at {}: {source}", path.display())]
+    Sled {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("store {op}: corrupt record under key {key}: {reason}")]
+    Corrupt {
+        op: &'static str,
+        key: String,
+        reason: String,
+    },
+    #[error("store {op}: {what} not found")]
+    NotFound { op: &'static str, what: String },
+    #[error("store {op}: invalid input: {reason}")]
+    Invalid { op: &'static str, reason: String },
+    #[error("store {op}: cannot encode {what}: {source}")]
+    Encode {
+        op: &'static str,
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("store {op}: the in-memory store's lock was poisoned by a panicking thread")]
+    Poisoned { op: &'static str },
+}
+
+/// Settings of a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// How many of a run's most recent checkpoints (by epoch) are kept, besides the best one.
+    /// At least 1 (0 is read as 1: the latest checkpoint is always kept).
+    pub keep_checkpoints: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            keep_checkpoints: 2,
+        }
+    }
+}
+
+/// Which runs `list_runs` returns; every field set narrows the result. Results are ordered by
+/// run id; `after` (exclusive) and `limit` page through them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    pub experiment: Option<ExperimentId>,
+    pub state: Option<RunState>,
+    pub user: Option<String>,
+    pub limit: Option<usize>,
+    pub after: Option<RunId>,
+}
+
+impl RunFilter {
+    /// Whether `run` passes every filter set (not the paging fields).
+    pub fn matches(&self, run: &RunRecord) -> bool {
+        self.experiment.is_none_or(|e| run.experiment == e)
+            && self.state.is_none_or(|s| run.state == s)
+            && self.user.as_deref().is_none_or(|u| run.user == u)
+            && self.after.is_none_or(|a| run.id > a)
+    }
+}
+
+/// One write of an atomic `Store::commit`.
+#[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a batch lives for one commit; boxing would only burden its callers"
+)]
+pub enum WriteOp {
+    PutExperiment(ExperimentRecord),
+    /// Insert or replace a run, keeping the indexes consistent with its new state.
+    PutRun(RunRecord),
+    /// Append an event to a run that exists, or that an earlier op of the same batch puts.
+    AppendEvent(RunId, Event),
+}
+
+/// One entry of a run's append-only event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: Millis,
+    pub kind: EventKind,
+}
+
+/// What happened to a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A state change; `from` is `None` when the run is created.
+    State {
+        from: Option<RunState>,
+        to: RunState,
+        reason: Option<String>,
+    },
+    /// A line a worker wrote (cut to `MAX_LOG_LINE` bytes when stored).
+    Log { stream: LogStream, line: String },
+    /// An attempt was launched on these devices.
+    Launch {
+        attempt: u32,
+        devices: Vec<DeviceId>,
+    },
+    /// An attempt's process ended.
+    Exit {
+        attempt: u32,
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+}
+
+/// Which output stream a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+    /// Written by the daemon itself about the run.
+    Daemon,
+}
+
+impl Event {
+    /// The event as stored: a log line cut to at most `MAX_LOG_LINE` bytes on a char boundary.
+    pub fn bounded(&self) -> Event {
+        let mut event = self.clone();
+        if let EventKind::Log { line, .. } = &mut event.kind
+            && line.len() > MAX_LOG_LINE
+        {
+            let mut end = MAX_LOG_LINE;
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            line.truncate(end);
+        }
+        event
+    }
+}
+
+/// One epoch's metrics of a run, as the worker reported them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricPoint {
+    pub epoch: u32,
+    /// The training stage (1, or 2 for a decoupled second stage).
+    pub stage: u8,
+    /// The metrics as a JSON document.
+    pub json: Vec<u8>,
+}
+
+/// What the store knows of one stored checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    pub run: RunId,
+    pub attempt: u32,
+    pub epoch: u32,
+    /// Total bytes.
+    pub size: u64,
+    /// Number of `CHUNK_SIZE` chunks.
+    pub chunks: u32,
+    pub is_best: bool,
+}
+
+/// The persistence layer. Methods are synchronous and fast; each mutating one is durable
+/// before it returns.
+pub trait Store: Send + Sync {
+    /// A fresh run id (from 1 up), never handed out before, even across restarts.
+    fn next_run_id(&self) -> Result<RunId>;
+    /// A fresh experiment id (from 1 up), never handed out before, even across restarts.
+    fn next_experiment_id(&self) -> Result<ExperimentId>;
+
+    /// Apply all of `ops` or none of them. Returns the sequence numbers of the appended events,
+    /// in the order of the `AppendEvent` ops.
+    fn commit(&self, ops: &[WriteOp]) -> Result<Vec<u64>>;
+
+    fn get_experiment(&self, id: ExperimentId) -> Result<Option<ExperimentRecord>>;
+    /// Experiments ordered by id, those after `after` (exclusive), at most `limit`.
+    fn list_experiments(
+        &self,
+        after: Option<ExperimentId>,
+        limit: Option<usize>,
+    ) -> Result<Vec<ExperimentRecord>>;
+    fn get_run(&self, id: RunId) -> Result<Option<RunRecord>>;
+    /// Runs passing `filter`, ordered by id; an index answers the experiment, state or user filter.
+    fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>>;
+    /// A run's events with sequence number `>= from_seq` (sequence numbers count from 0).
+    fn events(&self, run: RunId, from_seq: u64) -> Result<Vec<(u64, Event)>>;
+
+    /// Store an epoch's metrics once: `false` (and nothing written) when that epoch of that run
+    /// is already stored (a restarted worker may resend). The JSON must parse.
+    fn append_metric(&self, run: RunId, epoch: u32, stage: u8, json: &[u8]) -> Result<bool>;
+    /// A run's metrics in epoch order.
+    fn metrics(&self, run: RunId) -> Result<Vec<MetricPoint>>;
+
+    /// Store a checkpoint (replacing one of the same epoch), then drop all but the run's last
+    /// `keep_checkpoints` checkpoints by epoch, its best (the highest epoch stored with
+    /// `is_best`) and the one just written (kept even when older epochs exist, as after a retry
+    /// that resumed from an earlier checkpoint). The checkpoint is visible only once all its
+    /// chunks are written.
+    fn put_checkpoint(
+        &self,
+        run: RunId,
+        attempt: u32,
+        epoch: u32,
+        bytes: &[u8],
+        is_best: bool,
+    ) -> Result<CheckpointMeta>;
+    /// The run's stored checkpoints, by epoch.
+    fn list_checkpoints(&self, run: RunId) -> Result<Vec<CheckpointMeta>>;
+    /// One chunk of a stored checkpoint (for streaming without loading it whole).
+    fn checkpoint_chunk(&self, run: RunId, epoch: u32, index: u32) -> Result<Option<Vec<u8>>>;
+    /// A stored checkpoint and its bytes.
+    fn checkpoint(&self, run: RunId, epoch: u32) -> Result<Option<(CheckpointMeta, Vec<u8>)>>;
+
+    /// Make every earlier write durable (mutating methods already do so before returning).
+    fn flush(&self) -> Result<()>;
+
+    /// Insert or replace one experiment.
+    fn put_experiment(&self, experiment: &ExperimentRecord) -> Result<()> {
+        self.commit(&[WriteOp::PutExperiment(experiment.clone())])
+            .map(|_| ())
+    }
+
+    /// Insert or replace one run (its indexes follow its new experiment, state and user).
+    fn put_run(&self, run: &RunRecord) -> Result<()> {
+        self.commit(&[WriteOp::PutRun(run.clone())]).map(|_| ())
+    }
+
+    /// Append an event to an existing run's log; returns its sequence number.
+    fn append_event(&self, run: RunId, event: &Event) -> Result<u64> {
+        let seqs = self.commit(&[WriteOp::AppendEvent(run, event.clone())])?;
+        seqs.first().copied().ok_or(StoreError::Invalid {
+            op: "append_event",
+            reason: "commit returned no sequence number".into(),
+        })
+    }
+
+    /// The checkpoint with the highest epoch.
+    fn latest_checkpoint(&self, run: RunId) -> Result<Option<(CheckpointMeta, Vec<u8>)>> {
+        match self.list_checkpoints(run)?.last() {
+            Some(meta) => self.checkpoint(run, meta.epoch),
+            None => Ok(None),
+        }
+    }
+
+    /// The best checkpoint (highest epoch stored with `is_best`).
+    fn best_checkpoint(&self, run: RunId) -> Result<Option<(CheckpointMeta, Vec<u8>)>> {
+        match self.list_checkpoints(run)?.iter().rev().find(|m| m.is_best) {
+            Some(meta) => self.checkpoint(run, meta.epoch),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The epochs to drop once `metas` (one run's checkpoints, sorted by epoch, the one of epoch
+/// `written` included) are stored: all but the last `keep`, the best and the one just written.
+pub(crate) fn evicted_epochs(metas: &[CheckpointMeta], keep: usize, written: u32) -> Vec<u32> {
+    let keep = keep.max(1);
+    let best = metas.iter().rev().find(|m| m.is_best).map(|m| m.epoch);
+    let cut = metas.len().saturating_sub(keep);
+    metas[..cut]
+        .iter()
+        .map(|m| m.epoch)
+        .filter(|&e| Some(e) != best && e != written)
+        .collect()
+}
+
+/// Reject metrics that are not a JSON document.
+pub(crate) fn check_metric_json(json: &[u8]) -> Result<()> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(json)
+        .map(|_| ())
+        .map_err(|e| StoreError::Invalid {
+            op: "append_metric",
+            reason: format!("metrics are not JSON: {e}"),
+        })
+}
+
+/// The chunk count of a checkpoint of `len` bytes.
+pub(crate) fn chunk_count(op: &'static str, len: usize) -> Result<u32> {
+    u32::try_from(len.div_ceil(CHUNK_SIZE)).map_err(|_| StoreError::Invalid {
+        op,
+        reason: format!("checkpoint of {len} bytes is too large"),
+    })
+}

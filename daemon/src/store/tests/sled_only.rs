@@ -1,0 +1,161 @@
+//! What only the sled store can show: everything survives a drop and reopen, stored garbage is
+//! an error naming its key, a bad path is an error naming the path, and concurrent writers get
+//! distinct, contiguous event numbers.
+
+use super::*;
+use std::path::Path;
+use std::sync::Arc;
+
+fn reopen(path: &Path) -> SledStore {
+    SledStore::open(path, StoreConfig::default()).unwrap()
+}
+
+#[test]
+fn reopen_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let big = payload(3 * CHUNK_SIZE + CHUNK_SIZE / 2, 3);
+    {
+        let s = reopen(&path);
+        assert_eq!(s.next_experiment_id().unwrap(), ExperimentId(1));
+        for want in 1..=3 {
+            assert_eq!(s.next_run_id().unwrap(), RunId(want));
+        }
+        s.commit(&grid(1, 1, 3)).unwrap();
+        s.put_run(&run(2, 1, "ana", RunState::Running)).unwrap();
+        s.append_event(
+            RunId(2),
+            &state_event(9, Some(RunState::Queued), RunState::Running),
+        )
+        .unwrap();
+        assert!(s.append_metric(RunId(2), 0, 1, br#"{"acc":0.5}"#).unwrap());
+        s.put_checkpoint(RunId(2), 1, 0, &big, true).unwrap();
+    }
+    let s = reopen(&path);
+    assert_eq!(
+        s.next_run_id().unwrap(),
+        RunId(4),
+        "no id is reused after a restart"
+    );
+    assert_eq!(s.next_experiment_id().unwrap(), ExperimentId(2));
+    assert_eq!(
+        s.get_experiment(ExperimentId(1)).unwrap(),
+        Some(experiment(1, &[1, 2, 3]))
+    );
+    assert_eq!(
+        s.get_run(RunId(2)).unwrap(),
+        Some(run(2, 1, "ana", RunState::Running))
+    );
+    let under = |state| {
+        ids(&s
+            .list_runs(&RunFilter {
+                state: Some(state),
+                ..Default::default()
+            })
+            .unwrap())
+    };
+    assert_eq!(under(RunState::Queued), [1, 3]);
+    assert_eq!(under(RunState::Running), [2]);
+    assert_eq!(s.events(RunId(2), 0).unwrap().len(), 2);
+    assert_eq!(
+        s.append_event(RunId(2), &log_event(10, "resumed")).unwrap(),
+        2,
+        "numbering goes on"
+    );
+    assert!(
+        !s.append_metric(RunId(2), 0, 1, br#"{"acc":0.5}"#).unwrap(),
+        "still idempotent"
+    );
+    assert_eq!(s.metrics(RunId(2)).unwrap().len(), 1);
+    let (meta, bytes) = s.latest_checkpoint(RunId(2)).unwrap().unwrap();
+    assert_eq!((meta.epoch, meta.chunks), (0, 4));
+    assert!(bytes == big);
+}
+
+#[test]
+fn corrupt_records_are_errors_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let s = reopen(&path);
+        s.put_run(&run(7, 1, "ana", RunState::Queued)).unwrap();
+    }
+    {
+        let raw = ::sled::open(&path).unwrap();
+        raw.open_tree("runs")
+            .unwrap()
+            .insert(7u64.to_be_bytes(), &b"{garbage"[..])
+            .unwrap();
+        let metric_key = [&7u64.to_be_bytes()[..], &1u32.to_be_bytes()[..]].concat();
+        raw.open_tree("metrics")
+            .unwrap()
+            .insert(metric_key, &b""[..])
+            .unwrap();
+        raw.open_tree("meta")
+            .unwrap()
+            .insert("next_run_id", &b"abc"[..])
+            .unwrap();
+        raw.flush().unwrap();
+    }
+    let s = reopen(&path);
+    let err = s.get_run(RunId(7)).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("runs/7"), "{err}");
+    let queued = RunFilter {
+        state: Some(RunState::Queued),
+        ..Default::default()
+    };
+    assert!(
+        s.list_runs(&queued)
+            .unwrap_err()
+            .to_string()
+            .contains("runs/7")
+    );
+    assert!(s.list_runs(&RunFilter::default()).is_err());
+    let err = s.put_run(&run(7, 1, "ana", RunState::Running)).unwrap_err();
+    assert!(
+        err.to_string().contains("runs/7"),
+        "replacing a corrupt run is refused: {err}"
+    );
+    let err = s.metrics(RunId(7)).unwrap_err();
+    assert!(err.to_string().contains("metrics/run 7/epoch 1"), "{err}");
+    let err = s.next_run_id().unwrap_err();
+    assert!(err.to_string().contains("next_run_id"), "{err}");
+}
+
+#[test]
+fn open_error_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let err = SledStore::open(&file, StoreConfig::default()).unwrap_err();
+    assert!(matches!(err, StoreError::Sled { op: "open", .. }), "{err}");
+    assert!(err.to_string().contains("not-a-dir"), "{err}");
+}
+
+#[test]
+fn concurrent_writers_get_contiguous_event_numbers() {
+    let (s, _dir) = new_sled();
+    let s = Arc::new(s);
+    s.put_run(&run(1, 1, "ana", RunState::Running)).unwrap();
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || {
+                (0..10)
+                    .map(|i| {
+                        s.append_event(RunId(1), &log_event(t * 100 + i, "x"))
+                            .unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut seqs: Vec<u64> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..40).collect::<Vec<_>>());
+    assert_eq!(s.events(RunId(1), 0).unwrap().len(), 40);
+}
