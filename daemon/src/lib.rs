@@ -3,3 +3,4 @@
 //! command-line edge over it.
 
 pub mod model;
+pub mod scheduler;
