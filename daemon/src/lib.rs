@@ -3,4 +3,5 @@
 //! command-line edge over it.
 
 pub mod model;
+pub mod scheduler;
 pub mod store;
