@@ -1,0 +1,35 @@
+//! `cauda show RUN`: one run in full, including why it is pending and which devices it holds.
+
+use cauda_proto::v1::GetRunRequest;
+
+use crate::connect::connect;
+use crate::exit::CliError;
+use crate::ids::parse_run_id;
+use crate::output::run_details;
+
+/// Arguments of `cauda show`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The run (`r-12` or `12`).
+    #[arg(value_parser = parse_run_id)]
+    pub run: u64,
+    /// Print JSON (with the resolved config and summary) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `cauda show`.
+pub async fn run(addr: &str, args: Args) -> Result<(), CliError> {
+    let mut client = connect(addr).await?;
+    let run = client
+        .get_run(GetRunRequest { run_id: args.run })
+        .await
+        .map_err(|s| CliError::from_status(addr, s))?
+        .into_inner()
+        .run
+        .ok_or_else(|| CliError::BadReply("GetRun returned no run".into()))?;
+    if args.json {
+        return super::emit_json(&crate::json::run(&run));
+    }
+    super::emit(&run_details(&run))
+}

@@ -1,0 +1,44 @@
+//! Opening the connection to `caudad`: one place that turns a refused or malformed address
+//! into the single line `cannot reach the daemon at ADDR: reason` (exit code 3).
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use cauda_proto::v1::cauda_client::CaudaClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::exit::CliError;
+
+/// How long to wait for the TCP and HTTP/2 handshake before calling the daemon unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connected client of the daemon at `addr` (e.g. `http://127.0.0.1:50051`).
+pub async fn connect(addr: &str) -> Result<CaudaClient<Channel>, CliError> {
+    let unreachable = |reason: String| CliError::Unreachable {
+        addr: addr.to_string(),
+        reason,
+    };
+    let endpoint = Endpoint::from_shared(addr.to_string())
+        .map_err(|e| unreachable(chain(&e)))?
+        .connect_timeout(CONNECT_TIMEOUT);
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| unreachable(chain(&e)))?;
+    Ok(CaudaClient::new(channel))
+}
+
+/// An error and its sources on one line, without repeating a source its parent already
+/// quotes.
+fn chain(err: &tonic::transport::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if parts.last().is_none_or(|p| !p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    crate::exit::one_line(&parts.join(": "))
+}
