@@ -93,6 +93,14 @@ async fn all_runs(client: &mut CaudaClient<Channel>) -> Vec<v1::Run> {
         .runs
 }
 
+async fn last_seq(mut stream: tonic::Streaming<v1::RunEvent>) -> u64 {
+    let mut last = 0;
+    while let Some(ev) = stream.message().await.expect("event") {
+        last = ev.seq;
+    }
+    last
+}
+
 fn state(run: &v1::Run) -> v1::RunState {
     v1::RunState::try_from(run.state).expect("known state")
 }
@@ -221,6 +229,51 @@ async fn submit_schedule_cancel_watch_and_restart() {
         seqs.windows(2).all(|w| w[0] < w[1]) && seqs[0] == 1,
         "{seqs:?}"
     );
+
+    // A live watcher from past the stored events sees only the cancellation, then the end.
+    let live_id = moved_up.run_id;
+    let stored = client
+        .watch_run(v1::WatchRunRequest {
+            run_id: live_id,
+            replay_only: true,
+            ..Default::default()
+        })
+        .await
+        .expect("replay")
+        .into_inner();
+    let last = last_seq(stored).await;
+    let mut live = client
+        .watch_run(v1::WatchRunRequest {
+            run_id: live_id,
+            from_seq: last + 1,
+            ..Default::default()
+        })
+        .await
+        .expect("watch live")
+        .into_inner();
+    client
+        .cancel_run(v1::CancelRunRequest {
+            target: Some(Target::RunId(live_id)),
+            reason: Some("live".into()),
+        })
+        .await
+        .expect("cancel live");
+    let ev = tokio::time::timeout(Duration::from_secs(2), live.message())
+        .await
+        .expect("live event")
+        .expect("stream")
+        .expect("an event");
+    // The launch record (seq last + 1) has no wire form; its seq is used up all the same.
+    assert_eq!(ev.seq, last + 2);
+    assert!(
+        matches!(ev.event, Some(v1::run_event::Event::State(ref s)) if s.reason.as_deref() == Some("live"))
+    );
+    let end = tokio::time::timeout(Duration::from_secs(2), live.message())
+        .await
+        .expect("stream ends")
+        .expect("stream");
+    assert!(end.is_none());
+    let after = all_runs(&mut client).await;
 
     // Restart on the same data directory: same runs, same states.
     let before: Vec<(u64, i32)> = after.iter().map(|r| (r.run_id, r.state)).collect();

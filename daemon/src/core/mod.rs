@@ -5,6 +5,8 @@
 mod daemon;
 mod error;
 mod query;
+#[cfg(test)]
+mod tests;
 
 pub use daemon::{CancelOutcome, CancelTarget, Daemon, DaemonSettings, Submitted};
 pub use error::{CoreError, Result};
