@@ -1,9 +1,11 @@
 //! `caudad`: cauda's daemon binary. `caudad train SPEC.toml` runs one training run standalone
 //! (the same engine path the daemon's workers run) and prints one JSON object per epoch;
-//! `caudad demo` runs the demo study on the embedded data and prints its report.
+//! `caudad demo` runs the demo study on the embedded data and prints its report; `caudad serve`
+//! runs the daemon's gRPC API.
 
 mod demo_cmd;
 mod plugins_cmd;
+mod serve_cmd;
 mod train_cmd;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +29,8 @@ enum Command {
     Demo(demo_cmd::DemoArgs),
     /// List the plugin registry (samplers, losses, augmentations, module improvements) and presets.
     Plugins(plugins_cmd::PluginsArgs),
+    /// Serve the gRPC API (experiments, runs, metrics, devices, plugins) until Ctrl-C.
+    Serve(serve_cmd::ServeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -41,5 +45,6 @@ fn main() -> anyhow::Result<()> {
         Command::Train(args) => train_cmd::run(args),
         Command::Demo(args) => demo_cmd::run(args),
         Command::Plugins(args) => plugins_cmd::run(args),
+        Command::Serve(args) => serve_cmd::run(args),
     }
 }

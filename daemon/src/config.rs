@@ -1,0 +1,135 @@
+//! `caudad.toml`: where the daemon listens, where it keeps its data, which devices it may hand
+//! out and how it schedules. Strict (`deny_unknown_fields`) so a misspelt key is an error naming
+//! it; `examples/caudad.toml` documents every key and is parsed by a test.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::scheduler::{Inventory, InventoryError, SchedulerConfig};
+
+/// Largest config file read, in bytes.
+const MAX_CONFIG_BYTES: usize = 64 * 1024;
+
+/// Why a config could not be loaded; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    #[error("{}: {source}", path.display())]
+    Devices {
+        path: PathBuf,
+        #[source]
+        source: InventoryError,
+    },
+}
+
+/// The daemon's config file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// The gRPC address.
+    pub listen: SocketAddr,
+    /// The sled database and run artifacts live here.
+    pub data_dir: PathBuf,
+    /// Inventory override (`"cpu:N"`, `"gpu:K"`, `"gpu:K@MiB"`); absent means one CPU slot
+    /// per available core.
+    pub devices: Option<Vec<String>>,
+    /// Retries after a failed attempt, per run.
+    pub max_retries: u32,
+    pub scheduler: SchedulerConfig,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: PathBuf::from("caudad-data"),
+            devices: None,
+            max_retries: 2,
+            scheduler: SchedulerConfig::default(),
+        }
+    }
+}
+
+impl DaemonConfig {
+    /// Parses config text; `path` names the file in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        if text.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError::Parse {
+                path: path.into(),
+                message: format!(
+                    "config is {} bytes; the limit is {MAX_CONFIG_BYTES}",
+                    text.len()
+                ),
+            });
+        }
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        config.inventory(path)?;
+        Ok(config)
+    }
+
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// The device inventory: the override list, or `cpu:N` with N the available parallelism.
+    pub fn inventory(&self, path: &Path) -> Result<Inventory, ConfigError> {
+        let entries = match &self.devices {
+            Some(list) => list.clone(),
+            None => {
+                let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+                vec![format!("cpu:{n}")]
+            }
+        };
+        Inventory::from_spec(&entries).map_err(|source| ConfigError::Devices {
+            path: path.into(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/caudad.toml"
+        ));
+        let config = DaemonConfig::load(path).expect("examples/caudad.toml parses");
+        assert_eq!(config.devices.as_deref().map(<[String]>::len), Some(1));
+        assert_eq!(config.max_retries, 2);
+        assert!(config.scheduler.fair_share);
+        assert_eq!(config.inventory(path).expect("inventory").cpu_slots(), 2);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_devices_are_errors() {
+        let p = Path::new("t.toml");
+        let err = DaemonConfig::parse(p, "listn = \"127.0.0.1:1\"").unwrap_err();
+        assert!(err.to_string().contains("listn"), "{err}");
+        let err = DaemonConfig::parse(p, "[scheduler]\nbackfil = true").unwrap_err();
+        assert!(err.to_string().contains("backfil"), "{err}");
+        let err = DaemonConfig::parse(p, "devices = [\"tpu:0\"]").unwrap_err();
+        assert!(err.to_string().contains("tpu:0"), "{err}");
+        assert_eq!(DaemonConfig::parse(p, "").unwrap(), DaemonConfig::default());
+    }
+}

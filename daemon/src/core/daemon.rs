@@ -1,0 +1,360 @@
+//! The daemon's write path: submit a spec (validate everything, then one atomic commit),
+//! schedule (policy decides, the store records, then the executor acts) and cancel.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cauda_plugins::registry::{Registry, builtin_registry};
+use cauda_plugins::spec::{ExperimentSpec, PresetBook, ResolvedRun, expand_sweep};
+use cauda_plugins::train::config_hash;
+use tokio::sync::broadcast;
+
+use super::{Clock, CoreError, Executor, LiveEvent, Result};
+use crate::model::{ExperimentId, ExperimentRecord, ResourceRequest, RunId, RunRecord, RunState};
+use crate::scheduler::{Inventory, PendingRun, SchedulerConfig, SchedulerInput, Usage, decide};
+use crate::store::{Event, EventKind, RunFilter, Store, WriteOp};
+
+/// How many live events a slow watcher may lag behind before it must re-read the store.
+const LIVE_CAPACITY: usize = 4096;
+
+/// The daemon's knobs that the core needs (from `caudad.toml`).
+#[derive(Debug, Clone, Default)]
+pub struct DaemonSettings {
+    pub inventory: Inventory,
+    pub scheduler: SchedulerConfig,
+    /// Retries allowed after a failed attempt, stored with every run.
+    pub max_retries: u32,
+}
+
+/// What a submission created: the experiment and its runs (id, name) in grid order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submitted {
+    pub experiment: ExperimentId,
+    pub runs: Vec<(RunId, String)>,
+}
+
+/// Which runs a cancellation targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelTarget {
+    Run(RunId),
+    Experiment(ExperimentId),
+}
+
+/// What a cancellation did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CancelOutcome {
+    pub cancelled: Vec<RunId>,
+    pub already_finished: Vec<RunId>,
+}
+
+/// The daemon core, shared (`Arc`) by every RPC handler.
+pub struct Daemon {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) settings: DaemonSettings,
+    pub(super) clock: Arc<dyn Clock>,
+    executor: Arc<dyn Executor>,
+    presets: PresetBook,
+    pub(super) registry: Registry,
+    live: broadcast::Sender<LiveEvent>,
+    /// Serializes the read-decide-write sections (submit, schedule, cancel). Never held across
+    /// an `.await`: every method here is synchronous.
+    write: Mutex<()>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Daemon {
+    /// A daemon over `store` with the built-in presets and plugin registry.
+    pub fn new(
+        store: Arc<dyn Store>,
+        settings: DaemonSettings,
+        clock: Arc<dyn Clock>,
+        executor: Arc<dyn Executor>,
+    ) -> Self {
+        let (live, _) = broadcast::channel(LIVE_CAPACITY);
+        Self {
+            store,
+            settings,
+            clock,
+            executor,
+            presets: PresetBook::builtin(),
+            registry: builtin_registry(),
+            live,
+            write: Mutex::new(()),
+        }
+    }
+
+    /// Live events from now on (subscribe before replaying the store to miss none).
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+        self.live.subscribe()
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, ()>> {
+        self.write
+            .lock()
+            .map_err(|_| CoreError::Internal("the daemon's write lock was poisoned".into()))
+    }
+
+    /// Commits `ops` atomically, then broadcasts their events with their sequence numbers.
+    fn commit(&self, ops: &[WriteOp]) -> Result<()> {
+        let seqs = self.store.commit(ops)?;
+        let events = ops.iter().filter_map(|op| match op {
+            WriteOp::AppendEvent(run, event) => Some((*run, event)),
+            _ => None,
+        });
+        for ((run, event), seq) in events.zip(seqs) {
+            // No receiver is not an error: nobody is watching.
+            let _ = self.live.send((run, seq, event.bounded()));
+        }
+        Ok(())
+    }
+
+    /// Parses a spec (bounded in size), expands its grid and resolves every run with the
+    /// engine's own validation.
+    fn resolve(&self, origin: &str, spec_text: &str) -> Result<(ExperimentSpec, Vec<ResolvedRun>)> {
+        let spec = ExperimentSpec::parse(origin, spec_text)?;
+        let mut resolved = Vec::new();
+        for point in expand_sweep(origin, &spec)? {
+            resolved.push(point.resolve(origin, &self.presets, &self.registry)?);
+        }
+        Ok((spec, resolved))
+    }
+
+    /// Validates a spec as `submit` does and returns its run names, storing nothing.
+    pub fn validate(&self, origin: &str, spec_text: &str) -> Result<Vec<String>> {
+        let (_, runs) = self.resolve(origin, spec_text)?;
+        Ok(runs.into_iter().map(|r| r.name).collect())
+    }
+
+    /// Validates `spec_text` (parse, expand the grid, resolve every run as the engine would),
+    /// then stores the experiment and its queued runs in one commit and schedules. Nothing is
+    /// stored when any run is invalid. `priority` overrides the spec's `[resources] priority`.
+    pub fn submit(
+        &self,
+        origin: &str,
+        spec_text: &str,
+        user: &str,
+        priority: Option<i32>,
+    ) -> Result<Submitted> {
+        let (spec, resolved) = self.resolve(origin, spec_text)?;
+        let now = self.clock.now();
+        let _guard = self.lock()?;
+        let experiment = self.store.next_experiment_id()?;
+        let mut ops = Vec::with_capacity(1 + 2 * resolved.len());
+        let mut runs = Vec::with_capacity(resolved.len());
+        for run in &resolved {
+            let id = self.store.next_run_id()?;
+            let request = ResourceRequest {
+                gpus: u32::try_from(run.resources.gpus).unwrap_or(u32::MAX),
+                gpu_share: run.resources.gpu_share,
+                gpu_mem_mb: None,
+            };
+            let record = RunRecord {
+                id,
+                experiment,
+                name: run.name.clone(),
+                user: user.to_string(),
+                config_json: run.to_json(),
+                config_hash: config_hash(run),
+                state: RunState::Queued,
+                priority: priority.unwrap_or(run.resources.priority),
+                submitted_at: now,
+                started_at: None,
+                finished_at: None,
+                attempt: 0,
+                max_retries: self.settings.max_retries,
+                request,
+                grants: Vec::new(),
+                pending_reason: None,
+                error: None,
+                depends_on: None,
+                summary_json: None,
+            };
+            runs.push((id, record.name.clone()));
+            ops.push(WriteOp::PutRun(record));
+            ops.push(WriteOp::AppendEvent(
+                id,
+                state_event(now, None, RunState::Queued, None),
+            ));
+        }
+        ops.insert(
+            0,
+            WriteOp::PutExperiment(ExperimentRecord {
+                id: experiment,
+                name: spec.name.clone(),
+                user: user.to_string(),
+                spec_text: spec_text.to_string(),
+                submitted_at: now,
+                runs: runs.iter().map(|(id, _)| *id).collect(),
+            }),
+        );
+        self.commit(&ops)?;
+        tracing::info!(experiment = %experiment, runs = runs.len(), "experiment submitted");
+        self.schedule_locked()?;
+        Ok(Submitted { experiment, runs })
+    }
+
+    /// Asks the policy what to start now; records starts and pending reasons, then launches.
+    pub fn schedule(&self) -> Result<()> {
+        let _guard = self.lock()?;
+        self.schedule_locked()
+    }
+
+    fn schedule_locked(&self) -> Result<()> {
+        let now = self.clock.now();
+        let running = self.store.list_runs(&RunFilter {
+            state: Some(RunState::Running),
+            ..RunFilter::default()
+        })?;
+        let queued = self.store.list_runs(&RunFilter {
+            state: Some(RunState::Queued),
+            ..RunFilter::default()
+        })?;
+        let mut input = SchedulerInput {
+            now,
+            inventory: self.settings.inventory.clone(),
+            config: self.settings.scheduler,
+            ..SchedulerInput::default()
+        };
+        for run in &running {
+            input.allocations.insert(run.id, run.grants.clone());
+            input
+                .usage
+                .entry(run.user.clone())
+                .or_default()
+                .add(Usage::of_grants(&run.grants));
+        }
+        for run in &queued {
+            let ready = match run.depends_on {
+                Some(dep) => self
+                    .store
+                    .get_run(dep)?
+                    .is_some_and(|d| d.state == RunState::Succeeded),
+                None => true,
+            };
+            input.pending.push(PendingRun {
+                id: run.id,
+                user: run.user.clone(),
+                priority: run.priority,
+                submitted_at: run.submitted_at,
+                request: run.request.clone(),
+                ready,
+                depends_on: run.depends_on,
+            });
+        }
+        let decision = decide(&input);
+        let mut by_id: BTreeMap<RunId, RunRecord> = queued.into_iter().map(|r| (r.id, r)).collect();
+        for (id, grants) in decision.starts {
+            let Some(mut run) = by_id.remove(&id) else {
+                continue;
+            };
+            run.state = RunState::Running;
+            run.attempt += 1;
+            run.started_at = Some(now);
+            run.pending_reason = None;
+            run.grants = grants;
+            let devices = run.grants.iter().map(|g| g.device.clone()).collect();
+            let started = state_event(now, Some(RunState::Queued), RunState::Running, None);
+            self.commit(&[
+                WriteOp::PutRun(run.clone()),
+                WriteOp::AppendEvent(id, started),
+                WriteOp::AppendEvent(
+                    id,
+                    Event {
+                        at: now,
+                        kind: EventKind::Launch {
+                            attempt: run.attempt,
+                            devices,
+                        },
+                    },
+                ),
+            ])?;
+            tracing::info!(run_id = %id, attempt = run.attempt, "run started");
+            self.executor.launch(&run);
+        }
+        let mut reasons = Vec::new();
+        for (id, why) in decision.reasons {
+            if let Some(mut run) = by_id.remove(&id)
+                && run.pending_reason.as_deref() != Some(why.as_str())
+            {
+                run.pending_reason = Some(why);
+                reasons.push(WriteOp::PutRun(run));
+            }
+        }
+        if !reasons.is_empty() {
+            self.commit(&reasons)?;
+        }
+        Ok(())
+    }
+
+    /// Cancels one run or every unfinished run of an experiment; finished runs are left as
+    /// they are. Devices are free at once; then the queue is scheduled again.
+    pub fn cancel(&self, target: CancelTarget, reason: Option<String>) -> Result<CancelOutcome> {
+        let _guard = self.lock()?;
+        let runs = match target {
+            CancelTarget::Run(id) => {
+                vec![self.store.get_run(id)?.ok_or(CoreError::RunNotFound(id))?]
+            }
+            CancelTarget::Experiment(id) => {
+                self.store
+                    .get_experiment(id)?
+                    .ok_or(CoreError::ExperimentNotFound(id))?;
+                self.store.list_runs(&RunFilter {
+                    experiment: Some(id),
+                    ..RunFilter::default()
+                })?
+            }
+        };
+        let now = self.clock.now();
+        let mut outcome = CancelOutcome::default();
+        let mut ops = Vec::new();
+        let mut stopped = Vec::new();
+        for mut run in runs {
+            if run.state.is_terminal() {
+                outcome.already_finished.push(run.id);
+                continue;
+            }
+            let from = run.state;
+            run.state = RunState::Cancelled;
+            run.finished_at = Some(now);
+            run.pending_reason = None;
+            run.grants.clear();
+            outcome.cancelled.push(run.id);
+            ops.push(WriteOp::AppendEvent(
+                run.id,
+                state_event(now, Some(from), RunState::Cancelled, reason.clone()),
+            ));
+            if from == RunState::Running {
+                stopped.push(run.clone());
+            }
+            ops.push(WriteOp::PutRun(run));
+        }
+        if !ops.is_empty() {
+            self.commit(&ops)?;
+        }
+        for run in &stopped {
+            self.executor.cancel(run);
+        }
+        tracing::info!(cancelled = outcome.cancelled.len(), "runs cancelled");
+        self.schedule_locked()?;
+        Ok(outcome)
+    }
+}
+
+fn state_event(
+    at: crate::model::Millis,
+    from: Option<RunState>,
+    to: RunState,
+    reason: Option<String>,
+) -> Event {
+    Event {
+        at,
+        kind: EventKind::State { from, to, reason },
+    }
+}

@@ -1,0 +1,89 @@
+//! The core's typed errors: one enum every adapter maps exhaustively (gRPC in `grpc::convert`).
+
+use cauda_plugins::spec::SpecError;
+
+use crate::model::{ExperimentId, RunId};
+use crate::store::StoreError;
+
+/// The core's result type.
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;
+
+/// What can go wrong in the core.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The spec was rejected; nothing was stored. `key` is a dotted path (empty for a syntax
+    /// error), `line` the 1-based line when known.
+    #[error("invalid spec: {key}: {reason}")]
+    InvalidSpec {
+        key: String,
+        reason: String,
+        line: Option<u32>,
+    },
+    #[error("run {0} not found")]
+    RunNotFound(RunId),
+    #[error("experiment {0} not found")]
+    ExperimentNotFound(ExperimentId),
+    #[error("run {run} has no checkpoint matching the request")]
+    CheckpointNotFound { run: RunId },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A broken invariant of the daemon itself (a poisoned lock).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<SpecError> for CoreError {
+    fn from(err: SpecError) -> Self {
+        match err {
+            SpecError::Parse { message, .. } => {
+                let line = line_of(&message);
+                CoreError::InvalidSpec {
+                    key: String::new(),
+                    reason: message,
+                    line,
+                }
+            }
+            SpecError::Invalid { key, message, .. } => CoreError::InvalidSpec {
+                line: line_of(&message),
+                key,
+                reason: message,
+            },
+            SpecError::TooLarge { size, limit, .. } => CoreError::InvalidSpec {
+                key: String::new(),
+                reason: format!("spec is {size} bytes; the limit is {limit}"),
+                line: None,
+            },
+        }
+    }
+}
+
+/// The line of a message that starts `line N: ...` (the spec parser's form).
+fn line_of(message: &str) -> Option<u32> {
+    let rest = message.strip_prefix("line ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_errors_keep_key_and_line() {
+        let err: CoreError = SpecError::Invalid {
+            origin: "x".into(),
+            key: "train.lr".into(),
+            message: "must be positive".into(),
+        }
+        .into();
+        assert!(
+            matches!(err, CoreError::InvalidSpec { ref key, line: None, .. } if key == "train.lr")
+        );
+        let err: CoreError = SpecError::Parse {
+            origin: "x".into(),
+            message: "line 7: expected `=`".into(),
+        }
+        .into();
+        assert!(matches!(err, CoreError::InvalidSpec { line: Some(7), .. }));
+    }
+}

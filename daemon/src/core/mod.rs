@@ -1,0 +1,62 @@
+//! The daemon core: accepts specs, keeps runs in the store, asks the scheduling policy what to
+//! start and hands starts to an executor. It knows no protobuf; `grpc` adapts it to the wire.
+//! Every state change is committed to the store (write-ahead) before anyone acts on it.
+
+mod daemon;
+mod error;
+mod query;
+#[cfg(test)]
+mod tests;
+
+pub use daemon::{CancelOutcome, CancelTarget, Daemon, DaemonSettings, Submitted};
+pub use error::{CoreError, Result};
+pub use query::{CheckpointChoice, DeviceView, PlacedRun};
+
+use crate::model::{Millis, RunId, RunRecord};
+use crate::store::Event;
+
+/// The time source of the core; tests inject a fixed one.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now(&self) -> Millis;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Millis {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    }
+}
+
+/// Acts on the scheduler's decisions (STYLE.md: policies decide, executors act). Called only
+/// after the state change is durable; a launch must be idempotent per (run, attempt).
+pub trait Executor: Send + Sync {
+    /// Start `run`'s current attempt on its grants.
+    fn launch(&self, run: &RunRecord);
+    /// Stop a run that was running and is now cancelled (its devices are already free).
+    fn cancel(&self, run: &RunRecord);
+}
+
+/// An executor that does nothing: runs stay Running until cancelled (tests, and until the
+/// process executor lands).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoopExecutor;
+
+impl Executor for NoopExecutor {
+    fn launch(&self, run: &RunRecord) {
+        tracing::debug!(run_id = %run.id, "noop executor: launch");
+    }
+    fn cancel(&self, run: &RunRecord) {
+        tracing::debug!(run_id = %run.id, "noop executor: cancel");
+    }
+}
+
+/// One stored event as broadcast to live watchers: the run, its store sequence number (from 0)
+/// and the event.
+pub type LiveEvent = (RunId, u64, Event);

@@ -1,0 +1,133 @@
+//! The daemon's read path: runs, experiments, metrics, events, checkpoints, devices and
+//! plugins, each failing with a typed not-found for an unknown id.
+
+use cauda_plugins::registry::PluginInfo;
+
+use super::{CoreError, Daemon, Result};
+use crate::model::{ExperimentId, ExperimentRecord, Grant, RunId, RunRecord, RunState};
+use crate::scheduler::DeviceInfo;
+use crate::store::{CheckpointMeta, Event, MetricPoint, RunFilter};
+
+/// Which stored checkpoint of a run to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointChoice {
+    Latest,
+    Best,
+    Epoch(u32),
+}
+
+/// A run placed on a device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlacedRun {
+    pub run: RunId,
+    pub name: String,
+    pub grant: Grant,
+}
+
+/// One device of the inventory with the runs on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceView {
+    pub info: DeviceInfo,
+    pub runs: Vec<PlacedRun>,
+    /// The share still free, in [0, 1].
+    pub free_share: f64,
+}
+
+impl Daemon {
+    /// One run.
+    pub fn get_run(&self, id: RunId) -> Result<RunRecord> {
+        self.store.get_run(id)?.ok_or(CoreError::RunNotFound(id))
+    }
+
+    /// Runs passing `filter`, ordered by id.
+    pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
+        Ok(self.store.list_runs(filter)?)
+    }
+
+    /// One experiment and its runs in grid order.
+    pub fn get_experiment(&self, id: ExperimentId) -> Result<(ExperimentRecord, Vec<RunRecord>)> {
+        let experiment = self
+            .store
+            .get_experiment(id)?
+            .ok_or(CoreError::ExperimentNotFound(id))?;
+        let runs = self.store.list_runs(&RunFilter {
+            experiment: Some(id),
+            ..RunFilter::default()
+        })?;
+        Ok((experiment, runs))
+    }
+
+    /// A run's stored epoch metrics and its summary JSON once finished.
+    pub fn metrics(&self, id: RunId) -> Result<(Vec<MetricPoint>, Option<String>)> {
+        let run = self.get_run(id)?;
+        Ok((self.store.metrics(id)?, run.summary_json))
+    }
+
+    /// A run's stored events with store sequence number `>= from_seq` (counted from 0).
+    pub fn events(&self, id: RunId, from_seq: u64) -> Result<Vec<(u64, Event)>> {
+        self.get_run(id)?;
+        Ok(self.store.events(id, from_seq)?)
+    }
+
+    /// The inventory with the grants of the running runs.
+    pub fn devices(&self) -> Result<Vec<DeviceView>> {
+        let running = self.store.list_runs(&RunFilter {
+            state: Some(RunState::Running),
+            ..RunFilter::default()
+        })?;
+        let views = self
+            .settings
+            .inventory
+            .devices()
+            .iter()
+            .map(|info| {
+                let runs: Vec<PlacedRun> = running
+                    .iter()
+                    .flat_map(|r| {
+                        r.grants
+                            .iter()
+                            .filter(|g| g.device == info.id)
+                            .map(|g| PlacedRun {
+                                run: r.id,
+                                name: r.name.clone(),
+                                grant: g.clone(),
+                            })
+                    })
+                    .collect();
+                let used: f64 = runs.iter().map(|p| p.grant.share).sum();
+                DeviceView {
+                    info: info.clone(),
+                    runs,
+                    free_share: (1.0 - used).clamp(0.0, 1.0),
+                }
+            })
+            .collect();
+        Ok(views)
+    }
+
+    /// The plugin registry describing itself.
+    pub fn plugins(&self) -> Vec<PluginInfo> {
+        self.registry.describe()
+    }
+
+    /// The metadata of the chosen stored checkpoint of a run.
+    pub fn checkpoint_meta(&self, id: RunId, choice: CheckpointChoice) -> Result<CheckpointMeta> {
+        self.get_run(id)?;
+        let metas = self.store.list_checkpoints(id)?;
+        let found = match choice {
+            CheckpointChoice::Latest => metas.last(),
+            CheckpointChoice::Best => metas.iter().rev().find(|m| m.is_best),
+            CheckpointChoice::Epoch(e) => metas.iter().find(|m| m.epoch == e),
+        };
+        found
+            .cloned()
+            .ok_or(CoreError::CheckpointNotFound { run: id })
+    }
+
+    /// One chunk of a stored checkpoint; not-found when it was evicted meanwhile.
+    pub fn checkpoint_chunk(&self, meta: &CheckpointMeta, index: u32) -> Result<Vec<u8>> {
+        self.store
+            .checkpoint_chunk(meta.run, meta.epoch, index)?
+            .ok_or(CoreError::CheckpointNotFound { run: meta.run })
+    }
+}

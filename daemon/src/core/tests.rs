@@ -1,0 +1,124 @@
+//! Core tests over the in-memory store with an injected clock and a recording executor.
+
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::model::RunState;
+use crate::scheduler::Inventory;
+use crate::store::{EventKind, MemoryStore, RunFilter, Store};
+
+const DEMO: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/digits-demo.toml"
+));
+
+struct Fixed;
+impl Clock for Fixed {
+    fn now(&self) -> crate::model::Millis {
+        42
+    }
+}
+
+/// Records, at each launch, the run's state as the store holds it then.
+struct Recorder {
+    store: Arc<MemoryStore>,
+    seen: Mutex<Vec<(RunId, Option<RunState>)>>,
+}
+
+impl Executor for Recorder {
+    fn launch(&self, run: &RunRecord) {
+        let stored = self.store.get_run(run.id).ok().flatten().map(|r| r.state);
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push((run.id, stored));
+        }
+    }
+    fn cancel(&self, _run: &RunRecord) {}
+}
+
+fn daemon() -> (Daemon, Arc<Recorder>, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::default());
+    let recorder = Arc::new(Recorder {
+        store: store.clone(),
+        seen: Mutex::new(Vec::new()),
+    });
+    let settings = DaemonSettings {
+        inventory: Inventory::from_spec(&["cpu:3".to_string()]).expect("inventory"),
+        ..DaemonSettings::default()
+    };
+    let d = Daemon::new(store.clone(), settings, Arc::new(Fixed), recorder.clone());
+    (d, recorder, store)
+}
+
+#[test]
+fn launches_happen_only_after_the_start_is_stored() {
+    let (d, recorder, _) = daemon();
+    let submitted = d.submit("demo", DEMO, "ada", Some(5)).expect("submit");
+    assert_eq!(submitted.runs.len(), 13);
+    let seen = recorder.seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 3);
+    assert!(seen.iter().all(|(_, s)| *s == Some(RunState::Running)));
+    let first = d.get_run(submitted.runs[0].0).expect("run");
+    assert_eq!(
+        (first.priority, first.submitted_at, first.attempt),
+        (5, 42, 1)
+    );
+    assert_eq!(first.config_hash.len(), 64);
+    let events = d.events(first.id, 0).expect("events");
+    assert!(matches!(
+        events[0].1.kind,
+        EventKind::State {
+            from: None,
+            to: RunState::Queued,
+            ..
+        }
+    ));
+    assert!(matches!(
+        events[2].1.kind,
+        EventKind::Launch { attempt: 1, .. }
+    ));
+}
+
+#[test]
+fn an_invalid_grid_point_stores_nothing() {
+    let (d, recorder, store) = daemon();
+    let bad = DEMO.replace("\"lws\"", "\"no-such-method\"");
+    let err = d.submit("demo", &bad, "ada", None).expect_err("invalid");
+    assert!(
+        matches!(err, CoreError::InvalidSpec { ref reason, .. } if reason.contains("no-such-method"))
+    );
+    assert!(
+        store
+            .list_runs(&RunFilter::default())
+            .expect("list")
+            .is_empty()
+    );
+    assert!(store.list_experiments(None, None).expect("list").is_empty());
+    assert!(recorder.seen.lock().expect("lock").is_empty());
+}
+
+#[test]
+fn cancelling_an_experiment_frees_every_device() {
+    let (d, _, _) = daemon();
+    let submitted = d.submit("demo", DEMO, "ada", None).expect("submit");
+    let out = d
+        .cancel(CancelTarget::Experiment(submitted.experiment), None)
+        .expect("cancel");
+    assert_eq!(out.cancelled.len(), 13);
+    assert!(
+        d.devices()
+            .expect("devices")
+            .iter()
+            .all(|v| v.runs.is_empty() && v.free_share == 1.0)
+    );
+    let again = d
+        .cancel(CancelTarget::Experiment(submitted.experiment), None)
+        .expect("cancel again");
+    assert_eq!(
+        (again.cancelled.len(), again.already_finished.len()),
+        (0, 13)
+    );
+    assert!(matches!(
+        d.cancel(CancelTarget::Run(RunId(999)), None),
+        Err(CoreError::RunNotFound(RunId(999)))
+    ));
+}

@@ -1,0 +1,272 @@
+//! The one place where the core's types meet protobuf: domain -> wire conversions and the one
+//! exhaustive mapping of `CoreError` to `tonic::Status` (no catch-all arm, so a new error
+//! variant must be given a code here).
+
+use cauda_plugins::registry::{Family, ParamKind, PluginInfo};
+use cauda_proto::v1;
+use tonic::Status;
+
+use crate::core::{CoreError, DeviceView};
+use crate::model::{DeviceId, Grant, ResourceRequest, RunRecord, RunState};
+use crate::scheduler::DeviceKind;
+use crate::store::{Event, EventKind, LogStream, MetricPoint, StoreError};
+
+impl From<CoreError> for Status {
+    fn from(err: CoreError) -> Self {
+        match err {
+            CoreError::InvalidSpec { key, reason, line } => {
+                cauda_proto::spec_error_status(&v1::SpecError { key, reason, line })
+            }
+            CoreError::RunNotFound(_)
+            | CoreError::ExperimentNotFound(_)
+            | CoreError::CheckpointNotFound { .. } => Status::not_found(err.to_string()),
+            CoreError::Store(ref store) => match store {
+                StoreError::NotFound { .. } => Status::not_found(err.to_string()),
+                StoreError::Invalid { .. } => Status::invalid_argument(err.to_string()),
+                StoreError::Sled { .. }
+                | StoreError::Corrupt { .. }
+                | StoreError::Encode { .. }
+                | StoreError::Poisoned { .. } => Status::internal(err.to_string()),
+            },
+            CoreError::Internal(_) => Status::internal(err.to_string()),
+        }
+    }
+}
+
+/// Domain state -> wire state.
+pub fn state_to_wire(state: RunState) -> v1::RunState {
+    match state {
+        RunState::Queued => v1::RunState::Queued,
+        RunState::Running => v1::RunState::Running,
+        RunState::Succeeded => v1::RunState::Succeeded,
+        RunState::Failed => v1::RunState::Failed,
+        RunState::Cancelled => v1::RunState::Cancelled,
+    }
+}
+
+/// Wire state -> domain state; `None` for UNSPECIFIED.
+pub fn state_from_wire(state: v1::RunState) -> Option<RunState> {
+    match state {
+        v1::RunState::Unspecified => None,
+        v1::RunState::Queued => Some(RunState::Queued),
+        v1::RunState::Running => Some(RunState::Running),
+        v1::RunState::Succeeded => Some(RunState::Succeeded),
+        v1::RunState::Failed => Some(RunState::Failed),
+        v1::RunState::Cancelled => Some(RunState::Cancelled),
+    }
+}
+
+fn millis(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+pub fn grant_to_wire(g: &Grant) -> v1::Grant {
+    v1::Grant {
+        device_id: g.device.to_string(),
+        share: g.share,
+        mem_mb: g.mem_mb,
+    }
+}
+
+fn request_to_wire(r: &ResourceRequest) -> v1::ResourceRequest {
+    v1::ResourceRequest {
+        gpus: r.gpus,
+        gpu_share: r.gpu_share,
+        gpu_mem_mb: r.gpu_mem_mb,
+    }
+}
+
+/// A run on the wire; `full` includes config and summary JSON.
+pub fn run_to_wire(r: &RunRecord, full: bool, epochs_done: u32) -> v1::Run {
+    v1::Run {
+        run_id: r.id.0,
+        experiment_id: r.experiment.0,
+        name: r.name.clone(),
+        user: r.user.clone(),
+        state: state_to_wire(r.state).into(),
+        priority: r.priority,
+        attempt: r.attempt,
+        max_retries: r.max_retries,
+        resources: Some(request_to_wire(&r.request)),
+        grants: r.grants.iter().map(grant_to_wire).collect(),
+        pending_reason: r.pending_reason.clone(),
+        error: r.error.clone(),
+        depends_on: r.depends_on.map(|d| d.0),
+        config_json: if full {
+            r.config_json.clone()
+        } else {
+            String::new()
+        },
+        config_hash: r.config_hash.clone(),
+        summary_json: if full {
+            r.summary_json.clone().unwrap_or_default()
+        } else {
+            String::new()
+        },
+        submitted_at_ms: millis(r.submitted_at),
+        started_at_ms: r.started_at.map(millis),
+        finished_at_ms: r.finished_at.map(millis),
+        epochs_done,
+        epochs_total: epochs_total(&r.config_json),
+    }
+}
+
+/// Epochs over both stages, read from the resolved run's JSON (0 when absent).
+fn epochs_total(config_json: &str) -> u32 {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(config_json) else {
+        return 0;
+    };
+    let get = |p: &str| {
+        v.pointer(p)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
+    let total = get("/train/epochs") + get("/stage2/params/epochs");
+    u32::try_from(total).unwrap_or(u32::MAX)
+}
+
+/// A stored metric point on the wire (the typed fields read from its JSON, the JSON kept raw).
+pub fn metric_to_wire(m: &MetricPoint) -> v1::EpochMetrics {
+    let raw = String::from_utf8_lossy(&m.json).into_owned();
+    let v: serde_json::Value = serde_json::from_str(&raw).unwrap_or_default();
+    let f = |k: &str| v.get(k).and_then(serde_json::Value::as_f64);
+    let eval = v.get("eval").filter(|e| e.is_object()).map(|e| {
+        let g = |k: &str| {
+            e.get(k)
+                .and_then(serde_json::Value::as_f64)
+                .map(|x| x as f32)
+        };
+        let per_class = e
+            .get("per_class")
+            .and_then(serde_json::Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|x| x.as_f64().map(|x| x as f32))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        v1::EvalMetrics {
+            test_top1: g("test_top1").unwrap_or(0.0),
+            many: g("many"),
+            medium: g("medium"),
+            few: g("few"),
+            per_class: cauda_proto::per_class_to_wire(&per_class),
+            val_top1: g("val_top1"),
+        }
+    });
+    v1::EpochMetrics {
+        stage: u32::from(m.stage),
+        epoch: m.epoch,
+        train_loss: f("train_loss").unwrap_or(0.0) as f32,
+        lr: f("lr").unwrap_or(0.0),
+        images_per_sec: f("images_per_sec").unwrap_or(0.0) as f32,
+        eval,
+        raw_json: raw,
+        attempt: 0,
+    }
+}
+
+/// A stored event on the wire; `seq` is the store's (from 0), sent as `seq + 1`. `None` for
+/// events the wire does not carry (launch and exit records).
+pub fn event_to_wire(seq: u64, event: &Event, attempt: u32) -> Option<v1::RunEvent> {
+    let kind = match &event.kind {
+        EventKind::State { from, to, reason } => v1::run_event::Event::State(v1::StateChange {
+            from: from.map_or(v1::RunState::Unspecified, state_to_wire).into(),
+            to: state_to_wire(*to).into(),
+            reason: reason.clone(),
+            grants: Vec::new(),
+        }),
+        EventKind::Log { stream, line } => v1::run_event::Event::Log(v1::LogLine {
+            stream: match stream {
+                LogStream::Stdout => v1::LogStream::Stdout,
+                LogStream::Stderr => v1::LogStream::Stderr,
+                LogStream::Daemon => v1::LogStream::Daemon,
+            }
+            .into(),
+            line: line.clone(),
+            at_ms: millis(event.at),
+        }),
+        EventKind::Launch { .. } | EventKind::Exit { .. } => return None,
+    };
+    Some(v1::RunEvent {
+        seq: seq + 1,
+        at_ms: millis(event.at),
+        attempt,
+        event: Some(kind),
+    })
+}
+
+/// Whether an event puts its run into a terminal state (a watch ends after it).
+pub fn is_terminal_event(event: &Event) -> bool {
+    matches!(&event.kind, EventKind::State { to, .. } if to.is_terminal())
+}
+
+pub fn device_to_wire(d: &DeviceView) -> v1::Device {
+    let (kind, name) = match d.info.kind {
+        DeviceKind::Cpu => (v1::DeviceKind::Cpu, "cpu"),
+        DeviceKind::Gpu => (v1::DeviceKind::Gpu, "gpu"),
+    };
+    v1::Device {
+        device_id: d.info.id.to_string(),
+        kind: kind.into(),
+        name: name.to_string(),
+        memory_total_mb: d.info.mem_mb,
+        memory_used_mb: None,
+        utilization: None,
+        from_override: true,
+        runs: d
+            .runs
+            .iter()
+            .map(|p| v1::DeviceRun {
+                run_id: p.run.0,
+                name: p.name.clone(),
+                share: p.grant.share,
+                mem_mb: p.grant.mem_mb,
+            })
+            .collect(),
+        free_share: d.free_share,
+    }
+}
+
+/// Ordering key of devices on the wire: CPU first, then index.
+pub fn device_order(id: &DeviceId) -> (u8, u32) {
+    match id {
+        DeviceId::Cpu(i) => (0, *i),
+        DeviceId::Gpu(i) => (1, *i),
+    }
+}
+
+pub fn family_name(f: Family) -> &'static str {
+    match f {
+        Family::Sampler => "sampler",
+        Family::Loss => "loss",
+        Family::Rebalance => "rebalance",
+        Family::Augment => "augment",
+        Family::Module => "module",
+    }
+}
+
+pub fn plugin_to_wire(p: &PluginInfo) -> v1::Plugin {
+    v1::Plugin {
+        name: p.name.to_string(),
+        family: family_name(p.family).to_string(),
+        doc: p.doc.to_string(),
+        paper: p.paper.to_string(),
+        params: p
+            .params
+            .iter()
+            .map(|s| v1::PluginParam {
+                name: s.name.to_string(),
+                kind: match s.kind {
+                    ParamKind::Float => v1::ParamKind::Float,
+                    ParamKind::Int => v1::ParamKind::Int,
+                }
+                .into(),
+                default: s.default,
+                min: s.min,
+                max: s.max,
+                doc: s.doc.to_string(),
+            })
+            .collect(),
+    }
+}

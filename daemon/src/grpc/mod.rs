@@ -1,0 +1,38 @@
+//! The daemon's gRPC edge: tonic adapters over the core (`service`), the one conversions module
+//! (`convert`), and `serve`, which runs the `Cauda` service and tonic-health on a listener until
+//! a shutdown future resolves (tests bind `127.0.0.1:0` and stop with a oneshot).
+
+pub mod convert;
+mod service;
+mod watch;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use cauda_proto::v1::cauda_server::CaudaServer;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::core::Daemon;
+pub use service::CaudaService;
+
+/// Largest request the server decodes (1 MiB); larger ones fail with RESOURCE_EXHAUSTED.
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// Serves the `Cauda` service and the gRPC health service on `listener` until `shutdown`
+/// resolves, then drains in-flight calls.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    daemon: Arc<Daemon>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_serving::<CaudaServer<CaudaService>>().await;
+    let cauda =
+        CaudaServer::new(CaudaService::new(daemon)).max_decoding_message_size(MAX_REQUEST_BYTES);
+    tracing::info!(addr = ?listener.local_addr().ok(), "serving");
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(cauda)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}

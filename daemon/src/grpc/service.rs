@@ -1,0 +1,316 @@
+//! The `Cauda` service as adapters over the core: validate the request, convert, call the
+//! daemon, convert back. No scheduling logic here.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use cauda_proto::v1::cauda_server::Cauda;
+use cauda_proto::v1::{self, cancel_run_request::Target};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tracing::{Instrument, instrument};
+
+use super::convert;
+use crate::core::{CancelTarget, CheckpointChoice, Daemon};
+use crate::model::{ExperimentId, RunId, RunState};
+use crate::store::RunFilter;
+
+/// Runs per ListRuns page when the request says 0, and the most a page may hold.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// The `Cauda` gRPC service over a shared daemon core.
+#[derive(Debug, Clone)]
+pub struct CaudaService {
+    daemon: Arc<Daemon>,
+}
+
+impl CaudaService {
+    pub fn new(daemon: Arc<Daemon>) -> Self {
+        Self { daemon }
+    }
+
+    fn epochs_done(&self, id: RunId) -> u32 {
+        self.daemon
+            .metrics(id)
+            .ok()
+            .and_then(|(m, _)| m.last().map(|p| p.epoch))
+            .unwrap_or(0)
+    }
+}
+
+#[tonic::async_trait]
+impl Cauda for CaudaService {
+    #[instrument(skip_all, fields(user))]
+    async fn submit_experiment(
+        &self,
+        request: Request<v1::SubmitExperimentRequest>,
+    ) -> Result<Response<v1::SubmitExperimentResponse>, Status> {
+        let req = request.into_inner();
+        let origin = req.source_name.as_deref().unwrap_or("spec");
+        if req.validate_only {
+            let names = self.daemon.validate(origin, &req.spec_toml)?;
+            let runs = names
+                .into_iter()
+                .map(|name| v1::SubmittedRun { run_id: 0, name })
+                .collect();
+            return Ok(Response::new(v1::SubmitExperimentResponse {
+                experiment_id: 0,
+                runs,
+            }));
+        }
+        let user = req.user.as_deref().unwrap_or("anonymous");
+        tracing::Span::current().record("user", user);
+        let submitted = self
+            .daemon
+            .submit(origin, &req.spec_toml, user, req.priority)?;
+        Ok(Response::new(v1::SubmitExperimentResponse {
+            experiment_id: submitted.experiment.0,
+            runs: submitted
+                .runs
+                .into_iter()
+                .map(|(id, name)| v1::SubmittedRun { run_id: id.0, name })
+                .collect(),
+        }))
+    }
+
+    #[instrument(skip_all, fields(experiment_id = request.get_ref().experiment_id))]
+    async fn get_experiment(
+        &self,
+        request: Request<v1::GetExperimentRequest>,
+    ) -> Result<Response<v1::GetExperimentResponse>, Status> {
+        let id = ExperimentId(request.get_ref().experiment_id);
+        let (exp, runs) = self.daemon.get_experiment(id)?;
+        let mut counts = v1::RunStateCounts::default();
+        for r in &runs {
+            match r.state {
+                RunState::Queued => counts.queued += 1,
+                RunState::Running => counts.running += 1,
+                RunState::Succeeded => counts.succeeded += 1,
+                RunState::Failed => counts.failed += 1,
+                RunState::Cancelled => counts.cancelled += 1,
+            }
+        }
+        let briefs = exp
+            .runs
+            .iter()
+            .filter_map(|id| runs.iter().find(|r| r.id == *id))
+            .map(|r| v1::RunBrief {
+                run_id: r.id.0,
+                name: r.name.clone(),
+                state: convert::state_to_wire(r.state).into(),
+            })
+            .collect();
+        Ok(Response::new(v1::GetExperimentResponse {
+            experiment: Some(v1::Experiment {
+                experiment_id: exp.id.0,
+                name: exp.name,
+                user: exp.user,
+                spec_toml: exp.spec_text,
+                submitted_at_ms: i64::try_from(exp.submitted_at).unwrap_or(i64::MAX),
+                runs: briefs,
+                counts: Some(counts),
+            }),
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn list_runs(
+        &self,
+        request: Request<v1::ListRunsRequest>,
+    ) -> Result<Response<v1::ListRunsResponse>, Status> {
+        let req = request.into_inner();
+        let page = match req.page_size as usize {
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        };
+        let after = if req.page_token.is_empty() {
+            None
+        } else {
+            let id = req
+                .page_token
+                .parse::<u64>()
+                .map_err(|_| Status::invalid_argument("page_token: not a token of ListRuns"))?;
+            Some(RunId(id))
+        };
+        let mut states = Vec::new();
+        for s in &req.states {
+            let state = v1::RunState::try_from(*s)
+                .ok()
+                .and_then(convert::state_from_wire)
+                .ok_or_else(|| Status::invalid_argument(format!("states: unknown state {s}")))?;
+            states.push(state);
+        }
+        // One state is answered by the store's index; several are filtered here.
+        let filter = RunFilter {
+            experiment: req.experiment_id.map(ExperimentId),
+            state: (states.len() == 1).then(|| states[0]),
+            user: req.user.clone(),
+            limit: (states.len() <= 1).then_some(page + 1),
+            after,
+        };
+        let mut runs: Vec<_> = self
+            .daemon
+            .list_runs(&filter)?
+            .into_iter()
+            .filter(|r| states.is_empty() || states.contains(&r.state))
+            .take(page + 1)
+            .collect();
+        let next_page_token = if runs.len() > page {
+            runs.truncate(page);
+            runs.last().map(|r| r.id.0.to_string()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let full = req.view == v1::RunView::Full as i32;
+        let runs = runs
+            .iter()
+            .map(|r| convert::run_to_wire(r, full, self.epochs_done(r.id)))
+            .collect();
+        Ok(Response::new(v1::ListRunsResponse {
+            runs,
+            next_page_token,
+        }))
+    }
+
+    #[instrument(skip_all, fields(run_id = request.get_ref().run_id))]
+    async fn get_run(
+        &self,
+        request: Request<v1::GetRunRequest>,
+    ) -> Result<Response<v1::GetRunResponse>, Status> {
+        let id = RunId(request.get_ref().run_id);
+        let run = self.daemon.get_run(id)?;
+        Ok(Response::new(v1::GetRunResponse {
+            run: Some(convert::run_to_wire(&run, true, self.epochs_done(id))),
+        }))
+    }
+
+    #[instrument(skip_all, fields(target = ?request.get_ref().target))]
+    async fn cancel_run(
+        &self,
+        request: Request<v1::CancelRunRequest>,
+    ) -> Result<Response<v1::CancelRunResponse>, Status> {
+        let req = request.into_inner();
+        let target = match req.target {
+            Some(Target::RunId(id)) => CancelTarget::Run(RunId(id)),
+            Some(Target::ExperimentId(id)) => CancelTarget::Experiment(ExperimentId(id)),
+            None => {
+                return Err(Status::invalid_argument(
+                    "target: set run_id or experiment_id",
+                ));
+            }
+        };
+        let outcome = self.daemon.cancel(target, req.reason)?;
+        Ok(Response::new(v1::CancelRunResponse {
+            cancelled_run_ids: outcome.cancelled.iter().map(|r| r.0).collect(),
+            already_finished_run_ids: outcome.already_finished.iter().map(|r| r.0).collect(),
+        }))
+    }
+
+    type WatchRunStream = BoxStream<v1::RunEvent>;
+
+    #[instrument(skip_all, fields(run_id = request.get_ref().run_id))]
+    async fn watch_run(
+        &self,
+        request: Request<v1::WatchRunRequest>,
+    ) -> Result<Response<Self::WatchRunStream>, Status> {
+        let stream = super::watch::watch(self.daemon.clone(), request.into_inner())?;
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    #[instrument(skip_all, fields(run_id = request.get_ref().run_id))]
+    async fn get_metrics(
+        &self,
+        request: Request<v1::GetMetricsRequest>,
+    ) -> Result<Response<v1::GetMetricsResponse>, Status> {
+        let (points, summary) = self.daemon.metrics(RunId(request.get_ref().run_id))?;
+        Ok(Response::new(v1::GetMetricsResponse {
+            epochs: points.iter().map(convert::metric_to_wire).collect(),
+            summary_json: summary.unwrap_or_default(),
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn list_plugins(
+        &self,
+        request: Request<v1::ListPluginsRequest>,
+    ) -> Result<Response<v1::ListPluginsResponse>, Status> {
+        let family = request.into_inner().family;
+        let mut plugins: Vec<v1::Plugin> = self
+            .daemon
+            .plugins()
+            .iter()
+            .filter(|p| family.is_empty() || convert::family_name(p.family) == family)
+            .map(convert::plugin_to_wire)
+            .collect();
+        plugins.sort_by(|a, b| (&a.family, &a.name).cmp(&(&b.family, &b.name)));
+        Ok(Response::new(v1::ListPluginsResponse { plugins }))
+    }
+
+    #[instrument(skip_all)]
+    async fn list_devices(
+        &self,
+        _request: Request<v1::ListDevicesRequest>,
+    ) -> Result<Response<v1::ListDevicesResponse>, Status> {
+        let mut views = self.daemon.devices()?;
+        views.sort_by_key(|d| convert::device_order(&d.info.id));
+        Ok(Response::new(v1::ListDevicesResponse {
+            devices: views.iter().map(convert::device_to_wire).collect(),
+        }))
+    }
+
+    type GetCheckpointStream = BoxStream<v1::CheckpointChunk>;
+
+    #[instrument(skip_all, fields(run_id = request.get_ref().run_id))]
+    async fn get_checkpoint(
+        &self,
+        request: Request<v1::GetCheckpointRequest>,
+    ) -> Result<Response<Self::GetCheckpointStream>, Status> {
+        let req = request.into_inner();
+        let choice = match (req.epoch, req.choice()) {
+            (Some(e), _) => CheckpointChoice::Epoch(e),
+            (None, v1::CheckpointChoice::Best) => CheckpointChoice::Best,
+            (None, v1::CheckpointChoice::Latest | v1::CheckpointChoice::Unspecified) => {
+                CheckpointChoice::Latest
+            }
+        };
+        let meta = self.daemon.checkpoint_meta(RunId(req.run_id), choice)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let daemon = self.daemon.clone();
+        let span = tracing::info_span!("checkpoint_stream", run_id = req.run_id);
+        tokio::spawn(
+            async move {
+                let first = v1::CheckpointChunk {
+                    part: Some(v1::checkpoint_chunk::Part::Meta(v1::CheckpointMeta {
+                        run_id: meta.run.0,
+                        attempt: meta.attempt,
+                        epoch: meta.epoch,
+                        stage: 0,
+                        total_bytes: meta.size,
+                        sha256: String::new(),
+                    })),
+                };
+                if tx.send(Ok(first)).await.is_err() {
+                    return;
+                }
+                for index in 0..meta.chunks {
+                    let part = daemon
+                        .checkpoint_chunk(&meta, index)
+                        .map(|data| v1::CheckpointChunk {
+                            part: Some(v1::checkpoint_chunk::Part::Data(data)),
+                        })
+                        .map_err(Status::from);
+                    let failed = part.is_err();
+                    if tx.send(part).await.is_err() || failed {
+                        return;
+                    }
+                }
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
