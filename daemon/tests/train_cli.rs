@@ -110,7 +110,8 @@ fn every_example_spec_parses_and_resolves() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "toml") {
+        // caudad.toml is the daemon's config, parsed by the config module's own test.
+        if path.extension().is_some_and(|e| e == "toml") && !path.ends_with("caudad.toml") {
             let text = std::fs::read_to_string(&path).unwrap();
             let origin = path.display().to_string();
             let spec = cauda_plugins::spec::ExperimentSpec::parse(&origin, &text).unwrap();
