@@ -14,6 +14,7 @@ Usage: torch_throughput.py [--scale S] [--threads T] [lenet] [resnet32]
 """
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -21,6 +22,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference import LeNet, ResNet  # noqa: E402  (one definition of the models)
 
 BATCH = 128
 CLASSES = 10
@@ -32,67 +36,12 @@ CASES = {
 PAD = 4
 
 
-class LeNet(nn.Module):
-    """plugins/src/models/backbone.rs: padded 5x5 convs (6, 16 maps) + 2x2 max pool, fc 120, 84."""
-
-    def __init__(self, c, h, w, classes):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c, 6, 5, padding=2)
-        self.conv2 = nn.Conv2d(6, 16, 5, padding=2)
-        self.fc1 = nn.Linear(16 * (h // 4) * (w // 4), 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.head = nn.Linear(84, classes)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = torch.flatten(x, 1)
-        return self.head(F.relu(self.fc2(F.relu(self.fc1(x)))))
-
-
-class BasicBlock(nn.Module):
-    """plugins/src/models/resnet.rs: two 3x3 conv-BN, 1x1 conv + BN projection shortcut."""
-
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.shortcut = None
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        short = x if self.shortcut is None else self.shortcut(x)
-        return F.relu(out + short)
-
-
-class ResNet(nn.Module):
-    """CIFAR ResNet-(6n+2): 3x3 stem of 16 maps, stages of 16/32/64 maps, global average pool."""
-
-    def __init__(self, c, n, classes):
-        super().__init__()
-        self.stem = nn.Conv2d(c, 16, 3, 1, 1, bias=False)
-        self.stem_bn = nn.BatchNorm2d(16)
-        blocks, cin = [], 16
-        for stage, cout in enumerate([16, 32, 64]):
-            for b in range(n):
-                blocks.append(BasicBlock(cin, cout, 2 if stage > 0 and b == 0 else 1))
-                cin = cout
-        self.blocks = nn.Sequential(*blocks)
-        self.head = nn.Linear(64, classes)
-
-    def forward(self, x):
-        x = self.blocks(F.relu(self.stem_bn(self.stem(x))))
-        return self.head(x.mean(dim=(2, 3)))
-
-
 def build(name, shape):
+    """The same backbones as the accuracy comparison (reference.py mirrors plugins/src/models),
+    with a linear head."""
     c, h, w = shape
-    return LeNet(c, h, w, CLASSES) if name == "lenet" else ResNet(c, 5, CLASSES)
+    backbone = LeNet(c, h, w) if name == "lenet" else ResNet(c, 5)
+    return nn.Sequential(backbone, nn.Linear(backbone.dim, CLASSES))
 
 
 class BatchSet(torch.utils.data.Dataset):
