@@ -76,7 +76,16 @@ pub fn run_stage(
         let mut seen = 0usize;
         let mut loss_sum: Option<Tensor<1>> = None;
         let mut batches = 0usize;
+        // The step consumes the model and returns the updated one; holding it in an Option lets
+        // the closure move it instead of cloning it (a clone would keep the old parameters alive
+        // through the optimizer step).
+        let mut slot = Some(model);
         for_each_batch(plan, |batch| -> Result<(), TrainError> {
+            let Some(current) = slot.take() else {
+                return Err(TrainError::Record(
+                    "the model was lost in a failed step".into(),
+                ));
+            };
             let n = batch.len();
             let x = Tensor::<4>::from_data(TensorData::new(batch.pixels, [n, c, h, w]), &device);
             let ya = labels_tensor(&batch.labels, &device);
@@ -84,13 +93,14 @@ pub fn run_stage(
                 labels_b: labels_tensor(&b, &device),
                 lam: Tensor::<1>::from_data(TensorData::new(lam, [n]), &device),
             });
-            let logits = model.forward(x);
+            let logits = current.forward(x);
             let loss = losses::combine(setup.loss.as_ref(), logits, ya, mixed, epoch)?;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model.clone(), grads);
+            let grads = GradientsParams::from_grads(loss.backward(), &current);
+            let mut next = optim.step(lr, current, grads);
             if let Some(t) = setup.max_norm {
-                model.head = model.head.clone().max_norm(t);
+                next.head = next.head.max_norm(t);
             }
+            slot = Some(next);
             let l = loss.detach();
             loss_sum = Some(match loss_sum.take() {
                 Some(s) => s + l,
@@ -100,6 +110,8 @@ pub fn run_stage(
             batches += 1;
             Ok(())
         })?;
+        model =
+            slot.ok_or_else(|| TrainError::Record("the model was lost in a failed step".into()))?;
         let train_loss =
             loss_sum.map(|s| s.into_scalar::<f32>()).unwrap_or(f32::NAN) / batches.max(1) as f32;
         let images_per_sec = seen as f32 / started.elapsed().as_secs_f32().max(1e-9);
