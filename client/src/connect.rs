@@ -42,3 +42,18 @@ fn chain(err: &tonic::transport::Error) -> String {
     }
     crate::exit::one_line(&parts.join(": "))
 }
+
+/// Fetches one run (GetRun), mapping a missing run in the reply to a bad-reply error.
+pub async fn fetch_run(
+    client: &mut CaudaClient<Channel>,
+    addr: &str,
+    run_id: u64,
+) -> Result<cauda_proto::v1::Run, CliError> {
+    client
+        .get_run(cauda_proto::v1::GetRunRequest { run_id })
+        .await
+        .map_err(|s| CliError::from_status(addr, s))?
+        .into_inner()
+        .run
+        .ok_or_else(|| CliError::BadReply("GetRun returned no run".into()))
+}

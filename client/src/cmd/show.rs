@@ -1,8 +1,6 @@
 //! `cauda show RUN`: one run in full, including why it is pending and which devices it holds.
 
-use cauda_proto::v1::GetRunRequest;
-
-use crate::connect::connect;
+use crate::connect::{connect, fetch_run};
 use crate::exit::CliError;
 use crate::ids::parse_run_id;
 use crate::output::run_details;
@@ -21,13 +19,7 @@ pub struct Args {
 /// Runs `cauda show`.
 pub async fn run(addr: &str, args: Args) -> Result<(), CliError> {
     let mut client = connect(addr).await?;
-    let run = client
-        .get_run(GetRunRequest { run_id: args.run })
-        .await
-        .map_err(|s| CliError::from_status(addr, s))?
-        .into_inner()
-        .run
-        .ok_or_else(|| CliError::BadReply("GetRun returned no run".into()))?;
+    let run = fetch_run(&mut client, addr, args.run).await?;
     if args.json {
         return super::emit_json(&crate::json::run(&run));
     }

@@ -1,10 +1,10 @@
 //! `cauda watch RUN`: follows a run's event stream (WatchRun) with a progress bar over its
 //! epochs, printing state changes and log lines above the bar, and ends with the final metrics.
 
-use cauda_proto::v1::{GetMetricsRequest, GetRunRequest, RunState, WatchRunRequest, run_event};
+use cauda_proto::v1::{GetMetricsRequest, RunState, WatchRunRequest, run_event};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::connect::connect;
+use crate::connect::{connect, fetch_run};
 use crate::exit::CliError;
 use crate::ids::{parse_run_id, run_label};
 use crate::output::{epoch_text, log_line_text, state_change_text, state_name};
@@ -21,13 +21,7 @@ pub struct Args {
 pub async fn run(addr: &str, args: Args) -> Result<(), CliError> {
     let status = |s| CliError::from_status(addr, s);
     let mut client = connect(addr).await?;
-    let run = client
-        .get_run(GetRunRequest { run_id: args.run })
-        .await
-        .map_err(status)?
-        .into_inner()
-        .run
-        .ok_or_else(|| CliError::BadReply("GetRun returned no run".into()))?;
+    let run = fetch_run(&mut client, addr, args.run).await?;
     let bar = ProgressBar::new(u64::from(run.epochs_total.max(1)));
     if let Ok(style) =
         ProgressStyle::with_template("{prefix} [{bar:30}] epoch {pos}/{len} {msg} ({elapsed})")
@@ -64,13 +58,7 @@ pub async fn run(addr: &str, args: Args) -> Result<(), CliError> {
         }
     }
     bar.finish();
-    let final_run = client
-        .get_run(GetRunRequest { run_id: args.run })
-        .await
-        .map_err(status)?
-        .into_inner()
-        .run
-        .ok_or_else(|| CliError::BadReply("GetRun returned no run".into()))?;
+    let final_run = fetch_run(&mut client, addr, args.run).await?;
     let metrics = client
         .get_metrics(GetMetricsRequest { run_id: args.run })
         .await
