@@ -44,6 +44,16 @@ pub struct DaemonConfig {
     pub devices: Option<Vec<String>>,
     /// Retries after a failed attempt, per run.
     pub max_retries: u32,
+    /// Milliseconds between SIGTERM and SIGKILL when a running run is cancelled.
+    pub kill_grace_ms: u64,
+    /// A running attempt without a sign of life (heartbeat, report) for this long fails.
+    pub heartbeat_timeout_ms: u64,
+    /// How many of a run's latest checkpoints are kept (its best is kept besides).
+    pub keep_checkpoints: usize,
+    /// A folder watched for spec files to submit (moved to `submitted/` or `rejected/`).
+    pub inbox: Option<PathBuf>,
+    /// A folder of user presets (`*.toml`), reloaded when it changes.
+    pub presets: Option<PathBuf>,
     pub scheduler: SchedulerConfig,
 }
 
@@ -54,6 +64,11 @@ impl Default for DaemonConfig {
             data_dir: PathBuf::from("caudad-data"),
             devices: None,
             max_retries: 2,
+            kill_grace_ms: 10_000,
+            heartbeat_timeout_ms: 30_000,
+            keep_checkpoints: 2,
+            inbox: None,
+            presets: None,
             scheduler: SchedulerConfig::default(),
         }
     }

@@ -1,13 +1,16 @@
-//! `caudad demo`: the main job on the embedded defaults. It expands the demo study
-//! (`examples/digits-demo.toml`, embedded), trains every method on the long-tailed digits and
-//! prints the survey-style report: overall, many-, medium- and few-shot top-1 per method.
+//! `caudad demo`: the main job on the embedded defaults, through the real daemon. It starts a
+//! daemon in this process (gRPC on 127.0.0.1, a sled store in a fresh folder, one worker process
+//! per run), submits the demo study (`examples/digits-demo.toml`, embedded) over gRPC like the
+//! `cauda` client does, follows the runs to the end and prints the survey-style report:
+//! overall, many-, medium- and few-shot top-1 per method.
 
-use std::time::Instant;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use cauda_plugins::registry::builtin_registry;
-use cauda_plugins::spec::{ExperimentSpec, PresetBook, expand_sweep};
-use cauda_plugins::train::{self, Checkpoint, EpochRecord, EventSink, TrainError};
+use anyhow::{Context, bail};
+use cauda_proto::v1::{self, cauda_client::CaudaClient};
+use caudad::config::DaemonConfig;
+use caudad::node::Node;
 
 const DEMO: &str = include_str!("../../examples/digits-demo.toml");
 
@@ -16,55 +19,175 @@ pub struct DemoArgs {
     /// Train with this seed (default 0).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Keep the daemon's data (sled store, checkpoints) here instead of a temporary folder.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Devices for the demo's daemon, as in caudad.toml (default: one CPU slot per core).
+    #[arg(long, value_delimiter = ',')]
+    devices: Option<Vec<String>>,
 }
 
-struct Quiet;
-
-impl EventSink for Quiet {
-    fn on_epoch(&mut self, _: &EpochRecord) -> Result<(), TrainError> {
-        Ok(())
-    }
-    fn on_checkpoint(&mut self, _: &Checkpoint) -> Result<(), TrainError> {
-        Ok(())
-    }
-}
-
-fn pct(v: Option<f32>) -> String {
+fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{:.1}", v * 100.0))
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let origin = "examples/digits-demo.toml";
-    let mut spec = ExperimentSpec::parse(origin, DEMO)?;
-    spec.train.seed = args.seed;
-    let runs = expand_sweep(origin, &spec)?;
-    let presets = PresetBook::builtin();
-    let registry = builtin_registry();
-    let device = burn::tensor::Device::default();
+    let temp = match &args.data_dir {
+        Some(_) => None,
+        None => Some(tempfile::tempdir().context("creating a temporary data folder")?),
+    };
+    let data_dir = match (&args.data_dir, &temp) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(t)) => t.path().to_path_buf(),
+        (None, None) => bail!("no data folder"),
+    };
+    let config = DaemonConfig {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir,
+        devices: args.devices.clone(),
+        ..DaemonConfig::default()
+    };
+    let spec = DEMO.replacen("[train]\n", &format!("[train]\nseed = {}\n", args.seed), 1);
+    let program = std::env::current_exe().context("locating the caudad binary")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async move {
+        let node = Node::start(&config, std::path::Path::new("<demo>"), program).await?;
+        let addr = node.addr;
+        let slots = node.daemon.devices()?.len();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(node.serve(async {
+            let _ = stopped.await;
+        }));
+        let report = drive(addr, &spec, args.seed, slots).await;
+        let _ = stop.send(());
+        server.await.context("the daemon task")??;
+        report
+    })?;
+    drop(temp);
+    Ok(())
+}
+
+/// Submits the demo over gRPC, follows it, prints the report.
+async fn drive(
+    addr: std::net::SocketAddr,
+    spec: &str,
+    seed: u64,
+    slots: usize,
+) -> anyhow::Result<()> {
+    let mut client = CaudaClient::connect(format!("http://{addr}"))
+        .await
+        .with_context(|| format!("connecting to the demo daemon at {addr}"))?;
+    let submitted = client
+        .submit_experiment(v1::SubmitExperimentRequest {
+            spec_toml: spec.to_string(),
+            source_name: Some("examples/digits-demo.toml".into()),
+            user: Some("demo".into()),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let total = submitted.runs.len();
     println!(
-        "cauda demo: {} methods on the embedded digits, long-tailed (exp, ratio 50), LeNet, seed {}",
-        runs.len(),
-        args.seed
+        "cauda demo: caudad on {addr} ({slots} device slots), experiment e-{}: {total} methods on the embedded digits, long-tailed (exp, ratio 50), LeNet, seed {seed}",
+        submitted.experiment_id
     );
+    let started = Instant::now();
+    let mut reported = std::collections::BTreeSet::new();
+    let runs = loop {
+        let page = client
+            .list_runs(v1::ListRunsRequest {
+                experiment_id: Some(submitted.experiment_id),
+                page_size: 1000,
+                view: v1::RunView::Full.into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        for run in &page.runs {
+            if is_terminal(run.state()) && reported.insert(run.run_id) {
+                println!(
+                    "  [{:>2}/{total}] r-{} {} {:?} after {:.0} s",
+                    reported.len(),
+                    run.run_id,
+                    run.name,
+                    run.state(),
+                    started.elapsed().as_secs_f32()
+                );
+            }
+        }
+        if page.runs.iter().all(|r| is_terminal(r.state())) {
+            break page.runs;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     println!();
-    println!("| method | top-1 | many | medium | few | seconds |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for r in runs {
-        let resolved = r.resolve(origin, &presets, &registry)?;
-        let data = train::prepare(&resolved.data).context("preparing the digits split")?;
-        let started = Instant::now();
-        let s = train::train(&resolved, &data, &registry, &device, None, &mut Quiet)?;
+    println!("| method | top-1 | many | medium | few | seconds | attempts |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let mut failed = 0;
+    for run in &runs {
+        let seconds = match (run.started_at_ms, run.finished_at_ms) {
+            (Some(s), Some(f)) => format!("{:.1}", (f - s) as f64 / 1000.0),
+            _ => "-".into(),
+        };
+        let summary: serde_json::Value =
+            serde_json::from_str(&run.summary_json).unwrap_or_default();
+        let method = summary
+            .get("method")
+            .and_then(|m| m.as_str())
+            .unwrap_or(&run.name)
+            .to_string();
+        let last = summary.get("last");
+        let get = |k: &str| {
+            last.and_then(|l| l.get(k))
+                .and_then(serde_json::Value::as_f64)
+        };
+        if run.state() != v1::RunState::Succeeded {
+            failed += 1;
+            println!(
+                "| {} | {:?}: {} | | | | {seconds} | {} |",
+                run.name,
+                run.state(),
+                run.error
+                    .as_deref()
+                    .unwrap_or("")
+                    .lines()
+                    .next()
+                    .unwrap_or(""),
+                run.attempt
+            );
+            continue;
+        }
         println!(
-            "| {} | {} | {} | {} | {} | {:.1} |",
-            resolved.method,
-            pct(Some(s.last.test_top1)),
-            pct(s.last.many),
-            pct(s.last.medium),
-            pct(s.last.few),
-            started.elapsed().as_secs_f32()
+            "| {method} | {} | {} | {} | {} | {seconds} | {} |",
+            pct(get("test_top1")),
+            pct(get("many")),
+            pct(get("medium")),
+            pct(get("few")),
+            run.attempt
         );
     }
     println!();
     println!("many: > 100 training images, medium: 20 to 100, few: < 20 (class counts 143 ... 2).");
+    if failed > 0 {
+        for run in runs.iter().filter(|r| r.state() != v1::RunState::Succeeded) {
+            eprintln!(
+                "r-{} {}: {}",
+                run.run_id,
+                run.name,
+                run.error.as_deref().unwrap_or("-")
+            );
+        }
+        bail!("{failed} of {total} runs did not succeed");
+    }
     Ok(())
+}
+
+fn is_terminal(state: v1::RunState) -> bool {
+    matches!(
+        state,
+        v1::RunState::Succeeded | v1::RunState::Failed | v1::RunState::Cancelled
+    )
 }

@@ -7,6 +7,7 @@ mod demo_cmd;
 mod plugins_cmd;
 mod serve_cmd;
 mod train_cmd;
+mod work_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -17,8 +18,17 @@ use clap::{Parser, Subcommand};
     about = "cauda's experiment daemon for long-tailed learning"
 )]
 struct Cli {
+    /// Log format on stderr (`RUST_LOG` sets the level; default warn).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "CAUDAD_LOG_FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -31,20 +41,28 @@ enum Command {
     Plugins(plugins_cmd::PluginsArgs),
     /// Serve the gRPC API (experiments, runs, metrics, devices, plugins) until Ctrl-C.
     Serve(serve_cmd::ServeArgs),
+    /// Run one attempt of one run for the daemon (started by `caudad serve`, not by hand).
+    #[command(hide = true)]
+    Work(work_cmd::WorkArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
-        Command::Train(args) => train_cmd::run(args),
-        Command::Demo(args) => demo_cmd::run(args),
-        Command::Plugins(args) => plugins_cmd::run(args),
-        Command::Serve(args) => serve_cmd::run(args),
+fn main() -> anyhow::Result<std::process::ExitCode> {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
+    let ok = |r: anyhow::Result<()>| r.map(|()| std::process::ExitCode::SUCCESS);
+    match cli.command {
+        Command::Train(args) => ok(train_cmd::run(args)),
+        Command::Demo(args) => ok(demo_cmd::run(args)),
+        Command::Plugins(args) => ok(plugins_cmd::run(args)),
+        Command::Serve(args) => ok(serve_cmd::run(args)),
+        Command::Work(args) => Ok(work_cmd::run(args)),
     }
 }

@@ -101,6 +101,9 @@ pub struct RunRecord {
     /// Attempt number of the current or last launch (0 before the first).
     pub attempt: u32,
     pub max_retries: u32,
+    /// Failed attempts so far that were retried (a daemon restart is not a failure).
+    #[serde(default)]
+    pub failures: u32,
     pub request: ResourceRequest,
     pub grants: Vec<Grant>,
     /// Why a queued run is not running, in words.

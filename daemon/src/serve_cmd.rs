@@ -1,14 +1,12 @@
-//! `caudad serve`: load `caudad.toml` (flags override it), open the sled store in the data
-//! directory, build the device inventory and serve the gRPC API until Ctrl-C.
+//! `caudad serve`: load `caudad.toml` (flags override it), start the daemon (`caudad::node`)
+//! and serve the gRPC API (public and worker services) until Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use caudad::config::DaemonConfig;
-use caudad::core::{Daemon, DaemonSettings, NoopExecutor, SystemClock};
-use caudad::store::{SledStore, StoreConfig};
+use caudad::node::Node;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -34,38 +32,44 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }
-    let inventory = config.inventory(&path)?;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let store = SledStore::open(config.data_dir.join("db"), StoreConfig::default())?;
-    let settings = DaemonSettings {
-        inventory,
-        scheduler: config.scheduler,
-        max_retries: config.max_retries,
-    };
-    let daemon = Arc::new(Daemon::new(
-        Arc::new(store),
-        settings,
-        Arc::new(SystemClock),
-        Arc::new(NoopExecutor),
-    ));
+    let program = std::env::current_exe().context("locating the caudad binary")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(async move {
-        // Runs queued before a restart get their chance at once.
-        daemon.schedule()?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("binding {}", config.listen))?;
-        eprintln!("caudad listening on {}", listener.local_addr()?);
-        let shutdown = async {
-            if let Err(e) = tokio::signal::ctrl_c().await {
-                tracing::error!(error = %e, "cannot listen for Ctrl-C; shutting down");
-            }
-        };
-        caudad::grpc::serve(listener, daemon, shutdown).await?;
+        let node = Node::start(&config, &path, program).await?;
+        if !node.requeued.is_empty() {
+            eprintln!(
+                "caudad: resuming {} runs of the previous daemon",
+                node.requeued.len()
+            );
+        }
+        eprintln!("caudad listening on {}", node.addr);
+        node.serve(shutdown_signal()).await?;
         anyhow::Ok(())
     })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "cannot listen for Ctrl-C; shutting down");
+            }
+        }
+        () = term => {}
+    }
 }

@@ -31,7 +31,7 @@ fn a_spec_trains_and_prints_one_json_line_per_epoch() {
         .collect();
     assert_eq!(lines.len(), 4);
     for (i, l) in lines[..3].iter().enumerate() {
-        assert_eq!(l["epoch"], i);
+        assert_eq!(l["epoch"], i + 1, "epochs count from 1");
         assert!(l["eval"]["test_top1"].as_f64().unwrap() > 0.0);
     }
     assert!(lines[3]["summary"]["last"]["few"].is_number());

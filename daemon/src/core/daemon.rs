@@ -2,7 +2,8 @@
 //! schedule (policy decides, the store records, then the executor acts) and cancel.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use cauda_plugins::registry::{Registry, builtin_registry};
 use cauda_plugins::spec::{ExperimentSpec, PresetBook, ResolvedRun, expand_sweep};
@@ -52,10 +53,14 @@ pub struct Daemon {
     pub(super) store: Arc<dyn Store>,
     pub(super) settings: DaemonSettings,
     pub(super) clock: Arc<dyn Clock>,
-    executor: Arc<dyn Executor>,
-    presets: PresetBook,
+    pub(super) executor: Arc<dyn Executor>,
+    /// Built-in presets plus the watched presets folder's; replaced whole on a reload.
+    presets: RwLock<PresetBook>,
     pub(super) registry: Registry,
     live: broadcast::Sender<LiveEvent>,
+    /// When each running attempt last showed a sign of life (launch, register, heartbeat,
+    /// report), in clock milliseconds; memory only: a restart gives every attempt a new start.
+    pub(super) last_seen: Mutex<HashMap<(RunId, u32), crate::model::Millis>>,
     /// Serializes the read-decide-write sections (submit, schedule, cancel). Never held across
     /// an `.await`: every method here is synchronous.
     write: Mutex<()>,
@@ -83,9 +88,10 @@ impl Daemon {
             settings,
             clock,
             executor,
-            presets: PresetBook::builtin(),
+            presets: RwLock::new(PresetBook::builtin()),
             registry: builtin_registry(),
             live,
+            last_seen: Mutex::new(HashMap::new()),
             write: Mutex::new(()),
         }
     }
@@ -95,14 +101,31 @@ impl Daemon {
         self.live.subscribe()
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, ()>> {
+    /// Replaces the presets submissions resolve against (the built-in ones plus a folder's).
+    pub fn set_presets(&self, book: PresetBook) -> Result<()> {
+        *self
+            .presets
+            .write()
+            .map_err(|_| CoreError::Internal("the presets lock was poisoned".into()))? = book;
+        Ok(())
+    }
+
+    /// The names of the presets submissions can use now.
+    pub fn preset_names(&self) -> Vec<String> {
+        self.presets
+            .read()
+            .map(|b| b.names().into_iter().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn lock(&self) -> Result<MutexGuard<'_, ()>> {
         self.write
             .lock()
             .map_err(|_| CoreError::Internal("the daemon's write lock was poisoned".into()))
     }
 
     /// Commits `ops` atomically, then broadcasts their events with their sequence numbers.
-    fn commit(&self, ops: &[WriteOp]) -> Result<()> {
+    pub(super) fn commit(&self, ops: &[WriteOp]) -> Result<()> {
         let seqs = self.store.commit(ops)?;
         let events = ops.iter().filter_map(|op| match op {
             WriteOp::AppendEvent(run, event) => Some((*run, event)),
@@ -119,10 +142,15 @@ impl Daemon {
     /// engine's own validation.
     fn resolve(&self, origin: &str, spec_text: &str) -> Result<(ExperimentSpec, Vec<ResolvedRun>)> {
         let spec = ExperimentSpec::parse(origin, spec_text)?;
+        let presets = self
+            .presets
+            .read()
+            .map_err(|_| CoreError::Internal("the presets lock was poisoned".into()))?;
         let mut resolved = Vec::new();
         for point in expand_sweep(origin, &spec)? {
-            resolved.push(point.resolve(origin, &self.presets, &self.registry)?);
+            resolved.push(point.resolve(origin, &presets, &self.registry)?);
         }
+        drop(presets);
         Ok((spec, resolved))
     }
 
@@ -169,6 +197,7 @@ impl Daemon {
                 finished_at: None,
                 attempt: 0,
                 max_retries: self.settings.max_retries,
+                failures: 0,
                 request,
                 grants: Vec::new(),
                 pending_reason: None,
@@ -206,7 +235,7 @@ impl Daemon {
         self.schedule_locked()
     }
 
-    fn schedule_locked(&self) -> Result<()> {
+    pub(super) fn schedule_locked(&self) -> Result<()> {
         let now = self.clock.now();
         let running = self.store.list_runs(&RunFilter {
             state: Some(RunState::Running),
@@ -261,21 +290,21 @@ impl Daemon {
             run.grants = grants;
             let devices = run.grants.iter().map(|g| g.device.clone()).collect();
             let started = state_event(now, Some(RunState::Queued), RunState::Running, None);
+            let launch = Event {
+                at: now,
+                kind: EventKind::Launch {
+                    attempt: run.attempt,
+                    devices,
+                    grants: run.grants.clone(),
+                },
+            };
             self.commit(&[
                 WriteOp::PutRun(run.clone()),
+                WriteOp::AppendEvent(id, launch),
                 WriteOp::AppendEvent(id, started),
-                WriteOp::AppendEvent(
-                    id,
-                    Event {
-                        at: now,
-                        kind: EventKind::Launch {
-                            attempt: run.attempt,
-                            devices,
-                        },
-                    },
-                ),
             ])?;
             tracing::info!(run_id = %id, attempt = run.attempt, "run started");
+            self.saw(id, run.attempt);
             self.executor.launch(&run);
         }
         let mut reasons = Vec::new();
@@ -347,7 +376,7 @@ impl Daemon {
     }
 }
 
-fn state_event(
+pub(super) fn state_event(
     at: crate::model::Millis,
     from: Option<RunState>,
     to: RunState,

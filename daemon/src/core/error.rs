@@ -2,7 +2,7 @@
 
 use cauda_plugins::spec::SpecError;
 
-use crate::model::{ExperimentId, RunId};
+use crate::model::{ExperimentId, RunId, RunState};
 use crate::store::StoreError;
 
 /// The core's result type.
@@ -25,6 +25,23 @@ pub enum CoreError {
     ExperimentNotFound(ExperimentId),
     #[error("run {run} has no checkpoint matching the request")]
     CheckpointNotFound { run: RunId },
+    /// A worker call for an attempt that is not its run's current running attempt (a worker
+    /// left over from before a restart, a retry or a cancel): the worker must stop.
+    #[error(
+        "run {run}: attempt {attempt} is not current (the run is {state:?} at attempt {current})"
+    )]
+    StaleAttempt {
+        run: RunId,
+        attempt: u32,
+        current: u32,
+        state: RunState,
+    },
+    /// A worker report that cannot be stored as sent.
+    #[error("run {run}: bad report: {reason}")]
+    BadReport { run: RunId, reason: String },
+    /// An upload whose bytes do not match what was announced; nothing was stored.
+    #[error("run {run}: corrupt upload: {reason}")]
+    CorruptUpload { run: RunId, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A broken invariant of the daemon itself (a poisoned lock).

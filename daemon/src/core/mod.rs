@@ -2,12 +2,14 @@
 //! start and hands starts to an executor. It knows no protobuf; `grpc` adapts it to the wire.
 //! Every state change is committed to the store (write-ahead) before anyone acts on it.
 
+mod attempts;
 mod daemon;
 mod error;
 mod query;
 #[cfg(test)]
 mod tests;
 
+pub use attempts::{Ending, ProcessExit, STDERR_TAIL_BYTES, WorkerStart};
 pub use daemon::{CancelOutcome, CancelTarget, Daemon, DaemonSettings, Submitted};
 pub use error::{CoreError, Result};
 pub use query::{CheckpointChoice, DeviceView, PlacedRun};

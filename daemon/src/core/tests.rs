@@ -73,7 +73,7 @@ fn launches_happen_only_after_the_start_is_stored() {
         }
     ));
     assert!(matches!(
-        events[2].1.kind,
+        events[1].1.kind,
         EventKind::Launch { attempt: 1, .. }
     ));
 }

@@ -28,6 +28,9 @@ impl From<CoreError> for Status {
                 | StoreError::Encode { .. }
                 | StoreError::Poisoned { .. } => Status::internal(err.to_string()),
             },
+            CoreError::StaleAttempt { .. } => Status::failed_precondition(err.to_string()),
+            CoreError::BadReport { .. } => Status::invalid_argument(err.to_string()),
+            CoreError::CorruptUpload { .. } => Status::data_loss(err.to_string()),
             CoreError::Internal(_) => Status::internal(err.to_string()),
         }
     }
@@ -161,21 +164,43 @@ pub fn metric_to_wire(m: &MetricPoint) -> v1::EpochMetrics {
         lr: f("lr").unwrap_or(0.0),
         images_per_sec: f("images_per_sec").unwrap_or(0.0) as f32,
         eval,
+        attempt: v
+            .get("attempt")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|a| u32::try_from(a).ok())
+            .unwrap_or(0),
         raw_json: raw,
-        attempt: 0,
     }
 }
 
+/// What a stored event needs from elsewhere to go on the wire: the grants of the run (for a
+/// change to RUNNING) and the metrics of an epoch event.
+#[derive(Debug, Default)]
+pub struct EventContext<'a> {
+    pub grants: &'a [Grant],
+    pub metric: Option<&'a MetricPoint>,
+}
+
 /// A stored event on the wire; `seq` is the store's (from 0), sent as `seq + 1`. `None` for
-/// events the wire does not carry (launch and exit records).
-pub fn event_to_wire(seq: u64, event: &Event, attempt: u32) -> Option<v1::RunEvent> {
+/// events the wire does not carry (launch and exit records, an epoch without its metrics).
+pub fn event_to_wire(
+    seq: u64,
+    event: &Event,
+    attempt: u32,
+    ctx: &EventContext<'_>,
+) -> Option<v1::RunEvent> {
     let kind = match &event.kind {
         EventKind::State { from, to, reason } => v1::run_event::Event::State(v1::StateChange {
             from: from.map_or(v1::RunState::Unspecified, state_to_wire).into(),
             to: state_to_wire(*to).into(),
             reason: reason.clone(),
-            grants: Vec::new(),
+            grants: if *to == RunState::Running {
+                ctx.grants.iter().map(grant_to_wire).collect()
+            } else {
+                Vec::new()
+            },
         }),
+        EventKind::Epoch { .. } => v1::run_event::Event::Epoch(metric_to_wire(ctx.metric?)),
         EventKind::Log { stream, line } => v1::run_event::Event::Log(v1::LogLine {
             stream: match stream {
                 LogStream::Stdout => v1::LogStream::Stdout,

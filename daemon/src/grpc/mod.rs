@@ -5,21 +5,29 @@
 pub mod convert;
 mod service;
 mod watch;
+mod worker_service;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use cauda_proto::v1::cauda_server::CaudaServer;
+use cauda_proto::v1::worker_server::WorkerServer;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::core::Daemon;
 pub use service::CaudaService;
+pub use worker_service::{
+    HEARTBEAT_INTERVAL_MS, MAX_CHECKPOINT_BYTES, WorkerService, meta_to_wire,
+};
 
 /// Largest request the server decodes (1 MiB); larger ones fail with RESOURCE_EXHAUSTED.
 pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 
-/// Serves the `Cauda` service and the gRPC health service on `listener` until `shutdown`
-/// resolves, then drains in-flight calls.
+/// Largest worker message decoded: a 1 MiB checkpoint chunk plus its framing.
+pub const MAX_WORKER_MESSAGE_BYTES: usize = cauda_proto::MAX_CHUNK_BYTES + (64 << 10);
+
+/// Serves the `Cauda` service, the internal `Worker` service and the gRPC health service on
+/// `listener` until `shutdown` resolves, then drains in-flight calls.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     daemon: Arc<Daemon>,
@@ -27,12 +35,15 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<CaudaServer<CaudaService>>().await;
+    let worker = WorkerServer::new(WorkerService::new(daemon.clone()))
+        .max_decoding_message_size(MAX_WORKER_MESSAGE_BYTES);
     let cauda =
         CaudaServer::new(CaudaService::new(daemon)).max_decoding_message_size(MAX_REQUEST_BYTES);
     tracing::info!(addr = ?listener.local_addr().ok(), "serving");
     tonic::transport::Server::builder()
         .add_service(health)
         .add_service(cauda)
+        .add_service(worker)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
 }

@@ -283,15 +283,15 @@ impl Cauda for CaudaService {
         let span = tracing::info_span!("checkpoint_stream", run_id = req.run_id);
         tokio::spawn(
             async move {
+                let stage = daemon
+                    .metrics(meta.run)
+                    .ok()
+                    .and_then(|(m, _)| m.into_iter().find(|p| p.epoch == meta.epoch))
+                    .map_or(1, |p| u32::from(p.stage));
                 let first = v1::CheckpointChunk {
-                    part: Some(v1::checkpoint_chunk::Part::Meta(v1::CheckpointMeta {
-                        run_id: meta.run.0,
-                        attempt: meta.attempt,
-                        epoch: meta.epoch,
-                        stage: 0,
-                        total_bytes: meta.size,
-                        sha256: String::new(),
-                    })),
+                    part: Some(v1::checkpoint_chunk::Part::Meta(super::meta_to_wire(
+                        &meta, stage,
+                    ))),
                 };
                 if tx.send(Ok(first)).await.is_err() {
                     return;

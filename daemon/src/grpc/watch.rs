@@ -35,6 +35,7 @@ pub(super) fn watch(
         tx,
         next: req.from_seq.saturating_sub(1),
         attempt: 0,
+        grants: Vec::new(),
     };
     let span = tracing::info_span!("watch_run_stream", run_id = %id);
     tokio::spawn(
@@ -55,6 +56,8 @@ struct Watcher {
     next: u64,
     /// The attempt the events belong to, followed through Launch records.
     attempt: u32,
+    /// The grants of that attempt, sent with its change to RUNNING.
+    grants: Vec<crate::model::Grant>,
 }
 
 /// Whether to go on after an event.
@@ -126,10 +129,30 @@ impl Watcher {
     /// or when the client went away.
     async fn send(&mut self, seq: u64, event: &Event) -> Flow {
         self.next = seq + 1;
-        if let EventKind::Launch { attempt, .. } = &event.kind {
+        if let EventKind::Launch {
+            attempt, grants, ..
+        } = &event.kind
+        {
             self.attempt = *attempt;
+            self.grants.clone_from(grants);
         }
-        if let Some(wire) = convert::event_to_wire(seq, event, self.attempt)
+        let metric = match &event.kind {
+            EventKind::Epoch { epoch, .. } => self
+                .daemon
+                .metrics(self.id)
+                .ok()
+                .and_then(|(m, _)| m.into_iter().find(|p| p.epoch == *epoch)),
+            _ => None,
+        };
+        let ctx = convert::EventContext {
+            grants: &self.grants,
+            metric: metric.as_ref(),
+        };
+        let attempt = match &event.kind {
+            EventKind::Epoch { attempt, .. } => *attempt,
+            _ => self.attempt,
+        };
+        if let Some(wire) = convert::event_to_wire(seq, event, attempt, &ctx)
             && self.wanted(&wire)
             && self.tx.send(Ok(wire)).await.is_err()
         {

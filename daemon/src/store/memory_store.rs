@@ -258,6 +258,7 @@ impl Store for MemoryStore {
             size: bytes.len() as u64,
             chunks: chunk_count(OP, bytes.len())?,
             is_best,
+            sha256: super::sha256_hex(bytes),
         };
         let parts = bytes
             .chunks(super::CHUNK_SIZE)

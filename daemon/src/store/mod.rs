@@ -129,11 +129,16 @@ pub enum EventKind {
     },
     /// A line a worker wrote (cut to `MAX_LOG_LINE` bytes when stored).
     Log { stream: LogStream, line: String },
-    /// An attempt was launched on these devices.
+    /// An attempt was launched on these devices (stored just before its change to Running).
     Launch {
         attempt: u32,
         devices: Vec<DeviceId>,
+        /// The grants behind `devices`, with their shares.
+        #[serde(default)]
+        grants: Vec<crate::model::Grant>,
     },
+    /// An epoch's metrics were stored (read them with `Store::metrics`).
+    Epoch { epoch: u32, stage: u8, attempt: u32 },
     /// An attempt's process ended.
     Exit {
         attempt: u32,
@@ -190,6 +195,9 @@ pub struct CheckpointMeta {
     /// Number of `CHUNK_SIZE` chunks.
     pub chunks: u32,
     pub is_best: bool,
+    /// SHA-256 of the bytes, 64 lowercase hex digits (computed by the store when written).
+    #[serde(default)]
+    pub sha256: String,
 }
 
 /// The persistence layer. Methods are synchronous and fast; each mutating one is durable
@@ -304,6 +312,15 @@ pub(crate) fn check_metric_json(json: &[u8]) -> Result<()> {
             op: "append_metric",
             reason: format!("metrics are not JSON: {e}"),
         })
+}
+
+/// SHA-256 of `bytes` as 64 lowercase hex digits.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The chunk count of a checkpoint of `len` bytes.

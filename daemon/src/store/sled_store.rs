@@ -463,6 +463,7 @@ impl Store for SledStore {
             size: bytes.len() as u64,
             chunks: chunk_count(OP, bytes.len())?,
             is_best,
+            sha256: super::sha256_hex(bytes),
         };
         let meta_bytes = encode(OP, || format!("checkpoint meta of run {run}"), &meta)?;
         let mut metas = self.list_checkpoints(run)?;

@@ -30,6 +30,7 @@ fn run(id: u64, experiment: u64, user: &str, state: RunState) -> RunRecord {
         finished_at: None,
         attempt: 0,
         max_retries: 1,
+        failures: 0,
         request: ResourceRequest::default(),
         grants: Vec::new(),
         pending_reason: None,

@@ -105,7 +105,7 @@ impl ParamSpec {
 }
 
 /// Validated parameter values, every declared parameter present.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Params {
     pub plugin: String,
     pub values: BTreeMap<String, f64>,

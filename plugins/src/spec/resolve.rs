@@ -2,7 +2,7 @@
 //! every plugin reference validated by the registry (defaults filled in), every value range
 //! checked. The resolved run is what gets stored with the run and hashed.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{
     DataFormat, DataSection, ExperimentSpec, MetricsSection, ModelSection, PresetBook,
@@ -12,14 +12,14 @@ use crate::models::BackboneKind;
 use crate::registry::{Family, Params, PluginRef, Registry};
 
 /// A decoupled second stage (or post-hoc classifier transform).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stage2Spec {
     pub name: String,
     pub params: Params,
 }
 
 /// One run, fully resolved: every plugin validated with its parameters.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResolvedRun {
     pub name: String,
     pub method: String,
@@ -304,5 +304,12 @@ impl ResolvedRun {
     /// The resolved run as canonical JSON (stored with the run and hashed).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads a resolved run back from `to_json`'s output (a worker receives its run this way).
+    /// `origin` names the source in errors. The caller checks the config hash, which proves
+    /// that nothing was lost on the way.
+    pub fn from_json(origin: &str, json: &str) -> Result<Self> {
+        serde_json::from_str(json).map_err(|e| invalid(origin, "config_json", e.to_string()))
     }
 }

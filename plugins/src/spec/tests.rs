@@ -166,4 +166,16 @@ fn the_resolved_run_round_trips_through_json() {
     let run = resolve(&single(EXAMPLE)).unwrap();
     let json = run.to_json();
     assert!(json.contains("\"method\":\"ldam-drw\""));
+    // Every preset, read back as a worker reads it, is the same run (same canonical JSON).
+    let book = PresetBook::builtin();
+    for name in book.names() {
+        let text =
+            single(EXAMPLE).replace("method = \"ldam-drw\"", &format!("method = \"{name}\""));
+        let run = resolve(&text).unwrap();
+        let back = ResolvedRun::from_json("config", &run.to_json()).unwrap();
+        assert_eq!(back, run, "{name}");
+        assert_eq!(back.to_json(), run.to_json(), "{name}");
+    }
+    let err = ResolvedRun::from_json("r-7 config", "{\"name\": 1}").unwrap_err();
+    assert!(err.to_string().contains("r-7 config"), "{err}");
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     pub stage: u8,
+    /// Numbered from 1, contiguously over the stages of a run.
     pub epoch: usize,
     pub train_loss: f32,
     pub lr: f64,

@@ -123,7 +123,8 @@ pub fn run_stage(
         };
         let record = EpochRecord {
             stage: setup.stage,
-            epoch: global,
+            // Epochs are numbered from 1, contiguously over the stages (the daemon's numbering).
+            epoch: global + 1,
             train_loss,
             lr,
             images_per_sec,
@@ -131,7 +132,7 @@ pub fn run_stage(
         };
         tracing::info!(
             stage = setup.stage,
-            epoch = global,
+            epoch = global + 1,
             train_loss,
             images_per_sec,
             "epoch done"

@@ -1,0 +1,425 @@
+//! The life of one attempt as the core sees it: a worker registers, heartbeats, reports epochs,
+//! logs and checkpoints, and finishes; its process exits; a lost or failed attempt is retried
+//! from the latest checkpoint or fails the run; a restarted daemon requeues what was running.
+//! Every call names (run, attempt) and is fenced: only the run's current running attempt writes.
+
+use super::daemon::state_event;
+use super::{CoreError, Daemon, Result};
+use crate::model::{Millis, RunId, RunRecord, RunState};
+use crate::store::{CheckpointMeta, Event, EventKind, LogStream, RunFilter, WriteOp};
+
+/// Most bytes of a worker's stderr quoted in a failed run's error.
+pub const STDERR_TAIL_BYTES: usize = 2048;
+
+/// What a registering worker receives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerStart {
+    pub name: String,
+    pub config_json: String,
+    pub config_hash: String,
+    /// The checkpoint to resume from (the run's latest, from any attempt).
+    pub resume: Option<CheckpointMeta>,
+    /// The last epoch whose metrics are stored (0 when none).
+    pub epochs_done: u32,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ending {
+    /// The run trained to the end; its `RunSummary` JSON.
+    Succeeded(String),
+    /// The attempt failed (an engine error, a dead or lost worker); retried if allowed.
+    Failed(String),
+}
+
+/// How a worker process ended, as the executor saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProcessExit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    /// The last lines of its stderr (at most `STDERR_TAIL_BYTES`).
+    pub stderr_tail: String,
+}
+
+impl ProcessExit {
+    /// "exit code 3" / "killed by signal 9".
+    pub fn describe(&self) -> String {
+        match (self.code, self.signal) {
+            (Some(c), _) => format!("exit code {c}"),
+            (None, Some(s)) => format!("killed by signal {s}"),
+            (None, None) => "ended without a status".to_string(),
+        }
+    }
+}
+
+impl Daemon {
+    /// The run if `attempt` is its current, running attempt: NOT_FOUND for an unknown run,
+    /// `StaleAttempt` for any other attempt or a run that is no longer running.
+    fn fence(&self, id: RunId, attempt: u32) -> Result<RunRecord> {
+        let run = self.store.get_run(id)?.ok_or(CoreError::RunNotFound(id))?;
+        if run.attempt != attempt || run.state != RunState::Running {
+            return Err(CoreError::StaleAttempt {
+                run: id,
+                attempt,
+                current: run.attempt,
+                state: run.state,
+            });
+        }
+        Ok(run)
+    }
+
+    /// Records a sign of life of an attempt.
+    pub(super) fn saw(&self, id: RunId, attempt: u32) {
+        let now = self.clock.now();
+        if let Ok(mut seen) = self.last_seen.lock() {
+            seen.insert((id, attempt), now);
+        }
+    }
+
+    /// A worker's first call: the run's config and where to resume.
+    pub fn register_worker(
+        &self,
+        id: RunId,
+        attempt: u32,
+        pid: u32,
+        host: &str,
+    ) -> Result<WorkerStart> {
+        let run = self.fence(id, attempt)?;
+        self.saw(id, attempt);
+        let resume = self.store.list_checkpoints(id)?.into_iter().last();
+        let epochs_done = self.store.metrics(id)?.last().map_or(0, |m| m.epoch);
+        let line = match &resume {
+            Some(c) => format!(
+                "attempt {attempt}: worker pid {pid} on {host} registered; resuming after epoch {} (checkpoint of attempt {})",
+                c.epoch, c.attempt
+            ),
+            None => format!("attempt {attempt}: worker pid {pid} on {host} registered"),
+        };
+        self.append_logs(&[(id, LogStream::Daemon, line)])?;
+        Ok(WorkerStart {
+            name: run.name,
+            config_json: run.config_json,
+            config_hash: run.config_hash,
+            resume,
+            epochs_done,
+        })
+    }
+
+    /// A heartbeat: `true` tells the worker to stop (its run was cancelled or moved on).
+    pub fn heartbeat(&self, id: RunId, attempt: u32) -> Result<bool> {
+        match self.fence(id, attempt) {
+            Ok(_) => {
+                self.saw(id, attempt);
+                Ok(false)
+            }
+            Err(CoreError::StaleAttempt { .. }) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores one epoch's metrics once; `true` when it was already stored. The stored JSON is
+    /// the engine's record with the `attempt` key added.
+    pub fn report_epoch(
+        &self,
+        id: RunId,
+        attempt: u32,
+        epoch: u32,
+        stage: u8,
+        json: &str,
+    ) -> Result<bool> {
+        self.fence(id, attempt)?;
+        self.saw(id, attempt);
+        let mut value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| CoreError::BadReport {
+                run: id,
+                reason: format!("epoch {epoch}: metrics are not JSON: {e}"),
+            })?;
+        let Some(object) = value.as_object_mut() else {
+            return Err(CoreError::BadReport {
+                run: id,
+                reason: format!("epoch {epoch}: metrics are not a JSON object"),
+            });
+        };
+        object.insert("attempt".into(), attempt.into());
+        let bytes = serde_json::to_vec(&value).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let stored = self.store.append_metric(id, epoch, stage, &bytes)?;
+        if stored {
+            let event = Event {
+                at: self.clock.now(),
+                kind: EventKind::Epoch {
+                    epoch,
+                    stage,
+                    attempt,
+                },
+            };
+            self.commit(&[WriteOp::AppendEvent(id, event)])?;
+        }
+        Ok(!stored)
+    }
+
+    /// Appends log lines (each cut to `MAX_LOG_LINE` bytes) to their runs' logs, in one commit.
+    pub fn append_logs(&self, lines: &[(RunId, LogStream, String)]) -> Result<()> {
+        let now = self.clock.now();
+        let ops: Vec<WriteOp> = lines
+            .iter()
+            .map(|(id, stream, line)| {
+                WriteOp::AppendEvent(
+                    *id,
+                    Event {
+                        at: now,
+                        kind: EventKind::Log {
+                            stream: *stream,
+                            line: line.clone(),
+                        },
+                    }
+                    .bounded(),
+                )
+            })
+            .collect();
+        if !ops.is_empty() {
+            self.commit(&ops)?;
+        }
+        Ok(())
+    }
+
+    /// Log lines a worker sent itself (fenced, unlike the lines its process printed).
+    pub fn report_logs(
+        &self,
+        id: RunId,
+        attempt: u32,
+        lines: &[(LogStream, String)],
+    ) -> Result<()> {
+        self.fence(id, attempt)?;
+        self.saw(id, attempt);
+        let lines: Vec<_> = lines.iter().map(|(s, l)| (id, *s, l.clone())).collect();
+        self.append_logs(&lines)
+    }
+
+    /// Stores an uploaded checkpoint after checking its digest; `true` when the same checkpoint
+    /// (epoch and digest) was already stored. The best flag follows the stored metrics: the
+    /// checkpoint is best when its epoch has the highest evaluated top-1 so far.
+    pub fn store_checkpoint(
+        &self,
+        id: RunId,
+        attempt: u32,
+        epoch: u32,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> Result<bool> {
+        self.fence(id, attempt)?;
+        self.saw(id, attempt);
+        let digest = crate::store::sha256_hex(bytes);
+        if !sha256.eq_ignore_ascii_case(&digest) {
+            return Err(CoreError::CorruptUpload {
+                run: id,
+                reason: format!(
+                    "checkpoint of epoch {epoch}: sha256 {digest} of the {} bytes received, {sha256} announced",
+                    bytes.len()
+                ),
+            });
+        }
+        if self
+            .store
+            .list_checkpoints(id)?
+            .iter()
+            .any(|m| m.epoch == epoch && m.sha256 == digest)
+        {
+            return Ok(true);
+        }
+        let is_best = self.is_best_epoch(id, epoch)?;
+        self.store
+            .put_checkpoint(id, attempt, epoch, bytes, is_best)?;
+        Ok(false)
+    }
+
+    /// Whether `epoch` has the highest evaluated test top-1 of the run's stored metrics.
+    fn is_best_epoch(&self, id: RunId, epoch: u32) -> Result<bool> {
+        let top1 = |json: &[u8]| {
+            serde_json::from_slice::<serde_json::Value>(json)
+                .ok()
+                .and_then(|v| v.pointer("/eval/test_top1").and_then(|x| x.as_f64()))
+        };
+        let metrics = self.store.metrics(id)?;
+        let Some(mine) = metrics
+            .iter()
+            .find(|m| m.epoch == epoch)
+            .and_then(|m| top1(&m.json))
+        else {
+            return Ok(false);
+        };
+        Ok(metrics
+            .iter()
+            .filter(|m| m.epoch != epoch)
+            .filter_map(|m| top1(&m.json))
+            .all(|other| other <= mine))
+    }
+
+    /// The checkpoint a registered worker resumes from, with its bytes.
+    pub fn resume_checkpoint(
+        &self,
+        id: RunId,
+        attempt: u32,
+    ) -> Result<Option<(CheckpointMeta, Vec<u8>)>> {
+        self.fence(id, attempt)?;
+        Ok(self.store.latest_checkpoint(id)?)
+    }
+
+    /// The worker's report of how its attempt ended.
+    pub fn finish(&self, id: RunId, attempt: u32, ending: Ending) -> Result<()> {
+        let _guard = self.lock()?;
+        let run = self.fence(id, attempt)?;
+        self.end_attempt(run, ending)?;
+        self.schedule_locked()
+    }
+
+    /// The executor's report that an attempt's process ended. An attempt that had not
+    /// finished (a crash, a kill) fails with the exit status and stderr tail, and is retried
+    /// when allowed; otherwise only the exit is recorded.
+    pub fn worker_exited(&self, id: RunId, attempt: u32, exit: &ProcessExit) -> Result<()> {
+        let _guard = self.lock()?;
+        if let Ok(mut seen) = self.last_seen.lock() {
+            seen.remove(&(id, attempt));
+        }
+        let Some(run) = self.store.get_run(id)? else {
+            return Ok(());
+        };
+        self.commit(&[WriteOp::AppendEvent(
+            id,
+            Event {
+                at: self.clock.now(),
+                kind: EventKind::Exit {
+                    attempt,
+                    code: exit.code,
+                    signal: exit.signal,
+                },
+            },
+        )])?;
+        if run.state == RunState::Running && run.attempt == attempt {
+            let mut message = format!("worker of attempt {attempt} died: {}", exit.describe());
+            if !exit.stderr_tail.trim().is_empty() {
+                message.push_str("; stderr ends with:\n");
+                message.push_str(exit.stderr_tail.trim_end());
+            }
+            self.end_attempt(run, Ending::Failed(message))?;
+            self.schedule_locked()?;
+        }
+        Ok(())
+    }
+
+    /// Ends the running attempt of `run`: success, a retry from the latest checkpoint, or
+    /// failure once `max_retries` retries are spent. Devices are freed in the same commit.
+    fn end_attempt(&self, mut run: RunRecord, ending: Ending) -> Result<()> {
+        let now = self.clock.now();
+        let attempt = run.attempt;
+        run.grants.clear();
+        let (to, reason) = match ending {
+            Ending::Succeeded(summary) => {
+                run.summary_json = Some(summary);
+                run.finished_at = Some(now);
+                run.error = None;
+                (RunState::Succeeded, None)
+            }
+            Ending::Failed(message) if run.failures < run.max_retries => {
+                run.failures += 1;
+                let why = format!(
+                    "attempt {attempt} failed ({}); retry {} of {} from the latest checkpoint",
+                    first_line(&message),
+                    run.failures,
+                    run.max_retries
+                );
+                run.error = Some(message);
+                run.pending_reason = Some(why.clone());
+                (RunState::Queued, Some(why))
+            }
+            Ending::Failed(message) => {
+                run.finished_at = Some(now);
+                run.error = Some(message.clone());
+                (RunState::Failed, Some(message))
+            }
+        };
+        run.state = to;
+        tracing::info!(run_id = %run.id, attempt, state = ?to, "attempt ended");
+        let event = state_event(now, Some(RunState::Running), to, reason);
+        let id = run.id;
+        self.commit(&[WriteOp::PutRun(run), WriteOp::AppendEvent(id, event)])
+    }
+
+    /// At start-up: every run left running by the previous daemon goes back to the queue
+    /// (keeping its place: priority, then submission time) and resumes from its latest
+    /// checkpoint as a new attempt. Finished runs are not touched. Returns the requeued runs.
+    pub fn recover(&self) -> Result<Vec<RunId>> {
+        let _guard = self.lock()?;
+        let running = self.store.list_runs(&RunFilter {
+            state: Some(RunState::Running),
+            ..RunFilter::default()
+        })?;
+        let now = self.clock.now();
+        let mut ops = Vec::new();
+        let mut ids = Vec::new();
+        for mut run in running {
+            let why = format!(
+                "the daemon restarted during attempt {}; resumes from its latest checkpoint",
+                run.attempt
+            );
+            run.state = RunState::Queued;
+            run.grants.clear();
+            run.pending_reason = Some(why.clone());
+            ids.push(run.id);
+            ops.push(WriteOp::AppendEvent(
+                run.id,
+                state_event(now, Some(RunState::Running), RunState::Queued, Some(why)),
+            ));
+            ops.push(WriteOp::PutRun(run));
+        }
+        if !ops.is_empty() {
+            self.commit(&ops)?;
+            tracing::info!(runs = ids.len(), "requeued the runs of the previous daemon");
+        }
+        self.schedule_locked()?;
+        Ok(ids)
+    }
+
+    /// Fails (or retries) attempts that showed no sign of life for `timeout_ms`, asks the
+    /// executor to stop their processes, then schedules (holds and backfill depend on time).
+    pub fn tick(&self, timeout_ms: Millis) -> Result<()> {
+        let _guard = self.lock()?;
+        let now = self.clock.now();
+        let running = self.store.list_runs(&RunFilter {
+            state: Some(RunState::Running),
+            ..RunFilter::default()
+        })?;
+        for run in running {
+            let key = (run.id, run.attempt);
+            let last = self
+                .last_seen
+                .lock()
+                .ok()
+                .and_then(|seen| seen.get(&key).copied());
+            let last = match last {
+                Some(t) => t,
+                None => {
+                    // A run launched by an earlier daemon process: its clock starts now.
+                    self.saw(run.id, run.attempt);
+                    continue;
+                }
+            };
+            if now.saturating_sub(last) > timeout_ms {
+                let message = format!(
+                    "worker of attempt {} sent no heartbeat for {} s",
+                    run.attempt,
+                    now.saturating_sub(last) / 1000
+                );
+                self.executor.cancel(&run);
+                if let Ok(mut seen) = self.last_seen.lock() {
+                    seen.remove(&key);
+                }
+                self.end_attempt(run, Ending::Failed(message))?;
+            }
+        }
+        self.schedule_locked()
+    }
+}
+
+fn first_line(message: &str) -> &str {
+    message.lines().next().unwrap_or(message)
+}

@@ -1,0 +1,150 @@
+//! A running daemon, assembled: the sled store, the core, the process executor and its event
+//! pump, the liveness/scheduling ticker and the gRPC server on a bound listener. `caudad serve`
+//! runs one until a signal; `caudad demo` runs one for the demo study and stops it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{ConfigError, DaemonConfig};
+use crate::core::{CoreError, Daemon, DaemonSettings, SystemClock};
+use crate::executor::{self, ProcessConfig, ProcessExecutor};
+use crate::model::RunId;
+use crate::store::{SledStore, StoreConfig, StoreError};
+
+/// How often the daemon looks for lost workers and re-runs the scheduler.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Why a daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("creating the data directory {}: {source}", path.display())]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// A started daemon (inside a tokio runtime).
+pub struct Node {
+    /// The address the gRPC server listens on (the bound port when the config said 0).
+    pub addr: SocketAddr,
+    pub daemon: Arc<Daemon>,
+    pub executor: ProcessExecutor,
+    /// Runs the previous daemon left running, requeued at start.
+    pub requeued: Vec<RunId>,
+    listener: tokio::net::TcpListener,
+}
+
+impl Node {
+    /// Opens the store under `config.data_dir`, binds `config.listen`, requeues the previous
+    /// daemon's running runs and starts the executor. `program` is the `caudad` binary workers
+    /// run (`caudad work`). `config_path` names the config in errors.
+    pub async fn start(
+        config: &DaemonConfig,
+        config_path: &Path,
+        program: PathBuf,
+    ) -> Result<Self, NodeError> {
+        let inventory = config.inventory(config_path)?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let store = SledStore::open(
+            config.data_dir.join("db"),
+            StoreConfig {
+                keep_checkpoints: config.keep_checkpoints,
+            },
+        )?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| NodeError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| NodeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let (executor, events) = ProcessExecutor::new(
+            ProcessConfig {
+                program,
+                daemon_url: worker_url(addr),
+                grace: Duration::from_millis(config.kill_grace_ms),
+                env: Vec::new(),
+            },
+            tokio::runtime::Handle::current(),
+        );
+        let settings = DaemonSettings {
+            inventory,
+            scheduler: config.scheduler,
+            max_retries: config.max_retries,
+        };
+        let daemon = Arc::new(Daemon::new(
+            Arc::new(store),
+            settings,
+            Arc::new(SystemClock),
+            Arc::new(executor.clone()),
+        ));
+        tokio::spawn(executor::pump(events, daemon.clone()));
+        // Runs the previous daemon left running resume as new attempts; queued runs keep
+        // their order and get their chance at once.
+        let requeued = daemon.recover()?;
+        let ticker = daemon.clone();
+        let timeout = config.heartbeat_timeout_ms;
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(TICK);
+            loop {
+                every.tick().await;
+                if let Err(e) = ticker.tick(timeout) {
+                    tracing::error!(error = %e, "scheduling tick failed");
+                }
+            }
+        });
+        Ok(Self {
+            addr,
+            daemon,
+            executor,
+            requeued,
+            listener,
+        })
+    }
+
+    /// Serves the gRPC API until `shutdown` resolves, then stops the live workers (the next
+    /// daemon requeues their runs).
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), NodeError> {
+        let served = crate::grpc::serve(self.listener, self.daemon, shutdown).await;
+        self.executor.stop_all();
+        Ok(served?)
+    }
+}
+
+/// The address workers dial: the listen address, with an unspecified IP replaced by loopback.
+pub fn worker_url(addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() {
+        match addr {
+            SocketAddr::V4(_) => std::net::IpAddr::from([127, 0, 0, 1]),
+            SocketAddr::V6(_) => std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        }
+    } else {
+        addr.ip()
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}

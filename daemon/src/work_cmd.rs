@@ -1,0 +1,41 @@
+//! `caudad work`: one attempt of one run, started by the daemon's executor (not by users).
+//! Exit codes: 0 finished (the outcome is stored), 1 failed, 3 stopped by the daemon, 4 the
+//! daemon could not be reached.
+
+use std::time::Duration;
+
+use caudad::worker::{self, WorkerArgs};
+
+#[derive(clap::Args)]
+pub struct WorkArgs {
+    /// The daemon's worker address, e.g. http://127.0.0.1:50051.
+    #[arg(long)]
+    daemon: String,
+    /// The run's numeric id.
+    #[arg(long)]
+    run: u64,
+    /// The attempt this process runs.
+    #[arg(long)]
+    attempt: u32,
+    /// Seconds to keep retrying while the daemon is unreachable before giving up.
+    #[arg(long, default_value_t = 10)]
+    patience_secs: u64,
+}
+
+pub fn run(args: WorkArgs) -> std::process::ExitCode {
+    let span = tracing::info_span!("work", run_id = args.run, attempt = args.attempt);
+    let _enter = span.enter();
+    let result = worker::run(&WorkerArgs {
+        daemon_url: args.daemon,
+        run: args.run,
+        attempt: args.attempt,
+        patience: Duration::from_secs(args.patience_secs),
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("caudad work: {e}");
+            std::process::ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The worker's blocking client of the daemon's `Worker` service: its own small tokio runtime,
+//! calls retried while the daemon is unreachable (every call is idempotent), a heartbeat task,
+//! and fencing: a FAILED_PRECONDITION or NOT_FOUND, or a heartbeat that says stop, ends the
+//! worker without writing anything more.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cauda_plugins::train::EpochRecord;
+use cauda_proto::v1::{self, worker_client::WorkerClient};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use super::{WorkerArgs, WorkerError};
+
+/// The worker's connection to the daemon.
+pub struct WorkerRpc {
+    runtime: tokio::runtime::Runtime,
+    client: WorkerClient<Channel>,
+    url: String,
+    run: u64,
+    attempt: u32,
+    patience: Duration,
+    /// Why the worker must stop, once known (fenced, or the daemon gone for good).
+    stop: Arc<Mutex<Option<WorkerError>>>,
+}
+
+impl WorkerRpc {
+    pub fn connect(args: &WorkerArgs) -> Result<Self, WorkerError> {
+        let unreachable = |reason: String| WorkerError::Unreachable {
+            url: args.daemon_url.clone(),
+            reason,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| unreachable(format!("starting the worker's runtime: {e}")))?;
+        let endpoint = Endpoint::from_shared(args.daemon_url.clone())
+            .map_err(|e| unreachable(e.to_string()))?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(120));
+        let channel = {
+            let _enter = runtime.enter();
+            endpoint.connect_lazy()
+        };
+        let client = WorkerClient::new(channel)
+            .max_decoding_message_size(crate::grpc::MAX_WORKER_MESSAGE_BYTES);
+        Ok(Self {
+            runtime,
+            client,
+            url: args.daemon_url.clone(),
+            run: args.run,
+            attempt: args.attempt,
+            patience: args.patience,
+            stop: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// Why the worker was told to stop, if it was.
+    pub fn take_stop(&self) -> Option<WorkerError> {
+        self.stop.lock().ok().and_then(|mut s| s.take())
+    }
+
+    fn classify(&self, status: &Status) -> Option<WorkerError> {
+        match status.code() {
+            Code::FailedPrecondition | Code::NotFound => Some(WorkerError::Stopped {
+                run: self.run,
+                attempt: self.attempt,
+                reason: status.message().to_string(),
+            }),
+            Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded => None,
+            _ => Some(WorkerError::Refused(format!(
+                "{:?}: {}",
+                status.code(),
+                status.message()
+            ))),
+        }
+    }
+
+    /// Runs `call` until it succeeds, retrying transport failures for `patience`.
+    fn call<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, WorkerError>
+    where
+        F: FnMut(WorkerClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Status>>,
+    {
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.runtime.block_on(call(self.client.clone())) {
+                Ok(v) => return Ok(v),
+                Err(status) => {
+                    if let Some(err) = self.classify(&status) {
+                        return Err(self.remember(err));
+                    }
+                    if started.elapsed() > self.patience {
+                        return Err(self.remember(WorkerError::Unreachable {
+                            url: self.url.clone(),
+                            reason: format!("{what}: {}", status.message()),
+                        }));
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    /// Keeps `err` as the reason to stop and returns a copy for the caller.
+    fn remember(&self, err: WorkerError) -> WorkerError {
+        let copy = match &err {
+            WorkerError::Stopped {
+                run,
+                attempt,
+                reason,
+            } => WorkerError::Stopped {
+                run: *run,
+                attempt: *attempt,
+                reason: reason.clone(),
+            },
+            WorkerError::Unreachable { url, reason } => WorkerError::Unreachable {
+                url: url.clone(),
+                reason: reason.clone(),
+            },
+            other => WorkerError::Refused(other.to_string()),
+        };
+        if let Ok(mut stop) = self.stop.lock() {
+            stop.get_or_insert(copy);
+        }
+        err
+    }
+
+    pub fn register(&self) -> Result<v1::RegisterResponse, WorkerError> {
+        let req = v1::RegisterRequest {
+            run_id: self.run,
+            attempt: self.attempt,
+            pid: std::process::id(),
+            hostname: nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        self.call("Register", |mut c| {
+            let req = req.clone();
+            async move { c.register(req).await.map(tonic::Response::into_inner) }
+        })
+    }
+
+    /// Heartbeats every `interval` on the runtime's thread. Told to stop, fenced, or unable to
+    /// reach the daemon for `patience`, it ends the process: the daemon has given the run's
+    /// devices to someone else, so no more work may happen here.
+    pub fn start_heartbeat(&self, interval: Duration) {
+        let mut client = self.client.clone();
+        let (run, attempt, patience) = (self.run, self.attempt, self.patience);
+        self.runtime.spawn(async move {
+            let mut last_ok = Instant::now();
+            loop {
+                tokio::time::sleep(interval).await;
+                let req = v1::HeartbeatRequest {
+                    run_id: run,
+                    attempt,
+                    epoch: None,
+                };
+                match client.heartbeat(req).await {
+                    Ok(r) if r.get_ref().stop => {
+                        eprintln!("r-{run} attempt {attempt}: the daemon says stop; exiting");
+                        std::process::exit(3);
+                    }
+                    Ok(_) => last_ok = Instant::now(),
+                    Err(s) if matches!(s.code(), Code::FailedPrecondition | Code::NotFound) => {
+                        eprintln!("r-{run} attempt {attempt}: {}; exiting", s.message());
+                        std::process::exit(3);
+                    }
+                    Err(s) => {
+                        if last_ok.elapsed() > patience {
+                            eprintln!(
+                                "r-{run} attempt {attempt}: no daemon for {} s ({}); exiting",
+                                patience.as_secs(),
+                                s.message()
+                            );
+                            std::process::exit(4);
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    pub fn fetch_checkpoint(&self) -> Result<Vec<u8>, WorkerError> {
+        let req = v1::FetchCheckpointRequest {
+            run_id: self.run,
+            attempt: self.attempt,
+        };
+        let (meta, bytes) = self.call("FetchCheckpoint", |mut c| async move {
+            let mut stream = c.fetch_checkpoint(req).await?.into_inner();
+            let mut meta = None;
+            let mut bytes = Vec::new();
+            while let Some(chunk) = stream.message().await? {
+                match chunk.part {
+                    Some(v1::checkpoint_chunk::Part::Meta(m)) => meta = Some(m),
+                    Some(v1::checkpoint_chunk::Part::Data(d)) => bytes.extend_from_slice(&d),
+                    None => {}
+                }
+            }
+            Ok((meta, bytes))
+        })?;
+        let meta = meta.ok_or_else(|| {
+            WorkerError::Refused("FetchCheckpoint: the stream had no CheckpointMeta".into())
+        })?;
+        let digest = crate::store::sha256_hex(&bytes);
+        if bytes.len() as u64 != meta.total_bytes || digest != meta.sha256 {
+            return Err(WorkerError::Refused(format!(
+                "FetchCheckpoint: got {} bytes with sha256 {digest}; announced {} bytes with {}",
+                bytes.len(),
+                meta.total_bytes,
+                meta.sha256
+            )));
+        }
+        Ok(bytes)
+    }
+
+    pub fn report_epoch(&self, record: &EpochRecord) -> Result<(), WorkerError> {
+        let raw_json = serde_json::to_string(record)
+            .map_err(|e| WorkerError::Refused(format!("encoding epoch {}: {e}", record.epoch)))?;
+        let req = v1::ReportEpochRequest {
+            run_id: self.run,
+            attempt: self.attempt,
+            metrics: Some(v1::EpochMetrics {
+                stage: u32::from(record.stage),
+                epoch: u32::try_from(record.epoch).unwrap_or(u32::MAX),
+                train_loss: record.train_loss,
+                lr: record.lr,
+                images_per_sec: record.images_per_sec,
+                eval: None,
+                raw_json,
+                attempt: self.attempt,
+            }),
+        };
+        self.call("ReportEpoch", |mut c| {
+            let req = req.clone();
+            async move { c.report_epoch(req).await.map(|_| ()) }
+        })
+    }
+
+    pub fn upload_checkpoint(&self, epoch: usize, bytes: &[u8]) -> Result<(), WorkerError> {
+        let meta = v1::CheckpointMeta {
+            run_id: self.run,
+            attempt: self.attempt,
+            epoch: u32::try_from(epoch).unwrap_or(u32::MAX),
+            stage: 0,
+            total_bytes: bytes.len() as u64,
+            sha256: crate::store::sha256_hex(bytes),
+        };
+        self.call("UploadCheckpoint", |mut c| {
+            let mut messages = vec![v1::CheckpointChunk {
+                part: Some(v1::checkpoint_chunk::Part::Meta(meta.clone())),
+            }];
+            messages.extend(bytes.chunks(cauda_proto::MAX_CHUNK_BYTES).map(|d| {
+                v1::CheckpointChunk {
+                    part: Some(v1::checkpoint_chunk::Part::Data(d.to_vec())),
+                }
+            }));
+            async move {
+                c.upload_checkpoint(tokio_stream::iter(messages))
+                    .await
+                    .map(|_| ())
+            }
+        })
+    }
+
+    /// The last call: the outcome, durable at the daemon once this returns.
+    pub fn finish(&self, outcome: Result<String, String>) -> Result<(), WorkerError> {
+        let outcome = match outcome {
+            Ok(summary_json) => {
+                v1::finish_request::Outcome::Success(v1::FinishSuccess { summary_json })
+            }
+            Err(message) => v1::finish_request::Outcome::Failure(v1::FinishFailure { message }),
+        };
+        let req = v1::FinishRequest {
+            run_id: self.run,
+            attempt: self.attempt,
+            outcome: Some(outcome),
+        };
+        self.call("Finish", |mut c| {
+            let req = req.clone();
+            async move { c.finish(req).await.map(|_| ()) }
+        })
+    }
+}

@@ -1,0 +1,170 @@
+//! The worker side of one attempt (`caudad work`): register with the daemon's `Worker` service,
+//! fetch the checkpoint to resume from, train with the engine's own `train` path, stream every
+//! epoch and checkpoint back, heartbeat meanwhile, and finish. Stale attempts (fenced by the
+//! daemon) stop at once without writing anything.
+
+mod client;
+
+use std::time::Duration;
+
+use burn::tensor::Device;
+use cauda_plugins::registry::builtin_registry;
+use cauda_plugins::spec::ResolvedRun;
+use cauda_plugins::train::{self, Checkpoint, EpochRecord, EventSink, TrainError};
+
+pub use client::WorkerRpc;
+
+/// What `caudad work` is told on its command line.
+#[derive(Debug, Clone)]
+pub struct WorkerArgs {
+    /// The daemon's address, e.g. `http://127.0.0.1:50051`.
+    pub daemon_url: String,
+    pub run: u64,
+    pub attempt: u32,
+    /// How long calls keep retrying while the daemon is unreachable before the worker gives up.
+    pub patience: Duration,
+}
+
+/// Why a worker stopped without training to the end.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The daemon says this attempt is not current (cancelled, retried, daemon restarted).
+    #[error("run r-{run} attempt {attempt} was stopped by the daemon: {reason}")]
+    Stopped {
+        run: u64,
+        attempt: u32,
+        reason: String,
+    },
+    #[error("the daemon at {url} cannot be reached: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the daemon refused a call: {0}")]
+    Refused(String),
+    /// The run's config could not be read back, or its hash differs.
+    #[error("run r-{run}: {reason}")]
+    BadConfig { run: u64, reason: String },
+    /// Training failed; the daemon was told (Finish with the failure).
+    #[error("training failed: {0}")]
+    Train(#[from] TrainError),
+    #[error("the checkpoint to resume from is unreadable: {0}")]
+    Checkpoint(#[from] cauda_plugins::train::CheckpointError),
+}
+
+impl WorkerError {
+    /// The process exit code: 3 stopped by the daemon, 4 daemon unreachable, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Stopped { .. } => 3,
+            Self::Unreachable { .. } => 4,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs one attempt to its end.
+pub fn run(args: &WorkerArgs) -> Result<(), WorkerError> {
+    let rpc = WorkerRpc::connect(args)?;
+    let start = rpc.register()?;
+    rpc.start_heartbeat(Duration::from_millis(u64::from(
+        start.heartbeat_interval_ms.max(100),
+    )));
+    let run = ResolvedRun::from_json(&format!("r-{} config", args.run), &start.config_json)
+        .map_err(|e| WorkerError::BadConfig {
+            run: args.run,
+            reason: e.to_string(),
+        })?;
+    let hash = train::config_hash(&run);
+    if hash != start.config_hash {
+        return Err(WorkerError::BadConfig {
+            run: args.run,
+            reason: format!(
+                "config hash {hash} of the received config differs from the stored {}",
+                start.config_hash
+            ),
+        });
+    }
+    let resume = match &start.resume {
+        Some(_) => Some(Checkpoint::from_bytes(&rpc.fetch_checkpoint()?)?),
+        None => None,
+    };
+    let total = run.train.epochs
+        + run
+            .stage2
+            .as_ref()
+            .map_or(0, |s| s.params.get("epochs") as usize);
+    println!(
+        "run {} ({}) attempt {}: {} epochs, resuming after epoch {}",
+        start.run_name,
+        run.method,
+        args.attempt,
+        total,
+        resume
+            .as_ref()
+            .map_or(0, |c| c.header.history.last().map_or(0, |r| r.epoch))
+    );
+    let outcome = train_run(&run, resume, &rpc, total);
+    match outcome {
+        Ok(summary) => {
+            let json =
+                serde_json::to_string(&summary).map_err(|e| TrainError::Sink(e.to_string()))?;
+            println!("finished: test top-1 {:.4}", summary.last.test_top1);
+            rpc.finish(Ok(json))
+        }
+        Err(WorkerError::Train(e)) => {
+            // A sink error carries an RPC failure: the daemon is gone or fenced us; say so
+            // rather than report a training failure.
+            if let Some(stop) = rpc.take_stop() {
+                return Err(stop);
+            }
+            eprintln!("training failed: {e}");
+            rpc.finish(Err(e.to_string()))?;
+            Err(WorkerError::Train(e))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn train_run(
+    run: &ResolvedRun,
+    resume: Option<Checkpoint>,
+    rpc: &WorkerRpc,
+    total: usize,
+) -> Result<train::RunSummary, WorkerError> {
+    let registry = builtin_registry();
+    let data = train::prepare(&run.data).map_err(TrainError::from)?;
+    let device = Device::default();
+    let mut sink = RpcSink { rpc, total };
+    Ok(train::train(
+        run, &data, &registry, &device, resume, &mut sink,
+    )?)
+}
+
+/// The engine's event sink over the worker API: every epoch and checkpoint is stored by the
+/// daemon before training goes on.
+struct RpcSink<'a> {
+    rpc: &'a WorkerRpc,
+    total: usize,
+}
+
+impl EventSink for RpcSink<'_> {
+    fn on_epoch(&mut self, record: &EpochRecord) -> Result<(), TrainError> {
+        let top1 = record
+            .eval
+            .as_ref()
+            .map(|e| format!(" top1 {:.4}", e.test_top1))
+            .unwrap_or_default();
+        println!(
+            "epoch {}/{} stage {} loss {:.4}{top1} ({:.0} img/s)",
+            record.epoch, self.total, record.stage, record.train_loss, record.images_per_sec
+        );
+        self.rpc
+            .report_epoch(record)
+            .map_err(|e| TrainError::Sink(e.to_string()))
+    }
+
+    fn on_checkpoint(&mut self, checkpoint: &Checkpoint) -> Result<(), TrainError> {
+        let epoch = checkpoint.header.history.last().map_or(0, |r| r.epoch);
+        self.rpc
+            .upload_checkpoint(epoch, &checkpoint.to_bytes())
+            .map_err(|e| TrainError::Sink(e.to_string()))
+    }
+}
