@@ -1,89 +1,136 @@
-//! `caudad serve` as a user starts it: the real binary on 127.0.0.1 port 0 with a sled data dir,
-//! driven by the real `cauda` client binary.
+//! `caudad serve` as a user meets it: the real binary on 127.0.0.1 port 0 with a sled data dir,
+//! real workers, driven by the real `cauda` client binary: submit --wait, ls, show, watch, logs,
+//! metrics, checkpoint, cancel, devices, plugins, bad input and exit codes, and the runs still
+//! there after a restart.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use common::*;
+
+fn cauda_bin() -> Option<PathBuf> {
+    let cli = std::path::Path::new(env!("CARGO_BIN_EXE_caudad")).with_file_name("cauda");
+    cli.exists().then_some(cli)
+}
+
+fn cauda(addr: &str, args: &[&str]) -> Output {
+    Command::new(cauda_bin().expect("cauda binary"))
+        .arg("--addr")
+        .arg(addr)
+        .args(args)
+        .output()
+        .expect("cauda runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}{}",
+        o.status.code(),
+        stdout(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    stdout(&o)
+}
 
 #[test]
-fn serve_accepts_a_grid_from_the_cauda_client_and_keeps_it_across_a_restart() {
-    let data = tempfile::tempdir().unwrap();
-    let config = data.path().join("caudad.toml");
-    std::fs::write(&config, "devices = [\"cpu:2\"]\n").unwrap();
-    let start = || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_caudad"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(data.path())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        // Bounded: the daemon prints its address first; give up after 200 lines.
-        let addr = lines
-            .by_ref()
-            .take(200)
-            .map_while(Result::ok)
-            .find_map(|l| l.strip_prefix("caudad listening on ").map(str::to_string))
-            .expect("caudad printed its address");
-        std::thread::spawn(move || lines.for_each(drop));
-        (child, format!("http://{addr}"))
-    };
-    let cauda = |addr: &str, args: &[&str]| {
-        let cli = std::path::Path::new(env!("CARGO_BIN_EXE_caudad")).with_file_name("cauda");
-        Command::new(cli)
-            .arg("--addr")
-            .arg(addr)
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let cli = std::path::Path::new(env!("CARGO_BIN_EXE_caudad")).with_file_name("cauda");
-    if !cli.exists() {
+fn the_cauda_client_drives_a_live_daemon() {
+    if cauda_bin().is_none() {
         eprintln!(
-            "skipped: the cauda binary is not built next to caudad ({})",
-            cli.display()
+            "skipped: the cauda binary is not built next to caudad (run cargo test --workspace)"
         );
         return;
     }
+    let dir = tempfile::tempdir().unwrap();
+    let config = "devices = [\"cpu:2\"]\n";
+    let spec_path = dir.path().join("grid.toml");
+    std::fs::write(
+        &spec_path,
+        tiny_spec("cli", 4, "[sweep]\nmethod = [\"ce\", \"ldam-drw\"]\n"),
+    )
+    .unwrap();
+    let spec = spec_path.to_str().unwrap();
+    let daemon = Caudad::start(dir.path(), config);
+    let addr = daemon.url.clone();
 
-    let (mut daemon, addr) = start();
-    let spec = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/digits-demo.toml");
-    let out = cauda(&addr, &["submit", spec]);
+    let out = ok(cauda(&addr, &["submit", spec, "--wait"]));
+    assert!(out.starts_with("experiment e-1: 2 runs"), "{out}");
+    assert!(out.contains("r-1") && out.contains("r-2"), "{out}");
+
+    let ls: serde_json::Value = serde_json::from_str(&ok(cauda(&addr, &["ls", "--json"]))).unwrap();
+    let runs = ls.as_array().expect("a JSON array");
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|r| r["state"] == "succeeded"), "{ls}");
+
+    let show = ok(cauda(&addr, &["show", "r-2"]));
     assert!(
-        out.status.success(),
+        show.contains("cli/method=ldam-drw") && show.contains("succeeded"),
+        "{show}"
+    );
+
+    let watch = ok(cauda(&addr, &["watch", "r-1"]));
+    assert!(watch.contains("succeeded"), "{watch}");
+
+    let logs = ok(cauda(&addr, &["logs", "r-1"]));
+    assert!(logs.contains("epoch 4/4 stage 1"), "{logs}");
+    assert!(logs.contains("worker pid"), "{logs}");
+
+    let csv = ok(cauda(&addr, &["metrics", "r-1", "--format", "csv"]));
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("stage,epoch,train_loss"), "{csv}");
+    assert_eq!(lines.len(), 5, "a header and one row per epoch: {csv}");
+    assert!(lines[4].starts_with("1,4,"), "{csv}");
+
+    let file = dir.path().join("r1.ckpt");
+    ok(cauda(
+        &addr,
+        &["checkpoint", "r-1", "--out", file.to_str().unwrap()],
+    ));
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(bytes.starts_with(b"CAUDACK1"));
+
+    let devices = ok(cauda(&addr, &["devices"]));
+    assert!(
+        devices.contains("cpu:0") && devices.contains("cpu:1"),
+        "{devices}"
+    );
+    let plugins = ok(cauda(&addr, &["plugins"]));
+    assert!(plugins.contains("ldam"), "{plugins}");
+
+    // Bad input: a spec error names the key (exit 5), an unknown run is not found (exit 4),
+    // cancelling a finished run changes nothing.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        tiny_spec("bad", 4, "").replace("epochs = 4", "epochs = -1"),
+    )
+    .unwrap();
+    let out = cauda(&addr, &["submit", bad.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("experiment e-1: 13 runs"));
-    let ls = cauda(&addr, &["ls", "--json"]);
-    assert!(
-        ls.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ls.stderr)
-    );
-    let listed = String::from_utf8_lossy(&ls.stdout).to_string();
-    assert_eq!(
-        listed.matches("\"running\"").count(),
-        2,
-        "two CPU slots: {listed}"
-    );
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("train.epochs"), "{err}");
+    assert_eq!(cauda(&addr, &["show", "r-99"]).status.code(), Some(4));
+    ok(cauda(&addr, &["cancel", "r-1"]));
+    assert!(ok(cauda(&addr, &["show", "r-1"])).contains("succeeded"));
 
-    let (mut daemon, addr) = start();
-    let show = cauda(&addr, &["show", "r-13"]);
-    assert!(
-        show.status.success(),
-        "{}",
-        String::from_utf8_lossy(&show.stderr)
-    );
-    let text = String::from_utf8_lossy(&show.stdout).to_string();
-    assert!(
-        text.contains("digits-lt/method=tau-norm") && text.contains("queued"),
-        "{text}"
-    );
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    // A restart keeps everything, and finished runs are not run again.
+    drop(daemon);
+    let daemon = Caudad::start(dir.path(), config);
+    let addr = daemon.url.clone();
+    let ls = ok(cauda(&addr, &["ls"]));
+    assert_eq!(ls.matches("succeeded").count(), 2, "{ls}");
+    assert!(daemon.workers().is_empty(), "nothing was relaunched");
+    let csv = ok(cauda(&addr, &["metrics", "r-2", "--format", "csv"]));
+    assert_eq!(csv.lines().count(), 5, "{csv}");
 }

@@ -92,11 +92,12 @@ pub fn run(args: &WorkerArgs) -> Result<(), WorkerError> {
             .as_ref()
             .map_or(0, |s| s.params.get("epochs") as usize);
     println!(
-        "run {} ({}) attempt {}: {} epochs, resuming after epoch {}",
+        "run {} ({}) attempt {}: {} epochs, CUDA_VISIBLE_DEVICES={:?}, resuming after epoch {}",
         start.run_name,
         run.method,
         args.attempt,
         total,
+        std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_default(),
         resume
             .as_ref()
             .map_or(0, |c| c.header.history.last().map_or(0, |r| r.epoch))

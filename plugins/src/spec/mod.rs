@@ -69,17 +69,47 @@ pub(crate) fn parse_bounded<T: serde::de::DeserializeOwned>(origin: &str, text: 
     toml::from_str(text).map_err(|e| parse_error(origin, text, e))
 }
 
-/// Turns a `toml` error into one that says the line and column.
+/// Turns a `toml` error into one that says the line and, when the line holds a `key = value`,
+/// the dotted key (its table's name and the key) as an invalid value of that key.
 pub(crate) fn parse_error(origin: &str, text: &str, err: toml::de::Error) -> SpecError {
-    let message = match err.span() {
-        Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!("line {line}: {}", err.message())
-        }
-        None => err.message().to_string(),
+    let Some(span) = err.span() else {
+        return SpecError::Parse {
+            origin: origin.to_string(),
+            message: err.message().to_string(),
+        };
     };
-    SpecError::Parse {
-        origin: origin.to_string(),
-        message,
+    let start = span.start.min(text.len());
+    let line = text[..start].matches('\n').count() + 1;
+    let message = format!("line {line}: {}", err.message());
+    match key_at_line(text, line) {
+        Some(key) => invalid(origin, key, message),
+        None => SpecError::Parse {
+            origin: origin.to_string(),
+            message,
+        },
     }
+}
+
+/// The dotted key a `key = value` line sets (`train.epochs`), from the table header above it.
+fn key_at_line(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let here = lines.get(line.checked_sub(1)?)?.trim();
+    if here.starts_with('[') || here.starts_with('#') {
+        return None;
+    }
+    let (key, _) = here.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() {
+        return None;
+    }
+    let table = lines[..line - 1]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    Some(match table {
+        Some(t) if !t.is_empty() => format!("{t}.{key}"),
+        _ => key.to_string(),
+    })
 }

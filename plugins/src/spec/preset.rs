@@ -172,6 +172,7 @@ mod tests {
     #[test]
     fn preset_parse_errors_name_the_line() {
         let err = Preset::parse("bad.toml", "name = \"x\"\n[rebalance]\nloss = 3\n").unwrap_err();
-        assert!(err.to_string().contains("bad.toml: line 3"), "{err}");
+        let err = err.to_string();
+        assert!(err.contains("bad.toml: rebalance.loss: line 3"), "{err}");
     }
 }

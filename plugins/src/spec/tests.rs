@@ -85,6 +85,15 @@ fn an_unknown_key_is_named_with_its_line() {
         err.contains("line 16") && err.contains("batchsize"),
         "{err}"
     );
+    // A value of the wrong type names its dotted key, from the table above it.
+    let text = single(EXAMPLE).replace("epochs = 30", "epochs = -1");
+    match resolve(&text).unwrap_err() {
+        SpecError::Invalid { key, message, .. } => {
+            assert_eq!(key, "train.epochs");
+            assert!(message.starts_with("line 15: "), "{message}");
+        }
+        other => panic!("{other}"),
+    }
 }
 
 #[test]

@@ -1,0 +1,298 @@
+//! Shared harness of the end-to-end tests: the real `caudad serve` binary on 127.0.0.1 port 0
+//! with a sled data dir and real `caudad work` children, a tonic client, bounded polling, and
+//! the worker processes found through /proc (so tests can `kill -9` them).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cauda_proto::v1::{self, cauda_client::CaudaClient};
+use tonic::transport::Channel;
+
+/// A tiny real run: an MLP on the embedded digits made long-tailed, a checkpoint every epoch.
+pub fn tiny_spec(name: &str, epochs: u32, extra: &str) -> String {
+    format!(
+        r#"name = "{name}"
+method = "ce"
+[data]
+format = "digits"
+imbalance = {{ profile = "exp", ratio = 10 }}
+[model]
+backbone = "mlp"
+[train]
+epochs = {epochs}
+batch_size = 64
+optimizer = {{ name = "sgd", lr = 0.05, momentum = 0.9 }}
+checkpoint_every = 1
+{extra}"#
+    )
+}
+
+/// A `caudad serve` process.
+pub struct Caudad {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub data: PathBuf,
+    /// Everything the daemon wrote on stderr after its address.
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Caudad {
+    /// Starts the daemon with `config` (caudad.toml text) on `data` and waits for its address.
+    pub fn start(data: &Path, config: &str) -> Self {
+        let path = data.join("caudad.toml");
+        std::fs::write(&path, config).expect("write caudad.toml");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_caudad"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            .arg("--data-dir")
+            .arg(data.join("data"))
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn caudad serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        // Bounded: the daemon prints its address first; give up after 200 lines.
+        let addr = lines
+            .by_ref()
+            .take(200)
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("caudad listening on ").map(str::to_string))
+            .expect("caudad printed its address");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(mut l) = sink.lock() {
+                    l.push(line);
+                }
+            }
+        });
+        Self {
+            child,
+            url: format!("http://{addr}"),
+            data: data.to_path_buf(),
+            stderr: log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: the daemon gets no chance to clean up (its workers live on until they notice).
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub async fn client(&self) -> CaudaClient<Channel> {
+        CaudaClient::connect(self.url.clone())
+            .await
+            .expect("connect to caudad")
+    }
+
+    /// The live worker processes of this daemon: (pid, run id, attempt).
+    pub fn workers(&self) -> Vec<(u32, u64, u32)> {
+        workers_of(&self.url)
+    }
+}
+
+impl Drop for Caudad {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        self.kill9();
+        for (pid, _, _) in workers_of(&url) {
+            kill9(pid);
+        }
+    }
+}
+
+/// The `caudad work` processes that dial `url`: (pid, run, attempt), from /proc.
+pub fn workers_of(url: &str) -> Vec<(u32, u64, u32)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = raw
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let flag = |name: &str| {
+            args.iter()
+                .position(|a| a == name)
+                .and_then(|i| args.get(i + 1))
+                .cloned()
+        };
+        if args.get(1).map(String::as_str) == Some("work")
+            && flag("--daemon").as_deref() == Some(url)
+            && !is_zombie(pid)
+            && let (Some(run), Some(attempt)) = (flag("--run"), flag("--attempt"))
+            && let (Ok(run), Ok(attempt)) = (run.parse(), attempt.parse())
+        {
+            out.push((pid, run, attempt));
+        }
+    }
+    out
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(true)
+}
+
+/// Whether a process is alive (and not a zombie).
+pub fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid)
+}
+
+pub fn kill9(pid: u32) {
+    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `limit` naming `what`.
+pub async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn submit(client: &mut CaudaClient<Channel>, spec: &str) -> v1::SubmitExperimentResponse {
+    client
+        .submit_experiment(v1::SubmitExperimentRequest {
+            spec_toml: spec.to_string(),
+            source_name: Some("test.toml".into()),
+            user: Some("tester".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("submit")
+        .into_inner()
+}
+
+pub async fn get_run(client: &mut CaudaClient<Channel>, id: u64) -> v1::Run {
+    client
+        .get_run(v1::GetRunRequest { run_id: id })
+        .await
+        .expect("get run")
+        .into_inner()
+        .run
+        .expect("run")
+}
+
+pub async fn epochs(client: &mut CaudaClient<Channel>, id: u64) -> Vec<v1::EpochMetrics> {
+    client
+        .get_metrics(v1::GetMetricsRequest { run_id: id })
+        .await
+        .expect("metrics")
+        .into_inner()
+        .epochs
+}
+
+/// Every stored event of a run (a replay-only watch).
+pub async fn events(client: &mut CaudaClient<Channel>, id: u64) -> Vec<v1::RunEvent> {
+    let mut stream = client
+        .watch_run(v1::WatchRunRequest {
+            run_id: id,
+            replay_only: true,
+            ..Default::default()
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(e) = stream.message().await.expect("event") {
+        out.push(e);
+    }
+    out
+}
+
+pub fn is_terminal(state: v1::RunState) -> bool {
+    matches!(
+        state,
+        v1::RunState::Succeeded | v1::RunState::Failed | v1::RunState::Cancelled
+    )
+}
+
+/// Waits until every run in `ids` is terminal; returns them.
+pub async fn wait_all_done(
+    client: &mut CaudaClient<Channel>,
+    ids: &[u64],
+    limit: Duration,
+) -> Vec<v1::Run> {
+    wait_for(limit, "every run to finish", || {
+        let mut c = client.clone();
+        let ids = ids.to_vec();
+        async move {
+            let mut runs = Vec::new();
+            for id in ids {
+                let run = get_run(&mut c, id).await;
+                if !is_terminal(run.state()) {
+                    return None;
+                }
+                runs.push(run);
+            }
+            Some(runs)
+        }
+    })
+    .await
+}
+
+/// The log lines of a run's events.
+pub fn log_lines(events: &[v1::RunEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Some(v1::run_event::Event::Log(l)) => Some(l.line.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The state changes of a run's events: (from, to, reason).
+pub fn state_changes(events: &[v1::RunEvent]) -> Vec<(v1::RunState, v1::RunState, String)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Some(v1::run_event::Event::State(s)) => {
+                Some((s.from(), s.to(), s.reason.clone().unwrap_or_default()))
+            }
+            _ => None,
+        })
+        .collect()
+}
