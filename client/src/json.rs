@@ -155,4 +155,26 @@ mod tests {
         assert_eq!(v["eval"]["per_class"], json!([0.5, null]));
         assert_eq!(v["eval"]["many"], Value::Null);
     }
+
+    #[test]
+    fn a_gpu_names_its_kind_model_and_memory() {
+        let d = Device {
+            device_id: "gpu:0".into(),
+            kind: 2,
+            name: "NVIDIA H100 80GB HBM3".into(),
+            memory_total_mb: Some(81559),
+            memory_used_mb: Some(1024),
+            utilization: Some(0.5),
+            ..Default::default()
+        };
+        let v = device(&d);
+        assert_eq!(v["kind"], "gpu");
+        assert_eq!(v["name"], "NVIDIA H100 80GB HBM3");
+        assert_eq!(
+            (v["memory_used_mb"].clone(), v["memory_total_mb"].clone()),
+            (json!(1024), json!(81559))
+        );
+        assert_eq!(v["utilization"], 0.5);
+        assert_eq!(v["from_override"], false);
+    }
 }

@@ -177,3 +177,34 @@ fn device_rows_show_memory_utilization_and_runs() {
         ]
     );
 }
+
+#[test]
+fn device_rows_of_an_override_gpu_and_a_cpu_slot() {
+    let gpu = Device {
+        device_id: "gpu:3".into(),
+        kind: 2,
+        name: "gpu".into(),
+        memory_total_mb: Some(24000),
+        memory_used_mb: None,
+        utilization: None,
+        from_override: true,
+        runs: Vec::new(),
+        free_share: 1.0,
+    };
+    assert_eq!(
+        device_row(&gpu),
+        vec!["gpu:3", "gpu [override]", "?/24000 MiB", "-", "100%", "-"]
+    );
+    let cpu = Device {
+        device_id: "cpu:0".into(),
+        kind: 1,
+        name: "cpu".into(),
+        memory_total_mb: None,
+        memory_used_mb: None,
+        utilization: None,
+        from_override: false,
+        runs: Vec::new(),
+        free_share: 0.0,
+    };
+    assert_eq!(device_row(&cpu), vec!["cpu:0", "cpu", "-", "-", "0%", "-"]);
+}

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::gpu;
 use crate::scheduler::{Inventory, InventoryError, SchedulerConfig};
 
 /// Largest config file read, in bytes.
@@ -40,7 +41,7 @@ pub struct DaemonConfig {
     /// The sled database and run artifacts live here.
     pub data_dir: PathBuf,
     /// Inventory override (`"cpu:N"`, `"gpu:K"`, `"gpu:K@MiB"`); absent means one CPU slot
-    /// per available core.
+    /// per available core plus every GPU NVML discovers.
     pub devices: Option<Vec<String>>,
     /// Retries after a failed attempt, per run.
     pub max_retries: u32,
@@ -90,7 +91,9 @@ impl DaemonConfig {
             path: path.into(),
             message: e.to_string(),
         })?;
-        config.inventory(path)?;
+        if let Some(list) = &config.devices {
+            Self::override_inventory(path, list)?;
+        }
         Ok(config)
     }
 
@@ -103,16 +106,40 @@ impl DaemonConfig {
         Self::parse(path, &text)
     }
 
-    /// The device inventory: the override list, or `cpu:N` with N the available parallelism.
+    /// The device inventory: the override list, or else discovery: one CPU slot per available
+    /// core plus every GPU NVML finds (none without a driver; the reason is logged).
     pub fn inventory(&self, path: &Path) -> Result<Inventory, ConfigError> {
-        let entries = match &self.devices {
-            Some(list) => list.clone(),
-            None => {
-                let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-                vec![format!("cpu:{n}")]
-            }
-        };
-        Inventory::from_spec(&entries).map_err(|source| ConfigError::Devices {
+        match &self.devices {
+            Some(list) => Self::override_inventory(path, list),
+            None => Self::discovered_inventory(path),
+        }
+    }
+
+    fn discovered_inventory(path: &Path) -> Result<Inventory, ConfigError> {
+        let found = gpu::discover();
+        if let Some(note) = &found.note {
+            tracing::info!("GPU discovery: {note}");
+        }
+        for g in &found.gpus {
+            tracing::info!(
+                "found gpu:{} {} ({} MiB, {})",
+                g.index,
+                g.model,
+                g.memory_total_mb,
+                g.uuid
+            );
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        found
+            .inventory(cpus)
+            .map_err(|source| ConfigError::Devices {
+                path: path.into(),
+                source,
+            })
+    }
+
+    fn override_inventory(path: &Path, list: &[String]) -> Result<Inventory, ConfigError> {
+        Inventory::from_spec(list).map_err(|source| ConfigError::Devices {
             path: path.into(),
             source,
         })
@@ -133,7 +160,22 @@ mod tests {
         assert_eq!(config.devices.as_deref().map(<[String]>::len), Some(1));
         assert_eq!(config.max_retries, 2);
         assert!(config.scheduler.fair_share);
-        assert_eq!(config.inventory(path).expect("inventory").cpu_slots(), 2);
+        let inventory = config.inventory(path).expect("inventory");
+        assert_eq!((inventory.cpu_slots(), inventory.gpu_count()), (2, 0));
+        assert!(inventory.from_override());
+    }
+
+    #[test]
+    fn without_an_override_the_inventory_is_discovered() {
+        let p = Path::new("t.toml");
+        let inventory = DaemonConfig::default()
+            .inventory(p)
+            .expect("discovery never fails");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let max = crate::scheduler::MAX_CPU_SLOTS as usize;
+        assert_eq!(inventory.cpu_slots(), cores.min(max));
+        assert_eq!(inventory.gpu_count(), gpu::discover().gpus.len());
+        assert!(!inventory.from_override());
     }
 
     #[test]

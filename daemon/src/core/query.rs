@@ -4,7 +4,8 @@
 use cauda_plugins::registry::PluginInfo;
 
 use super::{CoreError, Daemon, Result};
-use crate::model::{ExperimentId, ExperimentRecord, Grant, RunId, RunRecord, RunState};
+use crate::gpu::{self, GpuStats};
+use crate::model::{DeviceId, ExperimentId, ExperimentRecord, Grant, RunId, RunRecord, RunState};
 use crate::scheduler::DeviceInfo;
 use crate::store::{CheckpointMeta, Event, MetricPoint, RunFilter};
 
@@ -31,6 +32,10 @@ pub struct DeviceView {
     pub runs: Vec<PlacedRun>,
     /// The share still free, in [0, 1].
     pub free_share: f64,
+    /// The device comes from the config's override list rather than discovery.
+    pub from_override: bool,
+    /// Live memory and utilization (discovered GPUs only; `None` when NVML does not answer).
+    pub stats: Option<GpuStats>,
 }
 
 impl Daemon {
@@ -69,8 +74,10 @@ impl Daemon {
         Ok(self.store.events(id, from_seq)?)
     }
 
-    /// The inventory with the grants of the running runs.
+    /// The inventory with the grants of the running runs, and live figures of discovered GPUs
+    /// (an override's GPUs may be fake, so NVML is not asked about them).
     pub fn devices(&self) -> Result<Vec<DeviceView>> {
+        let from_override = self.settings.inventory.from_override();
         let running = self.store.list_runs(&RunFilter {
             state: Some(RunState::Running),
             ..RunFilter::default()
@@ -95,10 +102,16 @@ impl Daemon {
                     })
                     .collect();
                 let used: f64 = runs.iter().map(|p| p.grant.share).sum();
+                let stats = match info.id {
+                    DeviceId::Gpu(index) if !from_override => gpu::stats(index),
+                    _ => None,
+                };
                 DeviceView {
                     info: info.clone(),
                     runs,
                     free_share: (1.0 - used).clamp(0.0, 1.0),
+                    from_override,
+                    stats,
                 }
             })
             .collect();

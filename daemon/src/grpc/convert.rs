@@ -226,19 +226,28 @@ pub fn is_terminal_event(event: &Event) -> bool {
     matches!(&event.kind, EventKind::State { to, .. } if to.is_terminal())
 }
 
+/// A device on the wire: the model as its name when discovery knows it (`cpu` for CPU slots,
+/// `gpu` for an override's GPUs), its total memory (discovered or declared with `@MiB`) and
+/// live memory in use and utilization when measured.
 pub fn device_to_wire(d: &DeviceView) -> v1::Device {
     let (kind, name) = match d.info.kind {
         DeviceKind::Cpu => (v1::DeviceKind::Cpu, "cpu"),
-        DeviceKind::Gpu => (v1::DeviceKind::Gpu, "gpu"),
+        DeviceKind::Gpu => (
+            v1::DeviceKind::Gpu,
+            d.info.model.as_deref().unwrap_or("gpu"),
+        ),
     };
     v1::Device {
         device_id: d.info.id.to_string(),
         kind: kind.into(),
         name: name.to_string(),
         memory_total_mb: d.info.mem_mb,
-        memory_used_mb: None,
-        utilization: None,
-        from_override: true,
+        memory_used_mb: d.stats.map(|s| s.memory_used_mb),
+        utilization: d
+            .stats
+            .and_then(|s| s.utilization_pct)
+            .map(|pct| pct.min(100) as f32 / 100.0),
+        from_override: d.from_override,
         runs: d
             .runs
             .iter()
@@ -295,3 +304,7 @@ pub fn plugin_to_wire(p: &PluginInfo) -> v1::Plugin {
             .collect(),
     }
 }
+
+#[cfg(test)]
+#[path = "convert_test.rs"]
+mod tests;

@@ -1,6 +1,9 @@
 //! The devices the scheduler may hand out: CPU slots and GPUs (with their memory when known),
 //! built from the config's override list (`devices = ["cpu:2", "gpu:0", "gpu:1@24000"]`) so tests
-//! and GPU-less machines schedule onto fake devices. NVML discovery builds the same type elsewhere.
+//! and GPU-less machines schedule onto fake devices. NVML discovery (`crate::gpu`) builds the
+//! same type with [`Inventory::new`], and the inventory remembers which of the two it came from.
+
+use std::sync::Arc;
 
 use crate::model::DeviceId;
 
@@ -27,6 +30,8 @@ pub struct DeviceInfo {
     pub kind: DeviceKind,
     /// Total memory in MiB, when known (GPUs only); used to pack shares by `gpu_mem_mb`.
     pub mem_mb: Option<u64>,
+    /// The model name as NVML reports it (discovered GPUs only); shared, as ledgers clone it.
+    pub model: Option<Arc<str>>,
 }
 
 impl DeviceInfo {
@@ -36,6 +41,7 @@ impl DeviceInfo {
             id: DeviceId::Cpu(index),
             kind: DeviceKind::Cpu,
             mem_mb: None,
+            model: None,
         }
     }
 
@@ -45,7 +51,14 @@ impl DeviceInfo {
             id: DeviceId::Gpu(index),
             kind: DeviceKind::Gpu,
             mem_mb,
+            model: None,
         }
+    }
+
+    /// The same device with its model name.
+    pub fn with_model(mut self, model: &str) -> Self {
+        self.model = Some(Arc::from(model));
+        self
     }
 }
 
@@ -73,10 +86,12 @@ pub enum InventoryError {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Inventory {
     devices: Vec<DeviceInfo>,
+    /// Built from the config's override list rather than discovered.
+    from_override: bool,
 }
 
 impl Inventory {
-    /// An inventory of the given devices; ids must be unique and match their kind.
+    /// An inventory of the given (discovered) devices; ids must be unique and match their kind.
     pub fn new(devices: Vec<DeviceInfo>) -> Result<Self, InventoryError> {
         for (i, d) in devices.iter().enumerate() {
             let kind_ok = matches!(
@@ -98,7 +113,10 @@ impl Inventory {
                 });
             }
         }
-        Ok(Self { devices })
+        Ok(Self {
+            devices,
+            from_override: false,
+        })
     }
 
     /// Parses the config override list: `cpu:N` adds N CPU slots `cpu:0..N`, `gpu:K` adds the GPU
@@ -165,7 +183,16 @@ impl Inventory {
                 origin.push(index);
             }
         }
-        Ok(Self { devices })
+        Ok(Self {
+            devices,
+            from_override: true,
+        })
+    }
+
+    /// Whether the devices come from the config's override list ([`Inventory::from_spec`])
+    /// rather than discovery ([`Inventory::new`]).
+    pub fn from_override(&self) -> bool {
+        self.from_override
     }
 
     /// All devices, in inventory order.
@@ -216,6 +243,7 @@ mod tests {
             ]
         );
         assert_eq!((inv.cpu_slots(), inv.gpu_count()), (2, 2));
+        assert!(inv.from_override());
         assert_eq!(
             inv.get(&DeviceId::Gpu(3)).and_then(|d| d.mem_mb),
             Some(24000)
@@ -267,11 +295,15 @@ mod tests {
             id: DeviceId::Gpu(0),
             kind: DeviceKind::Cpu,
             mem_mb: None,
+            model: None,
         };
         assert!(matches!(
             Inventory::new(vec![wrong]),
             Err(InventoryError::KindMismatch { .. })
         ));
+        let found = Inventory::new(vec![DeviceInfo::gpu(0, Some(8)).with_model("A")]).expect("ok");
+        assert!(!found.from_override());
+        assert_eq!(found.devices()[0].model.as_deref(), Some("A"));
         let dup = Inventory::new(vec![DeviceInfo::gpu(1, None), DeviceInfo::gpu(1, Some(5))]);
         assert!(matches!(
             dup,
