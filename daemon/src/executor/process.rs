@@ -128,6 +128,8 @@ impl Executor for ProcessExecutor {
             .arg("--attempt")
             .arg(run.attempt.to_string())
             .env("CUDA_VISIBLE_DEVICES", visible_devices(run))
+            // NVML numbers GPUs in PCI bus order; make CUDA number them the same way.
+            .env("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
             .env("CAUDA_RUN_ID", run.id.to_string())
             .env("CAUDA_ATTEMPT", run.attempt.to_string())
             .envs(config.env.iter().map(|(k, v)| (k, v)))
