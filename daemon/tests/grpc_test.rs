@@ -396,3 +396,86 @@ async fn errors_plugins_health_and_concurrency() {
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_malformed_requests_are_refused_and_store_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path()).await;
+    let mut client = server.client().await;
+    // Over the 1 MiB request limit: refused before it is decoded.
+    let huge = format!("{DEMO}\n# {}\n", "x".repeat(2 << 20));
+    let err = client
+        .submit_experiment(v1::SubmitExperimentRequest {
+            spec_toml: huge,
+            ..Default::default()
+        })
+        .await
+        .expect_err("too large");
+    assert_eq!(err.code(), Code::OutOfRange, "{err}");
+    // Under the request limit but over the spec limit: a spec error naming the limit.
+    let big = format!("{DEMO}\n# {}\n", "x".repeat(300 << 10));
+    let err = client
+        .submit_experiment(v1::SubmitExperimentRequest {
+            spec_toml: big,
+            ..Default::default()
+        })
+        .await
+        .expect_err("spec too large");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    assert!(err.message().contains("limit"), "{err}");
+    assert!(all_runs(&mut client).await.is_empty(), "nothing stored");
+
+    // The worker service checks its wire rules before the core sees anything.
+    let id = submit_demo(&mut client).await.runs[0].run_id;
+    let mut worker = cauda_proto::v1::worker_client::WorkerClient::connect(format!(
+        "http://{}",
+        server.addr
+    ))
+    .await
+    .expect("connect worker");
+    let upload = |parts: Vec<v1::CheckpointChunk>| {
+        let mut w = worker.clone();
+        async move { w.upload_checkpoint(tokio_stream::iter(parts)).await }
+    };
+    let data = |n: usize| v1::CheckpointChunk {
+        part: Some(v1::checkpoint_chunk::Part::Data(vec![7; n])),
+    };
+    let meta = |total: u64| v1::CheckpointChunk {
+        part: Some(v1::checkpoint_chunk::Part::Meta(v1::CheckpointMeta {
+            run_id: id,
+            attempt: 1,
+            epoch: 1,
+            stage: 1,
+            total_bytes: total,
+            sha256: String::new(),
+        })),
+    };
+    let no_meta = upload(vec![data(3)]).await.expect_err("no meta");
+    assert_eq!(no_meta.code(), Code::InvalidArgument, "{no_meta}");
+    let big_chunk = upload(vec![meta(2 << 20), data((1 << 20) + 1)])
+        .await
+        .expect_err("chunk over 1 MiB");
+    assert_eq!(big_chunk.code(), Code::InvalidArgument, "{big_chunk}");
+    let short = upload(vec![meta(10), data(3)]).await.expect_err("short");
+    assert_eq!(short.code(), Code::DataLoss, "{short}");
+    let digest = upload(vec![meta(3), data(3)]).await.expect_err("bad digest");
+    assert_eq!(digest.code(), Code::DataLoss, "{digest}");
+    let stale = worker
+        .register(v1::RegisterRequest {
+            run_id: id,
+            attempt: 2,
+            ..Default::default()
+        })
+        .await
+        .expect_err("stale attempt");
+    assert_eq!(stale.code(), Code::FailedPrecondition, "{stale}");
+    let err = client
+        .get_checkpoint(v1::GetCheckpointRequest {
+            run_id: id,
+            ..Default::default()
+        })
+        .await
+        .expect_err("no checkpoint was stored");
+    assert_eq!(err.code(), Code::NotFound, "{err}");
+    server.shutdown().await;
+}

@@ -3,6 +3,8 @@
 //! Every state change is committed to the store (write-ahead) before anyone acts on it.
 
 mod attempts;
+#[cfg(test)]
+mod attempts_test;
 mod daemon;
 mod error;
 mod query;

@@ -1,0 +1,263 @@
+//! The attempt life cycle over the in-memory store with a settable clock: fencing, idempotent
+//! reports, retries counted against `max_retries`, exits after a finish, lost workers found by
+//! the ticker, recovery at start-up, and the best-checkpoint flag.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::model::RunState;
+use crate::scheduler::Inventory;
+use crate::store::{EventKind, MemoryStore, Store};
+
+const SPEC: &str = r#"
+name = "t"
+method = "ce"
+[data]
+format = "digits"
+[model]
+backbone = "mlp"
+[train]
+epochs = 3
+[sweep]
+"train.seed" = [1, 2]
+"#;
+
+#[derive(Default)]
+struct Clock0(AtomicU64);
+impl Clock for Clock0 {
+    fn now(&self) -> crate::model::Millis {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Default)]
+struct Calls {
+    launched: Mutex<Vec<(RunId, u32)>>,
+    cancelled: Mutex<Vec<(RunId, u32)>>,
+}
+impl Executor for Calls {
+    fn launch(&self, run: &RunRecord) {
+        self.launched.lock().unwrap().push((run.id, run.attempt));
+    }
+    fn cancel(&self, run: &RunRecord) {
+        self.cancelled.lock().unwrap().push((run.id, run.attempt));
+    }
+}
+
+fn setup(slots: &str, retries: u32) -> (Arc<Daemon>, Arc<Calls>, Arc<Clock0>, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::default());
+    let calls = Arc::new(Calls::default());
+    let clock = Arc::new(Clock0::default());
+    let settings = DaemonSettings {
+        inventory: Inventory::from_spec(&[slots.to_string()]).unwrap(),
+        max_retries: retries,
+        ..DaemonSettings::default()
+    };
+    let d = Arc::new(Daemon::new(
+        store.clone(),
+        settings,
+        clock.clone(),
+        calls.clone(),
+    ));
+    (d, calls, clock, store)
+}
+
+const EPOCH: &str = r#"{"stage":1,"epoch":1,"train_loss":1.0,"lr":0.1,"images_per_sec":10.0}"#;
+
+fn epoch_json(epoch: u32, top1: Option<f64>) -> String {
+    let eval = top1.map_or(String::new(), |t| {
+        format!(
+            r#","eval":{{"test_top1":{t},"many":null,"medium":null,"few":null,"per_class":[]}}"#
+        )
+    });
+    format!(
+        r#"{{"stage":1,"epoch":{epoch},"train_loss":1.0,"lr":0.1,"images_per_sec":10.0{eval}}}"#
+    )
+}
+
+#[test]
+fn only_the_current_attempt_writes_and_reports_are_idempotent() {
+    let (d, _, _, store) = setup("cpu:1", 2);
+    let runs = d.submit("t", SPEC, "ada", None).unwrap().runs;
+    let (a, b) = (runs[0].0, runs[1].0);
+    assert!(matches!(
+        d.register_worker(a, 2, 1, "h"),
+        Err(CoreError::StaleAttempt { current: 1, .. })
+    ));
+    assert!(matches!(
+        d.register_worker(b, 0, 1, "h"),
+        Err(CoreError::StaleAttempt {
+            state: RunState::Queued,
+            ..
+        })
+    ));
+    assert!(matches!(
+        d.register_worker(RunId(99), 1, 1, "h"),
+        Err(CoreError::RunNotFound(_))
+    ));
+    let start = d.register_worker(a, 1, 7, "h").unwrap();
+    assert_eq!(
+        crate::store::sha256_hex(start.config_json.as_bytes()),
+        start.config_hash
+    );
+    assert_eq!((start.resume, start.epochs_done), (None, 0));
+
+    assert!(!d.report_epoch(a, 1, 1, 1, EPOCH).unwrap());
+    assert!(
+        d.report_epoch(a, 1, 1, 1, EPOCH).unwrap(),
+        "a resent epoch is a duplicate"
+    );
+    assert!(matches!(
+        d.report_epoch(a, 1, 2, 1, "[1]"),
+        Err(CoreError::BadReport { .. })
+    ));
+    let stored = store.metrics(a).unwrap();
+    assert_eq!(stored.len(), 1);
+    let json: serde_json::Value = serde_json::from_slice(&stored[0].json).unwrap();
+    assert_eq!(json["attempt"], 1);
+    let epochs = d
+        .events(a, 0)
+        .unwrap()
+        .into_iter()
+        .filter(|(_, e)| matches!(e.kind, EventKind::Epoch { .. }))
+        .count();
+    assert_eq!(epochs, 1, "one epoch event, not one per report");
+
+    let bytes = b"CAUDACK1 not really".to_vec();
+    let wrong = crate::store::sha256_hex(b"other");
+    assert!(matches!(
+        d.store_checkpoint(a, 1, 1, &wrong, &bytes),
+        Err(CoreError::CorruptUpload { .. })
+    ));
+    assert!(
+        store.list_checkpoints(a).unwrap().is_empty(),
+        "nothing stored"
+    );
+    let digest = crate::store::sha256_hex(&bytes);
+    assert!(!d.store_checkpoint(a, 1, 1, &digest, &bytes).unwrap());
+    assert!(d.store_checkpoint(a, 1, 1, &digest, &bytes).unwrap());
+    assert_eq!(d.resume_checkpoint(a, 1).unwrap().unwrap().1, bytes);
+
+    assert!(!d.heartbeat(a, 1).unwrap());
+    d.cancel(CancelTarget::Run(a), None).unwrap();
+    assert!(
+        d.heartbeat(a, 1).unwrap(),
+        "a cancelled attempt is told to stop"
+    );
+    assert!(matches!(
+        d.report_epoch(a, 1, 2, 1, EPOCH),
+        Err(CoreError::StaleAttempt { .. })
+    ));
+}
+
+#[test]
+fn failures_are_retried_until_max_retries_then_the_run_fails() {
+    let (d, calls, _, _) = setup("cpu:1", 1);
+    let a = d.submit("t", SPEC, "ada", None).unwrap().runs[0].0;
+    d.finish(a, 1, Ending::Failed("boom".into())).unwrap();
+    let run = d.get_run(a).unwrap();
+    assert_eq!(
+        (run.state, run.attempt, run.failures),
+        (RunState::Running, 2, 1)
+    );
+    assert_eq!(calls.launched.lock().unwrap()[..2], [(a, 1), (a, 2)]);
+    // The old attempt's process exits after its Finish: nothing changes.
+    d.worker_exited(a, 1, &ProcessExit::default()).unwrap();
+    assert_eq!(d.get_run(a).unwrap().attempt, 2);
+    // The retry dies without a Finish: the retries are spent, the run fails with the status.
+    let exit = ProcessExit {
+        code: None,
+        signal: Some(9),
+        stderr_tail: "last words".into(),
+    };
+    d.worker_exited(a, 2, &exit).unwrap();
+    let run = d.get_run(a).unwrap();
+    assert_eq!(run.state, RunState::Failed);
+    let error = run.error.unwrap();
+    assert!(
+        error.contains("killed by signal 9") && error.contains("last words"),
+        "{error}"
+    );
+    assert!(matches!(
+        d.finish(a, 2, Ending::Succeeded("{}".into())),
+        Err(CoreError::StaleAttempt { .. })
+    ));
+    // The freed slot went to the second run.
+    assert_eq!(calls.launched.lock().unwrap().last().unwrap().1, 1);
+}
+
+#[test]
+fn a_silent_worker_is_lost_after_the_timeout_and_retried() {
+    let (d, calls, clock, _) = setup("cpu:1", 2);
+    let a = d.submit("t", SPEC, "ada", None).unwrap().runs[0].0;
+    clock.0.store(5_000, Ordering::SeqCst);
+    d.tick(10_000).unwrap();
+    assert_eq!(d.get_run(a).unwrap().attempt, 1, "not yet");
+    d.heartbeat(a, 1).unwrap();
+    clock.0.store(14_000, Ordering::SeqCst);
+    d.tick(10_000).unwrap();
+    assert_eq!(d.get_run(a).unwrap().attempt, 1, "the heartbeat counted");
+    clock.0.store(30_000, Ordering::SeqCst);
+    d.tick(10_000).unwrap();
+    let run = d.get_run(a).unwrap();
+    assert_eq!((run.state, run.attempt), (RunState::Running, 2));
+    assert_eq!(
+        *calls.cancelled.lock().unwrap(),
+        [(a, 1)],
+        "the lost worker is stopped"
+    );
+    assert!(run.error.unwrap().contains("no heartbeat for 25 s"));
+}
+
+#[test]
+fn recovery_requeues_running_runs_keeps_finished_ones_and_relaunches() {
+    let (d, _, _, store) = setup("cpu:1", 0);
+    let runs = d.submit("t", SPEC, "ada", None).unwrap().runs;
+    let spec2 = SPEC.replace("name = \"t\"", "name = \"u\"");
+    let later = d.submit("u", &spec2, "ada", None).unwrap().runs;
+    d.finish(runs[0].0, 1, Ending::Succeeded("{}".into()))
+        .unwrap();
+    // Run 2 is now running (attempt 1); a new daemon over the same store takes over.
+    assert_eq!(d.get_run(runs[1].0).unwrap().state, RunState::Running);
+    let calls = Arc::new(Calls::default());
+    let settings = DaemonSettings {
+        inventory: Inventory::from_spec(&["cpu:1".to_string()]).unwrap(),
+        ..DaemonSettings::default()
+    };
+    let d2 = Daemon::new(store, settings, Arc::new(Clock0::default()), calls.clone());
+    assert_eq!(d2.recover().unwrap(), [runs[1].0]);
+    assert_eq!(
+        *calls.launched.lock().unwrap(),
+        [(runs[1].0, 2)],
+        "resumed first, as attempt 2"
+    );
+    assert_eq!(d2.get_run(runs[0].0).unwrap().state, RunState::Succeeded);
+    assert_eq!(d2.get_run(later[0].0).unwrap().state, RunState::Queued);
+    assert_eq!(
+        d2.get_run(runs[1].0).unwrap().failures,
+        0,
+        "a restart is not a failure"
+    );
+}
+
+#[test]
+fn the_best_flag_follows_the_stored_test_accuracy() {
+    let (d, _, _, store) = setup("cpu:1", 0);
+    let a = d.submit("t", SPEC, "ada", None).unwrap().runs[0].0;
+    for (epoch, top1) in [(1, 0.5), (2, 0.7), (3, 0.6)] {
+        d.report_epoch(a, 1, epoch, 1, &epoch_json(epoch, Some(top1)))
+            .unwrap();
+        let bytes = format!("ckpt {epoch}").into_bytes();
+        let digest = crate::store::sha256_hex(&bytes);
+        d.store_checkpoint(a, 1, epoch, &digest, &bytes).unwrap();
+    }
+    let best: Vec<u32> = store
+        .list_checkpoints(a)
+        .unwrap()
+        .iter()
+        .filter(|m| m.is_best)
+        .map(|m| m.epoch)
+        .collect();
+    assert_eq!(best, [2]);
+}
