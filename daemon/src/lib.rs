@@ -6,6 +6,7 @@
 pub mod config;
 pub mod core;
 pub mod executor;
+pub mod folders;
 pub mod grpc;
 pub mod model;
 pub mod node;
