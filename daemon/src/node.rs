@@ -40,6 +40,8 @@ pub enum NodeError {
     },
     #[error(transparent)]
     Serve(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Folders(#[from] crate::folders::FolderError),
 }
 
 /// A started daemon (inside a tokio runtime).
@@ -51,6 +53,8 @@ pub struct Node {
     /// Runs the previous daemon left running, requeued at start.
     pub requeued: Vec<RunId>,
     listener: tokio::net::TcpListener,
+    /// The watched inbox and presets folders (live while the node serves).
+    folders: crate::folders::Folders,
 }
 
 impl Node {
@@ -107,6 +111,7 @@ impl Node {
         // Runs the previous daemon left running resume as new attempts; queued runs keep
         // their order and get their chance at once.
         let requeued = daemon.recover()?;
+        let folders = crate::folders::start(config, daemon.clone())?;
         let ticker = daemon.clone();
         let timeout = config.heartbeat_timeout_ms;
         tokio::spawn(async move {
@@ -124,12 +129,14 @@ impl Node {
             executor,
             requeued,
             listener,
+            folders,
         })
     }
 
     /// Serves the gRPC API until `shutdown` resolves, then stops the live workers (the next
     /// daemon requeues their runs).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), NodeError> {
+        let _folders = self.folders;
         let served = crate::grpc::serve(self.listener, self.daemon, shutdown).await;
         self.executor.stop_all();
         Ok(served?)
