@@ -81,6 +81,15 @@ pub(crate) fn parse_error(origin: &str, text: &str, err: toml::de::Error) -> Spe
     let start = span.start.min(text.len());
     let line = text[..start].matches('\n').count() + 1;
     let message = format!("line {line}: {}", err.message());
+    if let Some(field) = missing_field(err.message()) {
+        // The span is the table that lacks the field: the document, or a `[table]` header.
+        let here = text.lines().nth(line - 1).unwrap_or("").trim();
+        let key = match here.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(table) if start > 0 => format!("{}.{field}", table.trim()),
+            _ => field.to_string(),
+        };
+        return invalid(origin, key, err.message());
+    }
     match key_at_line(text, line) {
         Some(key) => invalid(origin, key, message),
         None => SpecError::Parse {
@@ -88,6 +97,15 @@ pub(crate) fn parse_error(origin: &str, text: &str, err: toml::de::Error) -> Spe
             message,
         },
     }
+}
+
+/// `X` of serde's "missing field `X`".
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")?
+        .split('`')
+        .next()
+        .filter(|f| !f.is_empty())
 }
 
 /// The dotted key a `key = value` line sets (`train.epochs`), from the table header above it.

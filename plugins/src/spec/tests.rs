@@ -94,6 +94,12 @@ fn an_unknown_key_is_named_with_its_line() {
         }
         other => panic!("{other}"),
     }
+    // A missing section or key is named as the key that is missing.
+    let err = ExperimentSpec::parse("s.toml", "name = \"x\"\nmethod = \"ce\"\n").unwrap_err();
+    assert!(
+        matches!(&err, SpecError::Invalid { key, .. } if key == "data"),
+        "{err}"
+    );
 }
 
 #[test]
