@@ -19,6 +19,9 @@ use crate::core::{Executor, ProcessExit};
 use crate::model::{DeviceId, RunId, RunRecord};
 use crate::store::{LogStream, MAX_LOG_LINE};
 
+/// How long output is still read after a worker exited.
+const READ_AFTER_EXIT: Duration = Duration::from_secs(2);
+
 /// How the executor starts workers.
 #[derive(Debug, Clone)]
 pub struct ProcessConfig {
@@ -136,6 +139,9 @@ impl Executor for ProcessExecutor {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group: cancel signals reach whatever the worker started too, and
+            // a Ctrl-C meant for the daemon's terminal does not (shutdown stops workers itself).
+            .process_group(0)
             .kill_on_drop(false);
         let cpu_slots = run
             .grants
@@ -210,10 +216,11 @@ impl Executor for ProcessExecutor {
     }
 }
 
+/// Signals the worker's whole process group (the worker leads it).
 fn signal(pid: u32, sig: Signal) {
     if let Ok(raw) = i32::try_from(pid)
         && raw > 0
-        && let Err(e) = kill(Pid::from_raw(raw), sig)
+        && let Err(e) = kill(Pid::from_raw(-raw), sig)
     {
         tracing::debug!(pid, error = %e, "signal not delivered (the worker had exited)");
     }
@@ -242,8 +249,11 @@ async fn supervise(inner: Arc<Inner>, key: (RunId, u32), mut child: tokio::proce
         ))
     });
     let status = child.wait().await;
-    for reader in [out, err].into_iter().flatten() {
-        let _ = reader.await;
+    // A process the worker left behind may hold its pipes open: read what is there, briefly.
+    for mut reader in [out, err].into_iter().flatten() {
+        if tokio::time::timeout(READ_AFTER_EXIT, &mut reader).await.is_err() {
+            reader.abort();
+        }
     }
     if let Ok(mut children) = inner.children.lock() {
         children.remove(&key);
