@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The daemon's figures (issue 3): submit-to-dispatch latency with 1,000 queued runs, metric
+# ingestion through the worker API into sled, `ls` latency over 10,000 stored runs and the RSS
+# of the real `caudad serve` (see daemon/benches/daemon.rs). Builds the bench in release, prints
+# the date, the cores and the load, one line per figure and a JSON line (the last line) for
+# scripts.
+#
+#   bash bench/daemon.sh
+#   BENCH_RUNS=2000 BENCH_SUBMITS=50 bash bench/daemon.sh      # a quicker, smaller run
+#
+# Knobs (env, defaults in brackets): BENCH_QUEUED [1000] runs waiting during the dispatch
+# probes, BENCH_SUBMITS [200] probe submissions per queue size, BENCH_POINTS [2000] epochs
+# reported per ingestion round, BENCH_RUNS [10000] runs stored for `ls` and RSS, BENCH_REPS
+# [100] timed first-page and state-filtered listings, BENCH_WALKS [10] timed full walks,
+# BENCH_CAUDAD the binary to serve (default: the release one cargo builds for the bench).
+# Temp dirs go under TMPDIR. Figures are only comparable on a quiet machine: mind the load.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo bench -p caudad --bench daemon --no-run 2>&1 | tail -n 2
+echo "$(date -u +%FT%TZ)  $(nproc) cores  $(uptime | sed 's/.*load/load/')  commit $(git rev-parse --short HEAD)"
+cargo bench -q -p caudad --bench daemon

@@ -1,0 +1,123 @@
+//! Metric ingestion through the worker API: K running runs, each registered as its worker
+//! would, report epochs as fast as K concurrent clients can; every reply means the point is
+//! stored (flushed) in sled. The record is the engine's own `EpochRecord` with an evaluation of
+//! 100 classes, as a CIFAR-100-LT run would send.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use cauda_plugins::train::{EpochRecord, EvalRecord};
+use cauda_proto::v1;
+
+use crate::rig::{Rig, register, spec, submit};
+
+/// What one ingestion round measured.
+pub struct Ingest {
+    pub points: usize,
+    pub wall: Duration,
+    /// The latency of every ReportEpoch call.
+    pub calls: Vec<Duration>,
+    /// The size of one record's JSON.
+    pub record_bytes: usize,
+}
+
+/// A realistic epoch record: train figures and a 100-class evaluation.
+pub fn record(epoch: usize) -> EpochRecord {
+    let per_class = (0..100)
+        .map(|c| Some(0.9 - 0.006 * c as f32 + 0.0001 * epoch as f32))
+        .collect();
+    EpochRecord {
+        stage: 1,
+        epoch,
+        train_loss: 4.6 / (1.0 + epoch as f32 * 0.1),
+        lr: 0.1 * 0.5f64.powi(i32::try_from(epoch / 60).unwrap_or(i32::MAX)),
+        images_per_sec: 5123.4,
+        eval: Some(EvalRecord {
+            test_top1: 0.4123,
+            many: Some(0.6812),
+            medium: Some(0.4021),
+            few: Some(0.1234),
+            per_class,
+            val_top1: None,
+        }),
+    }
+}
+
+/// `k` runs report `points` epochs in all (`points / k` each, at least one).
+pub fn ingest(k: usize, points: usize) -> anyhow::Result<Ingest> {
+    let (rig, mut launches) = Rig::start(&[&format!("cpu:{k}")])?;
+    let runtime = crate::client_runtime()?;
+    let per_run = (points / k).max(1);
+    let record_bytes = serde_json::to_string(&record(1))?.len();
+    let result = runtime.block_on(async {
+        let mut cauda = rig.cauda().await?;
+        let (_, runs) = submit(&mut cauda, &spec("ingest", 0, Some(0..k))).await?;
+        ensure!(runs.len() == k, "the grid gave {} runs", runs.len());
+        let started = launches.take(k).await?;
+        let mut clients = Vec::with_capacity(k);
+        for launch in started {
+            let mut worker = rig.worker().await?;
+            register(&mut worker, launch).await?;
+            clients.push((worker, launch));
+        }
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (mut worker, launch) in clients {
+            tasks.spawn(async move {
+                let mut calls = Vec::with_capacity(per_run);
+                for epoch in 1..=per_run {
+                    let raw_json = serde_json::to_string(&record(epoch))?;
+                    let request = v1::ReportEpochRequest {
+                        run_id: launch.run.0,
+                        attempt: launch.attempt,
+                        metrics: Some(v1::EpochMetrics {
+                            stage: 1,
+                            epoch: u32::try_from(epoch)?,
+                            train_loss: 0.5,
+                            lr: 0.1,
+                            images_per_sec: 5123.4,
+                            eval: None,
+                            raw_json,
+                            attempt: launch.attempt,
+                        }),
+                    };
+                    let call = Instant::now();
+                    let reply = worker.report_epoch(request).await?.into_inner();
+                    calls.push(call.elapsed());
+                    ensure!(
+                        !reply.duplicate,
+                        "epoch {epoch} of {} was a duplicate",
+                        launch.run
+                    );
+                }
+                anyhow::Ok(calls)
+            });
+        }
+        let mut calls = Vec::with_capacity(per_run * k);
+        while let Some(done) = tasks.join_next().await {
+            calls.extend(done.context("a reporting client panicked")??);
+        }
+        let wall = start.elapsed();
+        for run in &runs {
+            let stored = cauda
+                .get_metrics(v1::GetMetricsRequest { run_id: *run })
+                .await?
+                .into_inner()
+                .epochs
+                .len();
+            ensure!(
+                stored == per_run,
+                "r-{run}: {stored} of {per_run} epochs stored"
+            );
+        }
+        anyhow::Ok(Ingest {
+            points: per_run * k,
+            wall,
+            calls,
+            record_bytes,
+        })
+    });
+    drop(runtime);
+    rig.stop()?;
+    result
+}
