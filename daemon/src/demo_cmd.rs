@@ -61,7 +61,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let server = tokio::spawn(node.serve(async {
             let _ = stopped.await;
         }));
-        let report = drive(addr, &spec, args.seed, slots).await;
+        // Ctrl-C stops the workers (they lead their own process groups) before exiting.
+        let report = tokio::select! {
+            r = drive(addr, &spec, args.seed, slots) => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        };
         let _ = stop.send(());
         server.await.context("the daemon task")??;
         report
