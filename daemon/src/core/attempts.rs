@@ -1,12 +1,12 @@
 //! The life of one attempt as the core sees it: a worker registers, heartbeats, reports epochs,
 //! logs and checkpoints, and finishes; its process exits; a lost or failed attempt is retried
-//! from the latest checkpoint or fails the run; a restarted daemon requeues what was running.
+//! from the latest checkpoint or fails the run (recovery after a restart is in `recovery`).
 //! Every call names (run, attempt) and is fenced: only the run's current running attempt writes.
 
 use super::daemon::state_event;
 use super::{CoreError, Daemon, Result};
-use crate::model::{Millis, RunId, RunRecord, RunState};
-use crate::store::{CheckpointMeta, Event, EventKind, LogStream, RunFilter, WriteOp};
+use crate::model::{RunId, RunRecord, RunState};
+use crate::store::{CheckpointMeta, Event, EventKind, LogStream, WriteOp};
 
 /// Most bytes of a worker's stderr quoted in a failed run's error.
 pub const STDERR_TAIL_BYTES: usize = 2048;
@@ -308,7 +308,7 @@ impl Daemon {
 
     /// Ends the running attempt of `run`: success, a retry from the latest checkpoint, or
     /// failure once `max_retries` retries are spent. Devices are freed in the same commit.
-    fn end_attempt(&self, mut run: RunRecord, ending: Ending) -> Result<()> {
+    pub(super) fn end_attempt(&self, mut run: RunRecord, ending: Ending) -> Result<()> {
         let now = self.clock.now();
         let attempt = run.attempt;
         run.grants.clear();
@@ -342,81 +342,6 @@ impl Daemon {
         let event = state_event(now, Some(RunState::Running), to, reason);
         let id = run.id;
         self.commit(&[WriteOp::PutRun(run), WriteOp::AppendEvent(id, event)])
-    }
-
-    /// At start-up: every run left running by the previous daemon goes back to the queue
-    /// (keeping its place: priority, then submission time) and resumes from its latest
-    /// checkpoint as a new attempt. Finished runs are not touched. Returns the requeued runs.
-    pub fn recover(&self) -> Result<Vec<RunId>> {
-        let _guard = self.lock()?;
-        let running = self.store.list_runs(&RunFilter {
-            state: Some(RunState::Running),
-            ..RunFilter::default()
-        })?;
-        let now = self.clock.now();
-        let mut ops = Vec::new();
-        let mut ids = Vec::new();
-        for mut run in running {
-            let why = format!(
-                "the daemon restarted during attempt {}; resumes from its latest checkpoint",
-                run.attempt
-            );
-            run.state = RunState::Queued;
-            run.grants.clear();
-            run.pending_reason = Some(why.clone());
-            ids.push(run.id);
-            ops.push(WriteOp::AppendEvent(
-                run.id,
-                state_event(now, Some(RunState::Running), RunState::Queued, Some(why)),
-            ));
-            ops.push(WriteOp::PutRun(run));
-        }
-        if !ops.is_empty() {
-            self.commit(&ops)?;
-            tracing::info!(runs = ids.len(), "requeued the runs of the previous daemon");
-        }
-        self.schedule_locked()?;
-        Ok(ids)
-    }
-
-    /// Fails (or retries) attempts that showed no sign of life for `timeout_ms`, asks the
-    /// executor to stop their processes, then schedules (holds and backfill depend on time).
-    pub fn tick(&self, timeout_ms: Millis) -> Result<()> {
-        let _guard = self.lock()?;
-        let now = self.clock.now();
-        let running = self.store.list_runs(&RunFilter {
-            state: Some(RunState::Running),
-            ..RunFilter::default()
-        })?;
-        for run in running {
-            let key = (run.id, run.attempt);
-            let last = self
-                .last_seen
-                .lock()
-                .ok()
-                .and_then(|seen| seen.get(&key).copied());
-            let last = match last {
-                Some(t) => t,
-                None => {
-                    // A run launched by an earlier daemon process: its clock starts now.
-                    self.saw(run.id, run.attempt);
-                    continue;
-                }
-            };
-            if now.saturating_sub(last) > timeout_ms {
-                let message = format!(
-                    "worker of attempt {} sent no heartbeat for {} s",
-                    run.attempt,
-                    now.saturating_sub(last) / 1000
-                );
-                self.executor.cancel(&run);
-                if let Ok(mut seen) = self.last_seen.lock() {
-                    seen.remove(&key);
-                }
-                self.end_attempt(run, Ending::Failed(message))?;
-            }
-        }
-        self.schedule_locked()
     }
 }
 

@@ -8,6 +8,7 @@ mod attempts_test;
 mod daemon;
 mod error;
 mod query;
+mod recovery;
 #[cfg(test)]
 mod tests;
 
