@@ -294,3 +294,60 @@ fn fashion_mnist_lt_trains_when_installed() {
     assert_eq!(summary.class_counts[9], 10);
     assert!(summary.last.test_top1 > 0.5, "{}", summary.last.test_top1);
 }
+
+#[test]
+fn decoupled_methods_share_one_stage_1_and_start_stage_2_from_its_checkpoint() {
+    let crt = spec("crt", "");
+    let lws = spec("lws", "");
+    let tau = spec("tau-norm", "");
+    let first = train::stage1_run(&crt).expect("crt splits");
+    assert!(first.stage2.is_none());
+    for other in [&lws, &tau] {
+        let theirs = train::stage1_run(other).expect("splits");
+        assert_eq!(
+            train::config_hash(&theirs),
+            train::config_hash(&first),
+            "one shared stage 1"
+        );
+    }
+    assert!(train::stage1_run(&spec("ce", "")).is_none());
+    assert!(train::stage1_run(&spec("weight-balancing", "")).is_none());
+    // The stage-1 run is plain cross-entropy with instance sampling: the `ce` preset's run.
+    assert_eq!(
+        train::config_hash(&first),
+        train::config_hash(&spec("ce", ""))
+    );
+
+    let (_, stage1) = run(&first, None);
+    let last = stage1.checkpoints.last().unwrap().clone();
+    assert_eq!((last.header.stage, last.header.epochs_done), (1, 4));
+    for method in [&crt, &lws, &tau] {
+        let (whole, _) = run(method, None);
+        let (split, sink) = run(method, Some(last.clone()));
+        assert!(
+            sink.epochs.iter().all(|e| e.stage == 2),
+            "stage 1 is not trained again"
+        );
+        assert_eq!(split.epochs, whole.epochs, "{}", method.method);
+        assert!(
+            (split.last.test_top1 - whole.last.test_top1).abs() < 0.05,
+            "{}: split {} vs whole {}",
+            method.method,
+            split.last.test_top1,
+            whole.last.test_top1
+        );
+    }
+    // A stage-1 checkpoint that is not final, or of another stage 1, is refused.
+    let early = stage1.checkpoints[1].clone();
+    let data = train::prepare(&crt.data).unwrap();
+    let err = train::train(
+        &crt,
+        &data,
+        &builtin_registry(),
+        &Device::default(),
+        Some(early),
+        &mut Collect::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, TrainError::ForeignCheckpoint { .. }), "{err}");
+}

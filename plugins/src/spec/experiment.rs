@@ -37,6 +37,9 @@ pub struct ExperimentSpec {
     pub metrics: MetricsSection,
     #[serde(default)]
     pub resources: ResourcesSection,
+    /// How the daemon reports the experiment (not part of any run).
+    #[serde(default, skip_serializing_if = "ReportSection::is_default")]
+    pub report: ReportSection,
     /// Cartesian grid: `method` or dotted keys (`"train.seed"`) to lists of values.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sweep: BTreeMap<String, Vec<toml::Value>>,
@@ -243,4 +246,20 @@ pub struct ResourcesSection {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu_share: Option<f64>,
     pub priority: i32,
+}
+
+/// `[report]`: what the daemon adds to an experiment to report it as the survey does.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSection {
+    /// Schedule the balanced reference runs of every run (plain CE and the method itself on the
+    /// balanced variant of its training set) and report relative accuracy
+    /// `A_r = A_t / max(A_v, A_b)` (Zhang et al., "Deep Long-Tailed Learning: A Survey", Sec. 4.1).
+    pub relative_accuracy: bool,
+}
+
+impl ReportSection {
+    pub fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
 }

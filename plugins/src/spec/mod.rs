@@ -9,8 +9,8 @@ mod sweep;
 
 pub use experiment::{
     AugmentSection, DataFormat, DataSection, ExperimentSpec, ImbalanceSpec, LtProfile,
-    MetricsSection, ModelSection, ModuleSection, OptimizerSpec, RebalanceSection, ResourcesSection,
-    ScheduleSpec, SyntheticConfig, TrainSection,
+    MetricsSection, ModelSection, ModuleSection, OptimizerSpec, RebalanceSection, ReportSection,
+    ResourcesSection, ScheduleSpec, SyntheticConfig, TrainSection,
 };
 pub use preset::{Preset, PresetBook};
 pub use resolve::{ResolvedRun, Stage2Spec};

@@ -68,10 +68,38 @@ pub struct Context<'a> {
     pub posthoc_shift: Option<Vec<f32>>,
 }
 
-/// Hash of a resolved run: the identity of its config (sha256 of its canonical JSON).
+/// The keys of a resolved run that label it or place it but do not change what it trains:
+/// its grid point's name, its method (preset) name and its resource request.
+const NOT_IDENTITY: [&str; 3] = ["name", "method", "resources"];
+
+/// Hash of a resolved run: the identity of what it trains (sha256 of its canonical JSON, keys
+/// sorted, without the labels in `NOT_IDENTITY`). Two runs with the same hash train the same
+/// model on the same split with the same seed: the daemon trains such a run once and reuses it.
 pub fn config_hash(run: &ResolvedRun) -> String {
-    let digest = Sha256::digest(run.to_json().as_bytes());
+    let mut value = serde_json::to_value(run).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        for key in NOT_IDENTITY {
+            object.remove(key);
+        }
+    }
+    // serde_json's map is ordered by key, so this text is canonical.
+    let canonical = serde_json::to_string(&value).unwrap_or_default();
+    let digest = Sha256::digest(canonical.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The stage-1 run of a decoupled method whose first stage does not depend on its second (cRT,
+/// LWS, tau-norm; Kang et al. ICLR 2020): the same run without its stage 2. Several such
+/// methods share one stage-1 run (same `config_hash`), and each stage 2 starts from its final
+/// checkpoint. `None` for other runs (weight balancing changes its stage 1, so it stays whole).
+pub fn stage1_run(run: &ResolvedRun) -> Option<ResolvedRun> {
+    let stage2 = run.stage2.as_ref()?;
+    if !matches!(stage2.name.as_str(), "crt" | "lws" | "tau-norm") {
+        return None;
+    }
+    let mut first = run.clone();
+    first.stage2 = None;
+    Some(first)
 }
 
 /// Runs a whole training run, resuming from `resume` when given.
@@ -97,8 +125,15 @@ pub fn train(
         config_hash: config_hash(run),
         posthoc_shift,
     };
+    // A checkpoint of this run, or the final stage-1 checkpoint of its stage-1 run.
+    let from_stage1 = |ck: &Checkpoint| {
+        ck.header.stage == 1
+            && ck.header.epochs_done == run.train.epochs
+            && stage1_run(run).is_some_and(|first| config_hash(&first) == ck.header.config_hash)
+    };
     if let Some(ck) = &resume
         && ck.header.config_hash != ctx.config_hash
+        && !from_stage1(ck)
     {
         return Err(TrainError::ForeignCheckpoint {
             found: ck.header.config_hash.clone(),
