@@ -8,6 +8,7 @@ mod exit;
 mod ids;
 mod json;
 mod output;
+mod report_rows;
 
 use std::process::ExitCode;
 

@@ -124,5 +124,18 @@ pub struct ExperimentRecord {
     pub user: String,
     pub spec_text: String,
     pub submitted_at: Millis,
+    /// Every run the experiment needs: those it created, then the stored ones it reuses.
     pub runs: Vec<RunId>,
+    /// Its grid points in order: the rows of its report.
+    #[serde(default)]
+    pub points: Vec<PointRecord>,
+}
+
+/// One grid point of an experiment: the run that answers it and, with relative accuracy, its
+/// balanced references (plain CE, the method itself).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointRecord {
+    pub name: String,
+    pub run: RunId,
+    pub references: Option<(RunId, RunId)>,
 }

@@ -9,6 +9,7 @@ mod logs;
 mod ls;
 mod metrics;
 mod plugins;
+mod report;
 mod show;
 mod submit;
 mod watch;
@@ -59,6 +60,10 @@ pub enum Command {
     Devices(devices::Args),
     /// Download a run's checkpoint, verify its SHA-256 and write it atomically.
     Checkpoint(checkpoint::Args),
+    /// An experiment's report: one row per method (and ratio) over seeds, in the survey's layout.
+    Report(report::Args),
+    /// Two experiments' reports side by side, with the difference in top-1.
+    Compare(report::CompareArgs),
     /// Print a shell completion script.
     Completions(completions::Args),
 }
@@ -77,6 +82,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Plugins(args) => plugins::run(addr, args).await,
         Command::Devices(args) => devices::run(addr, args).await,
         Command::Checkpoint(args) => checkpoint::run(addr, args).await,
+        Command::Report(args) => report::run(addr, args).await,
+        Command::Compare(args) => report::compare(addr, args).await,
         Command::Completions(args) => completions::run(args),
     }
 }

@@ -81,15 +81,26 @@ pub async fn run(addr: &str, args: Args) -> Result<(), CliError> {
     let mut text = if args.validate_only {
         format!("spec is valid: {} runs\n", reply.runs.len())
     } else {
-        format!(
-            "experiment {}: {} runs\n",
+        let reused = reply.runs.iter().filter(|r| r.reused).count();
+        let mut head = format!(
+            "experiment {}: {} runs",
             experiment_label(reply.experiment_id),
-            reply.runs.len()
-        )
+            reply.runs.len() - reused
+        );
+        if reused > 0 {
+            head.push_str(&format!(", {reused} reused (already trained or queued)"));
+        }
+        head + "\n"
     };
     for r in &reply.runs {
         if args.validate_only {
             text.push_str(&format!("  {}\n", r.name));
+        } else if r.reused {
+            text.push_str(&format!(
+                "  {}  {}  (reused)\n",
+                run_label(r.run_id),
+                r.name
+            ));
         } else {
             text.push_str(&format!("  {}  {}\n", run_label(r.run_id), r.name));
         }

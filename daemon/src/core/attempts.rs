@@ -86,9 +86,13 @@ impl Daemon {
     ) -> Result<WorkerStart> {
         let run = self.fence(id, attempt)?;
         self.saw(id, attempt);
-        let resume = self.store.list_checkpoints(id)?.into_iter().last();
+        let resume = self.resume_meta(&run)?;
         let epochs_done = self.store.metrics(id)?.last().map_or(0, |m| m.epoch);
         let line = match &resume {
+            Some(c) if c.run != id => format!(
+                "attempt {attempt}: worker pid {pid} on {host} registered; starting from the final checkpoint of its stage-1 run {} (epoch {})",
+                c.run, c.epoch
+            ),
             Some(c) => format!(
                 "attempt {attempt}: worker pid {pid} on {host} registered; resuming after epoch {} (checkpoint of attempt {})",
                 c.epoch, c.attempt
@@ -260,8 +264,23 @@ impl Daemon {
         id: RunId,
         attempt: u32,
     ) -> Result<Option<(CheckpointMeta, Vec<u8>)>> {
-        self.fence(id, attempt)?;
-        Ok(self.store.latest_checkpoint(id)?)
+        let run = self.fence(id, attempt)?;
+        match self.resume_meta(&run)? {
+            Some(meta) => Ok(self.store.checkpoint(meta.run, meta.epoch)?),
+            None => Ok(None),
+        }
+    }
+
+    /// Where an attempt starts: the run's latest checkpoint, else (a stage-2 run) the final
+    /// checkpoint of the run it depends on, else nothing.
+    fn resume_meta(&self, run: &RunRecord) -> Result<Option<CheckpointMeta>> {
+        if let Some(own) = self.store.list_checkpoints(run.id)?.into_iter().last() {
+            return Ok(Some(own));
+        }
+        match run.depends_on {
+            Some(dep) => Ok(self.store.list_checkpoints(dep)?.into_iter().last()),
+            None => Ok(None),
+        }
     }
 
     /// The worker's report of how its attempt ended.
@@ -341,7 +360,11 @@ impl Daemon {
         tracing::info!(run_id = %run.id, attempt, state = ?to, "attempt ended");
         let event = state_event(now, Some(RunState::Running), to, reason);
         let id = run.id;
-        self.commit(&[WriteOp::PutRun(run), WriteOp::AppendEvent(id, event)])
+        self.commit(&[WriteOp::PutRun(run), WriteOp::AppendEvent(id, event)])?;
+        if to == RunState::Failed {
+            self.end_dependents(id, RunState::Failed)?;
+        }
+        Ok(())
     }
 }
 

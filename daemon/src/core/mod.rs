@@ -7,8 +7,11 @@ mod attempts;
 mod attempts_test;
 mod daemon;
 mod error;
+mod pipeline;
+mod plan;
 mod query;
 mod recovery;
+mod report;
 #[cfg(test)]
 mod tests;
 
@@ -16,6 +19,7 @@ pub use attempts::{Ending, ProcessExit, STDERR_TAIL_BYTES, WorkerStart};
 pub use daemon::{CancelOutcome, CancelTarget, Daemon, DaemonSettings, Submitted};
 pub use error::{CoreError, Result};
 pub use query::{CheckpointChoice, DeviceView, PlacedRun};
+pub use report::{Report, ReportRow};
 
 use crate::model::{Millis, RunId, RunRecord};
 use crate::store::Event;

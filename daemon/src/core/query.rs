@@ -55,10 +55,15 @@ impl Daemon {
             .store
             .get_experiment(id)?
             .ok_or(CoreError::ExperimentNotFound(id))?;
-        let runs = self.store.list_runs(&RunFilter {
-            experiment: Some(id),
-            ..RunFilter::default()
-        })?;
+        // Its own runs and the stored ones it reuses.
+        let mut runs = Vec::with_capacity(experiment.runs.len());
+        for run in &experiment.runs {
+            runs.push(
+                self.store
+                    .get_run(*run)?
+                    .ok_or(CoreError::RunNotFound(*run))?,
+            );
+        }
         Ok((experiment, runs))
     }
 

@@ -308,3 +308,39 @@ pub fn plugin_to_wire(p: &PluginInfo) -> v1::Plugin {
 #[cfg(test)]
 #[path = "convert_test.rs"]
 mod tests;
+
+/// A report on the wire.
+pub fn report_to_wire(r: &crate::core::Report) -> v1::GetReportResponse {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    v1::GetReportResponse {
+        experiment_id: r.experiment.0,
+        name: r.name.clone(),
+        rows: r
+            .rows
+            .iter()
+            .map(|row| v1::ReportRow {
+                label: row.label.clone(),
+                method: row.method.clone(),
+                ratio: row.ratio,
+                runs: count(row.runs),
+                succeeded: count(row.succeeded),
+                failed: count(row.failed),
+                seeds: count(row.seeds),
+                top1_mean: row.top1_mean,
+                top1_std: row.top1_std,
+                many: row.many,
+                medium: row.medium,
+                few: row.few,
+                val_selected_top1: row.val_selected_top1,
+                best_test_top1: row.best_test_top1,
+                relative_accuracy: row.relative_accuracy,
+                a_t: row.a_t,
+                a_v: row.a_v,
+                a_b: row.a_b,
+                images_per_sec: row.images_per_sec,
+                hours: row.hours,
+                gpu_hours: row.gpu_hours,
+            })
+            .collect(),
+    }
+}

@@ -55,7 +55,11 @@ impl Cauda for CaudaService {
             let names = self.daemon.validate(origin, &req.spec_toml)?;
             let runs = names
                 .into_iter()
-                .map(|name| v1::SubmittedRun { run_id: 0, name })
+                .map(|name| v1::SubmittedRun {
+                    run_id: 0,
+                    name,
+                    reused: false,
+                })
                 .collect();
             return Ok(Response::new(v1::SubmitExperimentResponse {
                 experiment_id: 0,
@@ -72,7 +76,21 @@ impl Cauda for CaudaService {
             runs: submitted
                 .runs
                 .into_iter()
-                .map(|(id, name)| v1::SubmittedRun { run_id: id.0, name })
+                .map(|(id, name)| v1::SubmittedRun {
+                    run_id: id.0,
+                    name,
+                    reused: false,
+                })
+                .chain(
+                    submitted
+                        .reused
+                        .into_iter()
+                        .map(|(id, name)| v1::SubmittedRun {
+                            run_id: id.0,
+                            name,
+                            reused: true,
+                        }),
+                )
                 .collect(),
         }))
     }
@@ -263,6 +281,16 @@ impl Cauda for CaudaService {
     }
 
     type GetCheckpointStream = BoxStream<v1::CheckpointChunk>;
+
+    #[instrument(skip_all, fields(experiment_id = request.get_ref().experiment_id))]
+    async fn get_report(
+        &self,
+        request: Request<v1::GetReportRequest>,
+    ) -> Result<Response<v1::GetReportResponse>, Status> {
+        let id = ExperimentId(request.get_ref().experiment_id);
+        let report = self.daemon.report(id)?;
+        Ok(Response::new(convert::report_to_wire(&report)))
+    }
 
     #[instrument(skip_all, fields(run_id = request.get_ref().run_id))]
     async fn get_checkpoint(

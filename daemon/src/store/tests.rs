@@ -12,6 +12,7 @@ fn experiment(id: u64, runs: &[u64]) -> ExperimentRecord {
         spec_text: "[train]\nepochs = 2\n".into(),
         submitted_at: 1_000 + id,
         runs: runs.iter().map(|&r| RunId(r)).collect(),
+        points: Vec::new(),
     }
 }
 

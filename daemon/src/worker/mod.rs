@@ -86,6 +86,15 @@ pub fn run(args: &WorkerArgs) -> Result<(), WorkerError> {
         Some(_) => Some(Checkpoint::from_bytes(&rpc.fetch_checkpoint()?)?),
         None => None,
     };
+    // A stage-2 run starting from its stage-1 run's checkpoint: its own metrics begin with that
+    // stage's epochs, so they are contiguous from epoch 1 (resent epochs are duplicates).
+    if let (Some(meta), Some(ck)) = (&start.resume, &resume)
+        && meta.run_id != args.run
+    {
+        for record in &ck.header.history {
+            rpc.report_epoch(record)?;
+        }
+    }
     let total = run.train.epochs
         + run
             .stage2

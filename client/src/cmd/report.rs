@@ -1,0 +1,145 @@
+//! `cauda report EXPERIMENT [--format table|markdown|csv|json]`: the experiment's report
+//! (GetReport) in the survey's layout; `cauda compare E1 E2` puts two reports side by side.
+
+use cauda_proto::v1::{GetReportRequest, GetReportResponse};
+
+use crate::connect::connect;
+use crate::exit::CliError;
+use crate::ids::{experiment_label, parse_experiment_id};
+use crate::output::table;
+use crate::report_rows::{HEADERS, NOTE, cells, csv, json_rows, markdown};
+
+/// The output formats of `cauda report`.
+#[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for a terminal.
+    #[default]
+    Table,
+    /// A Markdown table (for papers' notes and READMEs).
+    Markdown,
+    /// One line per row with raw fractions.
+    Csv,
+    /// `{experiment_id, name, rows: [{method, ratio, seeds, top1_mean, top1_std, many, medium,
+    /// few, relative_accuracy, ...}]}`.
+    Json,
+}
+
+/// Arguments of `cauda report`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The experiment (`e-3` or `3`).
+    #[arg(value_parser = parse_experiment_id)]
+    pub experiment: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Arguments of `cauda compare`.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The first experiment.
+    #[arg(value_parser = parse_experiment_id)]
+    pub first: u64,
+    /// The second experiment.
+    #[arg(value_parser = parse_experiment_id)]
+    pub second: u64,
+}
+
+pub(crate) async fn fetch(addr: &str, id: u64) -> Result<GetReportResponse, CliError> {
+    let mut client = connect(addr).await?;
+    Ok(client
+        .get_report(GetReportRequest { experiment_id: id })
+        .await
+        .map_err(|s| CliError::from_status(addr, s))?
+        .into_inner())
+}
+
+/// Runs `cauda report`.
+pub async fn run(addr: &str, args: Args) -> Result<(), CliError> {
+    let report = fetch(addr, args.experiment).await?;
+    match args.format {
+        Format::Json => super::emit_json(&json_rows(&report)),
+        Format::Csv => super::emit(&csv(&report)),
+        Format::Markdown => super::emit(&markdown(&report)),
+        Format::Table => {
+            let rows: Vec<Vec<String>> = report.rows.iter().map(cells).collect();
+            super::emit(&format!(
+                "{} {}\n{}\n{NOTE}\n",
+                experiment_label(report.experiment_id),
+                report.name,
+                table(&HEADERS, &rows)
+            ))
+        }
+    }
+}
+
+/// Runs `cauda compare`: the rows of both reports, matched by method and ratio, with the
+/// difference of their mean top-1 in points.
+pub async fn compare(addr: &str, args: CompareArgs) -> Result<(), CliError> {
+    let a = fetch(addr, args.first).await?;
+    let b = fetch(addr, args.second).await?;
+    let (la, lb) = (
+        experiment_label(a.experiment_id),
+        experiment_label(b.experiment_id),
+    );
+    let pct = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{:.1}", v * 100.0));
+    let rel = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.3}"));
+    let mut keys: Vec<(String, Option<f64>)> = Vec::new();
+    for row in a.rows.iter().chain(&b.rows) {
+        let key = (row.method.clone(), row.ratio);
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    let find = |r: &GetReportResponse, key: &(String, Option<f64>)| {
+        r.rows
+            .iter()
+            .find(|row| row.method == key.0 && row.ratio == key.1)
+            .cloned()
+    };
+    let rows: Vec<Vec<String>> = keys
+        .iter()
+        .map(|key| {
+            let (x, y) = (find(&a, key), find(&b, key));
+            let top = |r: &Option<cauda_proto::v1::ReportRow>| r.as_ref().and_then(|r| r.top1_mean);
+            let few = |r: &Option<cauda_proto::v1::ReportRow>| r.as_ref().and_then(|r| r.few);
+            let ra = |r: &Option<cauda_proto::v1::ReportRow>| {
+                r.as_ref().and_then(|r| r.relative_accuracy)
+            };
+            let delta = match (top(&x), top(&y)) {
+                (Some(p), Some(q)) => format!("{:+.1}", (q - p) * 100.0),
+                _ => "-".into(),
+            };
+            vec![
+                key.0.clone(),
+                key.1.map_or_else(|| "-".into(), |r| format!("{r}")),
+                pct(top(&x)),
+                pct(top(&y)),
+                delta,
+                pct(few(&x)),
+                pct(few(&y)),
+                rel(ra(&x)),
+                rel(ra(&y)),
+            ]
+        })
+        .collect();
+    let headers = [
+        "method".to_string(),
+        "ratio".into(),
+        format!("top-1 {la}"),
+        format!("top-1 {lb}"),
+        "delta".into(),
+        format!("few {la}"),
+        format!("few {lb}"),
+        format!("rel-acc {la}"),
+        format!("rel-acc {lb}"),
+    ];
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    super::emit(&format!(
+        "{la} {} vs {lb} {}\n{}",
+        a.name,
+        b.name,
+        table(&headers, &rows)
+    ))
+}
