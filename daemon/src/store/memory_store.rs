@@ -1,6 +1,6 @@
 //! The in-memory `Store` for unit tests of the scheduler and the services: ordered maps behind
 //! one lock, with the same indexes, validation, numbering and retention as the sled store (the
-//! shared suite in `tests.rs` holds both to the same behaviour). Nothing survives a drop.
+//! shared suite in `tests/` holds both to the same behaviour). Nothing survives a drop.
 
 use super::{
     CheckpointMeta, Event, MetricPoint, Result, RunFilter, Store, StoreConfig, StoreError, WriteOp,

@@ -8,6 +8,9 @@
 
 mod keys;
 mod memory_store;
+mod sled_checkpoints;
+mod sled_commit;
+mod sled_metrics;
 mod sled_store;
 #[cfg(test)]
 mod tests;
