@@ -11,6 +11,7 @@ mod memory_store;
 mod sled_checkpoints;
 mod sled_commit;
 mod sled_metrics;
+mod sled_queries;
 mod sled_store;
 #[cfg(test)]
 mod tests;

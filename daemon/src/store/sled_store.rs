@@ -3,8 +3,8 @@
 //! `flush` (an fsync of sled's log) before any mutating method returns. Multi-step writes (a
 //! commit's event numbering, a checkpoint's retention) are serialised by one writer lock; reads
 //! take no lock. This file holds the database, its helpers and the one `impl Store`; the
-//! writes that append events, the metrics and the checkpoints live in `sled_commit`,
-//! `sled_metrics` and `sled_checkpoints`.
+//! batched writes, the listings, the metrics and the checkpoints live in `sled_commit`,
+//! `sled_queries`, `sled_metrics` and `sled_checkpoints`.
 
 use super::keys;
 use super::{
@@ -183,14 +183,6 @@ impl SledStore {
             }
         }
     }
-
-    fn read_run(&self, op: &'static str, id: u64) -> Result<Option<RunRecord>> {
-        let key = keys::id(id);
-        match self.runs.get(key).map_err(self.err(op))? {
-            Some(v) => decode(op, "runs", &key, &v).map(Some),
-            None => Ok(None),
-        }
-    }
 }
 
 impl Store for SledStore {
@@ -221,19 +213,7 @@ impl Store for SledStore {
         after: Option<ExperimentId>,
         limit: Option<usize>,
     ) -> Result<Vec<ExperimentRecord>> {
-        const OP: &str = "list_experiments";
-        let Some(start) = after.map_or(Some(0), |a| a.0.checked_add(1)) else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for entry in self.experiments.range(keys::id(start)..) {
-            if limit.is_some_and(|l| out.len() >= l) {
-                break;
-            }
-            let (k, v) = entry.map_err(self.err(OP))?;
-            out.push(decode(OP, "experiments", &k, &v)?);
-        }
-        Ok(out)
+        self.read_experiments(after, limit)
     }
 
     fn get_run(&self, id: RunId) -> Result<Option<RunRecord>> {
@@ -241,59 +221,7 @@ impl Store for SledStore {
     }
 
     fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
-        const OP: &str = "list_runs";
-        let Some(start) = filter.after.map_or(Some(0), |a| a.0.checked_add(1)) else {
-            return Ok(Vec::new());
-        };
-        let (from, to) = (RunId(start), RunId(u64::MAX));
-        // The most selective index the filter allows; `None` walks the runs themselves.
-        let (tree, iter) = if let Some(e) = filter.experiment {
-            (
-                "runs_by_experiment",
-                self.by_experiment
-                    .range(keys::pair(e.0, from.0)..=keys::pair(e.0, to.0)),
-            )
-        } else if let Some(s) = filter.state {
-            (
-                "runs_by_state",
-                self.by_state
-                    .range(keys::state_run(s, from)..=keys::state_run(s, to)),
-            )
-        } else if let Some(u) = &filter.user {
-            (
-                "runs_by_user",
-                self.by_user
-                    .range(keys::user_run(u, from)..=keys::user_run(u, to)),
-            )
-        } else {
-            ("runs", self.runs.range(keys::id(start)..))
-        };
-        let mut out = Vec::new();
-        for entry in iter {
-            if filter.limit.is_some_and(|l| out.len() >= l) {
-                break;
-            }
-            let (k, v) = entry.map_err(self.err(OP))?;
-            let run: RunRecord = if tree == "runs" {
-                decode(OP, tree, &k, &v)?
-            } else {
-                let id = keys::trailing_u64(&k).ok_or_else(|| StoreError::Corrupt {
-                    op: OP,
-                    key: keys::describe(tree, &k),
-                    reason: "malformed index key".into(),
-                })?;
-                self.read_run(OP, id)?.ok_or_else(|| StoreError::Corrupt {
-                    op: OP,
-                    key: keys::describe(tree, &k),
-                    reason: format!("index entry for run {id}, which is not stored"),
-                })?
-            };
-            // A concurrent put may have moved the run since the index was read.
-            if filter.matches(&run) {
-                out.push(run);
-            }
-        }
-        Ok(out)
+        self.read_runs(filter)
     }
 
     fn events(&self, run: RunId, from_seq: u64) -> Result<Vec<(u64, Event)>> {
