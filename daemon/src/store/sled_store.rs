@@ -242,6 +242,17 @@ impl Store for SledStore {
         self.store_metric(run, epoch, stage, json)
     }
 
+    fn append_metric_with_event(
+        &self,
+        run: RunId,
+        epoch: u32,
+        stage: u8,
+        json: &[u8],
+        event: &Event,
+    ) -> Result<Option<u64>> {
+        self.store_metric_with_event(run, epoch, stage, json, event)
+    }
+
     fn metrics(&self, run: RunId) -> Result<Vec<MetricPoint>> {
         self.read_metrics(run)
     }

@@ -130,6 +130,8 @@ macro_rules! shared_suite {
                 events::commit_is_all_or_nothing,
                 events::events_order_and_bound,
                 metrics::metrics_are_idempotent,
+                metrics::metric_with_event_is_one_write,
+                metrics::concurrent_reports_store_each_epoch_once,
                 checkpoints::checkpoints_chunk_and_retain,
             );
         }
