@@ -146,19 +146,22 @@ impl Daemon {
         };
         object.insert("attempt".into(), attempt.into());
         let bytes = serde_json::to_vec(&value).map_err(|e| CoreError::Internal(e.to_string()))?;
-        let stored = self.store.append_metric(id, epoch, stage, &bytes)?;
-        if stored {
-            let event = Event {
-                at: self.clock.now(),
-                kind: EventKind::Epoch {
-                    epoch,
-                    stage,
-                    attempt,
-                },
-            };
-            self.commit(&[WriteOp::AppendEvent(id, event)])?;
+        let event = Event {
+            at: self.clock.now(),
+            kind: EventKind::Epoch {
+                epoch,
+                stage,
+                attempt,
+            },
+        };
+        // The metric and its event in one durable write (one flush per reported epoch).
+        let seq = self
+            .store
+            .append_metric_with_event(id, epoch, stage, &bytes, &event)?;
+        if let Some(seq) = seq {
+            self.broadcast(id, seq, &event);
         }
-        Ok(!stored)
+        Ok(seq.is_none())
     }
 
     /// Appends log lines (each cut to `MAX_LOG_LINE` bytes) to their runs' logs, in one commit.

@@ -261,3 +261,29 @@ fn the_best_flag_follows_the_stored_test_accuracy() {
         .collect();
     assert_eq!(best, [2]);
 }
+
+#[test]
+fn a_reported_epoch_is_broadcast_once_with_its_stored_seq() {
+    let (d, _, _, _) = setup("cpu:1", 2);
+    let a = d.submit("t", SPEC, "ada", None).unwrap().runs[0].0;
+    d.register_worker(a, 1, 7, "h").unwrap();
+    let mut live = d.subscribe();
+    assert!(!d.report_epoch(a, 1, 1, 1, EPOCH).unwrap());
+    assert!(d.report_epoch(a, 1, 1, 1, EPOCH).unwrap());
+    let (run, seq, event) = live.try_recv().unwrap();
+    assert_eq!(run, a);
+    assert!(matches!(
+        event.kind,
+        EventKind::Epoch {
+            epoch: 1,
+            stage: 1,
+            attempt: 1
+        }
+    ));
+    let stored = d.events(a, seq).unwrap();
+    assert_eq!(
+        stored.first().map(|(s, e)| (*s, e.clone())),
+        Some((seq, event))
+    );
+    assert!(live.try_recv().is_err(), "a duplicate broadcasts nothing");
+}

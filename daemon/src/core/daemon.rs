@@ -128,6 +128,12 @@ impl Daemon {
             .map_err(|_| CoreError::Internal("the daemon's write lock was poisoned".into()))
     }
 
+    /// Broadcasts one stored event (as stored: bounded) to the live watchers.
+    pub(super) fn broadcast(&self, run: RunId, seq: u64, event: &Event) {
+        // No receiver is not an error: nobody is watching.
+        let _ = self.live.send((run, seq, event.bounded()));
+    }
+
     /// Commits `ops` atomically, then broadcasts their events with their sequence numbers.
     pub(super) fn commit(&self, ops: &[WriteOp]) -> Result<()> {
         let seqs = self.store.commit(ops)?;

@@ -251,7 +251,10 @@ async fn supervise(inner: Arc<Inner>, key: (RunId, u32), mut child: tokio::proce
     let status = child.wait().await;
     // A process the worker left behind may hold its pipes open: read what is there, briefly.
     for mut reader in [out, err].into_iter().flatten() {
-        if tokio::time::timeout(READ_AFTER_EXIT, &mut reader).await.is_err() {
+        if tokio::time::timeout(READ_AFTER_EXIT, &mut reader)
+            .await
+            .is_err()
+        {
             reader.abort();
         }
     }

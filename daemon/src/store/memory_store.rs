@@ -1,6 +1,6 @@
 //! The in-memory `Store` for unit tests of the scheduler and the services: ordered maps behind
 //! one lock, with the same indexes, validation, numbering and retention as the sled store (the
-//! shared suite in `tests.rs` holds both to the same behaviour). Nothing survives a drop.
+//! shared suite in `tests/` holds both to the same behaviour). Nothing survives a drop.
 
 use super::{
     CheckpointMeta, Event, MetricPoint, Result, RunFilter, Store, StoreConfig, StoreError, WriteOp,
@@ -33,6 +33,17 @@ impl Inner {
             .range((run, 0)..=(run, u64::MAX))
             .next_back()
             .map_or(0, |((_, s), _)| s + 1)
+    }
+
+    fn require_run(&self, op: &'static str, run: RunId) -> Result<()> {
+        if self.runs.contains_key(&run) {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound {
+                op,
+                what: format!("run {run}"),
+            })
+        }
     }
 
     fn put_run(&mut self, run: &RunRecord) {
@@ -208,19 +219,35 @@ impl Store for MemoryStore {
 
     fn append_metric(&self, run: RunId, epoch: u32, stage: u8, json: &[u8]) -> Result<bool> {
         const OP: &str = "append_metric";
-        check_metric_json(json)?;
+        check_metric_json(OP, json)?;
         let mut inner = self.lock(OP)?;
-        if !inner.runs.contains_key(&run) {
-            return Err(StoreError::NotFound {
-                op: OP,
-                what: format!("run {run}"),
-            });
-        }
+        inner.require_run(OP, run)?;
         if inner.metrics.contains_key(&(run, epoch)) {
             return Ok(false);
         }
         inner.metrics.insert((run, epoch), (stage, json.to_vec()));
         Ok(true)
+    }
+
+    fn append_metric_with_event(
+        &self,
+        run: RunId,
+        epoch: u32,
+        stage: u8,
+        json: &[u8],
+        event: &Event,
+    ) -> Result<Option<u64>> {
+        const OP: &str = "append_metric_with_event";
+        check_metric_json(OP, json)?;
+        let mut inner = self.lock(OP)?;
+        inner.require_run(OP, run)?;
+        if inner.metrics.contains_key(&(run, epoch)) {
+            return Ok(None);
+        }
+        inner.metrics.insert((run, epoch), (stage, json.to_vec()));
+        let seq = inner.next_seq(run);
+        inner.events.insert((run, seq), event.bounded());
+        Ok(Some(seq))
     }
 
     fn metrics(&self, run: RunId) -> Result<Vec<MetricPoint>> {
@@ -245,12 +272,7 @@ impl Store for MemoryStore {
     ) -> Result<CheckpointMeta> {
         const OP: &str = "put_checkpoint";
         let mut inner = self.lock(OP)?;
-        if !inner.runs.contains_key(&run) {
-            return Err(StoreError::NotFound {
-                op: OP,
-                what: format!("run {run}"),
-            });
-        }
+        inner.require_run(OP, run)?;
         let meta = CheckpointMeta {
             run,
             attempt,

@@ -8,6 +8,10 @@
 
 mod keys;
 mod memory_store;
+mod sled_checkpoints;
+mod sled_commit;
+mod sled_metrics;
+mod sled_queries;
 mod sled_store;
 #[cfg(test)]
 mod tests;
@@ -228,6 +232,18 @@ pub trait Store: Send + Sync {
     /// Store an epoch's metrics once: `false` (and nothing written) when that epoch of that run
     /// is already stored (a restarted worker may resend). The JSON must parse.
     fn append_metric(&self, run: RunId, epoch: u32, stage: u8, json: &[u8]) -> Result<bool>;
+    /// `append_metric` and `append_event` as ONE durable write, so that a reported epoch and its
+    /// `EventKind::Epoch` event cost one flush: both are stored iff that epoch of that run is not
+    /// stored yet. Returns the event's sequence number (numbered with the run's other events),
+    /// or `None`, with nothing written, for a duplicate. The JSON must parse.
+    fn append_metric_with_event(
+        &self,
+        run: RunId,
+        epoch: u32,
+        stage: u8,
+        json: &[u8],
+        event: &Event,
+    ) -> Result<Option<u64>>;
     /// A run's metrics in epoch order.
     fn metrics(&self, run: RunId) -> Result<Vec<MetricPoint>>;
 
@@ -305,11 +321,11 @@ pub(crate) fn evicted_epochs(metas: &[CheckpointMeta], keep: usize, written: u32
 }
 
 /// Reject metrics that are not a JSON document.
-pub(crate) fn check_metric_json(json: &[u8]) -> Result<()> {
+pub(crate) fn check_metric_json(op: &'static str, json: &[u8]) -> Result<()> {
     serde_json::from_slice::<serde::de::IgnoredAny>(json)
         .map(|_| ())
         .map_err(|e| StoreError::Invalid {
-            op: "append_metric",
+            op,
             reason: format!("metrics are not JSON: {e}"),
         })
 }

@@ -159,3 +159,50 @@ fn concurrent_writers_get_contiguous_event_numbers() {
     assert_eq!(seqs, (0..40).collect::<Vec<_>>());
     assert_eq!(s.events(RunId(1), 0).unwrap().len(), 40);
 }
+
+#[test]
+fn a_metric_with_its_event_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let epoch = |epoch| Event {
+        at: 50,
+        kind: EventKind::Epoch {
+            epoch,
+            stage: 1,
+            attempt: 1,
+        },
+    };
+    {
+        let s = reopen(&path);
+        s.put_run(&run(1, 1, "ana", RunState::Running)).unwrap();
+        s.append_event(RunId(1), &log_event(1, "started")).unwrap();
+        assert_eq!(
+            s.append_metric_with_event(RunId(1), 1, 1, br#"{"acc":0.5}"#, &epoch(1))
+                .unwrap(),
+            Some(1)
+        );
+    }
+    let s = reopen(&path);
+    assert_eq!(s.events(RunId(1), 1).unwrap(), [(1, epoch(1))]);
+    assert_eq!(
+        s.metrics(RunId(1)).unwrap(),
+        [MetricPoint {
+            epoch: 1,
+            stage: 1,
+            json: br#"{"acc":0.5}"#.to_vec()
+        }]
+    );
+    assert_eq!(
+        s.append_metric_with_event(RunId(1), 1, 1, b"{}", &epoch(1))
+            .unwrap(),
+        None,
+        "still a duplicate after a restart"
+    );
+    assert_eq!(
+        s.append_metric_with_event(RunId(1), 2, 1, b"{}", &epoch(2))
+            .unwrap(),
+        Some(2),
+        "numbering goes on"
+    );
+    assert_eq!(s.events(RunId(1), 0).unwrap().len(), 3);
+}

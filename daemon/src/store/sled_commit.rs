@@ -1,0 +1,114 @@
+//! The sled store's atomic writes that append events: `commit` (a batch of experiment, run and
+//! event writes in one multi-tree transaction). A run's next event number is read from the
+//! events tree under the writer lock, so numbers stay contiguous across concurrent writers.
+//! `impl Store for SledStore` delegates here.
+
+use super::keys;
+use super::sled_store::{SledStore, decode, encode};
+use super::{Result, StoreError, WriteOp};
+use crate::model::{RunId, RunRecord};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use std::collections::HashMap;
+
+/// Stage a run's put in a commit: drop its old index entries, write the new ones and the record.
+fn stage_put_run(
+    (runs, by_exp, by_state, by_user): (
+        &TransactionalTree,
+        &TransactionalTree,
+        &TransactionalTree,
+        &TransactionalTree,
+    ),
+    run: &RunRecord,
+    bytes: &[u8],
+) -> std::result::Result<(), ConflictableTransactionError<StoreError>> {
+    const OP: &str = "commit";
+    let key = keys::id(run.id.0);
+    if let Some(old) = runs.get(key)? {
+        let old: RunRecord =
+            decode(OP, "runs", &key, &old).map_err(ConflictableTransactionError::Abort)?;
+        by_exp.remove(&keys::pair(old.experiment.0, old.id.0))?;
+        by_state.remove(&keys::state_run(old.state, old.id))?;
+        by_user.remove(keys::user_run(&old.user, old.id))?;
+    }
+    by_exp.insert(&keys::pair(run.experiment.0, run.id.0), &[])?;
+    by_state.insert(&keys::state_run(run.state, run.id), &[])?;
+    by_user.insert(keys::user_run(&run.user, run.id), &[])?;
+    runs.insert(&key, bytes)?;
+    Ok(())
+}
+
+/// A commit's op with its value encoded (and its event's sequence number) before the transaction.
+enum Staged<'a> {
+    Experiment(u64, Vec<u8>),
+    Run(&'a RunRecord, Vec<u8>),
+    Event(RunId, u64, Vec<u8>),
+}
+
+impl SledStore {
+    pub(super) fn commit_ops(&self, ops: &[WriteOp]) -> Result<Vec<u64>> {
+        const OP: &str = "commit";
+        let _w = self.write_lock();
+        let mut seqs: HashMap<RunId, u64> = HashMap::new();
+        let mut staged = Vec::with_capacity(ops.len());
+        for op in ops {
+            staged.push(match op {
+                WriteOp::PutExperiment(e) => {
+                    Staged::Experiment(e.id.0, encode(OP, || format!("experiment {}", e.id), e)?)
+                }
+                WriteOp::PutRun(r) => Staged::Run(r, encode(OP, || format!("run {}", r.id), r)?),
+                WriteOp::AppendEvent(run, event) => {
+                    let seq = match seqs.get(run) {
+                        Some(s) => *s,
+                        None => self.next_event_seq(OP, *run)?,
+                    };
+                    seqs.insert(*run, seq + 1);
+                    Staged::Event(
+                        *run,
+                        seq,
+                        encode(OP, || format!("event of run {run}"), &event.bounded())?,
+                    )
+                }
+            });
+        }
+        let trees = (
+            &self.experiments,
+            &self.runs,
+            &self.by_experiment,
+            &self.by_state,
+            &self.by_user,
+            &self.events,
+        );
+        let appended = trees
+            .transaction(|(experiments, runs, by_exp, by_state, by_user, events)| {
+                let mut appended = Vec::new();
+                for op in &staged {
+                    match op {
+                        Staged::Experiment(id, bytes) => {
+                            experiments.insert(&keys::id(*id), bytes.as_slice())?;
+                        }
+                        Staged::Run(run, bytes) => {
+                            stage_put_run((runs, by_exp, by_state, by_user), run, bytes)?
+                        }
+                        Staged::Event(run, seq, bytes) => {
+                            // Sees the runs put earlier in this same transaction.
+                            if runs.get(keys::id(run.0))?.is_none() {
+                                return Err(ConflictableTransactionError::Abort(
+                                    StoreError::NotFound {
+                                        op: OP,
+                                        what: format!("run {run}"),
+                                    },
+                                ));
+                            }
+                            events.insert(&keys::pair(run.0, *seq), bytes.as_slice())?;
+                            appended.push(*seq);
+                        }
+                    }
+                }
+                Ok(appended)
+            })
+            .map_err(self.tx_err(OP))?;
+        self.durable(OP)?;
+        Ok(appended)
+    }
+}

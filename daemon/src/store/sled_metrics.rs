@@ -1,0 +1,110 @@
+//! The sled store's per-epoch metrics, keyed (run, epoch) so a scan returns them in epoch order;
+//! each value is the stage byte then the JSON. An epoch is stored once: a resent one writes
+//! nothing. A reported epoch and its `Epoch` event go in one transaction and one flush (the
+//! ingestion path). `impl Store for SledStore` delegates here.
+
+use super::keys;
+use super::sled_store::{SledStore, encode};
+use super::{Event, MetricPoint, Result, RunId, StoreError, check_metric_json};
+use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
+
+/// A metric as stored: the stage byte, then the JSON.
+fn metric_value(stage: u8, json: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(json.len() + 1);
+    value.push(stage);
+    value.extend_from_slice(json);
+    value
+}
+
+impl SledStore {
+    pub(super) fn store_metric(
+        &self,
+        run: RunId,
+        epoch: u32,
+        stage: u8,
+        json: &[u8],
+    ) -> Result<bool> {
+        const OP: &str = "append_metric";
+        check_metric_json(OP, json)?;
+        self.run_exists(OP, run)?;
+        let value = metric_value(stage, json);
+        let swapped = self
+            .metrics
+            .compare_and_swap(
+                keys::run_epoch(run, epoch),
+                None as Option<&[u8]>,
+                Some(value),
+            )
+            .map_err(self.err(OP))?;
+        self.durable(OP)?;
+        Ok(swapped.is_ok())
+    }
+
+    pub(super) fn read_metrics(&self, run: RunId) -> Result<Vec<MetricPoint>> {
+        const OP: &str = "metrics";
+        let mut out = Vec::new();
+        for entry in self.metrics.scan_prefix(keys::id(run.0)) {
+            let (k, v) = entry.map_err(self.err(OP))?;
+            match (keys::u32_at(&k, 8), v.split_first()) {
+                (Some(epoch), Some((&stage, json))) => out.push(MetricPoint {
+                    epoch,
+                    stage,
+                    json: json.to_vec(),
+                }),
+                _ => {
+                    return Err(StoreError::Corrupt {
+                        op: OP,
+                        key: keys::describe("metrics", &k),
+                        reason: "malformed metric key or empty value".into(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One transaction over the runs, metrics and events trees: the run must exist, a stored
+    /// epoch aborts nothing but writes nothing, else the metric and the event (numbered after
+    /// the run's last event, read under the writer lock) are written together.
+    pub(super) fn store_metric_with_event(
+        &self,
+        run: RunId,
+        epoch: u32,
+        stage: u8,
+        json: &[u8],
+        event: &Event,
+    ) -> Result<Option<u64>> {
+        const OP: &str = "append_metric_with_event";
+        check_metric_json(OP, json)?;
+        let value = metric_value(stage, json);
+        let event = encode(OP, || format!("event of run {run}"), &event.bounded())?;
+        let key = keys::run_epoch(run, epoch);
+        let stored = {
+            // Held from reading the next event number until the transaction has written it;
+            // released before the flush so that concurrent reports share fsyncs.
+            let _w = self.write_lock();
+            let seq = self.next_event_seq(OP, run)?;
+            (&self.runs, &self.metrics, &self.events)
+                .transaction(|(runs, metrics, events)| {
+                    if runs.get(keys::id(run.0))?.is_none() {
+                        return Err(ConflictableTransactionError::Abort(StoreError::NotFound {
+                            op: OP,
+                            what: format!("run {run}"),
+                        }));
+                    }
+                    if metrics.get(key)?.is_some() {
+                        return Ok(None);
+                    }
+                    metrics.insert(&key, value.as_slice())?;
+                    events.insert(&keys::pair(run.0, seq), event.as_slice())?;
+                    Ok(Some(seq))
+                })
+                .map_err(self.tx_err(OP))?
+        };
+        // Also for a duplicate: the stored epoch it saw may be a concurrent call's, not yet
+        // flushed, and the caller acts on "already stored".
+        self.durable(OP)?;
+        Ok(stored)
+    }
+}
