@@ -97,10 +97,8 @@ fn only_the_current_attempt_writes_and_reports_are_idempotent() {
         Err(CoreError::RunNotFound(_))
     ));
     let start = d.register_worker(a, 1, 7, "h").unwrap();
-    assert_eq!(
-        crate::store::sha256_hex(start.config_json.as_bytes()),
-        start.config_hash
-    );
+    let back = cauda_plugins::spec::ResolvedRun::from_json("t", &start.config_json).unwrap();
+    assert_eq!(cauda_plugins::train::config_hash(&back), start.config_hash);
     assert_eq!((start.resume, start.epochs_done), (None, 0));
 
     assert!(!d.report_epoch(a, 1, 1, 1, EPOCH).unwrap());
@@ -214,7 +212,8 @@ fn a_silent_worker_is_lost_after_the_timeout_and_retried() {
 fn recovery_requeues_running_runs_keeps_finished_ones_and_relaunches() {
     let (d, _, _, store) = setup("cpu:1", 0);
     let runs = d.submit("t", SPEC, "ada", None).unwrap().runs;
-    let spec2 = SPEC.replace("name = \"t\"", "name = \"u\"");
+    // Another recipe (identical ones would be reused, not queued).
+    let spec2 = SPEC.replace("epochs = 3", "epochs = 4");
     let later = d.submit("u", &spec2, "ada", None).unwrap().runs;
     d.finish(runs[0].0, 1, Ending::Succeeded("{}".into()))
         .unwrap();

@@ -178,7 +178,10 @@ fn presets_reload_live_and_a_broken_file_keeps_the_previous_version() {
     let has = |d: &Daemon| d.preset_names().iter().any(|n| n == "my-focal");
     let submit_gamma = |d: &Daemon| {
         let s = d.submit("t", &spec("t", "my-focal"), "ada", None)?;
-        Ok::<_, crate::core::CoreError>(d.get_run(s.runs[0].0)?.config_json)
+        // A config trained before is reused rather than created again.
+        let id = s.runs.first().or(s.reused.first()).map(|r| r.0);
+        let id = id.ok_or_else(|| crate::core::CoreError::Internal("no run".into()))?;
+        Ok::<_, crate::core::CoreError>(d.get_run(id)?.config_json)
     };
 
     std::fs::write(&file, preset("1.5")).expect("write");
