@@ -7,6 +7,7 @@ mod attempts;
 mod attempts_test;
 mod daemon;
 mod error;
+mod export;
 mod query;
 mod recovery;
 #[cfg(test)]
@@ -15,6 +16,7 @@ mod tests;
 pub use attempts::{Ending, ProcessExit, STDERR_TAIL_BYTES, WorkerStart};
 pub use daemon::{CancelOutcome, CancelTarget, Daemon, DaemonSettings, Submitted};
 pub use error::{CoreError, Result};
+pub use export::{ExportError, Exported};
 pub use query::{CheckpointChoice, DeviceView, PlacedRun};
 
 use crate::model::{Millis, RunId, RunRecord};
