@@ -5,6 +5,7 @@ mod cancel;
 mod checkpoint;
 mod completions;
 mod devices;
+mod export;
 mod logs;
 mod ls;
 mod metrics;
@@ -59,6 +60,8 @@ pub enum Command {
     Devices(devices::Args),
     /// Download a run's checkpoint, verify its SHA-256 and write it atomically.
     Checkpoint(checkpoint::Args),
+    /// Export a run's weights as safetensors (PyTorch) or Burn's record format.
+    Export(export::Args),
     /// Print a shell completion script.
     Completions(completions::Args),
 }
@@ -77,6 +80,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Plugins(args) => plugins::run(addr, args).await,
         Command::Devices(args) => devices::run(addr, args).await,
         Command::Checkpoint(args) => checkpoint::run(addr, args).await,
+        Command::Export(args) => export::run(addr, args).await,
         Command::Completions(args) => completions::run(args),
     }
 }
