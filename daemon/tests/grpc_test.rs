@@ -427,12 +427,10 @@ async fn oversized_and_malformed_requests_are_refused_and_store_nothing() {
 
     // The worker service checks its wire rules before the core sees anything.
     let id = submit_demo(&mut client).await.runs[0].run_id;
-    let mut worker = cauda_proto::v1::worker_client::WorkerClient::connect(format!(
-        "http://{}",
-        server.addr
-    ))
-    .await
-    .expect("connect worker");
+    let mut worker =
+        cauda_proto::v1::worker_client::WorkerClient::connect(format!("http://{}", server.addr))
+            .await
+            .expect("connect worker");
     let upload = |parts: Vec<v1::CheckpointChunk>| {
         let mut w = worker.clone();
         async move { w.upload_checkpoint(tokio_stream::iter(parts)).await }
@@ -458,7 +456,9 @@ async fn oversized_and_malformed_requests_are_refused_and_store_nothing() {
     assert_eq!(big_chunk.code(), Code::InvalidArgument, "{big_chunk}");
     let short = upload(vec![meta(10), data(3)]).await.expect_err("short");
     assert_eq!(short.code(), Code::DataLoss, "{short}");
-    let digest = upload(vec![meta(3), data(3)]).await.expect_err("bad digest");
+    let digest = upload(vec![meta(3), data(3)])
+        .await
+        .expect_err("bad digest");
     assert_eq!(digest.code(), Code::DataLoss, "{digest}");
     let stale = worker
         .register(v1::RegisterRequest {

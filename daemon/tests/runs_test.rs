@@ -273,7 +273,10 @@ async fn a_run_that_cannot_train_is_retried_then_fails_with_the_reason() {
 async fn a_spec_dropped_in_the_inbox_is_submitted_and_trains() {
     let dir = tempfile::tempdir().unwrap();
     let inbox = dir.path().join("inbox");
-    let config = format!("devices = [\"cpu:1\"]\ninbox = {:?}\n", inbox.display().to_string());
+    let config = format!(
+        "devices = [\"cpu:1\"]\ninbox = {:?}\n",
+        inbox.display().to_string()
+    );
     let daemon = Caudad::start(dir.path(), &config);
     let mut client = daemon.client().await;
     let bad = tiny_spec("bad", 2, "").replace("method = \"ce\"", "method = \"nope\"");
@@ -293,9 +296,14 @@ async fn a_spec_dropped_in_the_inbox_is_submitted_and_trains() {
     })
     .await;
     assert_eq!(run.name, "dropped");
-    let run = wait_all_done(&mut client, &[run.run_id], LIMIT).await.remove(0);
+    let run = wait_all_done(&mut client, &[run.run_id], LIMIT)
+        .await
+        .remove(0);
     assert_eq!(run.state(), v1::RunState::Succeeded);
     assert!(inbox.join("submitted/tiny.toml").exists());
     let error = std::fs::read_to_string(inbox.join("rejected/bad.toml.error")).unwrap();
-    assert!(error.contains("method") && error.contains("nope"), "{error}");
+    assert!(
+        error.contains("method") && error.contains("nope"),
+        "{error}"
+    );
 }

@@ -168,6 +168,7 @@ fn the_descriptor_set_holds_both_services_with_their_streaming_shapes() {
         ("Cauda.ListDevices", false, false),
         ("Cauda.GetCheckpoint", false, true),
         ("Cauda.GetReport", false, false),
+        ("Cauda.ExportRun", false, true),
         ("Worker.Register", false, false),
         ("Worker.Heartbeat", false, false),
         ("Worker.ReportEpoch", false, false),

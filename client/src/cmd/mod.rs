@@ -5,6 +5,7 @@ mod cancel;
 mod checkpoint;
 mod completions;
 mod devices;
+mod export;
 mod logs;
 mod ls;
 mod metrics;
@@ -64,6 +65,8 @@ pub enum Command {
     Report(report::Args),
     /// Two experiments' reports side by side, with the difference in top-1.
     Compare(report::CompareArgs),
+    /// Export a run's weights as safetensors (PyTorch) or Burn's record format.
+    Export(export::Args),
     /// Print a shell completion script.
     Completions(completions::Args),
 }
@@ -84,6 +87,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Checkpoint(args) => checkpoint::run(addr, args).await,
         Command::Report(args) => report::run(addr, args).await,
         Command::Compare(args) => report::compare(addr, args).await,
+        Command::Export(args) => export::run(addr, args).await,
         Command::Completions(args) => completions::run(args),
     }
 }

@@ -7,6 +7,7 @@ mod attempts;
 mod attempts_test;
 mod daemon;
 mod error;
+mod export;
 mod pipeline;
 mod plan;
 mod query;
@@ -18,6 +19,7 @@ mod tests;
 pub use attempts::{Ending, ProcessExit, STDERR_TAIL_BYTES, WorkerStart};
 pub use daemon::{CancelOutcome, CancelTarget, Daemon, DaemonSettings, Submitted};
 pub use error::{CoreError, Result};
+pub use export::{ExportError, Exported};
 pub use query::{CheckpointChoice, DeviceView, PlacedRun};
 pub use report::{Report, ReportRow};
 

@@ -3,6 +3,7 @@
 //! a shutdown future resolves (tests bind `127.0.0.1:0` and stop with a oneshot).
 
 pub mod convert;
+mod export;
 mod service;
 mod watch;
 mod worker_service;

@@ -341,4 +341,16 @@ impl Cauda for CaudaService {
         );
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+
+    type ExportRunStream = super::export::ExportStream;
+
+    #[instrument(skip_all, fields(run_id = request.get_ref().run_id))]
+    async fn export_run(
+        &self,
+        request: Request<v1::ExportRunRequest>,
+    ) -> Result<Response<Self::ExportRunStream>, Status> {
+        super::export::export_run(self.daemon.clone(), request.into_inner())
+            .await
+            .map(Response::new)
+    }
 }

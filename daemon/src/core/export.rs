@@ -1,0 +1,97 @@
+//! Exporting a run's weights: the chosen stored checkpoint read back from the store, its model
+//! rebuilt from the run's resolved config by the engine (`cauda_plugins::export`), and written
+//! in the asked format. A tau-norm run's final checkpoint holds the stage-1 classifier; its
+//! safetensors export is tau-normalized with the tau the run chose (from its summary), so it
+//! gives the logits the run was evaluated with.
+
+use cauda_plugins::export::{self, ExportFormat, ExportOptions};
+use cauda_plugins::spec::ResolvedRun;
+use sha2::{Digest, Sha256};
+
+use super::{CheckpointChoice, CoreError, Daemon};
+use crate::model::{RunId, RunRecord};
+use crate::store::CheckpointMeta;
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Unknown run, no matching checkpoint, or a store failure.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// The stored checkpoint does not give the model the run's config describes.
+    #[error("run {run}: cannot rebuild the model from its checkpoint: {reason}")]
+    Rebuild { run: RunId, reason: String },
+}
+
+/// A run's weights in one format, ready to stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exported {
+    pub run: RunId,
+    /// Epoch of the checkpoint they come from.
+    pub epoch: u32,
+    pub format: ExportFormat,
+    pub bytes: Vec<u8>,
+    /// SHA-256 of `bytes`, 64 lowercase hex digits.
+    pub sha256: String,
+    /// The tau the classifier was normalized with (tau-norm runs, safetensors only).
+    pub tau: Option<f32>,
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The tau a finished tau-norm run chose, when `meta` is its final checkpoint.
+fn chosen_tau(run: &RunRecord, meta: &CheckpointMeta) -> Option<f32> {
+    let summary: serde_json::Value = serde_json::from_str(run.summary_json.as_deref()?).ok()?;
+    let last_epoch = summary.get("epochs")?.as_u64()?;
+    if u64::from(meta.epoch) != last_epoch {
+        return None;
+    }
+    summary
+        .get("tau_sweep")?
+        .get("chosen")?
+        .as_f64()
+        .map(|t| t as f32)
+}
+
+impl Daemon {
+    /// The weights of run `id`'s chosen checkpoint in `format`.
+    pub fn export_run(
+        &self,
+        id: RunId,
+        choice: CheckpointChoice,
+        format: ExportFormat,
+    ) -> Result<Exported, ExportError> {
+        let run = self.get_run(id)?;
+        let meta = self.checkpoint_meta(id, choice)?;
+        let mut checkpoint = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
+        for index in 0..meta.chunks {
+            checkpoint.extend(self.checkpoint_chunk(&meta, index)?);
+        }
+        let rebuild = |reason: String| ExportError::Rebuild { run: id, reason };
+        if !meta.sha256.is_empty() && hex(&Sha256::digest(&checkpoint)) != meta.sha256 {
+            return Err(rebuild(format!(
+                "the stored checkpoint of epoch {} does not match its SHA-256",
+                meta.epoch
+            )));
+        }
+        let resolved = ResolvedRun::from_json(&format!("run {id}"), &run.config_json)
+            .map_err(|e| rebuild(e.to_string()))?;
+        let tau = match format {
+            ExportFormat::Safetensors => chosen_tau(&run, &meta),
+            ExportFormat::Burn => None,
+        };
+        let bytes = export::export(&resolved, &checkpoint, format, &ExportOptions { tau })
+            .map_err(|e| rebuild(e.to_string()))?;
+        tracing::info!(run_id = %id, epoch = meta.epoch, ?format, bytes = bytes.len(), "exported");
+        Ok(Exported {
+            run: id,
+            epoch: meta.epoch,
+            format,
+            sha256: hex(&Sha256::digest(&bytes)),
+            bytes,
+            tau,
+        })
+    }
+}

@@ -1,0 +1,179 @@
+//! A `Classifier` as safetensors with `bench/reference.py`'s state-dict names and PyTorch's
+//! layouts. A visitor walks the model's parameters with the module path and the types of the
+//! modules around each one, and maps them: enum variants (`Backbone::LeNet`) leave no trace in
+//! the path; a `Linear` weight is stored `[in, out]` by Burn and `[out, in]` by PyTorch, so it
+//! is transposed; BatchNorm's `gamma`/`beta` are PyTorch's `weight`/`bias`; the option-B
+//! shortcut is an `nn.Sequential` in PyTorch (`shortcut.0` conv, `shortcut.1` BatchNorm); and
+//! PyTorch's BatchNorm has a `num_batches_tracked` buffer, written as 0 (it only matters with
+//! `momentum=None`, which reference.py does not use). Conv weights are `[out, in, kh, kw]` in
+//! both. The map is documented in `docs/EXPORT.md`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{DType, Tensor, TensorData};
+use safetensors::Dtype;
+use safetensors::tensor::TensorView;
+
+use super::ExportError;
+use crate::models::Classifier;
+
+/// One tensor as PyTorch names and lays it out: little-endian bytes in row-major order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PtTensor {
+    pub name: String,
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub bytes: Vec<u8>,
+}
+
+/// Collects float parameters with their PyTorch names.
+#[derive(Default)]
+struct Walker {
+    path: Vec<String>,
+    containers: Vec<String>,
+    out: Vec<PtTensor>,
+    error: Option<ExportError>,
+}
+
+impl Walker {
+    /// The innermost user-defined module around the current position (`Struct:Linear`).
+    fn module_type(&self) -> &str {
+        self.containers
+            .iter()
+            .rev()
+            .find(|c| c.starts_with("Struct:"))
+            .map_or("", String::as_str)
+    }
+
+    fn push(&mut self, data: TensorData) -> Result<(), ExportError> {
+        let module = self.module_type().to_string();
+        let mut path = self.path.clone();
+        let Some(param) = path.pop() else {
+            return Err(ExportError::Record("a parameter without a name".into()));
+        };
+        let param = match (module.as_str(), param.as_str()) {
+            ("Struct:BatchNorm", "gamma") => "weight".to_string(),
+            ("Struct:BatchNorm", "beta") => "bias".to_string(),
+            _ => param,
+        };
+        let prefix = path.join(".");
+        let prefix = prefix
+            .replace(".shortcut.conv", ".shortcut.0")
+            .replace(".shortcut.bn", ".shortcut.1");
+        let name = format!("{prefix}.{param}");
+        let data = if module == "Struct:Linear" && param == "weight" && data.shape().len() == 2 {
+            transpose(data)
+        } else {
+            data
+        };
+        let dtype = dtype_of(&name, data.dtype())?;
+        let shape = data.shape().to_vec();
+        if module == "Struct:BatchNorm" && param == "running_var" {
+            self.out.push(PtTensor {
+                name: format!("{prefix}.num_batches_tracked"),
+                dtype: Dtype::I64,
+                shape: vec![],
+                bytes: 0i64.to_le_bytes().to_vec(),
+            });
+        }
+        self.out.push(PtTensor {
+            name,
+            dtype,
+            shape,
+            bytes: data.as_bytes().to_vec(),
+        });
+        Ok(())
+    }
+}
+
+impl ModuleVisitor for Walker {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.containers.push(container_type.to_string());
+        if !container_type.starts_with("Enum:") {
+            self.path.push(name.to_string());
+        }
+    }
+
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        self.containers.pop();
+        if !container_type.starts_with("Enum:") {
+            self.path.pop();
+        }
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if self.error.is_none()
+            && let Err(e) = self.push(param.val().into_data())
+        {
+            self.error = Some(e);
+        }
+    }
+}
+
+/// `[rows, cols]` to `[cols, rows]`, element by element.
+fn transpose(data: TensorData) -> TensorData {
+    let (rows, cols) = (data.shape()[0], data.shape()[1]);
+    let size = data.dtype().size();
+    let bytes = data.as_bytes();
+    let mut out = vec![0u8; bytes.len()];
+    for i in 0..rows {
+        for j in 0..cols {
+            let (src, dst) = ((i * cols + j) * size, (j * rows + i) * size);
+            out[dst..dst + size].copy_from_slice(&bytes[src..src + size]);
+        }
+    }
+    TensorData::from_bytes_vec(out, [cols, rows], data.dtype())
+}
+
+fn dtype_of(name: &str, dtype: DType) -> Result<Dtype, ExportError> {
+    Ok(match dtype {
+        DType::F32 | DType::Flex32 => Dtype::F32,
+        DType::F64 => Dtype::F64,
+        DType::F16 => Dtype::F16,
+        DType::BF16 => Dtype::BF16,
+        other => {
+            return Err(ExportError::Dtype {
+                name: name.to_string(),
+                dtype: format!("{other:?}"),
+            });
+        }
+    })
+}
+
+/// Every tensor of `model` under its PyTorch name, sorted by name.
+pub fn pytorch_tensors(model: &Classifier) -> Result<Vec<PtTensor>, ExportError> {
+    let mut walker = Walker::default();
+    model.visit(&mut walker);
+    if let Some(e) = walker.error {
+        return Err(e);
+    }
+    let mut out = walker.out;
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(w) = out.windows(2).find(|w| w[0].name == w[1].name) {
+        return Err(ExportError::Record(format!(
+            "two tensors map to `{}`",
+            w[0].name
+        )));
+    }
+    Ok(out)
+}
+
+/// The safetensors file of `model`, with `metadata` in its header.
+pub fn safetensors_bytes(
+    model: &Classifier,
+    metadata: BTreeMap<String, String>,
+) -> Result<Vec<u8>, ExportError> {
+    let tensors = pytorch_tensors(model)?;
+    let views = tensors
+        .iter()
+        .map(|t| {
+            TensorView::new(t.dtype, t.shape.clone(), &t.bytes)
+                .map(|v| (t.name.as_str(), v))
+                .map_err(|e| ExportError::Safetensors(format!("{}: {e}", t.name)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let meta: HashMap<String, String> = metadata.into_iter().collect();
+    safetensors::tensor::serialize(views, Some(meta))
+        .map_err(|e| ExportError::Safetensors(e.to_string()))
+}
