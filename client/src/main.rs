@@ -8,6 +8,10 @@ mod exit;
 mod ids;
 mod json;
 mod output;
+mod plot;
+// Until `cauda report --format html` calls report::html::html_page.
+#[allow(dead_code)]
+mod report;
 
 use std::process::ExitCode;
 

@@ -8,6 +8,7 @@ mod devices;
 mod logs;
 mod ls;
 mod metrics;
+mod plot;
 mod plugins;
 mod show;
 mod submit;
@@ -59,6 +60,8 @@ pub enum Command {
     Devices(devices::Args),
     /// Download a run's checkpoint, verify its SHA-256 and write it atomically.
     Checkpoint(checkpoint::Args),
+    /// Draw an experiment's per-class accuracy (or accuracy-vs-epoch curves) as SVG or PNG.
+    Plot(plot::Args),
     /// Print a shell completion script.
     Completions(completions::Args),
 }
@@ -77,6 +80,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Plugins(args) => plugins::run(addr, args).await,
         Command::Devices(args) => devices::run(addr, args).await,
         Command::Checkpoint(args) => checkpoint::run(addr, args).await,
+        Command::Plot(args) => plot::run(addr, args).await,
         Command::Completions(args) => completions::run(args),
     }
 }
