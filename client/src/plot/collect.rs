@@ -115,7 +115,7 @@ pub fn per_class(title: &str, runs: &[Run]) -> Result<PlotData, PlotError> {
         })
         .collect();
     Ok(PlotData {
-        title: format!("{title}: per-class test accuracy of the final model (mean over seeds)"),
+        title: format!("{title} — per-class test accuracy of the final model (mean over seeds)"),
         x_axis: XAxis::ClassCountDescending,
         y_label: "test accuracy of the class (%)".into(),
         panels,
@@ -186,7 +186,7 @@ pub fn curves(title: &str, runs: &[(Run, Vec<EpochMetrics>)]) -> Result<PlotData
         })
         .collect();
     Ok(PlotData {
-        title: format!("{title}: test top-1 by epoch (mean over seeds)"),
+        title: format!("{title} — test top-1 by epoch (mean over seeds)"),
         x_axis: XAxis::Epoch,
         y_label: "test top-1 (%)".into(),
         panels,

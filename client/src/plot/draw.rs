@@ -16,6 +16,8 @@ const PANEL: (u32, u32) = (620, 480);
 const TITLE_PX: u32 = 20;
 const LABEL_PX: u32 = 15;
 const TICK_PX: u32 = 14;
+/// The most markers drawn on one line.
+const MAX_MARKERS: usize = 16;
 
 /// Ten colours that stay apart on white (Tableau 10).
 const PALETTE: [RGBColor; 10] = [
@@ -281,12 +283,12 @@ where
                 color.stroke_width(2),
             ))
             .map_err(draw_err)?;
-        // Markers only where they stay readable (per-class plots, short curves).
-        if points.len() <= 60 {
-            let plotting = chart.plotting_area();
-            for &p in &points {
-                draw_marker(plotting, p, marker, color)?;
-            }
+        // At most about MAX_MARKERS markers per line, evenly spaced, so long curves stay
+        // readable; the legend shows which marker is which line.
+        let step = points.len().div_ceil(MAX_MARKERS).max(1);
+        let plotting = chart.plotting_area();
+        for &p in points.iter().step_by(step) {
+            draw_marker(plotting, p, marker, color)?;
         }
     }
     Ok(())

@@ -192,3 +192,21 @@ fn curves_use_a_linear_epoch_axis() {
         assert!(texts.iter().any(|t| t == tick), "{tick} in {texts:?}");
     }
 }
+
+#[test]
+fn long_lines_get_a_bounded_number_of_markers() {
+    let long: Vec<(f64, f64)> = (1..=200).map(|e| (f64::from(e), 0.5)).collect();
+    let data = PlotData {
+        title: "curves".into(),
+        x_axis: XAxis::Epoch,
+        y_label: "test top-1 (%)".into(),
+        panels: vec![Panel {
+            title: String::new(),
+            series: vec![series("ce", long)],
+        }],
+    };
+    let (names, _) = parse_svg(&svg(&data).unwrap());
+    assert_eq!(count(&names, "series"), 1);
+    // 200 points, every 13th marked (1, 14, ..., 196), plus the legend's marker.
+    assert_eq!(count(&names, "circle"), 16 + 1);
+}
