@@ -210,3 +210,13 @@ fn long_lines_get_a_bounded_number_of_markers() {
     // 200 points, every 13th marked (1, 14, ..., 196), plus the legend's marker.
     assert_eq!(count(&names, "circle"), 16 + 1);
 }
+
+#[test]
+fn markup_in_names_stays_text() {
+    let mut data = per_class_data();
+    data.title = "e-1 <b>&amp;\"q\"".into();
+    data.panels[0].series[0].method = "a&b<c>".into();
+    let (_, texts) = parse_svg(&svg(&data).unwrap());
+    assert!(texts.iter().any(|t| t == "e-1 <b>&amp;\"q\""), "{texts:?}");
+    assert!(texts.iter().any(|t| t == "a&b<c> (2)"), "{texts:?}");
+}

@@ -142,6 +142,32 @@ mod tests {
     }
 
     #[test]
+    fn a_real_plot_embeds_with_nothing_fetched() {
+        use crate::plot::{Panel, PlotData, Series, XAxis};
+        let data = PlotData {
+            title: "e-1 <x>".into(),
+            x_axis: XAxis::Epoch,
+            y_label: "test top-1 (%)".into(),
+            panels: vec![Panel {
+                title: String::new(),
+                series: vec![Series {
+                    method: "ce".into(),
+                    runs: 1,
+                    points: vec![(1.0, 0.2), (2.0, 0.4)],
+                }],
+            }],
+        };
+        let svg = crate::plot::svg(&data).unwrap();
+        let html = html_page("t", &[], &[], &[("curves".into(), svg)]);
+        // The only URL is the SVG namespace, which names and fetches nothing.
+        let without_ns = html.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+        for external in ["http://", "https://", "href=", "src="] {
+            assert!(!without_ns.contains(external), "{external}");
+        }
+        assert!(html.contains("<polyline"));
+    }
+
+    #[test]
     fn short_rows_are_padded() {
         let html = html_page("t", &strings(&["a", "b"]), &[strings(&["x"])], &[]);
         assert!(html.contains("<tr><td>x</td><td></td></tr>"));
