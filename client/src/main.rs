@@ -8,6 +8,8 @@ mod exit;
 mod ids;
 mod json;
 mod output;
+mod plot;
+mod report;
 mod report_rows;
 
 use std::process::ExitCode;

@@ -155,7 +155,7 @@ async fn a_grid_with_decoupled_methods_and_relative_accuracy() {
     // The report through the cauda binary, as JSON rows with the documented fields.
     let cli = std::path::Path::new(env!("CARGO_BIN_EXE_caudad")).with_file_name("cauda");
     if cli.exists() {
-        let out = std::process::Command::new(cli)
+        let out = std::process::Command::new(&cli)
             .args(["--addr", &daemon.url, "report", "e-1", "--format", "json"])
             .output()
             .unwrap();
@@ -180,6 +180,35 @@ async fn a_grid_with_decoupled_methods_and_relative_accuracy() {
             assert!(row.get(key).is_some(), "{key} in {row}");
         }
         assert_eq!(row["ratio"], 5.0);
+
+        // The HTML page: the table and both plots inline, one line per method.
+        let out = std::process::Command::new(&cli)
+            .args([
+                "--addr",
+                &daemon.url,
+                "report",
+                "e-1",
+                "--format",
+                "html",
+                "--out",
+            ])
+            .arg(dir.path().join("html"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let page = std::fs::read_to_string(dir.path().join("html/index.html")).unwrap();
+        assert_eq!(page.matches("<svg").count(), 2);
+        for method in ["ce", "focal", "crt", "lws", "tau-norm"] {
+            assert!(page.contains(&format!("<td>{method}</td>")), "{method}");
+        }
+        assert!(
+            !page.contains("stage1") && !page.contains("balanced ("),
+            "points only"
+        );
     }
 }
 

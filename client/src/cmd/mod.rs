@@ -9,6 +9,7 @@ mod export;
 mod logs;
 mod ls;
 mod metrics;
+mod plot;
 mod plugins;
 mod report;
 mod show;
@@ -67,6 +68,8 @@ pub enum Command {
     Compare(report::CompareArgs),
     /// Export a run's weights as safetensors (PyTorch) or Burn's record format.
     Export(export::Args),
+    /// Draw an experiment's per-class accuracy (or accuracy-vs-epoch curves) as SVG or PNG.
+    Plot(plot::Args),
     /// Print a shell completion script.
     Completions(completions::Args),
 }
@@ -88,6 +91,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Report(args) => report::run(addr, args).await,
         Command::Compare(args) => report::compare(addr, args).await,
         Command::Export(args) => export::run(addr, args).await,
+        Command::Plot(args) => plot::run(addr, args).await,
         Command::Completions(args) => completions::run(args),
     }
 }

@@ -22,6 +22,8 @@ pub enum Format {
     /// `{experiment_id, name, rows: [{method, ratio, seeds, top1_mean, top1_std, many, medium,
     /// few, relative_accuracy, ...}]}`.
     Json,
+    /// One self-contained page (`--out DIR` gets `index.html`) with the table and both plots.
+    Html,
 }
 
 /// Arguments of `cauda report`.
@@ -33,6 +35,9 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// The folder `--format html` writes `index.html` into.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
 }
 
 /// Arguments of `cauda compare`.
@@ -62,6 +67,7 @@ pub async fn run(addr: &str, args: Args) -> Result<(), CliError> {
         Format::Json => super::emit_json(&json_rows(&report)),
         Format::Csv => super::emit(&csv(&report)),
         Format::Markdown => super::emit(&markdown(&report)),
+        Format::Html => html(addr, &report, args.out).await,
         Format::Table => {
             let rows: Vec<Vec<String>> = report.rows.iter().map(cells).collect();
             super::emit(&format!(
@@ -142,4 +148,45 @@ pub async fn compare(addr: &str, args: CompareArgs) -> Result<(), CliError> {
         b.name,
         table(&headers, &rows)
     ))
+}
+
+/// Writes `DIR/index.html`: the table and the per-class and accuracy-vs-epoch plots, inline.
+async fn html(
+    addr: &str,
+    report: &GetReportResponse,
+    out: Option<std::path::PathBuf>,
+) -> Result<(), CliError> {
+    use crate::plot::gather::{Kind, gather};
+    let dir = out.ok_or_else(|| CliError::Usage("--format html needs --out DIR".into()))?;
+    let mut client = connect(addr).await?;
+    let mut figures = Vec::new();
+    for (kind, caption) in [
+        (
+            Kind::PerClass,
+            "Per-class test accuracy against the class's training images (log scale)",
+        ),
+        (Kind::Curves, "Test top-1 against epoch"),
+    ] {
+        let data = gather(&mut client, addr, report.experiment_id, kind).await?;
+        let svg = crate::plot::svg(&data).map_err(crate::plot::gather::plot_error)?;
+        figures.push((caption.to_string(), svg));
+    }
+    let headers: Vec<String> = HEADERS.iter().map(|h| (*h).to_string()).collect();
+    let rows: Vec<Vec<String>> = report.rows.iter().map(cells).collect();
+    let title = format!("{} {}", experiment_label(report.experiment_id), report.name);
+    let mut page = crate::report::html::html_page(&title, &headers, &rows, &figures);
+    page = page.replace(
+        "</body>",
+        &format!("<p>{}</p>\n</body>", crate::report::html::escape(NOTE)),
+    );
+    let io = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| CliError::Io { path, source }
+    };
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let file = dir.join("index.html");
+    let tmp = dir.join(".index.html.tmp");
+    std::fs::write(&tmp, page).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, &file).map_err(io(&file))?;
+    super::emit(&format!("wrote {}\n", file.display()))
 }

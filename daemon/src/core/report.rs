@@ -166,7 +166,7 @@ impl Group {
 
 fn summary(run: &RunRecord) -> Option<Value> {
     (run.state == RunState::Succeeded)
-        .then(|| run.summary_json.as_deref())
+        .then_some(run.summary_json.as_deref())
         .flatten()
         .and_then(|s| serde_json::from_str(s).ok())
 }

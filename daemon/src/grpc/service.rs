@@ -131,6 +131,7 @@ impl Cauda for CaudaService {
                 submitted_at_ms: i64::try_from(exp.submitted_at).unwrap_or(i64::MAX),
                 runs: briefs,
                 counts: Some(counts),
+                point_run_ids: exp.points.iter().map(|p| p.run.0).collect(),
             }),
         }))
     }

@@ -102,10 +102,6 @@ impl RunFilter {
 
 /// One write of an atomic `Store::commit`.
 #[derive(Debug, Clone, PartialEq)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "a batch lives for one commit; boxing would only burden its callers"
-)]
 pub enum WriteOp {
     PutExperiment(ExperimentRecord),
     /// Insert or replace a run, keeping the indexes consistent with its new state.

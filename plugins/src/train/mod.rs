@@ -99,6 +99,8 @@ pub fn stage1_run(run: &ResolvedRun) -> Option<ResolvedRun> {
     }
     let mut first = run.clone();
     first.stage2 = None;
+    // A label only (not part of the hash): what `cauda ls` shows for a shared stage 1.
+    first.method = format!("{}:stage1", run.method);
     Some(first)
 }
 

@@ -1,0 +1,198 @@
+//! From the daemon's runs to a [`PlotData`], without the network: which runs count (succeeded,
+//! not a balanced reference run), how they group (imbalance ratio -> panel, method -> line) and
+//! how seeds are averaged. The runs' `config_json` (the engine's ResolvedRun) and
+//! `summary_json` (its RunSummary) are read as plain JSON: the client never links the engine.
+
+use std::collections::BTreeMap;
+
+use cauda_proto::v1::{EpochMetrics, Run, RunState};
+use serde_json::Value;
+
+use super::{Panel, PlotData, PlotError, Series, XAxis};
+
+/// What a run contributes to a plot, read from its JSON fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunFacts {
+    /// The method (preset) name.
+    pub method: String,
+    /// `data.imbalance.ratio`; `None` for a run without imbalance.
+    pub ratio: Option<f64>,
+    /// Training images per class (from the summary; empty when it has none).
+    pub class_counts: Vec<f64>,
+    /// Final test accuracy per class; `None` for a class without test images.
+    pub per_class: Vec<Option<f64>>,
+}
+
+/// The facts of a run that belongs in a plot: `None` when it did not succeed, is a balanced
+/// reference run (`data.balanced_variant = true`), or its JSON lacks a method.
+pub fn run_facts(run: &Run) -> Option<RunFacts> {
+    if run.state() != RunState::Succeeded {
+        return None;
+    }
+    let config: Value = serde_json::from_str(&run.config_json).unwrap_or(Value::Null);
+    let summary: Value = serde_json::from_str(&run.summary_json).unwrap_or(Value::Null);
+    if config["data"]["balanced_variant"].as_bool() == Some(true) {
+        return None;
+    }
+    let method = config["method"]
+        .as_str()
+        .or_else(|| summary["method"].as_str())?
+        .to_string();
+    let class_counts = summary["class_counts"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect())
+        .unwrap_or_default();
+    let per_class = summary["last"]["per_class"]
+        .as_array()
+        .map(|a| a.iter().map(Value::as_f64).collect())
+        .unwrap_or_default();
+    Some(RunFacts {
+        method,
+        ratio: config["data"]["imbalance"]["ratio"].as_f64(),
+        class_counts,
+        per_class,
+    })
+}
+
+/// The runs of one method in one panel, with what each carries besides its facts.
+type MethodRuns<T> = (String, Vec<(RunFacts, T)>);
+/// The methods of one panel (one imbalance ratio).
+type RatioGroup<T> = (Option<f64>, Vec<MethodRuns<T>>);
+
+/// Groups items by ratio (ascending, "no imbalance" first) then method (first-seen order).
+fn group<T>(items: Vec<(RunFacts, T)>) -> Vec<RatioGroup<T>> {
+    let mut panels: Vec<RatioGroup<T>> = Vec::new();
+    for (facts, extra) in items {
+        let ratio = facts.ratio;
+        let at = match panels.iter().position(|(r, _)| *r == ratio) {
+            Some(i) => i,
+            None => {
+                panels.push((ratio, Vec::new()));
+                panels.len() - 1
+            }
+        };
+        let methods = &mut panels[at].1;
+        match methods.iter_mut().find(|(m, _)| *m == facts.method) {
+            Some((_, runs)) => runs.push((facts, extra)),
+            None => methods.push((facts.method.clone(), vec![(facts, extra)])),
+        }
+    }
+    panels.sort_by(|a, b| {
+        a.0.unwrap_or(f64::NEG_INFINITY)
+            .total_cmp(&b.0.unwrap_or(f64::NEG_INFINITY))
+    });
+    panels
+}
+
+fn panel_title(ratio: Option<f64>) -> String {
+    match ratio {
+        Some(r) => format!("imbalance ratio {r}"),
+        None => "no imbalance".to_string(),
+    }
+}
+
+/// The per-class picture: per method, each class's final test accuracy (mean over seeds)
+/// against its training count, head classes first.
+pub fn per_class(title: &str, runs: &[Run]) -> Result<PlotData, PlotError> {
+    let facts: Vec<(RunFacts, ())> = runs.iter().filter_map(run_facts).map(|f| (f, ())).collect();
+    if facts.is_empty() {
+        return Err(PlotError::Empty(format!(
+            "{title}: no succeeded run (balanced reference runs are not plotted)"
+        )));
+    }
+    let panels = group(facts)
+        .into_iter()
+        .map(|(ratio, methods)| Panel {
+            title: panel_title(ratio),
+            series: methods
+                .into_iter()
+                .map(|(method, runs)| Series {
+                    method,
+                    runs: runs.len(),
+                    points: mean_per_class(runs.iter().map(|(f, ())| f)),
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(PlotData {
+        title: format!("{title} — per-class test accuracy of the final model (mean over seeds)"),
+        x_axis: XAxis::ClassCountDescending,
+        y_label: "test accuracy of the class (%)".into(),
+        panels,
+    })
+}
+
+/// Per class: (mean training count, mean accuracy) over the runs that measured it, sorted by
+/// count, largest first. Classes no run measured are left out.
+fn mean_per_class<'a>(runs: impl Iterator<Item = &'a RunFacts>) -> Vec<(f64, f64)> {
+    // class -> (sum of counts, sum of accuracies, runs)
+    let mut sums: BTreeMap<usize, (f64, f64, u32)> = BTreeMap::new();
+    for run in runs {
+        for (class, acc) in run.per_class.iter().enumerate() {
+            let count = run.class_counts.get(class).copied().unwrap_or(f64::NAN);
+            if let Some(acc) = acc.filter(|a| a.is_finite())
+                && count.is_finite()
+            {
+                let entry = sums.entry(class).or_insert((0.0, 0.0, 0));
+                *entry = (entry.0 + count, entry.1 + acc, entry.2 + 1);
+            }
+        }
+    }
+    let mut points: Vec<(f64, f64)> = sums
+        .into_values()
+        .map(|(c, a, n)| (c / f64::from(n), a / f64::from(n)))
+        .collect();
+    points.sort_by(|a, b| b.0.total_cmp(&a.0));
+    points
+}
+
+/// The curves: per method, test top-1 at each evaluated epoch (mean over the seeds that
+/// evaluated it).
+pub fn curves(title: &str, runs: &[(Run, Vec<EpochMetrics>)]) -> Result<PlotData, PlotError> {
+    let facts: Vec<(RunFacts, &[EpochMetrics])> = runs
+        .iter()
+        .filter_map(|(run, epochs)| run_facts(run).map(|f| (f, epochs.as_slice())))
+        .collect();
+    if facts.is_empty() {
+        return Err(PlotError::Empty(format!(
+            "{title}: no succeeded run (balanced reference runs are not plotted)"
+        )));
+    }
+    let panels = group(facts)
+        .into_iter()
+        .map(|(ratio, methods)| Panel {
+            title: panel_title(ratio),
+            series: methods
+                .into_iter()
+                .map(|(method, runs)| {
+                    let mut by_epoch: BTreeMap<u32, (f64, u32)> = BTreeMap::new();
+                    for epoch in runs.iter().flat_map(|(_, epochs)| epochs.iter()) {
+                        let top1 = epoch.eval.as_ref().map(|e| f64::from(e.test_top1));
+                        if let Some(top1) = top1.filter(|v| v.is_finite()) {
+                            let entry = by_epoch.entry(epoch.epoch).or_insert((0.0, 0));
+                            *entry = (entry.0 + top1, entry.1 + 1);
+                        }
+                    }
+                    Series {
+                        method,
+                        runs: runs.len(),
+                        points: by_epoch
+                            .into_iter()
+                            .map(|(e, (sum, n))| (f64::from(e), sum / f64::from(n)))
+                            .collect(),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(PlotData {
+        title: format!("{title} — test top-1 by epoch (mean over seeds)"),
+        x_axis: XAxis::Epoch,
+        y_label: "test top-1 (%)".into(),
+        panels,
+    })
+}
+
+#[cfg(test)]
+#[path = "collect_test.rs"]
+mod tests;

@@ -1,0 +1,137 @@
+//! Tests of turning runs into plot data: filtering, grouping by ratio and method, averaging
+//! over seeds, sorting head first, and skipping classes without test images.
+
+use super::*;
+use cauda_proto::v1::EvalMetrics;
+use serde_json::json;
+
+fn run(id: u64, method: &str, ratio: f64, seed: u64, per_class: Value) -> Run {
+    Run {
+        run_id: id,
+        state: RunState::Succeeded as i32,
+        config_json: json!({
+            "method": method,
+            "data": { "format": "digits", "imbalance": { "profile": "exp", "ratio": ratio },
+                      "balanced_variant": false },
+            "train": { "seed": seed },
+        })
+        .to_string(),
+        summary_json: json!({
+            "method": method,
+            "class_counts": [10, 100, 1],
+            "last": { "test_top1": 0.5, "per_class": per_class },
+        })
+        .to_string(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn seeds_average_and_classes_sort_head_first() {
+    let runs = vec![
+        run(1, "ce", 10.0, 1, json!([0.5, 0.9, 0.1])),
+        run(2, "ce", 10.0, 2, json!([0.7, 1.0, null])),
+    ];
+    let data = per_class("e-1 x", &runs).unwrap();
+    assert_eq!(data.x_axis, XAxis::ClassCountDescending);
+    assert_eq!(data.panels.len(), 1);
+    let s = &data.panels[0].series[0];
+    assert_eq!((s.method.as_str(), s.runs), ("ce", 2));
+    let expect = [(100.0, 0.95), (10.0, 0.6), (1.0, 0.1)];
+    assert_eq!(s.points.len(), 3);
+    for (got, want) in s.points.iter().zip(expect) {
+        assert!((got.0 - want.0).abs() < 1e-9 && (got.1 - want.1).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn a_class_no_run_measured_is_left_out() {
+    let runs = vec![run(1, "ce", 10.0, 1, json!([0.5, null, 0.1]))];
+    let data = per_class("e", &runs).unwrap();
+    let xs: Vec<f64> = data.panels[0].series[0]
+        .points
+        .iter()
+        .map(|p| p.0)
+        .collect();
+    assert_eq!(xs, vec![10.0, 1.0]);
+}
+
+#[test]
+fn ratios_become_panels_and_methods_keep_grid_order() {
+    let runs = vec![
+        run(1, "focal", 100.0, 1, json!([0.1, 0.2, 0.3])),
+        run(2, "ce", 100.0, 1, json!([0.1, 0.2, 0.3])),
+        run(3, "focal", 10.0, 1, json!([0.1, 0.2, 0.3])),
+        run(4, "focal", 100.0, 2, json!([0.1, 0.2, 0.3])),
+    ];
+    let data = per_class("e", &runs).unwrap();
+    let titles: Vec<&str> = data.panels.iter().map(|p| p.title.as_str()).collect();
+    assert_eq!(titles, ["imbalance ratio 10", "imbalance ratio 100"]);
+    let methods: Vec<(&str, usize)> = data.panels[1]
+        .series
+        .iter()
+        .map(|s| (s.method.as_str(), s.runs))
+        .collect();
+    assert_eq!(methods, [("focal", 2), ("ce", 1)]);
+}
+
+#[test]
+fn unfinished_and_balanced_reference_runs_are_skipped() {
+    let mut failed = run(1, "ce", 10.0, 1, json!([0.1, 0.2, 0.3]));
+    failed.state = RunState::Failed as i32;
+    let mut reference = run(2, "focal", 10.0, 1, json!([0.1, 0.2, 0.3]));
+    reference.config_json = reference
+        .config_json
+        .replace("\"balanced_variant\":false", "\"balanced_variant\":true");
+    assert!(run_facts(&reference).is_none());
+    let kept = run(3, "lws", 10.0, 1, json!([0.1, 0.2, 0.3]));
+    let data = per_class("e", &[failed.clone(), reference.clone(), kept]).unwrap();
+    let methods: Vec<&str> = data.panels[0]
+        .series
+        .iter()
+        .map(|s| s.method.as_str())
+        .collect();
+    assert_eq!(methods, ["lws"]);
+    assert!(matches!(
+        per_class("e", &[failed, reference]),
+        Err(PlotError::Empty(_))
+    ));
+}
+
+fn epoch(n: u32, top1: Option<f32>) -> EpochMetrics {
+    EpochMetrics {
+        stage: 1,
+        epoch: n,
+        eval: top1.map(|t| EvalMetrics {
+            test_top1: t,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn curves_average_the_seeds_that_evaluated_each_epoch() {
+    let runs = vec![
+        (
+            run(1, "ce", 10.0, 1, json!([])),
+            vec![epoch(1, Some(0.2)), epoch(2, None), epoch(3, Some(0.6))],
+        ),
+        (
+            run(2, "ce", 10.0, 2, json!([])),
+            vec![
+                epoch(1, Some(0.4)),
+                epoch(2, Some(0.5)),
+                epoch(3, Some(f32::NAN)),
+            ],
+        ),
+    ];
+    let data = curves("e", &runs).unwrap();
+    assert_eq!(data.x_axis, XAxis::Epoch);
+    let points = &data.panels[0].series[0].points;
+    let want = [(1.0, 0.3), (2.0, 0.5), (3.0, 0.6)];
+    assert_eq!(points.len(), 3);
+    for (got, want) in points.iter().zip(want) {
+        assert!((got.0 - want.0).abs() < 1e-9 && (got.1 - want.1).abs() < 1e-6);
+    }
+}

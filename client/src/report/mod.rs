@@ -1,0 +1,3 @@
+//! Reports of an experiment beyond the terminal table: the self-contained HTML page.
+
+pub mod html;
