@@ -12,6 +12,9 @@ use crate::exit::CliError;
 /// How long to wait for the TCP and HTTP/2 handshake before calling the daemon unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The largest reply the client decodes (256 MiB).
+pub const MAX_REPLY_BYTES: usize = 256 << 20;
+
 /// A connected client of the daemon at `addr` (e.g. `http://127.0.0.1:50051`).
 pub async fn connect(addr: &str) -> Result<CaudaClient<Channel>, CliError> {
     let unreachable = |reason: String| CliError::Unreachable {
@@ -25,7 +28,9 @@ pub async fn connect(addr: &str) -> Result<CaudaClient<Channel>, CliError> {
         .connect()
         .await
         .map_err(|e| unreachable(chain(&e)))?;
-    Ok(CaudaClient::new(channel))
+    // A long run's metrics (one record per epoch, with per-class accuracies) outgrow tonic's
+    // 4 MiB default reply limit: GetMetrics of ~2,700 epochs of 100 classes is ~6 MB.
+    Ok(CaudaClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES))
 }
 
 /// An error and its sources on one line, without repeating a source its parent already

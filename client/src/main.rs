@@ -4,6 +4,7 @@
 
 mod cmd;
 mod connect;
+mod download;
 mod exit;
 mod ids;
 mod json;
