@@ -151,15 +151,7 @@ async fn four_fake_gpus_are_never_over_given_and_workers_see_their_own() {
     for run in &runs {
         assert_eq!(run.state(), v1::RunState::Succeeded, "{run:?}");
         let events = events(&mut client, run.run_id).await;
-        let grants = events
-            .iter()
-            .find_map(|e| match &e.event {
-                Some(v1::run_event::Event::State(s)) if s.to() == v1::RunState::Running => {
-                    Some(s.grants.clone())
-                }
-                _ => None,
-            })
-            .unwrap();
+        let grants = first_grants(&events);
         let want = run.resources.as_ref().unwrap();
         assert_eq!(
             grants.len(),

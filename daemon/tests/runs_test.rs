@@ -55,15 +55,7 @@ async fn a_grid_trains_to_the_end_in_worker_processes() {
                 v1::RunState::Succeeded
             ]
         );
-        let running = events
-            .iter()
-            .find_map(|e| match &e.event {
-                Some(v1::run_event::Event::State(s)) if s.to() == v1::RunState::Running => {
-                    Some(s.grants.clone())
-                }
-                _ => None,
-            })
-            .unwrap();
+        let running = first_grants(&events);
         assert_eq!(running.len(), 1);
         assert!(running[0].device_id.starts_with("cpu:"));
         let streamed: Vec<_> = events

@@ -296,3 +296,16 @@ pub fn state_changes(events: &[v1::RunEvent]) -> Vec<(v1::RunState, v1::RunState
         })
         .collect()
 }
+
+/// The grants sent with a run's first change to RUNNING.
+pub fn first_grants(events: &[v1::RunEvent]) -> Vec<v1::Grant> {
+    events
+        .iter()
+        .find_map(|e| match &e.event {
+            Some(v1::run_event::Event::State(s)) if s.to() == v1::RunState::Running => {
+                Some(s.grants.clone())
+            }
+            _ => None,
+        })
+        .expect("the run started")
+}
