@@ -58,13 +58,16 @@ pub fn cells(row: &ReportRow) -> Vec<String> {
             .map_or_else(|| "-".into(), |a| format!("{a:.3}")),
         row.images_per_sec
             .map_or_else(|| "-".into(), |v| format!("{v:.0}")),
+        format!("{:.2}", row.hours),
+        format!("{:.2}", row.gpu_hours),
     ]
 }
 
 /// The footnote every rendering carries.
 pub const NOTE: &str = "top-1 and many/medium/few: test accuracy (%) of the final model, mean ± sample std over seeds; \
 val-sel: at the best validation epoch; best-test*: best test epoch, optimistic (picked on the test set); \
-rel-acc: A_t / max(A_v, A_b) (Zhang et al. survey, Sec. 4.1).";
+rel-acc: A_t / max(A_v, A_b) (Zhang et al. survey, Sec. 4.1); hours: wall-clock hours of the row's runs, \
+GPU-h: those hours times the GPUs (or GPU share) each held.";
 
 /// A Markdown table.
 pub fn markdown(report: &GetReportResponse) -> String {
