@@ -13,6 +13,7 @@ mod plan;
 mod query;
 mod recovery;
 mod report;
+mod submit;
 #[cfg(test)]
 mod tests;
 
