@@ -166,11 +166,14 @@ impl Rig {
 }
 
 /// A small spec on the embedded digits: one run, or a grid over `train.seed` of `grid` runs;
-/// `gpus` whole GPUs each (0 = a CPU slot).
+/// `gpus` whole GPUs each (0 = a CPU slot). Every call gets its own `split_seed`, so no two
+/// specs share a config hash: the daemon would reuse an identical run instead of queueing it.
 pub fn spec(name: &str, gpus: u32, grid: Option<std::ops::Range<usize>>) -> String {
+    static SALT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let salt = SALT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut text = format!(
         "name = \"{name}\"\nmethod = \"ce\"\n[data]\nformat = \"digits\"\n\
-         imbalance = {{ profile = \"exp\", ratio = 50 }}\n[train]\nepochs = 20\n\
+         imbalance = {{ profile = \"exp\", ratio = 50 }}\nsplit_seed = {salt}\n[train]\nepochs = 20\n\
          [resources]\ngpus = {gpus}\n"
     );
     if let Some(seeds) = grid {
