@@ -233,6 +233,30 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_auth_block_parses_once_uncommented() {
+        let text = include_str!("../../examples/caudad.toml");
+        let start = text.find("# [auth]").expect("the example documents [auth]");
+        let block: String = text[start..]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config = DaemonConfig::parse(
+            Path::new("example"),
+            &format!("{}\n{block}", &text[..start]),
+        )
+        .expect("the [auth] block parses");
+        let users = config.auth.expect("auth").users;
+        assert_eq!(users.len(), 2);
+        assert_eq!(
+            users[1].token_sha256,
+            crate::store::sha256_hex(b"root-token")
+        );
+        assert!(users[1].admin && !users[0].admin);
+        assert!(!config.allow_insecure_listen);
+    }
+
+    #[test]
     fn without_an_override_the_inventory_is_discovered() {
         let p = Path::new("t.toml");
         let inventory = DaemonConfig::default()

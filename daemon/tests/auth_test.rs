@@ -295,3 +295,36 @@ fn hash_token_prints_the_sha256_of_stdin() {
         caudad::store::sha256_hex(b"t-ada")
     );
 }
+
+#[test]
+fn the_cauda_client_sends_cauda_token() {
+    let cli = std::path::Path::new(env!("CARGO_BIN_EXE_caudad")).with_file_name("cauda");
+    if !cli.exists() {
+        eprintln!("skipped: the cauda binary is not built next to caudad (cargo test --workspace)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Caudad::start(dir.path(), &config());
+    let ls = |token: Option<&str>| {
+        let mut cmd = Command::new(&cli);
+        cmd.args(["--addr", &daemon.url, "ls"])
+            .env_remove("CAUDA_TOKEN");
+        if let Some(t) = token {
+            cmd.env("CAUDA_TOKEN", t);
+        }
+        cmd.output().expect("cauda runs")
+    };
+    let out = ls(None);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("authorization"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ls(Some("t-ada"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
