@@ -1,5 +1,5 @@
 //! `caudad.toml`: where the daemon listens, where it keeps its data, which devices it may hand
-//! out and how it schedules. Strict (`deny_unknown_fields`) so a misspelt key is an error naming
+//! out, how it schedules and who may call it (`[auth]`). Strict (`deny_unknown_fields`) so a misspelt key is an error naming
 //! it; `examples/caudad.toml` documents every key and is parsed by a test.
 
 use std::net::SocketAddr;
@@ -56,6 +56,31 @@ pub struct DaemonConfig {
     /// A folder of user presets (`*.toml`), reloaded when it changes.
     pub presets: Option<PathBuf>,
     pub scheduler: SchedulerConfig,
+    /// Users and their bearer tokens; absent means no authentication (every caller is
+    /// "anonymous"), which is only allowed on a loopback address.
+    pub auth: Option<AuthConfig>,
+    /// Serve without `[auth]` on a non-loopback address anyway (anyone who can reach the port
+    /// may submit and cancel).
+    pub allow_insecure_listen: bool,
+}
+
+/// `[auth]`: who may call the public API.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub users: Vec<UserConfig>,
+}
+
+/// One `[[auth.users]]` entry: a name and the SHA-256 of its token (`caudad hash-token`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    /// Lowercase hex SHA-256 of the bearer token (64 characters).
+    pub token_sha256: String,
+    /// An admin may cancel anyone's runs and submit as any user.
+    #[serde(default)]
+    pub admin: bool,
 }
 
 impl Default for DaemonConfig {
@@ -71,6 +96,8 @@ impl Default for DaemonConfig {
             inbox: None,
             presets: None,
             scheduler: SchedulerConfig::default(),
+            auth: None,
+            allow_insecure_listen: false,
         }
     }
 }
@@ -93,6 +120,12 @@ impl DaemonConfig {
         })?;
         if let Some(list) = &config.devices {
             Self::override_inventory(path, list)?;
+        }
+        if let Some(auth) = &config.auth {
+            auth.validate().map_err(|message| ConfigError::Parse {
+                path: path.into(),
+                message,
+            })?;
         }
         Ok(config)
     }
@@ -146,6 +179,40 @@ impl DaemonConfig {
     }
 }
 
+impl AuthConfig {
+    /// At least one user; names non-empty and unique; every hash 64 lowercase hex digits.
+    fn validate(&self) -> Result<(), String> {
+        if self.users.is_empty() {
+            return Err("auth.users: no users; add one or remove [auth]".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut hashes = std::collections::HashSet::new();
+        for (i, u) in self.users.iter().enumerate() {
+            if u.name.trim().is_empty() {
+                return Err(format!("auth.users[{i}].name: empty"));
+            }
+            if !names.insert(u.name.as_str()) {
+                return Err(format!("auth.users[{i}].name: {:?} appears twice", u.name));
+            }
+            let hex = u.token_sha256.len() == 64
+                && u.token_sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !hex {
+                return Err(format!(
+                    "auth.users[{i}].token_sha256: not 64 lowercase hex digits (use `caudad hash-token`)"
+                ));
+            }
+            if !hashes.insert(u.token_sha256.as_str()) {
+                return Err(format!(
+                    "auth.users[{i}].token_sha256: the same token as another user"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +230,30 @@ mod tests {
         let inventory = config.inventory(path).expect("inventory");
         assert_eq!((inventory.cpu_slots(), inventory.gpu_count()), (2, 0));
         assert!(inventory.from_override());
+    }
+
+    #[test]
+    fn the_documented_auth_block_parses_once_uncommented() {
+        let text = include_str!("../../examples/caudad.toml");
+        let start = text.find("# [auth]").expect("the example documents [auth]");
+        let block: String = text[start..]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config = DaemonConfig::parse(
+            Path::new("example"),
+            &format!("{}\n{block}", &text[..start]),
+        )
+        .expect("the [auth] block parses");
+        let users = config.auth.expect("auth").users;
+        assert_eq!(users.len(), 2);
+        assert_eq!(
+            users[1].token_sha256,
+            crate::store::sha256_hex(b"root-token")
+        );
+        assert!(users[1].admin && !users[0].admin);
+        assert!(!config.allow_insecure_listen);
     }
 
     #[test]
@@ -188,5 +279,40 @@ mod tests {
         let err = DaemonConfig::parse(p, "devices = [\"tpu:0\"]").unwrap_err();
         assert!(err.to_string().contains("tpu:0"), "{err}");
         assert_eq!(DaemonConfig::parse(p, "").unwrap(), DaemonConfig::default());
+    }
+
+    #[test]
+    fn auth_users_are_validated() {
+        let p = Path::new("t.toml");
+        let hash = "a".repeat(64);
+        let ok = format!(
+            "[auth]\nusers = [{{ name = \"ada\", token_sha256 = \"{hash}\", admin = true }}]"
+        );
+        let config = DaemonConfig::parse(p, &ok).expect("valid [auth]");
+        let users = config.auth.expect("auth").users;
+        assert_eq!((users[0].name.as_str(), users[0].admin), ("ada", true));
+        for (text, key) in [
+            ("[auth]\nusers = []".to_string(), "auth.users"),
+            (
+                "[auth]\nusers = [{ name = \"ada\", token_sha256 = \"abc\" }]".to_string(),
+                "auth.users[0].token_sha256",
+            ),
+            (
+                format!(
+                    "[auth]\nusers = [{{ name = \"a\", token_sha256 = \"{hash}\" }}, {{ name = \"a\", token_sha256 = \"{}\" }}]",
+                    "b".repeat(64)
+                ),
+                "auth.users[1].name",
+            ),
+            (
+                format!(
+                    "[auth]\nusers = [{{ name = \"a\", token_sha256 = \"{hash}\", root = true }}]"
+                ),
+                "root",
+            ),
+        ] {
+            let err = DaemonConfig::parse(p, &text).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 }

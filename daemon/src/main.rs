@@ -4,6 +4,7 @@
 //! runs the daemon's gRPC API.
 
 mod demo_cmd;
+mod hash_token_cmd;
 mod plugins_cmd;
 mod serve_cmd;
 mod train_cmd;
@@ -41,6 +42,8 @@ enum Command {
     Plugins(plugins_cmd::PluginsArgs),
     /// Serve the gRPC API (experiments, runs, metrics, devices, plugins) until Ctrl-C.
     Serve(serve_cmd::ServeArgs),
+    /// Print the SHA-256 of a token read on stdin (for `[[auth.users]]` in caudad.toml).
+    HashToken(hash_token_cmd::HashTokenArgs),
     /// Run one attempt of one run for the daemon (started by `caudad serve`, not by hand).
     #[command(hide = true)]
     Work(work_cmd::WorkArgs),
@@ -63,6 +66,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Demo(args) => ok(demo_cmd::run(args)),
         Command::Plugins(args) => ok(plugins_cmd::run(args)),
         Command::Serve(args) => ok(serve_cmd::run(args)),
+        Command::HashToken(args) => ok(hash_token_cmd::run(args)),
         Command::Work(args) => Ok(work_cmd::run(args)),
     }
 }

@@ -82,6 +82,30 @@ pub struct Grant {
     pub mem_mb: Option<u64>,
 }
 
+/// Who asks the core to act: an authenticated user, or the daemon's own callers (no auth
+/// configured, the inbox folder), which act as an admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    /// May act on anyone's runs.
+    pub admin: bool,
+}
+
+impl Actor {
+    /// The caller when no authentication is configured: may act on every run.
+    pub fn unchecked() -> Self {
+        Self {
+            name: "anonymous".into(),
+            admin: true,
+        }
+    }
+
+    /// Whether this actor may change runs owned by `owner`.
+    pub fn may_act_for(&self, owner: &str) -> bool {
+        self.admin || self.name == owner
+    }
+}
+
 /// One run as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::config::{ConfigError, DaemonConfig};
 use crate::core::{CoreError, Daemon, DaemonSettings, SystemClock};
 use crate::executor::{self, ProcessConfig, ProcessExecutor};
+use crate::grpc::auth::{UserGate, WorkerGate};
 use crate::model::RunId;
 use crate::store::{SledStore, StoreConfig, StoreError};
 
@@ -42,6 +43,11 @@ pub enum NodeError {
     Serve(#[from] tonic::transport::Error),
     #[error(transparent)]
     Folders(#[from] crate::folders::FolderError),
+    #[error(
+        "refusing to listen on {addr} without authentication: add an [auth] section with users \
+         to the config, listen on a loopback address, or set allow_insecure_listen = true"
+    )]
+    InsecureListen { addr: SocketAddr },
 }
 
 /// A started daemon (inside a tokio runtime).
@@ -55,6 +61,8 @@ pub struct Node {
     listener: tokio::net::TcpListener,
     /// The watched inbox and presets folders (live while the node serves).
     folders: crate::folders::Folders,
+    /// Who may call the public and worker services.
+    gates: (UserGate, WorkerGate),
 }
 
 impl Node {
@@ -66,6 +74,14 @@ impl Node {
         config_path: &Path,
         program: PathBuf,
     ) -> Result<Self, NodeError> {
+        if config.auth.is_none()
+            && !config.listen.ip().is_loopback()
+            && !config.allow_insecure_listen
+        {
+            return Err(NodeError::InsecureListen {
+                addr: config.listen,
+            });
+        }
         let inventory = config.inventory(config_path)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
             path: config.data_dir.clone(),
@@ -123,6 +139,14 @@ impl Node {
                 }
             }
         });
+        // Worker tokens are always handed out; they are checked when users are.
+        let gates = (
+            UserGate::new(config.auth.as_ref()),
+            WorkerGate::new(config.auth.is_some().then(|| executor.tokens())),
+        );
+        if config.auth.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "allow_insecure_listen: serving without authentication");
+        }
         Ok(Self {
             addr,
             daemon,
@@ -130,6 +154,7 @@ impl Node {
             requeued,
             listener,
             folders,
+            gates,
         })
     }
 
@@ -137,7 +162,8 @@ impl Node {
     /// daemon requeues their runs).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), NodeError> {
         let _folders = self.folders;
-        let served = crate::grpc::serve(self.listener, self.daemon, shutdown).await;
+        let served =
+            crate::grpc::serve_gated(self.listener, self.daemon, self.gates, shutdown).await;
         self.executor.stop_all();
         Ok(served?)
     }

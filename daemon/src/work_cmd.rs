@@ -30,6 +30,10 @@ pub fn run(args: WorkArgs) -> std::process::ExitCode {
         run: args.run,
         attempt: args.attempt,
         patience: Duration::from_secs(args.patience_secs),
+        // From the environment, never the command line (where `ps` would show it).
+        token: std::env::var(caudad::executor::WORKER_TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.is_empty()),
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -2,11 +2,10 @@
 //! and, for the curves, each plotted run's epochs (GetMetrics), then hand them to
 //! [`collect`](super::collect) for a [`PlotData`].
 
-use cauda_proto::v1::cauda_client::CaudaClient;
 use cauda_proto::v1::{GetExperimentRequest, GetMetricsRequest, ListRunsRequest, Run, RunView};
-use tonic::transport::Channel;
 
 use super::{PlotData, PlotError, collect};
+use crate::connect::Client;
 use crate::exit::CliError;
 use crate::ids::experiment_label;
 
@@ -22,7 +21,7 @@ pub enum Kind {
 
 /// Every run of an experiment with its config and summary, in run-id order.
 pub async fn experiment_runs(
-    client: &mut CaudaClient<Channel>,
+    client: &mut Client,
     addr: &str,
     experiment_id: u64,
 ) -> Result<Vec<Run>, CliError> {
@@ -56,7 +55,7 @@ pub async fn experiment_runs(
 /// The data of one picture of an experiment. An unknown experiment is NOT_FOUND (exit 4); an
 /// experiment with nothing to plot yet is a usage error naming why.
 pub async fn gather(
-    client: &mut CaudaClient<Channel>,
+    client: &mut Client,
     addr: &str,
     experiment_id: u64,
     kind: Kind,

@@ -10,7 +10,7 @@ use cauda_plugins::spec::PresetBook;
 use tokio::sync::broadcast;
 
 use super::{Clock, CoreError, Executor, LiveEvent, Result};
-use crate::model::{ExperimentId, RunId, RunRecord, RunState};
+use crate::model::{Actor, ExperimentId, RunId, RunRecord, RunState};
 use crate::scheduler::{Inventory, PendingRun, SchedulerConfig, SchedulerInput, Usage, decide};
 use crate::store::{Event, EventKind, RunFilter, Store, WriteOp};
 
@@ -241,6 +241,17 @@ impl Daemon {
     /// Cancels one run or every unfinished run of an experiment; finished runs are left as
     /// they are. Devices are free at once; then the queue is scheduled again.
     pub fn cancel(&self, target: CancelTarget, reason: Option<String>) -> Result<CancelOutcome> {
+        self.cancel_as(&Actor::unchecked(), target, reason)
+    }
+
+    /// `cancel` on behalf of `actor`: every run it would cancel must be the actor's own unless
+    /// the actor is an admin (`NotOwner` otherwise, and nothing is cancelled).
+    pub fn cancel_as(
+        &self,
+        actor: &Actor,
+        target: CancelTarget,
+        reason: Option<String>,
+    ) -> Result<CancelOutcome> {
         let _guard = self.lock()?;
         let runs = match target {
             CancelTarget::Run(id) => {
@@ -256,6 +267,13 @@ impl Daemon {
                 })?
             }
         };
+        if let Some(run) = runs.iter().find(|r| !actor.may_act_for(&r.user)) {
+            return Err(CoreError::NotOwner {
+                run: run.id,
+                owner: run.user.clone(),
+                actor: actor.name.clone(),
+            });
+        }
         let now = self.clock.now();
         let mut outcome = CancelOutcome::default();
         let mut ops = Vec::new();

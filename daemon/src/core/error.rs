@@ -42,6 +42,13 @@ pub enum CoreError {
     /// An upload whose bytes do not match what was announced; nothing was stored.
     #[error("run {run}: corrupt upload: {reason}")]
     CorruptUpload { run: RunId, reason: String },
+    /// The caller is neither the run's owner nor an admin.
+    #[error("run {run} belongs to {owner}; {actor} may not change it")]
+    NotOwner {
+        run: RunId,
+        owner: String,
+        actor: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A broken invariant of the daemon itself (a poisoned lock).

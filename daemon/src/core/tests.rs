@@ -122,3 +122,33 @@ fn cancelling_an_experiment_frees_every_device() {
         Err(CoreError::RunNotFound(RunId(999)))
     ));
 }
+
+#[test]
+fn only_the_owner_or_an_admin_may_cancel() {
+    let (d, _, _) = daemon();
+    let submitted = d.submit("demo", DEMO, "ada", None).expect("submit");
+    let target = CancelTarget::Experiment(submitted.experiment);
+    let actor = |name: &str, admin| crate::model::Actor {
+        name: name.into(),
+        admin,
+    };
+    let err = d
+        .cancel_as(&actor("bob", false), target, None)
+        .expect_err("bob is not the owner");
+    assert!(
+        matches!(err, CoreError::NotOwner { ref owner, .. } if owner == "ada"),
+        "{err}"
+    );
+    let first = CancelTarget::Run(submitted.runs[0].0);
+    let out = d
+        .cancel_as(&actor("ada", false), first, None)
+        .expect("the owner cancels");
+    assert_eq!(out.cancelled, [submitted.runs[0].0]);
+    let out = d
+        .cancel_as(&actor("root", true), target, None)
+        .expect("an admin cancels");
+    // The rest, except what ended with the first run (it and any stage 2 waiting on it).
+    assert!(!out.cancelled.is_empty());
+    assert!(out.already_finished.contains(&submitted.runs[0].0));
+    assert_eq!(out.cancelled.len() + out.already_finished.len(), 13);
+}

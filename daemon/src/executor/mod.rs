@@ -4,6 +4,7 @@
 //! reference back to the daemon, so the executor knows nothing of the core's locks).
 
 mod process;
+mod tokens;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 pub use process::{ProcessConfig, ProcessExecutor, visible_devices};
+pub use tokens::{WORKER_TOKEN_ENV, WorkerTokens};
 
 use crate::core::{Daemon, ProcessExit, STDERR_TAIL_BYTES};
 use crate::model::RunId;

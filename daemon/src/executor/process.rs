@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
-use super::{ExecEvent, StderrTail};
+use super::{ExecEvent, StderrTail, WORKER_TOKEN_ENV, WorkerTokens};
 use crate::core::{Executor, ProcessExit};
 use crate::model::{DeviceId, RunId, RunRecord};
 use crate::store::{LogStream, MAX_LOG_LINE};
@@ -46,6 +46,8 @@ struct Inner {
     handle: tokio::runtime::Handle,
     /// Live children by (run, attempt): their pids.
     children: Mutex<HashMap<(RunId, u32), u32>>,
+    /// The live attempts' worker tokens (hashed).
+    tokens: WorkerTokens,
     events: mpsc::UnboundedSender<ExecEvent>,
 }
 
@@ -69,6 +71,7 @@ impl ProcessExecutor {
             config,
             handle,
             children: Mutex::new(HashMap::new()),
+            tokens: WorkerTokens::default(),
             events,
         };
         (
@@ -86,6 +89,11 @@ impl ProcessExecutor {
             tracing::info!(run_id = %run, attempt, pid, "stopping worker for shutdown");
             signal(pid, Signal::SIGTERM);
         }
+    }
+
+    /// The tokens this executor hands its workers (for the gRPC worker gate).
+    pub fn tokens(&self) -> WorkerTokens {
+        self.inner.tokens.clone()
     }
 
     /// The pids of the live workers, by (run, attempt).
@@ -136,6 +144,7 @@ impl Executor for ProcessExecutor {
             .env("CAUDA_RUN_ID", run.id.to_string())
             .env("CAUDA_ATTEMPT", run.attempt.to_string())
             .envs(config.env.iter().map(|(k, v)| (k, v)))
+            .env(WORKER_TOKEN_ENV, inner.tokens.issue(run.id, run.attempt))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -156,6 +165,7 @@ impl Executor for ProcessExecutor {
         let child = match cmd.spawn() {
             Ok(child) => child,
             Err(e) => {
+                inner.tokens.revoke(run.id, run.attempt);
                 let exit = ProcessExit {
                     code: None,
                     signal: None,
@@ -261,6 +271,7 @@ async fn supervise(inner: Arc<Inner>, key: (RunId, u32), mut child: tokio::proce
     if let Ok(mut children) = inner.children.lock() {
         children.remove(&key);
     }
+    inner.tokens.revoke(run, attempt);
     let exit = match status {
         Ok(status) => {
             use std::os::unix::process::ExitStatusExt;

@@ -1,7 +1,9 @@
 //! The daemon's gRPC edge: tonic adapters over the core (`service`), the one conversions module
 //! (`convert`), and `serve`, which runs the `Cauda` service and tonic-health on a listener until
-//! a shutdown future resolves (tests bind `127.0.0.1:0` and stop with a oneshot).
+//! a shutdown future resolves (tests bind `127.0.0.1:0` and stop with a oneshot). `auth` gates
+//! both services with bearer tokens when the config has `[auth]`.
 
+pub mod auth;
 pub mod convert;
 mod export;
 mod service;
@@ -13,6 +15,7 @@ use std::sync::Arc;
 
 use cauda_proto::v1::cauda_server::CaudaServer;
 use cauda_proto::v1::worker_server::WorkerServer;
+use tonic::service::interceptor::InterceptedService;
 
 use crate::core::Daemon;
 pub use service::CaudaService;
@@ -27,18 +30,32 @@ pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 pub const MAX_WORKER_MESSAGE_BYTES: usize = cauda_proto::MAX_CHUNK_BYTES + (64 << 10);
 
 /// Serves the `Cauda` service, the internal `Worker` service and the gRPC health service on
-/// `listener` until `shutdown` resolves, then drains in-flight calls.
+/// `listener` until `shutdown` resolves, then drains in-flight calls. No authentication.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     daemon: Arc<Daemon>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let gates = (auth::UserGate::default(), auth::WorkerGate::default());
+    serve_gated(listener, daemon, gates, shutdown).await
+}
+
+/// `serve` with the public service behind `gates.0` and the worker service behind `gates.1`
+/// (health stays open).
+pub async fn serve_gated(
+    listener: tokio::net::TcpListener,
+    daemon: Arc<Daemon>,
+    gates: (auth::UserGate, auth::WorkerGate),
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<CaudaServer<CaudaService>>().await;
     let worker = WorkerServer::new(WorkerService::new(daemon.clone()))
         .max_decoding_message_size(MAX_WORKER_MESSAGE_BYTES);
+    let worker = InterceptedService::new(worker, gates.1);
     let cauda =
         CaudaServer::new(CaudaService::new(daemon)).max_decoding_message_size(MAX_REQUEST_BYTES);
+    let cauda = InterceptedService::new(cauda, gates.0);
     tracing::info!(addr = ?listener.local_addr().ok(), "serving");
     tonic::transport::Server::builder()
         .add_service(health)

@@ -49,6 +49,7 @@ impl Cauda for CaudaService {
         &self,
         request: Request<v1::SubmitExperimentRequest>,
     ) -> Result<Response<v1::SubmitExperimentResponse>, Status> {
+        let user = super::auth::submitter(&request, request.get_ref().user.as_deref())?;
         let req = request.into_inner();
         let origin = req.source_name.as_deref().unwrap_or("spec");
         if req.validate_only {
@@ -66,11 +67,10 @@ impl Cauda for CaudaService {
                 runs,
             }));
         }
-        let user = req.user.as_deref().unwrap_or("anonymous");
-        tracing::Span::current().record("user", user);
+        tracing::Span::current().record("user", &user);
         let submitted = self
             .daemon
-            .submit(origin, &req.spec_toml, user, req.priority)?;
+            .submit(origin, &req.spec_toml, &user, req.priority)?;
         Ok(Response::new(v1::SubmitExperimentResponse {
             experiment_id: submitted.experiment.0,
             runs: submitted
@@ -212,6 +212,7 @@ impl Cauda for CaudaService {
         &self,
         request: Request<v1::CancelRunRequest>,
     ) -> Result<Response<v1::CancelRunResponse>, Status> {
+        let actor = super::auth::actor(&request);
         let req = request.into_inner();
         let target = match req.target {
             Some(Target::RunId(id)) => CancelTarget::Run(RunId(id)),
@@ -222,7 +223,7 @@ impl Cauda for CaudaService {
                 ));
             }
         };
-        let outcome = self.daemon.cancel(target, req.reason)?;
+        let outcome = self.daemon.cancel_as(&actor, target, req.reason)?;
         Ok(Response::new(v1::CancelRunResponse {
             cancelled_run_ids: outcome.cancelled.iter().map(|r| r.0).collect(),
             already_finished_run_ids: outcome.already_finished.iter().map(|r| r.0).collect(),

@@ -13,6 +13,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, instrument};
 
+use super::auth;
 use crate::core::{Daemon, Ending};
 use crate::model::RunId;
 use crate::store::LogStream;
@@ -45,7 +46,9 @@ impl Worker for WorkerService {
         &self,
         request: Request<v1::RegisterRequest>,
     ) -> Result<Response<v1::RegisterResponse>, Status> {
+        let grant = auth::worker_grant(&request);
         let req = request.into_inner();
+        auth::check_worker(grant, req.run_id, req.attempt)?;
         let start =
             self.daemon
                 .register_worker(RunId(req.run_id), req.attempt, req.pid, &req.hostname)?;
@@ -64,7 +67,9 @@ impl Worker for WorkerService {
         &self,
         request: Request<v1::HeartbeatRequest>,
     ) -> Result<Response<v1::HeartbeatResponse>, Status> {
+        let grant = auth::worker_grant(&request);
         let req = request.into_inner();
+        auth::check_worker(grant, req.run_id, req.attempt)?;
         let stop = self.daemon.heartbeat(RunId(req.run_id), req.attempt)?;
         Ok(Response::new(v1::HeartbeatResponse { stop }))
     }
@@ -73,7 +78,9 @@ impl Worker for WorkerService {
         &self,
         request: Request<v1::ReportEpochRequest>,
     ) -> Result<Response<v1::ReportEpochResponse>, Status> {
+        let grant = auth::worker_grant(&request);
         let req = request.into_inner();
+        auth::check_worker(grant, req.run_id, req.attempt)?;
         let metrics = req
             .metrics
             .ok_or_else(|| Status::invalid_argument("ReportEpoch: metrics missing"))?;
@@ -105,7 +112,9 @@ impl Worker for WorkerService {
         &self,
         request: Request<v1::ReportLogRequest>,
     ) -> Result<Response<v1::ReportLogResponse>, Status> {
+        let grant = auth::worker_grant(&request);
         let req = request.into_inner();
+        auth::check_worker(grant, req.run_id, req.attempt)?;
         if req.lines.len() > MAX_LOG_LINES {
             return Err(Status::invalid_argument(format!(
                 "ReportLog: {} lines; at most {MAX_LOG_LINES} per call",
@@ -133,6 +142,7 @@ impl Worker for WorkerService {
         &self,
         request: Request<Streaming<v1::CheckpointChunk>>,
     ) -> Result<Response<v1::UploadCheckpointResponse>, Status> {
+        let grant = auth::worker_grant(&request);
         let mut stream = request.into_inner();
         let meta = match stream.next().await {
             Some(Ok(v1::CheckpointChunk {
@@ -145,6 +155,7 @@ impl Worker for WorkerService {
                 ));
             }
         };
+        auth::check_worker(grant, meta.run_id, meta.attempt)?;
         if meta.total_bytes > MAX_CHECKPOINT_BYTES {
             return Err(Status::resource_exhausted(format!(
                 "UploadCheckpoint: {} bytes announced; the limit is {MAX_CHECKPOINT_BYTES}",
@@ -209,7 +220,9 @@ impl Worker for WorkerService {
         &self,
         request: Request<v1::FetchCheckpointRequest>,
     ) -> Result<Response<Self::FetchCheckpointStream>, Status> {
+        let grant = auth::worker_grant(&request);
         let req = request.into_inner();
+        auth::check_worker(grant, req.run_id, req.attempt)?;
         let id = RunId(req.run_id);
         let (meta, bytes) = self
             .daemon
@@ -244,7 +257,9 @@ impl Worker for WorkerService {
         &self,
         request: Request<v1::FinishRequest>,
     ) -> Result<Response<v1::FinishResponse>, Status> {
+        let grant = auth::worker_grant(&request);
         let req = request.into_inner();
+        auth::check_worker(grant, req.run_id, req.attempt)?;
         let ending = match req.outcome {
             Some(Outcome::Success(s)) => Ending::Succeeded(s.summary_json),
             Some(Outcome::Failure(f)) => Ending::Failed(f.message),

@@ -1,22 +1,43 @@
 //! The worker's blocking client of the daemon's `Worker` service: its own small tokio runtime,
 //! calls retried while the daemon is unreachable (every call is idempotent), a heartbeat task,
 //! and fencing: a FAILED_PRECONDITION or NOT_FOUND, or a heartbeat that says stop, ends the
-//! worker without writing anything more.
+//! worker without writing anything more. Every call carries the attempt's worker token.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cauda_plugins::train::EpochRecord;
 use cauda_proto::v1::{self, worker_client::WorkerClient};
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
 use super::{WorkerArgs, WorkerError};
 
+/// The worker's client: every call carries `authorization: Bearer <worker token>`.
+type Client = WorkerClient<InterceptedService<Channel, Bearer>>;
+
+/// Adds the attempt's token to each call (nothing without one).
+#[derive(Clone)]
+struct Bearer(Option<AsciiMetadataValue>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
 /// The worker's connection to the daemon.
 pub struct WorkerRpc {
     runtime: tokio::runtime::Runtime,
-    client: WorkerClient<Channel>,
+    client: Client,
     url: String,
     run: u64,
     attempt: u32,
@@ -44,7 +65,17 @@ impl WorkerRpc {
             let _enter = runtime.enter();
             endpoint.connect_lazy()
         };
-        let client = WorkerClient::new(channel)
+        let bearer = match &args.token {
+            Some(token) => Some(
+                format!("Bearer {token}")
+                    .parse::<AsciiMetadataValue>()
+                    .map_err(|_| {
+                        WorkerError::Refused("the worker token is not printable ASCII".into())
+                    })?,
+            ),
+            None => None,
+        };
+        let client = WorkerClient::with_interceptor(channel, Bearer(bearer))
             .max_decoding_message_size(crate::grpc::MAX_WORKER_MESSAGE_BYTES);
         Ok(Self {
             runtime,
@@ -81,7 +112,7 @@ impl WorkerRpc {
     /// Runs `call` until it succeeds, retrying transport failures for `patience`.
     fn call<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T, WorkerError>
     where
-        F: FnMut(WorkerClient<Channel>) -> Fut,
+        F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = Result<T, Status>>,
     {
         let started = Instant::now();

@@ -23,6 +23,8 @@ pub struct WorkerArgs {
     pub attempt: u32,
     /// How long calls keep retrying while the daemon is unreachable before the worker gives up.
     pub patience: Duration,
+    /// The attempt's bearer token (from `CAUDA_WORKER_TOKEN`), sent with every call.
+    pub token: Option<String>,
 }
 
 /// Why a worker stopped without training to the end.
