@@ -124,3 +124,79 @@ impl Planner<'_> {
         PlanRef::New(index)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cauda_plugins::registry::builtin_registry;
+    use cauda_plugins::spec::{ExperimentSpec, PresetBook};
+
+    fn resolved(method: &str, seed: u64, balanced: bool) -> ResolvedRun {
+        let text = format!(
+            "name = \"p\"\nmethod = \"{method}\"\n[data]\nformat = \"digits\"\nbalanced_variant = {balanced}\n[model]\nbackbone = \"mlp\"\n[train]\nepochs = 2\nseed = {seed}\n"
+        );
+        let spec = ExperimentSpec::parse("p.toml", &text).unwrap();
+        spec.resolve("p.toml", &PresetBook::builtin(), &builtin_registry())
+            .unwrap()
+    }
+
+    fn point(method: &str, seed: u64, references: bool) -> PointInput {
+        PointInput {
+            name: format!("p/method={method},train.seed={seed}"),
+            run: resolved(method, seed, false),
+            references: references
+                .then(|| (resolved("ce", seed, true), resolved(method, seed, true))),
+        }
+    }
+
+    #[test]
+    fn decoupled_methods_share_a_stage_1_and_identical_runs_are_planned_once() {
+        let points = vec![
+            point("crt", 1, false),
+            point("ce", 1, false),
+            point("lws", 1, false),
+        ];
+        let plan = plan(points, &HashMap::new());
+        // ce, then crt and lws on ce as their stage 1.
+        assert_eq!(
+            plan.new.len(),
+            3,
+            "{:#?}",
+            plan.new.iter().map(|n| &n.name).collect::<Vec<_>>()
+        );
+        assert_eq!(plan.new[0].name, "p/method=ce,train.seed=1");
+        for stage2 in &plan.new[1..] {
+            assert_eq!(stage2.depends_on, Some(PlanRef::New(0)));
+        }
+        assert_eq!(plan.points.len(), 3);
+        assert_eq!(
+            plan.points[1].run,
+            PlanRef::New(0),
+            "points keep grid order"
+        );
+        assert!(plan.reused.is_empty());
+    }
+
+    #[test]
+    fn stored_runs_are_reused_and_references_are_shared() {
+        let ce = resolved("ce", 1, false);
+        let stored = HashMap::from([(config_hash(&ce), RunId(7))]);
+        let plan = plan(vec![point("ce", 1, true), point("focal", 1, true)], &stored);
+        assert_eq!(plan.points[0].run, PlanRef::Stored(RunId(7)));
+        assert_eq!(plan.reused, [RunId(7)]);
+        // New: focal, the balanced CE (shared; it is also ce's own balanced run), balanced focal.
+        let names: Vec<&str> = plan.new.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "p/method=focal,train.seed=1",
+                "p/method=ce,train.seed=1/ce-balanced",
+                "p/method=focal,train.seed=1/balanced"
+            ]
+        );
+        let (v0, b0) = plan.points[0].references.unwrap();
+        let (v1, _) = plan.points[1].references.unwrap();
+        assert_eq!((v0, b0), (PlanRef::New(1), PlanRef::New(1)));
+        assert_eq!(v1, PlanRef::New(1));
+    }
+}
