@@ -170,7 +170,13 @@ pub fn alive(pid: u32) -> bool {
 }
 
 pub fn kill9(pid: u32) {
-    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+    // Not `kill(1)`: a minimal machine may lack procps.
+    if let Ok(raw) = i32::try_from(pid) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(raw),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
 }
 
 /// Polls `check` every 50 ms until it returns `Some`, or panics after `limit` naming `what`.
