@@ -286,3 +286,23 @@ fn a_reported_epoch_is_broadcast_once_with_its_stored_seq() {
     );
     assert!(live.try_recv().is_err(), "a duplicate broadcasts nothing");
 }
+
+#[test]
+fn a_failed_run_is_not_reused_and_a_succeeded_one_is() {
+    let (d, _, _, _) = setup("cpu:2", 0);
+    let first = d.submit("t", SPEC, "ada", None).unwrap();
+    let (a, b) = (first.runs[0].0, first.runs[1].0);
+    d.finish(a, 1, Ending::Failed("boom".into())).unwrap();
+    d.finish(b, 1, Ending::Succeeded("{}".into())).unwrap();
+    let again = d.submit("t", SPEC, "ada", None).unwrap();
+    assert_eq!(
+        again.runs.len(),
+        1,
+        "the failed run's config is trained again"
+    );
+    assert_eq!(again.reused.iter().map(|r| r.0).collect::<Vec<_>>(), [b]);
+    // The new run is now the one to reuse for that config.
+    let third = d.submit("t", SPEC, "ada", None).unwrap();
+    assert!(third.runs.is_empty());
+    assert_eq!(third.reused.len(), 2);
+}

@@ -62,6 +62,9 @@ pub struct Daemon {
     /// When each running attempt last showed a sign of life (launch, register, heartbeat,
     /// report), in clock milliseconds; memory only: a restart gives every attempt a new start.
     pub(super) last_seen: Mutex<HashMap<(RunId, u32), crate::model::Millis>>,
+    /// Config hash -> the stored run a new submission may reuse (queued, running or succeeded),
+    /// built from the store on first use and kept current by `commit`.
+    pub(super) reusable: Mutex<Option<HashMap<String, RunId>>>,
     /// Serializes the read-decide-write sections (submit, schedule, cancel). Never held across
     /// an `.await`: every method here is synchronous.
     write: Mutex<()>,
@@ -93,6 +96,7 @@ impl Daemon {
             registry: builtin_registry(),
             live,
             last_seen: Mutex::new(HashMap::new()),
+            reusable: Mutex::new(None),
             write: Mutex::new(()),
         }
     }
@@ -134,6 +138,22 @@ impl Daemon {
     /// Commits `ops` atomically, then broadcasts their events with their sequence numbers.
     pub(super) fn commit(&self, ops: &[WriteOp]) -> Result<()> {
         let seqs = self.store.commit(ops)?;
+        if let Ok(mut reusable) = self.reusable.lock()
+            && let Some(index) = reusable.as_mut()
+        {
+            for op in ops {
+                if let WriteOp::PutRun(run) = op {
+                    if matches!(
+                        run.state,
+                        RunState::Queued | RunState::Running | RunState::Succeeded
+                    ) {
+                        index.insert(run.config_hash.clone(), run.id);
+                    } else if index.get(&run.config_hash) == Some(&run.id) {
+                        index.remove(&run.config_hash);
+                    }
+                }
+            }
+        }
         let events = ops.iter().filter_map(|op| match op {
             WriteOp::AppendEvent(run, event) => Some((*run, event)),
             _ => None,

@@ -64,7 +64,16 @@ impl Daemon {
         let (spec, points) = self.resolve(origin, spec_text)?;
         let now = self.clock.now();
         let _guard = self.lock()?;
-        let plan = plan(points, &self.reusable_runs()?);
+        let plan = {
+            let mut reusable = self
+                .reusable
+                .lock()
+                .map_err(|_| CoreError::Internal("the reuse index lock was poisoned".into()))?;
+            if reusable.is_none() {
+                *reusable = Some(self.reusable_runs()?);
+            }
+            plan(points, reusable.as_ref().unwrap_or(&HashMap::new()))
+        };
         let experiment = self.store.next_experiment_id()?;
         let mut ids = Vec::with_capacity(plan.new.len());
         for _ in &plan.new {
@@ -148,7 +157,7 @@ impl Daemon {
     }
 
     /// Stored runs a new experiment may reuse, by config hash: queued, running or succeeded
-    /// (the latest of each hash).
+    /// (the latest of each hash); read once, then `commit` keeps the index current.
     fn reusable_runs(&self) -> Result<HashMap<String, RunId>> {
         let mut out = HashMap::new();
         for state in [RunState::Queued, RunState::Running, RunState::Succeeded] {
