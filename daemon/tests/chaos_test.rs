@@ -8,7 +8,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cauda_proto::v1;
 use common::*;
 
 const LIMIT: Duration = Duration::from_secs(240);
@@ -91,24 +90,7 @@ async fn runs_survive_killed_workers_and_a_killed_daemon_exactly_once() {
     let runs = wait_all_done(&mut client, &ids, LIMIT).await;
     let stored = snapshot(&daemon, &ids).await;
     for run in &runs {
-        assert_eq!(run.state(), v1::RunState::Succeeded, "{run:?}");
-        let numbers: Vec<u32> = stored
-            .keys()
-            .filter(|(id, _)| *id == run.run_id)
-            .map(|(_, e)| *e)
-            .collect();
-        assert_eq!(
-            numbers,
-            (1..=EPOCHS).collect::<Vec<_>>(),
-            "r-{}",
-            run.run_id
-        );
-        let states = state_changes(&events(&mut client, run.run_id).await);
-        let done = states
-            .iter()
-            .filter(|s| s.1 == v1::RunState::Succeeded)
-            .count();
-        assert_eq!(done, 1, "r-{} succeeded exactly once", run.run_id);
+        assert_finished_once(&mut client, run, EPOCHS).await;
     }
     for (key, json) in &acknowledged {
         assert_eq!(

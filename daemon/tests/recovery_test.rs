@@ -54,21 +54,8 @@ async fn kill_9_of_the_daemon_mid_grid_resumes_every_run_exactly_once() {
     let mut client = second.client().await;
     let runs = wait_all_done(&mut client, &ids, LIMIT).await;
     for run in &runs {
-        assert_eq!(run.state(), v1::RunState::Succeeded, "{run:?}");
+        let states = assert_finished_once(&mut client, run, total).await;
         let metrics = epochs(&mut client, run.run_id).await;
-        let numbers: Vec<u32> = metrics.iter().map(|m| m.epoch).collect();
-        assert_eq!(
-            numbers,
-            (1..=total).collect::<Vec<_>>(),
-            "r-{}: contiguous, none missing, none repeated",
-            run.run_id
-        );
-        let states = state_changes(&events(&mut client, run.run_id).await);
-        let succeeded = states
-            .iter()
-            .filter(|s| s.1 == v1::RunState::Succeeded)
-            .count();
-        assert_eq!(succeeded, 1, "r-{} finished exactly once", run.run_id);
         if interrupted.contains(&run.run_id) {
             assert_eq!(run.attempt, 2, "r-{} resumed as a new attempt", run.run_id);
             let requeue = states

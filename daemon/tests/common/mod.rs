@@ -315,3 +315,32 @@ pub fn first_grants(events: &[v1::RunEvent]) -> Vec<v1::Grant> {
         })
         .expect("the run started")
 }
+
+/// Asserts what every crash test asks of a finished run: it succeeded, its stored epochs are
+/// exactly 1..=total (none missing, none repeated) and it entered SUCCEEDED once. Returns its
+/// state changes for further checks.
+pub async fn assert_finished_once(
+    client: &mut CaudaClient<Channel>,
+    run: &v1::Run,
+    total: u32,
+) -> Vec<(v1::RunState, v1::RunState, String)> {
+    assert_eq!(run.state(), v1::RunState::Succeeded, "{run:?}");
+    let numbers: Vec<u32> = epochs(client, run.run_id)
+        .await
+        .iter()
+        .map(|m| m.epoch)
+        .collect();
+    assert_eq!(
+        numbers,
+        (1..=total).collect::<Vec<_>>(),
+        "r-{}: contiguous, none missing, none repeated",
+        run.run_id
+    );
+    let states = state_changes(&events(client, run.run_id).await);
+    let succeeded = states
+        .iter()
+        .filter(|s| s.1 == v1::RunState::Succeeded)
+        .count();
+    assert_eq!(succeeded, 1, "r-{} finished exactly once", run.run_id);
+    states
+}
