@@ -73,6 +73,19 @@ impl Daemon {
         Ok((self.store.metrics(id)?, run.summary_json))
     }
 
+    /// One stored epoch of a run (`None` when not stored), without reading the others.
+    pub fn metric_point(&self, id: RunId, epoch: u32) -> Result<Option<MetricPoint>> {
+        Ok(self.store.metric(id, epoch)?)
+    }
+
+    /// The stage an epoch of a run belongs to, from its stored metrics (1 when unknown).
+    pub fn stage_of(&self, id: RunId, epoch: u32) -> u32 {
+        self.metric_point(id, epoch)
+            .ok()
+            .flatten()
+            .map_or(1, |p| u32::from(p.stage))
+    }
+
     /// A run's stored events with store sequence number `>= from_seq` (counted from 0).
     pub fn events(&self, id: RunId, from_seq: u64) -> Result<Vec<(u64, Event)>> {
         self.get_run(id)?;

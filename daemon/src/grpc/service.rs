@@ -313,11 +313,7 @@ impl Cauda for CaudaService {
         let span = tracing::info_span!("checkpoint_stream", run_id = req.run_id);
         tokio::spawn(
             async move {
-                let stage = daemon
-                    .metrics(meta.run)
-                    .ok()
-                    .and_then(|(m, _)| m.into_iter().find(|p| p.epoch == meta.epoch))
-                    .map_or(1, |p| u32::from(p.stage));
+                let stage = daemon.stage_of(meta.run, meta.epoch);
                 let first = v1::CheckpointChunk {
                     part: Some(v1::checkpoint_chunk::Part::Meta(super::meta_to_wire(
                         &meta, stage,

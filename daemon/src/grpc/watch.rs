@@ -137,11 +137,9 @@ impl Watcher {
             self.grants.clone_from(grants);
         }
         let metric = match &event.kind {
-            EventKind::Epoch { epoch, .. } => self
-                .daemon
-                .metrics(self.id)
-                .ok()
-                .and_then(|(m, _)| m.into_iter().find(|p| p.epoch == *epoch)),
+            EventKind::Epoch { epoch, .. } => {
+                self.daemon.metric_point(self.id, *epoch).ok().flatten()
+            }
             _ => None,
         };
         let ctx = convert::EventContext {

@@ -52,7 +52,7 @@ impl Worker for WorkerService {
         let start =
             self.daemon
                 .register_worker(RunId(req.run_id), req.attempt, req.pid, &req.hostname)?;
-        let stage = |epoch| self.stage_of(RunId(req.run_id), epoch);
+        let stage = |epoch| self.daemon.stage_of(RunId(req.run_id), epoch);
         Ok(Response::new(v1::RegisterResponse {
             config_json: start.config_json,
             config_hash: start.config_hash,
@@ -228,7 +228,7 @@ impl Worker for WorkerService {
             .daemon
             .resume_checkpoint(id, req.attempt)?
             .ok_or_else(|| Status::not_found(format!("run {id} has no checkpoint")))?;
-        let first = meta_to_wire(&meta, self.stage_of(id, meta.epoch));
+        let first = meta_to_wire(&meta, self.daemon.stage_of(id, meta.epoch));
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(
             async move {
@@ -267,17 +267,6 @@ impl Worker for WorkerService {
         };
         self.daemon.finish(RunId(req.run_id), req.attempt, ending)?;
         Ok(Response::new(v1::FinishResponse {}))
-    }
-}
-
-impl WorkerService {
-    /// The stage an epoch belongs to, from the stored metrics (1 when unknown).
-    fn stage_of(&self, id: RunId, epoch: u32) -> u32 {
-        self.daemon
-            .metrics(id)
-            .ok()
-            .and_then(|(m, _)| m.into_iter().find(|p| p.epoch == epoch))
-            .map_or(1, |p| u32::from(p.stage))
     }
 }
 

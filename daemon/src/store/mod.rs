@@ -243,6 +243,11 @@ pub trait Store: Send + Sync {
     /// A run's metrics in epoch order.
     fn metrics(&self, run: RunId) -> Result<Vec<MetricPoint>>;
 
+    /// One epoch's metrics of a run, when stored.
+    fn metric(&self, run: RunId, epoch: u32) -> Result<Option<MetricPoint>> {
+        Ok(self.metrics(run)?.into_iter().find(|m| m.epoch == epoch))
+    }
+
     /// Store a checkpoint (replacing one of the same epoch), then drop all but the run's last
     /// `keep_checkpoints` checkpoints by epoch, its best (the highest epoch stored with
     /// `is_best`) and the one just written (kept even when older epochs exist, as after a retry

@@ -64,6 +64,27 @@ impl SledStore {
         Ok(out)
     }
 
+    /// One stored epoch, by its key (no scan).
+    pub(super) fn read_metric(&self, run: RunId, epoch: u32) -> Result<Option<MetricPoint>> {
+        const OP: &str = "metric";
+        let key = keys::run_epoch(run, epoch);
+        let Some(v) = self.metrics.get(key).map_err(self.err(OP))? else {
+            return Ok(None);
+        };
+        match v.split_first() {
+            Some((&stage, json)) => Ok(Some(MetricPoint {
+                epoch,
+                stage,
+                json: json.to_vec(),
+            })),
+            None => Err(StoreError::Corrupt {
+                op: OP,
+                key: keys::describe("metrics", &key),
+                reason: "empty metric value".into(),
+            }),
+        }
+    }
+
     /// One transaction over the runs, metrics and events trees: the run must exist, a stored
     /// epoch aborts nothing but writes nothing, else the metric and the event (numbered after
     /// the run's last event, read under the writer lock) are written together.

@@ -257,6 +257,10 @@ impl Store for SledStore {
         self.read_metrics(run)
     }
 
+    fn metric(&self, run: RunId, epoch: u32) -> Result<Option<MetricPoint>> {
+        self.read_metric(run, epoch)
+    }
+
     fn put_checkpoint(
         &self,
         run: RunId,

@@ -31,6 +31,9 @@ pub(super) fn metrics_are_idempotent(s: &dyn Store) {
             (256, 2, br#"{"loss":0.1}"#)
         ]
     );
+    // One epoch by key: the same point as in the scan; an absent epoch is None.
+    assert_eq!(s.metric(r, 256).unwrap().as_ref(), got.last());
+    assert_eq!(s.metric(r, 3).unwrap(), None);
     assert!(matches!(
         s.append_metric(r, 3, 1, b"{not json").unwrap_err(),
         StoreError::Invalid { .. }
