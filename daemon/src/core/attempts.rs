@@ -87,7 +87,7 @@ impl Daemon {
         let run = self.fence(id, attempt)?;
         self.saw(id, attempt);
         let resume = self.resume_meta(&run)?;
-        let epochs_done = self.store.metrics(id)?.last().map_or(0, |m| m.epoch);
+        let epochs_done = self.store.last_epoch(id)?;
         let line = match &resume {
             Some(c) if c.run != id => format!(
                 "attempt {attempt}: worker pid {pid} on {host} registered; starting from the final checkpoint of its stage-1 run {} (epoch {})",

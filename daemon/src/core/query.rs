@@ -73,6 +73,11 @@ impl Daemon {
         Ok((self.store.metrics(id)?, run.summary_json))
     }
 
+    /// The last epoch whose metrics are stored (0 when none), without reading them.
+    pub fn epochs_done(&self, id: RunId) -> Result<u32> {
+        Ok(self.store.last_epoch(id)?)
+    }
+
     /// One stored epoch of a run (`None` when not stored), without reading the others.
     pub fn metric_point(&self, id: RunId, epoch: u32) -> Result<Option<MetricPoint>> {
         Ok(self.store.metric(id, epoch)?)

@@ -34,11 +34,7 @@ impl CaudaService {
     }
 
     fn epochs_done(&self, id: RunId) -> u32 {
-        self.daemon
-            .metrics(id)
-            .ok()
-            .and_then(|(m, _)| m.last().map(|p| p.epoch))
-            .unwrap_or(0)
+        self.daemon.epochs_done(id).unwrap_or(0)
     }
 }
 

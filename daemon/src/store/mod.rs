@@ -243,6 +243,11 @@ pub trait Store: Send + Sync {
     /// A run's metrics in epoch order.
     fn metrics(&self, run: RunId) -> Result<Vec<MetricPoint>>;
 
+    /// The highest stored epoch of a run (0 when none).
+    fn last_epoch(&self, run: RunId) -> Result<u32> {
+        Ok(self.metrics(run)?.last().map_or(0, |m| m.epoch))
+    }
+
     /// One epoch's metrics of a run, when stored.
     fn metric(&self, run: RunId, epoch: u32) -> Result<Option<MetricPoint>> {
         Ok(self.metrics(run)?.into_iter().find(|m| m.epoch == epoch))

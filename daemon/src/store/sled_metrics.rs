@@ -64,6 +64,22 @@ impl SledStore {
         Ok(out)
     }
 
+    /// The highest stored epoch of a run: the last key of its prefix (no scan).
+    pub(super) fn read_last_epoch(&self, run: RunId) -> Result<u32> {
+        const OP: &str = "last_epoch";
+        match self.metrics.scan_prefix(keys::id(run.0)).next_back() {
+            None => Ok(0),
+            Some(entry) => {
+                let (k, _) = entry.map_err(self.err(OP))?;
+                keys::u32_at(&k, 8).ok_or_else(|| StoreError::Corrupt {
+                    op: OP,
+                    key: keys::describe("metrics", &k),
+                    reason: "malformed metric key".into(),
+                })
+            }
+        }
+    }
+
     /// One stored epoch, by its key (no scan).
     pub(super) fn read_metric(&self, run: RunId, epoch: u32) -> Result<Option<MetricPoint>> {
         const OP: &str = "metric";

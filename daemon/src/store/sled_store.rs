@@ -261,6 +261,10 @@ impl Store for SledStore {
         self.read_metric(run, epoch)
     }
 
+    fn last_epoch(&self, run: RunId) -> Result<u32> {
+        self.read_last_epoch(run)
+    }
+
     fn put_checkpoint(
         &self,
         run: RunId,

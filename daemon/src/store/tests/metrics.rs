@@ -34,6 +34,8 @@ pub(super) fn metrics_are_idempotent(s: &dyn Store) {
     // One epoch by key: the same point as in the scan; an absent epoch is None.
     assert_eq!(s.metric(r, 256).unwrap().as_ref(), got.last());
     assert_eq!(s.metric(r, 3).unwrap(), None);
+    assert_eq!(s.last_epoch(r).unwrap(), 256);
+    assert_eq!(s.last_epoch(RunId(1)).unwrap(), 0);
     assert!(matches!(
         s.append_metric(r, 3, 1, b"{not json").unwrap_err(),
         StoreError::Invalid { .. }
