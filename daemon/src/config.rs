@@ -65,6 +65,16 @@ pub struct DaemonConfig {
     /// TLS on the listening port (`[tls]`, both services); absent means plaintext, which with
     /// `[auth]` is only allowed on a loopback address (tokens would cross the network readable).
     pub tls: Option<TlsConfig>,
+    /// Per-user limits (`[quotas]`).
+    pub quotas: QuotaConfig,
+}
+
+/// `[quotas]`: limits per user (absent keys: no limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// The most queued runs one user may have; a submission that would pass it is refused.
+    pub max_queued_runs_per_user: Option<u32>,
 }
 
 /// `[tls]`: the daemon's certificate and key (PEM), and what its workers trust.
@@ -120,6 +130,7 @@ impl Default for DaemonConfig {
             auth: None,
             allow_insecure_listen: false,
             tls: None,
+            quotas: QuotaConfig::default(),
         }
     }
 }
@@ -249,6 +260,7 @@ mod tests {
         assert_eq!(config.devices.as_deref().map(<[String]>::len), Some(1));
         assert_eq!(config.max_retries, 2);
         assert!(config.scheduler.fair_share);
+        assert_eq!(config.quotas.max_queued_runs_per_user, Some(1000));
         let inventory = config.inventory(path).expect("inventory");
         assert_eq!((inventory.cpu_slots(), inventory.gpu_count()), (2, 0));
         assert!(inventory.from_override());

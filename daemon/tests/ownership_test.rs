@@ -3,6 +3,8 @@
 //! UNAUTHENTICATED), only finished runs go (a running one is refused until cancelled), a run
 //! another experiment reuses is refused with that experiment named, and a deleted run's
 //! record, metrics, events and checkpoints are gone — also after a restart of the daemon.
+//! `[quotas] max_queued_runs_per_user` refuses a user's submission past it (RESOURCE_EXHAUSTED,
+//! nothing stored) while other users still submit.
 
 mod common;
 
@@ -292,4 +294,52 @@ fn cauda_rm_says_what_went_and_why_not() {
     assert_eq!(text, "deleted r-1\ndeleted experiment e-1\n");
     let (ok, text) = cauda("t-ada", &["show", "r-1"]);
     assert!(!ok && text.contains("not found"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_past_the_queued_quota_is_refused_and_others_are_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config().replace("cpu:2", "cpu:1") + "[quotas]\nmax_queued_runs_per_user = 1\n";
+    let daemon = Caudad::start(dir.path(), &config);
+    let mut c = daemon.client().await;
+    let long = |seed: u32| tiny_spec("quota", 500, &format!("seed = {seed}\n"));
+    let running = submit_as(&mut c, "t-ada", &long(1)).await.runs[0].run_id;
+    wait_state(&mut c, running, false).await;
+    let queued = submit_as(&mut c, "t-ada", &long(2)).await.runs[0].run_id;
+    let request = v1::SubmitExperimentRequest {
+        spec_toml: long(3),
+        ..Default::default()
+    };
+    let err = c
+        .submit_experiment(as_user("t-ada", request))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("1 queued + 1 new"), "{err:?}");
+    assert!(
+        err.message().contains("max_queued_runs_per_user"),
+        "{err:?}"
+    );
+    let listed = c
+        .list_runs(as_user("t-root", v1::ListRunsRequest::default()))
+        .await
+        .expect("list")
+        .into_inner()
+        .runs;
+    assert_eq!(
+        listed.iter().map(|r| r.run_id).collect::<Vec<_>>(),
+        [running, queued]
+    );
+    // bob has nothing queued: his submission goes through.
+    let bob = submit_as(&mut c, "t-bob", &long(4)).await;
+    assert_eq!(bob.runs.len(), 1);
+    for run in [running, queued, bob.runs[0].run_id] {
+        let cancel = v1::CancelRunRequest {
+            target: Some(v1::cancel_run_request::Target::RunId(run)),
+            reason: None,
+        };
+        c.cancel_run(as_user("t-root", cancel))
+            .await
+            .expect("cancel");
+    }
 }

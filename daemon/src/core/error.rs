@@ -59,6 +59,9 @@ pub enum CoreError {
     /// A deletion the rules forbid (an unfinished run, one others need); nothing was deleted.
     #[error("run {run} cannot be deleted: {reason}")]
     NotDeletable { run: RunId, reason: String },
+    /// A per-user limit would be passed; nothing was stored.
+    #[error("user {user} is at a quota: {reason}")]
+    QuotaExceeded { user: String, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A broken invariant of the daemon itself (a poisoned lock).

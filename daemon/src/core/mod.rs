@@ -12,6 +12,7 @@ mod export;
 mod pipeline;
 mod plan;
 mod query;
+mod quota;
 mod recovery;
 mod report;
 mod submit;

@@ -35,6 +35,7 @@ impl From<CoreError> for Status {
                 Status::permission_denied(err.to_string())
             }
             CoreError::NotDeletable { .. } => Status::failed_precondition(err.to_string()),
+            CoreError::QuotaExceeded { .. } => Status::resource_exhausted(err.to_string()),
             CoreError::Internal(_) => Status::internal(err.to_string()),
         }
     }
