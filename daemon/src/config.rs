@@ -75,6 +75,8 @@ pub struct DaemonConfig {
 pub struct QuotaConfig {
     /// The most queued runs one user may have; a submission that would pass it is refused.
     pub max_queued_runs_per_user: Option<u32>,
+    /// The most GPUs (a share counts its fraction) one user's runs hold at once; more wait.
+    pub max_gpus_per_user: Option<u32>,
 }
 
 /// `[tls]`: the daemon's certificate and key (PEM), and what its workers trust.
@@ -261,6 +263,7 @@ mod tests {
         assert_eq!(config.max_retries, 2);
         assert!(config.scheduler.fair_share);
         assert_eq!(config.quotas.max_queued_runs_per_user, Some(1000));
+        assert_eq!(config.quotas.max_gpus_per_user, Some(8));
         let inventory = config.inventory(path).expect("inventory");
         assert_eq!((inventory.cpu_slots(), inventory.gpu_count()), (2, 0));
         assert!(inventory.from_override());

@@ -156,6 +156,7 @@ impl Node {
             Arc::new(executor.clone()),
         ));
         daemon.set_max_queued_runs(config.quotas.max_queued_runs_per_user);
+        daemon.set_max_gpus(config.quotas.max_gpus_per_user);
         tokio::spawn(executor::pump(events, daemon.clone()));
         // Runs the previous daemon left running resume as new attempts; queued runs keep
         // their order and get their chance at once.

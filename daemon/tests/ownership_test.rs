@@ -4,7 +4,8 @@
 //! another experiment reuses is refused with that experiment named, and a deleted run's
 //! record, metrics, events and checkpoints are gone — also after a restart of the daemon.
 //! `[quotas] max_queued_runs_per_user` refuses a user's submission past it (RESOURCE_EXHAUSTED,
-//! nothing stored) while other users still submit.
+//! nothing stored) while other users still submit; `max_gpus_per_user` keeps a user's further
+//! GPU runs queued with the reason "user ada at GPU quota 1/1" while another user's run starts.
 
 mod common;
 
@@ -339,6 +340,58 @@ async fn a_user_past_the_queued_quota_is_refused_and_others_are_not() {
             reason: None,
         };
         c.cancel_run(as_user("t-root", cancel))
+            .await
+            .expect("cancel");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_at_the_gpu_quota_waits_while_another_user_starts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Two GPUs by override (the runs train on the CPU backend; the scheduler only counts).
+    let config =
+        config().replace("\"cpu:2\"", "\"gpu:0\", \"gpu:1\"") + "[quotas]\nmax_gpus_per_user = 1\n";
+    let daemon = Caudad::start(dir.path(), &config);
+    let mut c = daemon.client().await;
+    let gpu_run = |seed: u32| {
+        tiny_spec(
+            "gpu-quota",
+            500,
+            &format!("seed = {seed}\n[resources]\ngpus = 1\n"),
+        )
+    };
+    let first = submit_as(&mut c, "t-ada", &gpu_run(1)).await.runs[0].run_id;
+    wait_state(&mut c, first, false).await;
+    let second = submit_as(&mut c, "t-ada", &gpu_run(2)).await.runs[0].run_id;
+    let bobs = submit_as(&mut c, "t-bob", &gpu_run(3)).await.runs[0].run_id;
+    wait_state(&mut c, bobs, false).await;
+    let waiting = wait_for(LIMIT, "the quota reason", || {
+        let mut c = c.clone();
+        async move {
+            let run = run_of(&mut c, second).await.expect("get run");
+            run.pending_reason
+                .clone()
+                .filter(|r| r.contains("quota"))
+                .map(|_| run)
+        }
+    })
+    .await;
+    assert_eq!(waiting.state(), v1::RunState::Queued);
+    assert_eq!(
+        waiting.pending_reason.as_deref(),
+        Some("user ada at GPU quota 1/1")
+    );
+    // Her first run ends: the second starts.
+    let cancel = |run: u64| v1::CancelRunRequest {
+        target: Some(v1::cancel_run_request::Target::RunId(run)),
+        reason: None,
+    };
+    c.cancel_run(as_user("t-ada", cancel(first)))
+        .await
+        .expect("cancel");
+    wait_state(&mut c, second, false).await;
+    for run in [second, bobs] {
+        c.cancel_run(as_user("t-root", cancel(run)))
             .await
             .expect("cancel");
     }

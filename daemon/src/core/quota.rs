@@ -1,7 +1,8 @@
-//! Per-user limits the core enforces at submission: at most `[quotas] max_queued_runs_per_user`
-//! queued runs per user. A submission that would pass the limit is refused whole (nothing is
-//! stored, no id is taken) with the limit and the user's current count, so a user learns what
-//! to wait for; other users are not affected.
+//! Per-user limits: the core enforces `[quotas] max_queued_runs_per_user` at submission, and
+//! hands `max_gpus_per_user` to the scheduler's policy (`scheduler::quota`) with every decision.
+//! A submission that would pass the queued limit is refused whole (nothing is stored, no id is
+//! taken) with the limit and the user's current count, so a user learns what to wait for; other
+//! users are not affected.
 
 use std::sync::atomic::Ordering;
 
@@ -14,6 +15,17 @@ impl Daemon {
     pub fn set_max_queued_runs(&self, limit: Option<u32>) {
         self.max_queued
             .store(limit.map_or(0, |l| l.max(1)), Ordering::Relaxed);
+    }
+
+    /// Sets the most GPU-equivalents one user's runs may hold at once (`None`: no limit).
+    pub fn set_max_gpus(&self, limit: Option<u32>) {
+        self.max_gpus
+            .store(limit.map_or(0, |l| l.max(1)), Ordering::Relaxed);
+    }
+
+    /// The GPU cap the scheduler applies (`None`: no limit).
+    pub(super) fn gpu_quota(&self) -> Option<u32> {
+        Some(self.max_gpus.load(Ordering::Relaxed)).filter(|&l| l > 0)
     }
 
     /// Refuses `adding` new queued runs for `user` when they would pass the limit.
