@@ -1,15 +1,19 @@
 //! Opening the connection to `caudad`: one place that turns a refused or malformed address
 //! into the single line `cannot reach the daemon at ADDR: reason` (exit code 3), and that sends
-//! `CAUDA_TOKEN` (when set) as `authorization: Bearer <token>` with every call.
+//! `CAUDA_TOKEN` (when set; else the token `cauda login` stored for the address) as
+//! `authorization: Bearer <token>` with every call. An `https://` address is verified with
+//! `--ca-cert` / `CAUDA_CA_CERT` when given, else the system's root certificates.
 
 use std::error::Error as _;
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use cauda_proto::v1::cauda_client::CaudaClient;
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::exit::CliError;
 
@@ -22,6 +26,17 @@ pub const MAX_REPLY_BYTES: usize = 256 << 20;
 /// The environment variable holding the user's bearer token.
 pub const TOKEN_ENV: &str = "CAUDA_TOKEN";
 
+/// The environment variable naming the CA certificate (PEM) an `https://` daemon is checked with.
+pub const CA_CERT_ENV: &str = "CAUDA_CA_CERT";
+
+/// The `--ca-cert` of this invocation (set once by `cmd::run`).
+static CA_CERT: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// Remembers `--ca-cert` / `CAUDA_CA_CERT` for every connection this process opens.
+pub fn set_ca_cert(path: Option<PathBuf>) {
+    let _ = CA_CERT.set(path);
+}
+
 /// A client of the daemon whose calls carry the user's token.
 pub type Client = CaudaClient<InterceptedService<Channel, Bearer>>;
 
@@ -30,16 +45,39 @@ pub type Client = CaudaClient<InterceptedService<Channel, Bearer>>;
 pub struct Bearer(Option<AsciiMetadataValue>);
 
 impl Bearer {
-    /// The token of `CAUDA_TOKEN`, if set and not empty.
-    fn from_env() -> Result<Self, CliError> {
-        match std::env::var(TOKEN_ENV) {
-            Ok(token) if !token.trim().is_empty() => format!("Bearer {}", token.trim())
+    /// `token` as a header value; `source` names where it came from in the error.
+    pub fn new(token: Option<&str>, source: &str) -> Result<Self, CliError> {
+        match token.map(str::trim).filter(|t| !t.is_empty()) {
+            Some(token) => format!("Bearer {token}")
                 .parse()
                 .map(|v| Self(Some(v)))
-                .map_err(|_| CliError::Usage(format!("{TOKEN_ENV}: not printable ASCII"))),
-            _ => Ok(Self(None)),
+                .map_err(|_| CliError::Usage(format!("{source}: not printable ASCII"))),
+            None => Ok(Self(None)),
         }
     }
+
+    /// The token of `CAUDA_TOKEN` if set and not empty, else the one stored for `addr`.
+    fn resolve(addr: &str) -> Result<Self, CliError> {
+        match token_source(addr)? {
+            Some((token, source)) => Self::new(Some(&token), &source),
+            None => Ok(Self(None)),
+        }
+    }
+}
+
+/// The token calls to `addr` carry and where it comes from (`CAUDA_TOKEN` or the credentials
+/// file), if any.
+pub fn token_source(addr: &str) -> Result<Option<(String, String)>, CliError> {
+    if let Ok(token) = std::env::var(TOKEN_ENV)
+        && !token.trim().is_empty()
+    {
+        return Ok(Some((token, format!("${TOKEN_ENV}"))));
+    }
+    let stored = crate::credentials::token_for(addr)?;
+    Ok(stored.map(|t| {
+        let path = crate::credentials::path().unwrap_or_default();
+        (t, path.display().to_string())
+    }))
 }
 
 impl Interceptor for Bearer {
@@ -58,21 +96,65 @@ impl Interceptor for Bearer {
 
 /// A connected client of the daemon at `addr` (e.g. `http://127.0.0.1:50051`).
 pub async fn connect(addr: &str) -> Result<Client, CliError> {
-    let bearer = Bearer::from_env()?;
+    connect_with(addr, Bearer::resolve(addr)?).await
+}
+
+/// A connected client of the daemon at `addr` whose calls carry `bearer`.
+pub async fn connect_with(addr: &str, bearer: Bearer) -> Result<Client, CliError> {
     let unreachable = |reason: String| CliError::Unreachable {
         addr: addr.to_string(),
         reason,
     };
-    let endpoint = Endpoint::from_shared(addr.to_string())
+    let mut endpoint = Endpoint::from_shared(addr.to_string())
         .map_err(|e| unreachable(chain(&e)))?
         .connect_timeout(CONNECT_TIMEOUT);
+    if addr.starts_with("https://") {
+        endpoint = endpoint
+            .tls_config(client_tls()?)
+            .map_err(|e| unreachable(chain(&e)))?;
+    }
     let channel = endpoint
         .connect()
         .await
-        .map_err(|e| unreachable(chain(&e)))?;
+        .map_err(|e| unreachable(explain_tls(chain(&e))))?;
     // A long run's metrics (one record per epoch, with per-class accuracies) outgrow tonic's
     // 4 MiB default reply limit: GetMetrics of ~2,700 epochs of 100 classes is ~6 MB.
     Ok(CaudaClient::with_interceptor(channel, bearer).max_decoding_message_size(MAX_REPLY_BYTES))
+}
+
+/// What an `https://` daemon is verified with: the `--ca-cert` alone when given (a private
+/// CA), else the system's root certificates.
+fn client_tls() -> Result<ClientTlsConfig, CliError> {
+    let Some(Some(path)) = CA_CERT.get() else {
+        return Ok(ClientTlsConfig::new().with_native_roots());
+    };
+    let bytes = std::fs::read(path).map_err(|source| CliError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    if !String::from_utf8_lossy(&bytes).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(CliError::Usage(format!(
+            "{}: not a PEM certificate (--ca-cert / {CA_CERT_ENV} takes the CA's PEM file)",
+            path.display()
+        )));
+    }
+    Ok(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(bytes)))
+}
+
+/// A connection error with a hint when the TLS handshake is what failed.
+fn explain_tls(reason: String) -> String {
+    if reason.contains("invalid peer certificate") {
+        format!(
+            "{reason} (the daemon's TLS certificate was not verified: pass the CA that signed it \
+             with --ca-cert or {CA_CERT_ENV}, and use a host name the certificate names)"
+        )
+    } else if reason.contains("no native root CA certificates found")
+        || reason.contains("no native certs found")
+    {
+        format!("{reason} (no system root certificates: pass the daemon's CA with --ca-cert)")
+    } else {
+        reason
+    }
 }
 
 /// An error and its sources on one line, without repeating a source its parent already

@@ -121,6 +121,21 @@ impl CliError {
                 reason: one_line(status.message()),
             };
         }
+        // A status with a source was made on this side from a broken connection (a daemon's
+        // statuses carry none): e.g. plaintext HTTP/2 sent to a TLS port, which drops it.
+        if matches!(status.code(), Code::Cancelled | Code::Unknown)
+            && std::error::Error::source(&status).is_some()
+        {
+            let hint = if addr.starts_with("http://") {
+                " (if the daemon serves TLS, use an https:// address)"
+            } else {
+                ""
+            };
+            return CliError::Unreachable {
+                addr: addr.to_string(),
+                reason: format!("the connection broke: {}{hint}", one_line(status.message())),
+            };
+        }
         CliError::Rpc(status)
     }
 }

@@ -4,10 +4,12 @@
 
 mod cmd;
 mod connect;
+mod credentials;
 mod download;
 mod exit;
 mod ids;
 mod json;
+mod login;
 mod output;
 mod plot;
 mod report;

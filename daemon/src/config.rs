@@ -62,6 +62,39 @@ pub struct DaemonConfig {
     /// Serve without `[auth]` on a non-loopback address anyway (anyone who can reach the port
     /// may submit and cancel).
     pub allow_insecure_listen: bool,
+    /// TLS on the listening port (`[tls]`, both services); absent means plaintext, which with
+    /// `[auth]` is only allowed on a loopback address (tokens would cross the network readable).
+    pub tls: Option<TlsConfig>,
+    /// Per-user limits (`[quotas]`).
+    pub quotas: QuotaConfig,
+}
+
+/// `[quotas]`: limits per user (absent keys: no limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// The most queued runs one user may have; a submission that would pass it is refused.
+    pub max_queued_runs_per_user: Option<u32>,
+    /// The most GPUs (a share counts its fraction) one user's runs hold at once; more wait.
+    pub max_gpus_per_user: Option<u32>,
+}
+
+/// `[tls]`: the daemon's certificate and key (PEM), and what its workers trust.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain (PEM), leaf first.
+    pub cert: PathBuf,
+    /// The server's private key (PEM: PKCS#8, or PKCS#1 for RSA).
+    pub key: PathBuf,
+    /// The CA (PEM) that signed `cert`: the daemon's own workers verify it with this; absent
+    /// means the system's root certificates.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// The name workers check the certificate against when it does not name the address they
+    /// dial (the listen IP, or 127.0.0.1 for a wildcard address), e.g. "localhost".
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 /// `[auth]`: who may call the public API.
@@ -98,6 +131,8 @@ impl Default for DaemonConfig {
             scheduler: SchedulerConfig::default(),
             auth: None,
             allow_insecure_listen: false,
+            tls: None,
+            quotas: QuotaConfig::default(),
         }
     }
 }
@@ -227,6 +262,8 @@ mod tests {
         assert_eq!(config.devices.as_deref().map(<[String]>::len), Some(1));
         assert_eq!(config.max_retries, 2);
         assert!(config.scheduler.fair_share);
+        assert_eq!(config.quotas.max_queued_runs_per_user, Some(1000));
+        assert_eq!(config.quotas.max_gpus_per_user, Some(8));
         let inventory = config.inventory(path).expect("inventory");
         assert_eq!((inventory.cpu_slots(), inventory.gpu_count()), (2, 0));
         assert!(inventory.from_override());
@@ -254,6 +291,30 @@ mod tests {
         );
         assert!(users[1].admin && !users[0].admin);
         assert!(!config.allow_insecure_listen);
+    }
+
+    #[test]
+    fn the_documented_tls_block_parses_once_uncommented() {
+        let text = include_str!("../../examples/caudad.toml");
+        let start = text.find("# [tls]").expect("the example documents [tls]");
+        let block: String = text[start..]
+            .lines()
+            .take_while(|l| l.starts_with("# "))
+            .map(|l| l.trim_start_matches("# "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config = DaemonConfig::parse(
+            Path::new("example"),
+            &format!("{}\n{block}", &text[..start]),
+        )
+        .expect("the [tls] block parses");
+        let tls = config.tls.expect("tls");
+        assert_eq!(tls.cert, Path::new("/etc/caudad/server.pem"));
+        assert_eq!(tls.key, Path::new("/etc/caudad/server.key"));
+        assert_eq!(tls.ca.as_deref(), Some(Path::new("/etc/caudad/ca.pem")));
+        assert_eq!(tls.server_name.as_deref(), Some("localhost"));
+        let err = DaemonConfig::parse(Path::new("t.toml"), "[tls]\ncert = \"c.pem\"").unwrap_err();
+        assert!(err.to_string().contains("key"), "{err}");
     }
 
     #[test]

@@ -48,6 +48,14 @@ pub enum NodeError {
          to the config, listen on a loopback address, or set allow_insecure_listen = true"
     )]
     InsecureListen { addr: SocketAddr },
+    #[error(
+        "refusing to listen on {addr} with [auth] but without [tls]: bearer tokens would cross \
+         the network in plaintext; add a [tls] section (cert, key), listen on a loopback \
+         address, or set allow_insecure_listen = true"
+    )]
+    PlaintextTokens { addr: SocketAddr },
+    #[error(transparent)]
+    Tls(#[from] crate::grpc::tls::TlsError),
 }
 
 /// A started daemon (inside a tokio runtime).
@@ -63,6 +71,8 @@ pub struct Node {
     folders: crate::folders::Folders,
     /// Who may call the public and worker services.
     gates: (UserGate, WorkerGate),
+    /// TLS on the port (`[tls]`), already checked.
+    tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 impl Node {
@@ -82,6 +92,21 @@ impl Node {
                 addr: config.listen,
             });
         }
+        if config.auth.is_some() && config.tls.is_none() && !config.listen.ip().is_loopback() {
+            if !config.allow_insecure_listen {
+                return Err(NodeError::PlaintextTokens {
+                    addr: config.listen,
+                });
+            }
+            tracing::warn!(
+                addr = %config.listen,
+                "allow_insecure_listen: bearer tokens cross the network in plaintext (no [tls])"
+            );
+        }
+        let tls = match &config.tls {
+            Some(t) => Some(crate::grpc::tls::server_config(t)?),
+            None => None,
+        };
         let inventory = config.inventory(config_path)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
             path: config.data_dir.clone(),
@@ -106,9 +131,16 @@ impl Node {
         let (executor, events) = ProcessExecutor::new(
             ProcessConfig {
                 program,
-                daemon_url: worker_url(addr),
+                daemon_url: match tls {
+                    Some(_) => worker_url(addr).replacen("http://", "https://", 1),
+                    None => worker_url(addr),
+                },
                 grace: Duration::from_millis(config.kill_grace_ms),
-                env: Vec::new(),
+                env: config
+                    .tls
+                    .as_ref()
+                    .map(crate::grpc::tls::worker_env)
+                    .unwrap_or_default(),
             },
             tokio::runtime::Handle::current(),
         );
@@ -123,6 +155,8 @@ impl Node {
             Arc::new(SystemClock),
             Arc::new(executor.clone()),
         ));
+        daemon.set_max_queued_runs(config.quotas.max_queued_runs_per_user);
+        daemon.set_max_gpus(config.quotas.max_gpus_per_user);
         tokio::spawn(executor::pump(events, daemon.clone()));
         // Runs the previous daemon left running resume as new attempts; queued runs keep
         // their order and get their chance at once.
@@ -155,6 +189,7 @@ impl Node {
             listener,
             folders,
             gates,
+            tls,
         })
     }
 
@@ -163,7 +198,8 @@ impl Node {
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), NodeError> {
         let _folders = self.folders;
         let served =
-            crate::grpc::serve_gated(self.listener, self.daemon, self.gates, shutdown).await;
+            crate::grpc::serve_secured(self.listener, self.daemon, self.gates, self.tls, shutdown)
+                .await;
         self.executor.stop_all();
         Ok(served?)
     }

@@ -8,7 +8,8 @@ use caudad::worker::{self, WorkerArgs};
 
 #[derive(clap::Args)]
 pub struct WorkArgs {
-    /// The daemon's worker address, e.g. http://127.0.0.1:50051.
+    /// The daemon's worker address, e.g. http://127.0.0.1:50051 (https:// for a TLS daemon,
+    /// verified with $CAUDA_CA_CERT, else the system roots).
     #[arg(long)]
     daemon: String,
     /// The run's numeric id.
@@ -34,6 +35,12 @@ pub fn run(args: WorkArgs) -> std::process::ExitCode {
         token: std::env::var(caudad::executor::WORKER_TOKEN_ENV)
             .ok()
             .filter(|t| !t.is_empty()),
+        ca_cert: std::env::var_os(caudad::grpc::tls::CA_ENV)
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from),
+        tls_server_name: std::env::var(caudad::grpc::tls::SERVER_NAME_ENV)
+            .ok()
+            .filter(|n| !n.is_empty()),
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

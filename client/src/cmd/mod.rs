@@ -12,6 +12,7 @@ mod metrics;
 mod plot;
 mod plugins;
 mod report;
+mod rm;
 mod show;
 mod submit;
 mod watch;
@@ -34,6 +35,10 @@ pub struct Cli {
         default_value = "http://127.0.0.1:50051"
     )]
     pub addr: String,
+    /// The CA certificate (PEM) an https:// daemon is verified with (instead of the system's
+    /// root certificates).
+    #[arg(long, global = true, env = "CAUDA_CA_CERT")]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -72,11 +77,20 @@ pub enum Command {
     Plot(plot::Args),
     /// Print a shell completion script.
     Completions(completions::Args),
+    /// Check a token (read from stdin) with the daemon and store it for --addr.
+    Login(crate::login::LoginArgs),
+    /// Forget the token stored for --addr.
+    Logout(crate::login::LogoutArgs),
+    /// Print the user the daemon takes this client for.
+    Whoami(crate::login::WhoAmIArgs),
+    /// Delete a finished run (metrics, logs, checkpoints) or an experiment with its runs.
+    Rm(rm::Args),
 }
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let addr = cli.addr.as_str();
+    crate::connect::set_ca_cert(cli.ca_cert);
     match cli.command {
         Command::Submit(args) => submit::run(addr, args).await,
         Command::Ls(args) => ls::run(addr, args).await,
@@ -93,6 +107,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Export(args) => export::run(addr, args).await,
         Command::Plot(args) => plot::run(addr, args).await,
         Command::Completions(args) => completions::run(args),
+        Command::Login(args) => crate::login::login(addr, args).await,
+        Command::Logout(args) => crate::login::logout(addr, args),
+        Command::Whoami(args) => crate::login::whoami(addr, args).await,
+        Command::Rm(args) => rm::run(addr, args).await,
     }
 }
 

@@ -80,6 +80,7 @@ pub fn decide_time(queued: usize, reps: usize) -> anyhow::Result<Vec<Duration>> 
         pending,
         usage,
         config: SchedulerConfig::default(),
+        gpu_quota: None,
     };
     let mut samples = Vec::with_capacity(reps);
     for _ in 0..reps {

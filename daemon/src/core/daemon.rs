@@ -65,6 +65,10 @@ pub struct Daemon {
     /// Config hash -> the stored run a new submission may reuse (queued, running or succeeded),
     /// built from the store on first use and kept current by `commit`.
     pub(super) reusable: Mutex<Option<HashMap<String, RunId>>>,
+    /// The most queued runs one user may have (0: no limit); see `quota`.
+    pub(super) max_queued: std::sync::atomic::AtomicU32,
+    /// The most GPUs one user's runs may hold (0: no limit); see `quota`.
+    pub(super) max_gpus: std::sync::atomic::AtomicU32,
     /// Serializes the read-decide-write sections (submit, schedule, cancel). Never held across
     /// an `.await`: every method here is synchronous.
     write: Mutex<()>,
@@ -97,6 +101,8 @@ impl Daemon {
             live,
             last_seen: Mutex::new(HashMap::new()),
             reusable: Mutex::new(None),
+            max_queued: std::sync::atomic::AtomicU32::new(0),
+            max_gpus: std::sync::atomic::AtomicU32::new(0),
             write: Mutex::new(()),
         }
     }
@@ -185,6 +191,7 @@ impl Daemon {
             now,
             inventory: self.settings.inventory.clone(),
             config: self.settings.scheduler,
+            gpu_quota: self.gpu_quota(),
             ..SchedulerInput::default()
         };
         for run in &running {

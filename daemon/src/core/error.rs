@@ -49,6 +49,19 @@ pub enum CoreError {
         owner: String,
         actor: String,
     },
+    /// The caller is neither the experiment's owner nor an admin.
+    #[error("experiment {experiment} belongs to {owner}; {actor} may not change it")]
+    ExperimentNotOwned {
+        experiment: ExperimentId,
+        owner: String,
+        actor: String,
+    },
+    /// A deletion the rules forbid (an unfinished run, one others need); nothing was deleted.
+    #[error("run {run} cannot be deleted: {reason}")]
+    NotDeletable { run: RunId, reason: String },
+    /// A per-user limit would be passed; nothing was stored.
+    #[error("user {user} is at a quota: {reason}")]
+    QuotaExceeded { user: String, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A broken invariant of the daemon itself (a poisoned lock).

@@ -6,11 +6,13 @@ mod attempts;
 #[cfg(test)]
 mod attempts_test;
 mod daemon;
+mod delete;
 mod error;
 mod export;
 mod pipeline;
 mod plan;
 mod query;
+mod quota;
 mod recovery;
 mod report;
 mod submit;
@@ -19,6 +21,7 @@ mod tests;
 
 pub use attempts::{Ending, ProcessExit, STDERR_TAIL_BYTES, WorkerStart};
 pub use daemon::{CancelOutcome, CancelTarget, Daemon, DaemonSettings, Submitted};
+pub use delete::DeleteOutcome;
 pub use error::{CoreError, Result};
 pub use export::{ExportError, Exported};
 pub use query::{CheckpointChoice, DeviceView, PlacedRun};

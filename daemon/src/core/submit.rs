@@ -74,6 +74,7 @@ impl Daemon {
             }
             plan(points, reusable.as_ref().unwrap_or(&HashMap::new()))
         };
+        self.check_queued_quota(user, plan.new.len())?;
         let experiment = self.store.next_experiment_id()?;
         let mut ids = Vec::with_capacity(plan.new.len());
         for _ in &plan.new {

@@ -152,3 +152,27 @@ fn only_the_owner_or_an_admin_may_cancel() {
     assert!(out.already_finished.contains(&submitted.runs[0].0));
     assert_eq!(out.cancelled.len() + out.already_finished.len(), 13);
 }
+
+#[test]
+fn a_submission_past_the_queued_quota_is_refused_whole() {
+    let (d, _, store) = daemon();
+    d.set_max_queued_runs(Some(12));
+    let err = d.submit("demo", DEMO, "ada", None).unwrap_err();
+    assert!(
+        matches!(&err, CoreError::QuotaExceeded { user, reason }
+            if user == "ada" && reason.contains("0 queued + 13 new") && reason.contains("limit of 12")),
+        "{err}"
+    );
+    assert!(store.list_experiments(None, None).expect("list").is_empty());
+    assert!(
+        store
+            .list_runs(&RunFilter::default())
+            .expect("list")
+            .is_empty()
+    );
+    d.set_max_queued_runs(Some(13));
+    let ok = d
+        .submit("demo", DEMO, "ada", None)
+        .expect("within the quota");
+    assert_eq!(ok.experiment.0, 1, "the refused submission took no id");
+}

@@ -66,6 +66,17 @@ pub fn actor<T>(request: &Request<T>) -> Actor {
         .unwrap_or_else(Actor::unchecked)
 }
 
+/// WhoAmI's answer: the authenticated caller, or "anonymous" without auth.
+pub fn who_am_i<T>(request: &Request<T>) -> cauda_proto::v1::WhoAmIResponse {
+    let authenticated = request.extensions().get::<Actor>();
+    let actor = authenticated.cloned().unwrap_or_else(Actor::unchecked);
+    cauda_proto::v1::WhoAmIResponse {
+        user: actor.name,
+        admin: actor.admin,
+        auth_enabled: authenticated.is_some(),
+    }
+}
+
 /// Whom a submission is recorded under: without auth the request's `user` (or "anonymous");
 /// with auth the caller, or for an admin any `user` the request names.
 pub fn submitter<T>(request: &Request<T>, requested: Option<&str>) -> Result<String, Status> {
@@ -184,6 +195,11 @@ mod tests {
         }
         let r = g.call(with_token(Some("t-ada"))).expect("ada");
         assert_eq!(actor(&r).name, "ada");
+        let me = who_am_i(&r);
+        assert_eq!(
+            (me.user.as_str(), me.admin, me.auth_enabled),
+            ("ada", false, true)
+        );
         assert_eq!(submitter(&r, None).unwrap(), "ada");
         assert_eq!(submitter(&r, Some("ada")).unwrap(), "ada");
         let err = submitter(&r, Some("bob")).unwrap_err();
@@ -198,6 +214,7 @@ mod tests {
         assert_eq!(actor(&r), Actor::unchecked());
         assert_eq!(submitter(&r, Some("bob")).unwrap(), "bob");
         assert_eq!(submitter(&r, None).unwrap(), "anonymous");
+        assert!(!who_am_i(&r).auth_enabled);
         let r = WorkerGate::new(None).call(with_token(None)).expect("open");
         assert!(check_worker(worker_grant(&r), 7, 1).is_ok());
     }

@@ -31,7 +31,11 @@ impl From<CoreError> for Status {
             CoreError::StaleAttempt { .. } => Status::failed_precondition(err.to_string()),
             CoreError::BadReport { .. } => Status::invalid_argument(err.to_string()),
             CoreError::CorruptUpload { .. } => Status::data_loss(err.to_string()),
-            CoreError::NotOwner { .. } => Status::permission_denied(err.to_string()),
+            CoreError::NotOwner { .. } | CoreError::ExperimentNotOwned { .. } => {
+                Status::permission_denied(err.to_string())
+            }
+            CoreError::NotDeletable { .. } => Status::failed_precondition(err.to_string()),
+            CoreError::QuotaExceeded { .. } => Status::resource_exhausted(err.to_string()),
             CoreError::Internal(_) => Status::internal(err.to_string()),
         }
     }

@@ -1,12 +1,14 @@
 //! The daemon's gRPC edge: tonic adapters over the core (`service`), the one conversions module
 //! (`convert`), and `serve`, which runs the `Cauda` service and tonic-health on a listener until
 //! a shutdown future resolves (tests bind `127.0.0.1:0` and stop with a oneshot). `auth` gates
-//! both services with bearer tokens when the config has `[auth]`.
+//! both services with bearer tokens when the config has `[auth]`; `tls` puts the port behind
+//! rustls when it has `[tls]`.
 
 pub mod auth;
 pub mod convert;
 mod export;
 mod service;
+pub mod tls;
 mod watch;
 mod worker_service;
 
@@ -48,6 +50,17 @@ pub async fn serve_gated(
     gates: (auth::UserGate, auth::WorkerGate),
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    serve_secured(listener, daemon, gates, None, shutdown).await
+}
+
+/// `serve_gated`, with TLS on the port when `tls` is given (every service, health included).
+pub async fn serve_secured(
+    listener: tokio::net::TcpListener,
+    daemon: Arc<Daemon>,
+    gates: (auth::UserGate, auth::WorkerGate),
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<CaudaServer<CaudaService>>().await;
     let worker = WorkerServer::new(WorkerService::new(daemon.clone()))
@@ -56,8 +69,12 @@ pub async fn serve_gated(
     let cauda =
         CaudaServer::new(CaudaService::new(daemon)).max_decoding_message_size(MAX_REQUEST_BYTES);
     let cauda = InterceptedService::new(cauda, gates.0);
-    tracing::info!(addr = ?listener.local_addr().ok(), "serving");
-    tonic::transport::Server::builder()
+    tracing::info!(addr = ?listener.local_addr().ok(), tls = tls.is_some(), "serving");
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls)?;
+    }
+    server
         .add_service(health)
         .add_service(cauda)
         .add_service(worker)

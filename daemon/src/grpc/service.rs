@@ -347,4 +347,36 @@ impl Cauda for CaudaService {
             .await
             .map(Response::new)
     }
+
+    #[instrument(skip_all)]
+    async fn who_am_i(
+        &self,
+        request: Request<v1::WhoAmIRequest>,
+    ) -> Result<Response<v1::WhoAmIResponse>, Status> {
+        Ok(Response::new(super::auth::who_am_i(&request)))
+    }
+
+    #[instrument(skip_all, fields(target = ?request.get_ref().target))]
+    async fn delete_run(
+        &self,
+        request: Request<v1::DeleteRunRequest>,
+    ) -> Result<Response<v1::DeleteRunResponse>, Status> {
+        let actor = super::auth::actor(&request);
+        let target = match request.into_inner().target {
+            Some(v1::delete_run_request::Target::RunId(id)) => CancelTarget::Run(RunId(id)),
+            Some(v1::delete_run_request::Target::ExperimentId(id)) => {
+                CancelTarget::Experiment(ExperimentId(id))
+            }
+            None => {
+                return Err(Status::invalid_argument(
+                    "target: set run_id or experiment_id",
+                ));
+            }
+        };
+        let outcome = self.daemon.delete_as(&actor, target)?;
+        Ok(Response::new(v1::DeleteRunResponse {
+            deleted_run_ids: outcome.runs.iter().map(|r| r.0).collect(),
+            deleted_experiment_ids: outcome.experiments.iter().map(|e| e.0).collect(),
+        }))
+    }
 }

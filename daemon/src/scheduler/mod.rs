@@ -36,6 +36,7 @@ mod inventory;
 mod ledger;
 mod order;
 mod policy;
+mod quota;
 mod reason;
 
 #[cfg(test)]
@@ -103,6 +104,9 @@ pub struct SchedulerInput {
     /// What each user runs now (sum of [`Usage::of_grants`] over their running runs).
     pub usage: BTreeMap<String, Usage>,
     pub config: SchedulerConfig,
+    /// The most GPU-equivalents one user's runs may hold at once (`None`: no limit); see
+    /// `quota`.
+    pub gpu_quota: Option<u32>,
 }
 
 /// What the executor should do, and what to tell the users of the runs that wait.

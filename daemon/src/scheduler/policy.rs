@@ -5,6 +5,7 @@
 
 use super::ledger::{Ledger, Need};
 use super::order::order;
+use super::quota::GpuQuota;
 use super::{Decision, SchedulerInput, reason};
 
 /// Decides which pending runs start now and on which devices, and why the others wait.
@@ -35,6 +36,7 @@ pub fn decide(input: &SchedulerInput) -> Decision {
 
     let cfg = &input.config;
     let mut ledger = Ledger::new(&input.inventory, &input.allocations);
+    let mut quota = GpuQuota::new(input.gpu_quota, &input.usage);
     // Runs walked so far that did not start, per resource (GPU, CPU): the "runs ahead" count.
     let (mut waiting_gpu, mut waiting_cpu) = (0usize, 0usize);
     // With backfill off, the first run that cannot start stops every run after it.
@@ -54,7 +56,13 @@ pub fn decide(input: &SchedulerInput) -> Decision {
             *ahead += 1;
             continue;
         }
+        // Over its user's GPU cap: waits without blocking the runs behind it.
+        if let Some(why) = quota.refuse(&run.user, &need) {
+            decision.reasons.push((run.id, why));
+            continue;
+        }
         if let Some(slots) = ledger.place(&need, run.id) {
+            quota.add(&run.user, &need);
             let grants = ledger.commit(&need, &slots);
             tracing::debug!(run_id = %run.id, ?grants, "scheduler: start");
             decision.starts.push((run.id, grants));

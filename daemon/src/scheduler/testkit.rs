@@ -45,6 +45,8 @@ pub struct Sim {
     /// Every run started so far, with the step it started at.
     pub started: Vec<(RunId, usize)>,
     pub steps: usize,
+    /// `SchedulerInput::gpu_quota` of every decision.
+    pub gpu_quota: Option<u32>,
     next_id: u64,
 }
 
@@ -58,6 +60,7 @@ impl Sim {
             running: BTreeMap::new(),
             started: Vec::new(),
             steps: 0,
+            gpu_quota: None,
             next_id: 1,
         }
     }
@@ -97,6 +100,7 @@ impl Sim {
             pending: self.pending.clone(),
             usage,
             config: self.config,
+            gpu_quota: self.gpu_quota,
         }
     }
 

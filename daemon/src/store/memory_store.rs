@@ -326,4 +326,25 @@ impl Store for MemoryStore {
     fn flush(&self) -> Result<()> {
         Ok(())
     }
+
+    fn delete_run(&self, run: RunId) -> Result<bool> {
+        let mut inner = self.lock("delete_run")?;
+        let Some(old) = inner.runs.remove(&run) else {
+            return Ok(false);
+        };
+        inner.by_experiment.remove(&(old.experiment, run));
+        inner
+            .by_state
+            .remove(&(super::keys::state_byte(old.state), run));
+        inner.by_user.remove(&(old.user, run));
+        inner.events.retain(|(r, _), _| *r != run);
+        inner.metrics.retain(|(r, _), _| *r != run);
+        inner.checkpoints.retain(|(r, _), _| *r != run);
+        Ok(true)
+    }
+
+    fn delete_experiment(&self, id: ExperimentId) -> Result<bool> {
+        let mut inner = self.lock("delete_experiment")?;
+        Ok(inner.experiments.remove(&id).is_some())
+    }
 }

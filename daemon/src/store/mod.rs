@@ -10,6 +10,7 @@ mod keys;
 mod memory_store;
 mod sled_checkpoints;
 mod sled_commit;
+mod sled_delete;
 mod sled_metrics;
 mod sled_queries;
 mod sled_store;
@@ -275,6 +276,13 @@ pub trait Store: Send + Sync {
 
     /// Make every earlier write durable (mutating methods already do so before returning).
     fn flush(&self) -> Result<()>;
+
+    /// Removes a run and everything stored under it (record, index entries, events, metrics,
+    /// checkpoints) at once; false when there was no such run. Experiments are not touched.
+    fn delete_run(&self, run: RunId) -> Result<bool>;
+
+    /// Removes an experiment's record (not its runs); false when there was none.
+    fn delete_experiment(&self, id: ExperimentId) -> Result<bool>;
 
     /// Insert or replace one experiment.
     fn put_experiment(&self, experiment: &ExperimentRecord) -> Result<()> {

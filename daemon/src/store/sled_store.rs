@@ -291,4 +291,12 @@ impl Store for SledStore {
     fn flush(&self) -> Result<()> {
         self.durable("flush")
     }
+
+    fn delete_run(&self, run: RunId) -> Result<bool> {
+        self.delete_run_all(run)
+    }
+
+    fn delete_experiment(&self, id: ExperimentId) -> Result<bool> {
+        self.delete_experiment_record(id)
+    }
 }

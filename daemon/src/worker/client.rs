@@ -1,7 +1,8 @@
 //! The worker's blocking client of the daemon's `Worker` service: its own small tokio runtime,
 //! calls retried while the daemon is unreachable (every call is idempotent), a heartbeat task,
 //! and fencing: a FAILED_PRECONDITION or NOT_FOUND, or a heartbeat that says stop, ends the
-//! worker without writing anything more. Every call carries the attempt's worker token.
+//! worker without writing anything more. Every call carries the attempt's worker token; an
+//! `https://` daemon is verified with the CA the executor named.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -61,6 +62,18 @@ impl WorkerRpc {
             .map_err(|e| unreachable(e.to_string()))?
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(120));
+        let endpoint = if args.daemon_url.starts_with("https://") {
+            let tls = crate::grpc::tls::client_config(
+                args.ca_cert.as_deref(),
+                args.tls_server_name.as_deref(),
+            )
+            .map_err(|e| unreachable(e.to_string()))?;
+            endpoint
+                .tls_config(tls)
+                .map_err(|e| unreachable(e.to_string()))?
+        } else {
+            endpoint
+        };
         let channel = {
             let _enter = runtime.enter();
             endpoint.connect_lazy()

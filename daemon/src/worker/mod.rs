@@ -25,6 +25,10 @@ pub struct WorkerArgs {
     pub patience: Duration,
     /// The attempt's bearer token (from `CAUDA_WORKER_TOKEN`), sent with every call.
     pub token: Option<String>,
+    /// The CA (PEM) an `https://` daemon's certificate is verified with (else system roots).
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// The name the daemon's certificate is checked against (else the URL's host).
+    pub tls_server_name: Option<String>,
 }
 
 /// Why a worker stopped without training to the end.

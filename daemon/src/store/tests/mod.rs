@@ -7,6 +7,7 @@ use super::*;
 use crate::model::{ResourceRequest, RunState};
 
 mod checkpoints;
+mod delete;
 mod events;
 mod metrics;
 mod records;
@@ -134,6 +135,7 @@ macro_rules! shared_suite {
                 metrics::metric_with_event_is_one_write,
                 metrics::concurrent_reports_store_each_epoch_once,
                 checkpoints::checkpoints_chunk_and_retain,
+                delete::deleting_a_run_removes_everything_under_it,
             );
         }
     };
