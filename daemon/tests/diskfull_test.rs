@@ -5,7 +5,8 @@
 //! stays up and answers reads. Once space returns the daemon writes again without a restart,
 //! the stuck run resumes and finishes, new work proceeds, and every acknowledged metric is
 //! still stored, also after a restart on the same data. Needs root for `mount -t tmpfs` (CI
-//! runs as root); skips with a printed reason where mounting is not permitted.
+//! runs as root); skips with a printed reason where mounting is not permitted. `DISKFULL_LOG=1`
+//! prints the daemon's log (its refusals and sled's errors) before the restart.
 
 mod common;
 
@@ -47,7 +48,7 @@ impl Drop for Tmpfs {
 
 fn free_bytes(dir: &Path) -> u64 {
     let s = nix::sys::statvfs::statvfs(dir).expect("statvfs");
-    (s.blocks_available() as u64) * (s.fragment_size() as u64)
+    s.blocks_available().saturating_mul(s.fragment_size())
 }
 
 /// Writes zeros to `path` until only about `leave` bytes are free; `0` fills the disk to its

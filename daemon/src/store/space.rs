@@ -32,7 +32,7 @@ impl DiskSpace {
     /// when statvfs fails: the check is then skipped and sled's own error is the last word).
     pub fn free_bytes(&self) -> Option<u64> {
         match nix::sys::statvfs::statvfs(&self.dir) {
-            Ok(s) => Some((s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64)),
+            Ok(s) => Some(s.blocks_available().saturating_mul(s.fragment_size())),
             Err(e) => {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "statvfs failed; free-space check skipped");
                 None
