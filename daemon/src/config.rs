@@ -51,6 +51,9 @@ pub struct DaemonConfig {
     pub heartbeat_timeout_ms: u64,
     /// How many of a run's latest checkpoints are kept (its best is kept besides).
     pub keep_checkpoints: usize,
+    /// MiB kept free on the data dir's filesystem: below it checkpoint uploads and new
+    /// submissions are refused (RESOURCE_EXHAUSTED) so running work can still record its end.
+    pub min_free_disk_mb: u64,
     /// A folder watched for spec files to submit (moved to `submitted/` or `rejected/`).
     pub inbox: Option<PathBuf>,
     /// A folder of user presets (`*.toml`), reloaded when it changes.
@@ -126,6 +129,7 @@ impl Default for DaemonConfig {
             kill_grace_ms: 10_000,
             heartbeat_timeout_ms: 30_000,
             keep_checkpoints: 2,
+            min_free_disk_mb: crate::store::DEFAULT_MIN_FREE_BYTES >> 20,
             inbox: None,
             presets: None,
             scheduler: SchedulerConfig::default(),
@@ -261,6 +265,7 @@ mod tests {
         let config = DaemonConfig::load(path).expect("examples/caudad.toml parses");
         assert_eq!(config.devices.as_deref().map(<[String]>::len), Some(1));
         assert_eq!(config.max_retries, 2);
+        assert_eq!(config.min_free_disk_mb, 256);
         assert!(config.scheduler.fair_share);
         assert_eq!(config.quotas.max_queued_runs_per_user, Some(1000));
         assert_eq!(config.quotas.max_gpus_per_user, Some(8));

@@ -116,6 +116,7 @@ impl Node {
             config.data_dir.join("db"),
             StoreConfig {
                 keep_checkpoints: config.keep_checkpoints,
+                min_free_bytes: config.min_free_disk_mb.saturating_mul(1 << 20),
             },
         )?;
         let listener = tokio::net::TcpListener::bind(config.listen)

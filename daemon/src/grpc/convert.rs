@@ -23,6 +23,7 @@ impl From<CoreError> for Status {
             CoreError::Store(ref store) => match store {
                 StoreError::NotFound { .. } => Status::not_found(err.to_string()),
                 StoreError::Invalid { .. } => Status::invalid_argument(err.to_string()),
+                StoreError::DiskFull { .. } => Status::resource_exhausted(err.to_string()),
                 StoreError::Sled { .. }
                 | StoreError::Corrupt { .. }
                 | StoreError::Encode { .. }

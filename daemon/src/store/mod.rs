@@ -14,11 +14,13 @@ mod sled_delete;
 mod sled_metrics;
 mod sled_queries;
 mod sled_store;
+pub mod space;
 #[cfg(test)]
 mod tests;
 
 pub use memory_store::MemoryStore;
 pub use sled_store::SledStore;
+pub use space::DiskSpace;
 
 use crate::model::{DeviceId, ExperimentId, ExperimentRecord, Millis, RunId, RunRecord, RunState};
 use serde::{Deserialize, Serialize};
@@ -62,6 +64,14 @@ pub enum StoreError {
     },
     #[error("store {op}: the in-memory store's lock was poisoned by a panicking thread")]
     Poisoned { op: &'static str },
+    /// The filesystem of the store is full (or below the configured reserve): nothing of this
+    /// write was stored; earlier acknowledged writes are intact. Retry once space is freed.
+    #[error("store {op}: no space left on device for {}: {detail}", path.display())]
+    DiskFull {
+        op: &'static str,
+        path: PathBuf,
+        detail: String,
+    },
 }
 
 /// Settings of a store.
@@ -70,12 +80,19 @@ pub struct StoreConfig {
     /// How many of a run's most recent checkpoints (by epoch) are kept, besides the best one.
     /// At least 1 (0 is read as 1: the latest checkpoint is always kept).
     pub keep_checkpoints: usize,
+    /// Bytes the store keeps free on its filesystem: checkpoints and new submissions are
+    /// refused with `DiskFull` below it, so that running work can still record its end.
+    pub min_free_bytes: u64,
 }
+
+/// The default `min_free_bytes` (256 MiB; `min_free_disk_mb` in caudad.toml).
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 256 << 20;
 
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             keep_checkpoints: 2,
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
         }
     }
 }

@@ -22,6 +22,11 @@ impl SledStore {
     ) -> Result<CheckpointMeta> {
         const OP: &str = "put_checkpoint";
         let _w = self.write_lock();
+        let what = format!(
+            "a checkpoint of {:.1} MiB",
+            bytes.len() as f64 / f64::from(1u32 << 20)
+        );
+        self.writable(OP, Some((bytes.len() as u64, &what)))?;
         self.run_exists(OP, run)?;
         let meta = CheckpointMeta {
             run,
@@ -45,7 +50,8 @@ impl SledStore {
             metas.iter().filter(|m| gone.contains(&m.epoch)).collect()
         };
         let stale_chunks = replaced.map_or(0, |m| m.chunks);
-        (&self.checkpoints, &self.chunks)
+        let t = self.t()?;
+        (&t.checkpoints, &t.chunks)
             .transaction(|(metas_tx, chunks_tx)| {
                 for (i, part) in bytes.chunks(super::CHUNK_SIZE).enumerate() {
                     chunks_tx.insert(&keys::chunk(run, epoch, i as u32), part)?;
@@ -64,6 +70,7 @@ impl SledStore {
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
             })
             .map_err(self.tx_err(OP))?;
+        drop(t);
         self.durable(OP)?;
         tracing::debug!(run_id = %run, epoch, size = meta.size, evicted = evicted.len(), "stored a checkpoint");
         Ok(meta)
@@ -72,7 +79,8 @@ impl SledStore {
     pub(super) fn read_checkpoint_metas(&self, run: RunId) -> Result<Vec<CheckpointMeta>> {
         const OP: &str = "list_checkpoints";
         let mut out = Vec::new();
-        for entry in self.checkpoints.scan_prefix(keys::id(run.0)) {
+        let t = self.t()?;
+        for entry in t.checkpoints.scan_prefix(keys::id(run.0)) {
             let (k, v) = entry.map_err(self.err(OP))?;
             out.push(decode(OP, "checkpoints", &k, &v)?);
         }
@@ -86,15 +94,15 @@ impl SledStore {
         index: u32,
     ) -> Result<Option<Vec<u8>>> {
         const OP: &str = "checkpoint_chunk";
-        if !self
+        let t = self.t()?;
+        if !t
             .checkpoints
             .contains_key(keys::run_epoch(run, epoch))
             .map_err(self.err(OP))?
         {
             return Ok(None);
         }
-        Ok(self
-            .chunks
+        Ok(t.chunks
             .get(keys::chunk(run, epoch, index))
             .map_err(self.err(OP))?
             .map(|v| v.to_vec()))
@@ -109,13 +117,14 @@ impl SledStore {
         // Under the writer lock so that no retention sweep drops chunks while they are read.
         let _w = self.write_lock();
         let key = keys::run_epoch(run, epoch);
-        let Some(v) = self.checkpoints.get(key).map_err(self.err(OP))? else {
+        let t = self.t()?;
+        let Some(v) = t.checkpoints.get(key).map_err(self.err(OP))? else {
             return Ok(None);
         };
         let meta: CheckpointMeta = decode(OP, "checkpoints", &key, &v)?;
         let mut bytes = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
         for i in 0..meta.chunks {
-            let part = self
+            let part = t
                 .chunks
                 .get(keys::chunk(run, epoch, i))
                 .map_err(self.err(OP))?;

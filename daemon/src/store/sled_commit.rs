@@ -49,6 +49,10 @@ impl SledStore {
     pub(super) fn commit_ops(&self, ops: &[WriteOp]) -> Result<Vec<u64>> {
         const OP: &str = "commit";
         let _w = self.write_lock();
+        // A batch that creates an experiment is a submission: new work, refused below the
+        // reserve so that running work can still record its end.
+        let submission = ops.iter().any(|op| matches!(op, WriteOp::PutExperiment(_)));
+        self.writable(OP, submission.then_some((0, "a new submission")))?;
         let mut seqs: HashMap<RunId, u64> = HashMap::new();
         let mut staged = Vec::with_capacity(ops.len());
         for op in ops {
@@ -71,13 +75,14 @@ impl SledStore {
                 }
             });
         }
+        let t = self.t()?;
         let trees = (
-            &self.experiments,
-            &self.runs,
-            &self.by_experiment,
-            &self.by_state,
-            &self.by_user,
-            &self.events,
+            &t.experiments,
+            &t.runs,
+            &t.by_experiment,
+            &t.by_state,
+            &t.by_user,
+            &t.events,
         );
         let appended = trees
             .transaction(|(experiments, runs, by_exp, by_state, by_user, events)| {
@@ -108,6 +113,7 @@ impl SledStore {
                 Ok(appended)
             })
             .map_err(self.tx_err(OP))?;
+        drop(t);
         self.durable(OP)?;
         Ok(appended)
     }

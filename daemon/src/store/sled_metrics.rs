@@ -27,9 +27,14 @@ impl SledStore {
     ) -> Result<bool> {
         const OP: &str = "append_metric";
         check_metric_json(OP, json)?;
+        {
+            let _w = self.write_lock();
+            self.writable(OP, None)?;
+        }
         self.run_exists(OP, run)?;
         let value = metric_value(stage, json);
         let swapped = self
+            .t()?
             .metrics
             .compare_and_swap(
                 keys::run_epoch(run, epoch),
@@ -44,7 +49,8 @@ impl SledStore {
     pub(super) fn read_metrics(&self, run: RunId) -> Result<Vec<MetricPoint>> {
         const OP: &str = "metrics";
         let mut out = Vec::new();
-        for entry in self.metrics.scan_prefix(keys::id(run.0)) {
+        let t = self.t()?;
+        for entry in t.metrics.scan_prefix(keys::id(run.0)) {
             let (k, v) = entry.map_err(self.err(OP))?;
             match (keys::u32_at(&k, 8), v.split_first()) {
                 (Some(epoch), Some((&stage, json))) => out.push(MetricPoint {
@@ -67,7 +73,8 @@ impl SledStore {
     /// The highest stored epoch of a run: the last key of its prefix (no scan).
     pub(super) fn read_last_epoch(&self, run: RunId) -> Result<u32> {
         const OP: &str = "last_epoch";
-        match self.metrics.scan_prefix(keys::id(run.0)).next_back() {
+        let last = self.t()?.metrics.scan_prefix(keys::id(run.0)).next_back();
+        match last {
             None => Ok(0),
             Some(entry) => {
                 let (k, _) = entry.map_err(self.err(OP))?;
@@ -84,7 +91,8 @@ impl SledStore {
     pub(super) fn read_metric(&self, run: RunId, epoch: u32) -> Result<Option<MetricPoint>> {
         const OP: &str = "metric";
         let key = keys::run_epoch(run, epoch);
-        let Some(v) = self.metrics.get(key).map_err(self.err(OP))? else {
+        let found = self.t()?.metrics.get(key).map_err(self.err(OP))?;
+        let Some(v) = found else {
             return Ok(None);
         };
         match v.split_first() {
@@ -121,8 +129,10 @@ impl SledStore {
             // Held from reading the next event number until the transaction has written it;
             // released before the flush so that concurrent reports share fsyncs.
             let _w = self.write_lock();
+            self.writable(OP, None)?;
             let seq = self.next_event_seq(OP, run)?;
-            (&self.runs, &self.metrics, &self.events)
+            let t = self.t()?;
+            (&t.runs, &t.metrics, &t.events)
                 .transaction(|(runs, metrics, events)| {
                     if runs.get(keys::id(run.0))?.is_none() {
                         return Err(ConflictableTransactionError::Abort(StoreError::NotFound {

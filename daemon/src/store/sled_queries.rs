@@ -3,14 +3,20 @@
 //! reads take no lock. `impl Store for SledStore` delegates here.
 
 use super::keys;
-use super::sled_store::{SledStore, decode};
+use super::sled_store::{SledStore, Trees, decode};
 use super::{Result, RunFilter, StoreError};
 use crate::model::{ExperimentId, ExperimentRecord, RunId, RunRecord};
 
 impl SledStore {
     pub(super) fn read_run(&self, op: &'static str, id: u64) -> Result<Option<RunRecord>> {
+        let t = self.t()?;
+        self.read_run_in(&t, op, id)
+    }
+
+    /// `read_run` with a database handle the caller already holds.
+    fn read_run_in(&self, t: &Trees, op: &'static str, id: u64) -> Result<Option<RunRecord>> {
         let key = keys::id(id);
-        match self.runs.get(key).map_err(self.err(op))? {
+        match t.runs.get(key).map_err(self.err(op))? {
             Some(v) => decode(op, "runs", &key, &v).map(Some),
             None => Ok(None),
         }
@@ -26,7 +32,8 @@ impl SledStore {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
-        for entry in self.experiments.range(keys::id(start)..) {
+        let t = self.t()?;
+        for entry in t.experiments.range(keys::id(start)..) {
             if limit.is_some_and(|l| out.len() >= l) {
                 break;
             }
@@ -42,27 +49,28 @@ impl SledStore {
             return Ok(Vec::new());
         };
         let (from, to) = (RunId(start), RunId(u64::MAX));
+        let t = self.t()?;
         // The most selective index the filter allows; `None` walks the runs themselves.
         let (tree, iter) = if let Some(e) = filter.experiment {
             (
                 "runs_by_experiment",
-                self.by_experiment
+                t.by_experiment
                     .range(keys::pair(e.0, from.0)..=keys::pair(e.0, to.0)),
             )
         } else if let Some(s) = filter.state {
             (
                 "runs_by_state",
-                self.by_state
+                t.by_state
                     .range(keys::state_run(s, from)..=keys::state_run(s, to)),
             )
         } else if let Some(u) = &filter.user {
             (
                 "runs_by_user",
-                self.by_user
+                t.by_user
                     .range(keys::user_run(u, from)..=keys::user_run(u, to)),
             )
         } else {
-            ("runs", self.runs.range(keys::id(start)..))
+            ("runs", t.runs.range(keys::id(start)..))
         };
         let mut out = Vec::new();
         for entry in iter {
@@ -78,11 +86,12 @@ impl SledStore {
                     key: keys::describe(tree, &k),
                     reason: "malformed index key".into(),
                 })?;
-                self.read_run(OP, id)?.ok_or_else(|| StoreError::Corrupt {
-                    op: OP,
-                    key: keys::describe(tree, &k),
-                    reason: format!("index entry for run {id}, which is not stored"),
-                })?
+                self.read_run_in(&t, OP, id)?
+                    .ok_or_else(|| StoreError::Corrupt {
+                        op: OP,
+                        key: keys::describe(tree, &k),
+                        reason: format!("index entry for run {id}, which is not stored"),
+                    })?
             };
             // A concurrent put may have moved the run since the index was read.
             if filter.matches(&run) {

@@ -5,8 +5,15 @@
 //! take no lock. This file holds the database, its helpers and the one `impl Store`; the
 //! batched writes, the listings, the metrics and the checkpoints live in `sled_commit`,
 //! `sled_queries`, `sled_metrics` and `sled_checkpoints`.
+//!
+//! A full disk: sled keeps the first failed log write as a sticky error and refuses every later
+//! write until the database is reopened (reads still work). The store maps it to
+//! `StoreError::DiskFull`, remembers that the database is stuck, and on the next write, once
+//! the filesystem has its reserve free again, reopens it in place (sled recovers its log up to
+//! the last durable write: every acknowledged write is kept). See `space` for the preflight.
 
 use super::keys;
+use super::space::{DiskSpace, is_disk_full};
 use super::{
     CheckpointMeta, Event, MetricPoint, Result, RunFilter, Store, StoreConfig, StoreError, WriteOp,
 };
@@ -15,15 +22,17 @@ use serde::de::DeserializeOwned;
 use sled::Tree;
 use sled::transaction::TransactionError;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
 
 const NEXT_RUN: &[u8] = b"next_run_id";
 const NEXT_EXPERIMENT: &[u8] = b"next_experiment_id";
+/// How long a reopen waits for in-flight reads of the stuck database to finish.
+const REOPEN_WAIT: Duration = Duration::from_secs(5);
 
-/// A `Store` in a sled database directory.
-pub struct SledStore {
-    pub(super) path: PathBuf,
-    pub(super) config: StoreConfig,
+/// One open sled database and its trees (replaced whole when the store is reopened).
+pub(super) struct Trees {
     pub(super) db: sled::Db,
     pub(super) meta: Tree,
     pub(super) experiments: Tree,
@@ -35,6 +44,36 @@ pub struct SledStore {
     pub(super) metrics: Tree,
     pub(super) checkpoints: Tree,
     pub(super) chunks: Tree,
+}
+
+impl Trees {
+    fn open(path: &Path) -> std::result::Result<Self, sled::Error> {
+        let db = sled::Config::new().path(path).open()?;
+        Ok(Self {
+            meta: db.open_tree("meta")?,
+            experiments: db.open_tree("experiments")?,
+            runs: db.open_tree("runs")?,
+            by_experiment: db.open_tree("runs_by_experiment")?,
+            by_state: db.open_tree("runs_by_state")?,
+            by_user: db.open_tree("runs_by_user")?,
+            events: db.open_tree("events")?,
+            metrics: db.open_tree("metrics")?,
+            checkpoints: db.open_tree("checkpoints")?,
+            chunks: db.open_tree("checkpoint_chunks")?,
+            db,
+        })
+    }
+}
+
+/// A `Store` in a sled database directory.
+pub struct SledStore {
+    pub(super) path: PathBuf,
+    pub(super) config: StoreConfig,
+    /// The open database; `None` only after a reopen failed (retried on the next write).
+    trees: RwLock<Option<Arc<Trees>>>,
+    /// Set when sled reported a full disk: its writes stay refused until it is reopened.
+    stuck: AtomicBool,
+    space: DiskSpace,
     pub(super) writer: Mutex<()>,
 }
 
@@ -75,25 +114,15 @@ impl SledStore {
     /// Open (or create) the database in directory `path`.
     pub fn open(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let err = |source| StoreError::Sled {
+        let trees = Trees::open(&path).map_err(|source| StoreError::Sled {
             op: "open",
             path: path.clone(),
             source,
-        };
-        let db = sled::Config::new().path(&path).open().map_err(err)?;
-        let tree = |name: &str| db.open_tree(name).map_err(err);
+        })?;
         let store = Self {
-            meta: tree("meta")?,
-            experiments: tree("experiments")?,
-            runs: tree("runs")?,
-            by_experiment: tree("runs_by_experiment")?,
-            by_state: tree("runs_by_state")?,
-            by_user: tree("runs_by_user")?,
-            events: tree("events")?,
-            metrics: tree("metrics")?,
-            checkpoints: tree("checkpoints")?,
-            chunks: tree("checkpoint_chunks")?,
-            db,
+            trees: RwLock::new(Some(Arc::new(trees))),
+            stuck: AtomicBool::new(false),
+            space: DiskSpace::new(&path, config.min_free_bytes),
             path,
             config,
             writer: Mutex::new(()),
@@ -102,8 +131,36 @@ impl SledStore {
         Ok(store)
     }
 
+    /// The open database (a cheap handle; hold it for one operation only).
+    pub(super) fn t(&self) -> Result<Arc<Trees>> {
+        let slot = self.trees.read().unwrap_or_else(|p| p.into_inner());
+        slot.clone().ok_or_else(|| StoreError::DiskFull {
+            op: "open",
+            path: self.path.clone(),
+            detail: "the database is closed after running out of space and could not be \
+                     reopened yet; it is retried on the next write"
+                .into(),
+        })
+    }
+
+    /// Maps a sled error; a full disk becomes `DiskFull` and marks the database stuck.
     pub(super) fn err(&self, op: &'static str) -> impl Fn(sled::Error) -> StoreError + '_ {
-        move |source| StoreError::Sled {
+        move |source| self.classify(op, source)
+    }
+
+    fn classify(&self, op: &'static str, source: sled::Error) -> StoreError {
+        if is_disk_full(&source) {
+            if !self.stuck.swap(true, Ordering::SeqCst) {
+                tracing::error!(path = %self.path.display(), op, error = %source,
+                    "the disk is full: writes are refused until space is freed");
+            }
+            return StoreError::DiskFull {
+                op,
+                path: self.path.clone(),
+                detail: source.to_string(),
+            };
+        }
+        StoreError::Sled {
             op,
             path: self.path.clone(),
             source,
@@ -116,11 +173,7 @@ impl SledStore {
     ) -> impl Fn(TransactionError<StoreError>) -> StoreError + '_ {
         move |e| match e {
             TransactionError::Abort(e) => e,
-            TransactionError::Storage(source) => StoreError::Sled {
-                op,
-                path: self.path.clone(),
-                source,
-            },
+            TransactionError::Storage(source) => self.classify(op, source),
         }
     }
 
@@ -129,13 +182,69 @@ impl SledStore {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Called under the writer lock before a write. `preflight` is the bytes a bulky or new
+    /// piece of work needs beyond the reserve (`None`: a small write that may use the reserve).
+    /// A database stuck on a full disk is reopened first, once the reserve is free again.
+    pub(super) fn writable(&self, op: &'static str, preflight: Option<(u64, &str)>) -> Result<()> {
+        if self.stuck.load(Ordering::SeqCst) {
+            self.space.check(op, 0, "reopening the store")?;
+            self.reopen(op)?;
+        }
+        match preflight {
+            Some((needed, what)) => self.space.check(op, needed, what),
+            None => Ok(()),
+        }
+    }
+
+    /// Closes the stuck database and opens it again (sled replays its log to the last durable
+    /// write). Runs under the writer lock, so no write is in flight; reads wait on `trees`.
+    fn reopen(&self, op: &'static str) -> Result<()> {
+        let mut slot = self.trees.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = slot.take() {
+            let deadline = Instant::now() + REOPEN_WAIT;
+            // Reads that took a handle before the write lock finish first.
+            while Arc::strong_count(&old) > 1 {
+                if Instant::now() > deadline {
+                    *slot = Some(old);
+                    return Err(StoreError::DiskFull {
+                        op,
+                        path: self.path.clone(),
+                        detail: "the database is busy; its reopen after a full disk is retried \
+                                 on the next write"
+                            .into(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            drop(old);
+        }
+        // sled's background writers may hold its file lock for a moment after the drop.
+        let deadline = Instant::now() + REOPEN_WAIT;
+        let trees = loop {
+            match Trees::open(&self.path) {
+                Ok(trees) => break trees,
+                Err(e) if Instant::now() < deadline && !is_disk_full(&e) => {
+                    tracing::debug!(error = %e, "reopening the store: retrying");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(self.classify(op, e)),
+            }
+        };
+        *slot = Some(Arc::new(trees));
+        self.stuck.store(false, Ordering::SeqCst);
+        tracing::warn!(path = %self.path.display(), "space is back: reopened the store");
+        Ok(())
+    }
+
     pub(super) fn durable(&self, op: &'static str) -> Result<()> {
-        self.db.flush().map(|_| ()).map_err(self.err(op))
+        self.t()?.db.flush().map(|_| ()).map_err(self.err(op))
     }
 
     fn next_id(&self, op: &'static str, key: &[u8]) -> Result<u64> {
         let _w = self.write_lock();
-        let last = match self.meta.get(key).map_err(self.err(op))? {
+        self.writable(op, None)?;
+        let t = self.t()?;
+        let last = match t.meta.get(key).map_err(self.err(op))? {
             None => 0,
             Some(v) => keys::trailing_u64(&v)
                 .filter(|_| v.len() == 8)
@@ -146,15 +255,15 @@ impl SledStore {
                 })?,
         };
         let next = last + 1;
-        self.meta
-            .insert(key, &keys::id(next))
-            .map_err(self.err(op))?;
+        t.meta.insert(key, &keys::id(next)).map_err(self.err(op))?;
+        drop(t);
         self.durable(op)?;
         Ok(next)
     }
 
     pub(super) fn run_exists(&self, op: &'static str, run: RunId) -> Result<()> {
         if self
+            .t()?
             .runs
             .contains_key(keys::id(run.0))
             .map_err(self.err(op))?
@@ -169,7 +278,8 @@ impl SledStore {
     }
 
     pub(super) fn next_event_seq(&self, op: &'static str, run: RunId) -> Result<u64> {
-        match self.events.scan_prefix(keys::id(run.0)).next_back() {
+        let last = self.t()?.events.scan_prefix(keys::id(run.0)).next_back();
+        match last {
             None => Ok(0),
             Some(entry) => {
                 let (k, _) = entry.map_err(self.err(op))?;
@@ -202,7 +312,8 @@ impl Store for SledStore {
     fn get_experiment(&self, id: ExperimentId) -> Result<Option<ExperimentRecord>> {
         const OP: &str = "get_experiment";
         let key = keys::id(id.0);
-        match self.experiments.get(key).map_err(self.err(OP))? {
+        let found = self.t()?.experiments.get(key).map_err(self.err(OP))?;
+        match found {
             Some(v) => decode(OP, "experiments", &key, &v).map(Some),
             None => Ok(None),
         }
@@ -227,7 +338,8 @@ impl Store for SledStore {
     fn events(&self, run: RunId, from_seq: u64) -> Result<Vec<(u64, Event)>> {
         const OP: &str = "events";
         let mut out = Vec::new();
-        for entry in self
+        let t = self.t()?;
+        for entry in t
             .events
             .range(keys::pair(run.0, from_seq)..=keys::pair(run.0, u64::MAX))
         {
