@@ -15,8 +15,9 @@ impl SledStore {
     pub(super) fn delete_run_all(&self, run: RunId) -> Result<bool> {
         const OP: &str = "delete_run";
         let _w = self.write_lock();
+        let t = self.t()?;
         let key = keys::id(run.0);
-        let Some(bytes) = self.runs.get(key).map_err(self.err(OP))? else {
+        let Some(bytes) = t.runs.get(key).map_err(self.err(OP))? else {
             return Ok(false);
         };
         let record: RunRecord = decode(OP, "runs", &key, &bytes)?;
@@ -26,17 +27,17 @@ impl SledStore {
                 .collect::<std::result::Result<_, _>>()
                 .map_err(self.err(OP))
         };
-        let (events, metrics) = (under(&self.events)?, under(&self.metrics)?);
-        let (checkpoints, chunks) = (under(&self.checkpoints)?, under(&self.chunks)?);
+        let (events, metrics) = (under(&t.events)?, under(&t.metrics)?);
+        let (checkpoints, chunks) = (under(&t.checkpoints)?, under(&t.chunks)?);
         let trees = (
-            &self.runs,
-            &self.by_experiment,
-            &self.by_state,
-            &self.by_user,
-            &self.events,
-            &self.metrics,
-            &self.checkpoints,
-            &self.chunks,
+            &t.runs,
+            &t.by_experiment,
+            &t.by_state,
+            &t.by_user,
+            &t.events,
+            &t.metrics,
+            &t.checkpoints,
+            &t.chunks,
         );
         trees
             .transaction(|(runs, by_exp, by_state, by_user, ev, me, cp, ch)| {
@@ -65,6 +66,7 @@ impl SledStore {
         const OP: &str = "delete_experiment";
         let _w = self.write_lock();
         let removed = self
+            .t()?
             .experiments
             .remove(keys::id(id.0))
             .map_err(self.err(OP))?;
