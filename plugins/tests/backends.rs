@@ -7,16 +7,18 @@
 use burn::tensor::Device;
 use cauda_plugins::registry::builtin_registry;
 use cauda_plugins::spec::{ExperimentSpec, PresetBook, ResolvedRun};
-use cauda_plugins::train::{
-    self, Backend, Checkpoint, DeviceError, EpochRecord, EventSink, Placement, TrainError,
-};
+use cauda_plugins::train::{self, Backend, DeviceError, Placement};
+#[cfg(feature = "tch")]
+use cauda_plugins::train::{Checkpoint, EpochRecord, EventSink, TrainError};
 
+#[cfg(feature = "tch")]
 #[derive(Default)]
 struct Collect {
     epochs: Vec<EpochRecord>,
     checkpoints: Vec<Checkpoint>,
 }
 
+#[cfg(feature = "tch")]
 impl EventSink for Collect {
     fn on_epoch(&mut self, record: &EpochRecord) -> Result<(), TrainError> {
         self.epochs.push(record.clone());
@@ -57,6 +59,7 @@ backend = "{backend}"
         .unwrap()
 }
 
+#[cfg(feature = "tch")]
 fn train_on(run: &ResolvedRun, device: &Device, resume: Option<Checkpoint>) -> Collect {
     let data = train::prepare(&run.data).unwrap();
     let mut sink = Collect::default();
