@@ -72,7 +72,12 @@ impl Daemon {
                 reason: e.to_string(),
                 line: spec_text
                     .lines()
-                    .position(|l| l.trim_start().starts_with("backend"))
+                    .position(|l| {
+                        // `backend = ...` in [resources], or `"resources.backend" = [...]` in [sweep].
+                        let l = l.trim_start();
+                        !l.starts_with('#')
+                            && l.split('=').next().is_some_and(|k| k.contains("backend"))
+                    })
                     .and_then(|i| u32::try_from(i + 1).ok()),
             })?;
         run.resources.backend = Some(backend);
