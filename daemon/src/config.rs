@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use cauda_plugins::train::Backend;
 use serde::Deserialize;
 
 use crate::gpu;
@@ -70,6 +71,8 @@ pub struct DaemonConfig {
     pub tls: Option<TlsConfig>,
     /// Per-user limits (`[quotas]`).
     pub quotas: QuotaConfig,
+    /// The training backend of runs whose spec names none.
+    pub backends: BackendsConfig,
 }
 
 /// `[quotas]`: limits per user (absent keys: no limit).
@@ -98,6 +101,31 @@ pub struct TlsConfig {
     /// dial (the listen IP, or 127.0.0.1 for a wildcard address), e.g. "localhost".
     #[serde(default)]
     pub server_name: Option<String>,
+}
+
+/// `[backends]`: the backend a run uses when its spec's `[resources] backend` is absent
+/// (docs/GPU.md). Runs on a CPU slot use `flex`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackendsConfig {
+    /// For runs placed on a GPU (`tch` or `vulkan`, built into this caudad); absent means the
+    /// first GPU backend built in (`tch`, then `vulkan`), or `flex` in a flex-only build.
+    pub gpu: Option<Backend>,
+}
+
+impl BackendsConfig {
+    fn validate(&self) -> Result<(), String> {
+        if let Some(gpu) = self.gpu {
+            if !gpu.runs_on_gpu() {
+                return Err(format!(
+                    "backends.gpu: '{gpu}' is a CPU backend; allowed: tch, vulkan"
+                ));
+            }
+            gpu.check_built("caudad")
+                .map_err(|e| format!("backends.gpu: {e}"))?;
+        }
+        Ok(())
+    }
 }
 
 /// `[auth]`: who may call the public API.
@@ -137,6 +165,7 @@ impl Default for DaemonConfig {
             allow_insecure_listen: false,
             tls: None,
             quotas: QuotaConfig::default(),
+            backends: BackendsConfig::default(),
         }
     }
 }
@@ -160,6 +189,13 @@ impl DaemonConfig {
         if let Some(list) = &config.devices {
             Self::override_inventory(path, list)?;
         }
+        config
+            .backends
+            .validate()
+            .map_err(|message| ConfigError::Parse {
+                path: path.into(),
+                message,
+            })?;
         if let Some(auth) = &config.auth {
             auth.validate().map_err(|message| ConfigError::Parse {
                 path: path.into(),
@@ -333,6 +369,37 @@ mod tests {
         assert_eq!(inventory.cpu_slots(), cores.min(max));
         assert_eq!(inventory.gpu_count(), gpu::discover().gpus.len());
         assert!(!inventory.from_override());
+    }
+
+    #[test]
+    fn the_gpu_backend_must_be_a_built_gpu_backend() {
+        let p = Path::new("t.toml");
+        let config = DaemonConfig::parse(p, "[backends]\n").expect("empty [backends]");
+        assert_eq!(config.backends.gpu, None);
+        for backend in [Backend::Tch, Backend::Vulkan] {
+            let text = format!("[backends]\ngpu = \"{backend}\"");
+            match DaemonConfig::parse(p, &text) {
+                Ok(config) => {
+                    assert!(backend.is_built());
+                    assert_eq!(config.backends.gpu, Some(backend));
+                }
+                Err(e) => {
+                    assert!(!backend.is_built());
+                    let msg = e.to_string();
+                    assert!(
+                        msg.contains("backends.gpu")
+                            && msg.contains(&format!("--features {backend}")),
+                        "{msg}"
+                    );
+                }
+            }
+        }
+        let err = DaemonConfig::parse(p, "[backends]\ngpu = \"flex\"").unwrap_err();
+        assert!(err.to_string().contains("CPU backend"), "{err}");
+        let err = DaemonConfig::parse(p, "[backends]\ngpu = \"cuda\"").unwrap_err();
+        assert!(err.to_string().contains("tch"), "{err}");
+        let err = DaemonConfig::parse(p, "[backends]\ncpu = \"flex\"").unwrap_err();
+        assert!(err.to_string().contains("cpu"), "{err}");
     }
 
     #[test]

@@ -149,6 +149,7 @@ impl Node {
             inventory,
             scheduler: config.scheduler,
             max_retries: config.max_retries,
+            gpu_backend: config.backends.gpu,
         };
         let daemon = Arc::new(Daemon::new(
             Arc::new(store),

@@ -3,6 +3,7 @@
 
 use cauda_plugins::registry::builtin_registry;
 use cauda_plugins::spec::PresetBook;
+use cauda_plugins::train::Backend;
 
 #[derive(clap::Args)]
 pub struct PluginsArgs {
@@ -19,7 +20,7 @@ pub fn run(args: PluginsArgs) -> anyhow::Result<()> {
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({ "plugins": plugins, "presets": presets })
+                &serde_json::json!({ "plugins": plugins, "presets": presets, "backends": Backend::built() })
             )?
         );
         return Ok(());
@@ -45,5 +46,10 @@ pub fn run(args: PluginsArgs) -> anyhow::Result<()> {
     for p in presets.all() {
         println!("  {:<22} {}", p.name, p.doc);
     }
+    println!(
+        "\nbackends built in: {} (GPU runs default to {}; docs/GPU.md)",
+        Backend::built_list(),
+        Backend::choose(None, true, None)
+    );
     Ok(())
 }

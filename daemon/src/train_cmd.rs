@@ -83,7 +83,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         )?),
         None => None,
     };
-    let device = burn::tensor::Device::default();
+    // The spec's backend, else flex on the CPU or the first GPU backend built in on a GPU
+    // (`[resources] gpus` / `gpu_share`), as a daemon without `[backends]` would choose.
+    let (backend, device) = train::run_device(&run.resources, None)?;
+    eprintln!(
+        "backend {backend} on {:?}",
+        train::Placement::of(&run.resources)
+    );
     let mut sink = Stdout {
         out: args.out.clone(),
     };

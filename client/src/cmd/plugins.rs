@@ -32,5 +32,13 @@ pub async fn run(addr: &str, args: Args) -> Result<(), CliError> {
         return super::emit_json(&serde_json::Value::Array(list));
     }
     let rows: Vec<Vec<String>> = reply.plugins.iter().map(plugin_row).collect();
-    super::emit(&table(&PLUGIN_HEADERS, &rows))
+    let mut text = table(&PLUGIN_HEADERS, &rows);
+    if !reply.backends.is_empty() {
+        text.push_str(&format!(
+            "\nbackends: {} (GPU runs default to {})\n",
+            reply.backends.join(", "),
+            reply.gpu_backend
+        ));
+    }
+    super::emit(&text)
 }

@@ -24,6 +24,8 @@ pub struct DaemonSettings {
     pub scheduler: SchedulerConfig,
     /// Retries allowed after a failed attempt, stored with every run.
     pub max_retries: u32,
+    /// `[backends] gpu`: the backend of GPU runs whose spec names none (docs/GPU.md).
+    pub gpu_backend: Option<cauda_plugins::train::Backend>,
 }
 
 /// What a submission created: the experiment, its new runs (id, name) in plan order, and the

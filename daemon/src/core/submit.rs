@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use cauda_plugins::spec::{ExperimentSpec, expand_sweep};
+use cauda_plugins::spec::{ExperimentSpec, ResolvedRun, expand_sweep};
+use cauda_plugins::train::Backend;
 
 use super::daemon::state_event;
 use super::plan::{PlanRef, PointInput, plan};
@@ -23,13 +24,17 @@ impl Daemon {
             .map_err(|_| CoreError::Internal("the presets lock was poisoned".into()))?;
         let mut points = Vec::new();
         for point in expand_sweep(origin, &spec)? {
-            let run = point.resolve(origin, &presets, &self.registry)?;
+            let mut run = point.resolve(origin, &presets, &self.registry)?;
+            self.settle_backend(spec_text, &mut run)?;
             let references = if spec.report.relative_accuracy && !point.data.balanced_variant {
                 let (ce, own) = balanced_references(&point);
-                Some((
+                let (mut ce, mut own) = (
                     ce.resolve(origin, &presets, &self.registry)?,
                     own.resolve(origin, &presets, &self.registry)?,
-                ))
+                );
+                self.settle_backend(spec_text, &mut ce)?;
+                self.settle_backend(spec_text, &mut own)?;
+                Some((ce, own))
             } else {
                 None
             };
@@ -41,6 +46,42 @@ impl Daemon {
         }
         drop(presets);
         Ok((spec, points))
+    }
+
+    /// The backends built into this caudad and the one GPU runs default to (`ListPlugins`).
+    pub fn backends(&self) -> (Vec<Backend>, Backend) {
+        (
+            Backend::built(),
+            Backend::choose(None, true, self.settings.gpu_backend),
+        )
+    }
+
+    /// Settles a run's training backend: its spec's, else the default where it is placed
+    /// (`flex` on a CPU slot, `[backends] gpu` on a GPU), stored with the run so its worker
+    /// builds that device. A backend this caudad was not built with is rejected (docs/GPU.md).
+    fn settle_backend(&self, spec_text: &str, run: &mut ResolvedRun) -> Result<()> {
+        let backend = Backend::choose(
+            run.resources.backend,
+            run.resources.wants_gpu(),
+            self.settings.gpu_backend,
+        );
+        backend
+            .check_built("caudad")
+            .map_err(|e| CoreError::InvalidSpec {
+                key: "resources.backend".into(),
+                reason: e.to_string(),
+                line: spec_text
+                    .lines()
+                    .position(|l| {
+                        // `backend = ...` in [resources], or `"resources.backend" = [...]` in [sweep].
+                        let l = l.trim_start();
+                        !l.starts_with('#')
+                            && l.split('=').next().is_some_and(|k| k.contains("backend"))
+                    })
+                    .and_then(|i| u32::try_from(i + 1).ok()),
+            })?;
+        run.resources.backend = Some(backend);
+        Ok(())
     }
 
     /// Validates a spec as `submit` does and returns its run names, storing nothing.

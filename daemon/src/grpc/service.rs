@@ -263,7 +263,12 @@ impl Cauda for CaudaService {
             .map(convert::plugin_to_wire)
             .collect();
         plugins.sort_by(|a, b| (&a.family, &a.name).cmp(&(&b.family, &b.name)));
-        Ok(Response::new(v1::ListPluginsResponse { plugins }))
+        let (backends, gpu_backend) = self.daemon.backends();
+        Ok(Response::new(v1::ListPluginsResponse {
+            plugins,
+            backends: backends.iter().map(|b| b.name().to_string()).collect(),
+            gpu_backend: gpu_backend.name().to_string(),
+        }))
     }
 
     #[instrument(skip_all)]

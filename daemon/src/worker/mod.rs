@@ -7,7 +7,6 @@ mod client;
 
 use std::time::Duration;
 
-use burn::tensor::Device;
 use cauda_plugins::registry::builtin_registry;
 use cauda_plugins::spec::ResolvedRun;
 use cauda_plugins::train::{self, Checkpoint, EpochRecord, EventSink, TrainError};
@@ -147,7 +146,12 @@ fn train_run(
 ) -> Result<train::RunSummary, WorkerError> {
     let registry = builtin_registry();
     let data = train::prepare(&run.data).map_err(TrainError::from)?;
-    let device = Device::default();
+    // The daemon stored the run's backend at submission (its spec's or the default there).
+    let (backend, device) = train::run_device(&run.resources, None).map_err(TrainError::from)?;
+    println!(
+        "backend {backend} on {:?}",
+        train::Placement::of(&run.resources)
+    );
     let mut sink = RpcSink { rpc, total };
     Ok(train::train(
         run, &data, &registry, &device, resume, &mut sink,

@@ -3,7 +3,7 @@
 //! run the same inputs through PyTorch and compare.
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::models::Classifier;
@@ -23,8 +23,13 @@ pub fn check_case(model: &Classifier, inputs: Vec<f32>, shape: [usize; 4]) -> Op
     if inputs.len() != shape.iter().product::<usize>() {
         return None;
     }
-    let device = Device::default();
+    // The model's own device (a plain one: `valid()` drops autodiff), whatever the backend.
     let m = model.valid();
+    let device = m
+        .devices()
+        .into_iter()
+        .next()
+        .unwrap_or_else(crate::train::host_device);
     let x = Tensor::<4>::from_data(TensorData::new(inputs.clone(), shape), &device);
     let z = m.forward(x);
     let classes = z.dims()[1];

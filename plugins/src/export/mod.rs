@@ -76,7 +76,7 @@ pub fn export(
             expected,
         });
     }
-    let device = burn::tensor::Device::default();
+    let device = crate::train::host_device();
     let mut model = rebuild(run, &ck, &device)?;
     match format {
         ExportFormat::Burn => Ok(ck.model),

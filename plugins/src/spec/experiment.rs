@@ -246,6 +246,17 @@ pub struct ResourcesSection {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu_share: Option<f64>,
     pub priority: i32,
+    /// The training backend (`flex`, `tch`, `vulkan`); absent means the daemon's default where
+    /// the run is placed (docs/GPU.md). Not part of the config hash (`resources` is not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<crate::train::Backend>,
+}
+
+impl ResourcesSection {
+    /// Whether the run is placed on a GPU (whole GPUs or a share of one) rather than a CPU slot.
+    pub fn wants_gpu(&self) -> bool {
+        self.gpus > 0 || self.gpu_share.is_some()
+    }
 }
 
 /// `[report]`: what the daemon adds to an experiment to report it as the survey does.

@@ -5,6 +5,7 @@
 mod batches;
 mod checkpoint;
 mod decoupled;
+pub mod device;
 mod evaluate;
 mod prepare;
 mod record;
@@ -13,6 +14,7 @@ mod stage;
 
 pub use batches::{Batch, EpochPlan, Normalizer, for_each_batch};
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};
+pub use device::{Backend, DeviceError, Placement, build_device, host_device, run_device};
 pub use prepare::{Prepared, SplitFile, prepare};
 pub use record::{EpochRecord, EvalRecord, RunSummary, TauSweep};
 pub use schedule::{build_optimizer, learning_rate};
@@ -46,6 +48,8 @@ pub enum TrainError {
     ForeignCheckpoint { found: String, expected: String },
     #[error("reporting: {0}")]
     Sink(String),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
 }
 
 /// Where a run's progress goes: stdout JSON lines for `caudad train`, the daemon for workers.

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# CI for cauda's optional training backends (docs/GPU.md), so neither feature can rot:
+#   - `vulkan` (wgpu): built (no GPU in CI to run it on);
+#   - `tch` (libtorch 2.9.0 from the PyTorch venv .ci/run creates): built, and the engine's tests
+#     run with it, on libtorch's CPU device: with the feature, `Device::default()` in the tests is
+#     libtorch's CPU device, and tests/backends.rs trains the same epoch on flex and on libtorch
+#     and compares.
+# Needs .ci/run's venv ($VENV, torch==2.9.0; the CPU wheel is enough). Without it, the tch half
+# is skipped with the reason and the script fails (CI installs it, so a skip is a CI defect);
+# SKIP_TCH=1 skips it on purpose.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/cauda/target}"
+export CARGO_TERM_COLOR=never
+VENV=${VENV:-/var/cache/cauda/venv}
+status=0
+
+echo "== cargo build -p caudad --features vulkan"
+start=$(date +%s)
+cargo build -p caudad --features vulkan
+echo "   vulkan build: $(($(date +%s) - start)) s"
+
+if [ "${SKIP_TCH:-0}" = 1 ]; then
+  echo "== tch: skipped (SKIP_TCH=1)"
+  exit 0
+fi
+version=$("$VENV/bin/python" -c "import torch; print(torch.__version__.split('+')[0])" 2>/dev/null || true)
+if [ "$version" != "2.9.0" ]; then
+  echo "== tch: SKIPPED: burn-tch 0.22 needs PyTorch 2.9.0 in $VENV (found: '${version:-none}')" >&2
+  exit 1
+fi
+
+# torch-sys takes libtorch's headers and libraries from this python's torch (LIBTORCH_USE_PYTORCH);
+# the binaries find the libraries through LD_LIBRARY_PATH.
+torch_lib=$("$VENV/bin/python" -c "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))")
+export LIBTORCH_USE_PYTORCH=1 VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH"
+export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+echo "== cargo test -p cauda-plugins --features tch (engine tests on libtorch's CPU device)"
+start=$(date +%s)
+cargo test -p cauda-plugins --features tch || status=1
+echo "   tch build + tests: $(($(date +%s) - start)) s"
+
+echo "== cargo build -p caudad --features tch"
+cargo build -p caudad --features tch || status=1
+exit $status
