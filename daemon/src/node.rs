@@ -103,12 +103,13 @@ impl Node {
             addr: config.listen,
             source,
         })?;
+        let data_roots = crate::core::DataRoots::new(config.effective_data_roots());
         let (executor, events) = ProcessExecutor::new(
             ProcessConfig {
                 program,
                 daemon_url: worker_url(addr),
                 grace: Duration::from_millis(config.kill_grace_ms),
-                env: Vec::new(),
+                env: vec![(crate::core::DATA_ROOTS_ENV.to_string(), data_roots.to_env())],
             },
             tokio::runtime::Handle::current(),
         );
@@ -123,6 +124,7 @@ impl Node {
             Arc::new(SystemClock),
             Arc::new(executor.clone()),
         ));
+        daemon.set_data_roots(data_roots)?;
         tokio::spawn(executor::pump(events, daemon.clone()));
         // Runs the previous daemon left running resume as new attempts; queued runs keep
         // their order and get their chance at once.

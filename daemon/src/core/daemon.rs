@@ -65,6 +65,8 @@ pub struct Daemon {
     /// Config hash -> the stored run a new submission may reuse (queued, running or succeeded),
     /// built from the store on first use and kept current by `commit`.
     pub(super) reusable: Mutex<Option<HashMap<String, RunId>>>,
+    /// Where submitted specs' data paths must lead (`paths`); `None` checks nothing.
+    pub(super) data_roots: RwLock<Option<super::paths::DataRoots>>,
     /// Serializes the read-decide-write sections (submit, schedule, cancel). Never held across
     /// an `.await`: every method here is synchronous.
     write: Mutex<()>,
@@ -97,6 +99,7 @@ impl Daemon {
             live,
             last_seen: Mutex::new(HashMap::new()),
             reusable: Mutex::new(None),
+            data_roots: RwLock::new(None),
             write: Mutex::new(()),
         }
     }

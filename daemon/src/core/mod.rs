@@ -8,6 +8,7 @@ mod attempts_test;
 mod daemon;
 mod error;
 mod export;
+mod paths;
 mod pipeline;
 mod plan;
 mod query;
@@ -21,6 +22,7 @@ pub use attempts::{Ending, ProcessExit, STDERR_TAIL_BYTES, WorkerStart};
 pub use daemon::{CancelOutcome, CancelTarget, Daemon, DaemonSettings, Submitted};
 pub use error::{CoreError, Result};
 pub use export::{ExportError, Exported};
+pub use paths::{DATA_ROOTS_ENV, DataRoots, PathError};
 pub use query::{CheckpointChoice, DeviceView, PlacedRun};
 pub use report::{Report, ReportRow};
 

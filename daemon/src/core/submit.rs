@@ -24,6 +24,7 @@ impl Daemon {
         let mut points = Vec::new();
         for point in expand_sweep(origin, &spec)? {
             let run = point.resolve(origin, &presets, &self.registry)?;
+            self.check_paths(&run)?;
             let references = if spec.report.relative_accuracy && !point.data.balanced_variant {
                 let (ce, own) = balanced_references(&point);
                 Some((
