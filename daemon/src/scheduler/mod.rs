@@ -39,6 +39,8 @@ mod policy;
 mod reason;
 
 #[cfg(test)]
+mod order_proptests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod testkit;
