@@ -182,3 +182,21 @@ fn cache_bytes_are_checked() {
     bytes.extend([0xff; 24]);
     assert!(parse_cache(Path::new("c"), &bytes).is_err());
 }
+
+/// Regression (found by the `image` fuzz target): a cache file declaring 0 images of
+/// 2^32-1 x 2^32-1 x 2^32-1 pixels made `ImageSet::validate` overflow (a worker panic on a file
+/// planted in a data set's folder). The fuzzer's input is in fuzz/corpus/image/.
+#[test]
+fn cache_with_overflowing_geometry_is_an_error() {
+    let mut bytes = b"CAUDAFC1".to_vec();
+    bytes.extend([0u8; 32]);
+    for _ in 0..2 {
+        bytes.extend([0xff; 12]); // channels, height, width
+        bytes.extend(0u32.to_le_bytes()); // classes
+        bytes.extend(0u64.to_le_bytes()); // images
+    }
+    let err = parse_cache(Path::new("c"), &bytes).unwrap_err().to_string();
+    assert!(err.contains("overflows"), "{err}");
+    let crash = include_bytes!("../../../fuzz/corpus/image/crash-cache-geometry-overflow");
+    assert!(parse_cache(Path::new("c"), crash).is_err());
+}
