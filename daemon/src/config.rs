@@ -59,6 +59,9 @@ pub struct DaemonConfig {
     pub inbox: Option<PathBuf>,
     /// A folder of user presets (`*.toml`), reloaded when it changes.
     pub presets: Option<PathBuf>,
+    /// Folders a submitted spec's data paths must resolve under (symlinks followed); absent
+    /// means [`DaemonConfig::effective_data_roots`]'s default.
+    pub data_roots: Option<Vec<PathBuf>>,
     pub scheduler: SchedulerConfig,
     /// Users and their bearer tokens; absent means no authentication (every caller is
     /// "anonymous"), which is only allowed on a loopback address.
@@ -160,6 +163,7 @@ impl Default for DaemonConfig {
             min_free_disk_mb: crate::store::DEFAULT_MIN_FREE_BYTES >> 20,
             inbox: None,
             presets: None,
+            data_roots: None,
             scheduler: SchedulerConfig::default(),
             auth: None,
             allow_insecure_listen: false,
@@ -196,6 +200,17 @@ impl DaemonConfig {
                 path: path.into(),
                 message,
             })?;
+        if let Some(roots) = &config.data_roots
+            && let Some(i) = roots.iter().position(|r| !r.is_absolute())
+        {
+            return Err(ConfigError::Parse {
+                path: path.into(),
+                message: format!(
+                    "data_roots[{i}]: {:?} is relative; data roots must be absolute paths",
+                    roots[i]
+                ),
+            });
+        }
         if let Some(auth) = &config.auth {
             auth.validate().map_err(|message| ConfigError::Parse {
                 path: path.into(),
@@ -203,6 +218,22 @@ impl DaemonConfig {
             })?;
         }
         Ok(config)
+    }
+
+    /// The data roots in force: `data_roots` when set, else `<data_dir>/datasets` (made
+    /// absolute against the working directory) and `/usr/share/datasets` (where Debian's
+    /// `dataset-*` packages install).
+    pub fn effective_data_roots(&self) -> Vec<PathBuf> {
+        match &self.data_roots {
+            Some(roots) => roots.clone(),
+            None => {
+                let own = self.data_dir.join("datasets");
+                vec![
+                    std::path::absolute(&own).unwrap_or(own),
+                    PathBuf::from("/usr/share/datasets"),
+                ]
+            }
+        }
     }
 
     /// Reads and parses a config file.
@@ -308,6 +339,10 @@ mod tests {
         let inventory = config.inventory(path).expect("inventory");
         assert_eq!((inventory.cpu_slots(), inventory.gpu_count()), (2, 0));
         assert!(inventory.from_override());
+        assert_eq!(
+            config.data_roots,
+            Some(vec![PathBuf::from("/usr/share/datasets")])
+        );
     }
 
     #[test]
@@ -356,6 +391,29 @@ mod tests {
         assert_eq!(tls.server_name.as_deref(), Some("localhost"));
         let err = DaemonConfig::parse(Path::new("t.toml"), "[tls]\ncert = \"c.pem\"").unwrap_err();
         assert!(err.to_string().contains("key"), "{err}");
+    }
+
+    #[test]
+    fn data_roots_default_and_must_be_absolute() {
+        let p = Path::new("t.toml");
+        let config = DaemonConfig::parse(p, "data_dir = \"/srv/cauda\"").expect("parses");
+        assert_eq!(
+            config.effective_data_roots(),
+            vec![
+                PathBuf::from("/srv/cauda/datasets"),
+                PathBuf::from("/usr/share/datasets")
+            ]
+        );
+        let config =
+            DaemonConfig::parse(p, "data_roots = [\"/data\", \"/scratch/sets\"]").expect("parses");
+        assert_eq!(
+            config.effective_data_roots(),
+            vec![PathBuf::from("/data"), PathBuf::from("/scratch/sets")]
+        );
+        let config = DaemonConfig::parse(p, "data_roots = []").expect("parses");
+        assert!(config.effective_data_roots().is_empty());
+        let err = DaemonConfig::parse(p, "data_roots = [\"/data\", \"sets\"]").unwrap_err();
+        assert!(err.to_string().contains("data_roots[1]"), "{err}");
     }
 
     #[test]

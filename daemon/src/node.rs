@@ -129,6 +129,7 @@ impl Node {
             addr: config.listen,
             source,
         })?;
+        let data_roots = crate::core::DataRoots::new(config.effective_data_roots());
         let (executor, events) = ProcessExecutor::new(
             ProcessConfig {
                 program,
@@ -141,7 +142,10 @@ impl Node {
                     .tls
                     .as_ref()
                     .map(crate::grpc::tls::worker_env)
-                    .unwrap_or_default(),
+                    .unwrap_or_default()
+                    .into_iter()
+                    .chain([(crate::core::DATA_ROOTS_ENV.to_string(), data_roots.to_env())])
+                    .collect(),
             },
             tokio::runtime::Handle::current(),
         );
@@ -159,6 +163,7 @@ impl Node {
         ));
         daemon.set_max_queued_runs(config.quotas.max_queued_runs_per_user);
         daemon.set_max_gpus(config.quotas.max_gpus_per_user);
+        daemon.set_data_roots(data_roots)?;
         tokio::spawn(executor::pump(events, daemon.clone()));
         // Runs the previous daemon left running resume as new attempts; queued runs keep
         // their order and get their chance at once.

@@ -221,7 +221,7 @@ async fn a_failed_stage_1_fails_its_dependents_with_the_reason() {
         .replace("method = \"ce\"", "method = \"crt\"")
         .replace(
             "format = \"digits\"",
-            "format = \"idx\"\npath = \"/nonexistent/cauda-stage1\"",
+            "format = \"idx\"\npath = \"/usr/share/datasets/nonexistent/cauda-stage1\"",
         );
     let submitted = submit(&mut client, &spec).await;
     assert_eq!(submitted.runs.len(), 2, "the crt run and its stage 1");

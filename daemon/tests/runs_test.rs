@@ -240,7 +240,7 @@ async fn a_run_that_cannot_train_is_retried_then_fails_with_the_reason() {
     let mut client = daemon.client().await;
     let spec = tiny_spec("broken", 3, "").replace(
         "format = \"digits\"",
-        "format = \"idx\"\npath = \"/nonexistent/cauda-test-data\"",
+        "format = \"idx\"\npath = \"/usr/share/datasets/nonexistent/cauda-test-data\"",
     );
     let id = submit(&mut client, &spec).await.runs[0].run_id;
     let run = wait_all_done(&mut client, &[id], LIMIT).await.remove(0);

@@ -71,6 +71,8 @@ pub struct Daemon {
     pub(super) max_queued: std::sync::atomic::AtomicU32,
     /// The most GPUs one user's runs may hold (0: no limit); see `quota`.
     pub(super) max_gpus: std::sync::atomic::AtomicU32,
+    /// Where submitted specs' data paths must lead (`paths`); `None` checks nothing.
+    pub(super) data_roots: RwLock<Option<super::paths::DataRoots>>,
     /// Serializes the read-decide-write sections (submit, schedule, cancel). Never held across
     /// an `.await`: every method here is synchronous.
     write: Mutex<()>,
@@ -105,6 +107,7 @@ impl Daemon {
             reusable: Mutex::new(None),
             max_queued: std::sync::atomic::AtomicU32::new(0),
             max_gpus: std::sync::atomic::AtomicU32::new(0),
+            data_roots: RwLock::new(None),
             write: Mutex::new(()),
         }
     }

@@ -9,6 +9,7 @@ mod daemon;
 mod delete;
 mod error;
 mod export;
+mod paths;
 mod pipeline;
 mod plan;
 mod query;
@@ -24,6 +25,7 @@ pub use daemon::{CancelOutcome, CancelTarget, Daemon, DaemonSettings, Submitted}
 pub use delete::DeleteOutcome;
 pub use error::{CoreError, Result};
 pub use export::{ExportError, Exported};
+pub use paths::{DATA_ROOTS_ENV, DataRoots, PathError};
 pub use query::{CheckpointChoice, DeviceView, PlacedRun};
 pub use report::{Report, ReportRow};
 

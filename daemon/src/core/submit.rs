@@ -26,6 +26,7 @@ impl Daemon {
         for point in expand_sweep(origin, &spec)? {
             let mut run = point.resolve(origin, &presets, &self.registry)?;
             self.settle_backend(spec_text, &mut run)?;
+            self.check_paths(&run)?;
             let references = if spec.report.relative_accuracy && !point.data.balanced_variant {
                 let (ce, own) = balanced_references(&point);
                 let (mut ce, mut own) = (

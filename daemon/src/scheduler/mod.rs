@@ -40,6 +40,8 @@ mod quota;
 mod reason;
 
 #[cfg(test)]
+mod order_proptests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod testkit;

@@ -145,6 +145,7 @@ fn train_run(
     total: usize,
 ) -> Result<train::RunSummary, WorkerError> {
     let registry = builtin_registry();
+    check_data_roots(run)?;
     let data = train::prepare(&run.data).map_err(TrainError::from)?;
     // The daemon stored the run's backend at submission (its spec's or the default there).
     let (backend, device) = train::run_device(&run.resources, None).map_err(TrainError::from)?;
@@ -156,6 +157,18 @@ fn train_run(
     Ok(train::train(
         run, &data, &registry, &device, resume, &mut sink,
     )?)
+}
+
+/// Checks the run's data paths against the roots the daemon gave this worker, just before the
+/// data is opened: a symlink swapped since submission is refused (a training failure the
+/// daemon records, naming the key and the roots).
+fn check_data_roots(run: &ResolvedRun) -> Result<(), TrainError> {
+    let refuse =
+        |message: String| TrainError::from(cauda_plugins::data::DataError::Invalid(message));
+    if let Some(roots) = crate::core::DataRoots::from_env().map_err(refuse)? {
+        roots.check_run(run).map_err(|e| refuse(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// The engine's event sink over the worker API: every epoch and checkpoint is stored by the

@@ -9,10 +9,13 @@
 
 use std::path::Path;
 
-use super::read::read_file;
+use super::read::{read_file, read_file_limited};
 use super::{DataError, ImageSet, Result, TrainTest, numbered_classes};
 
 const PIXELS: usize = 3 * 32 * 32;
+
+/// Largest class-names file read (100 names of a few words need ~1 KB).
+pub const MAX_NAMES_BYTES: u64 = 64 * 1024;
 
 /// The two layouts this loader knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +101,12 @@ pub fn load_dir(dir: &Path) -> Result<TrainTest> {
 
 /// Appends the records of one binary batch file to `set`.
 pub fn read_records(path: &Path, kind: CifarKind, set: &mut ImageSet) -> Result<()> {
-    let bytes = read_file(path)?;
+    parse_records(path, &read_file(path)?, kind, set)
+}
+
+/// [`read_records`] over a batch file's bytes already in memory; `path` names them in errors.
+/// The fuzz target `cifar` calls this.
+pub fn parse_records(path: &Path, bytes: &[u8], kind: CifarKind, set: &mut ImageSet) -> Result<()> {
     let record = kind.label_bytes() + PIXELS;
     let whole = bytes.len() / record * record;
     if whole != bytes.len() {
@@ -138,8 +146,13 @@ fn read_names(dir: &Path, kind: CifarKind) -> Result<Vec<String>> {
     if !path.is_file() {
         return Ok(numbered_classes(kind.num_classes()));
     }
-    let text = String::from_utf8(read_file(&path)?).map_err(|e| DataError::Malformed {
-        path: path.clone(),
+    parse_names(&path, read_file_limited(&path, MAX_NAMES_BYTES)?, kind)
+}
+
+/// Class names from a names file's bytes (non-empty lines, exactly the variant's class count).
+pub fn parse_names(path: &Path, bytes: Vec<u8>, kind: CifarKind) -> Result<Vec<String>> {
+    let text = String::from_utf8(bytes).map_err(|e| DataError::Malformed {
+        path: path.to_path_buf(),
         offset: e.utf8_error().valid_up_to() as u64,
         message: "expected UTF-8 text".into(),
     })?;
@@ -151,7 +164,7 @@ fn read_names(dir: &Path, kind: CifarKind) -> Result<Vec<String>> {
         .collect();
     if names.len() != kind.num_classes() {
         return Err(DataError::Malformed {
-            path,
+            path: path.to_path_buf(),
             offset: 0,
             message: format!(
                 "expected {} class names, one per line, found {}",

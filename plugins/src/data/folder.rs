@@ -8,17 +8,24 @@
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use image::{ColorType, DynamicImage, GenericImageView};
+use image::{ColorType, DynamicImage, GenericImageView, ImageFormat, ImageReader, Limits};
 use sha2::{Digest, Sha256};
 
 use super::folder_cache;
-use super::read::io_error;
+use super::read::{io_error, read_file_limited};
 use super::{DataError, ImageSet, Result, TrainTest};
 
 /// File name of the cache written inside the data set's root.
 pub const CACHE_FILE: &str = ".cauda-cache-v1.bin";
 
 const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+/// Largest image file read, in bytes (a data set's images are small; a 4096x4096 PNG is ~50 MB).
+pub const MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
+/// Largest width or height of an image, in pixels.
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+/// Most memory the decoder may allocate for one image, in bytes.
+pub const MAX_IMAGE_ALLOC: u64 = 256 << 20;
 
 /// Loads `root`, caching the decoded pixels in `root/.cauda-cache-v1.bin`.
 pub fn load_dir(root: &Path) -> Result<TrainTest> {
@@ -160,11 +167,7 @@ fn decode_all(
         files
             .iter()
             .map(|(path, _)| {
-                let img = image::open(path).map_err(|e| DataError::Malformed {
-                    path: path.clone(),
-                    offset: 0,
-                    message: format!("expected a PNG or JPEG image: {e}"),
-                })?;
+                let img = decode_image(path, &read_file_limited(path, MAX_IMAGE_FILE_BYTES)?)?;
                 let dims = img.dimensions();
                 match size {
                     None => size = Some((dims.0, dims.1, path.clone())),
@@ -221,6 +224,38 @@ fn decode_all(
     })
 }
 
+/// Decodes one PNG or JPEG file's bytes (the format is sniffed from the content), refusing
+/// images wider or taller than [`MAX_IMAGE_SIDE`] or needing more than [`MAX_IMAGE_ALLOC`]
+/// bytes before allocating them. `path` names the file in errors. The fuzz target `image`
+/// calls this.
+pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<DynamicImage> {
+    let malformed = |message: String| DataError::Malformed {
+        path: path.to_path_buf(),
+        offset: 0,
+        message,
+    };
+    let mut reader = ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| malformed(format!("expected a PNG or JPEG image: {e}")))?;
+    match reader.format() {
+        Some(ImageFormat::Png | ImageFormat::Jpeg) => {}
+        other => {
+            return Err(malformed(format!(
+                "expected a PNG or JPEG image, found {}",
+                other.map_or("an unknown format".to_string(), |f| format!("{f:?}"))
+            )));
+        }
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+    reader.limits(limits);
+    reader
+        .decode()
+        .map_err(|e| malformed(format!("expected a PNG or JPEG image: {e}")))
+}
+
 fn to_decoded(img: DynamicImage) -> Decoded {
     if img.color() == ColorType::L8 {
         Decoded {
@@ -233,6 +268,13 @@ fn to_decoded(img: DynamicImage) -> Decoded {
             bytes: img.into_rgb8().into_raw(),
         }
     }
+}
+
+/// Reads an image-folder cache file's bytes whatever key they were written for (the loader
+/// checks the key; this is the parser the fuzz target `image` exercises). `None` when the
+/// bytes are not a cache file.
+pub fn parse_cache(path: &Path, bytes: &[u8]) -> Result<Option<TrainTest>> {
+    folder_cache::parse(path, bytes, None)
 }
 
 #[cfg(test)]

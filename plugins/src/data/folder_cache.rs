@@ -14,13 +14,22 @@ pub(crate) fn read(path: &Path, key: &[u8; 32]) -> Result<Option<TrainTest>> {
     if !path.is_file() {
         return Ok(None);
     }
-    let bytes = read_file(path)?;
-    if bytes.len() < 40 || &bytes[..8] != MAGIC || bytes[8..40] != key[..] {
+    parse(path, &read_file(path)?, Some(key))
+}
+
+/// Parses a cache file's bytes; `None` when the magic differs or the key is not `key` (any
+/// key when `None`).
+pub(crate) fn parse(
+    path: &Path,
+    bytes: &[u8],
+    key: Option<&[u8; 32]>,
+) -> Result<Option<TrainTest>> {
+    if bytes.len() < 40 || &bytes[..8] != MAGIC || key.is_some_and(|k| bytes[8..40] != k[..]) {
         return Ok(None);
     }
     let mut cur = Cursor {
         path,
-        bytes: &bytes,
+        bytes,
         pos: 40,
     };
     let train = cur.image_set()?;

@@ -128,3 +128,75 @@ fn class_mismatch_and_undecodable_files_are_errors() {
             .contains("train")
     );
 }
+
+/// A PNG header claiming 100000x100000 pixels is refused by the size limit before the decoder
+/// allocates ~30 GB; files that are not PNG or JPEG are refused naming the file.
+#[test]
+fn decode_limits_and_formats() {
+    fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        c.extend_from_slice(kind);
+        c.extend_from_slice(data);
+        let mut h = flate2::Crc::new();
+        h.update(kind);
+        h.update(data);
+        c.extend_from_slice(&h.sum().to_be_bytes());
+        c
+    }
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IEND", &[]));
+    let err = decode_image(Path::new("bomb.png"), &png)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bomb.png") && err.to_lowercase().contains("limit"),
+        "{err}"
+    );
+
+    let err = decode_image(Path::new("a.png"), b"GIF89a....")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("a.png") && err.contains("PNG or JPEG"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    rgb(&dir.path().join("ok.png"), 3, 2, 7);
+    let bytes = std::fs::read(dir.path().join("ok.png")).unwrap();
+    let img = decode_image(Path::new("ok.png"), &bytes).unwrap();
+    assert_eq!((img.width(), img.height()), (3, 2));
+}
+
+/// The cache parser refuses what it cannot trust and never panics on a short or lying file.
+#[test]
+fn cache_bytes_are_checked() {
+    assert!(parse_cache(Path::new("c"), b"short").unwrap().is_none());
+    let mut bytes = b"CAUDAFC1".to_vec();
+    bytes.extend([0u8; 32]);
+    bytes.extend([0xff; 24]);
+    assert!(parse_cache(Path::new("c"), &bytes).is_err());
+}
+
+/// Regression (found by the `image` fuzz target): a cache file declaring 0 images of
+/// 2^32-1 x 2^32-1 x 2^32-1 pixels made `ImageSet::validate` overflow (a worker panic on a file
+/// planted in a data set's folder). The fuzzer's input is in fuzz/corpus/image/.
+#[test]
+fn cache_with_overflowing_geometry_is_an_error() {
+    let mut bytes = b"CAUDAFC1".to_vec();
+    bytes.extend([0u8; 32]);
+    for _ in 0..2 {
+        bytes.extend([0xff; 12]); // channels, height, width
+        bytes.extend(0u32.to_le_bytes()); // classes
+        bytes.extend(0u64.to_le_bytes()); // images
+    }
+    let err = parse_cache(Path::new("c"), &bytes).unwrap_err().to_string();
+    assert!(err.contains("overflows"), "{err}");
+    let crash = include_bytes!("../../../fuzz/corpus/image/crash-cache-geometry-overflow");
+    assert!(parse_cache(Path::new("c"), crash).is_err());
+}

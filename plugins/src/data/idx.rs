@@ -7,6 +7,7 @@
 //! either split, at least 10 (the MNIST family); they are named after Fashion-MNIST's classes when
 //! the directory name contains "fashion" and there are 10, else "0", "1", ...
 
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use super::read::{MAX_BYTES, TrackedReader};
@@ -16,6 +17,10 @@ use super::{DataError, ImageSet, Result, TrainTest, numbered_classes};
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;
 /// Magic of an unsigned-byte, 1-dimensional IDX file (labels).
 pub const LABELS_MAGIC: u32 = 0x0000_0801;
+
+/// Largest image height or width accepted (MNIST's are 28): a header claiming more is refused
+/// before the model is sized from it.
+pub const MAX_SIDE: u64 = 8192;
 
 /// Fashion-MNIST's class names (Xiao, Rasul & Vollgraf, 2017), in label order.
 pub const FASHION_CLASSES: [&str; 10] = [
@@ -114,13 +119,33 @@ fn read_magic(r: &mut TrackedReader, want: u32, what: &str) -> Result<()> {
 
 /// Reads an images file: returns the pixels (n*h*w bytes), height and width.
 pub fn read_images(path: &Path) -> Result<(Vec<u8>, usize, usize)> {
-    let mut r = TrackedReader::open(path)?;
+    images_from(TrackedReader::open(path)?)
+}
+
+/// [`read_images`] over bytes already in memory (gzipped when `gz`); `origin` names them in
+/// errors. The fuzz target `idx` calls this.
+pub fn parse_images(origin: &Path, bytes: &[u8], gz: bool) -> Result<(Vec<u8>, usize, usize)> {
+    images_from(TrackedReader::new(origin, Cursor::new(bytes.to_vec()), gz))
+}
+
+/// [`read_labels`] over bytes already in memory (gzipped when `gz`).
+pub fn parse_labels(origin: &Path, bytes: &[u8], gz: bool, expected: usize) -> Result<Vec<u32>> {
+    labels_from(
+        TrackedReader::new(origin, Cursor::new(bytes.to_vec()), gz),
+        expected,
+    )
+}
+
+fn images_from(mut r: TrackedReader) -> Result<(Vec<u8>, usize, usize)> {
     read_magic(&mut r, IMAGES_MAGIC, "IDX images (ubyte, 3 dims)")?;
     let n = r.read_u32_be("image count")? as u64;
     let h = r.read_u32_be("row count")? as u64;
     let w = r.read_u32_be("column count")? as u64;
-    if h == 0 || w == 0 {
-        return Err(r.malformed(8, format!("expected non-zero image size, found {h}x{w}")));
+    if h == 0 || w == 0 || h > MAX_SIDE || w > MAX_SIDE {
+        return Err(r.malformed(
+            8,
+            format!("image size {h}x{w} is outside the limit of 1 to {MAX_SIDE} pixels per side"),
+        ));
     }
     // Each factor is < 2^32, so the product may overflow u64: check before allocating.
     let total = match n.checked_mul(h).and_then(|x| x.checked_mul(w)) {
@@ -141,7 +166,10 @@ pub fn read_images(path: &Path) -> Result<(Vec<u8>, usize, usize)> {
 
 /// Reads a labels file that must hold exactly `expected` labels (the images file's count).
 pub fn read_labels(path: &Path, expected: usize) -> Result<Vec<u32>> {
-    let mut r = TrackedReader::open(path)?;
+    labels_from(TrackedReader::open(path)?, expected)
+}
+
+fn labels_from(mut r: TrackedReader, expected: usize) -> Result<Vec<u32>> {
     read_magic(&mut r, LABELS_MAGIC, "IDX labels (ubyte, 1 dim)")?;
     let n = r.read_u32_be("label count")? as usize;
     if n != expected {

@@ -239,3 +239,36 @@ fn real_fashion_mnist_matches_numpy() {
         want["test_first_labels"]
     );
 }
+
+/// Regression: a header claiming 0 images of 2^32-1 x 2^32-1 pixels passed the byte limit (0
+/// bytes) and gave an image set whose image size overflows when the model is sized from it.
+#[test]
+fn zero_images_of_absurd_size_are_refused() {
+    let mut bytes = images(0, 1, 1, |_| 0);
+    bytes[8..16].copy_from_slice(&[0xff; 8]);
+    let (path, offset, msg) = malformed(parse_images(Path::new("x"), &bytes, false).unwrap_err());
+    assert_eq!((path, offset), (PathBuf::from("x"), 8));
+    assert!(
+        msg.contains("4294967295x4294967295") && msg.contains("8192"),
+        "{msg}"
+    );
+    let mut bytes = images(1, 1, 1, |_| 0);
+    bytes[8..12].copy_from_slice(&(MAX_SIDE as u32 + 1).to_be_bytes());
+    assert!(parse_images(Path::new("x"), &bytes, false).is_err());
+}
+
+#[test]
+fn byte_entry_points_read_what_the_files_hold() {
+    let bytes = images(2, 2, 3, |i| i as u8);
+    let (px, h, w) = parse_images(Path::new("mem"), &bytes, false).unwrap();
+    assert_eq!((px.len(), h, w), (12, 2, 3));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&labels(&[3, 1])).unwrap();
+    let gz = gz.finish().unwrap();
+    assert_eq!(
+        parse_labels(Path::new("mem.gz"), &gz, true, 2).unwrap(),
+        vec![3, 1]
+    );
+    let err = parse_labels(Path::new("mem.gz"), &gz[..10], true, 2).unwrap_err();
+    assert!(err.to_string().contains("mem.gz"), "{err}");
+}

@@ -83,9 +83,12 @@ impl ImageSet {
         self.class_names.len()
     }
 
-    /// Bytes per image: `channels * height * width`.
+    /// Bytes per image: `channels * height * width` (saturating: [`ImageSet::validate`]
+    /// refuses a geometry whose product overflows).
     pub fn image_len(&self) -> usize {
-        self.channels * self.height * self.width
+        self.channels
+            .saturating_mul(self.height)
+            .saturating_mul(self.width)
     }
 
     /// The CHW bytes of image `i`.
@@ -132,7 +135,17 @@ impl ImageSet {
 
     /// Checks the invariants: pixel buffer length matches, every label `< num_classes()`.
     pub fn validate(&self) -> Result<()> {
-        let expected = self.len().checked_mul(self.image_len());
+        let image_len = self
+            .channels
+            .checked_mul(self.height)
+            .and_then(|p| p.checked_mul(self.width))
+            .ok_or_else(|| {
+                DataError::Invalid(format!(
+                    "image size {}x{}x{} overflows",
+                    self.channels, self.height, self.width
+                ))
+            })?;
+        let expected = self.len().checked_mul(image_len);
         if expected != Some(self.pixels.len()) {
             return Err(DataError::Invalid(format!(
                 "image set holds {} pixel bytes, expected {} images x {}x{}x{}",

@@ -25,17 +25,22 @@ impl TrackedReader {
         let gz = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+        Ok(Self::new(path, BufReader::new(file), gz))
+    }
+
+    /// Reads `inner` (gzip-decompressed when `gz`); `path` names the source in errors.
+    pub(crate) fn new(path: &Path, inner: impl Read + 'static, gz: bool) -> Self {
         let inner: Box<dyn Read> = if gz {
-            Box::new(flate2::read::GzDecoder::new(BufReader::new(file)))
+            Box::new(flate2::read::GzDecoder::new(inner))
         } else {
-            Box::new(BufReader::new(file))
+            Box::new(inner)
         };
-        Ok(Self {
+        Self {
             path: path.to_path_buf(),
             inner,
             offset: 0,
             gz,
-        })
+        }
     }
 
     /// A `Malformed` error at the current offset (marked as decompressed for `.gz` files).
@@ -104,15 +109,31 @@ pub(crate) fn io_error(path: &Path, source: std::io::Error) -> DataError {
 
 /// Reads a whole (small or bounded) file, refusing files larger than [`MAX_BYTES`].
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
-    let len = std::fs::metadata(path)
+    read_file_limited(path, MAX_BYTES)
+}
+
+/// Reads a whole file of at most `limit` bytes; a larger one is refused before reading, and a
+/// file that grows while it is read is refused too (the read stops at `limit + 1` bytes).
+pub(crate) fn read_file_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let too_big = |len: u64| DataError::Malformed {
+        path: path.to_path_buf(),
+        offset: 0,
+        message: format!("file of {len} bytes exceeds the limit of {limit}"),
+    };
+    let file = File::open(path).map_err(|source| io_error(path, source))?;
+    let len = file
+        .metadata()
         .map_err(|source| io_error(path, source))?
         .len();
-    if len > MAX_BYTES {
-        return Err(DataError::Malformed {
-            path: path.to_path_buf(),
-            offset: 0,
-            message: format!("file of {len} bytes exceeds the limit of {MAX_BYTES}"),
-        });
+    if len > limit {
+        return Err(too_big(len));
     }
-    std::fs::read(path).map_err(|source| io_error(path, source))
+    let mut buf = Vec::with_capacity(len as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|source| io_error(path, source))?;
+    if buf.len() as u64 > limit {
+        return Err(too_big(buf.len() as u64));
+    }
+    Ok(buf)
 }

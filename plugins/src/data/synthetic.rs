@@ -66,11 +66,16 @@ const MAX_BYTES: usize = 1 << 31;
 /// Generates the set. Prototypes come from stream 0 of ChaCha8 keyed by `seed`, train noise
 /// from stream 1, test noise from stream 2; samples are interleaved (label = index mod C).
 pub fn generate(cfg: &SyntheticConfig) -> Result<TrainTest> {
-    let pixels = cfg.channels * cfg.height * cfg.width;
+    // Checked: the sizes come from a spec, and their product may overflow.
+    let pixels = cfg
+        .channels
+        .checked_mul(cfg.height)
+        .and_then(|p| p.checked_mul(cfg.width));
     let per_class = cfg.per_class_train.checked_add(cfg.per_class_test);
     let total = per_class
         .and_then(|p| p.checked_mul(cfg.num_classes))
-        .and_then(|n| n.checked_mul(pixels));
+        .and_then(|n| n.checked_mul(pixels?));
+    let pixels = pixels.unwrap_or(0);
     if cfg.num_classes == 0 || pixels == 0 || total.is_none_or(|t| t > MAX_BYTES) {
         return Err(DataError::Invalid(format!(
             "synthetic: num_classes ({}) and channels x height x width ({}x{}x{}) must be non-zero \
@@ -178,5 +183,18 @@ mod tests {
             ..SyntheticConfig::new(2, 1, 1, 0)
         });
         assert!(err.unwrap_err().to_string().contains("noise"));
+    }
+
+    /// Regression: channels x height x width from a spec overflowed (a panic in the worker).
+    #[test]
+    fn huge_geometry_is_an_error_not_an_overflow() {
+        let err = generate(&SyntheticConfig {
+            channels: usize::MAX / 2,
+            height: 4,
+            width: 4,
+            ..SyntheticConfig::new(2, 1, 1, 0)
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("at most"), "{err}");
     }
 }

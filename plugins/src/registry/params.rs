@@ -171,3 +171,110 @@ impl Params {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Family, builtin_registry};
+    use super::*;
+
+    fn given(plugin: &str, key: &str, value: toml::Value) -> PluginRef {
+        let mut r = PluginRef::named(plugin);
+        r.params.insert(key.to_string(), value);
+        r
+    }
+
+    /// Every numeric parameter of every built-in plugin declares a finite range that holds its
+    /// default and a doc line; out-of-range values are refused naming the plugin, the key, the
+    /// value and the range, and each end of the range is accepted.
+    #[test]
+    fn every_builtin_parameter_is_range_checked() {
+        let registry = builtin_registry();
+        let mut checked = 0;
+        for plugin in registry.describe() {
+            let family = plugin.family;
+            for spec in &plugin.params {
+                let what = format!("{}.{}", plugin.name, spec.name);
+                assert!(spec.min.is_finite() && spec.max.is_finite(), "{what}");
+                assert!(
+                    spec.min <= spec.default && spec.default <= spec.max,
+                    "{what}"
+                );
+                assert!(!spec.doc.is_empty(), "{what} has no doc line");
+                let value = |v: f64| match spec.kind {
+                    ParamKind::Int => toml::Value::Integer(v as i64),
+                    ParamKind::Float => toml::Value::Float(v),
+                };
+                let (below, above) = match spec.kind {
+                    ParamKind::Int => (spec.min.floor() - 1.0, spec.max.ceil() + 1.0),
+                    ParamKind::Float => (spec.min - 1.0, spec.max * 2.0 + 1.0),
+                };
+                for bad in [below, above] {
+                    let err = registry
+                        .validate(family, &given(plugin.name, spec.name, value(bad)))
+                        .expect_err(&format!("{what} = {bad} is refused"))
+                        .to_string();
+                    let range = format!("allowed {} ..= {}", spec.min, spec.max);
+                    assert!(
+                        err.contains(&what)
+                            && err.contains(&bad.to_string())
+                            && err.contains(&range),
+                        "{err}"
+                    );
+                }
+                for ok in [spec.min, spec.max] {
+                    let ok = match spec.kind {
+                        ParamKind::Int => ok.round(),
+                        ParamKind::Float => ok,
+                    };
+                    let params = registry
+                        .validate(family, &given(plugin.name, spec.name, value(ok)))
+                        .unwrap_or_else(|e| panic!("{what} = {ok}: {e}"));
+                    assert_eq!(params.get(spec.name), ok, "{what}");
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 10, "only {checked} parameters found");
+    }
+
+    #[test]
+    fn nan_infinity_and_wrong_types_are_refused() {
+        let registry = builtin_registry();
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let err = registry
+                .validate(
+                    Family::Loss,
+                    &given("focal", "gamma", toml::Value::Float(v)),
+                )
+                .expect_err("refused")
+                .to_string();
+            assert!(
+                err.contains("focal.gamma") && err.contains("out of range"),
+                "{err}"
+            );
+        }
+        let err = registry
+            .validate(
+                Family::Loss,
+                &given("focal", "gamma", toml::Value::String("2".into())),
+            )
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("focal.gamma: expected a number"), "{err}");
+        let int = registry
+            .describe()
+            .into_iter()
+            .find_map(|p| {
+                p.params
+                    .iter()
+                    .find(|s| s.kind == ParamKind::Int)
+                    .map(|s| (p.name, p.family, s.name))
+            })
+            .expect("an integer parameter exists");
+        let err = registry
+            .validate(int.1, &given(int.0, int.2, toml::Value::Float(1.5)))
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("expected an integer"), "{err}");
+    }
+}

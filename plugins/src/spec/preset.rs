@@ -117,6 +117,15 @@ impl PresetBook {
         files.sort();
         for path in files {
             let origin = path.display().to_string();
+            // Refused before reading when larger than a spec may be (the parser checks again).
+            let size = std::fs::metadata(&path).map_err(io)?.len();
+            if size > super::MAX_SPEC_BYTES as u64 {
+                return Err(SpecError::TooLarge {
+                    origin,
+                    size: usize::try_from(size).unwrap_or(usize::MAX),
+                    limit: super::MAX_SPEC_BYTES,
+                });
+            }
             let text = std::fs::read_to_string(&path).map_err(io)?;
             self.add(&origin, Preset::parse(&origin, &text)?)?;
         }

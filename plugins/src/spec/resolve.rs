@@ -187,6 +187,14 @@ impl ResolvedRun {
                 );
             }
         }
+        if let Some(syn) = &d.synthetic
+            && !(syn.noise.is_finite() && (0.0..=1000.0).contains(&syn.noise))
+        {
+            return bad(
+                "data.synthetic.noise",
+                format!("{} is out of range; allowed 0 ..= 1000", syn.noise),
+            );
+        }
         if d.max_per_class == Some(0) {
             return bad("data.max_per_class", "must be at least 1".into());
         }
@@ -250,13 +258,17 @@ impl ResolvedRun {
                 "momentum must be in [0, 1) and weight_decay in [0, 1]".into(),
             );
         }
-        if !(0.0..1.0).contains(&o.beta1)
-            || !(0.0..1.0).contains(&o.beta2)
-            || o.eps.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
-        {
+        if !(0.0..1.0).contains(&o.beta1) || !(0.0..1.0).contains(&o.beta2) {
             return bad(
                 "train.optimizer",
-                "beta1 and beta2 must be in [0, 1) and eps > 0".into(),
+                "beta1 and beta2 must be in [0, 1)".into(),
+            );
+        }
+        // Finite: an infinite value is stored as JSON `null`, which the worker cannot read back.
+        if !(o.eps > 0.0 && o.eps <= 1.0) {
+            return bad(
+                "train.optimizer.eps",
+                format!("{} is out of range; allowed 0 < eps <= 1", o.eps),
             );
         }
         let s = &t.schedule;

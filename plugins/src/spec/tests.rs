@@ -194,3 +194,47 @@ fn the_resolved_run_round_trips_through_json() {
     let err = ResolvedRun::from_json("r-7 config", "{\"name\": 1}").unwrap_err();
     assert!(err.to_string().contains("r-7 config"), "{err}");
 }
+
+/// Regression (fuzzing): a resolved run must read back from the JSON the daemon stores with the
+/// same config hash, or its worker refuses it. `eps = inf` and a NaN synthetic noise passed
+/// validation and were stored as JSON `null`.
+#[test]
+fn non_finite_values_are_refused_so_the_stored_json_reads_back() {
+    let spec = |extra_train: &str, data: &str| {
+        format!("name = \"f\"\n[data]\n{data}\n[train]\nepochs = 1\n{extra_train}\n")
+    };
+    let digits = "format = \"digits\"";
+    for (text, key) in [
+        (
+            spec("optimizer = { name = \"adam\", eps = inf }", digits),
+            "train.optimizer.eps",
+        ),
+        (
+            spec("optimizer = { name = \"adam\", eps = 0.0 }", digits),
+            "train.optimizer.eps",
+        ),
+        (
+            spec(
+                "",
+                "format = \"synthetic\"\nsynthetic = { num_classes = 2, per_class_train = 2, per_class_test = 1, noise = nan }",
+            ),
+            "data.synthetic.noise",
+        ),
+    ] {
+        match resolve(&text) {
+            Err(SpecError::Invalid {
+                key: k, message, ..
+            }) => {
+                assert_eq!(k, key, "{message}");
+                assert!(message.contains("out of range"), "{message}");
+            }
+            other => panic!("{text}: expected an error on {key}, got {other:?}"),
+        }
+    }
+    let ok = resolve(&spec("optimizer = { name = \"adam\", eps = 1e-8 }", digits)).unwrap();
+    let back = ResolvedRun::from_json("back", &ok.to_json()).unwrap();
+    assert_eq!(
+        crate::train::config_hash(&back),
+        crate::train::config_hash(&ok)
+    );
+}
