@@ -65,6 +65,9 @@ pub struct Daemon {
     /// Config hash -> the stored run a new submission may reuse (queued, running or succeeded),
     /// built from the store on first use and kept current by `commit`.
     pub(super) reusable: Mutex<Option<HashMap<String, RunId>>>,
+    /// Config hash -> the largest GPU memory peak measured for it (`peak`), built from the
+    /// store on first use and kept current by `record_peak`.
+    pub(super) peaks: Mutex<Option<HashMap<String, super::peak::KnownPeak>>>,
     /// Serializes the read-decide-write sections (submit, schedule, cancel). Never held across
     /// an `.await`: every method here is synchronous.
     write: Mutex<()>,
@@ -97,6 +100,7 @@ impl Daemon {
             live,
             last_seen: Mutex::new(HashMap::new()),
             reusable: Mutex::new(None),
+            peaks: Mutex::new(None),
             write: Mutex::new(()),
         }
     }

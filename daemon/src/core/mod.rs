@@ -8,6 +8,8 @@ mod attempts_test;
 mod daemon;
 mod error;
 mod export;
+pub mod oom;
+mod peak;
 mod pipeline;
 mod plan;
 mod query;
@@ -21,6 +23,7 @@ pub use attempts::{Ending, ProcessExit, STDERR_TAIL_BYTES, WorkerStart};
 pub use daemon::{CancelOutcome, CancelTarget, Daemon, DaemonSettings, Submitted};
 pub use error::{CoreError, Result};
 pub use export::{ExportError, Exported};
+pub use peak::{PEAK_MARGIN_MIN_MB, with_margin};
 pub use query::{CheckpointChoice, DeviceView, PlacedRun};
 pub use report::{Report, ReportRow};
 

@@ -9,7 +9,9 @@ use cauda_plugins::spec::{ExperimentSpec, expand_sweep};
 use super::daemon::state_event;
 use super::plan::{PlanRef, PointInput, plan};
 use super::{CoreError, Daemon, Result, Submitted};
-use crate::model::{ExperimentRecord, PointRecord, ResourceRequest, RunId, RunRecord, RunState};
+use crate::model::{
+    ExperimentRecord, GpuMemoryNote, PointRecord, ResourceRequest, RunId, RunRecord, RunState,
+};
 use crate::store::{RunFilter, WriteOp};
 
 impl Daemon {
@@ -86,11 +88,14 @@ impl Daemon {
         let mut ops = Vec::with_capacity(1 + 2 * plan.new.len());
         let mut runs = Vec::with_capacity(plan.new.len());
         for (new, &id) in plan.new.iter().zip(&ids) {
-            let request = ResourceRequest {
-                gpus: u32::try_from(new.run.resources.gpus).unwrap_or(u32::MAX),
-                gpu_share: new.run.resources.gpu_share,
-                gpu_mem_mb: None,
-            };
+            let (request, source) = self.reservation(
+                ResourceRequest {
+                    gpus: u32::try_from(new.run.resources.gpus).unwrap_or(u32::MAX),
+                    gpu_share: new.run.resources.gpu_share,
+                    gpu_mem_mb: new.run.resources.gpu_mem_mb,
+                },
+                &new.config_hash,
+            )?;
             let record = RunRecord {
                 id,
                 experiment,
@@ -112,6 +117,10 @@ impl Daemon {
                 error: None,
                 depends_on: new.depends_on.map(id_of),
                 summary_json: None,
+                gpu_memory: GpuMemoryNote {
+                    source,
+                    ..GpuMemoryNote::default()
+                },
             };
             runs.push((id, record.name.clone()));
             ops.push(WriteOp::PutRun(record));

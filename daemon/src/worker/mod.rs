@@ -94,7 +94,7 @@ pub fn run(args: &WorkerArgs) -> Result<(), WorkerError> {
         && meta.run_id != args.run
     {
         for record in &ck.header.history {
-            rpc.report_epoch(record)?;
+            rpc.report_epoch(record, None)?;
         }
     }
     let total = run.train.epochs
@@ -144,7 +144,11 @@ fn train_run(
     let registry = builtin_registry();
     let data = train::prepare(&run.data).map_err(TrainError::from)?;
     let device = Device::default();
-    let mut sink = RpcSink { rpc, total };
+    let mut sink = RpcSink {
+        rpc,
+        total,
+        measured: false,
+    };
     Ok(train::train(
         run, &data, &registry, &device, resume, &mut sink,
     )?)
@@ -155,6 +159,8 @@ fn train_run(
 struct RpcSink<'a> {
     rpc: &'a WorkerRpc,
     total: usize,
+    /// The peak GPU memory was measured (after the first epoch this attempt trained).
+    measured: bool,
 }
 
 impl EventSink for RpcSink<'_> {
@@ -168,8 +174,17 @@ impl EventSink for RpcSink<'_> {
             "epoch {}/{} stage {} loss {:.4}{top1} ({:.0} img/s)",
             record.epoch, self.total, record.stage, record.train_loss, record.images_per_sec
         );
+        let peak = if self.measured {
+            None
+        } else {
+            self.measured = true;
+            crate::gpu::own_peak_mb()
+        };
+        if let Some(mb) = peak {
+            println!("peak GPU memory {mb} MiB after epoch {}", record.epoch);
+        }
         self.rpc
-            .report_epoch(record)
+            .report_epoch(record, peak)
             .map_err(|e| TrainError::Sink(e.to_string()))
     }
 
