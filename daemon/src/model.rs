@@ -138,9 +138,10 @@ pub struct RunRecord {
     pub depends_on: Option<RunId>,
     /// The final `RunSummary` as JSON.
     pub summary_json: Option<String>,
-    /// Where its GPU memory reservation came from, its measured peak, its out-of-memory requeue.
+    /// Where its GPU memory reservation came from, its measured peak, its out-of-memory requeue
+    /// (boxed: rarely set, and it keeps `WriteOp::PutRun` small).
     #[serde(default)]
-    pub gpu_memory: GpuMemoryNote,
+    pub gpu_memory: Box<GpuMemoryNote>,
 }
 
 /// A run's GPU memory story (`core::peak`, `core::oom`): where `request.gpu_mem_mb` came from,

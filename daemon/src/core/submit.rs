@@ -117,10 +117,10 @@ impl Daemon {
                 error: None,
                 depends_on: new.depends_on.map(id_of),
                 summary_json: None,
-                gpu_memory: GpuMemoryNote {
+                gpu_memory: Box::new(GpuMemoryNote {
                     source,
                     ..GpuMemoryNote::default()
-                },
+                }),
             };
             runs.push((id, record.name.clone()));
             ops.push(WriteOp::PutRun(record));
