@@ -48,6 +48,9 @@ pub fn run(run: &Run) -> Value {
         "finished_at_ms": run.finished_at_ms,
         "epochs_done": run.epochs_done,
         "epochs_total": run.epochs_total,
+        "gpu_mem_source": run.gpu_mem_source,
+        "peak_gpu_mem_mb": run.peak_gpu_mem_mb,
+        "oom_requeued": run.oom_requeued,
     })
 }
 
@@ -116,6 +119,8 @@ pub fn device(d: &Device) -> Value {
         "name": d.name,
         "memory_total_mb": d.memory_total_mb,
         "memory_used_mb": d.memory_used_mb,
+        "memory_free_mb": d.memory_free_mb,
+        "memory_reserved_mb": d.memory_reserved_mb,
         "utilization": d.utilization,
         "from_override": d.from_override,
         "free_share": d.free_share,

@@ -138,6 +138,20 @@ pub fn run_details(run: &Run) -> String {
         }
         lines.push(format!("resources:    {asks}"));
     }
+    if let Some(source) = &run.gpu_mem_source {
+        lines.push(format!("gpu memory:   {source}"));
+    }
+    if let Some(peak) = run.peak_gpu_mem_mb {
+        lines.push(format!(
+            "peak memory:  {peak} MiB (measured in the first epoch of an attempt)"
+        ));
+    }
+    if run.oom_requeued {
+        lines.push(
+            "out of memory: requeued once with a larger reservation (a second time fails it)"
+                .to_string(),
+        );
+    }
     if let Some(reason) = &run.pending_reason {
         lines.push(format!("pending:      {}", crate::exit::one_line(reason)));
     }
@@ -244,10 +258,11 @@ pub fn plugin_row(plugin: &Plugin) -> Vec<String> {
 }
 
 /// Column headers of `cauda devices`.
-pub const DEVICE_HEADERS: [&str; 6] = ["ID", "NAME", "MEMORY", "UTIL", "FREE", "RUNS"];
+pub const DEVICE_HEADERS: [&str; 7] = ["ID", "NAME", "MEMORY", "RESERVED", "UTIL", "FREE", "RUNS"];
 
-/// One row of `cauda devices`: memory as `used/total MiB`, utilization and free share in
-/// percent, the runs placed on it.
+/// One row of `cauda devices`: memory as `used/total MiB` (and NVML's free memory when
+/// measured), the memory the runs on it reserve, utilization and free share in percent, the
+/// runs placed on it with their share and reserved memory.
 pub fn device_row(device: &Device) -> Vec<String> {
     let memory = match (device.memory_used_mb, device.memory_total_mb) {
         (Some(used), Some(total)) => format!("{used}/{total} MiB"),
@@ -255,6 +270,14 @@ pub fn device_row(device: &Device) -> Vec<String> {
         (Some(used), None) => format!("{used} MiB used"),
         (None, None) => "-".into(),
     };
+    let memory = match device.memory_free_mb {
+        Some(free) if memory != "-" => format!("{memory}, {free} free"),
+        _ => memory,
+    };
+    let reserved = device
+        .memory_reserved_mb
+        .map(|mb| format!("{mb} MiB"))
+        .unwrap_or_else(|| "-".into());
     let util = device
         .utilization
         .map(|u| format!("{:.0}%", u * 100.0))
@@ -265,7 +288,10 @@ pub fn device_row(device: &Device) -> Vec<String> {
         device
             .runs
             .iter()
-            .map(|r| format!("{} ({})", run_label(r.run_id), r.share))
+            .map(|r| match r.mem_mb {
+                Some(mb) => format!("{} ({}, {mb} MiB)", run_label(r.run_id), r.share),
+                None => format!("{} ({})", run_label(r.run_id), r.share),
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -277,6 +303,7 @@ pub fn device_row(device: &Device) -> Vec<String> {
         device.device_id.clone(),
         name,
         memory,
+        reserved,
         util,
         format!("{:.0}%", device.free_share * 100.0),
         runs,

@@ -161,19 +161,22 @@ fn device_rows_show_memory_utilization_and_runs() {
             run_id: 4,
             name: "x".into(),
             share: 0.5,
-            mem_mb: None,
+            mem_mb: Some(6000),
         }],
         free_share: 0.5,
+        memory_free_mb: Some(80000),
+        memory_reserved_mb: Some(6000),
     };
     assert_eq!(
         device_row(&device),
         vec![
             "gpu:0",
             "NVIDIA H100",
-            "1024/81559 MiB",
+            "1024/81559 MiB, 80000 free",
+            "6000 MiB",
             "50%",
             "50%",
-            "r-4 (0.5)"
+            "r-4 (0.5, 6000 MiB)"
         ]
     );
 }
@@ -190,10 +193,19 @@ fn device_rows_of_an_override_gpu_and_a_cpu_slot() {
         from_override: true,
         runs: Vec::new(),
         free_share: 1.0,
+        ..Device::default()
     };
     assert_eq!(
         device_row(&gpu),
-        vec!["gpu:3", "gpu [override]", "?/24000 MiB", "-", "100%", "-"]
+        vec![
+            "gpu:3",
+            "gpu [override]",
+            "?/24000 MiB",
+            "-",
+            "-",
+            "100%",
+            "-"
+        ]
     );
     let cpu = Device {
         device_id: "cpu:0".into(),
@@ -205,6 +217,35 @@ fn device_rows_of_an_override_gpu_and_a_cpu_slot() {
         from_override: false,
         runs: Vec::new(),
         free_share: 0.0,
+        ..Device::default()
     };
-    assert_eq!(device_row(&cpu), vec!["cpu:0", "cpu", "-", "-", "0%", "-"]);
+    assert_eq!(
+        device_row(&cpu),
+        vec!["cpu:0", "cpu", "-", "-", "-", "0%", "-"]
+    );
+}
+
+#[test]
+fn show_says_where_the_gpu_memory_came_from() {
+    let mut r = run();
+    r.resources = Some(cauda_proto::v1::ResourceRequest {
+        gpus: 0,
+        gpu_share: Some(0.25),
+        gpu_mem_mb: Some(8000),
+    });
+    r.gpu_mem_source = Some("raised to 8000 MiB (twice its reservation)".into());
+    r.peak_gpu_mem_mb = Some(3500);
+    r.oom_requeued = true;
+    let text = run_details(&r);
+    assert!(
+        text.contains("resources:    0.25 of a GPU, 8000 MiB\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gpu memory:   raised to 8000 MiB (twice its reservation)\n"),
+        "{text}"
+    );
+    assert!(text.contains("peak memory:  3500 MiB"), "{text}");
+    assert!(text.contains("out of memory: requeued once"), "{text}");
+    assert!(!run_details(&run()).contains("gpu memory"));
 }

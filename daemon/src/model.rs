@@ -138,6 +138,26 @@ pub struct RunRecord {
     pub depends_on: Option<RunId>,
     /// The final `RunSummary` as JSON.
     pub summary_json: Option<String>,
+    /// Where its GPU memory reservation came from, its measured peak, its out-of-memory requeue
+    /// (boxed: rarely set, and it keeps `WriteOp::PutRun` small).
+    #[serde(default)]
+    pub gpu_memory: Box<GpuMemoryNote>,
+}
+
+/// A run's GPU memory story (`core::peak`, `core::oom`): where `request.gpu_mem_mb` came from,
+/// what its worker measured, and whether it was requeued after running out of memory.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GpuMemoryNote {
+    /// Where `request.gpu_mem_mb` came from, in words (`None`: not reserved, or declared before
+    /// this was recorded).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The peak GPU memory in MiB its worker measured in the first epoch of an attempt.
+    #[serde(default)]
+    pub peak_mb: Option<u64>,
+    /// Requeued once after dying of GPU out-of-memory (a second time fails the run).
+    #[serde(default)]
+    pub oom_requeued: bool,
 }
 
 /// One submitted spec.

@@ -222,6 +222,7 @@ async fn only_the_owner_or_an_admin_cancels_and_worker_tokens_open_only_their_ru
                 attempt: attempt_b,
                 outcome: Some(v1::finish_request::Outcome::Failure(v1::FinishFailure {
                     message: "forged".into(),
+                    oom: false,
                 })),
             },
         ))

@@ -80,6 +80,7 @@ pub fn ingest(k: usize, points: usize) -> anyhow::Result<Ingest> {
                             raw_json,
                             attempt: launch.attempt,
                         }),
+                        peak_gpu_mem_mb: None,
                     };
                     let call = Instant::now();
                     let reply = worker.report_epoch(request).await?.into_inner();

@@ -4,6 +4,7 @@
 //! Every call names (run, attempt) and is fenced: only the run's current running attempt writes.
 
 use super::daemon::state_event;
+use super::oom::{self, OomDecision, OomInput};
 use super::{CoreError, Daemon, Result};
 use crate::model::{RunId, RunRecord, RunState};
 use crate::store::{CheckpointMeta, Event, EventKind, LogStream, WriteOp};
@@ -30,6 +31,9 @@ pub enum Ending {
     Succeeded(String),
     /// The attempt failed (an engine error, a dead or lost worker); retried if allowed.
     Failed(String),
+    /// The attempt died of GPU out-of-memory: requeued once with a larger reservation, not
+    /// counted as a retry (`oom`); a CPU run's out-of-memory is an ordinary failure.
+    OutOfMemory(String),
 }
 
 /// How a worker process ended, as the executor saw it.
@@ -55,7 +59,7 @@ impl ProcessExit {
 impl Daemon {
     /// The run if `attempt` is its current, running attempt: NOT_FOUND for an unknown run,
     /// `StaleAttempt` for any other attempt or a run that is no longer running.
-    fn fence(&self, id: RunId, attempt: u32) -> Result<RunRecord> {
+    pub(super) fn fence(&self, id: RunId, attempt: u32) -> Result<RunRecord> {
         let run = self.store.get_run(id)?.ok_or(CoreError::RunNotFound(id))?;
         if run.attempt != attempt || run.state != RunState::Running {
             return Err(CoreError::StaleAttempt {
@@ -322,7 +326,12 @@ impl Daemon {
                 message.push_str("; stderr ends with:\n");
                 message.push_str(exit.stderr_tail.trim_end());
             }
-            self.end_attempt(run, Ending::Failed(message))?;
+            let ending = if super::oom::looks_like_oom(&exit.stderr_tail) {
+                Ending::OutOfMemory(message)
+            } else {
+                Ending::Failed(message)
+            };
+            self.end_attempt(run, ending)?;
             self.schedule_locked()?;
         }
         Ok(())
@@ -333,6 +342,37 @@ impl Daemon {
     pub(super) fn end_attempt(&self, mut run: RunRecord, ending: Ending) -> Result<()> {
         let now = self.clock.now();
         let attempt = run.attempt;
+        // A second out-of-memory (or one on whole GPUs) fails at once: a retry would die the same way.
+        let mut may_retry = true;
+        let ending = match ending {
+            Ending::OutOfMemory(message) => match self.out_of_memory(&run) {
+                OomDecision::NotGpu => Ending::Failed(message),
+                OomDecision::Requeue {
+                    request,
+                    source,
+                    reason,
+                } => {
+                    run.grants.clear();
+                    run.request = request;
+                    run.gpu_memory.source = Some(source);
+                    run.gpu_memory.oom_requeued = true;
+                    let why = format!("attempt {attempt} {reason}");
+                    run.error = Some(message);
+                    run.pending_reason = Some(why.clone());
+                    run.state = RunState::Queued;
+                    tracing::info!(run_id = %run.id, attempt, "out of GPU memory: requeued once");
+                    let event =
+                        state_event(now, Some(RunState::Running), RunState::Queued, Some(why));
+                    let id = run.id;
+                    return self.commit(&[WriteOp::PutRun(run), WriteOp::AppendEvent(id, event)]);
+                }
+                OomDecision::Fail { reason } => {
+                    may_retry = false;
+                    Ending::Failed(format!("attempt {attempt} {reason}: {message}"))
+                }
+            },
+            other => other,
+        };
         run.grants.clear();
         let (to, reason) = match ending {
             Ending::Succeeded(summary) => {
@@ -341,7 +381,7 @@ impl Daemon {
                 run.error = None;
                 (RunState::Succeeded, None)
             }
-            Ending::Failed(message) if run.failures < run.max_retries => {
+            Ending::Failed(message) if may_retry && run.failures < run.max_retries => {
                 run.failures += 1;
                 let why = format!(
                     "attempt {attempt} failed ({}); retry {} of {} from the latest checkpoint",
@@ -353,7 +393,7 @@ impl Daemon {
                 run.pending_reason = Some(why.clone());
                 (RunState::Queued, Some(why))
             }
-            Ending::Failed(message) => {
+            Ending::Failed(message) | Ending::OutOfMemory(message) => {
                 run.finished_at = Some(now);
                 run.error = Some(message.clone());
                 (RunState::Failed, Some(message))
@@ -368,6 +408,26 @@ impl Daemon {
             self.end_dependents(id, RunState::Failed)?;
         }
         Ok(())
+    }
+}
+
+impl Daemon {
+    /// What to do with `run`, whose running attempt died of out-of-memory (`oom::decide`).
+    fn out_of_memory(&self, run: &RunRecord) -> OomDecision {
+        let largest_gpu_mb = self
+            .settings
+            .inventory
+            .devices()
+            .iter()
+            .filter_map(|d| d.mem_mb)
+            .max();
+        oom::decide(&OomInput {
+            request: &run.request,
+            reserved_mb: run.grants.iter().filter_map(|g| g.mem_mb).max(),
+            peak_mb: run.gpu_memory.peak_mb,
+            largest_gpu_mb,
+            already_requeued: run.gpu_memory.oom_requeued,
+        })
     }
 }
 

@@ -306,3 +306,99 @@ fn a_failed_run_is_not_reused_and_a_succeeded_one_is() {
     assert!(third.runs.is_empty());
     assert_eq!(third.reused.len(), 2);
 }
+
+#[test]
+fn an_out_of_memory_death_is_requeued_once_with_more_memory_then_fails() {
+    let (d, calls, _clock, _store) = setup("gpu:0@8000", 0);
+    let spec = SPEC
+        .replace("[sweep]\n\"train.seed\" = [1, 2]\n", "")
+        .replace(
+            "epochs = 3\n",
+            "epochs = 3\n[resources]\ngpu_share = 0.5\ngpu_mem_mb = 3000\n",
+        );
+    let id = d.submit("t.toml", &spec, "u", None).unwrap().runs[0].0;
+    let run = d.get_run(id).unwrap();
+    assert_eq!(run.grants[0].mem_mb, Some(3000));
+    assert_eq!(
+        run.gpu_memory.source.as_deref(),
+        Some("declared in the spec")
+    );
+    d.record_peak(id, 1, 3500).unwrap();
+    assert!(matches!(
+        d.record_peak(id, 1, u64::MAX),
+        Err(CoreError::BadReport { .. })
+    ));
+    // The process dies; its stderr says CUDA ran out of memory.
+    let exit = ProcessExit {
+        code: Some(1),
+        signal: None,
+        stderr_tail:
+            "thread 'main' panicked: Torch(\"CUDA out of memory. Tried to allocate 2.00 GiB\")"
+                .into(),
+    };
+    d.worker_exited(id, 1, &exit).unwrap();
+    let run = d.get_run(id).unwrap();
+    assert_eq!(
+        (run.state, run.attempt, run.failures),
+        (RunState::Running, 2, 0)
+    );
+    // 1.5 x the 3500 MiB peak (5250) is less than twice the 3000 MiB reservation.
+    assert_eq!(run.request.gpu_mem_mb, Some(6000));
+    assert_eq!(
+        run.grants[0].mem_mb,
+        Some(6000),
+        "the grant carries the larger reservation"
+    );
+    assert!(run.gpu_memory.oom_requeued);
+    assert_eq!(run.gpu_memory.peak_mb, Some(3500));
+    let source = run.gpu_memory.source.clone().unwrap();
+    assert!(
+        source.starts_with("raised to 6000 MiB (twice its reservation)"),
+        "{source}"
+    );
+    let requeue = d
+        .events(id, 0)
+        .unwrap()
+        .into_iter()
+        .find_map(|(_, e)| match e.kind {
+            EventKind::State {
+                to: RunState::Queued,
+                reason: Some(r),
+                ..
+            } if r.contains("out of GPU memory") => Some(r),
+            _ => None,
+        })
+        .expect("the requeue is an event with its reason");
+    assert!(
+        requeue.contains(
+            "attempt 1 ran out of GPU memory (3000 MiB reserved); requeued once with 6000 MiB"
+        ),
+        "{requeue}"
+    );
+    // A second out-of-memory (the worker's own report) fails it, with the reason.
+    d.finish(id, 2, Ending::OutOfMemory("CUDA out of memory".into()))
+        .unwrap();
+    let run = d.get_run(id).unwrap();
+    assert_eq!(run.state, RunState::Failed);
+    let error = run.error.unwrap();
+    assert!(
+        error.contains("ran out of GPU memory again (6000 MiB reserved)"),
+        "{error}"
+    );
+    assert_eq!(calls.launched.lock().unwrap().len(), 2, "no third attempt");
+}
+
+#[test]
+fn an_out_of_memory_cpu_run_is_an_ordinary_failure() {
+    let (d, _calls, _clock, _store) = setup("cpu:1", 1);
+    let id = d.submit("t.toml", SPEC, "u", None).unwrap().runs[0].0;
+    d.finish(id, 1, Ending::OutOfMemory("out of memory".into()))
+        .unwrap();
+    let run = d.get_run(id).unwrap();
+    assert_eq!(
+        (run.state, run.failures),
+        (RunState::Running, 1),
+        "retried as a failure"
+    );
+    assert!(!run.gpu_memory.oom_requeued);
+}

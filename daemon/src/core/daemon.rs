@@ -73,6 +73,9 @@ pub struct Daemon {
     pub(super) max_gpus: std::sync::atomic::AtomicU32,
     /// Where submitted specs' data paths must lead (`paths`); `None` checks nothing.
     pub(super) data_roots: RwLock<Option<super::paths::DataRoots>>,
+    /// Config hash -> the largest GPU memory peak measured for it (`peak`), built from the
+    /// store on first use and kept current by `record_peak`.
+    pub(super) peaks: Mutex<Option<HashMap<String, super::peak::KnownPeak>>>,
     /// Serializes the read-decide-write sections (submit, schedule, cancel). Never held across
     /// an `.await`: every method here is synchronous.
     write: Mutex<()>,
@@ -108,6 +111,7 @@ impl Daemon {
             max_queued: std::sync::atomic::AtomicU32::new(0),
             max_gpus: std::sync::atomic::AtomicU32::new(0),
             data_roots: RwLock::new(None),
+            peaks: Mutex::new(None),
             write: Mutex::new(()),
         }
     }

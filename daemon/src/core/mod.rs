@@ -9,7 +9,9 @@ mod daemon;
 mod delete;
 mod error;
 mod export;
+pub mod oom;
 mod paths;
+mod peak;
 mod pipeline;
 mod plan;
 mod query;
@@ -26,6 +28,7 @@ pub use delete::DeleteOutcome;
 pub use error::{CoreError, Result};
 pub use export::{ExportError, Exported};
 pub use paths::{DATA_ROOTS_ENV, DataRoots, PathError};
+pub use peak::{PEAK_MARGIN_MIN_MB, with_margin};
 pub use query::{CheckpointChoice, DeviceView, PlacedRun};
 pub use report::{Report, ReportRow};
 

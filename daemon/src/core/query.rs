@@ -38,6 +38,17 @@ pub struct DeviceView {
     pub stats: Option<GpuStats>,
 }
 
+impl DeviceView {
+    /// GPU memory in MiB reserved by the runs on it (their grants' `mem_mb`), `None` when none
+    /// reserves any.
+    pub fn reserved_mb(&self) -> Option<u64> {
+        self.runs
+            .iter()
+            .filter_map(|p| p.grant.mem_mb)
+            .reduce(u64::saturating_add)
+    }
+}
+
 impl Daemon {
     /// One run.
     pub fn get_run(&self, id: RunId) -> Result<RunRecord> {

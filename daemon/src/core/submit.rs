@@ -10,7 +10,9 @@ use cauda_plugins::train::Backend;
 use super::daemon::state_event;
 use super::plan::{PlanRef, PointInput, plan};
 use super::{CoreError, Daemon, Result, Submitted};
-use crate::model::{ExperimentRecord, PointRecord, ResourceRequest, RunId, RunRecord, RunState};
+use crate::model::{
+    ExperimentRecord, GpuMemoryNote, PointRecord, ResourceRequest, RunId, RunRecord, RunState,
+};
 use crate::store::{RunFilter, WriteOp};
 
 impl Daemon {
@@ -129,11 +131,14 @@ impl Daemon {
         let mut ops = Vec::with_capacity(1 + 2 * plan.new.len());
         let mut runs = Vec::with_capacity(plan.new.len());
         for (new, &id) in plan.new.iter().zip(&ids) {
-            let request = ResourceRequest {
-                gpus: u32::try_from(new.run.resources.gpus).unwrap_or(u32::MAX),
-                gpu_share: new.run.resources.gpu_share,
-                gpu_mem_mb: None,
-            };
+            let (request, source) = self.reservation(
+                ResourceRequest {
+                    gpus: u32::try_from(new.run.resources.gpus).unwrap_or(u32::MAX),
+                    gpu_share: new.run.resources.gpu_share,
+                    gpu_mem_mb: new.run.resources.gpu_mem_mb,
+                },
+                &new.config_hash,
+            )?;
             let record = RunRecord {
                 id,
                 experiment,
@@ -155,6 +160,10 @@ impl Daemon {
                 error: None,
                 depends_on: new.depends_on.map(id_of),
                 summary_json: None,
+                gpu_memory: Box::new(GpuMemoryNote {
+                    source,
+                    ..GpuMemoryNote::default()
+                }),
             };
             runs.push((id, record.name.clone()));
             ops.push(WriteOp::PutRun(record));

@@ -5,8 +5,10 @@
 //! `devices` override.
 
 mod nvml;
+mod process;
 
 pub use nvml::{discover, stats};
+pub use process::{own_peak_mb, visible_gpus};
 
 use crate::scheduler::{DeviceInfo, Inventory, InventoryError, MAX_CPU_SLOTS};
 

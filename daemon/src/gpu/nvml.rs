@@ -6,6 +6,7 @@
 use std::sync::OnceLock;
 
 use nvml_wrapper::Nvml;
+use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
 
 use super::{GpuDiscovery, GpuInfo, GpuStats, mib};
@@ -85,4 +86,21 @@ pub fn stats(index: u32) -> Option<GpuStats> {
         memory_free_mb: mib(memory.free),
         utilization_pct: device.utilization_rates().ok().map(|u| u.gpu),
     })
+}
+
+/// GPU memory in MiB that process `pid` uses on the GPU with this NVML index now (its compute
+/// contexts); `None` without NVML, for an unknown index, when the process has no context
+/// there or the driver does not say (WDDM). In a container NVML may list host pids, which do
+/// not match ours: then there is no figure either.
+pub fn process_memory_mb(index: u32, pid: u32) -> Option<u64> {
+    let device = session().ok()?.device_by_index(index).ok()?;
+    device
+        .running_compute_processes()
+        .ok()?
+        .into_iter()
+        .find(|p| p.pid == pid)
+        .and_then(|p| match p.used_gpu_memory {
+            UsedGpuMemory::Used(bytes) => Some(mib(bytes)),
+            UsedGpuMemory::Unavailable => None,
+        })
 }

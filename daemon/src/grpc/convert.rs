@@ -117,6 +117,9 @@ pub fn run_to_wire(r: &RunRecord, full: bool, epochs_done: u32) -> v1::Run {
         finished_at_ms: r.finished_at.map(millis),
         epochs_done,
         epochs_total: epochs_total(&r.config_json),
+        gpu_mem_source: r.gpu_memory.source.clone(),
+        peak_gpu_mem_mb: r.gpu_memory.peak_mb,
+        oom_requeued: r.gpu_memory.oom_requeued,
     }
 }
 
@@ -265,6 +268,8 @@ pub fn device_to_wire(d: &DeviceView) -> v1::Device {
             })
             .collect(),
         free_share: d.free_share,
+        memory_free_mb: d.stats.map(|s| s.memory_free_mb),
+        memory_reserved_mb: d.reserved_mb(),
     }
 }
 

@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, instrument};
 
 use super::auth;
-use crate::core::{Daemon, Ending};
+use crate::core::{Daemon, Ending, oom};
 use crate::model::RunId;
 use crate::store::LogStream;
 
@@ -105,6 +105,10 @@ impl Worker for WorkerService {
             stage,
             &metrics.raw_json,
         )?;
+        if let Some(peak) = req.peak_gpu_mem_mb {
+            self.daemon
+                .record_peak(RunId(req.run_id), req.attempt, peak)?;
+        }
         Ok(Response::new(v1::ReportEpochResponse { duplicate }))
     }
 
@@ -262,6 +266,9 @@ impl Worker for WorkerService {
         auth::check_worker(grant, req.run_id, req.attempt)?;
         let ending = match req.outcome {
             Some(Outcome::Success(s)) => Ending::Succeeded(s.summary_json),
+            Some(Outcome::Failure(f)) if f.oom || oom::looks_like_oom(&f.message) => {
+                Ending::OutOfMemory(f.message)
+            }
             Some(Outcome::Failure(f)) => Ending::Failed(f.message),
             None => return Err(Status::invalid_argument("Finish: outcome missing")),
         };

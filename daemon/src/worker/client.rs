@@ -263,7 +263,13 @@ impl WorkerRpc {
         Ok(bytes)
     }
 
-    pub fn report_epoch(&self, record: &EpochRecord) -> Result<(), WorkerError> {
+    /// Reports one epoch, with the attempt's measured peak GPU memory when given (the first
+    /// epoch it trains).
+    pub fn report_epoch(
+        &self,
+        record: &EpochRecord,
+        peak_gpu_mem_mb: Option<u64>,
+    ) -> Result<(), WorkerError> {
         let raw_json = serde_json::to_string(record)
             .map_err(|e| WorkerError::Refused(format!("encoding epoch {}: {e}", record.epoch)))?;
         let req = v1::ReportEpochRequest {
@@ -279,6 +285,7 @@ impl WorkerRpc {
                 raw_json,
                 attempt: self.attempt,
             }),
+            peak_gpu_mem_mb,
         };
         self.call("ReportEpoch", |mut c| {
             let req = req.clone();
@@ -318,7 +325,10 @@ impl WorkerRpc {
             Ok(summary_json) => {
                 v1::finish_request::Outcome::Success(v1::FinishSuccess { summary_json })
             }
-            Err(message) => v1::finish_request::Outcome::Failure(v1::FinishFailure { message }),
+            Err(message) => v1::finish_request::Outcome::Failure(v1::FinishFailure {
+                oom: crate::core::oom::looks_like_oom(&message),
+                message,
+            }),
         };
         let req = v1::FinishRequest {
             run_id: self.run,

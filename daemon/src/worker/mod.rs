@@ -97,7 +97,7 @@ pub fn run(args: &WorkerArgs) -> Result<(), WorkerError> {
         && meta.run_id != args.run
     {
         for record in &ck.header.history {
-            rpc.report_epoch(record)?;
+            rpc.report_epoch(record, None)?;
         }
     }
     let total = run.train.epochs
@@ -153,7 +153,11 @@ fn train_run(
         "backend {backend} on {:?}",
         train::Placement::of(&run.resources)
     );
-    let mut sink = RpcSink { rpc, total };
+    let mut sink = RpcSink {
+        rpc,
+        total,
+        measured: false,
+    };
     Ok(train::train(
         run, &data, &registry, &device, resume, &mut sink,
     )?)
@@ -176,6 +180,8 @@ fn check_data_roots(run: &ResolvedRun) -> Result<(), TrainError> {
 struct RpcSink<'a> {
     rpc: &'a WorkerRpc,
     total: usize,
+    /// The peak GPU memory was measured (after the first epoch this attempt trained).
+    measured: bool,
 }
 
 impl EventSink for RpcSink<'_> {
@@ -189,8 +195,17 @@ impl EventSink for RpcSink<'_> {
             "epoch {}/{} stage {} loss {:.4}{top1} ({:.0} img/s)",
             record.epoch, self.total, record.stage, record.train_loss, record.images_per_sec
         );
+        let peak = if self.measured {
+            None
+        } else {
+            self.measured = true;
+            crate::gpu::own_peak_mb()
+        };
+        if let Some(mb) = peak {
+            println!("peak GPU memory {mb} MiB after epoch {}", record.epoch);
+        }
         self.rpc
-            .report_epoch(record)
+            .report_epoch(record, peak)
             .map_err(|e| TrainError::Sink(e.to_string()))
     }
 

@@ -245,6 +245,10 @@ pub struct ResourcesSection {
     pub gpus: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu_share: Option<f64>,
+    /// Estimated GPU memory in MiB (a GPU run's reservation when packing shares); without it
+    /// the daemon reserves the measured peak of an earlier run of the same config.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_mem_mb: Option<u64>,
     pub priority: i32,
     /// The training backend (`flex`, `tch`, `vulkan`); absent means the daemon's default where
     /// the run is placed (docs/GPU.md). Not part of the config hash (`resources` is not).
@@ -258,6 +262,9 @@ impl ResourcesSection {
         self.gpus > 0 || self.gpu_share.is_some()
     }
 }
+
+/// The largest `resources.gpu_mem_mb` a spec may declare (1 TiB, in MiB).
+pub const MAX_GPU_MEM_MB: u64 = 1 << 20;
 
 /// `[report]`: what the daemon adds to an experiment to report it as the survey does.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -7,6 +7,7 @@ mod preset;
 mod resolve;
 mod sweep;
 
+pub use experiment::MAX_GPU_MEM_MB;
 pub use experiment::{
     AugmentSection, DataFormat, DataSection, ExperimentSpec, ImbalanceSpec, LtProfile,
     MetricsSection, ModelSection, ModuleSection, OptimizerSpec, RebalanceSection, ReportSection,

@@ -238,3 +238,39 @@ fn non_finite_values_are_refused_so_the_stored_json_reads_back() {
         crate::train::config_hash(&ok)
     );
 }
+
+#[test]
+fn gpu_mem_mb_is_validated_and_leaves_the_config_hash_alone() {
+    let with = |resources: &str| single(EXAMPLE).replace("gpus = 0", resources);
+    let run = resolve(&with("gpu_share = 0.25\ngpu_mem_mb = 6000")).expect("valid");
+    assert_eq!(run.resources.gpu_mem_mb, Some(6000));
+    let plain = resolve(&with("gpu_share = 0.25")).expect("valid");
+    assert_eq!(plain.resources.gpu_mem_mb, None);
+    assert_eq!(
+        crate::train::config_hash(&run),
+        crate::train::config_hash(&plain),
+        "a reservation does not change what is trained"
+    );
+    assert!(
+        !plain.to_json().contains("gpu_mem_mb"),
+        "absent stays absent"
+    );
+    let back = ResolvedRun::from_json("r", &run.to_json()).expect("round trip");
+    assert_eq!(back.resources.gpu_mem_mb, Some(6000));
+    for (resources, want) in [
+        (
+            "gpu_share = 0.5\ngpu_mem_mb = 0",
+            "0 is out of range; allowed 1 ..= 1048576",
+        ),
+        ("gpus = 1\ngpu_mem_mb = 2000000", "2000000 is out of range"),
+        ("gpus = 0\ngpu_mem_mb = 4000", "applies to GPU runs only"),
+        ("gpu_share = 0.5\ngpu_mem_mb = -5", "gpu_mem_mb"),
+    ] {
+        let err = resolve(&with(resources)).unwrap_err().to_string();
+        assert!(
+            err.contains("resources.gpu_mem_mb") || err.contains("gpu_mem_mb"),
+            "{err}"
+        );
+        assert!(err.contains(want), "{resources}: {err}");
+    }
+}

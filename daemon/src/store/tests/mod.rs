@@ -47,6 +47,7 @@ fn run(id: u64, experiment: u64, user: &str, state: RunState) -> RunRecord {
         error: None,
         depends_on: None,
         summary_json: None,
+        gpu_memory: Default::default(),
     }
 }
 
