@@ -48,6 +48,9 @@ pub fn run(run: &Run) -> Value {
         "finished_at_ms": run.finished_at_ms,
         "epochs_done": run.epochs_done,
         "epochs_total": run.epochs_total,
+        "slurm_job_id": run.slurm_job_id,
+        "slurm_job_state": run.slurm_job_state,
+        "slurm_job_attempt": run.slurm_job_attempt,
     })
 }
 

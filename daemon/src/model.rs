@@ -138,6 +138,24 @@ pub struct RunRecord {
     pub depends_on: Option<RunId>,
     /// The final `RunSummary` as JSON.
     pub summary_json: Option<String>,
+    /// The cluster batch job (Slurm) of the current or last attempt, under the Slurm executor.
+    #[serde(default)]
+    pub batch_job: Option<BatchJob>,
+}
+
+/// A cluster batch job (Slurm) holding one attempt of a run, as last polled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchJob {
+    /// The scheduler's job id.
+    pub id: u64,
+    /// The attempt the job runs.
+    pub attempt: u32,
+    /// The scheduler's state, e.g. `PENDING`, `RUNNING` (empty before the first poll).
+    pub state: String,
+    /// Why it waits, in the scheduler's words (`Resources`, `Priority`, ...).
+    pub reason: Option<String>,
+    /// SHA-256 of the attempt's worker token, so a restarted daemon still admits its worker.
+    pub token_sha256: Option<String>,
 }
 
 /// One submitted spec.

@@ -49,6 +49,7 @@ fn run(id: u64, gpus: &[u32]) -> RunRecord {
         error: None,
         depends_on: None,
         summary_json: None,
+        batch_job: None,
     }
 }
 

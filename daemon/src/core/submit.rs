@@ -112,6 +112,7 @@ impl Daemon {
                 error: None,
                 depends_on: new.depends_on.map(id_of),
                 summary_json: None,
+                batch_job: None,
             };
             runs.push((id, record.name.clone()));
             ops.push(WriteOp::PutRun(record));

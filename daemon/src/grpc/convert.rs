@@ -112,6 +112,12 @@ pub fn run_to_wire(r: &RunRecord, full: bool, epochs_done: u32) -> v1::Run {
         finished_at_ms: r.finished_at.map(millis),
         epochs_done,
         epochs_total: epochs_total(&r.config_json),
+        slurm_job_id: r.batch_job.as_ref().map(|j| j.id),
+        slurm_job_state: r.batch_job.as_ref().map(|j| match &j.reason {
+            Some(reason) => format!("{} ({reason})", j.state),
+            None => j.state.clone(),
+        }),
+        slurm_job_attempt: r.batch_job.as_ref().map(|j| j.attempt),
     }
 }
 

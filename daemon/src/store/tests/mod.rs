@@ -46,6 +46,7 @@ fn run(id: u64, experiment: u64, user: &str, state: RunState) -> RunRecord {
         error: None,
         depends_on: None,
         summary_json: None,
+        batch_job: None,
     }
 }
 
