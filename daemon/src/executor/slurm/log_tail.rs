@@ -93,6 +93,7 @@ fn read_new(tail: &mut Tail, out: &mut Vec<(RunId, String)>, flush: bool) {
     {
         tail.offset += n as u64;
     }
+
     tail.partial.extend_from_slice(&buf);
     let mut start = 0;
     while let Some(i) = tail.partial[start..].iter().position(|&b| b == b'\n') {
