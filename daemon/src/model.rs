@@ -140,7 +140,7 @@ pub struct RunRecord {
     pub summary_json: Option<String>,
     /// The cluster batch job (Slurm) of the current or last attempt, under the Slurm executor.
     #[serde(default)]
-    pub batch_job: Option<BatchJob>,
+    pub batch_job: Option<Box<BatchJob>>,
 }
 
 /// A cluster batch job (Slurm) holding one attempt of a run, as last polled.

@@ -447,7 +447,12 @@ async fn measure(daemon: &Caudad, probes: usize, grid: usize) -> (Vec<i64>, f64)
     let mut client = daemon.client().await;
     let mut latencies = Vec::new();
     for i in 0..probes {
-        let ids = submit_ids(&mut client, &tiny_spec(&format!("probe{i}"), 1, "")).await;
+        let ids = submit_ids(
+            &mut client,
+            &tiny_spec(&format!("probe{i}"), 1, &format!("seed = {}\n", 1000 + i)),
+        )
+        .await;
+        assert_eq!(ids.len(), 1, "a new run, not a reused one");
         wait_all_done(&mut client, &ids, LIMIT).await;
         latencies.push(submit_to_registered(&mut client, ids[0]).await);
     }

@@ -47,7 +47,7 @@ impl Daemon {
             if job.token_sha256.is_none() {
                 job.token_sha256 = old.token_sha256.clone();
             }
-            if *old == job {
+            if **old == job {
                 return Ok(false);
             }
         }
@@ -56,7 +56,7 @@ impl Daemon {
             .as_ref()
             .is_none_or(|old| old.id != job.id || old.attempt != attempt);
         let line = format!("attempt {attempt}: slurm job {}", job.id);
-        run.batch_job = Some(job);
+        run.batch_job = Some(Box::new(job));
         self.commit(&[WriteOp::PutRun(run)])?;
         if new_job {
             self.append_logs(&[(id, LogStream::Daemon, line)])?;

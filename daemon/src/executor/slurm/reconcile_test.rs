@@ -23,12 +23,14 @@ fn run(id: u64, attempt: u32, recorded: Option<(u64, &str)>) -> RunRecord {
         error: None,
         depends_on: None,
         summary_json: None,
-        batch_job: recorded.map(|(id, state)| BatchJob {
-            id,
-            attempt,
-            state: state.into(),
-            reason: None,
-            token_sha256: None,
+        batch_job: recorded.map(|(id, state)| {
+            Box::new(BatchJob {
+                id,
+                attempt,
+                state: state.into(),
+                reason: None,
+                token_sha256: None,
+            })
         }),
     }
 }
