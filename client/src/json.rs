@@ -51,6 +51,9 @@ pub fn run(run: &Run) -> Value {
         "gpu_mem_source": run.gpu_mem_source,
         "peak_gpu_mem_mb": run.peak_gpu_mem_mb,
         "oom_requeued": run.oom_requeued,
+        "slurm_job_id": run.slurm_job_id,
+        "slurm_job_state": run.slurm_job_state,
+        "slurm_job_attempt": run.slurm_job_attempt,
     })
 }
 

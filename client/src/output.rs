@@ -155,6 +155,13 @@ pub fn run_details(run: &Run) -> String {
     if let Some(reason) = &run.pending_reason {
         lines.push(format!("pending:      {}", crate::exit::one_line(reason)));
     }
+    if let Some(job) = run.slurm_job_id {
+        let state = run.slurm_job_state.as_deref().unwrap_or("");
+        lines.push(format!(
+            "slurm job:    {job} (attempt {}) {state}",
+            run.slurm_job_attempt.unwrap_or(run.attempt)
+        ));
+    }
     if let Some(error) = &run.error {
         lines.push(format!("error:        {error}"));
     }

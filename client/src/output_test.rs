@@ -249,3 +249,20 @@ fn show_says_where_the_gpu_memory_came_from() {
     assert!(text.contains("out of memory: requeued once"), "{text}");
     assert!(!run_details(&run()).contains("gpu memory"));
 }
+
+#[test]
+fn show_names_the_slurm_job_and_its_pending_reason() {
+    let mut r = run();
+    r.state = RunState::Running as i32;
+    r.attempt = 2;
+    r.pending_reason = None;
+    assert!(!run_details(&r).contains("slurm"));
+    r.slurm_job_id = Some(4711);
+    r.slurm_job_attempt = Some(2);
+    r.slurm_job_state = Some("PENDING (Resources)".into());
+    let text = run_details(&r);
+    assert!(
+        text.contains("slurm job:    4711 (attempt 2) PENDING (Resources)\n"),
+        "{text}"
+    );
+}

@@ -76,6 +76,11 @@ pub struct DaemonConfig {
     pub quotas: QuotaConfig,
     /// The training backend of runs whose spec names none.
     pub backends: BackendsConfig,
+    /// Who runs the attempts: `"process"` (local child processes on this machine's devices)
+    /// or `"slurm"` (one `sbatch` job per attempt; see `[slurm]` and docs/SLURM.md).
+    pub executor: ExecutorKind,
+    /// The Slurm executor's settings (only with `executor = "slurm"`).
+    pub slurm: Option<crate::executor::slurm::SlurmConfig>,
 }
 
 /// `[quotas]`: limits per user (absent keys: no limit).
@@ -131,6 +136,17 @@ impl BackendsConfig {
     }
 }
 
+/// Which executor runs the attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutorKind {
+    /// Local `caudad work` child processes.
+    #[default]
+    Process,
+    /// Slurm batch jobs.
+    Slurm,
+}
+
 /// `[auth]`: who may call the public API.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -170,6 +186,8 @@ impl Default for DaemonConfig {
             tls: None,
             quotas: QuotaConfig::default(),
             backends: BackendsConfig::default(),
+            executor: ExecutorKind::Process,
+            slurm: None,
         }
     }
 }
@@ -217,6 +235,12 @@ impl DaemonConfig {
                 message,
             })?;
         }
+        config
+            .validate_executor()
+            .map_err(|message| ConfigError::Parse {
+                path: path.into(),
+                message,
+            })?;
         Ok(config)
     }
 
@@ -233,6 +257,18 @@ impl DaemonConfig {
                     PathBuf::from("/usr/share/datasets"),
                 ]
             }
+        }
+    }
+
+    /// `[slurm]` only with `executor = "slurm"`, and valid.
+    fn validate_executor(&self) -> Result<(), String> {
+        match (&self.executor, &self.slurm) {
+            (ExecutorKind::Process, Some(_)) => Err(
+                "[slurm] is set but executor is \"process\"; set executor = \"slurm\" or remove [slurm]"
+                    .into(),
+            ),
+            (_, Some(slurm)) => slurm.validate(),
+            _ => Ok(()),
         }
     }
 
@@ -470,6 +506,47 @@ mod tests {
         let err = DaemonConfig::parse(p, "devices = [\"tpu:0\"]").unwrap_err();
         assert!(err.to_string().contains("tpu:0"), "{err}");
         assert_eq!(DaemonConfig::parse(p, "").unwrap(), DaemonConfig::default());
+    }
+
+    #[test]
+    fn the_documented_slurm_block_parses_once_uncommented() {
+        let text = include_str!("../../examples/caudad.toml");
+        let start = text
+            .find("# executor = \"slurm\"")
+            .expect("the example documents slurm");
+        let end = text[start..].find("\n\n").map_or(text.len(), |i| start + i);
+        let block: String = text[start..end]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config = DaemonConfig::parse(Path::new("example"), &block).expect("[slurm] parses");
+        assert_eq!(config.executor, ExecutorKind::Slurm);
+        let slurm = config.slurm.expect("slurm");
+        assert_eq!(slurm.partition.as_deref(), Some("gpu"));
+        assert_eq!(slurm.shards_per_gpu, Some(4));
+        assert_eq!(
+            slurm.worker_daemon_url.as_deref(),
+            Some("http://login1.example.org:50051")
+        );
+    }
+
+    #[test]
+    fn slurm_settings_need_the_slurm_executor_and_name_bad_keys() {
+        let p = Path::new("t.toml");
+        let c = DaemonConfig::parse(p, "executor = \"slurm\"").expect("defaults");
+        assert_eq!((c.executor, c.slurm), (ExecutorKind::Slurm, None));
+        for (text, key) in [
+            ("[slurm]\npartition = \"gpu\"", "executor = \"slurm\""),
+            (
+                "executor = \"slurm\"\n[slurm]\ncpus_per_task = 0",
+                "slurm.cpus_per_task",
+            ),
+            ("executor = \"k8s\"", "k8s"),
+        ] {
+            let err = DaemonConfig::parse(p, text).unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -142,6 +142,9 @@ pub struct RunRecord {
     /// (boxed: rarely set, and it keeps `WriteOp::PutRun` small).
     #[serde(default)]
     pub gpu_memory: Box<GpuMemoryNote>,
+    /// The cluster batch job (Slurm) of the current or last attempt, under the Slurm executor.
+    #[serde(default)]
+    pub batch_job: Option<Box<BatchJob>>,
 }
 
 /// A run's GPU memory story (`core::peak`, `core::oom`): where `request.gpu_mem_mb` came from,
@@ -158,6 +161,21 @@ pub struct GpuMemoryNote {
     /// Requeued once after dying of GPU out-of-memory (a second time fails the run).
     #[serde(default)]
     pub oom_requeued: bool,
+}
+
+/// A cluster batch job (Slurm) holding one attempt of a run, as last polled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchJob {
+    /// The scheduler's job id.
+    pub id: u64,
+    /// The attempt the job runs.
+    pub attempt: u32,
+    /// The scheduler's state, e.g. `PENDING`, `RUNNING` (empty before the first poll).
+    pub state: String,
+    /// Why it waits, in the scheduler's words (`Resources`, `Priority`, ...).
+    pub reason: Option<String>,
+    /// SHA-256 of the attempt's worker token, so a restarted daemon still admits its worker.
+    pub token_sha256: Option<String>,
 }
 
 /// One submitted spec.

@@ -8,8 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::ExecutorKind;
 use crate::config::{ConfigError, DaemonConfig};
+use crate::core::Executor;
 use crate::core::{CoreError, Daemon, DaemonSettings, SystemClock};
+use crate::executor::slurm::{SlurmExecutor, SlurmSettings};
 use crate::executor::{self, ProcessConfig, ProcessExecutor};
 use crate::grpc::auth::{UserGate, WorkerGate};
 use crate::model::RunId;
@@ -43,6 +46,8 @@ pub enum NodeError {
     Serve(#[from] tonic::transport::Error),
     #[error(transparent)]
     Folders(#[from] crate::folders::FolderError),
+    #[error("slurm executor: {0}")]
+    Slurm(#[from] crate::executor::slurm::SlurmError),
     #[error(
         "refusing to listen on {addr} without authentication: add an [auth] section with users \
          to the config, listen on a loopback address, or set allow_insecure_listen = true"
@@ -64,6 +69,8 @@ pub struct Node {
     pub addr: SocketAddr,
     pub daemon: Arc<Daemon>,
     pub executor: ProcessExecutor,
+    /// The Slurm executor, with `executor = "slurm"` (then it runs every attempt instead).
+    pub slurm: Option<SlurmExecutor>,
     /// Runs the previous daemon left running, requeued at start.
     pub requeued: Vec<RunId>,
     listener: tokio::net::TcpListener,
@@ -130,6 +137,24 @@ impl Node {
             source,
         })?;
         let data_roots = crate::core::DataRoots::new(config.effective_data_roots());
+        let slurm = match config.executor {
+            ExecutorKind::Slurm => {
+                let c = config.slurm.clone().unwrap_or_default();
+                Some(SlurmExecutor::new(SlurmSettings {
+                    caudad: c.caudad_path.clone().unwrap_or_else(|| program.clone()),
+                    daemon_url: c
+                        .worker_daemon_url
+                        .clone()
+                        .unwrap_or_else(|| worker_url(addr)),
+                    log_dir: c
+                        .log_dir
+                        .clone()
+                        .unwrap_or_else(|| config.data_dir.join("slurm-logs")),
+                    config: c,
+                })?)
+            }
+            ExecutorKind::Process => None,
+        };
         let (executor, events) = ProcessExecutor::new(
             ProcessConfig {
                 program,
@@ -159,15 +184,27 @@ impl Node {
             Arc::new(store),
             settings,
             Arc::new(SystemClock),
-            Arc::new(executor.clone()),
+            match &slurm {
+                Some((s, _)) => Arc::new(s.clone()) as Arc<dyn Executor>,
+                None => Arc::new(executor.clone()),
+            },
         ));
         daemon.set_max_queued_runs(config.quotas.max_queued_runs_per_user);
         daemon.set_max_gpus(config.quotas.max_gpus_per_user);
         daemon.set_data_roots(data_roots)?;
         tokio::spawn(executor::pump(events, daemon.clone()));
         // Runs the previous daemon left running resume as new attempts; queued runs keep
-        // their order and get their chance at once.
-        let requeued = daemon.recover()?;
+        // their order and get their chance at once. Under Slurm, attempts whose jobs Slurm
+        // still holds stay running (their workers reconnect).
+        let (requeued, slurm) = match slurm {
+            Some((s, driver)) => {
+                let keep = s.live_attempts().await?;
+                let requeued = daemon.recover_keeping(&keep)?;
+                driver.start(daemon.clone());
+                (requeued, Some(s))
+            }
+            None => (daemon.recover()?, None),
+        };
         let folders = crate::folders::start(config, daemon.clone())?;
         let ticker = daemon.clone();
         let timeout = config.heartbeat_timeout_ms;
@@ -183,7 +220,10 @@ impl Node {
         // Worker tokens are always handed out; they are checked when users are.
         let gates = (
             UserGate::new(config.auth.as_ref()),
-            WorkerGate::new(config.auth.is_some().then(|| executor.tokens())),
+            WorkerGate::new(config.auth.is_some().then(|| match &slurm {
+                Some(s) => s.tokens(),
+                None => executor.tokens(),
+            })),
         );
         if config.auth.is_none() && !addr.ip().is_loopback() {
             tracing::warn!(%addr, "allow_insecure_listen: serving without authentication");
@@ -192,6 +232,7 @@ impl Node {
             addr,
             daemon,
             executor,
+            slurm,
             requeued,
             listener,
             folders,

@@ -50,6 +50,7 @@ fn run(id: u64, gpus: &[u32]) -> RunRecord {
         depends_on: None,
         summary_json: None,
         gpu_memory: Default::default(),
+        batch_job: None,
     }
 }
 

@@ -229,7 +229,11 @@ impl Daemon {
                 depends_on: run.depends_on,
             });
         }
-        let decision = decide(&input);
+        let decision = if self.executor.places_runs() {
+            super::batch::dispatch_all(&input)
+        } else {
+            decide(&input)
+        };
         let mut by_id: BTreeMap<RunId, RunRecord> = queued.into_iter().map(|r| (r.id, r)).collect();
         for (id, grants) in decision.starts {
             let Some(mut run) = by_id.remove(&id) else {

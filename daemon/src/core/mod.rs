@@ -5,6 +5,7 @@
 mod attempts;
 #[cfg(test)]
 mod attempts_test;
+mod batch;
 mod daemon;
 mod delete;
 mod error;
@@ -61,6 +62,11 @@ pub trait Executor: Send + Sync {
     fn launch(&self, run: &RunRecord);
     /// Stop a run that was running and is now cancelled (its devices are already free).
     fn cancel(&self, run: &RunRecord);
+    /// Whether a cluster scheduler (Slurm) places the runs: the core then dispatches every
+    /// ready queued run at once, with no local device grants, and the cluster queues them.
+    fn places_runs(&self) -> bool {
+        false
+    }
 }
 
 /// An executor that does nothing: runs stay Running until cancelled (tests, and until the

@@ -13,6 +13,15 @@ impl Daemon {
     /// (keeping its place: priority, then submission time) and resumes from its latest
     /// checkpoint as a new attempt. Finished runs are not touched. Returns the requeued runs.
     pub fn recover(&self) -> Result<Vec<RunId>> {
+        self.recover_keeping(&std::collections::HashSet::new())
+    }
+
+    /// `recover`, except the attempts in `keep` stay running: a cluster (Slurm) still holds
+    /// their jobs and their workers reconnect (their sign-of-life clock starts now).
+    pub fn recover_keeping(
+        &self,
+        keep: &std::collections::HashSet<(RunId, u32)>,
+    ) -> Result<Vec<RunId>> {
         let _guard = self.lock()?;
         let running = self.store.list_runs(&RunFilter {
             state: Some(RunState::Running),
@@ -22,6 +31,10 @@ impl Daemon {
         let mut ops = Vec::new();
         let mut ids = Vec::new();
         for mut run in running {
+            if keep.contains(&(run.id, run.attempt)) {
+                self.saw(run.id, run.attempt);
+                continue;
+            }
             let why = format!(
                 "the daemon restarted during attempt {}; resumes from its latest checkpoint",
                 run.attempt

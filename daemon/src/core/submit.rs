@@ -164,6 +164,7 @@ impl Daemon {
                     source,
                     ..GpuMemoryNote::default()
                 }),
+                batch_job: None,
             };
             runs.push((id, record.name.clone()));
             ops.push(WriteOp::PutRun(record));

@@ -1,9 +1,11 @@
 //! Executors do the I/O the scheduler decided on (STYLE.md: policies decide, executors act).
 //! `process` runs each attempt as a local child process; what the children print and how they
 //! end flows back as `ExecEvent`s, which `pump` hands to the core (a channel rather than a
-//! reference back to the daemon, so the executor knows nothing of the core's locks).
+//! reference back to the daemon, so the executor knows nothing of the core's locks). `slurm`
+//! submits each attempt as a Slurm batch job instead.
 
 mod process;
+pub mod slurm;
 mod tokens;
 
 use std::collections::VecDeque;

@@ -35,6 +35,14 @@ impl WorkerTokens {
         token
     }
 
+    /// Admits the token whose SHA-256 is `sha256` for `(run, attempt)` again (a restarted
+    /// daemon whose cluster job, with its token, outlived the previous daemon).
+    pub fn admit_hash(&self, sha256: &str, run: RunId, attempt: u32) {
+        if let Ok(mut map) = self.by_hash.lock() {
+            map.insert(sha256.to_ascii_lowercase(), (run, attempt));
+        }
+    }
+
     /// Forgets the token of `(run, attempt)` (its worker exited).
     pub fn revoke(&self, run: RunId, attempt: u32) {
         if let Ok(mut map) = self.by_hash.lock() {

@@ -45,10 +45,16 @@ pub struct Caudad {
 impl Caudad {
     /// Starts the daemon with `config` (caudad.toml text) on `data` and waits for its address.
     pub fn start(data: &Path, config: &str) -> Self {
+        Self::start_on(data, config, "127.0.0.1:0")
+    }
+
+    /// `start` on `listen` (a restarted daemon takes its predecessor's port, which its
+    /// workers on a cluster dial).
+    pub fn start_on(data: &Path, config: &str, listen: &str) -> Self {
         let path = data.join("caudad.toml");
         std::fs::write(&path, config).expect("write caudad.toml");
         let mut child = Command::new(env!("CARGO_BIN_EXE_caudad"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .args(["serve", "--listen", listen, "--config"])
             .arg(&path)
             .arg("--data-dir")
             .arg(data.join("data"))

@@ -48,6 +48,7 @@ fn run(id: u64, experiment: u64, user: &str, state: RunState) -> RunRecord {
         depends_on: None,
         summary_json: None,
         gpu_memory: Default::default(),
+        batch_job: None,
     }
 }
 
