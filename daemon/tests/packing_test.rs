@@ -51,7 +51,7 @@ async fn shares_memory_and_gangs_fit_and_an_oom_run_is_requeued_once_with_more_m
     )
     .replace(
         "format = \"digits\"",
-        "format = \"idx\"\npath = \"/nonexistent/CUDA out of memory. Tried to allocate 2.00 GiB\"",
+        "format = \"idx\"\npath = \"/usr/share/datasets/nonexistent/CUDA out of memory. Tried to allocate 2.00 GiB\"",
     );
     let oom = submit(&mut client, &oom_spec).await.runs[0].run_id;
     let mut ids = vec![oom];

@@ -169,6 +169,8 @@ fn the_descriptor_set_holds_both_services_with_their_streaming_shapes() {
         ("Cauda.GetCheckpoint", false, true),
         ("Cauda.GetReport", false, false),
         ("Cauda.ExportRun", false, true),
+        ("Cauda.WhoAmI", false, false),
+        ("Cauda.DeleteRun", false, false),
         ("Worker.Register", false, false),
         ("Worker.Heartbeat", false, false),
         ("Worker.ReportEpoch", false, false),

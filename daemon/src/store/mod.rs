@@ -119,6 +119,9 @@ impl RunFilter {
 }
 
 /// One write of an atomic `Store::commit`.
+// A run record is the common write and lives a few microseconds in a short Vec per commit, so
+// its variant stays unboxed (boxing would add an allocation to every state change).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
     PutExperiment(ExperimentRecord),
