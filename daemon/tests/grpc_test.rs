@@ -2,16 +2,16 @@
 //! oneshot shutdown, and a real tonic client. The executor does nothing, so started runs stay
 //! Running and the test controls every state change through the API.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use cauda_proto::v1::cauda_client::CaudaClient;
 use cauda_proto::v1::{self, cancel_run_request::Target};
-use caudad::core::{Clock, Daemon, DaemonSettings, NoopExecutor};
+use caudad::core::Clock;
 use caudad::model::Millis;
-use caudad::scheduler::Inventory;
-use caudad::store::{SledStore, StoreConfig};
-use tokio::sync::oneshot;
+use common::InProcess;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -24,63 +24,6 @@ struct FixedClock;
 impl Clock for FixedClock {
     fn now(&self) -> Millis {
         1_000
-    }
-}
-
-/// A running server; dropping `stop` (or sending on it) shuts it down.
-struct Server {
-    addr: std::net::SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Server {
-    async fn start(dir: &std::path::Path) -> Server {
-        let store = SledStore::open(dir.join("db"), StoreConfig::default()).expect("open sled");
-        let settings = DaemonSettings {
-            inventory: Inventory::from_spec(&["cpu:2".to_string()]).expect("inventory"),
-            ..DaemonSettings::default()
-        };
-        let daemon = Arc::new(Daemon::new(
-            Arc::new(store),
-            settings,
-            Arc::new(FixedClock),
-            Arc::new(NoopExecutor),
-        ));
-        daemon.schedule().expect("schedule on start");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            caudad::grpc::serve(listener, daemon, async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("serve");
-        });
-        Server {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn client(&self) -> CaudaClient<Channel> {
-        CaudaClient::connect(format!("http://{}", self.addr))
-            .await
-            .expect("connect")
-    }
-
-    async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(5), self.task)
-            .await
-            .expect("server stops")
-            .expect("server task");
     }
 }
 
@@ -120,7 +63,7 @@ async fn submit_demo(client: &mut CaudaClient<Channel>) -> v1::SubmitExperimentR
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn submit_schedule_cancel_watch_and_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path()).await;
+    let server = InProcess::start(dir.path(), &["cpu:2".to_string()], Arc::new(FixedClock)).await;
     let mut client = server.client().await;
 
     let submitted = submit_demo(&mut client).await;
@@ -280,7 +223,7 @@ async fn submit_schedule_cancel_watch_and_restart() {
     let before: Vec<(u64, i32)> = after.iter().map(|r| (r.run_id, r.state)).collect();
     drop(client);
     server.shutdown().await;
-    let server = Server::start(dir.path()).await;
+    let server = InProcess::start(dir.path(), &["cpu:2".to_string()], Arc::new(FixedClock)).await;
     let mut client = server.client().await;
     let restored: Vec<(u64, i32)> = all_runs(&mut client)
         .await
@@ -294,7 +237,7 @@ async fn submit_schedule_cancel_watch_and_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn errors_plugins_health_and_concurrency() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path()).await;
+    let server = InProcess::start(dir.path(), &["cpu:2".to_string()], Arc::new(FixedClock)).await;
     let mut client = server.client().await;
 
     // An invalid spec names its key and stores nothing.
@@ -400,7 +343,7 @@ async fn errors_plugins_health_and_concurrency() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_and_malformed_requests_are_refused_and_store_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path()).await;
+    let server = InProcess::start(dir.path(), &["cpu:2".to_string()], Arc::new(FixedClock)).await;
     let mut client = server.client().await;
     // Over the 1 MiB request limit: refused before it is decoded.
     let huge = format!("{DEMO}\n# {}\n", "x".repeat(2 << 20));

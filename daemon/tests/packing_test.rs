@@ -10,15 +10,15 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cauda_proto::v1::cauda_client::CaudaClient;
-use cauda_proto::v1::{self, cancel_run_request::Target, worker_client::WorkerClient};
-use caudad::core::{Daemon, DaemonSettings, NoopExecutor, SystemClock};
-use caudad::scheduler::Inventory;
-use caudad::store::{SledStore, StoreConfig};
+use cauda_proto::v1::{self, cancel_run_request::Target};
+use caudad::core::SystemClock;
 use common::*;
-use tokio::sync::oneshot;
 use tonic::Code;
-use tonic::transport::Channel;
+
+/// The fake inventory of the peak test: 4 GPUs of 24,000 MiB.
+fn gpus4() -> Vec<String> {
+    (0..4).map(|i| format!("gpu:{i}@24000")).collect()
+}
 
 const LIMIT: Duration = Duration::from_secs(240);
 
@@ -211,71 +211,6 @@ async fn shares_memory_and_gangs_fit_and_an_oom_run_is_requeued_once_with_more_m
     );
 }
 
-/// An in-process daemon with a fake inventory and no executor (started runs stay RUNNING), on
-/// a sled store in `dir`, served on 127.0.0.1:0.
-struct Server {
-    addr: std::net::SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Server {
-    async fn start(dir: &std::path::Path) -> Server {
-        let store = SledStore::open(dir.join("db"), StoreConfig::default()).expect("open sled");
-        let devices: Vec<String> = (0..4).map(|i| format!("gpu:{i}@24000")).collect();
-        let settings = DaemonSettings {
-            inventory: Inventory::from_spec(&devices).expect("inventory"),
-            ..DaemonSettings::default()
-        };
-        let daemon = Arc::new(Daemon::new(
-            Arc::new(store),
-            settings,
-            Arc::new(SystemClock),
-            Arc::new(NoopExecutor),
-        ));
-        daemon.schedule().expect("schedule on start");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            caudad::grpc::serve(listener, daemon, async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("serve");
-        });
-        Server {
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn client(&self) -> CaudaClient<Channel> {
-        CaudaClient::connect(format!("http://{}", self.addr))
-            .await
-            .expect("connect")
-    }
-
-    async fn worker(&self) -> WorkerClient<Channel> {
-        WorkerClient::connect(format!("http://{}", self.addr))
-            .await
-            .expect("connect worker")
-    }
-
-    async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(5), self.task)
-            .await
-            .expect("server stops")
-            .expect("server task");
-    }
-}
-
 fn epoch_report(run_id: u64, attempt: u32, peak: Option<u64>) -> v1::ReportEpochRequest {
     v1::ReportEpochRequest {
         run_id,
@@ -296,7 +231,7 @@ fn epoch_report(run_id: u64, attempt: u32, peak: Option<u64>) -> v1::ReportEpoch
 async fn a_measured_peak_is_remembered_across_restarts_and_reserved_for_the_same_config() {
     let dir = tempfile::tempdir().unwrap();
     let spec = tiny_spec("peaked", 3, "[resources]\ngpu_share = 0.5\n");
-    let server = Server::start(dir.path()).await;
+    let server = InProcess::start(dir.path(), &gpus4(), Arc::new(SystemClock)).await;
     let mut client = server.client().await;
     let first = submit(&mut client, &spec).await.runs[0].run_id;
     let run = get_run(&mut client, first).await;
@@ -332,7 +267,7 @@ async fn a_measured_peak_is_remembered_across_restarts_and_reserved_for_the_same
 
     // After a restart the same config (a new run: the cancelled one is not reused) reserves
     // the measured peak plus 20%, and its grant carries it.
-    let server = Server::start(dir.path()).await;
+    let server = InProcess::start(dir.path(), &gpus4(), Arc::new(SystemClock)).await;
     let mut client = server.client().await;
     let second = submit(&mut client, &spec).await.runs[0].run_id;
     assert_ne!(second, first);

@@ -4,6 +4,10 @@
 
 #![allow(dead_code)]
 
+mod in_process;
+#[allow(unused_imports)]
+pub use in_process::InProcess;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
