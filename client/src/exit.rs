@@ -122,9 +122,12 @@ impl CliError {
             };
         }
         // A status with a source was made on this side from a broken connection (a daemon's
-        // statuses carry none): e.g. plaintext HTTP/2 sent to a TLS port, which drops it.
-        if matches!(status.code(), Code::Cancelled | Code::Unknown)
-            && std::error::Error::source(&status).is_some()
+        // statuses carry none): e.g. plaintext HTTP/2 sent to a TLS port, which drops it (seen
+        // as Cancelled or Unknown, or as Internal "h2 protocol error", depending on timing).
+        if matches!(
+            status.code(),
+            Code::Cancelled | Code::Unknown | Code::Internal
+        ) && std::error::Error::source(&status).is_some()
         {
             let hint = if addr.starts_with("http://") {
                 " (if the daemon serves TLS, use an https:// address)"
