@@ -15,28 +15,6 @@ use tonic::{Code, Request};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-/// Two users and an admin; their tokens are "t-ada", "t-bob" and "t-root".
-fn config() -> String {
-    let user = |name: &str, admin: bool| {
-        let hash = caudad::store::sha256_hex(format!("t-{name}").as_bytes());
-        format!("{{ name = \"{name}\", token_sha256 = \"{hash}\", admin = {admin} }}")
-    };
-    format!(
-        "devices = [\"cpu:2\"]\n[auth]\nusers = [{}, {}, {}]\n",
-        user("ada", false),
-        user("bob", false),
-        user("root", true)
-    )
-}
-
-/// `message` with `authorization: Bearer <token>`.
-fn as_user<T>(token: &str, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    let value = format!("Bearer {token}").parse().expect("ascii token");
-    request.metadata_mut().insert("authorization", value);
-    request
-}
-
 fn submit_request(spec: &str, user: Option<&str>) -> v1::SubmitExperimentRequest {
     v1::SubmitExperimentRequest {
         spec_toml: spec.to_string(),
@@ -69,7 +47,7 @@ async fn get(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_need_a_known_token_and_runs_belong_to_their_submitter() {
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Caudad::start(dir.path(), &config());
+    let daemon = Caudad::start(dir.path(), &three_users_config());
     let mut client = daemon.client().await;
     let spec = tiny_spec("owned", 2, "");
 
@@ -157,7 +135,7 @@ async fn calls_need_a_known_token_and_runs_belong_to_their_submitter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_owner_or_an_admin_cancels_and_worker_tokens_open_only_their_run() {
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Caudad::start(dir.path(), &config());
+    let daemon = Caudad::start(dir.path(), &three_users_config());
     let mut client = daemon.client().await;
     let long = tiny_spec("long", 10_000, "[sweep]\n\"train.seed\" = [1, 2]\n");
     let submitted = client
@@ -305,7 +283,7 @@ fn the_cauda_client_sends_cauda_token() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Caudad::start(dir.path(), &config());
+    let daemon = Caudad::start(dir.path(), &three_users_config());
     let ls = |token: Option<&str>| {
         let mut cmd = Command::new(&cli);
         cmd.args(["--addr", &daemon.url, "ls"])

@@ -15,31 +15,10 @@ use std::time::Duration;
 
 use cauda_proto::v1::{self, cauda_client::CaudaClient, delete_run_request::Target};
 use common::*;
-use tonic::transport::Channel;
 use tonic::{Code, Request};
+use tonic::transport::Channel;
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-/// ada, bob and root (admin); their tokens are "t-NAME".
-fn config() -> String {
-    let user = |name: &str, admin: bool| {
-        let hash = caudad::store::sha256_hex(format!("t-{name}").as_bytes());
-        format!("{{ name = \"{name}\", token_sha256 = \"{hash}\", admin = {admin} }}")
-    };
-    format!(
-        "devices = [\"cpu:2\"]\n[auth]\nusers = [{}, {}, {}]\n",
-        user("ada", false),
-        user("bob", false),
-        user("root", true)
-    )
-}
-
-fn as_user<T>(token: &str, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    let value = format!("Bearer {token}").parse().expect("ascii token");
-    request.metadata_mut().insert("authorization", value);
-    request
-}
 
 async fn submit_as(
     c: &mut CaudaClient<Channel>,
@@ -97,7 +76,7 @@ async fn wait_state(c: &mut CaudaClient<Channel>, id: u64, done: bool) -> v1::Ru
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_owners_and_admins_delete_finished_runs_that_nothing_else_needs() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut daemon = Caudad::start(dir.path(), &config());
+    let mut daemon = Caudad::start(dir.path(), &three_users_config());
     let mut c = daemon.client().await;
 
     // ada's finished run, reused by bob's identical experiment.
@@ -215,7 +194,7 @@ async fn only_owners_and_admins_delete_finished_runs_that_nothing_else_needs() {
 
     // Gone for good: a restarted daemon on the same sled files has none of it.
     daemon.kill9();
-    let daemon = Caudad::start(dir.path(), &config());
+    let daemon = Caudad::start(dir.path(), &three_users_config());
     let mut c = daemon.client().await;
     assert_gone(&mut c, r1, ada.experiment_id).await;
     assert_gone(&mut c, r3, eve.experiment_id).await;
@@ -264,7 +243,7 @@ fn cauda_rm_says_what_went_and_why_not() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let daemon = Caudad::start(dir.path(), &config());
+    let daemon = Caudad::start(dir.path(), &three_users_config());
     let spec = dir.path().join("rm.toml");
     std::fs::write(&spec, tiny_spec("rm", 1, "seed = 11\n")).expect("write spec");
     let cauda = |token: &str, args: &[&str]| {
@@ -300,7 +279,8 @@ fn cauda_rm_says_what_went_and_why_not() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_past_the_queued_quota_is_refused_and_others_are_not() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = config().replace("cpu:2", "cpu:1") + "[quotas]\nmax_queued_runs_per_user = 1\n";
+    let config =
+        three_users_config().replace("cpu:2", "cpu:1") + "[quotas]\nmax_queued_runs_per_user = 1\n";
     let daemon = Caudad::start(dir.path(), &config);
     let mut c = daemon.client().await;
     let long = |seed: u32| tiny_spec("quota", 500, &format!("seed = {seed}\n"));
@@ -349,8 +329,8 @@ async fn a_user_past_the_queued_quota_is_refused_and_others_are_not() {
 async fn a_user_at_the_gpu_quota_waits_while_another_user_starts() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Two GPUs by override (the runs train on the CPU backend; the scheduler only counts).
-    let config =
-        config().replace("\"cpu:2\"", "\"gpu:0\", \"gpu:1\"") + "[quotas]\nmax_gpus_per_user = 1\n";
+    let config = three_users_config().replace("\"cpu:2\"", "\"gpu:0\", \"gpu:1\"")
+        + "[quotas]\nmax_gpus_per_user = 1\n";
     let daemon = Caudad::start(dir.path(), &config);
     let mut c = daemon.client().await;
     let gpu_run = |seed: u32| {

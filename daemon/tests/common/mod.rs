@@ -354,3 +354,26 @@ pub async fn assert_finished_once(
     assert_eq!(succeeded, 1, "r-{} finished exactly once", run.run_id);
     states
 }
+
+/// A daemon config with two users and an admin on 2 CPU slots: ada, bob and root (admin), whose
+/// tokens are "t-ada", "t-bob" and "t-root".
+pub fn three_users_config() -> String {
+    let user = |name: &str, admin: bool| {
+        let hash = caudad::store::sha256_hex(format!("t-{name}").as_bytes());
+        format!("{{ name = \"{name}\", token_sha256 = \"{hash}\", admin = {admin} }}")
+    };
+    format!(
+        "devices = [\"cpu:2\"]\n[auth]\nusers = [{}, {}, {}]\n",
+        user("ada", false),
+        user("bob", false),
+        user("root", true)
+    )
+}
+
+/// `message` with `authorization: Bearer <token>`.
+pub fn as_user<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let value = format!("Bearer {token}").parse().expect("ascii token");
+    request.metadata_mut().insert("authorization", value);
+    request
+}
