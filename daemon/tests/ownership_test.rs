@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use cauda_proto::v1::{self, cauda_client::CaudaClient, delete_run_request::Target};
 use common::*;
-use tonic::{Code, Request};
 use tonic::transport::Channel;
+use tonic::{Code, Request};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
