@@ -150,26 +150,10 @@ impl WorkerRpc {
         }
     }
 
-    /// Keeps `err` as the reason to stop and returns a copy for the caller.
+    /// Keeps a copy of `err` as the reason to stop and returns `err` for the caller.
     fn remember(&self, err: WorkerError) -> WorkerError {
-        let copy = match &err {
-            WorkerError::Stopped {
-                run,
-                attempt,
-                reason,
-            } => WorkerError::Stopped {
-                run: *run,
-                attempt: *attempt,
-                reason: reason.clone(),
-            },
-            WorkerError::Unreachable { url, reason } => WorkerError::Unreachable {
-                url: url.clone(),
-                reason: reason.clone(),
-            },
-            other => WorkerError::Refused(other.to_string()),
-        };
         if let Ok(mut stop) = self.stop.lock() {
-            stop.get_or_insert(copy);
+            stop.get_or_insert(copy_of(&err));
         }
         err
     }
@@ -339,5 +323,48 @@ impl WorkerRpc {
             let req = req.clone();
             async move { c.finish(req).await.map(|_| ()) }
         })
+    }
+}
+
+/// A copy of `err` for the heartbeat's stop slot (the error types inside are not `Clone`):
+/// stopped and unreachable keep their fields; anything else becomes a refusal with its text.
+fn copy_of(err: &WorkerError) -> WorkerError {
+    match err {
+        WorkerError::Stopped {
+            run,
+            attempt,
+            reason,
+        } => WorkerError::Stopped {
+            run: *run,
+            attempt: *attempt,
+            reason: reason.clone(),
+        },
+        WorkerError::Unreachable { url, reason } => WorkerError::Unreachable {
+            url: url.clone(),
+            reason: reason.clone(),
+        },
+        // Not `to_string()` for a refusal: that would repeat its prefix.
+        WorkerError::Refused(message) => WorkerError::Refused(message.clone()),
+        other => WorkerError::Refused(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copied_refusal_says_so_once() {
+        let err = WorkerError::Refused("PermissionDenied: not your run".into());
+        assert_eq!(
+            copy_of(&err).to_string(),
+            "the daemon refused a call: PermissionDenied: not your run"
+        );
+        let stopped = WorkerError::Stopped {
+            run: 7,
+            attempt: 2,
+            reason: "cancelled".into(),
+        };
+        assert_eq!(copy_of(&stopped).exit_code(), 3);
     }
 }
