@@ -137,6 +137,20 @@ impl Node {
             source,
         })?;
         let data_roots = crate::core::DataRoots::new(config.effective_data_roots());
+        // What every worker, local or under Slurm, is told: how to dial back (https with
+        // [tls]) and verify the daemon, and the data roots it re-checks paths against.
+        let daemon_url = match tls {
+            Some(_) => worker_url(addr).replacen("http://", "https://", 1),
+            None => worker_url(addr),
+        };
+        let worker_env: Vec<(String, String)> = config
+            .tls
+            .as_ref()
+            .map(crate::grpc::tls::worker_env)
+            .unwrap_or_default()
+            .into_iter()
+            .chain([(crate::core::DATA_ROOTS_ENV.to_string(), data_roots.to_env())])
+            .collect();
         let slurm = match config.executor {
             ExecutorKind::Slurm => {
                 let c = config.slurm.clone().unwrap_or_default();
@@ -145,7 +159,8 @@ impl Node {
                     daemon_url: c
                         .worker_daemon_url
                         .clone()
-                        .unwrap_or_else(|| worker_url(addr)),
+                        .unwrap_or_else(|| daemon_url.clone()),
+                    env: worker_env.clone(),
                     log_dir: c
                         .log_dir
                         .clone()
@@ -158,19 +173,9 @@ impl Node {
         let (executor, events) = ProcessExecutor::new(
             ProcessConfig {
                 program,
-                daemon_url: match tls {
-                    Some(_) => worker_url(addr).replacen("http://", "https://", 1),
-                    None => worker_url(addr),
-                },
+                daemon_url,
                 grace: Duration::from_millis(config.kill_grace_ms),
-                env: config
-                    .tls
-                    .as_ref()
-                    .map(crate::grpc::tls::worker_env)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .chain([(crate::core::DATA_ROOTS_ENV.to_string(), data_roots.to_env())])
-                    .collect(),
+                env: worker_env,
             },
             tokio::runtime::Handle::current(),
         );

@@ -7,7 +7,6 @@
 mod common;
 
 use std::os::unix::fs::symlink;
-use std::path::Path;
 use std::time::Duration;
 
 use cauda_proto::v1::{self, cancel_run_request::Target};
@@ -15,45 +14,6 @@ use common::*;
 use tonic::Code;
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-/// A tiny MNIST-shaped IDX data set in `dir`: 4x4 gray images, 10 classes, 2 of each.
-fn write_idx(dir: &Path) {
-    std::fs::create_dir_all(dir).expect("mkdir");
-    for prefix in ["train", "t10k"] {
-        let n = 20u32;
-        let mut images = Vec::new();
-        images.extend(0x0803u32.to_be_bytes());
-        for v in [n, 4, 4] {
-            images.extend(v.to_be_bytes());
-        }
-        let mut labels = Vec::new();
-        labels.extend(0x0801u32.to_be_bytes());
-        labels.extend(n.to_be_bytes());
-        for i in 0..n {
-            let class = (i % 10) as u8;
-            images.extend(std::iter::repeat_n(class * 25, 16));
-            labels.push(class);
-        }
-        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).expect("write");
-        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).expect("write");
-    }
-}
-
-fn idx_spec(name: &str, path: &Path) -> String {
-    format!(
-        r#"name = "{name}"
-[data]
-format = "idx"
-path = "{}"
-[model]
-backbone = "mlp"
-[train]
-epochs = 1
-batch_size = 8
-"#,
-        path.display()
-    )
-}
 
 /// The spec error of a refused submission (INVALID_ARGUMENT with details).
 async fn refused(

@@ -3,7 +3,8 @@
 //! a grid runs to the end with one job per GPU at a time; `cauda cancel` removes the jobs;
 //! `scontrol requeue` resumes a run from its checkpoint as a new attempt; a daemon killed with
 //! SIGKILL and restarted on its port reconciles with Slurm: no duplicate job, every run finished
-//! exactly once. Skipped, with the reason printed, only where Slurm is not installed.
+//! exactly once; with `[auth]` and `data_roots` a job's worker authenticates and re-checks
+//! the data path. Skipped, with the reason printed, only where Slurm is not installed.
 
 mod common;
 
@@ -215,6 +216,88 @@ async fn a_gpu_grid_runs_through_slurm_one_job_per_gpu_at_a_time() {
             );
         }
     }
+    assert_no_duplicate_jobs(&prefix);
+}
+
+/// With `[auth]` and `data_roots`, a job's worker gets what a local worker gets: it talks to
+/// the daemon with its attempt's token (in the job's environment), and re-checks the run's data
+/// path against the roots (`CAUDA_DATA_ROOTS`) before opening it. The jobs start 3 s after
+/// submission (`--begin`), time enough to point a symlink outside the root: that run fails
+/// naming the roots, and a run under the root trains to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_authenticate_and_recheck_the_data_roots() {
+    let _cluster = CLUSTER.lock().await;
+    if !slurm_up() {
+        return;
+    }
+    let prefix = prefix("auth");
+    let _cleanup = Cleanup(prefix.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    write_idx(&root.join("mnist"));
+    write_idx(&dir.path().join("outside/mnist"));
+    let swapped = root.join("swapped");
+    std::os::unix::fs::symlink(root.join("mnist"), &swapped).unwrap();
+    let base = config(&prefix);
+    let (top, slurm) = base.split_once("[slurm]\n").expect("a [slurm] section");
+    let text = format!(
+        "{top}data_roots = [\"{}\"]\n{}[slurm]\nextra_sbatch_args = [\"--begin=now+3\"]\n{slurm}",
+        root.display(),
+        three_users_config()
+    );
+    let daemon = Caudad::start(dir.path(), &text);
+    let mut client = daemon.client().await;
+    let mut ids = Vec::new();
+    for (name, path) in [
+        ("direct", root.join("mnist")),
+        ("late-swap", swapped.clone()),
+    ] {
+        let request = v1::SubmitExperimentRequest {
+            spec_toml: idx_spec(name, &path),
+            source_name: Some("auth.toml".into()),
+            ..Default::default()
+        };
+        let reply = client
+            .submit_experiment(as_user("t-ada", request))
+            .await
+            .expect("submit as ada")
+            .into_inner();
+        ids.push(reply.runs[0].run_id);
+    }
+    std::fs::remove_file(&swapped).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("outside/mnist"), &swapped).unwrap();
+    let runs = wait_for(LIMIT, "both runs to end", || {
+        let mut c = client.clone();
+        let ids = ids.clone();
+        async move {
+            let mut runs = Vec::new();
+            for id in ids {
+                let run = c
+                    .get_run(as_user("t-bob", v1::GetRunRequest { run_id: id }))
+                    .await
+                    .expect("get run as bob")
+                    .into_inner()
+                    .run
+                    .expect("run");
+                if !is_terminal(run.state()) {
+                    return None;
+                }
+                runs.push(run);
+            }
+            Some(runs)
+        }
+    })
+    .await;
+    assert_eq!(runs[0].state(), v1::RunState::Succeeded, "{:?}", runs[0]);
+    assert_eq!(runs[0].user, "ada");
+    assert!(runs[0].slurm_job_id.is_some());
+    assert_eq!(runs[0].slurm_job_state, None, "not a stale poll once ended");
+    assert_eq!(runs[1].state(), v1::RunState::Failed, "{:?}", runs[1]);
+    let error = runs[1].error.clone().unwrap_or_default();
+    assert!(
+        error.contains("data.path") && error.contains("outside the data roots"),
+        "{error}"
+    );
     assert_no_duplicate_jobs(&prefix);
 }
 

@@ -36,6 +36,46 @@ checkpoint_every = 1
     )
 }
 
+/// A tiny MNIST-shaped IDX data set in `dir`: 4x4 gray images, 10 classes, 2 of each.
+pub fn write_idx(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    for prefix in ["train", "t10k"] {
+        let n = 20u32;
+        let mut images = Vec::new();
+        images.extend(0x0803u32.to_be_bytes());
+        for v in [n, 4, 4] {
+            images.extend(v.to_be_bytes());
+        }
+        let mut labels = Vec::new();
+        labels.extend(0x0801u32.to_be_bytes());
+        labels.extend(n.to_be_bytes());
+        for i in 0..n {
+            let class = (i % 10) as u8;
+            images.extend(std::iter::repeat_n(class * 25, 16));
+            labels.push(class);
+        }
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).expect("write");
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).expect("write");
+    }
+}
+
+/// An MLP for one epoch on the IDX data set at `path`.
+pub fn idx_spec(name: &str, path: &Path) -> String {
+    format!(
+        r#"name = "{name}"
+[data]
+format = "idx"
+path = "{}"
+[model]
+backbone = "mlp"
+[train]
+epochs = 1
+batch_size = 8
+"#,
+        path.display()
+    )
+}
+
 /// A `caudad serve` process.
 pub struct Caudad {
     child: Child,

@@ -39,6 +39,9 @@ pub struct SlurmSettings {
     pub daemon_url: String,
     /// Where the jobs' output files go.
     pub log_dir: PathBuf,
+    /// Variables every job gets beside its token (the daemon's CA and TLS name, the data
+    /// roots): `--export=ALL` carries them from sbatch's environment into the job.
+    pub env: Vec<(String, String)>,
 }
 
 impl SlurmSettings {

@@ -143,7 +143,13 @@ impl Poller {
             run.attempt,
             settings.config.worker_patience_secs,
         );
-        match cli::sbatch(&args, &script, &[(WORKER_TOKEN_ENV, token.as_str())]).await {
+        let env: Vec<(&str, &str)> = settings
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain([(WORKER_TOKEN_ENV, token.as_str())])
+            .collect();
+        match cli::sbatch(&args, &script, &env).await {
             Ok(id) => {
                 tracing::info!(run_id = %run.id, attempt = run.attempt, job = id, "submitted to slurm");
                 self.tails.follow(id, run.id, log, true);
