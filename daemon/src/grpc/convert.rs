@@ -121,10 +121,15 @@ pub fn run_to_wire(r: &RunRecord, full: bool, epochs_done: u32) -> v1::Run {
         peak_gpu_mem_mb: r.gpu_memory.peak_mb,
         oom_requeued: r.gpu_memory.oom_requeued,
         slurm_job_id: r.batch_job.as_ref().map(|j| j.id),
-        slurm_job_state: r.batch_job.as_ref().map(|j| match &j.reason {
-            Some(reason) => format!("{} ({reason})", j.state),
-            None => j.state.clone(),
-        }),
+        // The state is polled while the run runs; once it ended, the last poll is stale.
+        slurm_job_state: r
+            .batch_job
+            .as_ref()
+            .filter(|_| !r.state.is_terminal())
+            .map(|j| match &j.reason {
+                Some(reason) => format!("{} ({reason})", j.state),
+                None => j.state.clone(),
+            }),
         slurm_job_attempt: r.batch_job.as_ref().map(|j| j.attempt),
     }
 }
