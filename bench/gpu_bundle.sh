@@ -2,19 +2,22 @@
 # Builds what bench/gpu_check.sh needs on a GPU host without network or Rust, and packs it:
 #   bin/caudad-vulkan  caudad with `--features vulkan` (needs only libvulkan1 and the GPU
 #                      driver's Vulkan ICD on the host)
-#   bin/caudad-tch     caudad with `--features tch`, when a PyTorch 2.9.0 is at $VENV (links that
-#                      libtorch dynamically: it runs only where the host's PyTorch is 2.9.0 too;
-#                      bin/caudad-tch.torch records the version)
+#   bin/caudad-tch-V   caudad with `--features tch` for each PyTorch V found in $TCH_VENVS (it
+#                      links that libtorch dynamically and runs only where the host's PyTorch
+#                      is V too: bench/gpu_check.sh picks the one matching the host's python3)
 #   bin/cauda          the client
 #   bench/gpu_check.sh, bench/reference.py
 # Release builds, stripped; the archive must stay under 64 MiB (checked).
 #
 #   bench/gpu_bundle.sh [OUT.tar.gz]      # default: cauda-gpu-bundle.tar.gz here
-# Env: VENV (default /var/cache/cauda/venv), NO_TCH=1 to leave caudad-tch out.
+# Env: TCH_VENVS (default: /var/cache/cauda/venv (2.9.0) and /var/cache/cauda/venv-torch2.11,
+# those that exist; versions other than 2.9.0 build with LIBTORCH_BYPASS_VERSION_CHECK=1, verified
+# for 2.11.0 in docs/GPU.md), NO_TCH=1 to leave the tch binaries out. Each PyTorch version builds
+# in its own target dir ($CARGO_TARGET_DIR/tch-V), so switching does not rebuild the others.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=$(realpath -m "${1:-cauda-gpu-bundle.tar.gz}")
-VENV=${VENV:-/var/cache/cauda/venv}
+TCH_VENVS=${TCH_VENVS:-/var/cache/cauda/venv /var/cache/cauda/venv-torch2.11}
 LIMIT=$((64 * 1024 * 1024))
 target=${CARGO_TARGET_DIR:-$root/target}
 stage=$(mktemp -d)
@@ -28,18 +31,22 @@ cp "$target/release/caudad" "$stage/cauda-gpu/bin/caudad-vulkan"
 cargo build --release -p cauda
 cp "$target/release/cauda" "$stage/cauda-gpu/bin/cauda"
 
-version=$("$VENV/bin/python" -c "import torch; print(torch.__version__.split('+')[0])" 2>/dev/null || true)
 if [ "${NO_TCH:-0}" = 1 ]; then
   echo "== caudad --features tch: left out (NO_TCH=1)"
-elif [ "$version" != "2.9.0" ]; then
-  echo "== caudad --features tch: left out: burn-tch 0.22 needs PyTorch 2.9.0 at $VENV (found '${version:-none}')"
 else
-  echo "== caudad --features tch (release, libtorch of $VENV)"
-  LIBTORCH_USE_PYTORCH=1 VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" \
-    cargo build --release -p caudad --features tch
-  cp "$target/release/caudad" "$stage/cauda-gpu/bin/caudad-tch"
-  "$VENV/bin/python" -c "import torch; print(torch.__version__.split('+')[0])" \
-    >"$stage/cauda-gpu/bin/caudad-tch.torch"
+  for venv in $TCH_VENVS; do
+    version=$("$venv/bin/python" -c "import torch; print(torch.__version__.split('+')[0])" 2>/dev/null || true)
+    if [ -z "$version" ]; then
+      echo "== caudad --features tch: no PyTorch in $venv, left out"
+      continue
+    fi
+    bypass=()
+    [ "$version" != 2.9.0 ] && bypass=(LIBTORCH_BYPASS_VERSION_CHECK=1)
+    echo "== caudad --features tch (release, libtorch $version of $venv${bypass:+, version check bypassed})"
+    env "${bypass[@]}" LIBTORCH_USE_PYTORCH=1 VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" \
+      CARGO_TARGET_DIR="$target/tch-$version" cargo build --release -p caudad --features tch
+    cp "$target/tch-$version/release/caudad" "$stage/cauda-gpu/bin/caudad-tch-$version"
+  done
 fi
 strip "$stage"/cauda-gpu/bin/caudad-* "$stage/cauda-gpu/bin/cauda" 2>/dev/null || true
 cp bench/gpu_check.sh bench/reference.py "$stage/cauda-gpu/bench/"

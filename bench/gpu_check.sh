@@ -4,8 +4,8 @@
 # minutes it prints
 #   1. the GPU (nvidia-smi);
 #   2. ResNet-32 training images/s (CIFAR-sized synthetic data, batch 128, crop+flip, SGD) for
-#      cauda on each GPU backend that runs here (`vulkan`; `tch` only where a PyTorch 2.9.0
-#      matches the one it was built against) and for PyTorch on the same GPU, as ratios;
+#      cauda on each GPU backend that runs here (`vulkan`; `tch` when the bundle has a
+#      caudad-tch built for this host's PyTorch) and for PyTorch on the same GPU, as ratios;
 #   3. the makespan of 8 short runs through a real `caudad serve`, packed 4 per GPU
 #      (gpu_share = 0.25) against one at a time (gpus = 1).
 # Short output here; every log and the raw figures in the logs folder. Whatever cannot run is
@@ -13,8 +13,8 @@
 #
 #   bench/gpu_check.sh [--bin DIR] [--logs DIR] [--cpu-dry-run]
 #
-# --bin: the folder of caudad-vulkan, caudad-tch and cauda (default: the bundle's bin/, else
-#        target/release). --cpu-dry-run: the same steps on the CPU with tiny sizes (flex and
+# --bin: the folder of caudad-vulkan, caudad-tch-<PyTorch version> and cauda (default: the
+#        bundle's bin/, else target/release). --cpu-dry-run: the same steps on the CPU with tiny sizes (flex and
 #        libtorch CPU against PyTorch CPU, a fake GPU for the packing), to test this script.
 # Env: PYTHON (default python3), EPOCHS (3), PER_CLASS (512 training images per class, 10
 # classes), RUNS_EPOCHS (epochs of each packed run, 2).
@@ -77,7 +77,19 @@ fi
 torch_version=$("$PY" -c "import torch; print(torch.__version__)" 2>/dev/null || echo none)
 torch_lib=$("$PY" -c "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))" 2>/dev/null || true)
 say "PyTorch: $torch_version ($PY)"
-built_against=$(cat "$BIN/caudad-tch.torch" 2>/dev/null || echo 2.9.0)
+# The tch binary for this PyTorch: caudad-tch-<its version>, else one built for the same
+# major.minor (a patch release apart; said so), else none (libtorch has no stable C++ ABI).
+host_v=${torch_version%%+*}
+tch_bin=""
+tch_note=""
+tch_have=$(cd "$BIN" 2>/dev/null && ls caudad-tch-* 2>/dev/null | sed 's/^caudad-tch-//' | tr '\n' ' ' | sed 's/ $//')
+if [ -x "$BIN/caudad-tch-$host_v" ]; then
+  tch_bin=caudad-tch-$host_v
+else
+  for v in $tch_have; do
+    if [ "${v%.*}" = "${host_v%.*}" ]; then tch_bin=caudad-tch-$v; tch_note=" (built for $v)"; break; fi
+  done
+fi
 
 # --- the ResNet-32 spec cauda trains ----------------------------------------------------------
 # $1 name, $2 backend, $3 resources lines, $4 epochs, $5 extra lines
@@ -135,23 +147,28 @@ else
 """PyTorch's side: bench/reference.py's ResNet-32 and head, the same synthetic sizes, u8 images
 on the host, per batch: copy to the device, crop+flip (pad 4) and normalize there, then
 zero_grad / forward / cross_entropy / backward / SGD step; the loss is read once per epoch."""
-import json, sys, time
-import numpy as np
+import json, sys, time, types
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import importlib.util
+# A GPU host's PyTorch may come without numpy: reference.py's data loaders need it, its ResNet
+# (all this uses) does not, so a stand-in is there only while reference.py is imported.
+stub = importlib.util.find_spec("numpy") is None
+if stub:
+    sys.modules["numpy"] = types.ModuleType("numpy")
 sys.path.insert(0, sys.argv[1])
 from reference import ResNet
+if stub:
+    del sys.modules["numpy"]
 device, per_class, side, epochs = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 if device == "cuda" and not torch.cuda.is_available():
     sys.exit("torch.cuda.is_available() is False")
 torch.manual_seed(0)
-rng = np.random.default_rng(0)
 n = per_class * 10
-protos = rng.integers(0, 256, size=(10, 3, side, side))
-labels = np.arange(n) % 10
-pixels = np.clip(protos[labels] + rng.normal(0, 32, size=(n, 3, side, side)), 0, 255).astype(np.uint8)
-x_all, y_all = torch.from_numpy(pixels), torch.from_numpy(labels)
+protos = torch.randint(0, 256, (10, 3, side, side)).float()
+y_all = torch.arange(n) % 10
+x_all = (protos[y_all] + 32 * torch.randn(n, 3, side, side)).clamp(0, 255).to(torch.uint8)
 if device == "cuda":
     x_all, y_all = x_all.pin_memory(), y_all.pin_memory()
 backbone = ResNet(3, 5)
@@ -171,7 +188,7 @@ for epoch in range(epochs):
         x = x_all[idx].to(device, non_blocking=True).float().div_(255.0)
         y = y_all[idx].to(device, non_blocking=True)
         x = F.pad(x, (4, 4, 4, 4))
-        dx, dy = np.random.randint(0, 9, size=2)
+        dx, dy = torch.randint(0, 9, (2,)).tolist()
         x = x[:, :, dy:dy + side, dx:dx + side]
         flip = torch.rand(x.shape[0], device=device) < 0.5
         x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
@@ -201,25 +218,26 @@ fi
 # --- 2. images/s: cauda on each backend -------------------------------------------------------
 # name:binary:backend:resources (dry run: the CPU; else GPU 0)
 if [ "$DRY" = 1 ]; then
-  cases="flex:caudad-vulkan:flex:gpus=0 tch-cpu:caudad-tch:tch:gpus=0"
-  [ -x "$BIN/caudad-vulkan" ] || cases="flex:caudad:flex:gpus=0 tch-cpu:caudad-tch:tch:gpus=0"
+  cases="flex:caudad-vulkan:flex:gpus=0 tch-cpu:${tch_bin:-caudad-tch}:tch:gpus=0"
+  [ -x "$BIN/caudad-vulkan" ] || cases="flex:caudad:flex:gpus=0 tch-cpu:${tch_bin:-caudad-tch}:tch:gpus=0"
 else
-  cases="vulkan:caudad-vulkan:vulkan:gpus=1 tch:caudad-tch:tch:gpus=1"
+  cases="vulkan:caudad-vulkan:vulkan:gpus=1 tch:${tch_bin:-caudad-tch}:tch:gpus=1"
 fi
 best=""
 for c in $cases; do
   IFS=: read -r name bin backend res <<<"$c"
   exe=$BIN/$bin
   env_extra=()
+  if [ "$backend" = tch ] && [ -z "$tch_bin" ]; then
+    skip "cauda $name: no caudad-tch for this host's PyTorch $torch_version in $BIN (have: ${tch_have:-none}); libtorch has no stable C++ ABI across versions: build one with bench/gpu_bundle.sh on a machine with that PyTorch (docs/GPU.md)"
+    continue
+  fi
   if [ ! -x "$exe" ]; then
     skip "cauda $name: no $exe (bench/gpu_bundle.sh builds it)"; continue
   fi
   if [ "$backend" = tch ]; then
-    if [ "${torch_version%%+*}" != "$built_against" ]; then
-      skip "cauda $name: $bin links libtorch $built_against, this host's PyTorch is $torch_version (libtorch has no stable C++ ABI across versions; docs/GPU.md)"
-      continue
-    fi
     env_extra=(LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
+    [ -n "$tch_note" ] && say "  note: $bin$tch_note runs with PyTorch $torch_version's libtorch"
   fi
   t=$(limit "$RUN_LIMIT")
   if [ "$t" = 0 ]; then skip "cauda $name: the 8-minute budget is spent"; continue; fi
