@@ -179,7 +179,7 @@ async fn a_gpu_grid_runs_through_slurm_one_job_per_gpu_at_a_time() {
             .join(format!("data/slurm-logs/{prefix}-{}-1.log", run.run_id));
         // The job's script stamps its end just after the worker finished.
         let (stamped, start, end, gpu) =
-            wait_for(Duration::from_secs(10), "the job's stamps", || {
+            wait_for(Duration::from_secs(60), "the job's stamps", || {
                 let found = stamps(&log);
                 async move { found }
             })
