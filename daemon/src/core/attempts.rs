@@ -294,6 +294,13 @@ impl Daemon {
     pub fn finish(&self, id: RunId, attempt: u32, ending: Ending) -> Result<()> {
         let _guard = self.lock()?;
         let run = self.fence(id, attempt)?;
+        let unread: Vec<_> = self
+            .executor
+            .unread_output(id)
+            .into_iter()
+            .map(|line| (id, LogStream::Stdout, line))
+            .collect();
+        self.append_logs(&unread)?;
         self.end_attempt(run, ending)?;
         self.schedule_locked()
     }

@@ -67,6 +67,14 @@ pub trait Executor: Send + Sync {
     fn places_runs(&self) -> bool {
         false
     }
+    /// The lines `run`'s current attempt has printed that the executor has not yet handed to
+    /// the run's log (a cluster job's output file, read only at each poll). The core stores
+    /// them when the attempt finishes, before its end, so a watcher that stops at the end
+    /// has seen them.
+    fn unread_output(&self, run: RunId) -> Vec<String> {
+        let _ = run;
+        Vec::new()
+    }
 }
 
 /// An executor that does nothing: runs stay Running until cancelled (tests, and until the

@@ -53,10 +53,6 @@ impl LogTails {
         );
     }
 
-    pub fn follows(&self, job: u64) -> bool {
-        self.tails.contains_key(&job)
-    }
-
     /// The jobs followed now.
     pub fn jobs(&self) -> Vec<u64> {
         self.tails.keys().copied().collect()
@@ -69,6 +65,15 @@ impl LogTails {
             read_new(tail, &mut out, false);
         }
         out
+    }
+
+    /// The new complete lines of `run`'s followed logs.
+    pub fn read_run(&mut self, run: RunId) -> Vec<String> {
+        let mut out = Vec::new();
+        for tail in self.tails.values_mut().filter(|t| t.run == run) {
+            read_new(tail, &mut out, false);
+        }
+        out.into_iter().map(|(_, line)| line).collect()
     }
 
     /// Stops following `job` after reading its last lines (an incomplete last line too);
@@ -138,7 +143,7 @@ mod tests {
         let (last, text) = tails.finish(5);
         assert_eq!(last, vec![(RunId(1), "three".to_string())]);
         assert_eq!(text, "one\ntwo\nthree");
-        assert!(!tails.follows(5));
+        assert!(!tails.jobs().contains(&5));
         // A job an earlier daemon followed: only what comes after now.
         tails.follow(6, RunId(2), path.clone(), false);
         write!(f, "\nfour\n").unwrap();
@@ -146,5 +151,21 @@ mod tests {
             tails.read_all(),
             vec![(RunId(2), String::new()), (RunId(2), "four".to_string())]
         );
+        tails.finish(6);
+        // One run's lines on demand (the worker's Finish), the others' left for the poll.
+        tails.follow(7, RunId(3), path.clone(), false);
+        let other = dir.path().join("k.log");
+        std::fs::write(&other, "").unwrap();
+        tails.follow(8, RunId(4), other.clone(), true);
+        write!(f, "\nfive\n").unwrap();
+        std::fs::write(&other, "six\n").unwrap();
+        assert_eq!(
+            tails.read_run(RunId(3)),
+            vec![String::new(), "five".to_string()]
+        );
+        assert!(tails.read_run(RunId(3)).is_empty());
+        assert_eq!(tails.read_all(), vec![(RunId(4), "six".to_string())]);
+        tails.finish(7);
+        tails.finish(8);
     }
 }

@@ -15,7 +15,7 @@ mod squeue;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
 
@@ -28,6 +28,7 @@ pub use squeue::{Job, Phase, parse as parse_squeue};
 use super::WorkerTokens;
 use crate::core::{Daemon, Executor};
 use crate::model::{RunId, RunRecord};
+use log_tail::LogTails;
 
 /// The Slurm executor's resolved settings.
 #[derive(Debug, Clone)]
@@ -67,6 +68,9 @@ pub struct SlurmExecutor {
     settings: Arc<SlurmSettings>,
     commands: mpsc::UnboundedSender<Command>,
     tokens: WorkerTokens,
+    /// The jobs' followed output files: read by the poller each interval, and for one run by
+    /// the core when its worker finishes (`unread_output`).
+    tails: Arc<Mutex<LogTails>>,
 }
 
 /// The driver's end of the executor, until `start` gets the daemon.
@@ -98,6 +102,7 @@ impl SlurmExecutor {
             settings: Arc::new(settings),
             commands: tx,
             tokens: WorkerTokens::default(),
+            tails: Arc::default(),
         };
         let driver = SlurmDriver {
             commands: rx,
@@ -113,6 +118,13 @@ impl SlurmExecutor {
 
     pub fn settings(&self) -> &SlurmSettings {
         &self.settings
+    }
+
+    /// The followed logs (never held across an await or a call into the core).
+    fn tails(&self) -> MutexGuard<'_, LogTails> {
+        self.tails
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// At start-up, before the daemon recovers: the (run, attempt)s whose jobs Slurm still
@@ -148,6 +160,10 @@ impl Executor for SlurmExecutor {
         {
             tracing::error!(run_id = %run.id, "the slurm driver is gone; launch dropped");
         }
+    }
+
+    fn unread_output(&self, run: RunId) -> Vec<String> {
+        self.tails().read_run(run)
     }
 
     fn cancel(&self, run: &RunRecord) {

@@ -17,14 +17,11 @@ use crate::executor::WORKER_TOKEN_ENV;
 use crate::model::{BatchJob, RunId, RunRecord, RunState};
 use crate::store::{LogStream, RunFilter};
 
-use super::log_tail::LogTails;
-
 pub(super) struct Poller {
     exec: SlurmExecutor,
     daemon: Arc<Daemon>,
     /// Jobs this poller saw running (a job's first RUNNING poll is a sign of life).
     seen_running: HashSet<u64>,
-    tails: LogTails,
 }
 
 impl Poller {
@@ -33,7 +30,6 @@ impl Poller {
             exec,
             daemon,
             seen_running: HashSet::new(),
-            tails: LogTails::default(),
         }
     }
 
@@ -130,7 +126,7 @@ impl Poller {
         };
         if let Some(job) = existing.iter().find(|j| j.name == name && j.active()) {
             tracing::info!(run_id = %run.id, attempt = run.attempt, job = job.id, "adopting the existing slurm job");
-            self.tails.follow(job.id, run.id, log, false);
+            self.exec.tails().follow(job.id, run.id, log, false);
             self.record(run.id, run.attempt, job.id, None);
             return;
         }
@@ -152,7 +148,7 @@ impl Poller {
         match cli::sbatch(&args, &script, &env).await {
             Ok(id) => {
                 tracing::info!(run_id = %run.id, attempt = run.attempt, job = id, "submitted to slurm");
-                self.tails.follow(id, run.id, log, true);
+                self.exec.tails().follow(id, run.id, log, true);
                 let hash = crate::store::sha256_hex(token.as_bytes());
                 self.record(run.id, run.attempt, id, Some(hash));
             }
@@ -207,17 +203,17 @@ impl Poller {
             })
             .collect();
         let running = self.running();
-        let lines = self.tails.read_all();
+        let lines = self.exec.tails().read_all();
         self.store_lines(lines);
         // Jobs an earlier daemon launched: follow their logs from now on.
         for run in &running {
             if let Some(j) = jobs
                 .iter()
                 .find(|j| j.run == run.id && j.attempt == run.attempt && j.job.active())
-                && !self.tails.follows(j.job.id)
             {
                 let path = self.exec.settings.log_path(run.id, run.attempt);
-                self.tails.follow(j.job.id, run.id, path, false);
+                // `follow` keeps a log it already follows as it is.
+                self.exec.tails().follow(j.job.id, run.id, path, false);
             }
         }
         for action in reconcile(&running, &jobs, &self.seen_running) {
@@ -234,14 +230,15 @@ impl Poller {
             .filter(|j| j.job.active())
             .map(|j| j.job.id)
             .collect();
-        for id in self.tails.jobs() {
+        let followed = self.exec.tails().jobs();
+        for id in followed {
             if !active.contains(&id) {
-                let (lines, _) = self.tails.finish(id);
+                let (lines, _) = self.exec.tails().finish(id);
                 self.store_lines(lines);
             }
         }
         self.seen_running.retain(|id| active.contains(id));
-        tracing::debug!(jobs = jobs.len(), active = active.len(), followed = ?self.tails.jobs(), "slurm poll");
+        tracing::debug!(jobs = jobs.len(), active = active.len(), followed = ?self.exec.tails().jobs(), "slurm poll");
         Ok(())
     }
 
@@ -264,7 +261,7 @@ impl Poller {
                 self.exec.tokens.revoke(run, attempt);
                 match self.daemon.requeue_attempt(run, attempt, &why) {
                     Ok(_) => {
-                        let (lines, _) = self.tails.finish(job);
+                        let (lines, _) = self.exec.tails().finish(job);
                         self.store_lines(lines);
                         if let Err(e) = cli::scancel_id(job).await {
                             tracing::error!(job, error = %e, "scancel of a requeued job failed");
@@ -281,7 +278,7 @@ impl Poller {
                 signal,
                 why,
             } => {
-                let (lines, tail) = self.tails.finish(job);
+                let (lines, tail) = self.exec.tails().finish(job);
                 self.store_lines(lines);
                 self.exec.tokens.revoke(run, attempt);
                 let exit = ProcessExit {
