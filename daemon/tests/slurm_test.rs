@@ -198,22 +198,7 @@ async fn a_gpu_grid_runs_through_slurm_one_job_per_gpu_at_a_time() {
         // The worker's last line is stored before the run's end (read when its Finish came,
         // not at the next poll), so a watcher that stops at the end has seen it.
         let stored = events(&mut client, run.run_id).await;
-        let position = |want: &dyn Fn(&v1::run_event::Event) -> bool| {
-            stored
-                .iter()
-                .position(|e| e.event.as_ref().is_some_and(want))
-        };
-        let last_epoch = position(
-            &|e| matches!(e, v1::run_event::Event::Log(l) if l.line.starts_with("epoch 3/3")),
-        );
-        let ended = position(
-            &|e| matches!(e, v1::run_event::Event::State(s) if s.to() == v1::RunState::Succeeded),
-        );
-        assert!(
-            last_epoch.is_some() && last_epoch < ended,
-            "r-{}: the last epoch line (at {last_epoch:?}) not before the end (at {ended:?})",
-            run.run_id
-        );
+        assert_line_before_end(&stored, "epoch 3/3");
         let lines = log_lines(&stored);
         assert!(
             lines

@@ -340,6 +340,22 @@ pub fn log_lines(events: &[v1::RunEvent]) -> Vec<String> {
         .collect()
 }
 
+/// A log line starting with `prefix` was stored before the run's terminal state, so a watcher
+/// that stops at the end (`cauda logs -f`, `submit --wait`) has seen it.
+pub fn assert_line_before_end(events: &[v1::RunEvent], prefix: &str) {
+    let line = events.iter().position(
+        |e| matches!(&e.event, Some(v1::run_event::Event::Log(l)) if l.line.starts_with(prefix)),
+    );
+    let end = events.iter().position(
+        |e| matches!(&e.event, Some(v1::run_event::Event::State(s)) if is_terminal(s.to())),
+    );
+    assert!(
+        line.is_some() && line < end,
+        "the line {prefix:?} (at {line:?}) is not before the end (at {end:?}): {:?}",
+        log_lines(events)
+    );
+}
+
 /// The state changes of a run's events: (from, to, reason).
 pub fn state_changes(events: &[v1::RunEvent]) -> Vec<(v1::RunState, v1::RunState, String)> {
     events
