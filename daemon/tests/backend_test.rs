@@ -117,12 +117,7 @@ async fn runs_get_the_default_backend_of_their_placement_and_train_on_it() {
     let daemon = Caudad::start(dir.path(), "devices = [\"cpu:1\"]\n");
     let mut client = daemon.client().await;
     let spec = tiny_spec("cpu", 1, "[sweep]\n\"train.seed\" = [1, 2]\n");
-    let ids: Vec<u64> = submit(&mut client, &spec)
-        .await
-        .runs
-        .iter()
-        .map(|r| r.run_id)
-        .collect();
+    let ids = submit_ids(&mut client, &spec).await;
     let runs = wait_all_done(&mut client, &ids, LIMIT).await;
     for run in &runs {
         assert_eq!(run.state(), v1::RunState::Succeeded, "{run:?}");

@@ -59,12 +59,7 @@ async fn runs_survive_killed_workers_and_a_killed_daemon_exactly_once() {
     let mut daemon = Caudad::start(dir.path(), config);
     let mut client = daemon.client().await;
     let spec = tiny_spec("chaos", EPOCHS, "[sweep]\n\"train.seed\" = [1, 2, 3, 4]\n");
-    let ids: Vec<u64> = submit(&mut client, &spec)
-        .await
-        .runs
-        .iter()
-        .map(|r| r.run_id)
-        .collect();
+    let ids = submit_ids(&mut client, &spec).await;
     let mut rng = Lcg(7);
     let mut acknowledged = BTreeMap::new();
     for round in 0..ROUNDS {

@@ -133,12 +133,7 @@ async fn trained_runs_export_as_safetensors_pytorch_loads_and_as_burn_records() 
         "[module]\nclassifier = { name = \"cosine\", scale = 16.0 }\n\
          [sweep]\n\"model.backbone\" = [\"resnet8\", \"lenet\"]\n",
     );
-    let ids: Vec<u64> = submit(&mut client, &spec)
-        .await
-        .runs
-        .iter()
-        .map(|r| r.run_id)
-        .collect();
+    let ids = submit_ids(&mut client, &spec).await;
     assert_eq!(ids.len(), 2);
     let runs = wait_all_done(&mut client, &ids, LIMIT).await;
     for run in &runs {

@@ -66,15 +66,9 @@ async fn shares_memory_and_gangs_fit_and_an_oom_run_is_requeued_once_with_more_m
         ("gang", "gpus = 4", "[1]"),
         ("pair", "gpus = 2\ngpu_mem_mb = 8000", "[1]"),
     ] {
-        let extra = format!("[resources]\n{resources}\n[sweep]\n\"train.seed\" = {seeds}\n");
+        let extra = resources_and_seeds(resources, seeds);
         let spec = tiny_spec(name, 12, &extra);
-        ids.extend(
-            submit(&mut client, &spec)
-                .await
-                .runs
-                .iter()
-                .map(|r| r.run_id),
-        );
+        ids.extend(submit_ids(&mut client, &spec).await);
     }
     // Sample devices and runs while they train: no GPU over its share or its memory, no run
     // running on part of its gang.

@@ -23,12 +23,7 @@ async fn kill_9_of_the_daemon_mid_grid_resumes_every_run_exactly_once() {
     let mut client = first.client().await;
     let total = 150;
     let spec = tiny_spec("chaos", total, "[sweep]\n\"train.seed\" = [1, 2, 3, 4]\n");
-    let ids: Vec<u64> = submit(&mut client, &spec)
-        .await
-        .runs
-        .iter()
-        .map(|r| r.run_id)
-        .collect();
+    let ids = submit_ids(&mut client, &spec).await;
     // Kill while the first two runs are mid-way (a few epochs and checkpoints stored).
     let interrupted = wait_for(LIMIT, "two runs a few epochs in", || {
         let mut c = client.clone();
@@ -94,15 +89,9 @@ async fn four_fake_gpus_are_never_over_given_and_workers_see_their_own() {
         ("pair", "gpus = 2", "[1, 2]"),
         ("half", "gpu_share = 0.5", "[1, 2, 3, 4]"),
     ] {
-        let extra = format!("[resources]\n{resources}\n[sweep]\n\"train.seed\" = {seeds}\n");
+        let extra = resources_and_seeds(resources, seeds);
         let spec = tiny_spec(name, 40, &extra);
-        ids.extend(
-            submit(&mut client, &spec)
-                .await
-                .runs
-                .iter()
-                .map(|r| r.run_id),
-        );
+        ids.extend(submit_ids(&mut client, &spec).await);
     }
     // Sample the devices while the grid runs: no share above 1, ever.
     let violations = Arc::new(Mutex::new(Vec::new()));

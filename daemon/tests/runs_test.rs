@@ -110,12 +110,7 @@ async fn cancel_kills_the_worker_and_frees_its_slot_at_once() {
     let daemon = Caudad::start(dir.path(), "devices = [\"cpu:1\"]\nkill_grace_ms = 2000\n");
     let mut client = daemon.client().await;
     let spec = tiny_spec("long", 2000, "[sweep]\n\"train.seed\" = [1, 2]\n");
-    let ids: Vec<u64> = submit(&mut client, &spec)
-        .await
-        .runs
-        .iter()
-        .map(|r| r.run_id)
-        .collect();
+    let ids = submit_ids(&mut client, &spec).await;
     let first = ids[0];
     let pid = wait_for(LIMIT, "the first run's worker to train an epoch", || {
         let mut c = client.clone();

@@ -138,18 +138,6 @@ fn stamps(log: &Path) -> Option<(u64, u64, u64, String)> {
     ))
 }
 
-async fn submit_ids(
-    client: &mut cauda_proto::v1::cauda_client::CaudaClient<tonic::transport::Channel>,
-    spec: &str,
-) -> Vec<u64> {
-    submit(client, spec)
-        .await
-        .runs
-        .iter()
-        .map(|r| r.run_id)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gpu_grid_runs_through_slurm_one_job_per_gpu_at_a_time() {
     let _cluster = CLUSTER.lock().await;

@@ -261,6 +261,22 @@ pub async fn submit(client: &mut CaudaClient<Channel>, spec: &str) -> v1::Submit
         .into_inner()
 }
 
+/// The ids of the runs `spec` made (see `submit`).
+pub async fn submit_ids(client: &mut CaudaClient<Channel>, spec: &str) -> Vec<u64> {
+    submit(client, spec)
+        .await
+        .runs
+        .iter()
+        .map(|r| r.run_id)
+        .collect()
+}
+
+/// `tiny_spec`'s `extra` for a grid: these `[resources]` lines and a sweep over `seeds`
+/// (a TOML array, e.g. `"[1, 2]"`).
+pub fn resources_and_seeds(resources: &str, seeds: &str) -> String {
+    format!("[resources]\n{resources}\n[sweep]\n\"train.seed\" = {seeds}\n")
+}
+
 pub async fn get_run(client: &mut CaudaClient<Channel>, id: u64) -> v1::Run {
     client
         .get_run(v1::GetRunRequest { run_id: id })
