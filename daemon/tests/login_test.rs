@@ -9,7 +9,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -60,15 +60,7 @@ fn cauda(
         .expect("stdin")
         .write_all(stdin.as_bytes())
         .expect("feed stdin");
-    let deadline = Instant::now() + LIMIT;
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("cauda {args:?} did not finish within {LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
+    output_within(child, LIMIT, &format!("cauda {args:?}"))
 }
 
 fn out(o: &Output) -> String {

@@ -55,7 +55,7 @@ async fn shares_memory_and_gangs_fit_and_an_oom_run_is_requeued_once_with_more_m
     );
     let oom = submit(&mut client, &oom_spec).await.runs[0].run_id;
     let mut ids = vec![oom];
-    for (name, resources, seeds) in [
+    let grid = [
         // Memory binds: two fit on an 8000 MiB GPU though four would fit by share.
         (
             "mem",
@@ -65,11 +65,8 @@ async fn shares_memory_and_gangs_fit_and_an_oom_run_is_requeued_once_with_more_m
         ("quarter", "gpu_share = 0.25", "[1, 2]"),
         ("gang", "gpus = 4", "[1]"),
         ("pair", "gpus = 2\ngpu_mem_mb = 8000", "[1]"),
-    ] {
-        let extra = resources_and_seeds(resources, seeds);
-        let spec = tiny_spec(name, 12, &extra);
-        ids.extend(submit_ids(&mut client, &spec).await);
-    }
+    ];
+    ids.extend(submit_grid(&mut client, 12, &grid).await);
     // Sample devices and runs while they train: no GPU over its share or its memory, no run
     // running on part of its gang.
     let violations = Arc::new(Mutex::new(Vec::new()));

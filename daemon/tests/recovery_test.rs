@@ -83,16 +83,12 @@ async fn four_fake_gpus_are_never_over_given_and_workers_see_their_own() {
         "devices = [\"gpu:0\", \"gpu:1\", \"gpu:2\", \"gpu:3\"]\n",
     );
     let mut client = daemon.client().await;
-    let mut ids = Vec::new();
-    for (name, resources, seeds) in [
+    let grid = [
         ("whole", "gpus = 1", "[1, 2, 3, 4]"),
         ("pair", "gpus = 2", "[1, 2]"),
         ("half", "gpu_share = 0.5", "[1, 2, 3, 4]"),
-    ] {
-        let extra = resources_and_seeds(resources, seeds);
-        let spec = tiny_spec(name, 40, &extra);
-        ids.extend(submit_ids(&mut client, &spec).await);
-    }
+    ];
+    let ids = submit_grid(&mut client, 40, &grid).await;
     // Sample the devices while the grid runs: no share above 1, ever.
     let violations = Arc::new(Mutex::new(Vec::new()));
     let seen = violations.clone();

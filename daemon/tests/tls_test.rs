@@ -9,7 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use rcgen::{
@@ -89,21 +89,13 @@ fn cauda_bin() -> Option<PathBuf> {
 
 /// Runs `cmd` to its end within `LIMIT` (killed past it), capturing its output.
 fn run_bounded(cmd: &mut Command) -> Output {
-    let mut child = cmd
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("cauda runs");
-    let deadline = Instant::now() + LIMIT;
-    while child.try_wait().expect("wait for cauda").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("cauda did not finish within {LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("cauda output")
+    output_within(child, LIMIT, "cauda")
 }
 
 /// `cauda` as ada, without a CA unless one is passed, and with no stored credentials.

@@ -271,10 +271,32 @@ pub async fn submit_ids(client: &mut CaudaClient<Channel>, spec: &str) -> Vec<u6
         .collect()
 }
 
-/// `tiny_spec`'s `extra` for a grid: these `[resources]` lines and a sweep over `seeds`
-/// (a TOML array, e.g. `"[1, 2]"`).
-pub fn resources_and_seeds(resources: &str, seeds: &str) -> String {
-    format!("[resources]\n{resources}\n[sweep]\n\"train.seed\" = {seeds}\n")
+/// Submits one `tiny_spec` experiment of `epochs` per `(name, resources, seeds)`: those
+/// `[resources]` lines and a sweep over `seeds` (a TOML array, e.g. `"[1, 2]"`); their run ids.
+pub async fn submit_grid(
+    client: &mut CaudaClient<Channel>,
+    epochs: u32,
+    grid: &[(&str, &str, &str)],
+) -> Vec<u64> {
+    let mut ids = Vec::new();
+    for (name, resources, seeds) in grid {
+        let extra = format!("[resources]\n{resources}\n[sweep]\n\"train.seed\" = {seeds}\n");
+        ids.extend(submit_ids(client, &tiny_spec(name, epochs, &extra)).await);
+    }
+    ids
+}
+
+/// Waits for `child` at most `limit` (killing it and failing the test after that); its output.
+pub fn output_within(mut child: Child, limit: Duration, what: &str) -> std::process::Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("wait for the child").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("the child's output")
 }
 
 pub async fn get_run(client: &mut CaudaClient<Channel>, id: u64) -> v1::Run {
