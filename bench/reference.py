@@ -418,10 +418,36 @@ class Loss:
 # --------------------------------------------------------------------------------------------
 
 
+def class_aware_order(labels, classes, per_visit=4):
+    """Kang et al.'s ClassAwareSampler (data/ClassAwareSampler.py): max n_c x C draws; classes in
+    random cycles, `per_visit` images of each visited class from its own random cycle. As in
+    samplers/class_aware.rs the cycles start afresh every epoch."""
+    members = [torch.nonzero(labels == c)[:, 0].tolist() for c in range(classes)]
+    nonempty = [c for c in range(classes) if members[c]]
+    total = max(len(m) for m in members) * len(nonempty)
+
+    def cycle(items):
+        while True:
+            perm = torch.randperm(len(items)).tolist()
+            for i in perm:
+                yield items[i]
+
+    class_iter = cycle(nonempty)
+    image_iters = {c: cycle(members[c]) for c in nonempty}
+    out = []
+    while len(out) < total:
+        c = next(class_iter)
+        for _ in range(min(per_visit, total - len(out))):
+            out.append(next(image_iters[c]))
+    return torch.tensor(out, dtype=torch.long)
+
+
 def epoch_order(name, labels, classes, epoch, epochs):
     n = len(labels)
     if name == "instance":
         return torch.randperm(n)
+    if name == "class-aware":
+        return class_aware_order(labels, classes)
     counts = torch.bincount(labels, minlength=classes).double()
     ib, cb = counts / counts.sum(), (counts > 0).double() / (counts > 0).sum()
     if name == "class-balanced":
@@ -539,12 +565,18 @@ def run_stage(model, d, cfg, st):
             mixed = None
             if st["mixer"] is not None:
                 xb, mixed = mix(st["mixer"], xb, yb, d["counts"])
-            loss = st["loss"].batch(model(xb), yb, mixed, epoch)
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            if st["max_norm"] is not None:
-                model.head.max_norm_(st["max_norm"])
+            train_step(model, optim, st, xb, yb, mixed, epoch)
+
+
+def train_step(model, optim, st, xb, yb, mixed, epoch):
+    """One optimizer step on a ready batch (train/stage.rs); returns the loss."""
+    loss = st["loss"].batch(model(xb), yb, mixed, epoch)
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    optim.step()
+    if st["max_norm"] is not None:
+        model.head.max_norm_(st["max_norm"])
+    return loss.detach()
 
 
 @torch.no_grad()
@@ -593,54 +625,82 @@ def evaluate(model, head, d, cfg, shift):
     return rec
 
 
-def train(cfg, d):
-    shape = tuple(d["train"][0].shape[1:])
-    classes, counts = d["classes"], d["counts"]
+def stage1_plan(cfg, counts):
+    """Stage 1's recipe (train/decoupled.rs run_all): weight balancing changes its weight decay
+    and adds MaxNorm."""
     epochs = cfg["train"]["epochs"]
     s2 = cfg.get("stage2")
     wb = s2["params"]["values"] if s2 and s2["name"] == "weight-balancing" else None
-    model = Classifier(cfg["model"], shape, classes)
     opt = cfg["train"]["optimizer"]
-    stage1 = {
+    return {
         "epochs": epochs,
         "sampler": cfg["sampler"]["plugin"],
         "loss": Loss(cfg["loss"], counts, cfg.get("drw"), epochs),
         "mixer": cfg.get("mixer"),
         "opt": opt,
-        "weight_decay": wb["weight_decay"] if wb else opt["weight_decay"],
+        "weight_decay": wb["stage1_weight_decay"] if wb else opt["weight_decay"],
         "schedule": cfg["train"]["schedule"],
-        "max_norm": wb["max_norm"] if wb else None,
+        "max_norm": None,  # weight balancing's MaxNorm is stage 2's only
     }
-    run_stage(model, d, cfg, stage1)
-    shift = None
-    if cfg.get("posthoc"):
-        n = torch.tensor(counts, dtype=torch.float64)
-        shift = (cfg["posthoc"]["values"]["tau"] * torch.log(n / n.sum())).float()
+
+
+def relative_max_norm(head, thresh):
+    """Alshammari et al.'s MaxNorm_via_PGD radius: min + thresh (max - min) of the row norms."""
+    norms = head.weight.detach().norm(dim=1)
+    return float(norms.min() + thresh * (norms.max() - norms.min()))
+
+
+def stage2_plan(cfg, counts, model):
+    """The second stage of cRT, LWS and weight balancing (train/decoupled.rs stage2_setup), for
+    `model` as stage 2 starts (weight balancing's MaxNorm radius comes from its classifier)."""
+    s2 = cfg["stage2"]
+    p = s2["params"]["values"]
+    opt = cfg["train"]["optimizer"]
+    wbal = s2["name"] == "weight-balancing"
+    cb = {"plugin": "class-balanced", "values": {"beta": 0.9999, "gamma": 0.0}}
+    return {
+        "epochs": int(p["epochs"]),
+        "sampler": "instance" if wbal else "class-aware",
+        "loss": Loss(cb if wbal else {"plugin": "ce", "values": {}}, counts, None, int(p["epochs"])),
+        "mixer": None,
+        "opt": dict(opt, lr=p["lr"]),
+        "weight_decay": p["weight_decay"] if wbal else opt["weight_decay"],
+        "schedule": {"name": "cosine", "warmup_epochs": 0, "milestones": [], "gamma": 0.1},
+        "max_norm": relative_max_norm(model.head, p["thresh"]) if wbal else None,
+        "frozen_backbone": True,
+    }
+
+
+def stage2_model(model, s2, classes):
+    """Freezes the backbone; cRT re-initializes the head, LWS adds per-class scales."""
+    for q in model.backbone.parameters():
+        q.requires_grad_(False)
+    if s2["name"] == "crt":
+        model.head = Head(model.backbone.dim, classes, model.head.cosine_scale)
+    elif s2["name"] == "lws":
+        for q in model.head.parameters():
+            q.requires_grad_(False)
+        model.head.scales = nn.Parameter(torch.ones(classes))
+
+
+def posthoc_shift(cfg, counts):
+    if not cfg.get("posthoc"):
+        return None
+    n = torch.tensor(counts, dtype=torch.float64)
+    return (cfg["posthoc"]["values"]["tau"] * torch.log(n / n.sum())).float()
+
+
+def train(cfg, d):
+    shape = tuple(d["train"][0].shape[1:])
+    classes, counts = d["classes"], d["counts"]
+    s2 = cfg.get("stage2")
+    model = Classifier(cfg["model"], shape, classes)
+    run_stage(model, d, cfg, stage1_plan(cfg, counts))
+    shift = posthoc_shift(cfg, counts)
     tau_sweep = None
     if s2 and s2["name"] != "tau-norm":
-        p = s2["params"]["values"]
-        for q in model.backbone.parameters():
-            q.requires_grad_(False)
-        if s2["name"] == "crt":
-            model.head = Head(model.backbone.dim, classes, model.head.cosine_scale)
-        elif s2["name"] == "lws":
-            for q in model.head.parameters():
-                q.requires_grad_(False)
-            model.head.scales = nn.Parameter(torch.ones(classes))
-        wbal = s2["name"] == "weight-balancing"
-        cb = {"plugin": "class-balanced", "values": {"beta": 0.9999, "gamma": 0.0}}
-        stage2 = {
-            "epochs": int(p["epochs"]),
-            "sampler": "instance" if wbal else "class-balanced",
-            "loss": Loss(cb if wbal else {"plugin": "ce", "values": {}}, counts, None, int(p["epochs"])),
-            "mixer": None,
-            "opt": dict(opt, lr=p["lr"]),
-            "weight_decay": p["weight_decay"] if wbal else opt["weight_decay"],
-            "schedule": {"name": "cosine", "warmup_epochs": 0, "milestones": [], "gamma": 0.1},
-            "max_norm": p["max_norm"] if wbal else None,
-            "frozen_backbone": True,
-        }
-        run_stage(model, d, cfg, stage2)
+        stage2_model(model, s2, classes)
+        run_stage(model, d, cfg, stage2_plan(cfg, counts, model))
     elif s2:  # tau-norm, chosen on validation when there is a validation split
         taus = [i / 10 for i in range(21)]
         sweep = [evaluate(model, model.head.tau_normalized(t), d, cfg, shift) for t in taus]

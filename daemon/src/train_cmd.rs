@@ -25,6 +25,14 @@ pub struct TrainArgs {
     /// Stop after writing split.json (no training): for `bench/reference.py`.
     #[arg(long)]
     split_only: bool,
+    /// Write the lockstep record of the run's first steps to this folder (initial weights,
+    /// each step's batch, learning rate, loss and weights after the step, and the final
+    /// evaluation), for `bench/lockstep.py` to replay in PyTorch.
+    #[arg(long)]
+    lockstep: Option<PathBuf>,
+    /// Steps recorded per stage with --lockstep, from each stage's start (0 = every step).
+    #[arg(long, default_value_t = 8)]
+    lockstep_steps: usize,
 }
 
 struct Stdout {
@@ -93,7 +101,19 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let mut sink = Stdout {
         out: args.out.clone(),
     };
-    let summary = train::train(&run, &data, &registry, &device, resume, &mut sink)?;
+    let lockstep = args.lockstep.clone().map(|dir| train::LockstepConfig {
+        dir,
+        steps: args.lockstep_steps,
+    });
+    let summary = train::train_recorded(
+        &run,
+        &data,
+        &registry,
+        &device,
+        resume,
+        &mut sink,
+        lockstep.as_ref(),
+    )?;
     let line = serde_json::to_string(&serde_json::json!({ "summary": summary }))?;
     println!("{line}");
     if let Some(dir) = &args.out {

@@ -13,7 +13,7 @@ mod tests;
 use std::collections::BTreeMap;
 
 pub use check::{CheckCase, case_from_images, check_case};
-pub use pytorch::{PtTensor, pytorch_tensors, safetensors_bytes};
+pub use pytorch::{PtTensor, pytorch_tensors, safetensors_bytes, trainable_names};
 pub use rebuild::{geometry_of, rebuild};
 
 use crate::models::ModelError;

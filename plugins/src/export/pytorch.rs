@@ -33,6 +33,8 @@ struct Walker {
     path: Vec<String>,
     containers: Vec<String>,
     out: Vec<PtTensor>,
+    /// Names of the parameters that require a gradient (what an optimizer step changes).
+    trainable: Vec<String>,
     error: Option<ExportError>,
 }
 
@@ -46,7 +48,7 @@ impl Walker {
             .map_or("", String::as_str)
     }
 
-    fn push(&mut self, data: TensorData) -> Result<(), ExportError> {
+    fn push(&mut self, data: TensorData, trainable: bool) -> Result<(), ExportError> {
         let module = self.module_type().to_string();
         let mut path = self.path.clone();
         let Some(param) = path.pop() else {
@@ -77,6 +79,9 @@ impl Walker {
                 bytes: 0i64.to_le_bytes().to_vec(),
             });
         }
+        if trainable {
+            self.trainable.push(name.clone());
+        }
         self.out.push(PtTensor {
             name,
             dtype,
@@ -104,7 +109,7 @@ impl ModuleVisitor for Walker {
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if self.error.is_none()
-            && let Err(e) = self.push(param.val().into_data())
+            && let Err(e) = self.push(param.val().into_data(), param.is_require_grad())
         {
             self.error = Some(e);
         }
@@ -157,6 +162,18 @@ pub fn pytorch_tensors(model: &Classifier) -> Result<Vec<PtTensor>, ExportError>
         )));
     }
     Ok(out)
+}
+
+/// The PyTorch names of `model`'s parameters that require a gradient, sorted.
+pub fn trainable_names(model: &Classifier) -> Result<Vec<String>, ExportError> {
+    let mut walker = Walker::default();
+    model.visit(&mut walker);
+    if let Some(e) = walker.error {
+        return Err(e);
+    }
+    let mut names = walker.trainable;
+    names.sort();
+    Ok(names)
 }
 
 /// The safetensors file of `model`, with `metadata` in its header.

@@ -121,6 +121,23 @@ impl Head {
 
     /// MaxNorm projection (Alshammari et al. CVPR 2022, weight balancing): every class weight
     /// row is projected into the ball of radius `threshold`: `w_c <- w_c * min(1, t / ||w_c||)`.
+    /// Weight balancing's relative MaxNorm radius (Alshammari et al.'s `MaxNorm_via_PGD`):
+    /// `min_c ||w_c|| + thresh (max_c ||w_c|| - min_c ||w_c||)` over the rows of the weight.
+    pub fn relative_norm_threshold(&self, thresh: f32) -> f32 {
+        let norms: Vec<f32> = self
+            .weight
+            .val()
+            .powi_scalar(2)
+            .sum_dim(1)
+            .sqrt()
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        let min = norms.iter().copied().fold(f32::INFINITY, f32::min);
+        let max = norms.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        min + thresh * (max - min)
+    }
+
     pub fn max_norm(self, threshold: f32) -> Self {
         let Self {
             weight,

@@ -3,10 +3,12 @@
 //! re-initialize or re-scale the head alone.
 
 mod backbone;
+mod batch_norm;
 mod head;
 mod resnet;
 
 pub use backbone::{Backbone, BackboneKind};
+pub use batch_norm::BatchNorm;
 pub use head::{Head, HeadKind};
 pub use resnet::ResNet;
 

@@ -5,8 +5,10 @@
 //! builds the same network in PyTorch.
 
 use burn::module::Module;
+use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+
+use super::batch_norm::BatchNorm;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
@@ -42,13 +44,13 @@ impl BasicBlock {
                 .with_stride([stride, stride])
                 .with_bias(false)
                 .init(device),
-            bn: BatchNormConfig::new(cout).init(device),
+            bn: BatchNorm::new(cout, device),
         });
         Self {
             conv1: conv3x3(cin, cout, stride, device),
-            bn1: BatchNormConfig::new(cout).init(device),
+            bn1: BatchNorm::new(cout, device),
             conv2: conv3x3(cout, cout, 1, device),
-            bn2: BatchNormConfig::new(cout).init(device),
+            bn2: BatchNorm::new(cout, device),
             shortcut,
         }
     }
@@ -88,7 +90,7 @@ impl ResNet {
         }
         Self {
             stem: conv3x3(channels, 16, 1, device),
-            stem_bn: BatchNormConfig::new(16).init(device),
+            stem_bn: BatchNorm::new(16, device),
             blocks,
         }
     }

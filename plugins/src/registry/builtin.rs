@@ -83,6 +83,26 @@ pub fn builtin_registry() -> Registry {
         ),
         |_, _| Ok(Built::Sampler(Arc::new(samplers::ProgressivelyBalanced))),
     );
+    add(
+        info(
+            Sampler,
+            "class-aware",
+            "Class-aware epochs of max n_c x C draws: classes in random cycles, per_visit images of each (cRT/LWS stage 2).",
+            kang,
+            vec![P::int(
+                "per_visit",
+                4.0,
+                1.0,
+                1024.0,
+                "images per class visit (num_samples_cls)",
+            )],
+        ),
+        |p, _| {
+            Ok(Built::Sampler(Arc::new(samplers::ClassAware {
+                per_visit: p.get("per_visit") as usize,
+            })))
+        },
+    );
 
     add(
         info(
@@ -284,26 +304,37 @@ pub fn builtin_registry() -> Registry {
         ),
         params_factory,
     );
-    let mut wb = stage2(0.05);
+    // Alshammari et al.'s released code (demo1/demo2): stage 1 with weight decay 5e-3 and no
+    // MaxNorm; stage 2 trains only the classifier (weight and bias) at lr 0.01 with weight decay
+    // 0.1 under MaxNorm, whose radius is relative: min ||w_c|| + thresh (max - min) over the
+    // classifier's rows when stage 2 starts.
+    let mut wb = stage2(0.01);
     wb.push(P::float(
-        "weight_decay",
+        "stage1_weight_decay",
         5e-3,
         0.0,
         1.0,
-        "weight decay of both stages",
+        "weight decay of stage 1 (the tuned, strong weight decay)",
     ));
     wb.push(P::float(
-        "max_norm",
+        "weight_decay",
+        0.1,
+        0.0,
         1.0,
-        EPS,
-        1000.0,
-        "MaxNorm radius of classifier rows",
+        "weight decay of stage 2 (the classifier)",
+    ));
+    wb.push(P::float(
+        "thresh",
+        0.1,
+        0.0,
+        1.0,
+        "MaxNorm radius relative to the row norms at stage-2 start: min + thresh (max - min)",
     ));
     add(
         info(
             Module,
             "weight-balancing",
-            "Strong weight decay + MaxNorm; stage 2 re-trains the classifier with a class-balanced loss.",
+            "Strong weight decay in stage 1; stage 2 re-trains the classifier with a class-balanced loss, weight decay and MaxNorm.",
             "Alshammari et al., Long-Tailed Recognition via Weight Balancing, CVPR 2022",
             wb,
         ),

@@ -42,6 +42,11 @@ impl ClassIndex {
         Self { members }
     }
 
+    /// The image indices of each class, in data-set order.
+    pub fn members(&self) -> &[Vec<usize>] {
+        &self.members
+    }
+
     /// Images per class.
     pub fn counts(&self) -> Vec<usize> {
         self.members.iter().map(Vec::len).collect()

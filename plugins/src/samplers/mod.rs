@@ -8,11 +8,14 @@
 //! | [`ClassBalanced`] | 0 | Kang et al. 2020, "class-balanced sampling" |
 //! | [`SquareRoot`] | 1/2 | Mahajan et al. 2018, via Kang et al. 2020 |
 //! | [`ProgressivelyBalanced`] | `(1 - t/T) p_IB + (t/T) p_CB` | Kang et al. 2020 |
+//! | [`ClassAware`] | 0, in class cycles of `max n_c x C` draws | Kang et al. 2020's code (cRT, LWS) |
 
+mod class_aware;
 mod class_draw;
 mod power;
 mod probabilities;
 
+pub use class_aware::ClassAware;
 pub use class_draw::{ClassIndex, class_counts, epoch_rng};
 pub use power::{ClassBalanced, InstanceBalanced, ProgressivelyBalanced, SquareRoot};
 pub use probabilities::{power_probabilities, progressive_probabilities};

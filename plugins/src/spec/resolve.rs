@@ -150,6 +150,17 @@ impl ExperimentSpec {
             resources: self.resources.clone(),
         };
         run.check_ranges(origin)?;
+        if run.loss.plugin == "ldam" && run.model.head != "cosine" {
+            // Cao et al. train LDAM on a normalized classifier (NormedLinear) with the scale s
+            // inside the loss; on a linear head s = 30 multiplies unbounded logits and diverges.
+            return Err(invalid(
+                origin,
+                "rebalance.loss",
+                "`ldam` needs the cosine classifier it was designed with: add \
+                 `[module] classifier = { name = \"cosine\", scale = 1.0 }` (the scale s is \
+                 the loss' own), or use the `ldam-drw` preset",
+            ));
+        }
         Ok(run)
     }
 }

@@ -78,6 +78,25 @@ fn a_section_overrides_the_preset() {
 }
 
 #[test]
+fn ldam_without_the_cosine_classifier_is_an_error_naming_the_fix() {
+    let text = single(EXAMPLE).replace(
+        "method = \"ldam-drw\"",
+        "method = \"ce\"\n[rebalance]\nloss = { name = \"ldam\" }",
+    );
+    let err = resolve(&text).unwrap_err().to_string();
+    assert!(
+        err.contains("rebalance.loss") && err.contains("classifier = { name = \"cosine\""),
+        "{err}"
+    );
+    // With the cosine classifier (the ldam-drw preset's) it resolves.
+    let ok = text.replace(
+        "loss = { name = \"ldam\" }",
+        "loss = { name = \"ldam\" }\n[module]\nclassifier = { name = \"cosine\", scale = 1.0 }",
+    );
+    assert_eq!(resolve(&ok).unwrap().model.head, "cosine");
+}
+
+#[test]
 fn an_unknown_key_is_named_with_its_line() {
     let text = single(EXAMPLE).replace("batch_size = 128", "batchsize = 128");
     let err = resolve(&text).unwrap_err().to_string();

@@ -115,11 +115,26 @@ pub fn for_each_batch<E: Send + From<AugmentError>>(
     })
 }
 
+/// The ChaCha8 stream of the epoch's augmentation draws (crop offsets, flips, mixing).
+///
+/// The samplers draw the epoch's order from the same key on stream `epoch`
+/// ([`crate::samplers::epoch_rng`]), so the augmentation must use a stream no epoch number
+/// reaches: on stream 0 (as it once did) epoch 0's crops and flips were the very numbers that
+/// had shuffled the images, a coupling between which image comes and how it is cropped.
+pub const AUGMENT_STREAM: u64 = 1 << 63;
+
+/// The augmentation RNG of an epoch seeded with `seed`.
+pub fn augment_rng(seed: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(AUGMENT_STREAM);
+    rng
+}
+
 fn produce(plan: EpochPlan<'_>, mut send: impl FnMut(Result<Batch, AugmentError>) -> bool) {
     let set = plan.set;
     let (c, h, w) = (set.channels, set.height, set.width);
     let chw = c * h * w;
-    let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
+    let mut rng = augment_rng(plan.seed);
     for chunk in plan.order.chunks(plan.batch_size.max(1)) {
         let mut pixels = Vec::with_capacity(chunk.len() * chw);
         let mut labels = Vec::with_capacity(chunk.len());
@@ -160,6 +175,27 @@ fn produce(plan: EpochPlan<'_>, mut send: impl FnMut(Result<Batch, AugmentError>
             mixed,
         })) {
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::RngCore;
+
+    use super::*;
+    use crate::samplers::epoch_rng;
+
+    #[test]
+    fn augmentation_draws_are_not_the_samplers_draws() {
+        for epoch in [0usize, 1, 7] {
+            let seed = 42 ^ (epoch as u64).wrapping_mul(0x9E37_79B9);
+            let mut a = augment_rng(seed);
+            let mut s = epoch_rng(seed, epoch);
+            let a: Vec<u64> = (0..64).map(|_| a.next_u64()).collect();
+            let s: Vec<u64> = (0..64).map(|_| s.next_u64()).collect();
+            let shared = a.iter().filter(|x| s.contains(x)).count();
+            assert_eq!(shared, 0, "epoch {epoch}: the streams overlap");
         }
     }
 }

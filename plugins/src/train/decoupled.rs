@@ -34,7 +34,7 @@ pub fn run_all(
 
     let mut optimizer = run.train.optimizer.clone();
     if let Some(p) = wb {
-        optimizer.weight_decay = p.get("weight_decay");
+        optimizer.weight_decay = p.get("stage1_weight_decay");
     }
     let bctx = BuildContext {
         class_counts: data.class_counts.clone(),
@@ -54,7 +54,8 @@ pub fn run_all(
         crop_pad: run.crop_flip.then_some(run.pad),
         optimizer: optimizer.clone(),
         schedule: run.train.schedule.clone(),
-        max_norm: wb.map(|p| p.get("max_norm") as f32),
+        // MaxNorm belongs to weight balancing's stage 2 only (the authors' code).
+        max_norm: None,
     };
 
     let (mut history, resume_stage, done, ck) = match resume {
@@ -90,7 +91,7 @@ pub fn run_all(
                     model
                 },
             )?;
-            let setup2 = stage2_setup(ctx, s2, epochs, &bctx)?;
+            let setup2 = stage2_setup(ctx, s2, epochs, &bctx, &model2)?;
             let mut optim = build_optimizer(&setup2.optimizer, setup2.optimizer.weight_decay);
             let start = if resume_stage == 2 { done } else { 0 };
             if resume_stage == 2
@@ -100,6 +101,8 @@ pub fn run_all(
             }
             model = run_stage(ctx, &setup2, model2, optim, start, &mut history, sink)?;
         } else {
+            // The lockstep record's "stage 2" of tau-norm: the model it transforms.
+            ctx.record(|r| r.stage_start(2, 0, &model, Vec::new()))?;
             let (m, sweep) = tau_normalize(ctx, s2, model)?;
             model = m;
             tau_sweep = Some(sweep);
@@ -131,6 +134,26 @@ pub fn run_all(
     } else {
         selection.val_selected().map(|s| s.test_top1)
     };
+    ctx.record(|r| {
+        let test = &data.test;
+        let n = test.labels.len().min(64);
+        let (c, h, w) = (test.channels, test.height, test.width);
+        let sub = test.subset(&(0..n).collect::<Vec<_>>());
+        let m = model.valid();
+        let f = evaluate::features(&m, &sub, &data.norm, &ctx.eval_device);
+        let z = evaluate::logits(&m.head, f, ctx.posthoc_shift.as_deref());
+        let mut x = Vec::with_capacity(n * c * h * w);
+        for img in sub.pixels.chunks_exact(c * h * w) {
+            data.norm.push(img, h * w, &mut x);
+        }
+        r.eval(
+            &m,
+            &x,
+            [n, c, h, w],
+            &z,
+            tau_sweep.as_ref().map(|t| t.chosen),
+        )
+    })?;
     let ips: Vec<f32> = history
         .iter()
         .filter(|r| r.stage == 1)
@@ -237,6 +260,7 @@ fn stage2_setup(
     s2: &Stage2Spec,
     epochs: usize,
     bctx: &BuildContext,
+    model: &Classifier,
 ) -> Result<StageSetup, TrainError> {
     let run = ctx.run;
     let p = &s2.params;
@@ -251,7 +275,7 @@ fn stage2_setup(
         ("instance", cb)
     } else {
         (
-            "class-balanced",
+            "class-aware",
             crate::registry::validated(reg, Family::Loss, "ce", &[])?,
         )
     };
@@ -279,7 +303,8 @@ fn stage2_setup(
             milestones: vec![],
             gamma: 0.1,
         },
-        max_norm: (s2.name == "weight-balancing").then(|| p.get("max_norm") as f32),
+        max_norm: (s2.name == "weight-balancing")
+            .then(|| model.head.relative_norm_threshold(p.get("thresh") as f32)),
     })
 }
 

@@ -7,6 +7,7 @@ mod checkpoint;
 mod decoupled;
 pub mod device;
 mod evaluate;
+mod lockstep;
 mod prepare;
 mod record;
 mod schedule;
@@ -15,6 +16,7 @@ mod stage;
 pub use batches::{Batch, EpochPlan, Normalizer, for_each_batch};
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};
 pub use device::{Backend, DeviceError, Placement, build_device, host_device, run_device};
+pub use lockstep::{LockstepConfig, LockstepIndex, StageEntry, StepEntry};
 pub use prepare::{Prepared, SplitFile, prepare};
 pub use record::{EpochRecord, EvalRecord, RunSummary, TauSweep};
 pub use schedule::{build_optimizer, learning_rate};
@@ -70,6 +72,8 @@ pub struct Context<'a> {
     pub config_hash: String,
     /// `tau log pi` subtracted from logits at evaluation (post-hoc logit adjustment).
     pub posthoc_shift: Option<Vec<f32>>,
+    /// The lockstep record, when asked for (`bench/lockstep.py` replays it in PyTorch).
+    pub lockstep: Option<std::sync::Mutex<lockstep::Recorder>>,
 }
 
 /// The keys of a resolved run that label it or place it but do not change what it trains:
@@ -117,7 +121,31 @@ pub fn train(
     resume: Option<Checkpoint>,
     sink: &mut dyn EventSink,
 ) -> Result<RunSummary, TrainError> {
+    train_recorded(run, data, registry, device, resume, sink, None)
+}
+
+/// [`train`], writing the lockstep record of its first steps when `lockstep` is given (a fresh
+/// run only: a resumed run's first steps are not its stages' first steps).
+pub fn train_recorded(
+    run: &ResolvedRun,
+    data: &Prepared,
+    registry: &Registry,
+    device: &Device,
+    resume: Option<Checkpoint>,
+    sink: &mut dyn EventSink,
+    lockstep: Option<&LockstepConfig>,
+) -> Result<RunSummary, TrainError> {
     device.seed(run.train.seed);
+    if lockstep.is_some() && resume.is_some() {
+        return Err(TrainError::Sink(
+            "a lockstep record needs a fresh run, not a resumed one".into(),
+        ));
+    }
+    let hash = config_hash(run);
+    let lockstep = lockstep
+        .map(|cfg| lockstep::Recorder::new(cfg, &hash, &data.class_counts))
+        .transpose()?
+        .map(std::sync::Mutex::new);
     let posthoc_shift = run
         .posthoc
         .as_ref()
@@ -128,8 +156,9 @@ pub fn train(
         registry,
         device: device.clone().autodiff(),
         eval_device: device.clone(),
-        config_hash: config_hash(run),
+        config_hash: hash,
         posthoc_shift,
+        lockstep,
     };
     // A checkpoint of this run, or the final stage-1 checkpoint of its stage-1 run.
     let from_stage1 = |ck: &Checkpoint| {
@@ -146,5 +175,34 @@ pub fn train(
             expected: ctx.config_hash.clone(),
         });
     }
-    decoupled::run_all(&ctx, resume, sink)
+    let summary = decoupled::run_all(&ctx, resume, sink)?;
+    if let Some(rec) = &ctx.lockstep {
+        rec.lock()
+            .map_err(|_| TrainError::Sink("lockstep recorder poisoned".into()))?
+            .finish()?;
+    }
+    Ok(summary)
+}
+
+impl Context<'_> {
+    /// Runs `f` on the lockstep recorder when there is one.
+    pub(crate) fn record(
+        &self,
+        f: impl FnOnce(&mut lockstep::Recorder) -> Result<(), TrainError>,
+    ) -> Result<(), TrainError> {
+        match &self.lockstep {
+            None => Ok(()),
+            Some(m) => f(&mut *m
+                .lock()
+                .map_err(|_| TrainError::Sink("lockstep recorder poisoned".into()))?),
+        }
+    }
+
+    /// Whether the next step is recorded.
+    pub(crate) fn records_step(&self) -> bool {
+        self.lockstep
+            .as_ref()
+            .and_then(|m| m.lock().ok().map(|r| r.wants_step()))
+            .unwrap_or(false)
+    }
 }

@@ -53,6 +53,13 @@ pub fn run_stage(
     let classes = train.class_names.len();
     let [c, h, w] = [train.channels, train.height, train.width];
     let device = ctx.device.clone();
+    if start == 0 {
+        ctx.record(|r| {
+            let trainable = super::lockstep::trainable_names(&model)?;
+            r.stage_start(setup.stage, setup.epochs, &model, trainable)
+        })?;
+    }
+    let mut stage_step = 0usize;
     for epoch in start..setup.epochs {
         let lr = learning_rate(setup.optimizer.lr, &setup.schedule, epoch, setup.epochs);
         let global = setup.epoch_offset + epoch;
@@ -87,6 +94,7 @@ pub fn run_stage(
                 ));
             };
             let n = batch.len();
+            let recorded = ctx.records_step().then(|| batch.clone());
             let x = Tensor::<4>::from_data(TensorData::new(batch.pixels, [n, c, h, w]), &device);
             let ya = labels_tensor(&batch.labels, &device);
             let mixed = batch.mixed.map(|(b, lam)| losses::Mixup {
@@ -100,8 +108,21 @@ pub fn run_stage(
             if let Some(t) = setup.max_norm {
                 next.head = next.head.max_norm(t);
             }
-            slot = Some(next);
             let l = loss.detach();
+            if let Some(b) = &recorded {
+                let entry = super::lockstep::StepEntry {
+                    stage: setup.stage,
+                    epoch,
+                    step: stage_step,
+                    lr,
+                    loss: l.clone().into_scalar::<f32>(),
+                    batch: n,
+                    mixed: b.mixed.is_some(),
+                };
+                ctx.record(|r| r.step(entry, b, [n, c, h, w], &next))?;
+            }
+            stage_step += 1;
+            slot = Some(next);
             loss_sum = Some(match loss_sum.take() {
                 Some(s) => s + l,
                 None => l,

@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""Replays cauda's lockstep record in PyTorch and compares every number, step by step.
+
+Usage: lockstep.py RUN_DIR [RUN_DIR ...] [--rtol 1e-4] [--json]
+
+RUN_DIR is what `caudad train SPEC --out RUN_DIR --lockstep RUN_DIR/lockstep` wrote:
+`config.json` (the resolved run) and `lockstep/` (plugins/src/train/lockstep.rs documents its
+files). For each recorded stage this script builds bench/reference.py's PyTorch model for the
+run, loads the stage's initial weights, checks that the same parameters are trainable, and then,
+for every recorded step, feeds the very batch cauda's model saw (pixels after sampling, crop/flip,
+mixing and normalization; labels and mixing targets) through reference.py's loss and optimizer,
+and compares the learning rate, the loss and every tensor after the step (parameters and
+BatchNorm running statistics) with cauda's. Finally it evaluates cauda's final model on the
+recorded test images, with reference.py's post-hoc adjustment and tau-normalization, and compares
+the logits.
+
+Two checks per step, both against PyTorch in float64 (so that float32 rounding of either side
+is not mistaken for the reference):
+- the one-step check: from cauda's own weights before the step (and its momentum, recovered as
+  (w_{k-1} - w_k) / lr_k), one PyTorch step must land on cauda's weights after it within
+  `rtol` (1e-4) relative, every tensor; BatchNorm shifts (beta) within 1e-2 (see BN_SHIFT_RTOL);
+- the trajectory check: PyTorch's own run from the same start over the same batches; every
+  tensor and the loss within `rtol`, or within 10x float32 PyTorch's own distance from float64.
+  For BatchNorm nets the trajectory amplifies rounding (see BN_TRAJECTORY_RTOL) and the
+  one-step check is the exact one.
+Exit status 1 when anything disagrees, naming the step and the tensor.
+"""
+import argparse
+import importlib.util
+import json
+import pathlib
+import sys
+
+import torch
+from safetensors.torch import load_file
+
+HERE = pathlib.Path(__file__).resolve().parent
+_spec = importlib.util.spec_from_file_location("reference", HERE / "reference.py")
+ref = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ref)
+
+
+class Mismatch(Exception):
+    pass
+
+
+def rel_err(a, b):
+    a, b = a.double(), b.double()
+    return float((a - b).norm() / max(float(b.norm()), 1e-12))
+
+
+def close(a, b, rtol):
+    a, b = a.double(), b.double()
+    return float((a - b).norm()) <= rtol * float(b.norm()) + 1e-6 * max(b.numel(), 1) ** 0.5
+
+
+def load_state(model, tensors, prefix=""):
+    """Loads cauda's tensors (PyTorch names) into `model`; every key must match both ways."""
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise Mismatch(f"state names differ: missing {missing}, unexpected {unexpected}")
+    for k, v in state.items():
+        if tuple(own[k].shape) != tuple(v.shape):
+            raise Mismatch(f"{k}: shape {tuple(v.shape)} in cauda, {tuple(own[k].shape)} in torch")
+    model.load_state_dict(state)
+
+
+def replica(cfg, shape, classes, s2, n, init, dtype):
+    """reference.py's model for stage `n`, loaded with the stage's initial tensors, in `dtype`."""
+    model = ref.Classifier(cfg["model"], shape, classes)
+    if n == 2 and s2["name"] != "tau-norm":
+        ref.stage2_model(model, s2, classes)
+    load_state(model, init)
+    return model.to(dtype)
+
+
+# Burn sums a BatchNorm shift's gradient (beta: the sum of the output gradient over batch x
+# height x width) in plain float32 order, PyTorch with cascaded sums; when that sum is a small
+# difference of thousands of terms (early steps) Burn's relative error reaches ~1e-3 while the
+# scale's (gamma) and every other tensor's stay below 1e-5. The shifts alone get this tolerance;
+# a wrong formula (a missing term, a sign) is off by far more.
+BN_SHIFT_RTOL = 1e-2
+# Every gradient of a BatchNorm net in Burn's flex backend is 1e-6 .. 1e-3 off float64 (BN scales
+# ~1e-4, layers before the first BN up to 1e-3 in the first steps) where PyTorch float32's are
+# ~1e-6 (docs/RESULTS.md, "Lockstep"); LeNet's agree to 1e-7. The one-step tolerance of BN nets:
+BN_NET_RTOL = 2e-3
+BN_TRAJECTORY_RTOL = 0.2
+DEBUG = False
+
+
+def bn_shifts(model):
+    return {f"{name}.bias" for name, m in model.named_modules()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
+
+
+def judge(ours, theirs, exact, rtol, where, name, report):
+    """cauda's tensor `ours` against torch float64 `exact`, given torch float32 `theirs`.
+
+    Agreement: cauda is as close to the float64 trajectory as float32 PyTorch is (within 10x),
+    or within `rtol` of it. A tensor whose value is the small difference of large terms (a
+    BatchNorm bias gradient summed over thousands of pixels) has a float32 error far above
+    1e-4 in both implementations; a semantic difference stays far above PyTorch's own."""
+    e_c = rel_err(ours, exact)
+    e_t = rel_err(theirs, exact)
+    if DEBUG and e_c > 1e-3:
+        print(f"  {where} {name}: cauda {e_c:.3g} torch32 {e_t:.3g} |exact| {float(exact.norm()):.3g}")
+    report["worst"] = max(report["worst"], e_c)
+    report["worst_torch32"] = max(report.get("worst_torch32", 0.0), e_t)
+    if e_c > rtol and e_c > 10 * e_t:
+        raise Mismatch(f"{where}: {name} differs from float64 PyTorch by {e_c:.3g} "
+                       f"(float32 PyTorch: {e_t:.3g}; tolerance {rtol:g} or 10x PyTorch's)")
+
+
+def one_step_check(cfg, shape, classes, s2, n, counts, prev, prefix, buffers, t, lr, s, rtol,
+                   where, report):
+    """One step in float64 from cauda's own weights before the step (and its momentum, recovered
+    from its last two weights: w_{k-1} - w_k = lr_k buf_k for SGD), compared with cauda's weights
+    after it. Unlike the trajectory, this cannot compound float32 rounding across steps: it
+    isolates the step's math (forward, loss, backward, weight decay, momentum)."""
+    state = {k[len(prefix):]: v for k, v in prev.items() if k.startswith(prefix)}
+    model = replica(cfg, shape, classes, s2, n, state, torch.float64)
+    plan = ref.stage1_plan(cfg, counts) if n == 1 else ref.stage2_plan(cfg, counts, model)
+    named = dict(model.named_parameters())
+    trainable = [named[name] for name in sorted(named) if named[name].requires_grad]
+    optim = ref.make_optimizer(plan["opt"], trainable, plan["weight_decay"])
+    if buffers is not None and plan["opt"]["momentum"] > 0:
+        for name in sorted(named):
+            if named[name].requires_grad:
+                optim.state[named[name]]["momentum_buffer"] = buffers[name].clone()
+    for g in optim.param_groups:
+        g["lr"] = lr
+    model.train()
+    if plan.get("frozen_backbone"):
+        model.backbone.eval()
+    mixed = (t["labels_b"], t["lam"].double()) if "labels_b" in t else None
+    ref.train_step(model, optim, plan, t["x"].double(), t["labels"], mixed, s["epoch"])
+    shifts = bn_shifts(model)
+    for name, exact in model.state_dict().items():
+        if name.endswith("num_batches_tracked"):
+            continue
+        ours = t["after." + name].double()
+        base = state[name].double()
+        # The step's change, relative to the change itself where it is not tiny.
+        e = rel_err(ours, exact)
+        report["worst_one_step"] = max(report.get("worst_one_step", 0.0), e)
+        tol = BN_SHIFT_RTOL if name in shifts else (max(rtol, BN_NET_RTOL) if shifts else rtol)
+        if e > tol:
+            d_ours, d_exact = ours - base, exact - base
+            raise Mismatch(f"{where}: one step from cauda's weights: {name} differs by {e:.3g} "
+                           f"(its update by {rel_err(d_ours, d_exact):.3g}; tolerance {tol:g})")
+
+
+def replay(run_dir, rtol, drift):
+    cfg = json.loads((run_dir / "config.json").read_text())
+    ls = run_dir / "lockstep"
+    index = json.loads((ls / "lockstep.json").read_text())
+    counts = index["class_counts"]
+    classes = len(counts)
+    report = {"run": str(run_dir), "method": cfg["method"], "backbone": cfg["model"]["backbone"],
+              "steps": 0, "stages": [], "worst": 0.0}
+    ev = load_file(str(ls / "eval.safetensors"))
+    shape = tuple(ev["x"].shape[1:])
+    s2 = cfg.get("stage2")
+    dtypes = (torch.float32, torch.float64)
+    for stage in index["stages"]:
+        n = stage["stage"]
+        init = load_file(str(ls / f"stage{n}_init.safetensors"))
+        models = [replica(cfg, shape, classes, s2, n, init, dt) for dt in dtypes]
+        report["stages"].append(n)
+        if n == 2 and s2["name"] == "tau-norm":
+            continue  # nothing trains; the evaluation below checks the transform
+        plans = [ref.stage1_plan(cfg, counts) if n == 1 else ref.stage2_plan(cfg, counts, m)
+                 for m in models]
+        ours = sorted(name for name, p in models[0].named_parameters() if p.requires_grad)
+        if ours != sorted(stage["trainable"]):
+            raise Mismatch(f"stage {n}: trainable parameters differ: cauda {stage['trainable']}, "
+                           f"torch {ours}")
+        optims = [ref.make_optimizer(pl["opt"], [p for p in m.parameters() if p.requires_grad],
+                                     pl["weight_decay"]) for m, pl in zip(models, plans)]
+        for m, pl in zip(models, plans):
+            m.train()
+            if pl.get("frozen_backbone"):
+                m.backbone.eval()
+        steps = [s for s in index["steps"] if s["stage"] == n]
+        # Weight balancing's MaxNorm projects weights after the step but not the momentum, so
+        # its momentum cannot be recovered from consecutive weights: trajectory check only.
+        one_step = plans[0]["max_norm"] is None
+        buffers, t_prev = None, None
+        for k, s in enumerate(steps):
+            if s["step"] != k:
+                raise Mismatch(f"stage {n}: steps are not consecutive from the start ({s['step']})")
+            where = f"stage {n} step {k} (epoch {s['epoch']})"
+            plan = plans[0]
+            lr = ref.learning_rate(plan["opt"]["lr"], plan["schedule"], s["epoch"], plan["epochs"])
+            if abs(lr - s["lr"]) > 1e-9 * max(abs(lr), 1e-12):
+                raise Mismatch(f"{where}: learning rate {s['lr']} in cauda, {lr} in torch")
+            t = load_file(str(ls / f"stage{n}_step{k}.safetensors"))
+            losses = []
+            for m, o, pl, dt in zip(models, optims, plans, dtypes):
+                for g in o.param_groups:
+                    g["lr"] = lr
+                mixed = (t["labels_b"], t["lam"].to(dt)) if "labels_b" in t else None
+                losses.append(ref.train_step(m, o, pl, t["x"].to(dt), t["labels"], mixed,
+                                             s["epoch"]))
+            judge(t["loss"].double()[0], losses[0].double(), losses[1],
+                  BN_TRAJECTORY_RTOL if bn_shifts(models[0]) else rtol * drift, where, "loss",
+                  report)
+            sd32, sd64 = models[0].state_dict(), models[1].state_dict()
+            shifts = bn_shifts(models[0])
+            # The trajectory of a BatchNorm net amplifies any float32 difference by ~10^3 within
+            # eight steps (PyTorch float32 itself drifts from float64 by 1e-7 -> 3e-4), so there
+            # the one-step check below is the exact one and the trajectory's tolerance is wide.
+            traj = BN_TRAJECTORY_RTOL if shifts else rtol * drift
+            for name, exact in sd64.items():
+                if name.endswith("num_batches_tracked"):
+                    continue
+                judge(t["after." + name], sd32[name], exact, traj, where, name, report)
+            if one_step and plan["opt"]["name"] == "sgd":
+                prev = init if k == 0 else t_prev
+                prev_prefix = "" if k == 0 else "after."
+                one_step_check(cfg, shape, classes, s2, n, counts, prev, prev_prefix, buffers,
+                               t, lr, s, rtol, where, report)
+                buffers = {name: (prev[prev_prefix + name].double()
+                                  - t["after." + name].double()) / lr
+                           for name in stage["trainable"]}
+            t_prev = t
+            report["steps"] += 1
+    # Evaluation: cauda's final model (or, for tau-norm, stage 1's model and torch's transform).
+    model = ref.Classifier(cfg["model"], shape, classes)
+    if s2 and s2["name"] == "tau-norm":
+        load_state(model, load_file(str(ls / "stage2_init.safetensors")))
+        model.head = model.head.tau_normalized(index["tau"])
+    else:
+        if s2:
+            ref.stage2_model(model, s2, classes)
+        load_state(model, ev, "model.")
+    model.eval()
+    with torch.no_grad():
+        z = model.head(model.backbone(ev["x"]))
+        shift = ref.posthoc_shift(cfg, counts)
+        if shift is not None:
+            z = z - shift
+    err = rel_err(z, ev["logits"])
+    report["eval_logits_err"] = err
+    if not close(z, ev["logits"], rtol):
+        raise Mismatch(f"evaluation: logits differ (relative error {err:.3g})")
+    return report
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dirs", type=pathlib.Path, nargs="+")
+    ap.add_argument("--rtol", type=float, default=1e-4)
+    ap.add_argument("--drift", type=float, default=1.0,
+                    help="multiplies the tolerance of the multi-step trajectory check")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    failed = 0
+    for d in args.run_dirs:
+        try:
+            r = replay(d, args.rtol, args.drift)
+            print(json.dumps({"ok": True, **r}))
+        except (Mismatch, FileNotFoundError, KeyError) as e:
+            failed += 1
+            print(json.dumps({"ok": False, "run": str(d), "error": f"{type(e).__name__}: {e}"}))
+    print(f"lockstep: {len(args.run_dirs) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
