@@ -11,6 +11,13 @@
 #   METHODS  space-separated presets (default "ce balanced-softmax ldam-drw crt logit-adjust-posthoc")
 #   SEEDS    space-separated seeds (default "0 1")
 #   DATASETS space-separated, from "digits fmnist" (default both)
+#   RECIPE   1 (default: lr 0.01, batch 64, the table in docs/RESULTS.md) or 2 (lr 0.05, batch
+#            128, 30 epochs on both data sets, Fashion-MNIST capped at 700 per class: the
+#            lockstep issue's second recipe)
+#   CROP     on | off: crop (pad 4) + flip on the 28x28 data (default on); digits never crop
+#
+# The second table is paired: per seed, cauda minus PyTorch on the same split, mean ± standard
+# error over seeds, and how many seeds cauda was ahead.
 #
 # Each run lives in WORK_DIR/<data>/<method>/seed<k>/: spec.toml, cauda.jsonl (cauda's epoch lines),
 # config.json, split.json, summary.json (cauda), reference.json (PyTorch), and wall times.
@@ -23,6 +30,14 @@ THREADS=${THREADS:-2}
 METHODS=${METHODS:-"ce balanced-softmax ldam-drw crt logit-adjust-posthoc"}
 SEEDS=${SEEDS:-"0 1"}
 DATASETS=${DATASETS:-"digits fmnist"}
+RECIPE=${RECIPE:-1}
+CROP=${CROP:-on}
+case $RECIPE in
+    1) LR=0.01 BATCH=64 FMNIST_EPOCHS=20 DIGITS_EPOCHS=60 CAP=1000 ;;
+    2) LR=0.05 BATCH=128 FMNIST_EPOCHS=30 DIGITS_EPOCHS=30 CAP=700 ;;
+    *) echo "RECIPE must be 1 or 2" >&2; exit 2 ;;
+esac
+case $CROP in on) CROP_FLIP=true ;; off) CROP_FLIP=false ;; *) echo "CROP must be on or off" >&2; exit 2 ;; esac
 FMNIST=${FMNIST:-/usr/share/datasets/fashion-mnist}
 
 if [[ -z "${CAUDAD:-}" ]]; then
@@ -37,16 +52,16 @@ spec() { # data method seed
     local data=$1 method=$2 seed=$3 epochs section
     case $data in
         digits)
-            epochs=60
+            epochs=$DIGITS_EPOCHS
             section='format = "digits"
 imbalance = { profile = "exp", ratio = 10 }'
             ;;
         fmnist)
-            epochs=20
+            epochs=$FMNIST_EPOCHS
             section="format = \"idx\"
 path = \"$FMNIST\"
 imbalance = { profile = \"exp\", ratio = 100 }
-max_per_class = 1000"
+max_per_class = $CAP"
             ;;
         *) echo "unknown data set $data" >&2; exit 2 ;;
     esac
@@ -59,13 +74,16 @@ $section
 backbone = "lenet"
 [train]
 epochs = $epochs
-batch_size = 64
+batch_size = $BATCH
 seed = $seed
 eval_every = $epochs
 checkpoint_every = 0
-optimizer = { name = "sgd", lr = 0.01, momentum = 0.9, weight_decay = 5e-4 }
+optimizer = { name = "sgd", lr = $LR, momentum = 0.9, weight_decay = 5e-4 }
 schedule = { name = "cosine" }
 EOF
+    if [[ $data == fmnist ]]; then
+        printf '[augment]\ncrop_flip = %s\n' "$CROP_FLIP"
+    fi
 }
 
 now() { date +%s.%N; }
@@ -90,13 +108,14 @@ for data in $DATASETS; do
     done
 done
 
-"$PY" - "$WORK" "$DATASETS" "$METHODS" "$SEEDS" <<'EOF'
+"$PY" - "$WORK" "$DATASETS" "$METHODS" "$SEEDS" "$DIGITS_EPOCHS" "$FMNIST_EPOCHS" "$CAP" "$CROP" <<'EOF'
 import json, pathlib, sys
 import numpy as np
 
-work, datasets, methods, seeds = pathlib.Path(sys.argv[1]), *(a.split() for a in sys.argv[2:])
-titles = {"digits": "digits-LT (ratio 10, 60 epochs)",
-          "fmnist": "Fashion-MNIST-LT (ratio 100, max 1000 per class, 20 epochs)"}
+work, datasets, methods, seeds = pathlib.Path(sys.argv[1]), *(a.split() for a in sys.argv[2:5])
+de, fe, cap, crop = sys.argv[5:9]
+titles = {"digits": f"digits-LT (ratio 10, {de} epochs)",
+          "fmnist": f"Fashion-MNIST-LT (ratio 100, max {cap} per class, {fe} epochs, crop/flip {crop})"}
 cols = [("overall", "test_top1"), ("many", "many"), ("medium", "medium"), ("few", "few")]
 
 def fmt(xs):
@@ -133,4 +152,26 @@ for data in datasets:
             lose = [m for m in few if m != "ce" and few[m][i] <= few["ce"][i]]
             print(f"\n{who}: few-shot above ce: {', '.join(beat) or 'none'}"
                   + (f"; not above: {', '.join(lose)}" if lose else ""))
+
+    print(f"\n**{titles.get(data, data)}, paired**: cauda minus PyTorch on the same split, "
+          f"percentage points, mean ± standard error over {len(seeds)} seeds\n")
+    print("| method | Δ overall | Δ many | Δ medium | Δ few | seeds cauda ahead | within 2 SE |")
+    print("|---|---|---|---|---|---|---|")
+    for m in methods:
+        runs = [work / data / m / f"seed{s}" for s in seeds]
+        ca = [json.loads((r / "summary.json").read_text())["last"] for r in runs]
+        pt = [json.loads((r / "reference.json").read_text())["last"] for r in runs]
+        cells, ok, ahead = [], False, 0
+        for _, k in cols:
+            d = [100 * (a[k] - b[k]) for a, b in zip(ca, pt) if a[k] is not None and b[k] is not None]
+            if not d:
+                cells.append("-")
+                continue
+            mean = float(np.mean(d))
+            se = float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+            cells.append(f"{mean:+.1f} ± {se:.1f}")
+            if k == "test_top1":
+                ok = abs(mean) <= 2 * se if se == se else False
+                ahead = sum(1 for x in d if x > 0)
+        print(f"| {m} | " + " | ".join(cells) + f" | {ahead}/{len(seeds)} | {'yes' if ok else 'NO'} |")
 EOF
