@@ -71,3 +71,76 @@ impl Daemon {
         Ok(failed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::core::{Clock, DaemonSettings, NoopExecutor};
+    use crate::scheduler::Inventory;
+    use crate::store::{MemoryStore, Store};
+
+    struct Fixed;
+    impl Clock for Fixed {
+        fn now(&self) -> crate::model::Millis {
+            42
+        }
+    }
+
+    fn spec(method: &str, seed: u64) -> String {
+        format!(
+            "name = \"p\"\nmethod = \"{method}\"\n[data]\nformat = \"digits\"\n[model]\nbackbone = \"mlp\"\n[train]\nepochs = 2\nseed = {seed}\n"
+        )
+    }
+
+    #[test]
+    fn unfinished_runs_of_another_engine_fail_at_start_up_with_their_dependents() {
+        let store = Arc::new(MemoryStore::default());
+        let settings = DaemonSettings {
+            inventory: Inventory::from_spec(&["cpu:1".to_string()]).expect("inventory"),
+            ..DaemonSettings::default()
+        };
+        let d = Daemon::new(
+            store.clone(),
+            settings,
+            Arc::new(Fixed),
+            Arc::new(NoopExecutor),
+        );
+        // cRT: its stage 1 runs, its stage 2 waits for it; then a plain run of this engine.
+        let old = d
+            .submit("old", &spec("crt", 1), "ada", None)
+            .expect("submit");
+        let (stage1, stage2) = (old.runs[0].0, old.runs[1].0);
+        let current = d
+            .submit("new", &spec("ce", 2), "ada", None)
+            .expect("submit")
+            .runs[0]
+            .0;
+        assert_eq!(d.get_run(stage1).expect("run").state, RunState::Running);
+        for id in [stage1, stage2] {
+            let mut run = store.get_run(id).expect("get").expect("stored");
+            run.engine = "cauda-plugins 0.1.0 recipe 1".into();
+            store.commit(&[WriteOp::PutRun(run)]).expect("commit");
+        }
+
+        assert!(d.recover().expect("recover").is_empty(), "none resumes");
+        for id in [stage1, stage2] {
+            let run = d.get_run(id).expect("run");
+            assert_eq!(run.state, RunState::Failed, "{id}");
+            let error = run.error.unwrap_or_default();
+            assert!(
+                error.starts_with("planned for cauda-plugins 0.1.0 recipe 1, but this daemon trains with cauda-plugins"),
+                "{error}"
+            );
+        }
+        let run = d.get_run(current).expect("run");
+        assert_eq!(
+            run.state,
+            RunState::Running,
+            "this engine's run takes the freed slot"
+        );
+        assert!(is_current_engine(&run.engine));
+        assert_eq!(engine_label(""), "an engine before fingerprints");
+    }
+}
