@@ -5,7 +5,9 @@
 //! daemon's workers train only their own engine's runs and refuse a checkpoint of another. They
 //! fail at start-up with the reason (resubmitting the spec trains them again with this engine),
 //! rather than restarting in place: a restart would have to drop their stored epochs and
-//! checkpoints, and a decoupled stage 2 would still start from an older engine's stage 1.
+//! checkpoints, and a decoupled stage 2 would still start from an older engine's stage 1. An
+//! attempt of another engine that a restarted daemon keeps (a Slurm job) is not retried when
+//! it fails: every worker of this engine would refuse it again.
 
 use cauda_plugins::train::engine_fingerprint;
 
@@ -142,5 +144,39 @@ mod tests {
         );
         assert!(is_current_engine(&run.engine));
         assert_eq!(engine_label(""), "an engine before fingerprints");
+    }
+
+    /// A Slurm job of another engine kept by a restarted daemon: when its worker refuses the
+    /// run, the run fails at once instead of retrying into the same refusal.
+    #[test]
+    fn a_kept_attempt_of_another_engine_fails_without_retries() {
+        let store = Arc::new(MemoryStore::default());
+        let settings = DaemonSettings {
+            inventory: Inventory::from_spec(&["cpu:1".to_string()]).expect("inventory"),
+            max_retries: 2,
+            ..DaemonSettings::default()
+        };
+        let d = Daemon::new(
+            store.clone(),
+            settings,
+            Arc::new(Fixed),
+            Arc::new(NoopExecutor),
+        );
+        let id = d
+            .submit("old", &spec("ce", 1), "ada", None)
+            .expect("submit")
+            .runs[0]
+            .0;
+        let mut run = store.get_run(id).expect("get").expect("stored");
+        run.engine = String::new();
+        store.commit(&[WriteOp::PutRun(run)]).expect("commit");
+        let kept = std::collections::HashSet::from([(id, 1)]);
+        assert!(d.recover_keeping(&kept).expect("recover").is_empty());
+        assert_eq!(d.get_run(id).expect("run").state, RunState::Running);
+        d.finish(id, 1, crate::core::Ending::Failed("refused".into()))
+            .expect("finish");
+        let run = d.get_run(id).expect("run");
+        assert_eq!((run.state, run.failures), (RunState::Failed, 0));
+        assert_eq!(run.error.as_deref(), Some("refused"));
     }
 }
