@@ -1,7 +1,7 @@
 //! What the daemon does on its own clock: at start-up it requeues the runs the previous daemon
 //! left running (they resume from their latest checkpoint as a new attempt) and fails the queued
-//! runs of another engine (`engines`), and every tick it
-//! fails (or retries) attempts that stopped showing signs of life, then schedules again.
+//! runs of another engine (`engines`); every tick it fails (or retries) attempts that stopped
+//! showing signs of life, then schedules again.
 
 use super::attempts::Ending;
 use super::daemon::state_event;
