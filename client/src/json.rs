@@ -42,6 +42,8 @@ pub fn run(run: &Run) -> Value {
         "depends_on": run.depends_on,
         "config": embedded(&run.config_json),
         "config_hash": run.config_hash,
+        "engine": run.engine,
+        "older_engine": run.older_engine,
         "summary": embedded(&run.summary_json),
         "submitted_at_ms": run.submitted_at_ms,
         "started_at_ms": run.started_at_ms,

@@ -95,7 +95,9 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
             if i == last {
                 out.push_str(cell);
             } else {
-                let pad = widths[i] - cell.chars().count();
+                let pad = widths
+                    .get(i)
+                    .map_or(0, |w| w.saturating_sub(cell.chars().count()));
                 out.push_str(cell);
                 out.push_str(&" ".repeat(pad + 2));
             }
@@ -169,9 +171,28 @@ pub fn run_details(run: &Run) -> String {
         lines.push(format!("depends on:   {}", run_label(dep)));
     }
     lines.push(format!("config hash:  {}", run.config_hash));
+    lines.push(format!(
+        "engine:       {}",
+        engine_text(&run.engine, run.older_engine)
+    ));
     let mut text = lines.join("\n");
     text.push('\n');
     text
+}
+
+/// An engine fingerprint in words, `(older)` when it is not the daemon's: such a run is never
+/// reused, and its numbers may differ from a rerun today.
+pub fn engine_text(engine: &str, older: bool) -> String {
+    let name = if engine.is_empty() {
+        "before fingerprints"
+    } else {
+        engine
+    };
+    if older {
+        format!("{name} (older than the daemon's engine)")
+    } else {
+        name.to_string()
+    }
 }
 
 /// A state change as one line: `queued -> running on gpu:0 (reason)`.

@@ -266,3 +266,25 @@ fn show_names_the_slurm_job_and_its_pending_reason() {
         "{text}"
     );
 }
+
+#[test]
+fn show_names_the_engine_and_marks_an_older_one() {
+    let mut r = run();
+    r.engine = "cauda-plugins 0.1.0 recipe 2".into();
+    let text = run_details(&r);
+    assert!(
+        text.ends_with("engine:       cauda-plugins 0.1.0 recipe 2\n"),
+        "{text}"
+    );
+    r.older_engine = true;
+    assert!(
+        run_details(&r).contains(
+            "engine:       cauda-plugins 0.1.0 recipe 2 (older than the daemon's engine)\n"
+        )
+    );
+    r.engine = String::new();
+    assert!(
+        run_details(&r)
+            .contains("engine:       before fingerprints (older than the daemon's engine)\n")
+    );
+}

@@ -1,66 +1,114 @@
-//! Report rows for people and scripts: the survey's table layout (method, ratio, seeds, overall,
-//! many/medium/few-shot top-1 in %, relative accuracy, throughput, GPU-hours) as aligned text,
-//! Markdown or CSV, and JSON rows with the documented field names.
+//! Report rows for people and scripts, each from ONE list so a header and its cells cannot part:
+//! [`COLUMNS`] is the survey's table (method, ratio, seeds, overall, many/medium/few-shot top-1
+//! in %, relative accuracy, throughput, hours, engine) as aligned text, Markdown or HTML;
+//! [`FIELDS`] are the raw values with their documented names, as CSV and as JSON rows.
 
 use cauda_proto::v1::{GetReportResponse, ReportRow};
 use serde_json::{Value, json};
 
-/// The table's columns.
-pub const HEADERS: [&str; 12] = [
-    "method",
-    "ratio",
-    "runs",
-    "seeds",
-    "top-1",
-    "many",
-    "medium",
-    "few",
-    "val-sel",
-    "best-test*",
-    "rel-acc",
-    "img/s",
-];
+use crate::ids::experiment_label;
+
+/// A column of the report table: its header and how a row fills its cell.
+pub struct Column {
+    pub header: &'static str,
+    pub cell: fn(&ReportRow) -> String,
+}
 
 fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{:.1}", v * 100.0))
 }
 
-fn ratio(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".into(), |r| format!("{r}"))
+/// The table's columns, in order.
+pub const COLUMNS: &[Column] = &[
+    Column {
+        header: "method",
+        cell: |r| r.method.clone(),
+    },
+    Column {
+        header: "ratio",
+        cell: |r| r.ratio.map_or_else(|| "-".into(), |v| format!("{v}")),
+    },
+    Column {
+        header: "runs",
+        cell: |r| {
+            if r.failed > 0 {
+                format!("{} ({} failed)", r.runs, r.failed)
+            } else if r.succeeded < r.runs {
+                format!("{} ({} done)", r.runs, r.succeeded)
+            } else {
+                r.runs.to_string()
+            }
+        },
+    },
+    Column {
+        header: "seeds",
+        cell: |r| r.seeds.to_string(),
+    },
+    Column {
+        header: "top-1",
+        // `mean ± std` in % over two seeds or more.
+        cell: |r| match (r.top1_mean, r.top1_std) {
+            (Some(m), Some(s)) if r.seeds > 1 => format!("{:.1} ± {:.1}", m * 100.0, s * 100.0),
+            (Some(m), _) => format!("{:.1}", m * 100.0),
+            _ => "-".into(),
+        },
+    },
+    Column {
+        header: "many",
+        cell: |r| pct(r.many),
+    },
+    Column {
+        header: "medium",
+        cell: |r| pct(r.medium),
+    },
+    Column {
+        header: "few",
+        cell: |r| pct(r.few),
+    },
+    Column {
+        header: "val-sel",
+        cell: |r| pct(r.val_selected_top1),
+    },
+    Column {
+        header: "best-test*",
+        cell: |r| pct(r.best_test_top1),
+    },
+    Column {
+        header: "rel-acc",
+        cell: |r| {
+            r.relative_accuracy
+                .map_or_else(|| "-".into(), |a| format!("{a:.3}"))
+        },
+    },
+    Column {
+        header: "img/s",
+        cell: |r| {
+            r.images_per_sec
+                .map_or_else(|| "-".into(), |v| format!("{v:.0}"))
+        },
+    },
+    Column {
+        header: "hours",
+        cell: |r| format!("{:.2}", r.hours),
+    },
+    Column {
+        header: "GPU-h",
+        cell: |r| format!("{:.2}", r.gpu_hours),
+    },
+    Column {
+        header: "engine",
+        cell: |r| if r.older_engine { "older" } else { "current" }.into(),
+    },
+];
+
+/// The table's headers.
+pub fn headers() -> Vec<&'static str> {
+    COLUMNS.iter().map(|c| c.header).collect()
 }
 
-/// One row's cells: top-1 as `mean ± std` in %, relative accuracy as a fraction.
+/// One row's cells, one per column.
 pub fn cells(row: &ReportRow) -> Vec<String> {
-    let top1 = match (row.top1_mean, row.top1_std) {
-        (Some(m), Some(s)) if row.seeds > 1 => format!("{:.1} ± {:.1}", m * 100.0, s * 100.0),
-        (Some(m), _) => format!("{:.1}", m * 100.0),
-        _ => "-".into(),
-    };
-    let runs = if row.failed > 0 {
-        format!("{} ({} failed)", row.runs, row.failed)
-    } else if row.succeeded < row.runs {
-        format!("{} ({} done)", row.runs, row.succeeded)
-    } else {
-        row.runs.to_string()
-    };
-    vec![
-        row.method.clone(),
-        ratio(row.ratio),
-        runs,
-        row.seeds.to_string(),
-        top1,
-        pct(row.many),
-        pct(row.medium),
-        pct(row.few),
-        pct(row.val_selected_top1),
-        pct(row.best_test_top1),
-        row.relative_accuracy
-            .map_or_else(|| "-".into(), |a| format!("{a:.3}")),
-        row.images_per_sec
-            .map_or_else(|| "-".into(), |v| format!("{v:.0}")),
-        format!("{:.2}", row.hours),
-        format!("{:.2}", row.gpu_hours),
-    ]
+    COLUMNS.iter().map(|c| (c.cell)(row)).collect()
 }
 
 /// The footnote every rendering carries.
@@ -69,157 +117,224 @@ val-sel: at the best validation epoch; best-test*: best test epoch, optimistic (
 rel-acc: A_t / max(A_v, A_b) (Zhang et al. survey, Sec. 4.1); hours: wall-clock hours of the row's runs, \
 GPU-h: those hours times the GPUs (or GPU share) each held.";
 
+/// The footnotes of a report: [`NOTE`] and what the engine column compares with.
+pub fn notes(report: &GetReportResponse) -> String {
+    let engine = if report.engine.is_empty() {
+        "not reported by this daemon"
+    } else {
+        report.engine.as_str()
+    };
+    format!(
+        "{NOTE}\nengine: older = some run of the row was trained by another engine than the daemon's ({engine}); `--engine current` leaves those rows out."
+    )
+}
+
+/// The report without the rows that an older engine trained (`--engine current`).
+pub fn current_engine_only(mut report: GetReportResponse) -> GetReportResponse {
+    report.rows.retain(|r| !r.older_engine);
+    report
+}
+
+/// The title of a report: `e-3 fmnist-lt`.
+fn title(report: &GetReportResponse) -> String {
+    format!("{} {}", experiment_label(report.experiment_id), report.name)
+}
+
+/// Aligned columns for a terminal (the default format).
+pub fn table_text(report: &GetReportResponse) -> String {
+    let rows: Vec<Vec<String>> = report.rows.iter().map(cells).collect();
+    format!(
+        "{}\n{}\n{}\n",
+        title(report),
+        crate::output::table(&headers(), &rows),
+        notes(report)
+    )
+}
+
 /// A Markdown table.
 pub fn markdown(report: &GetReportResponse) -> String {
-    let mut out = format!("| {} |\n", HEADERS.join(" | "));
-    out.push_str(&format!("|{}\n", "---|".repeat(HEADERS.len())));
+    let mut out = format!("| {} |\n", headers().join(" | "));
+    out.push_str(&format!("|{}\n", "---|".repeat(COLUMNS.len())));
     for row in &report.rows {
         out.push_str(&format!("| {} |\n", cells(row).join(" | ")));
     }
-    out.push_str(&format!("\n{NOTE}\n"));
+    out.push_str(&format!("\n{}\n", notes(report)));
     out
 }
 
-/// CSV with raw fractions (empty for missing values).
+/// The HTML page: the table, then each `(caption, svg)` figure, then the notes.
+pub fn html(report: &GetReportResponse, figures: &[(String, String)]) -> String {
+    let headers: Vec<String> = headers().into_iter().map(String::from).collect();
+    let rows: Vec<Vec<String>> = report.rows.iter().map(cells).collect();
+    let page = crate::report::html::html_page(&title(report), &headers, &rows, figures);
+    let notes: Vec<String> = notes(report)
+        .lines()
+        .map(|l| format!("<p>{}</p>", crate::report::html::escape(l)))
+        .collect();
+    page.replace("</body>", &format!("{}\n</body>", notes.join("\n")))
+}
+
+/// A raw value of a CSV and JSON row: its name (CSV header, JSON key) and its value.
+pub struct Field {
+    pub name: &'static str,
+    pub value: fn(&ReportRow) -> Value,
+}
+
+/// The CSV and JSON rows' fields, in order: accuracies as fractions, missing values null.
+pub const FIELDS: &[Field] = &[
+    Field {
+        name: "label",
+        value: |r| json!(r.label),
+    },
+    Field {
+        name: "method",
+        value: |r| json!(r.method),
+    },
+    Field {
+        name: "ratio",
+        value: |r| json!(r.ratio),
+    },
+    Field {
+        name: "runs",
+        value: |r| json!(r.runs),
+    },
+    Field {
+        name: "succeeded",
+        value: |r| json!(r.succeeded),
+    },
+    Field {
+        name: "failed",
+        value: |r| json!(r.failed),
+    },
+    Field {
+        name: "seeds",
+        value: |r| json!(r.seeds),
+    },
+    Field {
+        name: "top1_mean",
+        value: |r| json!(r.top1_mean),
+    },
+    Field {
+        name: "top1_std",
+        value: |r| json!(r.top1_std),
+    },
+    Field {
+        name: "many",
+        value: |r| json!(r.many),
+    },
+    Field {
+        name: "medium",
+        value: |r| json!(r.medium),
+    },
+    Field {
+        name: "few",
+        value: |r| json!(r.few),
+    },
+    Field {
+        name: "val_selected_top1",
+        value: |r| json!(r.val_selected_top1),
+    },
+    Field {
+        name: "best_test_top1",
+        value: |r| json!(r.best_test_top1),
+    },
+    Field {
+        name: "relative_accuracy",
+        value: |r| json!(r.relative_accuracy),
+    },
+    Field {
+        name: "a_t",
+        value: |r| json!(r.a_t),
+    },
+    Field {
+        name: "a_v",
+        value: |r| json!(r.a_v),
+    },
+    Field {
+        name: "a_b",
+        value: |r| json!(r.a_b),
+    },
+    Field {
+        name: "images_per_sec",
+        value: |r| json!(r.images_per_sec),
+    },
+    Field {
+        name: "hours",
+        value: |r| json!(r.hours),
+    },
+    Field {
+        name: "gpu_hours",
+        value: |r| json!(r.gpu_hours),
+    },
+    Field {
+        name: "engines",
+        value: |r| json!(r.engines),
+    },
+    Field {
+        name: "older_engine",
+        value: |r| json!(r.older_engine),
+    },
+];
+
+/// A value as one CSV cell: empty for null, numbers as Rust prints them (`100`, `0.7123`),
+/// text quoted (RFC 4180), a list of texts joined by `; ` and quoted.
+fn csv_cell(value: &Value) -> String {
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    match value {
+        Value::Null => String::new(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => u.to_string(),
+            (None, Some(i), _) => i.to_string(),
+            (None, None, Some(f)) => f.to_string(),
+            _ => n.to_string(),
+        },
+        Value::String(s) => quote(s),
+        Value::Array(items) => {
+            let items: Vec<String> = items
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), String::from))
+                .collect();
+            quote(&items.join("; "))
+        }
+        Value::Object(_) => quote(&value.to_string()),
+    }
+}
+
+/// CSV: a header line of [`FIELDS`]' names, then one line per row.
 pub fn csv(report: &GetReportResponse) -> String {
-    let f = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v}"));
-    let mut out = String::from(
-        "label,method,ratio,runs,succeeded,failed,seeds,top1_mean,top1_std,many,medium,few,val_selected_top1,best_test_top1,relative_accuracy,a_t,a_v,a_b,images_per_sec,hours,gpu_hours\n",
-    );
-    for r in &report.rows {
-        let quoted = format!("\"{}\"", r.label.replace('"', "\"\""));
-        let fields = [
-            quoted,
-            r.method.clone(),
-            f(r.ratio),
-            r.runs.to_string(),
-            r.succeeded.to_string(),
-            r.failed.to_string(),
-            r.seeds.to_string(),
-            f(r.top1_mean),
-            f(r.top1_std),
-            f(r.many),
-            f(r.medium),
-            f(r.few),
-            f(r.val_selected_top1),
-            f(r.best_test_top1),
-            f(r.relative_accuracy),
-            f(r.a_t),
-            f(r.a_v),
-            f(r.a_b),
-            f(r.images_per_sec),
-            r.hours.to_string(),
-            r.gpu_hours.to_string(),
-        ];
-        out.push_str(&fields.join(","));
+    let names: Vec<&str> = FIELDS.iter().map(|f| f.name).collect();
+    let mut out = format!("{}\n", names.join(","));
+    for row in &report.rows {
+        let cells: Vec<String> = FIELDS.iter().map(|f| csv_cell(&(f.value)(row))).collect();
+        out.push_str(&cells.join(","));
         out.push('\n');
     }
     out
 }
 
-/// JSON rows: `method`, `ratio`, `seeds`, `top1_mean`, `top1_std`, `many`, `medium`, `few`,
-/// `relative_accuracy`, and the rest of the row.
+/// JSON: `{experiment_id, name, engine, rows: [{label, method, ratio, ...}]}`, each row an
+/// object of [`FIELDS`].
 pub fn json_rows(report: &GetReportResponse) -> Value {
     let rows: Vec<Value> = report
         .rows
         .iter()
-        .map(|r| {
-            json!({
-                "label": r.label,
-                "method": r.method,
-                "ratio": r.ratio,
-                "runs": r.runs,
-                "succeeded": r.succeeded,
-                "failed": r.failed,
-                "seeds": r.seeds,
-                "top1_mean": r.top1_mean,
-                "top1_std": r.top1_std,
-                "many": r.many,
-                "medium": r.medium,
-                "few": r.few,
-                "val_selected_top1": r.val_selected_top1,
-                "best_test_top1": r.best_test_top1,
-                "relative_accuracy": r.relative_accuracy,
-                "a_t": r.a_t,
-                "a_v": r.a_v,
-                "a_b": r.a_b,
-                "images_per_sec": r.images_per_sec,
-                "hours": r.hours,
-                "gpu_hours": r.gpu_hours,
-            })
+        .map(|row| {
+            let fields = FIELDS
+                .iter()
+                .map(|f| (f.name.to_string(), (f.value)(row)))
+                .collect();
+            Value::Object(fields)
         })
         .collect();
     json!({
         "experiment_id": report.experiment_id,
         "name": report.name,
+        "engine": report.engine,
         "rows": rows,
     })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn report() -> GetReportResponse {
-        GetReportResponse {
-            experiment_id: 3,
-            name: "x".into(),
-            rows: vec![ReportRow {
-                label: "x/method=ce".into(),
-                method: "ce".into(),
-                ratio: Some(100.0),
-                runs: 3,
-                succeeded: 3,
-                seeds: 3,
-                top1_mean: Some(0.7123),
-                top1_std: Some(0.0151),
-                many: Some(0.9),
-                few: Some(0.25),
-                relative_accuracy: Some(0.8),
-                ..ReportRow::default()
-            }],
-        }
-    }
-
-    #[test]
-    fn renderings_carry_every_row_and_field() {
-        let r = report();
-        let c = cells(&r.rows[0]);
-        assert_eq!(c[4], "71.2 ± 1.5");
-        assert_eq!(
-            (c[5].as_str(), c[6].as_str(), c[10].as_str()),
-            ("90.0", "-", "0.800")
-        );
-        let md = markdown(&r);
-        assert!(
-            md.lines()
-                .nth(2)
-                .unwrap()
-                .starts_with("| ce | 100 | 3 | 3 | 71.2 ± 1.5")
-        );
-        let csv = csv(&r);
-        assert!(
-            csv.lines()
-                .nth(1)
-                .unwrap()
-                .starts_with("\"x/method=ce\",ce,100,3,3,0,3,0.7123,")
-        );
-        let j = json_rows(&r);
-        let row = &j["rows"][0];
-        for key in [
-            "method",
-            "ratio",
-            "seeds",
-            "top1_mean",
-            "top1_std",
-            "many",
-            "medium",
-            "few",
-            "relative_accuracy",
-        ] {
-            assert!(row.get(key).is_some(), "{key}");
-        }
-        assert_eq!(row["top1_mean"], 0.7123);
-        assert!(row["medium"].is_null());
-    }
-}
+#[path = "report_rows_test.rs"]
+mod tests;

@@ -117,6 +117,10 @@ pub struct RunRecord {
     /// The fully resolved run (`ResolvedRun` as JSON) and its sha256.
     pub config_json: String,
     pub config_hash: String,
+    /// The engine fingerprint its config was resolved for (the config's `engine`, e.g.
+    /// `cauda-plugins 0.1.0 recipe 2`); empty for runs stored before fingerprints.
+    #[serde(default)]
+    pub engine: String,
     pub state: RunState,
     pub priority: i32,
     pub submitted_at: Millis,

@@ -28,6 +28,7 @@ fn run(id: u64, gpus: &[u32]) -> RunRecord {
         user: "t".into(),
         config_json: "{}".into(),
         config_hash: String::new(),
+        engine: String::new(),
         state: RunState::Running,
         priority: 0,
         submitted_at: 0,

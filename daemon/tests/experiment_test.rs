@@ -181,6 +181,31 @@ async fn a_grid_with_decoupled_methods_and_relative_accuracy() {
         }
         assert_eq!(row["ratio"], 5.0);
 
+        // The default table: a cell under every header in every row (it once panicked).
+        let out = std::process::Command::new(&cli)
+            .args(["--addr", &daemon.url, "report", "e-1"])
+            .output()
+            .unwrap();
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let split = |line: &str| line.split("  ").filter(|c| !c.trim().is_empty()).count();
+        let lines: Vec<&str> = table
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1 + 5,
+            "a header and one row per method: {table}"
+        );
+        assert!(lines.iter().all(|l| split(l) == split(lines[0])), "{table}");
+        assert!(lines[1..].iter().all(|l| l.ends_with("current")), "{table}");
+
         // The HTML page: the table and both plots inline, one line per method.
         let out = std::process::Command::new(&cli)
             .args([

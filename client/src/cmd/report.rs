@@ -1,5 +1,6 @@
-//! `cauda report EXPERIMENT [--format table|markdown|csv|json]`: the experiment's report
-//! (GetReport) in the survey's layout; `cauda compare E1 E2` puts two reports side by side.
+//! `cauda report EXPERIMENT [--format table|markdown|csv|json|html] [--engine all|current]`: the
+//! experiment's report (GetReport) in the survey's layout, rendered by `report_rows`; `cauda
+//! compare E1 E2` puts two reports side by side.
 
 use cauda_proto::v1::{GetReportRequest, GetReportResponse};
 
@@ -7,7 +8,7 @@ use crate::connect::connect;
 use crate::exit::CliError;
 use crate::ids::{experiment_label, parse_experiment_id};
 use crate::output::table;
-use crate::report_rows::{HEADERS, NOTE, cells, csv, json_rows, markdown};
+use crate::report_rows::{csv, current_engine_only, json_rows, markdown, table_text};
 
 /// The output formats of `cauda report`.
 #[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
@@ -19,11 +20,21 @@ pub enum Format {
     Markdown,
     /// One line per row with raw fractions.
     Csv,
-    /// `{experiment_id, name, rows: [{method, ratio, seeds, top1_mean, top1_std, many, medium,
-    /// few, relative_accuracy, ...}]}`.
+    /// `{experiment_id, name, engine, rows: [{method, ratio, seeds, top1_mean, top1_std, many,
+    /// medium, few, relative_accuracy, ..., engines, older_engine}]}`.
     Json,
     /// One self-contained page (`--out DIR` gets `index.html`) with the table and both plots.
     Html,
+}
+
+/// Which rows `cauda report` shows, by the engine that trained them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineFilter {
+    /// Every row; those an older engine trained are marked `older`.
+    #[default]
+    All,
+    /// Only rows trained by the daemon's current engine.
+    Current,
 }
 
 /// Arguments of `cauda report`.
@@ -38,6 +49,10 @@ pub struct Args {
     /// The folder `--format html` writes `index.html` into.
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
+    /// Which rows to show by the engine that trained them: `current` leaves out the rows of an
+    /// older engine (another crate version or recipe).
+    #[arg(long, value_enum, default_value_t = EngineFilter::All)]
+    pub engine: EngineFilter,
 }
 
 /// Arguments of `cauda compare`.
@@ -62,21 +77,16 @@ pub(crate) async fn fetch(addr: &str, id: u64) -> Result<GetReportResponse, CliE
 
 /// Runs `cauda report`.
 pub async fn run(addr: &str, args: Args) -> Result<(), CliError> {
-    let report = fetch(addr, args.experiment).await?;
+    let mut report = fetch(addr, args.experiment).await?;
+    if args.engine == EngineFilter::Current {
+        report = current_engine_only(report);
+    }
     match args.format {
         Format::Json => super::emit_json(&json_rows(&report)),
         Format::Csv => super::emit(&csv(&report)),
         Format::Markdown => super::emit(&markdown(&report)),
         Format::Html => html(addr, &report, args.out).await,
-        Format::Table => {
-            let rows: Vec<Vec<String>> = report.rows.iter().map(cells).collect();
-            super::emit(&format!(
-                "{} {}\n{}\n{NOTE}\n",
-                experiment_label(report.experiment_id),
-                report.name,
-                table(&HEADERS, &rows)
-            ))
-        }
+        Format::Table => super::emit(&table_text(&report)),
     }
 }
 
@@ -171,14 +181,7 @@ async fn html(
         let svg = crate::plot::svg(&data).map_err(crate::plot::gather::plot_error)?;
         figures.push((caption.to_string(), svg));
     }
-    let headers: Vec<String> = HEADERS.iter().map(|h| (*h).to_string()).collect();
-    let rows: Vec<Vec<String>> = report.rows.iter().map(cells).collect();
-    let title = format!("{} {}", experiment_label(report.experiment_id), report.name);
-    let mut page = crate::report::html::html_page(&title, &headers, &rows, &figures);
-    page = page.replace(
-        "</body>",
-        &format!("<p>{}</p>\n</body>", crate::report::html::escape(NOTE)),
-    );
+    let page = crate::report_rows::html(report, &figures);
     let io = |path: &std::path::Path| {
         let path = path.to_path_buf();
         move |source| CliError::Io { path, source }

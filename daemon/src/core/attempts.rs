@@ -381,6 +381,8 @@ impl Daemon {
             other => other,
         };
         run.grants.clear();
+        // A run of another engine is refused by every worker of this one: no retry (`engines`).
+        may_retry &= super::engines::is_current_engine(&run.engine);
         let (to, reason) = match ending {
             Ending::Succeeded(summary) => {
                 run.summary_json = Some(summary);

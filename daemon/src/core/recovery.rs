@@ -1,6 +1,7 @@
 //! What the daemon does on its own clock: at start-up it requeues the runs the previous daemon
-//! left running (they resume from their latest checkpoint as a new attempt), and every tick it
-//! fails (or retries) attempts that stopped showing signs of life, then schedules again.
+//! left running (they resume from their latest checkpoint as a new attempt) and fails the queued
+//! runs of another engine (`engines`); every tick it fails (or retries) attempts that stopped
+//! showing signs of life, then schedules again.
 
 use super::attempts::Ending;
 use super::daemon::state_event;
@@ -11,7 +12,8 @@ use crate::store::{RunFilter, WriteOp};
 impl Daemon {
     /// At start-up: every run left running by the previous daemon goes back to the queue
     /// (keeping its place: priority, then submission time) and resumes from its latest
-    /// checkpoint as a new attempt. Finished runs are not touched. Returns the requeued runs.
+    /// checkpoint as a new attempt. Queued runs resolved for another engine fail with the reason
+    /// (`engines`). Finished runs are not touched. Returns the requeued runs.
     pub fn recover(&self) -> Result<Vec<RunId>> {
         self.recover_keeping(&std::collections::HashSet::new())
     }
@@ -53,6 +55,8 @@ impl Daemon {
             self.commit(&ops)?;
             tracing::info!(runs = ids.len(), "requeued the runs of the previous daemon");
         }
+        let failed = self.fail_other_engines()?;
+        ids.retain(|id| !failed.contains(id));
         self.schedule_locked()?;
         Ok(ids)
     }

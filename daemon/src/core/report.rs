@@ -2,11 +2,13 @@
 //! Survey", TPAMI 2023): one row per configuration of its grid with the seeds folded in (mean and
 //! sample standard deviation), overall and many/medium/few-shot top-1 of the final model, the
 //! validation-selected and (marked optimistic) best-on-test top-1, relative accuracy
-//! `A_r = A_t / max(A_v, A_b)` from the balanced reference runs, throughput and device-hours.
+//! `A_r = A_t / max(A_v, A_b)` from the balanced reference runs, throughput and device-hours,
+//! and the engines that trained the row (a row of an older engine is marked so).
 //! Pure over stored records; accuracies are fractions in [0, 1].
 
 use serde_json::Value;
 
+use super::engines::is_current_engine;
 use super::{CoreError, Daemon, Result};
 use crate::model::{ExperimentId, RunId, RunRecord, RunState};
 
@@ -42,6 +44,12 @@ pub struct ReportRow {
     /// Wall-clock hours of the row's runs, and those hours times the GPUs (or share) they held.
     pub hours: f64,
     pub gpu_hours: f64,
+    /// The engine fingerprints of the row's runs and references, distinct, in grid order
+    /// (empty string: a run stored before fingerprints).
+    pub engines: Vec<String>,
+    /// Some run or reference of the row was trained (or planned) by another engine than this
+    /// daemon's.
+    pub older_engine: bool,
 }
 
 /// A whole report.
@@ -50,6 +58,8 @@ pub struct Report {
     pub experiment: ExperimentId,
     pub name: String,
     pub rows: Vec<ReportRow>,
+    /// This daemon's engine fingerprint, which `ReportRow::older_engine` compares with.
+    pub engine: String,
 }
 
 impl Daemon {
@@ -80,6 +90,16 @@ impl Daemon {
                 }
             };
             let (row, group) = &mut rows[index];
+            let references = match point.references {
+                Some((ce, own)) => vec![find(ce)?, find(own)?],
+                None => Vec::new(),
+            };
+            for engine in std::iter::once(run).chain(references).map(|r| &r.engine) {
+                if !row.engines.contains(engine) {
+                    row.engines.push(engine.clone());
+                }
+                row.older_engine |= !is_current_engine(engine);
+            }
             row.runs += 1;
             let hours = run_hours(run);
             row.hours += hours;
@@ -111,6 +131,7 @@ impl Daemon {
             experiment: id,
             name: experiment.name,
             rows,
+            engine: cauda_plugins::train::engine_fingerprint(),
         })
     }
 }

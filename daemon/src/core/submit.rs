@@ -146,6 +146,7 @@ impl Daemon {
                 user: user.to_string(),
                 config_json: new.run.to_json(),
                 config_hash: new.config_hash.clone(),
+                engine: new.run.engine.clone(),
                 state: RunState::Queued,
                 priority: priority.unwrap_or(new.run.resources.priority),
                 submitted_at: now,

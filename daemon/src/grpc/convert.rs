@@ -117,6 +117,8 @@ pub fn run_to_wire(r: &RunRecord, full: bool, epochs_done: u32) -> v1::Run {
         finished_at_ms: r.finished_at.map(millis),
         epochs_done,
         epochs_total: epochs_total(&r.config_json),
+        engine: r.engine.clone(),
+        older_engine: !crate::core::is_current_engine(&r.engine),
         gpu_mem_source: r.gpu_memory.source.clone(),
         peak_gpu_mem_mb: r.gpu_memory.peak_mb,
         oom_requeued: r.gpu_memory.oom_requeued,
@@ -362,7 +364,10 @@ pub fn report_to_wire(r: &crate::core::Report) -> v1::GetReportResponse {
                 images_per_sec: row.images_per_sec,
                 hours: row.hours,
                 gpu_hours: row.gpu_hours,
+                engines: row.engines.clone(),
+                older_engine: row.older_engine,
             })
             .collect(),
+        engine: r.engine.clone(),
     }
 }

@@ -23,18 +23,29 @@ pub struct InProcess {
 impl InProcess {
     /// A daemon over `<dir>/db` with `devices` (e.g. `cpu:2`, `gpu:0@24000`) and `clock`.
     pub async fn start(dir: &Path, devices: &[String], clock: Arc<dyn Clock>) -> InProcess {
+        let daemon = Self::daemon(dir, devices, clock);
+        daemon.schedule().expect("schedule on start");
+        Self::serve(daemon).await
+    }
+
+    /// The daemon `start` serves, not yet scheduled nor served: a test can act on its core
+    /// first (submit, finish, `recover` as a restarted daemon does).
+    pub fn daemon(dir: &Path, devices: &[String], clock: Arc<dyn Clock>) -> Arc<Daemon> {
         let store = SledStore::open(dir.join("db"), StoreConfig::default()).expect("open sled");
         let settings = DaemonSettings {
             inventory: Inventory::from_spec(devices).expect("inventory"),
             ..DaemonSettings::default()
         };
-        let daemon = Arc::new(Daemon::new(
+        Arc::new(Daemon::new(
             Arc::new(store),
             settings,
             clock,
             Arc::new(NoopExecutor),
-        ));
-        daemon.schedule().expect("schedule on start");
+        ))
+    }
+
+    /// Serves `daemon` on 127.0.0.1, port 0.
+    pub async fn serve(daemon: Arc<Daemon>) -> InProcess {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

@@ -36,6 +36,11 @@ pub struct ResolvedRun {
     pub stage2: Option<Stage2Spec>,
     pub metrics: MetricsSection,
     pub resources: ResourcesSection,
+    /// The engine this run was resolved for (`train::engine_fingerprint()`), part of its config
+    /// hash so no other engine's result is reused for it; empty (and not written) in runs
+    /// stored before fingerprints, so their hashes are unchanged.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub engine: String,
 }
 
 impl ExperimentSpec {
@@ -148,6 +153,7 @@ impl ExperimentSpec {
             stage2,
             metrics: self.metrics.clone(),
             resources: self.resources.clone(),
+            engine: crate::train::engine_fingerprint(),
         };
         run.check_ranges(origin)?;
         if run.loss.plugin == "ldam" && run.model.head != "cosine" {

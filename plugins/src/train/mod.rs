@@ -7,6 +7,8 @@ mod checkpoint;
 mod decoupled;
 pub mod device;
 mod evaluate;
+mod fingerprint;
+mod identity;
 mod lockstep;
 mod prepare;
 mod record;
@@ -16,13 +18,14 @@ mod stage;
 pub use batches::{Batch, EpochPlan, Normalizer, for_each_batch};
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};
 pub use device::{Backend, DeviceError, Placement, build_device, host_device, run_device};
+pub use fingerprint::{RECIPE_VERSION, engine_fingerprint};
+pub use identity::{canonical_json, config_hash};
 pub use lockstep::{LockstepConfig, LockstepIndex, StageEntry, StepEntry};
 pub use prepare::{Prepared, SplitFile, prepare};
 pub use record::{EpochRecord, EvalRecord, RunSummary, TauSweep};
 pub use schedule::{build_optimizer, learning_rate};
 
 use burn::tensor::Device;
-use sha2::{Digest, Sha256};
 
 use crate::registry::Registry;
 use crate::spec::ResolvedRun;
@@ -46,8 +49,16 @@ pub enum TrainError {
     Metrics(#[from] crate::metrics::MetricsError),
     #[error("model or optimizer record: {0}")]
     Record(String),
-    #[error("checkpoint belongs to another config (hash {found}, this run is {expected})")]
+    #[error(
+        "checkpoint belongs to another config or engine (hash {found}, this run is {expected})"
+    )]
     ForeignCheckpoint { found: String, expected: String },
+    /// The run was resolved for other engine code: training it here would store this engine's
+    /// result under that engine's identity.
+    #[error(
+        "the run was resolved for engine `{found}`, this is `{current}`: resubmit it to train it with this engine"
+    )]
+    OtherEngine { found: String, current: String },
     #[error("reporting: {0}")]
     Sink(String),
     #[error(transparent)]
@@ -76,26 +87,6 @@ pub struct Context<'a> {
     pub lockstep: Option<std::sync::Mutex<lockstep::Recorder>>,
 }
 
-/// The keys of a resolved run that label it or place it but do not change what it trains:
-/// its grid point's name, its method (preset) name and its resource request.
-const NOT_IDENTITY: [&str; 3] = ["name", "method", "resources"];
-
-/// Hash of a resolved run: the identity of what it trains (sha256 of its canonical JSON, keys
-/// sorted, without the labels in `NOT_IDENTITY`). Two runs with the same hash train the same
-/// model on the same split with the same seed: the daemon trains such a run once and reuses it.
-pub fn config_hash(run: &ResolvedRun) -> String {
-    let mut value = serde_json::to_value(run).unwrap_or_default();
-    if let Some(object) = value.as_object_mut() {
-        for key in NOT_IDENTITY {
-            object.remove(key);
-        }
-    }
-    // serde_json's map is ordered by key, so this text is canonical.
-    let canonical = serde_json::to_string(&value).unwrap_or_default();
-    let digest = Sha256::digest(canonical.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The stage-1 run of a decoupled method whose first stage does not depend on its second (cRT,
 /// LWS, tau-norm; Kang et al. ICLR 2020): the same run without its stage 2. Several such
 /// methods share one stage-1 run (same `config_hash`), and each stage 2 starts from its final
@@ -112,7 +103,8 @@ pub fn stage1_run(run: &ResolvedRun) -> Option<ResolvedRun> {
     Some(first)
 }
 
-/// Runs a whole training run, resuming from `resume` when given.
+/// Runs a whole training run, resuming from `resume` when given. A run resolved for another
+/// engine (`ResolvedRun::engine`) is refused.
 pub fn train(
     run: &ResolvedRun,
     data: &Prepared,
@@ -135,6 +127,7 @@ pub fn train_recorded(
     sink: &mut dyn EventSink,
     lockstep: Option<&LockstepConfig>,
 ) -> Result<RunSummary, TrainError> {
+    identity::check_engine(run)?;
     device.seed(run.train.seed);
     if lockstep.is_some() && resume.is_some() {
         return Err(TrainError::Sink(

@@ -9,6 +9,7 @@ fn run(id: u64, attempt: u32, recorded: Option<(u64, &str)>) -> RunRecord {
         user: "u".into(),
         config_json: "{}".into(),
         config_hash: "h".into(),
+        engine: String::new(),
         state: RunState::Running,
         priority: 0,
         submitted_at: 0,

@@ -135,6 +135,7 @@ mod tests {
             user: "u".into(),
             config_json: "{}".into(),
             config_hash: "h".into(),
+            engine: String::new(),
             state: RunState::Running,
             priority: 0,
             submitted_at: 0,

@@ -33,6 +33,7 @@ fn run(id: u64, experiment: u64, user: &str, state: RunState) -> RunRecord {
         user: user.into(),
         config_json: "{}".into(),
         config_hash: "00".into(),
+        engine: String::new(),
         state,
         priority: 0,
         submitted_at: 2_000 + id,
