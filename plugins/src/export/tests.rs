@@ -114,7 +114,10 @@ fn option_a_resnets_export_no_shortcut_tensors() {
         let got = names_and_shapes(&model(resnet(name), HeadKind::Linear));
         // stem conv + stem BN (6), 12 per block, linear head (2); the shortcut is a function.
         assert_eq!(got.len(), 6 + 12 * blocks + 2, "{got:?}");
-        assert!(!got.keys().any(|k| k.contains("shortcut") || k.contains("pad")));
+        assert!(
+            !got.keys()
+                .any(|k| k.contains("shortcut") || k.contains("pad"))
+        );
         assert_eq!(got["backbone.blocks.0.conv1.weight"], vec![16, 16, 3, 3]);
         assert_eq!(
             got[&format!("backbone.blocks.{}.conv1.weight", blocks / 3)],

@@ -125,7 +125,10 @@ mod tests {
         let bn_stats = 2 * 1_136;
         for (name, want) in [
             ("resnet32", 464_154 + bn_stats),
-            ("resnet32b", 464_154 + bn_stats + 16 * 32 + 4 * 32 + 32 * 64 + 4 * 64),
+            (
+                "resnet32b",
+                464_154 + bn_stats + 16 * 32 + 4 * 32 + 32 * 64 + 4 * 64,
+            ),
         ] {
             let kind = BackboneKind::parse(name).unwrap();
             let model = Classifier::new(kind, HeadKind::Linear, input, 10, &device).unwrap();

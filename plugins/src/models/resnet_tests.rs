@@ -41,7 +41,9 @@ fn option_a_blocks_have_no_shortcut_parameters_and_b_blocks_do() {
     let padded: Vec<usize> = a.blocks.iter().map(|b| b.pad_channels).collect();
     assert_eq!(padded, [0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 16, 0, 0, 0, 0]);
     let b = ResNet::new(3, 5, Shortcut::B, &device);
-    let projected: Vec<usize> = (0..15).filter(|&i| b.blocks[i].shortcut.is_some()).collect();
+    let projected: Vec<usize> = (0..15)
+        .filter(|&i| b.blocks[i].shortcut.is_some())
+        .collect();
     assert_eq!(projected, [5, 10]);
     assert!(b.blocks.iter().all(|b| b.pad_channels == 0));
 }
@@ -78,10 +80,26 @@ fn option_a_layers_are_kaiming_normal_with_variance_two_over_fan_in() {
     type Pick = fn(&Classifier) -> Tensor<4>;
     let layers: [(&str, Pick, usize); 5] = [
         ("stem", |m| resnet_of(m).stem.weight.val(), 3 * 9),
-        ("block0.conv1", |m| resnet_of(m).blocks[0].conv1.weight.val(), 16 * 9),
-        ("block1.conv1", |m| resnet_of(m).blocks[1].conv1.weight.val(), 16 * 9),
-        ("block2.conv1", |m| resnet_of(m).blocks[2].conv1.weight.val(), 32 * 9),
-        ("block2.conv2", |m| resnet_of(m).blocks[2].conv2.weight.val(), 64 * 9),
+        (
+            "block0.conv1",
+            |m| resnet_of(m).blocks[0].conv1.weight.val(),
+            16 * 9,
+        ),
+        (
+            "block1.conv1",
+            |m| resnet_of(m).blocks[1].conv1.weight.val(),
+            16 * 9,
+        ),
+        (
+            "block2.conv1",
+            |m| resnet_of(m).blocks[2].conv1.weight.val(),
+            32 * 9,
+        ),
+        (
+            "block2.conv2",
+            |m| resnet_of(m).blocks[2].conv2.weight.val(),
+            64 * 9,
+        ),
     ];
     for (name, pick, fan_in) in layers {
         let (var, n) = pooled_variance(models.iter().map(|m| values(pick(m))));
@@ -110,11 +128,19 @@ fn option_b_keeps_burns_default_init() {
     // Burn's Conv2d default is PyTorch's: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), variance
     // 1 / (3 fan_in), a sixth of Kaiming-normal's.
     let device = Device::default();
-    let (var, _) = pooled_variance(
-        (0..8).map(|_| values(ResNet::new(3, 1, Shortcut::B, &device).blocks[2].conv2.weight.val())),
-    );
+    let (var, _) = pooled_variance((0..8).map(|_| {
+        values(
+            ResNet::new(3, 1, Shortcut::B, &device).blocks[2]
+                .conv2
+                .weight
+                .val(),
+        )
+    }));
     let want = 1.0 / (3.0 * 64.0 * 9.0);
-    assert!((var / want - 1.0).abs() < 0.1, "variance {var}, want {want}");
+    assert!(
+        (var / want - 1.0).abs() < 0.1,
+        "variance {var}, want {want}"
+    );
 }
 
 #[test]
