@@ -3,8 +3,9 @@
 //!
 //! Loaders: [`idx`] (MNIST / Fashion-MNIST), [`cifar`] (CIFAR-10/100 binary), [`folder`]
 //! (`train/<class>/*.png` trees, cached after the first decode), [`digits`] (scikit-learn's 8x8
-//! digits, embedded), [`synthetic`] (seeded, for fast tests). [`source`] dispatches by format and
-//! [`longtail`] builds the field's long-tailed training splits from a balanced training set.
+//! digits, embedded), [`synthetic`] (seeded, for fast tests). [`source`] dispatches by format,
+//! [`longtail`] builds the field's long-tailed training splits from a balanced training set,
+//! [`split_file`] reads a published split instead, and [`normalize`] names the normalization.
 
 pub mod cifar;
 pub mod digits;
@@ -12,15 +13,19 @@ pub mod folder;
 mod folder_cache;
 pub mod idx;
 pub mod longtail;
+pub mod normalize;
 mod read;
 mod shuffle;
 pub mod source;
+pub mod split_file;
 pub mod synthetic;
 
 use std::path::PathBuf;
 
 pub use longtail::{LongTailError, LtConfig, LtProfile, LtSplit};
+pub use normalize::Normalization;
 pub use source::{DataFormat, DataSource};
+pub use split_file::{LoadedSplit, SplitSelection, read_split_file};
 pub use synthetic::SyntheticConfig;
 
 /// Errors of the data layer. Every variant names the file it concerns.
@@ -40,6 +45,13 @@ pub enum DataError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// A split file (`data.split_file`) that cannot be used; `key` is where in it.
+    #[error("{path}: {key}: {message}")]
+    SplitFile {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
     /// A long-tailed split could not be built from the given configuration.
     #[error(transparent)]
     LongTail(#[from] LongTailError),

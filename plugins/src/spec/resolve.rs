@@ -198,6 +198,7 @@ impl ResolvedRun {
         if d.max_per_class == Some(0) {
             return bad("data.max_per_class", "must be at least 1".into());
         }
+        d.check(origin)?;
         if BackboneKind::parse(&self.model.backbone).is_none() {
             return bad(
                 "model.backbone",
