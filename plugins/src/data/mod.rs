@@ -1,19 +1,22 @@
 //! In-memory image data sets (u8 pixels + labels) and their loaders; every loader reports which
 //! file, which byte offset and what it expected when a file is missing or malformed.
 //!
-//! Loaders: [`idx`] (MNIST / Fashion-MNIST), [`cifar`] (CIFAR-10/100 binary), [`folder`]
+//! Loaders: [`idx`] (MNIST / Fashion-MNIST), [`cifar`] (CIFAR-10/100 binary, or torchvision's
+//! pickles via [`cifar_pickle`]), [`folder`]
 //! (`train/<class>/*.png` trees, cached after the first decode), [`digits`] (scikit-learn's 8x8
 //! digits, embedded), [`synthetic`] (seeded, for fast tests). [`source`] dispatches by format,
 //! [`longtail`] builds the field's long-tailed training splits from a balanced training set,
 //! [`split_file`] reads a published split instead, and [`normalize`] names the normalization.
 
 pub mod cifar;
+pub mod cifar_pickle;
 pub mod digits;
 pub mod folder;
 mod folder_cache;
 pub mod idx;
 pub mod longtail;
 pub mod normalize;
+pub mod pickle;
 mod read;
 mod shuffle;
 pub mod source;
