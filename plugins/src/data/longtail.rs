@@ -130,6 +130,9 @@ pub struct LtSplit {
     pub hash: String,
 }
 
+/// Per-class training and per-class validation index lists.
+pub(crate) type TrainVal = (Vec<Vec<usize>>, Vec<Vec<usize>>);
+
 /// Builds the long-tailed split of `labels` (the balanced training set, `num_classes` classes).
 pub fn long_tail_split(
     labels: &[u32],
@@ -214,7 +217,7 @@ pub(crate) fn hold_out(
     shuffled: &[Vec<usize>],
     selected: Vec<Vec<usize>>,
     val_per_class: usize,
-) -> Result<(Vec<Vec<usize>>, Vec<Vec<usize>>), LongTailError> {
+) -> Result<TrainVal, LongTailError> {
     let mut val = Vec::with_capacity(selected.len());
     let mut train = Vec::with_capacity(selected.len());
     for (class, (all, mut chosen)) in shuffled.iter().zip(selected).enumerate() {
@@ -250,7 +253,7 @@ pub(crate) fn balanced_from(
     pools: &[&[usize]],
     train: &[Vec<usize>],
     val: Vec<Vec<usize>>,
-) -> Result<(Vec<Vec<usize>>, Vec<Vec<usize>>), LongTailError> {
+) -> Result<TrainVal, LongTailError> {
     let classes = pools.len();
     let total: usize = train.iter().map(Vec::len).sum();
     let (base, extra) = (total / classes, total % classes);
@@ -320,7 +323,7 @@ fn validate(cfg: &LtConfig, num_classes: usize) -> Result<(), LongTailError> {
 }
 
 /// The split of per-class training and validation lists: class after class, with its hash.
-pub(crate) fn assemble((train, val): (Vec<Vec<usize>>, Vec<Vec<usize>>)) -> LtSplit {
+pub(crate) fn assemble((train, val): TrainVal) -> LtSplit {
     let class_counts = train.iter().map(Vec::len).collect();
     let train_indices = train.concat();
     let val_indices = val.concat();

@@ -239,7 +239,7 @@ impl Machine<'_> {
     }
 
     fn set_items(&mut self, items: Vec<Rc<Value>>) -> Result<(), PickleError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.err("SETITEMS with an odd number of items"));
         }
         let d = self.depth_of(&items)?;

@@ -135,12 +135,8 @@ fn malformed_pickles_are_refused_with_the_offset() {
     );
     // Lists nested deeper than MAX_DEPTH.
     let mut deep = b"\x80\x02".to_vec();
-    for _ in 0..=MAX_DEPTH {
-        deep.push(b']');
-    }
-    for _ in 0..MAX_DEPTH {
-        deep.push(b'a');
-    }
+    deep.extend(std::iter::repeat_n(b']', usize::from(MAX_DEPTH) + 1));
+    deep.extend(std::iter::repeat_n(b'a', usize::from(MAX_DEPTH)));
     deep.push(b'.');
     assert!(load(&deep).unwrap_err().message.contains("nest deeper"));
     // Memoize, append, memoize, append...: each append copies the shared list.
