@@ -29,7 +29,15 @@ fn parse(text: &str) -> Result<LoadedSplit> {
 #[test]
 fn shipped_cifar_lt_files_have_caos_sizes_and_first_ranks() {
     // (file, classes, images per class, ratio, total, first ranks of class 0, of the last class)
-    type Case = (&'static str, usize, usize, f64, usize, [usize; 5], [usize; 5]);
+    type Case = (
+        &'static str,
+        usize,
+        usize,
+        f64,
+        usize,
+        [usize; 5],
+        [usize; 5],
+    );
     let cases: [Case; 2] = [
         (
             "cifar10-lt-r100.json",
