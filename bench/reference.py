@@ -10,7 +10,8 @@ This script trains the same recipe on exactly those images with PyTorch and writ
 top-1, per-class accuracy and many/medium/few-shot accuracy on the full balanced test set.
 
 What must be exact is the data: the training images are `train_part[split.train_indices]`, and the
-test set is the data set's own test part. For the embedded digits the train/test split is cauda's
+test set is the data set's own test part (digits, IDX, or CIFAR: binary batches or torchvision's
+pickles). For the embedded digits the train/test split is cauda's
 own (a ChaCha8 per-class shuffle, `plugins/src/data/digits.rs`); it is ported here bit for bit and
 checked by recomputing cauda's long-tailed split (same shuffle) and comparing it with split.json.
 Everything random during training (initialization, batch order, class draws, crops, mixing
@@ -197,6 +198,62 @@ def long_tail_indices(labels, classes, data):
     return [i for t in train for i in t], [i for v in vals for i in v]
 
 
+def _cifar_pickle(path, labels_key):
+    import pickle
+    with open(path, "rb") as f:
+        d = pickle.load(f, encoding="bytes")
+    return np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32), \
+        np.asarray(d[labels_key], dtype=np.int64)
+
+
+def load_cifar(folder):
+    """plugins/src/data/{cifar,cifar_pickle}.rs: the binary batches, or torchvision's pickles
+    (`cifar-10-batches-py/`, `cifar-100-python/`, the folder itself or under it). Returns
+    ((train_x, train_y), (test_x, test_y)), classes."""
+    folder = pathlib.Path(folder)
+
+    def binary(files, label_bytes):
+        rec = np.concatenate([np.fromfile(folder / f, dtype=np.uint8) for f in files])
+        rec = rec.reshape(-1, label_bytes + 3072)
+        return rec[:, label_bytes:].reshape(-1, 3, 32, 32).copy(), \
+            rec[:, label_bytes - 1].astype(np.int64)
+
+    if (folder / "data_batch_1.bin").is_file():
+        return (binary([f"data_batch_{i}.bin" for i in range(1, 6)], 1),
+                binary(["test_batch.bin"], 1)), 10
+    if (folder / "train.bin").is_file():
+        return (binary(["train.bin"], 2), binary(["test.bin"], 2)), 100
+    for d in (folder, folder / "cifar-10-batches-py", folder / "cifar-100-python"):
+        if (d / "data_batch_1").is_file():
+            parts = [_cifar_pickle(d / f"data_batch_{i}", b"labels") for i in range(1, 6)]
+            train = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+            return (train, _cifar_pickle(d / "test_batch", b"labels")), 10
+        if (d / "train").is_file() and (d / "meta").is_file():
+            return (_cifar_pickle(d / "train", b"fine_labels"),
+                    _cifar_pickle(d / "test", b"fine_labels")), 100
+    sys.exit(f"reference.py: no CIFAR binary batches or torchvision pickles in {folder}")
+
+
+def split_file_indices(labels, classes, data):
+    """plugins/src/data/split_file.rs: the file's per-class selection (ranks within the class
+    in data-set order, or absolute indices) and the hold-out from unselected images."""
+    sel = json.loads(pathlib.Path(data["split_file"]).read_text())
+    by_class = [np.flatnonzero(labels == c).tolist() for c in range(classes)]
+    if "ranks" in sel:
+        selected = [[by_class[c][r] for r in ranks] for c, ranks in enumerate(sel["ranks"])]
+    else:
+        selected = [list(ix) for ix in sel["indices"]]
+    seed = data.get("split_seed", 0)
+    shuffled = [cauda_shuffle(by_class[c], seed, c) for c in range(classes)]
+    train, vals = hold_out(shuffled, selected, data.get("val_per_class", 0))
+    return [i for t in train for i in t], [i for v in vals for i in v]
+
+
+# data.normalize's named constants: plugins/src/data/normalize.rs (Cao et al.'s cifar_train.py).
+NORMALIZE = {"cifar10": ([0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]),
+             "cifar100": ([0.5071, 0.4865, 0.4409], [0.2673, 0.2564, 0.2762])}
+
+
 def load_run_data(cfg, split):
     data = cfg["data"]
     fmt = data["format"]
@@ -204,13 +261,19 @@ def load_run_data(cfg, split):
         (trx, try_), (tex, tey) = load_digits()
     elif fmt == "idx":
         (trx, try_), (tex, tey) = load_idx(data["path"])
+    elif fmt == "cifar":
+        ((trx, try_), (tex, tey)), cifar_classes = load_cifar(data["path"])
     else:
-        sys.exit(f"reference.py: data format {fmt!r} is not supported (digits, idx)")
+        sys.exit(f"reference.py: data format {fmt!r} is not supported (digits, idx, cifar)")
     classes = int(max(try_.max(), tey.max()) + 1)
     classes = max(classes, 10) if fmt == "idx" else classes
+    classes = cifar_classes if fmt == "cifar" else classes
     # Check the split (this also checks the ChaCha8 port the digits' test split depends on).
     if not data.get("balanced_variant", False):
-        train_idx, val_idx = long_tail_indices(try_, classes, data)
+        if data.get("split_file"):
+            train_idx, val_idx = split_file_indices(try_, classes, data)
+        else:
+            train_idx, val_idx = long_tail_indices(try_, classes, data)
         if train_idx != split["train_indices"] or val_idx != split["val_indices"]:
             sys.exit("reference.py: recomputed long-tailed split differs from split.json")
     tri = np.asarray(split["train_indices"], dtype=np.int64)
@@ -218,11 +281,15 @@ def load_run_data(cfg, split):
     counts = np.bincount(try_[tri], minlength=classes).tolist()
     if counts != split["class_counts"]:
         sys.exit(f"reference.py: class counts {counts} differ from split.json")
-    x = trx[tri].astype(np.float64) / 255.0
-    mean = x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1).mean(1)
-    std = x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1).std(1)
+    norm = data.get("normalize", "fit")
+    if norm == "fit":
+        x = trx[tri].astype(np.float64) / 255.0
+        mean = x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1).mean(1)
+        std = x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1).std(1)
+    else:
+        mean, std = NORMALIZE[norm] if isinstance(norm, str) else (norm["mean"], norm["std"])
     if not (np.allclose(mean, split["mean"], atol=1e-5) and np.allclose(std, split["std"], atol=1e-5)):
-        sys.exit(f"reference.py: normalization {mean} {std} differs from split.json")
+        sys.exit(f"reference.py: normalization ({norm}) {mean} {std} differs from split.json")
     return {
         "train": (torch.from_numpy(trx[tri]), torch.from_numpy(try_[tri])),
         "val": (torch.from_numpy(trx[vai]), torch.from_numpy(try_[vai])) if len(vai) else None,
