@@ -2,6 +2,7 @@
 //! `tests/fixtures/longtail.json` (written by `bench/fixtures/longtail.py`).
 
 use super::*;
+use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 
 const FIXTURE: &str = include_str!(concat!(

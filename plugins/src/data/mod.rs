@@ -18,6 +18,7 @@ pub mod longtail;
 pub mod normalize;
 pub mod pickle;
 mod read;
+mod selection;
 mod shuffle;
 pub mod source;
 pub mod split_file;

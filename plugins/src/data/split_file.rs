@@ -24,8 +24,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::longtail::{LtSplit, assemble, balanced_from, hold_out, shuffled_classes};
+use super::longtail::{LtSplit, shuffled_classes};
 use super::read::read_file_limited;
+use super::selection::{assemble, balanced_from, hold_out};
 use super::{DataError, Result};
 
 /// Largest split file read (CIFAR's 50,000 indices take ~300 KB).

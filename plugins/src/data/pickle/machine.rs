@@ -1,126 +1,23 @@
-//! A small, bounded reader for the Python pickles torchvision's CIFAR folders hold: a dict of
-//! byte-string keys to lists, strings and one numpy `uint8` array.
-//!
-//! Why not `serde-pickle`: a numpy array pickles as a call, `numpy.core.multiarray._reconstruct`
-//! (a GLOBAL, then REDUCE and BUILD with the raw bytes in the state tuple), and serde-pickle
-//! resolves only a fixed set of globals: any other is an error, or with
-//! `replace_unresolved_globals` the whole call becomes `None`, dropping the pixels. So this
-//! reader runs the pickle machine for the opcodes of protocols 2-5 that plain data uses and
-//! knows exactly four callables: `_reconstruct` and `_frombuffer` (the array; `numpy.core` or
-//! numpy 2's `numpy._core`), `numpy.dtype`, and `_codecs.encode(str, "latin1")` (how Python 3
-//! writes `bytes` at protocol 2). Anything else is an error naming the byte offset.
-//!
-//! Bounds: the input is a slice already read under a size limit; every length is checked
-//! against the bytes left before anything is allocated; containers nest at most
-//! [`MAX_DEPTH`] deep; a back-reference (BINGET) may only fetch a scalar, a string or a global,
-//! never a container, so no value is shared or copied at scale; the work of copy-on-write after
-//! a memo store is capped at [`MAX_WORK`] element copies.
+//! The pickle machine: the stack, the marks and the memo, the byte readers, and the opcodes of
+//! protocols 2-5 that plain data uses (`calls.rs` runs REDUCE and BUILD).
 
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// Deepest container nesting accepted (CIFAR's pickles nest 3 deep).
-pub const MAX_DEPTH: u8 = 16;
-/// Most element copies the reader makes for copy-on-write.
-pub const MAX_WORK: usize = 1 << 24;
+use super::{MAX_DEPTH, MAX_WORK, PickleError, Value};
 
-/// A pickled value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    None,
-    Bool(bool),
-    Int(i64),
-    Bytes(Vec<u8>),
-    Str(String),
-    /// `module.name` of a GLOBAL.
-    Global(String),
-    List(Vec<Rc<Value>>, u8),
-    Tuple(Vec<Rc<Value>>, u8),
-    Dict(Vec<(Rc<Value>, Rc<Value>)>, u8),
-    /// A numpy dtype by its type string (`u1`, `<i8`).
-    Dtype(String),
-    /// A numpy array: its shape, dtype and raw C-order bytes (empty until BUILD for
-    /// `_reconstruct`).
-    Array {
-        shape: Vec<usize>,
-        dtype: String,
-        data: Rc<Value>,
-    },
-}
-
-/// Why a pickle cannot be read: the byte offset of the opcode and what went wrong.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("at byte {offset}: {message}")]
-pub struct PickleError {
-    pub offset: usize,
-    pub message: String,
-}
-
-impl Value {
-    fn depth(&self) -> u8 {
-        match self {
-            Value::List(_, d) | Value::Tuple(_, d) | Value::Dict(_, d) => *d,
-            Value::Array { .. } => 1,
-            _ => 0,
-        }
-    }
-
-    fn is_container(&self) -> bool {
-        matches!(
-            self,
-            Value::List(..) | Value::Tuple(..) | Value::Dict(..) | Value::Array { .. }
-        )
-    }
-
-    /// A key or string as bytes (`bytes`, or a `str` by its UTF-8).
-    pub fn as_bytes(&self) -> Option<&[u8]> {
-        match self {
-            Value::Bytes(b) => Some(b),
-            Value::Str(s) => Some(s.as_bytes()),
-            _ => None,
-        }
-    }
-
-    /// The value under `key` (as bytes or str) of a dict.
-    pub fn get(&self, key: &str) -> Option<&Value> {
-        match self {
-            Value::Dict(items, _) => items
-                .iter()
-                .find(|(k, _)| k.as_bytes() == Some(key.as_bytes()))
-                .map(|(_, v)| v.as_ref()),
-            _ => None,
-        }
-    }
-}
-
-struct Machine<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-    op: usize,
-    stack: Vec<Rc<Value>>,
-    marks: Vec<usize>,
-    memo: HashMap<u32, Rc<Value>>,
-    work: usize,
-}
-
-/// Runs the pickle in `bytes` (one object, up to STOP) and returns it.
-pub fn load(bytes: &[u8]) -> Result<Value, PickleError> {
-    let mut m = Machine {
-        bytes,
-        pos: 0,
-        op: 0,
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: HashMap::new(),
-        work: 0,
-    };
-    m.run()?;
-    let top = m.pop()?;
-    Ok(Rc::try_unwrap(top).unwrap_or_else(|rc| (*rc).clone()))
+pub(super) struct Machine<'a> {
+    pub(super) bytes: &'a [u8],
+    pub(super) pos: usize,
+    pub(super) op: usize,
+    pub(super) stack: Vec<Rc<Value>>,
+    pub(super) marks: Vec<usize>,
+    pub(super) memo: HashMap<u32, Rc<Value>>,
+    pub(super) work: usize,
 }
 
 impl Machine<'_> {
-    fn err(&self, message: impl Into<String>) -> PickleError {
+    pub(super) fn err(&self, message: impl Into<String>) -> PickleError {
         PickleError {
             offset: self.op,
             message: message.into(),
@@ -180,7 +77,7 @@ impl Machine<'_> {
         self.stack.push(Rc::new(v));
     }
 
-    fn pop(&mut self) -> Result<Rc<Value>, PickleError> {
+    pub(super) fn pop(&mut self) -> Result<Rc<Value>, PickleError> {
         let floor = self.marks.last().copied().unwrap_or(0);
         if self.stack.len() <= floor {
             return Err(self.err("stack underflow"));
@@ -203,7 +100,7 @@ impl Machine<'_> {
     }
 
     /// The top of the stack, unshared (copy-on-write, counted against [`MAX_WORK`]).
-    fn top_mut(&mut self) -> Result<&mut Value, PickleError> {
+    pub(super) fn top_mut(&mut self) -> Result<&mut Value, PickleError> {
         let floor = self.marks.last().copied().unwrap_or(0);
         if self.stack.len() <= floor {
             return Err(self.err("stack underflow"));
@@ -266,7 +163,7 @@ impl Machine<'_> {
         Ok(())
     }
 
-    fn run(&mut self) -> Result<(), PickleError> {
+    pub(super) fn run(&mut self) -> Result<(), PickleError> {
         loop {
             self.op = self.pos;
             let code = self.u8()?;
@@ -438,106 +335,4 @@ impl Machine<'_> {
             }
         }
     }
-
-    fn reduce(&self, callable: &Value, args: &Value) -> Result<Value, PickleError> {
-        let Value::Global(name) = callable else {
-            return Err(self.err("REDUCE of something that is not a GLOBAL"));
-        };
-        let Value::Tuple(args, _) = args else {
-            return Err(self.err(format!("REDUCE of {name} without an argument tuple")));
-        };
-        let arg = |i: usize| args.get(i).map(Rc::as_ref);
-        match name.as_str() {
-            "_codecs.encode" => match (arg(0), arg(1)) {
-                (Some(Value::Str(s)), Some(Value::Str(enc))) if enc == "latin1" => s
-                    .chars()
-                    .map(|c| u8::try_from(u32::from(c)).ok())
-                    .collect::<Option<Vec<u8>>>()
-                    .map(Value::Bytes)
-                    .ok_or_else(|| self.err("_codecs.encode: a character above U+00FF")),
-                _ => Err(self.err("_codecs.encode: expected (str, \"latin1\")")),
-            },
-            "numpy.dtype" => match arg(0).and_then(Value::as_bytes) {
-                Some(t) => Ok(Value::Dtype(String::from_utf8_lossy(t).into_owned())),
-                None => Err(self.err("numpy.dtype: expected a type string")),
-            },
-            "numpy.core.multiarray._reconstruct" | "numpy._core.multiarray._reconstruct" => {
-                Ok(Value::Array {
-                    shape: Vec::new(),
-                    dtype: String::new(),
-                    data: Rc::new(Value::Bytes(Vec::new())),
-                })
-            }
-            "numpy.core.numeric._frombuffer" | "numpy._core.numeric._frombuffer" => {
-                match (arg(0), arg(1), arg(2)) {
-                    (Some(Value::Bytes(_)), Some(Value::Dtype(d)), Some(Value::Tuple(s, _))) => {
-                        Ok(Value::Array {
-                            shape: self.shape(s)?,
-                            dtype: d.clone(),
-                            data: args[0].clone(),
-                        })
-                    }
-                    _ => Err(self.err("_frombuffer: expected (bytes, dtype, shape, order)")),
-                }
-            }
-            other => Err(self.err(format!(
-                "calls `{other}`; allowed: numpy arrays, numpy.dtype, _codecs.encode"
-            ))),
-        }
-    }
-
-    fn shape(&self, dims: &[Rc<Value>]) -> Result<Vec<usize>, PickleError> {
-        dims.iter()
-            .map(|d| match d.as_ref() {
-                Value::Int(n) if *n >= 0 => Ok(*n as usize),
-                _ => Err(self.err("an array shape that is not non-negative integers")),
-            })
-            .collect()
-    }
-
-    /// BUILD: an array's state `(version, shape, dtype, fortran, data)`; a dtype's state is
-    /// accepted and ignored (byte order and flags of a one-byte type do not matter).
-    fn build(&mut self, state: &Rc<Value>) -> Result<(), PickleError> {
-        let Value::Tuple(items, _) = state.as_ref() else {
-            return Err(self.err("BUILD with a state that is not a tuple"));
-        };
-        let offset = self.op;
-        let fail = |message: &str| PickleError {
-            offset,
-            message: message.into(),
-        };
-        let array = match (items.get(1), items.get(2), items.get(3), items.get(4)) {
-            (Some(s), Some(d), Some(fortran), Some(data)) => {
-                match (s.as_ref(), d.as_ref(), fortran.as_ref()) {
-                    (Value::Tuple(dims, _), Value::Dtype(dtype), Value::Bool(false)) => {
-                        Some((self.shape(dims)?, dtype.clone(), data.clone()))
-                    }
-                    (_, _, Value::Bool(true)) => {
-                        return Err(fail("Fortran-order arrays are not supported"));
-                    }
-                    _ => None,
-                }
-            }
-            _ => None,
-        };
-        match (self.top_mut()?, array) {
-            (Value::Dtype(_), _) => Ok(()),
-            (Value::Array { shape, dtype, data }, Some((s, d, bytes))) => {
-                if bytes.as_bytes().is_none() {
-                    return Err(fail("array data that is not bytes"));
-                }
-                *shape = s;
-                *dtype = d;
-                *data = bytes;
-                Ok(())
-            }
-            _ => Err(fail(
-                "BUILD of something that is not a numpy array or dtype",
-            )),
-        }
-    }
 }
-
-#[cfg(test)]
-#[path = "pickle_tests.rs"]
-mod tests;
