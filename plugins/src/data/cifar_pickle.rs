@@ -10,7 +10,7 @@
 //!
 //! The images are in the same order as in the binary batches (`cifar.rs`), so split files and
 //! seeds select the same images either way. `data.path` may name the folder itself or its parent
-//! (torchvision's `root`). Files are read under [`MAX_PICKLE_BYTES`] and parsed by `pickle.rs`.
+//! (torchvision's `root`). Files are read under [`MAX_PICKLE_BYTES`] and parsed by `pickle/`.
 
 use std::path::{Path, PathBuf};
 
