@@ -153,3 +153,16 @@ fn gradients_flow_through_the_option_a_shortcut() {
     assert_eq!(g.dims(), [2, 3, 8, 8]);
     assert!(net.blocks[1].conv1.weight.val().grad(&grads).is_some());
 }
+
+#[test]
+fn the_option_a_gradient_is_one_on_the_kept_pixels_and_zero_elsewhere() {
+    let device = Device::default().autodiff();
+    let x = Tensor::<4>::random([1, 2, 5, 5], Distribution::Default, &device).require_grad();
+    let grads = option_a(x.clone(), 1).sum().backward();
+    let g = values(x.grad(&grads).expect("a gradient"));
+    for (k, v) in g.iter().enumerate() {
+        let (i, j) = ((k / 5) % 5, k % 5);
+        let want = if i % 2 == 0 && j % 2 == 0 { 1.0 } else { 0.0 };
+        assert_eq!(*v, want, "d/dx at channel {} ({i}, {j})", k / 25);
+    }
+}
