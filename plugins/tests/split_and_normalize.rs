@@ -90,6 +90,14 @@ fn a_spec_without_the_new_keys_keeps_its_config_hash_json() {
     let fit =
         resolve("imbalance = { profile = \"exp\", ratio = 10 }\nnormalize = \"fit\"").unwrap();
     assert_eq!(config_hash(&run), config_hash(&fit));
+    assert!(!json.contains("holdout_rule"), "{json}");
+    // A validation hold-out names its rule: runs cut by the earlier rule are other runs.
+    let val = resolve("val_per_class = 5").unwrap();
+    assert_eq!(val.holdout_rule, Some(cauda_plugins::spec::HOLDOUT_RULE));
+    let mut old = val.clone();
+    old.holdout_rule = None;
+    assert_ne!(config_hash(&val), config_hash(&old));
+    assert_eq!(ResolvedRun::from_json("v", &val.to_json()).unwrap(), val);
 }
 
 #[test]

@@ -17,7 +17,7 @@ pub use experiment::{
     ReportSection, ResourcesSection, ScheduleSpec, SyntheticConfig, TrainSection,
 };
 pub use preset::{Preset, PresetBook};
-pub use resolve::{ResolvedRun, Stage2Spec};
+pub use resolve::{HOLDOUT_RULE, ResolvedRun, Stage2Spec};
 pub use sweep::expand_sweep;
 
 #[cfg(test)]

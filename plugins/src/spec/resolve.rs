@@ -36,7 +36,15 @@ pub struct ResolvedRun {
     pub stage2: Option<Stage2Spec>,
     pub metrics: MetricsSection,
     pub resources: ResourcesSection,
+    /// Which hold-out rule selected the validation images, where there are some
+    /// (`val_per_class > 0`): 2 = from the images the split did not select (docs/SPEC.md). Part
+    /// of the config hash, so runs cut by the earlier rule (hold-out first) are never reused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout_rule: Option<u32>,
 }
+
+/// The current [`ResolvedRun::holdout_rule`].
+pub const HOLDOUT_RULE: u32 = 2;
 
 impl ExperimentSpec {
     /// Parses a spec (bounded in size); `origin` names the file in errors.
@@ -148,6 +156,7 @@ impl ExperimentSpec {
             stage2,
             metrics: self.metrics.clone(),
             resources: self.resources.clone(),
+            holdout_rule: (self.data.val_per_class > 0).then_some(HOLDOUT_RULE),
         };
         run.check_ranges(origin)?;
         Ok(run)
