@@ -115,7 +115,9 @@ pub fn rebuild(
     checkpoint: &Checkpoint,
     device: &Device,
 ) -> Result<Classifier, ExportError> {
-    let kind = BackboneKind::parse(&run.model.backbone)
+    // A run stored before the ResNets were renamed rebuilds as the option-B net it trained.
+    let kind = run
+        .backbone_kind()
         .ok_or_else(|| ExportError::UnknownBackbone(run.model.backbone.clone()))?;
     let head = match run.model.head.as_str() {
         "linear" => HeadKind::Linear,

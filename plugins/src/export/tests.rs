@@ -250,6 +250,30 @@ fn export_rebuilds_the_recipe_and_writes_loadable_safetensors() {
 }
 
 #[test]
+fn a_run_stored_before_the_resnet_rename_exports_its_option_b_net() {
+    // Runs resolved before resnet8/20/32 became option A have no backbone_rule.
+    let mut r = run("resnet8", "linear");
+    assert_eq!(r.backbone_rule, Some(BackboneKind::BACKBONE_RULE));
+    r.backbone_rule = None;
+    let m = model(resnet("resnet8b"), HeadKind::Linear);
+    let ck = checkpoint_of(&m, config_hash(&r));
+    let bytes = export(
+        &r,
+        &ck,
+        ExportFormat::Safetensors,
+        &ExportOptions::default(),
+    )
+    .unwrap();
+    let (_, meta) = ::safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    assert_eq!(
+        meta.metadata().clone().unwrap()["cauda.backbone"],
+        "resnet8b"
+    );
+    let st = ::safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert!(st.tensor("backbone.blocks.1.shortcut.0.weight").is_ok());
+}
+
+#[test]
 fn a_checkpoint_that_does_not_fit_the_recipe_is_refused() {
     let r = run("lenet", "cosine");
     let m = model(BackboneKind::LeNet, HeadKind::Linear);

@@ -56,6 +56,48 @@ impl BackboneKind {
         }
     }
 
+    /// The current `ResolvedRun::backbone_rule`: `resnet8/20/32` are option A, Kaiming-normal.
+    pub const BACKBONE_RULE: u32 = 2;
+
+    /// The rule a resolved run records for `name`: only the option-A ResNet names, whose
+    /// meaning changed, carry one.
+    pub fn rule_of(name: &str) -> Option<u32> {
+        matches!(
+            Self::parse(name),
+            Some(Self::ResNet {
+                shortcut: Shortcut::A,
+                ..
+            })
+        )
+        .then_some(Self::BACKBONE_RULE)
+    }
+
+    /// [`BackboneKind::parse`] for a stored run: an option-A name without a rule is a run made
+    /// before the rename, when `resnet8/20/32` were the option-B nets.
+    pub fn parse_with_rule(name: &str, rule: Option<u32>) -> Option<Self> {
+        match (Self::parse(name)?, rule) {
+            (Self::ResNet { blocks, .. }, None) if Self::rule_of(name).is_some() => {
+                Some(Self::ResNet {
+                    blocks,
+                    shortcut: Shortcut::B,
+                })
+            }
+            (kind, _) => Some(kind),
+        }
+    }
+
+    /// The spec name of this backbone (`resnet32b` for option B with 5 blocks).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mlp => "mlp",
+            Self::LeNet => "lenet",
+            Self::ResNet { blocks, shortcut } => RESNETS
+                .iter()
+                .find(|&&(_, b, s)| b == blocks && s == shortcut)
+                .map_or("resnet", |&(n, _, _)| n),
+        }
+    }
+
     /// How the classifier head on this backbone is initialized: Kaiming-normal on the
     /// option-A ResNets, as Cao et al.'s `_weights_init` does to every `nn.Linear`.
     pub fn head_init(self) -> HeadInit {

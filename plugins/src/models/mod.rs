@@ -149,6 +149,19 @@ mod tests {
             })
         );
         assert!(BackboneKind::parse("resnet32a").is_none());
+        for name in BackboneKind::NAMES {
+            assert_eq!(BackboneKind::parse(name).unwrap().name(), *name);
+        }
+        // A stored run without the rule was made when resnet32 meant option B.
+        let legacy = BackboneKind::parse_with_rule("resnet32", None).unwrap();
+        assert_eq!(legacy.name(), "resnet32b");
+        let current = BackboneKind::parse_with_rule("resnet32", Some(BackboneKind::BACKBONE_RULE));
+        assert_eq!(current.unwrap().name(), "resnet32");
+        assert_eq!(BackboneKind::rule_of("resnet32b"), None);
+        assert_eq!(
+            BackboneKind::parse_with_rule("lenet", None),
+            Some(BackboneKind::LeNet)
+        );
     }
 
     #[test]

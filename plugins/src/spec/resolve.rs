@@ -41,6 +41,11 @@ pub struct ResolvedRun {
     /// of the config hash, so runs cut by the earlier rule (hold-out first) are never reused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holdout_rule: Option<u32>,
+    /// Which network `resnet8/20/32` name: 2 = Cao et al.'s option A with Kaiming-normal init
+    /// ([`BackboneKind::BACKBONE_RULE`]); absent on those names = a run stored before the
+    /// rename, whose network was option B (now `resnet*b`). Part of the config hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone_rule: Option<u32>,
 }
 
 /// The current [`ResolvedRun::holdout_rule`].
@@ -157,6 +162,7 @@ impl ExperimentSpec {
             metrics: self.metrics.clone(),
             resources: self.resources.clone(),
             holdout_rule: (self.data.val_per_class > 0).then_some(HOLDOUT_RULE),
+            backbone_rule: BackboneKind::rule_of(&self.model.backbone),
         };
         run.check_ranges(origin)?;
         Ok(run)
@@ -340,6 +346,12 @@ impl ResolvedRun {
             );
         }
         Ok(())
+    }
+
+    /// The backbone this run trains, reading a run stored before the ResNets were renamed
+    /// (`resnet32` without [`ResolvedRun::backbone_rule`]) as the option-B net it trained.
+    pub fn backbone_kind(&self) -> Option<BackboneKind> {
+        BackboneKind::parse_with_rule(&self.model.backbone, self.backbone_rule)
     }
 
     /// The resolved run as canonical JSON (stored with the run and hashed).
