@@ -10,7 +10,8 @@ This script trains the same recipe on exactly those images with PyTorch and writ
 top-1, per-class accuracy and many/medium/few-shot accuracy on the full balanced test set.
 
 What must be exact is the data: the training images are `train_part[split.train_indices]`, and the
-test set is the data set's own test part. For the embedded digits the train/test split is cauda's
+test set is the data set's own test part (digits, IDX, or CIFAR: binary batches or torchvision's
+pickles). For the embedded digits the train/test split is cauda's
 own (a ChaCha8 per-class shuffle, `plugins/src/data/digits.rs`); it is ported here bit for bit and
 checked by recomputing cauda's long-tailed split (same shuffle) and comparing it with split.json.
 Everything random during training (initialization, batch order, class draws, crops, mixing
@@ -155,18 +156,34 @@ def load_idx(folder):
     return out[0], out[1]
 
 
+def hold_out(shuffled, selected, v):
+    """plugins/src/data/longtail.rs hold_out: per class, `v` validation images among those not
+    selected (in shuffled order); a class short of them gives the rest from the end of its
+    selection. Returns per-class (train, val) lists."""
+    train, vals = [], []
+    for c, (all_, sel) in enumerate(zip(shuffled, selected)):
+        if len(all_) <= v:
+            sys.exit(f"reference.py: class {c} has {len(all_)} images, val_per_class = {v}")
+        taken = set(sel)
+        held = [i for i in all_ if i not in taken][:v]
+        short = v - len(held)
+        if short:
+            held += sel[len(sel) - short:]
+            sel = sel[:len(sel) - short]
+        train.append(list(sel))
+        vals.append(held)
+    return train, vals
+
+
 def long_tail_indices(labels, classes, data):
-    """cauda's long_tail_split (exp/step profile, val hold-out, cap), for checking split.json."""
+    """cauda's long_tail_split (exp/step profile, cap, val hold-out from unselected images),
+    for checking split.json."""
     imb = data.get("imbalance") or {"profile": "exp", "ratio": 1.0}
-    pools, vals = [], []
-    for c in range(classes):
-        idx = cauda_shuffle(np.flatnonzero(labels == c).tolist(), data.get("split_seed", 0), c)
-        v = data.get("val_per_class", 0)
-        vals += idx[:v]
-        rest = idx[v:]
-        if data.get("max_per_class") is not None:
-            rest = rest[: data["max_per_class"]]
-        pools.append(rest)
+    seed = data.get("split_seed", 0)
+    shuffled = [cauda_shuffle(np.flatnonzero(labels == c).tolist(), seed, c)
+                for c in range(classes)]
+    cap = data.get("max_per_class")
+    pools = [s if cap is None else s[:cap] for s in shuffled]
     n_max = max(len(p) for p in pools)
     inv = 1.0 / imb["ratio"]
     if imb["profile"] == "exp":
@@ -176,8 +193,65 @@ def long_tail_indices(labels, classes, data):
         minority = min(math.floor(imb.get("step_fraction", 0.5) * classes + 1e-9), classes)
         targets = [n_max if i < classes - minority else math.floor(n_max * inv)
                    for i in range(classes)]
-    train = [i for p, t in zip(pools, targets) for i in p[: min(t, len(p))]]
-    return train, vals
+    selected = [p[: min(t, len(p))] for p, t in zip(pools, targets)]
+    train, vals = hold_out(shuffled, selected, data.get("val_per_class", 0))
+    return [i for t in train for i in t], [i for v in vals for i in v]
+
+
+def _cifar_pickle(path, labels_key):
+    import pickle
+    with open(path, "rb") as f:
+        d = pickle.load(f, encoding="bytes")
+    return np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32), \
+        np.asarray(d[labels_key], dtype=np.int64)
+
+
+def load_cifar(folder):
+    """plugins/src/data/{cifar,cifar_pickle}.rs: the binary batches, or torchvision's pickles
+    (`cifar-10-batches-py/`, `cifar-100-python/`, the folder itself or under it). Returns
+    ((train_x, train_y), (test_x, test_y)), classes."""
+    folder = pathlib.Path(folder)
+
+    def binary(files, label_bytes):
+        rec = np.concatenate([np.fromfile(folder / f, dtype=np.uint8) for f in files])
+        rec = rec.reshape(-1, label_bytes + 3072)
+        return rec[:, label_bytes:].reshape(-1, 3, 32, 32).copy(), \
+            rec[:, label_bytes - 1].astype(np.int64)
+
+    if (folder / "data_batch_1.bin").is_file():
+        return (binary([f"data_batch_{i}.bin" for i in range(1, 6)], 1),
+                binary(["test_batch.bin"], 1)), 10
+    if (folder / "train.bin").is_file():
+        return (binary(["train.bin"], 2), binary(["test.bin"], 2)), 100
+    for d in (folder, folder / "cifar-10-batches-py", folder / "cifar-100-python"):
+        if (d / "data_batch_1").is_file():
+            parts = [_cifar_pickle(d / f"data_batch_{i}", b"labels") for i in range(1, 6)]
+            train = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+            return (train, _cifar_pickle(d / "test_batch", b"labels")), 10
+        if (d / "train").is_file() and (d / "meta").is_file():
+            return (_cifar_pickle(d / "train", b"fine_labels"),
+                    _cifar_pickle(d / "test", b"fine_labels")), 100
+    sys.exit(f"reference.py: no CIFAR binary batches or torchvision pickles in {folder}")
+
+
+def split_file_indices(labels, classes, data):
+    """plugins/src/data/split_file.rs: the file's per-class selection (ranks within the class
+    in data-set order, or absolute indices) and the hold-out from unselected images."""
+    sel = json.loads(pathlib.Path(data["split_file"]).read_text())
+    by_class = [np.flatnonzero(labels == c).tolist() for c in range(classes)]
+    if "ranks" in sel:
+        selected = [[by_class[c][r] for r in ranks] for c, ranks in enumerate(sel["ranks"])]
+    else:
+        selected = [list(ix) for ix in sel["indices"]]
+    seed = data.get("split_seed", 0)
+    shuffled = [cauda_shuffle(by_class[c], seed, c) for c in range(classes)]
+    train, vals = hold_out(shuffled, selected, data.get("val_per_class", 0))
+    return [i for t in train for i in t], [i for v in vals for i in v]
+
+
+# data.normalize's named constants: plugins/src/data/normalize.rs (Cao et al.'s cifar_train.py).
+NORMALIZE = {"cifar10": ([0.4914, 0.4822, 0.4465], [0.2023, 0.1994, 0.2010]),
+             "cifar100": ([0.5071, 0.4865, 0.4409], [0.2673, 0.2564, 0.2762])}
 
 
 def load_run_data(cfg, split):
@@ -187,13 +261,19 @@ def load_run_data(cfg, split):
         (trx, try_), (tex, tey) = load_digits()
     elif fmt == "idx":
         (trx, try_), (tex, tey) = load_idx(data["path"])
+    elif fmt == "cifar":
+        ((trx, try_), (tex, tey)), cifar_classes = load_cifar(data["path"])
     else:
-        sys.exit(f"reference.py: data format {fmt!r} is not supported (digits, idx)")
+        sys.exit(f"reference.py: data format {fmt!r} is not supported (digits, idx, cifar)")
     classes = int(max(try_.max(), tey.max()) + 1)
     classes = max(classes, 10) if fmt == "idx" else classes
+    classes = cifar_classes if fmt == "cifar" else classes
     # Check the split (this also checks the ChaCha8 port the digits' test split depends on).
     if not data.get("balanced_variant", False):
-        train_idx, val_idx = long_tail_indices(try_, classes, data)
+        if data.get("split_file"):
+            train_idx, val_idx = split_file_indices(try_, classes, data)
+        else:
+            train_idx, val_idx = long_tail_indices(try_, classes, data)
         if train_idx != split["train_indices"] or val_idx != split["val_indices"]:
             sys.exit("reference.py: recomputed long-tailed split differs from split.json")
     tri = np.asarray(split["train_indices"], dtype=np.int64)
@@ -201,11 +281,15 @@ def load_run_data(cfg, split):
     counts = np.bincount(try_[tri], minlength=classes).tolist()
     if counts != split["class_counts"]:
         sys.exit(f"reference.py: class counts {counts} differ from split.json")
-    x = trx[tri].astype(np.float64) / 255.0
-    mean = x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1).mean(1)
-    std = x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1).std(1)
+    norm = data.get("normalize", "fit")
+    if norm == "fit":
+        x = trx[tri].astype(np.float64) / 255.0
+        mean = x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1).mean(1)
+        std = x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1).std(1)
+    else:
+        mean, std = NORMALIZE[norm] if isinstance(norm, str) else (norm["mean"], norm["std"])
     if not (np.allclose(mean, split["mean"], atol=1e-5) and np.allclose(std, split["std"], atol=1e-5)):
-        sys.exit(f"reference.py: normalization {mean} {std} differs from split.json")
+        sys.exit(f"reference.py: normalization ({norm}) {mean} {std} differs from split.json")
     return {
         "train": (torch.from_numpy(trx[tri]), torch.from_numpy(try_[tri])),
         "val": (torch.from_numpy(trx[vai]), torch.from_numpy(try_[vai])) if len(vai) else None,
@@ -248,47 +332,84 @@ class LeNet(nn.Module):
         return F.relu(self.fc2(F.relu(self.fc1(x.flatten(1)))))
 
 
+def kaiming_normal_(module):
+    """Cao et al.'s `_weights_init` (kaidic/LDAM-DRW models/resnet_cifar.py): kaiming_normal_
+    (fan_in, gain sqrt(2)) on every Conv2d and Linear weight; biases keep PyTorch's default."""
+    if isinstance(module, (nn.Conv2d, nn.Linear)):
+        nn.init.kaiming_normal_(module.weight)
+
+
 class BasicBlock(nn.Module):
-    def __init__(self, cin, cout, stride):
+    """plugins/src/models/resnet.rs BasicBlock. Option A (the field's ResNets, `resnet8/20/32`):
+    a parameter-free shortcut `F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes//4, planes//4))`.
+    Option B (`resnet8b/20b/32b`): a 1x1 conv + BatchNorm projection."""
+
+    def __init__(self, cin, cout, stride, option):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
-        self.shortcut = None
-        if stride != 1 or cin != cout:  # option B
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                          nn.BatchNorm2d(cout))
+        self.shortcut, self.pad = None, 0
+        if stride != 1 or cin != cout:
+            if option == "A":
+                self.pad = cout // 4
+            else:
+                self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                              nn.BatchNorm2d(cout))
 
     def forward(self, x):
         out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        return F.relu(out + (x if self.shortcut is None else self.shortcut(x)))
+        if self.shortcut is not None:
+            short = self.shortcut(x)
+        elif self.pad:
+            short = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad), "constant", 0)
+        else:
+            short = x
+        return F.relu(out + short)
 
 
 class ResNet(nn.Module):
-    def __init__(self, c, blocks):
+    def __init__(self, c, blocks, option):
         super().__init__()
         self.stem = nn.Conv2d(c, 16, 3, 1, 1, bias=False)
         self.stem_bn = nn.BatchNorm2d(16)
         layers, cin = [], 16
         for stage, cout in enumerate([16, 32, 64]):
             for b in range(blocks):
-                layers.append(BasicBlock(cin, cout, 2 if stage > 0 and b == 0 else 1))
+                layers.append(BasicBlock(cin, cout, 2 if stage > 0 and b == 0 else 1, option))
                 cin = cout
         self.blocks = nn.Sequential(*layers)
         self.dim = 64
+        if option == "A":
+            self.apply(kaiming_normal_)
 
     def forward(self, x):
         return self.blocks(F.relu(self.stem_bn(self.stem(x)))).mean(dim=(2, 3))
 
 
-class Head(nn.Module):
-    """Linear `W f + b`, or cosine `s normalize(f) normalize(W)^T`; optional LWS scales."""
+# name -> (blocks per stage, shortcut option): plugins/src/models/backbone.rs RESNETS.
+RESNETS = {"resnet8": (1, "A"), "resnet20": (3, "A"), "resnet32": (5, "A"),
+           "resnet8b": (1, "B"), "resnet20b": (3, "B"), "resnet32b": (5, "B")}
 
-    def __init__(self, dim, classes, cosine_scale=0.0):
+
+class Head(nn.Module):
+    """Linear `W f + b`, or cosine `s normalize(f) normalize(W)^T`; optional LWS scales.
+
+    `init="kaiming"` (the head of the option-A ResNets, models/head.rs HeadInit::KaimingNormal):
+    a linear weight kaiming_normal_ as Cao's `_weights_init`, a cosine weight's rows U(-1, 1)
+    scaled to unit norm as Cao's NormedLinear. Otherwise nn.Linear's default U(+-1/sqrt(dim))."""
+
+    def __init__(self, dim, classes, cosine_scale=0.0, init="torch"):
         super().__init__()
         bound = 1.0 / math.sqrt(dim)
-        self.weight = nn.Parameter(torch.empty(classes, dim).uniform_(-bound, bound))
+        if init == "kaiming" and cosine_scale <= 0:
+            w = torch.empty(classes, dim).normal_(0.0, math.sqrt(2.0 / dim))
+        elif init == "kaiming":
+            w = F.normalize(torch.empty(classes, dim).uniform_(-1.0, 1.0), dim=1)
+        else:
+            w = torch.empty(classes, dim).uniform_(-bound, bound)
+        self.weight = nn.Parameter(w)
         self.bias = (nn.Parameter(torch.empty(classes).uniform_(-bound, bound))
                      if cosine_scale <= 0 else None)
         self.scales = None
@@ -324,17 +445,17 @@ class Classifier(nn.Module):
         super().__init__()
         c, h, w = shape
         name = model_cfg["backbone"]
-        blocks = {"resnet8": 1, "resnet20": 3, "resnet32": 5}
         if name == "mlp":
             self.backbone = Mlp(c, h, w)
         elif name == "lenet":
             self.backbone = LeNet(c, h, w)
-        elif name in blocks:
-            self.backbone = ResNet(c, blocks[name])
+        elif name in RESNETS:
+            self.backbone = ResNet(c, *RESNETS[name])
         else:
             sys.exit(f"reference.py: unknown backbone {name}")
         scale = model_cfg["head_scale"] if model_cfg["head"] == "cosine" else 0.0
-        self.head = Head(self.backbone.dim, classes, scale)
+        init = "kaiming" if RESNETS.get(name, (0, "B"))[1] == "A" else "torch"
+        self.head = Head(self.backbone.dim, classes, scale, init)
 
     def forward(self, x):
         return self.head(self.backbone(x))

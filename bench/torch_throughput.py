@@ -40,7 +40,7 @@ def build(name, shape):
     """The same backbones as the accuracy comparison (reference.py mirrors plugins/src/models),
     with a linear head."""
     c, h, w = shape
-    backbone = LeNet(c, h, w) if name == "lenet" else ResNet(c, 5)
+    backbone = LeNet(c, h, w) if name == "lenet" else ResNet(c, 5, "A")  # resnet32
     return nn.Sequential(backbone, nn.Linear(backbone.dim, CLASSES))
 
 

@@ -74,7 +74,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         presets.load_dir(dir)?;
     }
     let registry = builtin_registry();
-    let run = spec.resolve(&origin, &presets, &registry)?;
+    let mut run = spec.resolve(&origin, &presets, &registry)?;
+    // The split file's content is part of the run's identity, as the daemon pins it.
+    run.data.pin_split_file()?;
     let data = train::prepare(&run.data)?;
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -131,10 +131,10 @@ async fn trained_runs_export_as_safetensors_pytorch_loads_and_as_burn_records() 
         "export",
         2,
         "[module]\nclassifier = { name = \"cosine\", scale = 16.0 }\n\
-         [sweep]\n\"model.backbone\" = [\"resnet8\", \"lenet\"]\n",
+         [sweep]\n\"model.backbone\" = [\"resnet8\", \"resnet8b\", \"lenet\"]\n",
     );
     let ids = submit_ids(&mut client, &spec).await;
-    assert_eq!(ids.len(), 2);
+    assert_eq!(ids.len(), 3);
     let runs = wait_all_done(&mut client, &ids, LIMIT).await;
     for run in &runs {
         assert_eq!(run.state(), v1::RunState::Succeeded, "{run:?}");
@@ -150,8 +150,12 @@ async fn trained_runs_export_as_safetensors_pytorch_loads_and_as_burn_records() 
             !names.contains(&"head.bias".to_string()),
             "cosine head: {names:?}"
         );
-        if resolved.model.backbone == "resnet8" {
+        // Option B's projection is `shortcut.{0,1}`; option A's shortcut has no tensors.
+        if resolved.model.backbone == "resnet8b" {
             assert!(names.contains(&"backbone.blocks.1.shortcut.1.running_var".into()));
+        }
+        if resolved.model.backbone == "resnet8" {
+            assert!(!names.iter().any(|n| n.contains("shortcut")), "{names:?}");
         }
 
         let ck = latest_checkpoint(&mut client, run.run_id).await;

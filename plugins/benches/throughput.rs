@@ -21,7 +21,7 @@ use std::time::Instant;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use cauda_plugins::losses::{self, CrossEntropy};
-use cauda_plugins::models::{BackboneKind, Classifier, HeadKind, InputShape};
+use cauda_plugins::models::{BackboneKind, Classifier, HeadKind, InputShape, Shortcut};
 use cauda_plugins::registry::builtin_registry;
 use cauda_plugins::spec::{ExperimentSpec, PresetBook, ResolvedRun};
 use cauda_plugins::train::{self, Checkpoint, EpochPlan, EpochRecord, EventSink, TrainError};
@@ -60,7 +60,10 @@ const CASES: &[Case] = &[
     Case {
         name: "resnet32",
         backbone: "resnet32",
-        kind: BackboneKind::ResNet(5),
+        kind: BackboneKind::ResNet {
+            blocks: 5,
+            shortcut: Shortcut::A,
+        },
         shape: [3, 32, 32],
         crop_flip: true,
         batches: 5,

@@ -126,7 +126,18 @@ fn lenet_linear_export_matches_pytorch() {
 
 #[test]
 fn resnet8_batchnorm_export_matches_pytorch() {
-    let _ = check(&resolve("ce", "resnet8", ""));
+    // Option A: the parameter-free shortcut (odd 8 -> 4 -> 2 maps on the digits) in both.
+    let names = check(&resolve("ce", "resnet8", ""));
+    assert!(!names.iter().any(|n| n.contains("shortcut")), "{names:?}");
+}
+
+#[test]
+fn resnet8b_projection_shortcut_export_matches_pytorch() {
+    let names = check(&resolve("ce", "resnet8b", ""));
+    assert!(
+        names.iter().any(|n| n.ends_with("shortcut.0.weight")),
+        "{names:?}"
+    );
 }
 
 #[test]

@@ -107,10 +107,13 @@ impl DataRoots {
         Ok(resolved)
     }
 
-    /// Checks every file path of a resolved run (today: `data.path`).
+    /// Checks every file path of a resolved run: `data.path` and `data.split_file`.
     pub fn check_run(&self, run: &ResolvedRun) -> std::result::Result<(), PathError> {
         if let Some(path) = &run.data.path {
             self.check("data.path", path)?;
+        }
+        if let Some(path) = &run.data.split_file {
+            self.check("data.split_file", path)?;
         }
         Ok(())
     }
@@ -202,6 +205,18 @@ impl Daemon {
             roots.check_run(run)?;
         }
         Ok(())
+    }
+
+    /// Pins a run's split file (after [`Daemon::check_paths`]): its SHA-256 goes into the
+    /// resolved run, so the run's config hash covers the file's content (docs/SPEC.md).
+    pub(super) fn pin_split_file(&self, run: &mut ResolvedRun) -> Result<()> {
+        run.data
+            .pin_split_file()
+            .map_err(|e| CoreError::InvalidSpec {
+                key: "data.split_file".into(),
+                reason: e.to_string(),
+                line: None,
+            })
     }
 }
 

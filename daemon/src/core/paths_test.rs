@@ -135,3 +135,26 @@ fn roots_travel_to_workers_as_json() {
     let back: Vec<std::path::PathBuf> = serde_json::from_str(&text).expect("json");
     assert_eq!(back, roots.roots());
 }
+
+#[test]
+fn a_split_file_outside_the_roots_is_rejected_naming_its_key() {
+    let (tmp, roots) = tree();
+    let text = format!(
+        "name = \"s\"\n[data]\nformat = \"digits\"\nsplit_file = {:?}\n",
+        tmp.path()
+            .join("outside/secret/split.json")
+            .display()
+            .to_string()
+    );
+    let run = cauda_plugins::spec::ExperimentSpec::parse("s.toml", &text)
+        .and_then(|s| {
+            s.resolve(
+                "s.toml",
+                &cauda_plugins::spec::PresetBook::builtin(),
+                &cauda_plugins::registry::builtin_registry(),
+            )
+        })
+        .expect("resolves");
+    let err = roots.check_run(&run).unwrap_err().to_string();
+    assert!(err.starts_with("data.split_file:"), "{err}");
+}

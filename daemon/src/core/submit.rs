@@ -29,6 +29,7 @@ impl Daemon {
             let mut run = point.resolve(origin, &presets, &self.registry)?;
             self.settle_backend(spec_text, &mut run)?;
             self.check_paths(&run)?;
+            self.pin_split_file(&mut run)?;
             let references = if spec.report.relative_accuracy && !point.data.balanced_variant {
                 let (ce, own) = balanced_references(&point);
                 let (mut ce, mut own) = (
@@ -37,6 +38,13 @@ impl Daemon {
                 );
                 self.settle_backend(spec_text, &mut ce)?;
                 self.settle_backend(spec_text, &mut own)?;
+                // The same split file as the run's, pinned once.
+                ce.data
+                    .split_file_sha256
+                    .clone_from(&run.data.split_file_sha256);
+                own.data
+                    .split_file_sha256
+                    .clone_from(&run.data.split_file_sha256);
                 Some((ce, own))
             } else {
                 None

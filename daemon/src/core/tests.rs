@@ -176,3 +176,59 @@ fn a_submission_past_the_queued_quota_is_refused_whole() {
         .expect("within the quota");
     assert_eq!(ok.experiment.0, 1, "the refused submission took no id");
 }
+
+/// A digits spec on `split_file`, with its balanced references.
+fn split_spec(split_file: &std::path::Path, pin: &str) -> String {
+    format!(
+        "name = \"split\"\n[data]\nformat = \"digits\"\nsplit_file = {:?}\n{pin}\n\
+         [train]\nepochs = 1\n[report]\nrelative_accuracy = true\n",
+        split_file.display().to_string()
+    )
+}
+
+#[test]
+fn a_split_file_is_pinned_into_every_run_it_trains() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("split.json");
+    let ranks = |r: usize| {
+        format!(
+            "{{\"version\": 1, \"num_classes\": 10, \"ranks\": [{}]}}",
+            vec![format!("[{r}]"); 10].join(",")
+        )
+    };
+    std::fs::write(&file, ranks(0)).expect("write");
+    let sha = cauda_plugins::data::split_file::sha256_hex(ranks(0).as_bytes());
+    let (d, _, _) = daemon();
+    let first = d
+        .submit("s", &split_spec(&file, ""), "ada", None)
+        .expect("submit");
+    // The run and its balanced reference (CE on the balanced variant; the method is CE too, so
+    // both references are one run) carry the file's hash.
+    assert_eq!(first.runs.len(), 2, "{:?}", first.runs);
+    let hashes: Vec<String> = first
+        .runs
+        .iter()
+        .map(|(id, _)| {
+            let run = d.get_run(*id).expect("run");
+            assert!(run.config_json.contains(&sha), "{}", run.config_json);
+            run.config_hash
+        })
+        .collect();
+    // Other content at the same path is another run.
+    std::fs::write(&file, ranks(1)).expect("write");
+    let second = d
+        .submit("s", &split_spec(&file, ""), "ada", None)
+        .expect("submit");
+    let run = d.get_run(second.runs[0].0).expect("run");
+    assert!(!hashes.contains(&run.config_hash));
+    // A pin that is not the file's hash is refused, naming the key.
+    let pinned = format!("split_file_sha256 = \"{sha}\"");
+    match d.submit("s", &split_spec(&file, &pinned), "ada", None) {
+        Err(CoreError::InvalidSpec { key, reason, .. }) => {
+            assert_eq!(key, "data.split_file");
+            assert!(reason.contains("changed since"), "{reason}");
+        }
+        Err(other) => panic!("{other}"),
+        Ok(s) => panic!("accepted: {:?}", s.runs),
+    }
+}

@@ -5,7 +5,8 @@
 //! byte and 3072 pixel bytes; names from `batches.meta.txt`. CIFAR-100 (`train.bin`, `test.bin`):
 //! records of a coarse and a fine label byte and 3072 pixel bytes; the fine label (100 classes)
 //! is used; names from `fine_label_names.txt`. Which one a directory holds is detected from the
-//! files present; missing name files give numbered classes.
+//! files present; missing name files give numbered classes. A directory without binary batches
+//! may hold torchvision's pickled format instead (`cifar_pickle.rs`).
 
 use std::path::Path;
 
@@ -60,15 +61,21 @@ pub fn detect(dir: &Path) -> Result<CifarKind> {
             source: std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 "expected CIFAR-10 (data_batch_1.bin .. data_batch_5.bin, test_batch.bin) or \
-                 CIFAR-100 (train.bin, test.bin) binary files",
+                 CIFAR-100 (train.bin, test.bin) binary files, or torchvision's pickles \
+                 (cifar-10-batches-py/ with data_batch_1 .. 5, test_batch; cifar-100-python/ \
+                 with train, test, meta)",
             ),
         })
     }
 }
 
-/// Loads a CIFAR-10 or CIFAR-100 binary directory.
+/// Loads a CIFAR-10 or CIFAR-100 binary directory, or torchvision's pickled folder.
 pub fn load_dir(dir: &Path) -> Result<TrainTest> {
-    let kind = detect(dir)?;
+    let kind = match (detect(dir), super::cifar_pickle::find(dir)) {
+        (Ok(kind), _) => kind,
+        (Err(_), Some((folder, kind))) => return super::cifar_pickle::load_dir(&folder, kind),
+        (Err(e), None) => return Err(e),
+    };
     let (train_files, test_files): (Vec<String>, Vec<String>) = match kind {
         CifarKind::Cifar10 => (
             (1..=5).map(|i| format!("data_batch_{i}.bin")).collect(),

@@ -6,19 +6,25 @@
 //! Procedure, for classes `i = 0..C-1` in label order:
 //! 1. the class's training indices (ascending) are shuffled with ChaCha8 keyed by `split_seed`
 //!    on stream `i` (see `shuffle.rs`);
-//! 2. the first `val_per_class` go to a balanced validation split, held out of training;
-//! 3. the rest is capped at `max_per_class` when given; `available_i` is what remains;
-//! 4. `n_max = max_i available_i`, and the target count is
+//! 2. the shuffled list is capped at `max_per_class` when given; `available_i` is its length;
+//! 3. `n_max = max_i available_i`, and the target count is
 //!    * exp:  `n_i = floor(n_max * (1/ratio)^(i/(C-1)))` (`n_max` when `C == 1`),
 //!    * step: the last `floor(step_fraction * C)` classes are minority with
 //!      `floor(n_max * (1/ratio))`, the others keep `n_max`;
-//! 5. the class keeps the first `min(n_i, available_i)` indices of its shuffled list.
+//! 4. the class selects the first `min(n_i, available_i)` indices of its shuffled list;
+//! 5. the balanced validation hold-out takes `val_per_class` of the class's images that were
+//!    not selected, in shuffled order, so the profile keeps the protocol's counts; a class with
+//!    fewer unselected images (the head class, which selects all of them) gives the shortfall
+//!    from the end of its selection, so only that class trains on fewer images.
+//!
+//! A split file (`split_file.rs`) replaces steps 2-4 with its own per-class selection; step 5
+//! is the same.
 //!
 //! All arithmetic is f64 and floors exactly as numpy's `int(n_max * (1/ratio)**(i/(C-1)))`.
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
+use super::selection::{assemble, balanced_from, hold_out};
 use super::shuffle::{shuffle, stream_rng};
 
 /// The imbalance profile of [`LtConfig`].
@@ -41,7 +47,8 @@ pub struct LtConfig {
     /// Optional cap on each class's available training images before the profile is applied.
     #[serde(default)]
     pub max_per_class: Option<usize>,
-    /// Images per class held out (before the cap) into a balanced validation split.
+    /// Images per class held out into a balanced validation split, from the images the
+    /// profile did not select where the class has enough of them.
     #[serde(default)]
     pub val_per_class: usize,
     /// Seed of the per-class shuffles.
@@ -127,39 +134,76 @@ pub fn long_tail_split(
     num_classes: usize,
     cfg: &LtConfig,
 ) -> Result<LtSplit, LongTailError> {
-    let pools = Pools::new(labels, num_classes, cfg)?;
-    let targets = target_counts(cfg, pools.n_max(), num_classes)?;
-    Ok(pools.take(&targets))
+    validate(cfg, num_classes)?;
+    let shuffled = shuffled_classes(labels, num_classes, cfg.split_seed)?;
+    let selected = profile_selection(&shuffled, cfg)?;
+    let (train, val) = hold_out(&shuffled, selected, cfg.val_per_class)?;
+    Ok(assemble((train, val)))
 }
 
 /// A balanced split with as many training images as the long-tailed one of `cfg`: `total / C`
 /// per class, the remainder one each to the first classes, drawn from the same shuffled
-/// per-class lists (after the same validation hold-out and cap), with the same validation split.
+/// per-class lists (within the same cap, without the long-tailed split's validation images),
+/// with the same validation split.
 pub fn balanced_variant(
     labels: &[u32],
     num_classes: usize,
     cfg: &LtConfig,
 ) -> Result<LtSplit, LongTailError> {
-    let pools = Pools::new(labels, num_classes, cfg)?;
-    let lt_total: usize = target_counts(cfg, pools.n_max(), num_classes)?
+    validate(cfg, num_classes)?;
+    let shuffled = shuffled_classes(labels, num_classes, cfg.split_seed)?;
+    let selected = profile_selection(&shuffled, cfg)?;
+    let (train, val) = hold_out(&shuffled, selected, cfg.val_per_class)?;
+    let capped: Vec<&[usize]> = shuffled
         .iter()
-        .zip(&pools.available)
-        .map(|(&t, a)| t.min(a.len()))
-        .sum();
-    let (base, extra) = (lt_total / num_classes, lt_total % num_classes);
-    let targets: Vec<usize> = (0..num_classes)
-        .map(|c| base + usize::from(c < extra))
+        .map(|s| &s[..cfg.max_per_class.map_or(s.len(), |cap| cap.min(s.len()))])
         .collect();
-    for (class, (&needed, pool)) in targets.iter().zip(&pools.available).enumerate() {
-        if needed > pool.len() {
-            return Err(LongTailError::BalancedShort {
-                class,
-                needed,
-                available: pool.len(),
-            });
-        }
+    Ok(assemble(balanced_from(&capped, &train, val)?))
+}
+
+/// Each class's training indices, in label order, shuffled with ChaCha8 keyed by `seed` on the
+/// class's stream.
+pub(crate) fn shuffled_classes(
+    labels: &[u32],
+    num_classes: usize,
+    seed: u64,
+) -> Result<Vec<Vec<usize>>, LongTailError> {
+    if num_classes == 0 {
+        return Err(LongTailError::NoClasses);
     }
-    Ok(pools.take(&targets))
+    let mut per_class = vec![Vec::new(); num_classes];
+    for (index, &label) in labels.iter().enumerate() {
+        per_class
+            .get_mut(label as usize)
+            .ok_or(LongTailError::Label {
+                index,
+                label,
+                classes: num_classes,
+            })?
+            .push(index);
+    }
+    for (class, list) in per_class.iter_mut().enumerate() {
+        shuffle(list, &mut stream_rng(seed, class as u64));
+    }
+    Ok(per_class)
+}
+
+/// Steps 2-4: the first `min(n_i, available_i)` of each capped shuffled list.
+fn profile_selection(
+    shuffled: &[Vec<usize>],
+    cfg: &LtConfig,
+) -> Result<Vec<Vec<usize>>, LongTailError> {
+    let available: Vec<usize> = shuffled
+        .iter()
+        .map(|s| cfg.max_per_class.map_or(s.len(), |cap| cap.min(s.len())))
+        .collect();
+    let n_max = available.iter().copied().max().unwrap_or(0);
+    let targets = target_counts(cfg, n_max, shuffled.len())?;
+    Ok(shuffled
+        .iter()
+        .zip(available.iter().zip(&targets))
+        .map(|(s, (&a, &t))| s[..t.min(a)].to_vec())
+        .collect())
 }
 
 /// The profile's target count per class for a head count of `n_max` (before `min(available)`).
@@ -208,78 +252,6 @@ fn validate(cfg: &LtConfig, num_classes: usize) -> Result<(), LongTailError> {
         return Err(LongTailError::NoClasses);
     }
     Ok(())
-}
-
-/// Per-class shuffled index lists after the validation hold-out and the cap.
-struct Pools {
-    val: Vec<Vec<usize>>,
-    available: Vec<Vec<usize>>,
-}
-
-impl Pools {
-    fn new(labels: &[u32], num_classes: usize, cfg: &LtConfig) -> Result<Self, LongTailError> {
-        validate(cfg, num_classes)?;
-        let mut per_class = vec![Vec::new(); num_classes];
-        for (index, &label) in labels.iter().enumerate() {
-            per_class
-                .get_mut(label as usize)
-                .ok_or(LongTailError::Label {
-                    index,
-                    label,
-                    classes: num_classes,
-                })?
-                .push(index);
-        }
-        let mut val = Vec::with_capacity(num_classes);
-        let mut available = Vec::with_capacity(num_classes);
-        for (class, mut list) in per_class.into_iter().enumerate() {
-            if list.len() <= cfg.val_per_class {
-                return Err(LongTailError::TooFewImages {
-                    class,
-                    available: list.len(),
-                    val_per_class: cfg.val_per_class,
-                });
-            }
-            shuffle(&mut list, &mut stream_rng(cfg.split_seed, class as u64));
-            let mut rest = list.split_off(cfg.val_per_class);
-            if let Some(cap) = cfg.max_per_class {
-                rest.truncate(cap);
-            }
-            val.push(list);
-            available.push(rest);
-        }
-        Ok(Self { val, available })
-    }
-
-    fn n_max(&self) -> usize {
-        self.available.iter().map(Vec::len).max().unwrap_or(0)
-    }
-
-    fn take(&self, targets: &[usize]) -> LtSplit {
-        let mut train_indices = Vec::new();
-        let mut class_counts = Vec::with_capacity(targets.len());
-        for (pool, &t) in self.available.iter().zip(targets) {
-            let k = t.min(pool.len());
-            train_indices.extend_from_slice(&pool[..k]);
-            class_counts.push(k);
-        }
-        let val_indices: Vec<usize> = self.val.concat();
-        let mut hasher = Sha256::new();
-        for &i in train_indices.iter().chain(&val_indices) {
-            hasher.update((i as u64).to_le_bytes());
-        }
-        let hash = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        LtSplit {
-            train_indices,
-            val_indices,
-            class_counts,
-            hash,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! `tests/fixtures/longtail.json` (written by `bench/fixtures/longtail.py`).
 
 use super::*;
+use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 
 const FIXTURE: &str = include_str!(concat!(
@@ -141,9 +142,21 @@ fn validation_is_balanced_and_disjoint_from_train() {
     }
     let train: HashSet<_> = split.train_indices.iter().collect();
     assert!(split.val_indices.iter().all(|i| !train.contains(i)));
-    // n_max is what remains after the hold-out: 480 -> 480 * 0.01 = 4.8 -> 4.
+    // The profile is the protocol's (n_max = 500: 500 * 0.01 = 5 at the tail); only the head
+    // class, which selects all its 500 images, gives its 20 validation images from its own.
+    let protocol = long_tail_split(&labels, 10, &cfg(LtProfile::Exp, 100.0, 7)).unwrap();
     assert_eq!(split.class_counts[0], 480);
-    assert_eq!(split.class_counts[9], 4);
+    assert_eq!(split.class_counts[1..], protocol.class_counts[1..]);
+    assert_eq!(split.class_counts[9], 5);
+    // Classes with enough unselected images train on exactly the protocol's images.
+    let n0 = protocol.class_counts[0];
+    assert_eq!(split.train_indices[480..], protocol.train_indices[n0..]);
+    // The head class's shortfall comes from the end of its selection.
+    assert_eq!(
+        split.val_indices[..20],
+        protocol.train_indices[480..500],
+        "the head's hold-out is the last 20 of its shuffled selection"
+    );
 }
 
 #[test]

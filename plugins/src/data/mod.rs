@@ -1,26 +1,35 @@
 //! In-memory image data sets (u8 pixels + labels) and their loaders; every loader reports which
 //! file, which byte offset and what it expected when a file is missing or malformed.
 //!
-//! Loaders: [`idx`] (MNIST / Fashion-MNIST), [`cifar`] (CIFAR-10/100 binary), [`folder`]
+//! Loaders: [`idx`] (MNIST / Fashion-MNIST), [`cifar`] (CIFAR-10/100 binary, or torchvision's
+//! pickles via [`cifar_pickle`]), [`folder`]
 //! (`train/<class>/*.png` trees, cached after the first decode), [`digits`] (scikit-learn's 8x8
-//! digits, embedded), [`synthetic`] (seeded, for fast tests). [`source`] dispatches by format and
-//! [`longtail`] builds the field's long-tailed training splits from a balanced training set.
+//! digits, embedded), [`synthetic`] (seeded, for fast tests). [`source`] dispatches by format,
+//! [`longtail`] builds the field's long-tailed training splits from a balanced training set,
+//! [`split_file`] reads a published split instead, and [`normalize`] names the normalization.
 
 pub mod cifar;
+pub mod cifar_pickle;
 pub mod digits;
 pub mod folder;
 mod folder_cache;
 pub mod idx;
 pub mod longtail;
+pub mod normalize;
+pub mod pickle;
 mod read;
+mod selection;
 mod shuffle;
 pub mod source;
+pub mod split_file;
 pub mod synthetic;
 
 use std::path::PathBuf;
 
 pub use longtail::{LongTailError, LtConfig, LtProfile, LtSplit};
+pub use normalize::Normalization;
 pub use source::{DataFormat, DataSource};
+pub use split_file::{LoadedSplit, SplitSelection, read_split_file};
 pub use synthetic::SyntheticConfig;
 
 /// Errors of the data layer. Every variant names the file it concerns.
@@ -40,6 +49,13 @@ pub enum DataError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// A split file (`data.split_file`) that cannot be used; `key` is where in it.
+    #[error("{path}: {key}: {message}")]
+    SplitFile {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
     /// A long-tailed split could not be built from the given configuration.
     #[error(transparent)]
     LongTail(#[from] LongTailError),

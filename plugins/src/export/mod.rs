@@ -88,7 +88,11 @@ pub fn export(
             meta.insert("format".into(), "pt".into());
             meta.insert("cauda.run".into(), run.name.clone());
             meta.insert("cauda.method".into(), run.method.clone());
-            meta.insert("cauda.backbone".into(), run.model.backbone.clone());
+            // The canonical name: `resnet32b` for a run stored before the rename.
+            let backbone = run
+                .backbone_kind()
+                .map_or(run.model.backbone.as_str(), |k| k.name());
+            meta.insert("cauda.backbone".into(), backbone.to_string());
             meta.insert("cauda.head".into(), run.model.head.clone());
             meta.insert("cauda.head_scale".into(), run.model.head_scale.to_string());
             meta.insert("cauda.stage".into(), ck.header.stage.to_string());

@@ -94,7 +94,7 @@ pub fn geometry_of(kind: BackboneKind, record: &[u8]) -> Result<Geometry, Export
                 width: 4 * (fc1_in / 16),
             }
         }
-        BackboneKind::ResNet(_) => InputShape {
+        BackboneKind::ResNet { .. } => InputShape {
             channels: dim(backbone_shape(&shapes, ".stem.weight")?, 1, "stem.weight")?,
             height: 32,
             width: 32,
@@ -115,7 +115,9 @@ pub fn rebuild(
     checkpoint: &Checkpoint,
     device: &Device,
 ) -> Result<Classifier, ExportError> {
-    let kind = BackboneKind::parse(&run.model.backbone)
+    // A run stored before the ResNets were renamed rebuilds as the option-B net it trained.
+    let kind = run
+        .backbone_kind()
         .ok_or_else(|| ExportError::UnknownBackbone(run.model.backbone.clone()))?;
     let head = match run.model.head.as_str() {
         "linear" => HeadKind::Linear,

@@ -72,10 +72,14 @@ fn lenet_names_and_shapes_are_pytorchs() {
     assert_eq!(got, want);
 }
 
+fn resnet(name: &str) -> BackboneKind {
+    BackboneKind::parse(name).unwrap()
+}
+
 #[test]
 fn resnet_names_follow_reference_py_with_sequential_shortcuts() {
-    for (kind, blocks) in [(BackboneKind::ResNet(1), 3), (BackboneKind::ResNet(3), 9)] {
-        let got = names_and_shapes(&model(kind, HeadKind::Cosine { scale: 16.0 }));
+    for (name, blocks) in [("resnet8b", 3), ("resnet20b", 9)] {
+        let got = names_and_shapes(&model(resnet(name), HeadKind::Cosine { scale: 16.0 }));
         // stem conv + stem BN (5), 12 per block, 6 more per shortcut (2), cosine head (1).
         assert_eq!(got.len(), 6 + 12 * blocks + 6 * 2 + 1, "{got:?}");
         assert_eq!(got["backbone.stem.weight"], vec![16, 1, 3, 3]);
@@ -101,6 +105,26 @@ fn resnet_names_follow_reference_py_with_sequential_shortcuts() {
             !got.keys()
                 .any(|k| k.contains("gamma") || k.contains("training"))
         );
+    }
+}
+
+#[test]
+fn option_a_resnets_export_no_shortcut_tensors() {
+    for (name, blocks) in [("resnet8", 3), ("resnet32", 15)] {
+        let got = names_and_shapes(&model(resnet(name), HeadKind::Linear));
+        // stem conv + stem BN (6), 12 per block, linear head (2); the shortcut is a function.
+        assert_eq!(got.len(), 6 + 12 * blocks + 2, "{got:?}");
+        assert!(
+            !got.keys()
+                .any(|k| k.contains("shortcut") || k.contains("pad"))
+        );
+        assert_eq!(got["backbone.blocks.0.conv1.weight"], vec![16, 16, 3, 3]);
+        assert_eq!(
+            got[&format!("backbone.blocks.{}.conv1.weight", blocks / 3)],
+            vec![32, 16, 3, 3]
+        );
+        assert_eq!(got["head.weight"], vec![10, 64]);
+        assert_eq!(got["head.bias"], vec![10]);
     }
 }
 
@@ -198,7 +222,8 @@ fn checkpoint_of(m: &Classifier, hash: String) -> Vec<u8> {
 fn export_rebuilds_the_recipe_and_writes_loadable_safetensors() {
     for (backbone, kind) in [
         ("lenet", BackboneKind::LeNet),
-        ("resnet8", BackboneKind::ResNet(1)),
+        ("resnet8", resnet("resnet8")),
+        ("resnet8b", resnet("resnet8b")),
     ] {
         let r = run(backbone, "linear");
         let m = model(kind, HeadKind::Linear);
@@ -222,6 +247,30 @@ fn export_rebuilds_the_recipe_and_writes_loadable_safetensors() {
         let burn = export(&r, &ck, ExportFormat::Burn, &ExportOptions::default()).unwrap();
         assert_eq!(burn, Checkpoint::from_bytes(&ck).unwrap().model);
     }
+}
+
+#[test]
+fn a_run_stored_before_the_resnet_rename_exports_its_option_b_net() {
+    // Runs resolved before resnet8/20/32 became option A have no backbone_rule.
+    let mut r = run("resnet8", "linear");
+    assert_eq!(r.backbone_rule, Some(BackboneKind::BACKBONE_RULE));
+    r.backbone_rule = None;
+    let m = model(resnet("resnet8b"), HeadKind::Linear);
+    let ck = checkpoint_of(&m, config_hash(&r));
+    let bytes = export(
+        &r,
+        &ck,
+        ExportFormat::Safetensors,
+        &ExportOptions::default(),
+    )
+    .unwrap();
+    let (_, meta) = ::safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    assert_eq!(
+        meta.metadata().clone().unwrap()["cauda.backbone"],
+        "resnet8b"
+    );
+    let st = ::safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert!(st.tensor("backbone.blocks.1.shortcut.0.weight").is_ok());
 }
 
 #[test]

@@ -8,30 +8,106 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::{InputShape, ModelError, ResNet};
+use super::resnet::Shortcut;
+use super::{HeadInit, InputShape, ModelError, ResNet};
 
-/// Which backbone to build; `ResNet(n)` has `n` basic blocks per stage (resnet8/20/32: n = 1/3/5).
+/// Which backbone to build. `ResNet { blocks, shortcut }` has `blocks` basic blocks per stage
+/// (resnet8/20/32: 1/3/5): `resnet*` are the field's option-A networks with Kaiming-normal
+/// init (Cao et al.'s `resnet_cifar.py`), `resnet*b` the option-B networks with Burn's init.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackboneKind {
     Mlp,
     LeNet,
-    ResNet(usize),
+    ResNet { blocks: usize, shortcut: Shortcut },
 }
+
+/// Spec name, blocks per stage and shortcut of every CIFAR ResNet.
+const RESNETS: [(&str, usize, Shortcut); 6] = [
+    ("resnet8", 1, Shortcut::A),
+    ("resnet20", 3, Shortcut::A),
+    ("resnet32", 5, Shortcut::A),
+    ("resnet8b", 1, Shortcut::B),
+    ("resnet20b", 3, Shortcut::B),
+    ("resnet32b", 5, Shortcut::B),
+];
 
 impl BackboneKind {
     /// Every name a spec may use, for error messages and the plugin listing.
-    pub const NAMES: &'static [&'static str] = &["mlp", "lenet", "resnet8", "resnet20", "resnet32"];
+    pub const NAMES: &'static [&'static str] = &[
+        "mlp",
+        "lenet",
+        "resnet8",
+        "resnet20",
+        "resnet32",
+        "resnet8b",
+        "resnet20b",
+        "resnet32b",
+    ];
 
-    /// Parses a spec name (`mlp`, `lenet`, `resnet8`, `resnet20`, `resnet32`).
+    /// Parses a spec name (one of [`BackboneKind::NAMES`]).
     pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "mlp" => Self::Mlp,
-            "lenet" => Self::LeNet,
-            "resnet8" => Self::ResNet(1),
-            "resnet20" => Self::ResNet(3),
-            "resnet32" => Self::ResNet(5),
-            _ => return None,
-        })
+        match name {
+            "mlp" => Some(Self::Mlp),
+            "lenet" => Some(Self::LeNet),
+            _ => RESNETS
+                .iter()
+                .find(|(n, _, _)| *n == name)
+                .map(|&(_, blocks, shortcut)| Self::ResNet { blocks, shortcut }),
+        }
+    }
+
+    /// The current `ResolvedRun::backbone_rule`: `resnet8/20/32` are option A, Kaiming-normal.
+    pub const BACKBONE_RULE: u32 = 2;
+
+    /// The rule a resolved run records for `name`: only the option-A ResNet names, whose
+    /// meaning changed, carry one.
+    pub fn rule_of(name: &str) -> Option<u32> {
+        matches!(
+            Self::parse(name),
+            Some(Self::ResNet {
+                shortcut: Shortcut::A,
+                ..
+            })
+        )
+        .then_some(Self::BACKBONE_RULE)
+    }
+
+    /// [`BackboneKind::parse`] for a stored run: an option-A name without a rule is a run made
+    /// before the rename, when `resnet8/20/32` were the option-B nets.
+    pub fn parse_with_rule(name: &str, rule: Option<u32>) -> Option<Self> {
+        match (Self::parse(name)?, rule) {
+            (Self::ResNet { blocks, .. }, None) if Self::rule_of(name).is_some() => {
+                Some(Self::ResNet {
+                    blocks,
+                    shortcut: Shortcut::B,
+                })
+            }
+            (kind, _) => Some(kind),
+        }
+    }
+
+    /// The spec name of this backbone (`resnet32b` for option B with 5 blocks).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mlp => "mlp",
+            Self::LeNet => "lenet",
+            Self::ResNet { blocks, shortcut } => RESNETS
+                .iter()
+                .find(|&&(_, b, s)| b == blocks && s == shortcut)
+                .map_or("resnet", |&(n, _, _)| n),
+        }
+    }
+
+    /// How the classifier head on this backbone is initialized: Kaiming-normal on the
+    /// option-A ResNets, as Cao et al.'s `_weights_init` does to every `nn.Linear`.
+    pub fn head_init(self) -> HeadInit {
+        match self {
+            Self::ResNet {
+                shortcut: Shortcut::A,
+                ..
+            } => HeadInit::KaimingNormal,
+            _ => HeadInit::Torch,
+        }
     }
 }
 
@@ -102,14 +178,14 @@ impl Backbone {
                     fc2: LinearConfig::new(120, 84).init(device),
                 })
             }
-            BackboneKind::ResNet(blocks) => {
+            BackboneKind::ResNet { blocks, shortcut } => {
                 if blocks == 0 {
                     return Err(ModelError::Invalid {
                         key: "backbone",
                         message: "a ResNet needs at least one block per stage".into(),
                     });
                 }
-                Backbone::ResNet(ResNet::new(channels, blocks, device))
+                Backbone::ResNet(ResNet::new(channels, blocks, shortcut, device))
             }
         })
     }

@@ -24,6 +24,18 @@ impl HeadKind {
     pub const NAMES: &'static [&'static str] = &["linear", "cosine"];
 }
 
+/// How a new head's weights are drawn; the backbone decides ([`super::BackboneKind::head_init`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadInit {
+    /// PyTorch's `nn.Linear` default: weight and bias `U(-1/sqrt(d), 1/sqrt(d))`.
+    Torch,
+    /// Cao et al.'s `_weights_init` (kaidic/LDAM-DRW `models/resnet_cifar.py`): a linear head's
+    /// weight `N(0, 2/d)` (`init.kaiming_normal_`), its bias PyTorch's default; a cosine head's
+    /// rows `U(-1, 1)` scaled to unit norm, as `NormedLinear`'s `uniform_(-1, 1).renorm_(2, 1,
+    /// 1e-5).mul_(1e5)`.
+    KaimingNormal,
+}
+
 /// A classifier head.
 #[derive(Module, Debug)]
 pub struct Head {
@@ -38,8 +50,19 @@ pub struct Head {
 }
 
 impl Head {
+    /// A head with PyTorch's default initialization ([`HeadInit::Torch`]).
     pub fn new(
         kind: HeadKind,
+        features: usize,
+        classes: usize,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        Self::with_init(kind, HeadInit::Torch, features, classes, device)
+    }
+
+    pub fn with_init(
+        kind: HeadKind,
+        init: HeadInit,
         features: usize,
         classes: usize,
         device: &Device,
@@ -47,7 +70,18 @@ impl Head {
         // PyTorch's nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
         let bound = 1.0 / (features as f64).sqrt();
         let uniform = Distribution::Uniform(-bound, bound);
-        let weight = Param::from_tensor(Tensor::random([classes, features], uniform, device));
+        let shape = [classes, features];
+        let weight = match (init, kind) {
+            (HeadInit::Torch, _) => Tensor::random(shape, uniform, device),
+            (HeadInit::KaimingNormal, HeadKind::Linear) => {
+                let std = (2.0 / features as f64).sqrt();
+                Tensor::random(shape, Distribution::Normal(0.0, std), device)
+            }
+            (HeadInit::KaimingNormal, HeadKind::Cosine { .. }) => l2_normalize_rows(
+                Tensor::random(shape, Distribution::Uniform(-1.0, 1.0), device),
+            ),
+        };
+        let weight = Param::from_tensor(weight);
         Ok(match kind {
             HeadKind::Linear => Self {
                 weight,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use crate::data::longtail::LtProfile;
-pub use crate::data::{DataFormat, SyntheticConfig};
+pub use crate::data::{DataFormat, Normalization, SyntheticConfig};
 use crate::registry::PluginRef;
 
 fn default_method() -> String {
@@ -68,10 +68,24 @@ pub struct DataSection {
     pub imbalance: Option<ImbalanceSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_per_class: Option<usize>,
+    /// Validation images per class, held out of the images the split did not select where
+    /// the class has enough of them (docs/SPEC.md).
     #[serde(default)]
     pub val_per_class: usize,
     #[serde(default)]
     pub split_seed: u64,
+    /// A split file (JSON, `data/split_file.rs`) whose per-class selection replaces the
+    /// long-tailed profile (`imbalance`, `max_per_class`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_file: Option<PathBuf>,
+    /// SHA-256 of the split file's bytes: filled in at submission (or given to pin a file), so
+    /// the run's identity is the file's content; a different file is refused when the run starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_file_sha256: Option<String>,
+    /// Per-channel normalization: `fit` (the training split's own, the default), `cifar10`,
+    /// `cifar100` or `{ mean = [...], std = [...] }`.
+    #[serde(default, skip_serializing_if = "Normalization::is_fit")]
+    pub normalize: Normalization,
     /// Train on the balanced variant of the long-tailed set (same size, equal per class).
     #[serde(default)]
     pub balanced_variant: bool,
@@ -82,7 +96,8 @@ pub struct DataSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSection {
-    /// `mlp`, `lenet`, `resnet8`, `resnet20`, `resnet32`.
+    /// `mlp`, `lenet`, `resnet8`, `resnet20`, `resnet32` (option A, Kaiming-normal: the field's
+    /// CIFAR ResNets), `resnet8b`, `resnet20b`, `resnet32b` (option-B shortcuts).
     pub backbone: String,
     /// `linear` or `cosine`.
     pub head: String,

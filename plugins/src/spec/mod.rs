@@ -2,19 +2,22 @@
 //! strict (`deny_unknown_fields`), and validation names the key, the line and what is allowed, so
 //! a bad spec is rejected before anything runs or is stored.
 
+mod data_section;
 mod experiment;
 mod preset;
 mod resolve;
 mod sweep;
 
+pub(crate) use data_section::check_pin;
+pub use data_section::format_channels;
 pub use experiment::MAX_GPU_MEM_MB;
 pub use experiment::{
     AugmentSection, DataFormat, DataSection, ExperimentSpec, ImbalanceSpec, LtProfile,
-    MetricsSection, ModelSection, ModuleSection, OptimizerSpec, RebalanceSection, ReportSection,
-    ResourcesSection, ScheduleSpec, SyntheticConfig, TrainSection,
+    MetricsSection, ModelSection, ModuleSection, Normalization, OptimizerSpec, RebalanceSection,
+    ReportSection, ResourcesSection, ScheduleSpec, SyntheticConfig, TrainSection,
 };
 pub use preset::{Preset, PresetBook};
-pub use resolve::{ResolvedRun, Stage2Spec};
+pub use resolve::{HOLDOUT_RULE, ResolvedRun, Stage2Spec};
 pub use sweep::expand_sweep;
 
 #[cfg(test)]

@@ -41,7 +41,20 @@ pub struct ResolvedRun {
     /// stored before fingerprints, so their hashes are unchanged.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub engine: String,
+    /// Which hold-out rule selected the validation images, where there are some
+    /// (`val_per_class > 0`): 2 = from the images the split did not select (docs/SPEC.md). Part
+    /// of the config hash, so runs cut by the earlier rule (hold-out first) are never reused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout_rule: Option<u32>,
+    /// Which network `resnet8/20/32` name: 2 = Cao et al.'s option A with Kaiming-normal init
+    /// ([`BackboneKind::BACKBONE_RULE`]); absent on those names = a run stored before the
+    /// rename, whose network was option B (now `resnet*b`). Part of the config hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone_rule: Option<u32>,
 }
+
+/// The current [`ResolvedRun::holdout_rule`].
+pub const HOLDOUT_RULE: u32 = 2;
 
 impl ExperimentSpec {
     /// Parses a spec (bounded in size); `origin` names the file in errors.
@@ -154,6 +167,8 @@ impl ExperimentSpec {
             metrics: self.metrics.clone(),
             resources: self.resources.clone(),
             engine: crate::train::engine_fingerprint(),
+            holdout_rule: (self.data.val_per_class > 0).then_some(HOLDOUT_RULE),
+            backbone_rule: BackboneKind::rule_of(&self.model.backbone),
         };
         run.check_ranges(origin)?;
         if run.loss.plugin == "ldam" && run.model.head != "cosine" {
@@ -215,6 +230,7 @@ impl ResolvedRun {
         if d.max_per_class == Some(0) {
             return bad("data.max_per_class", "must be at least 1".into());
         }
+        d.check(origin)?;
         if BackboneKind::parse(&self.model.backbone).is_none() {
             return bad(
                 "model.backbone",
@@ -347,6 +363,12 @@ impl ResolvedRun {
             );
         }
         Ok(())
+    }
+
+    /// The backbone this run trains, reading a run stored before the ResNets were renamed
+    /// (`resnet32` without [`ResolvedRun::backbone_rule`]) as the option-B net it trained.
+    pub fn backbone_kind(&self) -> Option<BackboneKind> {
+        BackboneKind::parse_with_rule(&self.model.backbone, self.backbone_rule)
     }
 
     /// The resolved run as canonical JSON (stored with the run and hashed).

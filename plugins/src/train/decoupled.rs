@@ -201,7 +201,7 @@ fn fresh_model(ctx: &Context<'_>) -> Result<Classifier, TrainError> {
     } else {
         HeadKind::Linear
     };
-    let backbone = BackboneKind::parse(&run.model.backbone).unwrap_or(BackboneKind::LeNet);
+    let backbone = run.backbone_kind().unwrap_or(BackboneKind::LeNet);
     let input = InputShape {
         channels: t.channels,
         height: t.height,

@@ -1,13 +1,15 @@
 //! From a spec's `[data]` section to the run's images: load the data set, cut the long-tailed
-//! (or balanced-variant) training split and the validation hold-out, fit the normalization, and
-//! describe the split in a file that `bench/reference.py` reads to train on the same images.
+//! (or balanced-variant) training split, or take a split file's, and the validation hold-out,
+//! fit or look up the normalization, and describe the split in a file that
+//! `bench/reference.py` reads to train on the same images.
 
 use serde::{Deserialize, Serialize};
 
 use super::batches::Normalizer;
-use crate::data::longtail::{LtConfig, LtProfile, balanced_variant, long_tail_split};
-use crate::data::{DataError, DataFormat, ImageSet, SyntheticConfig, source, synthetic};
-use crate::spec::DataSection;
+use crate::data::longtail::{LtConfig, LtProfile, LtSplit, balanced_variant, long_tail_split};
+use crate::data::split_file::{read_split_file, split_from_file};
+use crate::data::{DataError, DataFormat, ImageSet, SyntheticConfig, TrainTest, source, synthetic};
+use crate::spec::{DataSection, check_pin};
 
 /// The images of one run.
 #[derive(Debug, Clone)]
@@ -64,7 +66,37 @@ pub fn prepare(data: &DataSection) -> Result<Prepared, DataError> {
         }
         format => source::load(format, data.path.as_deref())?,
     };
+    let split = cut(data, &tt)?;
+    let train = tt.train.subset(&split.train_indices);
+    let val = (!split.val_indices.is_empty()).then(|| tt.train.subset(&split.val_indices));
+    let norm = normalizer(data, &train)?;
+    Ok(Prepared {
+        train,
+        val,
+        test: tt.test,
+        class_counts: split.class_counts,
+        split_hash: split.hash,
+        norm,
+        train_indices: split.train_indices,
+        val_indices: split.val_indices,
+    })
+}
+
+/// The training split: the split file's selection, or the long-tailed profile's.
+fn cut(data: &DataSection, tt: &TrainTest) -> Result<LtSplit, DataError> {
     let classes = tt.train.num_classes();
+    if let Some(path) = &data.split_file {
+        let file = read_split_file(path)?;
+        check_pin(data.split_file_sha256.as_deref(), &file.sha256, path)?;
+        return split_from_file(
+            &file,
+            &tt.train.labels,
+            classes,
+            data.val_per_class,
+            data.split_seed,
+            data.balanced_variant,
+        );
+    }
     let (profile, ratio, step_fraction) = match &data.imbalance {
         Some(i) => (i.profile, i.ratio, i.step_fraction.unwrap_or(0.5)),
         None => (LtProfile::Exp, 1.0, 0.5),
@@ -77,22 +109,21 @@ pub fn prepare(data: &DataSection) -> Result<Prepared, DataError> {
         split_seed: data.split_seed,
         step_fraction,
     };
-    let split = if data.balanced_variant {
+    Ok(if data.balanced_variant {
         balanced_variant(&tt.train.labels, classes, &cfg)?
     } else {
         long_tail_split(&tt.train.labels, classes, &cfg)?
-    };
-    let train = tt.train.subset(&split.train_indices);
-    let val = (!split.val_indices.is_empty()).then(|| tt.train.subset(&split.val_indices));
-    let norm = Normalizer::fit(&train);
-    Ok(Prepared {
-        train,
-        val,
-        test: tt.test,
-        class_counts: split.class_counts,
-        split_hash: split.hash,
-        norm,
-        train_indices: split.train_indices,
-        val_indices: split.val_indices,
     })
+}
+
+/// `data.normalize`: fitted on the training split, or the given constants (checked against the
+/// images' channel count, which a `folder` data set only tells once loaded).
+fn normalizer(data: &DataSection, train: &ImageSet) -> Result<Normalizer, DataError> {
+    let Some((mean, std)) = data.normalize.constants() else {
+        return Ok(Normalizer::fit(train));
+    };
+    data.normalize
+        .check(Some(train.channels))
+        .map_err(|m| DataError::Invalid(format!("data.normalize: {m}")))?;
+    Ok(Normalizer { mean, std })
 }
