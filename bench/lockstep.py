@@ -77,17 +77,16 @@ def replica(cfg, shape, classes, s2, n, init, dtype):
     return model.to(dtype)
 
 
-# Burn sums a BatchNorm shift's gradient (beta: the sum of the output gradient over batch x
-# height x width) in plain float32 order, PyTorch with cascaded sums; when that sum is a small
-# difference of thousands of terms (early steps) Burn's relative error reaches ~1e-3 while the
-# scale's (gamma) and every other tensor's stay below 1e-5. The shifts alone get this tolerance;
-# a wrong formula (a missing term, a sign) is off by far more.
+# A BatchNorm shift's gradient (beta: the output gradient summed over batch x height x width) is a
+# small difference of thousands of terms in the first steps; for some batches Burn's flex backend
+# gets it 1e-4 .. 1e-3 off float64 where PyTorch float32 stays near 1e-6 (docs/RESULTS.md,
+# "Lockstep"), while every other tensor of the same step agrees within 1e-6. The shifts alone get
+# this one-step tolerance; a wrong formula (a missing term, a sign) is off by far more.
 BN_SHIFT_RTOL = 1e-2
-# Every gradient of a BatchNorm net in Burn's flex backend is 1e-6 .. 1e-3 off float64 (BN scales
-# ~1e-4, layers before the first BN up to 1e-3 in the first steps) where PyTorch float32's are
-# ~1e-6 (docs/RESULTS.md, "Lockstep"); LeNet's agree to 1e-7. The one-step tolerance of BN nets:
-BN_NET_RTOL = 2e-3
-BN_TRAJECTORY_RTOL = 0.2
+# Such a shift difference then grows along the trajectory of a BatchNorm net as any perturbation
+# does in early training (PyTorch float32 itself drifts from float64 by 1e-7 -> 3e-4 in eight
+# steps), so there the one-step check is the exact one and the trajectory's tolerance is wide.
+BN_TRAJECTORY_RTOL = 0.05
 DEBUG = False
 
 
@@ -146,7 +145,7 @@ def one_step_check(cfg, shape, classes, s2, n, counts, prev, prefix, buffers, t,
         # The step's change, relative to the change itself where it is not tiny.
         e = rel_err(ours, exact)
         report["worst_one_step"] = max(report.get("worst_one_step", 0.0), e)
-        tol = BN_SHIFT_RTOL if name in shifts else (max(rtol, BN_NET_RTOL) if shifts else rtol)
+        tol = BN_SHIFT_RTOL if name in shifts else rtol
         if e > tol:
             d_ours, d_exact = ours - base, exact - base
             raise Mismatch(f"{where}: one step from cauda's weights: {name} differs by {e:.3g} "
@@ -210,9 +209,6 @@ def replay(run_dir, rtol, drift):
                   report)
             sd32, sd64 = models[0].state_dict(), models[1].state_dict()
             shifts = bn_shifts(models[0])
-            # The trajectory of a BatchNorm net amplifies any float32 difference by ~10^3 within
-            # eight steps (PyTorch float32 itself drifts from float64 by 1e-7 -> 3e-4), so there
-            # the one-step check below is the exact one and the trajectory's tolerance is wide.
             traj = BN_TRAJECTORY_RTOL if shifts else rtol * drift
             for name, exact in sd64.items():
                 if name.endswith("num_batches_tracked"):
