@@ -204,3 +204,49 @@ fn crop_offsets_and_flips_are_uniform_and_independent_like_torchvision() {
     let se = (0.25 / total as f64).sqrt();
     assert!((rate - 0.5).abs() < 4.0 * se, "flip rate {rate}");
 }
+
+/// mixup's mixing factor and partners (what a replay of already-mixed batches cannot see): `lam`
+/// follows Beta(alpha, alpha) (mean 1/2, variance 1 / (4 (2 alpha + 1))) and the partner of each
+/// image is uniform over the batch, as `torch.distributions.Beta` and `torch.randperm` draw them.
+#[test]
+fn mixup_draws_lambda_from_beta_and_partners_uniformly() {
+    use rand::SeedableRng;
+    for alpha in [1.0f64, 0.2, 2.0] {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let n = 8usize;
+        let labels: Vec<u32> = (0..n as u32).collect();
+        let pixels = vec![0f32; n];
+        let draws = 20_000;
+        let (mut s1, mut s2) = (0f64, 0f64);
+        let mut partner = vec![0usize; n * n];
+        for _ in 0..draws {
+            let m = cauda_plugins::augment::mixup(&pixels, &labels, 1, alpha, &mut rng).unwrap();
+            let lam = f64::from(m.lam[0]);
+            s1 += lam;
+            s2 += lam * lam;
+            for (i, &b) in m.labels_b.iter().enumerate() {
+                partner[i * n + b as usize] += 1;
+            }
+        }
+        let mean = s1 / draws as f64;
+        let var = s2 / draws as f64 - mean * mean;
+        let want_var = 1.0 / (4.0 * (2.0 * alpha + 1.0));
+        // Standard errors: sqrt(var / n) for the mean, about var * sqrt(2 / n) for the variance.
+        assert!(
+            (mean - 0.5).abs() < 5.0 * (want_var / draws as f64).sqrt(),
+            "alpha {alpha}: mean {mean}"
+        );
+        assert!(
+            (var - want_var).abs() < 5.0 * want_var * (2.0 / draws as f64).sqrt(),
+            "alpha {alpha}: variance {var}, Beta's {want_var}"
+        );
+        // Each (image, partner) cell: 20,000 / 8 expected; chi-square with 56 degrees of freedom
+        // (rows sum to the draws), 99.9th percentile 95.8.
+        let e = draws as f64 / n as f64;
+        let chi2: f64 = partner.iter().map(|&o| (o as f64 - e).powi(2) / e).sum();
+        assert!(
+            chi2 < 95.8,
+            "alpha {alpha}: partners not uniform, chi2 {chi2:.1}"
+        );
+    }
+}
