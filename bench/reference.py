@@ -811,11 +811,14 @@ def posthoc_shift(cfg, counts):
     return (cfg["posthoc"]["values"]["tau"] * torch.log(n / n.sum())).float()
 
 
-def train(cfg, d):
+def train(cfg, d, init=None):
     shape = tuple(d["train"][0].shape[1:])
     classes, counts = d["classes"], d["counts"]
     s2 = cfg.get("stage2")
     model = Classifier(cfg["model"], shape, classes)
+    if init is not None:  # initial weights from a file (e.g. cauda's lockstep stage1_init)
+        from safetensors.torch import load_file
+        model.load_state_dict(load_file(str(init)))
     run_stage(model, d, cfg, stage1_plan(cfg, counts))
     shift = posthoc_shift(cfg, counts)
     tau_sweep = None
@@ -841,6 +844,8 @@ def main():
     ap.add_argument("run_dir", type=pathlib.Path)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=pathlib.Path)
+    ap.add_argument("--init", type=pathlib.Path,
+                    help="start from these weights (safetensors, PyTorch names) instead of torch's init")
     args = ap.parse_args()
     started = time.time()
     torch.set_num_threads(args.threads)
@@ -848,7 +853,7 @@ def main():
     split = json.loads((args.run_dir / "split.json").read_text())
     torch.manual_seed(cfg["train"]["seed"])
     d = load_run_data(cfg, split)
-    last, tau_sweep = train(cfg, d)
+    last, tau_sweep = train(cfg, d, args.init)
     out = {
         "implementation": f"pytorch {torch.__version__}",
         "method": cfg["method"],
