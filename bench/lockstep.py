@@ -87,7 +87,6 @@ BN_SHIFT_RTOL = 1e-2
 # does in early training (PyTorch float32 itself drifts from float64 by 1e-7 -> 3e-4 in eight
 # steps), so there the one-step check is the exact one and the trajectory's tolerance is wide.
 BN_TRAJECTORY_RTOL = 0.05
-DEBUG = False
 
 
 def bn_shifts(model):
@@ -104,8 +103,6 @@ def judge(ours, theirs, exact, rtol, where, name, report):
     1e-4 in both implementations; a semantic difference stays far above PyTorch's own."""
     e_c = rel_err(ours, exact)
     e_t = rel_err(theirs, exact)
-    if DEBUG and e_c > 1e-3:
-        print(f"  {where} {name}: cauda {e_c:.3g} torch32 {e_t:.3g} |exact| {float(exact.norm()):.3g}")
     report["worst"] = max(report["worst"], e_c)
     report["worst_torch32"] = max(report.get("worst_torch32", 0.0), e_t)
     if e_c > rtol and e_c > 10 * e_t:

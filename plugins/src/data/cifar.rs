@@ -85,14 +85,7 @@ pub fn load_dir(dir: &Path) -> Result<TrainTest> {
     };
     let class_names = read_names(dir, kind)?;
     let load = |files: &[String]| -> Result<ImageSet> {
-        let mut set = ImageSet {
-            pixels: Vec::new(),
-            labels: Vec::new(),
-            channels: 3,
-            height: 32,
-            width: 32,
-            class_names: class_names.clone(),
-        };
+        let mut set = empty_set(&class_names);
         for f in files {
             read_records(&dir.join(f), kind, &mut set)?;
         }
@@ -104,6 +97,18 @@ pub fn load_dir(dir: &Path) -> Result<TrainTest> {
     };
     tracing::info!(dir = %dir.display(), ?kind, train = out.train.len(), test = out.test.len(), "loaded CIFAR data set");
     Ok(out)
+}
+
+/// An empty set of 3x32x32 images with these classes, for a loader to fill.
+pub(crate) fn empty_set(class_names: &[String]) -> ImageSet {
+    ImageSet {
+        pixels: Vec::new(),
+        labels: Vec::new(),
+        channels: 3,
+        height: 32,
+        width: 32,
+        class_names: class_names.to_vec(),
+    }
 }
 
 /// Appends the records of one binary batch file to `set`.

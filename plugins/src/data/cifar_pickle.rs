@@ -65,14 +65,7 @@ pub fn load_dir(dir: &Path, kind: CifarKind) -> Result<TrainTest> {
     } else {
         numbered_classes(kind.num_classes())
     };
-    let empty = || ImageSet {
-        pixels: Vec::new(),
-        labels: Vec::new(),
-        channels: 3,
-        height: 32,
-        width: 32,
-        class_names: class_names.clone(),
-    };
+    let empty = || super::cifar::empty_set(&class_names);
     let mut train = empty();
     for f in &train_files {
         let path = dir.join(f);

@@ -105,15 +105,20 @@ mod tests {
 
     use super::*;
 
+    /// One channel, four values 0, 1, 2, 3, as `[4, 1, 1, 1]`.
+    fn zero_to_three(device: &Device) -> Tensor<4> {
+        Tensor::<4>::from_data(
+            TensorData::new(vec![0f32, 1., 2., 3.], [4, 1, 1, 1]),
+            device,
+        )
+    }
+
     #[test]
     fn running_variance_is_updated_with_the_unbiased_batch_variance() {
         let device = Device::default().autodiff();
         let bn = BatchNorm::new(1, &device);
         // One channel, four values 0, 1, 2, 3: mean 1.5, biased var 1.25, unbiased 5/3.
-        let x = Tensor::<4>::from_data(
-            TensorData::new(vec![0f32, 1., 2., 3.], [4, 1, 1, 1]),
-            &device,
-        );
+        let x = zero_to_three(&device);
         let _ = bn.forward(x);
         let bn = bn.valid();
         let mean: Vec<f32> = bn.running_mean.value().into_data().iter::<f32>().collect();
@@ -184,10 +189,7 @@ mod tests {
     fn a_frozen_layer_normalizes_with_its_running_statistics_and_keeps_them() {
         let device = Device::default().autodiff();
         let bn = BatchNorm::new(1, &device).freeze();
-        let x = Tensor::<4>::from_data(
-            TensorData::new(vec![0f32, 1., 2., 3.], [4, 1, 1, 1]),
-            &device,
-        );
+        let x = zero_to_three(&device);
         let y: Vec<f32> = bn.forward(x).into_data().iter::<f32>().collect();
         // Running mean 0, variance 1: y = x / sqrt(1 + 1e-5).
         assert!((y[3] - 3.0 / (1.0f32 + 1e-5).sqrt()).abs() < 1e-5, "{y:?}");
