@@ -233,7 +233,11 @@ fn a_preset_cannot_shadow_a_builtin_and_one_dropped_with_its_spec_is_found() {
 
     std::fs::write(folder.join("lite.toml"), "name = \"lite\"\n").expect("write");
     std::fs::write(inbox.join("uses-lite.toml"), spec("uses-lite", "lite")).expect("write");
-    wait_for("uses-lite submitted", || experiments(&store).len() == 1);
+    // The inbox stores the experiment first and then moves the file: wait for both.
+    let moved = inbox.join(SUBMITTED).join("uses-lite.toml");
+    wait_for("uses-lite submitted", || {
+        experiments(&store).len() == 1 && moved.exists()
+    });
     assert!(inbox.join(SUBMITTED).join("uses-lite.toml").exists());
 }
 
