@@ -109,10 +109,38 @@ impl BasicBlock {
 
 /// Option A's shortcut: `F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, pad, pad), "constant", 0)`.
 pub fn option_a(x: Tensor<4>, pad: usize) -> Tensor<4> {
-    let sub = x.slice(s![.., .., ..;2, ..;2]);
+    let sub = every_other_pixel(x);
+    if pad == 0 {
+        return sub;
+    }
     let [n, _, h, w] = sub.dims();
     let zeros = Tensor::<4>::zeros([n, pad, h, w], &sub.device());
     Tensor::cat(vec![zeros.clone(), sub, zeros], 1)
+}
+
+/// `x[:, :, ::2, ::2]` without a strided slice: odd sides get a zero row/column, then each 2x2
+/// cell keeps its top-left pixel (a reshape and unit-step slices). A strided slice's gradient
+/// (a strided slice-assign) is not portable: burn-tch 0.22 builds it with per-element index
+/// tensors and `view`s the incoming gradient, which fails when that gradient is a channel slice
+/// of the concatenation below (CI's tch stage caught it); a unit-step slice-assign is a plain
+/// `narrow` + `copy_` there and a block copy on flex.
+fn every_other_pixel(x: Tensor<4>) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    let device = x.device();
+    let x = if h % 2 == 1 {
+        Tensor::cat(vec![x, Tensor::<4>::zeros([n, c, 1, w], &device)], 2)
+    } else {
+        x
+    };
+    let (h2, w2) = (h.div_ceil(2), w.div_ceil(2));
+    let x = if w % 2 == 1 {
+        Tensor::cat(vec![x, Tensor::<4>::zeros([n, c, 2 * h2, 1], &device)], 3)
+    } else {
+        x
+    };
+    x.reshape([n, c, h2, 2, w2, 2])
+        .slice(s![.., .., .., 0..1, .., 0..1])
+        .reshape([n, c, h2, w2])
 }
 
 /// CIFAR ResNet-(6n+2).

@@ -34,6 +34,22 @@ fn option_a_keeps_every_other_pixel_and_pads_channels_with_zeros() {
 }
 
 #[test]
+fn option_a_subsamples_even_odd_and_mixed_sides_like_numpy_slicing() {
+    let device = Device::default();
+    for (h, w) in [(4usize, 6usize), (5, 4), (4, 5), (1, 1), (8, 8)] {
+        let data: Vec<f32> = (0..h * w).map(|k| k as f32).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(data, [1, 1, h, w]), &device);
+        let y = option_a(x, 0);
+        assert_eq!(y.dims(), [1, 1, h.div_ceil(2), w.div_ceil(2)], "{h}x{w}");
+        let want: Vec<f32> = (0..h)
+            .step_by(2)
+            .flat_map(|i| (0..w).step_by(2).map(move |j| (i * w + j) as f32))
+            .collect();
+        assert_eq!(values(y), want, "{h}x{w}");
+    }
+}
+
+#[test]
 fn option_a_blocks_have_no_shortcut_parameters_and_b_blocks_do() {
     let device = Device::default();
     let a = ResNet::new(3, 5, Shortcut::A, &device);
