@@ -18,7 +18,9 @@ Two checks per step, both against PyTorch in float64 (so that float32 rounding o
 is not mistaken for the reference):
 - the one-step check: from cauda's own weights before the step (and its momentum, recovered as
   (w_{k-1} - w_k) / lr_k), one PyTorch step must land on cauda's weights after it within
-  `rtol` (1e-4) relative, every tensor; BatchNorm shifts (beta) within 1e-2 (see BN_SHIFT_RTOL);
+  `rtol` (1e-4) relative, every tensor, or within 10x of PyTorch float32's own one step where
+  that is itself off float64 by more than rtol / 10 (an ill-conditioned step); BatchNorm shifts
+  (beta) within 1e-2 (see BN_SHIFT_RTOL);
 - the trajectory check: PyTorch's own run from the same start over the same batches; every
   tensor and the loss within `rtol`, or within 10x float32 PyTorch's own distance from float64.
   For BatchNorm nets the trajectory amplifies rounding (see BN_TRAJECTORY_RTOL) and the
@@ -77,15 +79,17 @@ def replica(cfg, shape, classes, s2, n, init, dtype):
     return model.to(dtype)
 
 
-# A BatchNorm shift's gradient (beta: the output gradient summed over batch x height x width) is a
-# small difference of thousands of terms in the first steps; for some batches Burn's flex backend
-# gets it 1e-4 .. 1e-3 off float64 where PyTorch float32 stays near 1e-6 (docs/RESULTS.md,
-# "Lockstep"), while every other tensor of the same step agrees within 1e-6. The shifts alone get
-# this one-step tolerance; a wrong formula (a missing term, a sign) is off by far more.
+# A BatchNorm shift (beta) of the layers before the first down-sampling block gets, on some
+# batches, 1e-4 .. 1e-3 off float64 in cauda's step, where PyTorch float32 (with its fused or a
+# composed BatchNorm) stays near 1e-7, while every other tensor of the step agrees within 2e-5.
+# It happens on flex and, more rarely, on libtorch through burn-tch (PyTorch's own kernels), so
+# it lives in what both share (the graph Burn differentiates), not in flex's kernels; what is
+# ruled out is in docs/RESULTS.md, "Lockstep". The shifts alone get this one-step tolerance; a
+# wrong formula (a missing term, a sign) is off by far more.
 BN_SHIFT_RTOL = 1e-2
-# Such a shift difference then grows along the trajectory of a BatchNorm net as any perturbation
-# does in early training (PyTorch float32 itself drifts from float64 by 1e-7 -> 3e-4 in eight
-# steps), so there the one-step check is the exact one and the trajectory's tolerance is wide.
+# Along the trajectory of a BatchNorm net any float32 rounding grows in early training (PyTorch
+# float32 itself drifts from float64 by 1e-7 -> 5e-2 in eight steps on some seeds), on every
+# backend, so there the one-step check is the exact one and the trajectory's tolerance is wide.
 BN_TRAJECTORY_RTOL = 0.05
 
 
@@ -110,14 +114,9 @@ def judge(ours, theirs, exact, rtol, where, name, report):
                        f"(float32 PyTorch: {e_t:.3g}; tolerance {rtol:g} or 10x PyTorch's)")
 
 
-def one_step_check(cfg, shape, classes, s2, n, counts, prev, prefix, buffers, t, lr, s, rtol,
-                   where, report):
-    """One step in float64 from cauda's own weights before the step (and its momentum, recovered
-    from its last two weights: w_{k-1} - w_k = lr_k buf_k for SGD), compared with cauda's weights
-    after it. Unlike the trajectory, this cannot compound float32 rounding across steps: it
-    isolates the step's math (forward, loss, backward, weight decay, momentum)."""
-    state = {k[len(prefix):]: v for k, v in prev.items() if k.startswith(prefix)}
-    model = replica(cfg, shape, classes, s2, n, state, torch.float64)
+def one_step(cfg, shape, classes, s2, n, counts, state, buffers, t, lr, s, dtype):
+    """PyTorch's state after one step in `dtype` from `state` (and momentum `buffers`)."""
+    model = replica(cfg, shape, classes, s2, n, state, dtype)
     plan = ref.stage1_plan(cfg, counts) if n == 1 else ref.stage2_plan(cfg, counts, model)
     named = dict(model.named_parameters())
     trainable = [named[name] for name in sorted(named) if named[name].requires_grad]
@@ -125,28 +124,49 @@ def one_step_check(cfg, shape, classes, s2, n, counts, prev, prefix, buffers, t,
     if buffers is not None and plan["opt"]["momentum"] > 0:
         for name in sorted(named):
             if named[name].requires_grad:
-                optim.state[named[name]]["momentum_buffer"] = buffers[name].clone()
+                optim.state[named[name]]["momentum_buffer"] = buffers[name].to(dtype).clone()
     for g in optim.param_groups:
         g["lr"] = lr
     model.train()
     if plan.get("frozen_backbone"):
         model.backbone.eval()
-    mixed = (t["labels_b"], t["lam"].double()) if "labels_b" in t else None
-    ref.train_step(model, optim, plan, t["x"].double(), t["labels"], mixed, s["epoch"])
-    shifts = bn_shifts(model)
-    for name, exact in model.state_dict().items():
+    mixed = (t["labels_b"], t["lam"].to(dtype)) if "labels_b" in t else None
+    ref.train_step(model, optim, plan, t["x"].to(dtype), t["labels"], mixed, s["epoch"])
+    return model.state_dict()
+
+
+def one_step_check(cfg, shape, classes, s2, n, counts, prev, prefix, buffers, t, lr, s, rtol,
+                   where, report):
+    """One step from cauda's own weights before the step (and its momentum, recovered from its
+    last two weights: w_{k-1} - w_k = lr_k buf_k for SGD), in float64 and in float32, compared
+    with cauda's weights after it. Unlike the trajectory, this cannot compound rounding across
+    steps: it isolates the step's math (forward, loss, backward, weight decay, momentum).
+
+    A tensor agrees when it is within `rtol` of float64, or, where PyTorch's own float32 step
+    is itself further than rtol / 10 from float64 (an ill-conditioned step: docs/RESULTS.md,
+    "Lockstep"), within 10x PyTorch float32's distance. A wrong formula is off by far more.
+    BatchNorm shifts get BN_SHIFT_RTOL."""
+    state = {k[len(prefix):]: v for k, v in prev.items() if k.startswith(prefix)}
+    exact64 = one_step(cfg, shape, classes, s2, n, counts, state, buffers, t, lr, s,
+                       torch.float64)
+    torch32 = one_step(cfg, shape, classes, s2, n, counts, state, buffers, t, lr, s,
+                       torch.float32)
+    shifts = bn_shifts(replica(cfg, shape, classes, s2, n, state, torch.float32))
+    for name, exact in exact64.items():
         if name.endswith("num_batches_tracked"):
             continue
         ours = t["after." + name].double()
         base = state[name].double()
-        # The step's change, relative to the change itself where it is not tiny.
         e = rel_err(ours, exact)
+        e_t = rel_err(torch32[name], exact)
         report["worst_one_step"] = max(report.get("worst_one_step", 0.0), e)
+        report["worst_one_step_torch32"] = max(report.get("worst_one_step_torch32", 0.0), e_t)
         tol = BN_SHIFT_RTOL if name in shifts else rtol
-        if e > tol:
+        if e > tol and e > 10 * e_t:
             d_ours, d_exact = ours - base, exact - base
-            raise Mismatch(f"{where}: one step from cauda's weights: {name} differs by {e:.3g} "
-                           f"(its update by {rel_err(d_ours, d_exact):.3g}; tolerance {tol:g})")
+            raise Mismatch(f"{where}: one step from cauda's weights: {name} differs from float64 "
+                           f"by {e:.3g} (its update by {rel_err(d_ours, d_exact):.3g}; float32 "
+                           f"PyTorch by {e_t:.3g}; tolerance {tol:g} or 10x PyTorch's)")
 
 
 def replay(run_dir, rtol, drift):
@@ -156,6 +176,7 @@ def replay(run_dir, rtol, drift):
     counts = index["class_counts"]
     classes = len(counts)
     report = {"run": str(run_dir), "method": cfg["method"], "backbone": cfg["model"]["backbone"],
+              "device": index.get("device", "?"),
               "steps": 0, "stages": [], "worst": 0.0}
     ev = load_file(str(ls / "eval.safetensors"))
     shape = tuple(ev["x"].shape[1:])

@@ -662,8 +662,9 @@ def normalize(x_u8, d):
     return (x_u8.float() / 255.0 - d["mean"]) / d["std"]
 
 
-def run_stage(model, d, cfg, st):
-    """One stage: st has epochs, sampler, loss, mixer, opt (spec), weight_decay, schedule, max_norm."""
+def run_stage(model, d, cfg, st, losses=None):
+    """One stage: st has epochs, sampler, loss, mixer, opt (spec), weight_decay, schedule, max_norm.
+    Appends each epoch's mean training loss to `losses` (cauda's `train_loss`) when given."""
     x_all, y_all = d["train"]
     trainable = [p for p in model.parameters() if p.requires_grad]
     optim = make_optimizer(st["opt"], trainable, st["weight_decay"])
@@ -677,6 +678,7 @@ def run_stage(model, d, cfg, st):
         if st.get("frozen_backbone"):
             model.backbone.eval()  # frozen BatchNorm keeps its running statistics
         order = epoch_order(st["sampler"], y_all, d["classes"], epoch, st["epochs"])
+        total, batches = 0.0, 0
         for start in range(0, len(order), bs):
             idx = order[start : start + bs]
             xb, yb = x_all[idx], y_all[idx]
@@ -686,7 +688,10 @@ def run_stage(model, d, cfg, st):
             mixed = None
             if st["mixer"] is not None:
                 xb, mixed = mix(st["mixer"], xb, yb, d["counts"])
-            train_step(model, optim, st, xb, yb, mixed, epoch)
+            total += float(train_step(model, optim, st, xb, yb, mixed, epoch))
+            batches += 1
+        if losses is not None:
+            losses.append(total / max(batches, 1))
 
 
 def train_step(model, optim, st, xb, yb, mixed, epoch):
@@ -819,12 +824,13 @@ def train(cfg, d, init=None):
     if init is not None:  # initial weights from a file (e.g. cauda's lockstep stage1_init)
         from safetensors.torch import load_file
         model.load_state_dict(load_file(str(init)))
-    run_stage(model, d, cfg, stage1_plan(cfg, counts))
+    losses = []
+    run_stage(model, d, cfg, stage1_plan(cfg, counts), losses)
     shift = posthoc_shift(cfg, counts)
     tau_sweep = None
     if s2 and s2["name"] != "tau-norm":
         stage2_model(model, s2, classes)
-        run_stage(model, d, cfg, stage2_plan(cfg, counts, model))
+        run_stage(model, d, cfg, stage2_plan(cfg, counts, model), losses)
     elif s2:  # tau-norm, chosen on validation when there is a validation split
         taus = [i / 10 for i in range(21)]
         sweep = [evaluate(model, model.head.tau_normalized(t), d, cfg, shift) for t in taus]
@@ -836,7 +842,7 @@ def train(cfg, d, init=None):
         tau_sweep = {"taus": taus, "test_top1": [r["test_top1"] for r in sweep], "chosen": chosen}
         model.head = model.head.tau_normalized(chosen)
     last = evaluate(model, model.head, d, cfg, shift)
-    return last, tau_sweep
+    return last, tau_sweep, losses
 
 
 def main():
@@ -853,7 +859,7 @@ def main():
     split = json.loads((args.run_dir / "split.json").read_text())
     torch.manual_seed(cfg["train"]["seed"])
     d = load_run_data(cfg, split)
-    last, tau_sweep = train(cfg, d, args.init)
+    last, tau_sweep, losses = train(cfg, d, args.init)
     out = {
         "implementation": f"pytorch {torch.__version__}",
         "method": cfg["method"],
@@ -863,6 +869,7 @@ def main():
         "test_pixel_sum": d["test_pixel_sum"],
         "last": last,
         "tau_sweep": tau_sweep,
+        "train_loss": losses,
         "wall_s": time.time() - started,
     }
     path = args.out or args.run_dir / "reference.json"

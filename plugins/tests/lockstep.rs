@@ -57,8 +57,8 @@ pad = 2
         .unwrap_or_else(|e| panic!("{origin}: {e}"))
 }
 
-/// Trains `run` with the lockstep record into `dir` (config.json + lockstep/).
-fn record(run: &ResolvedRun, dir: &Path) {
+/// Trains `run` on `device` with the lockstep record into `dir` (config.json + lockstep/).
+fn record(run: &ResolvedRun, dir: &Path, device: &burn::tensor::Device) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("config.json"), run.to_json()).unwrap();
     let data = train::prepare(&run.data).unwrap();
@@ -70,7 +70,7 @@ fn record(run: &ResolvedRun, dir: &Path) {
         run,
         &data,
         &builtin_registry(),
-        &train::host_device(),
+        device,
         None,
         &mut Quiet,
         Some(&cfg),
@@ -107,7 +107,7 @@ fn lockstep_py(dirs: &[PathBuf]) -> String {
     text
 }
 
-fn check_backbone(backbone: &str) {
+fn check_backbone(backbone: &str, device: &burn::tensor::Device) {
     if !torch_available() {
         return;
     }
@@ -117,7 +117,7 @@ fn check_backbone(backbone: &str) {
     for method in presets.names() {
         let run = resolve(method, backbone);
         let dir = tmp.path().join(method);
-        record(&run, &dir);
+        record(&run, &dir, device);
         let index: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join("lockstep/lockstep.json")).unwrap())
                 .unwrap();
@@ -147,10 +147,22 @@ fn check_backbone(backbone: &str) {
 
 #[test]
 fn every_preset_agrees_with_pytorch_step_by_step_on_lenet() {
-    check_backbone("lenet");
+    check_backbone("lenet", &train::host_device());
 }
 
 #[test]
 fn every_preset_agrees_with_pytorch_step_by_step_on_resnet8() {
-    check_backbone("resnet8");
+    check_backbone("resnet8", &train::host_device());
+}
+
+/// The same check trained on libtorch's CPU device through burn-tch (CI's backends stage runs
+/// the engine's tests with `--features tch`): same cauda code, PyTorch's kernels, so a backend's
+/// kernels cannot hide a difference that the other shows.
+#[cfg(feature = "tch")]
+#[test]
+#[allow(deprecated)]
+fn every_preset_agrees_with_pytorch_step_by_step_on_libtorch() {
+    let device = burn::tensor::Device::libtorch();
+    check_backbone("lenet", &device);
+    check_backbone("resnet8", &device);
 }

@@ -69,6 +69,9 @@ pub struct StageEntry {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LockstepIndex {
     pub config_hash: String,
+    /// The device the run trained on, as Burn names it (`Device<Flex(Cpu)>`), which
+    /// `bench/lockstep.py` reports beside its figures.
+    pub device: String,
     pub class_counts: Vec<usize>,
     pub stages: Vec<StageEntry>,
     pub steps: Vec<StepEntry>,
@@ -96,12 +99,14 @@ impl Recorder {
         cfg: &LockstepConfig,
         config_hash: &str,
         class_counts: &[usize],
+        device: &burn::tensor::Device,
     ) -> Result<Self, TrainError> {
         std::fs::create_dir_all(&cfg.dir).map_err(|e| io(&cfg.dir, e))?;
         Ok(Self {
             cfg: cfg.clone(),
             index: LockstepIndex {
                 config_hash: config_hash.to_string(),
+                device: format!("{device:?}"),
                 class_counts: class_counts.to_vec(),
                 ..LockstepIndex::default()
             },

@@ -136,7 +136,7 @@ pub fn train_recorded(
     }
     let hash = config_hash(run);
     let lockstep = lockstep
-        .map(|cfg| lockstep::Recorder::new(cfg, &hash, &data.class_counts))
+        .map(|cfg| lockstep::Recorder::new(cfg, &hash, &data.class_counts, device))
         .transpose()?
         .map(std::sync::Mutex::new);
     let posthoc_shift = run
