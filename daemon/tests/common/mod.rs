@@ -467,7 +467,8 @@ pub fn three_users_config() -> String {
 /// `message` with `authorization: Bearer <token>`.
 pub fn as_user<T>(token: &str, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    let value = format!("Bearer {token}").parse().expect("ascii token");
-    request.metadata_mut().insert("authorization", value);
+    cauda_proto::Bearer::new(token)
+        .expect("ascii token")
+        .apply(&mut request);
     request
 }
