@@ -19,7 +19,6 @@ use common::*;
 use tonic::transport::Channel;
 
 const LIMIT: Duration = Duration::from_secs(120);
-const VENV_PYTHON: &str = "/var/cache/cauda/venv/bin/python";
 
 /// ExportRun's meta and bytes, checked against the meta's size and digest.
 async fn export(
@@ -91,14 +90,11 @@ fn safetensors_names(bytes: &[u8]) -> Vec<String> {
     names
 }
 
-/// Runs bench/export_check.py; `None` (and a printed reason) when the venv is absent.
+/// Runs bench/export_check.py; `None` (after `require`) when the venv is absent.
 fn torch_max_diff(model: &Path, case: &Path) -> Option<f64> {
-    if !Path::new(VENV_PYTHON).exists() {
-        println!("skipped: no PyTorch venv at {VENV_PYTHON}");
-        return None;
-    }
+    let python = torch_python()?;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/export_check.py");
-    let out = Command::new(VENV_PYTHON)
+    let out = Command::new(python)
         .arg(script)
         .arg(model)
         .arg(case)

@@ -1,12 +1,16 @@
 //! Shared harness of the end-to-end tests: the real `caudad serve` binary on 127.0.0.1 port 0
 //! with a sled data dir and real `caudad work` children, a tonic client, bounded polling, and
-//! the worker processes found through /proc (so tests can `kill -9` them).
+//! the worker processes found through /proc (so tests can `kill -9` them), and `require`, the
+//! one way a test skips for a missing tool.
 
 #![allow(dead_code)]
 
 mod in_process;
+mod skip;
 #[allow(unused_imports)]
 pub use in_process::InProcess;
+#[allow(unused_imports)]
+pub use skip::{TORCH_PYTHON, cauda_bin, require, skip, torch_python};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
