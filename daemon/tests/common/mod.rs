@@ -233,6 +233,17 @@ pub fn kill9(pid: u32) {
     }
 }
 
+/// Awaits a background task of a test (a sampler told to stop), failing the test with the
+/// task's own panic (an RPC error, a violated invariant) where `abort` would have lost it.
+pub async fn join(task: tokio::task::JoinHandle<()>) {
+    if let Err(e) = task.await {
+        match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("a background task of the test ended badly: {e}"),
+        }
+    }
+}
+
 /// Polls `check` every 50 ms until it returns `Some`, or panics after `limit` naming `what`.
 pub async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
 where
