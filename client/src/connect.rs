@@ -9,9 +9,8 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use cauda_proto::Bearer;
 use cauda_proto::v1::cauda_client::CaudaClient;
-use tonic::metadata::AsciiMetadataValue;
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
@@ -40,28 +39,20 @@ pub fn set_ca_cert(path: Option<PathBuf>) {
 /// A client of the daemon whose calls carry the user's token.
 pub type Client = CaudaClient<InterceptedService<Channel, Bearer>>;
 
-/// Adds `authorization: Bearer <token>` to each call (nothing without a token).
-#[derive(Debug, Clone)]
-pub struct Bearer(Option<AsciiMetadataValue>);
-
-impl Bearer {
-    /// `token` as a header value; `source` names where it came from in the error.
-    pub fn new(token: Option<&str>, source: &str) -> Result<Self, CliError> {
-        match token.map(str::trim).filter(|t| !t.is_empty()) {
-            Some(token) => format!("Bearer {token}")
-                .parse()
-                .map(|v| Self(Some(v)))
-                .map_err(|_| CliError::Usage(format!("{source}: not printable ASCII"))),
-            None => Ok(Self(None)),
-        }
+/// The calls' bearer for `token` (trimmed; none when empty); `source` names where the token came
+/// from in the error.
+pub fn bearer(token: Option<&str>, source: &str) -> Result<Bearer, CliError> {
+    match token.map(str::trim).filter(|t| !t.is_empty()) {
+        Some(token) => Bearer::new(token).map_err(|e| CliError::Usage(format!("{source}: {e}"))),
+        None => Ok(Bearer::none()),
     }
+}
 
-    /// The token of `CAUDA_TOKEN` if set and not empty, else the one stored for `addr`.
-    fn resolve(addr: &str) -> Result<Self, CliError> {
-        match token_source(addr)? {
-            Some((token, source)) => Self::new(Some(&token), &source),
-            None => Ok(Self(None)),
-        }
+/// The bearer of `CAUDA_TOKEN` if set and not empty, else of the token stored for `addr`.
+fn resolve_bearer(addr: &str) -> Result<Bearer, CliError> {
+    match token_source(addr)? {
+        Some((token, source)) => bearer(Some(&token), &source),
+        None => Ok(Bearer::none()),
     }
 }
 
@@ -80,23 +71,9 @@ pub fn token_source(addr: &str) -> Result<Option<(String, String)>, CliError> {
     }))
 }
 
-impl Interceptor for Bearer {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
-
 /// A connected client of the daemon at `addr` (e.g. `http://127.0.0.1:50051`).
 pub async fn connect(addr: &str) -> Result<Client, CliError> {
-    connect_with(addr, Bearer::resolve(addr)?).await
+    connect_with(addr, resolve_bearer(addr)?).await
 }
 
 /// A connected client of the daemon at `addr` whose calls carry `bearer`.

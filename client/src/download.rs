@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use cauda_proto::hex;
 use cauda_proto::v1::{CheckpointChunk, CheckpointMeta, ExportChunk, ExportMeta};
 use sha2::{Digest, Sha256};
 
@@ -152,10 +153,6 @@ pub fn verify(
         )));
     }
     Ok(())
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The temporary file beside `out` that receives the bytes.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use cauda_proto::v1::WhoAmIRequest;
 
-use crate::connect::{Bearer, connect, connect_with, token_source};
+use crate::connect::{bearer, connect, connect_with, token_source};
 use crate::credentials;
 use crate::exit::CliError;
 
@@ -34,8 +34,7 @@ pub struct WhoAmIArgs {}
 /// Runs `cauda login`: check the token with the daemon, then store it for `addr`.
 pub async fn login(addr: &str, args: LoginArgs) -> Result<(), CliError> {
     let token = read_token(args.token_file.as_ref())?;
-    let bearer = Bearer::new(Some(&token), "the token")?;
-    let mut client = connect_with(addr, bearer).await?;
+    let mut client = connect_with(addr, bearer(Some(&token), "the token")?).await?;
     let me = client
         .who_am_i(WhoAmIRequest {})
         .await

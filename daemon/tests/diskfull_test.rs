@@ -5,7 +5,7 @@
 //! stays up and answers reads. Once space returns the daemon writes again without a restart,
 //! the stuck run resumes and finishes, new work proceeds, and every acknowledged metric is
 //! still stored, also after a restart on the same data. Needs root for `mount -t tmpfs` (CI
-//! runs as root); skips with a printed reason where mounting is not permitted. `DISKFULL_LOG=1`
+//! runs as root); skips through `common::require` where mounting is not permitted. `DISKFULL_LOG=1`
 //! prints the daemon's log (its refusals and sled's errors) before the restart.
 
 mod common;
@@ -114,7 +114,10 @@ async fn a_full_disk_is_a_clear_error_and_the_daemon_recovers_when_space_returns
     let mount = match Tmpfs::mount(dir.path(), 64) {
         Ok(m) => m,
         Err(why) => {
-            println!("SKIPPED: cannot mount a tmpfs here ({why}); the disk-full test needs root");
+            skip(
+                &format!("cannot mount a tmpfs here ({why})"),
+                "run it as root, as CI does",
+            );
             return;
         }
     };

@@ -136,17 +136,10 @@ async fn runs_of_older_engines_are_not_reused_and_are_reported_as_older() {
     assert_eq!(new.rows[0].engines, [engine_fingerprint()]);
 
     // Through the cauda binary: `show` names the engine, every report format renders the row.
-    let cli = Path::new(env!("CARGO_BIN_EXE_caudad")).with_file_name("cauda");
-    if !cli.exists() {
-        let why = format!(
-            "skipped the cauda binary checks: {} is not built",
-            cli.display()
-        );
-        assert!(std::env::var("CAUDA_REQUIRE_ALL").is_err(), "{why}");
-        eprintln!("{why}");
+    let Some(cli) = cauda_bin() else {
         server.shutdown().await;
         return;
-    }
+    };
     let addr = format!("http://{}", server.addr);
     let show = cauda(&cli, &addr, &["show", &format!("r-{}", first.0)]);
     assert!(

@@ -153,88 +153,86 @@ async fn a_grid_with_decoupled_methods_and_relative_accuracy() {
     );
 
     // The report through the cauda binary, as JSON rows with the documented fields.
-    let cli = std::path::Path::new(env!("CARGO_BIN_EXE_caudad")).with_file_name("cauda");
-    if cli.exists() {
-        let out = std::process::Command::new(&cli)
-            .args(["--addr", &daemon.url, "report", "e-1", "--format", "json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let row = &json["rows"][0];
-        for key in [
-            "method",
-            "ratio",
-            "seeds",
-            "top1_mean",
-            "top1_std",
-            "many",
-            "medium",
-            "few",
-            "relative_accuracy",
-        ] {
-            assert!(row.get(key).is_some(), "{key} in {row}");
-        }
-        assert_eq!(row["ratio"], 5.0);
-
-        // The default table: a cell under every header in every row (it once panicked).
-        let out = std::process::Command::new(&cli)
-            .args(["--addr", &daemon.url, "report", "e-1"])
-            .output()
-            .unwrap();
-        let table = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let split = |line: &str| line.split("  ").filter(|c| !c.trim().is_empty()).count();
-        let lines: Vec<&str> = table
-            .lines()
-            .skip(1)
-            .take_while(|l| !l.is_empty())
-            .collect();
-        assert_eq!(
-            lines.len(),
-            1 + 5,
-            "a header and one row per method: {table}"
-        );
-        assert!(lines.iter().all(|l| split(l) == split(lines[0])), "{table}");
-        assert!(lines[1..].iter().all(|l| l.ends_with("current")), "{table}");
-
-        // The HTML page: the table and both plots inline, one line per method.
-        let out = std::process::Command::new(&cli)
-            .args([
-                "--addr",
-                &daemon.url,
-                "report",
-                "e-1",
-                "--format",
-                "html",
-                "--out",
-            ])
-            .arg(dir.path().join("html"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let page = std::fs::read_to_string(dir.path().join("html/index.html")).unwrap();
-        assert_eq!(page.matches("<svg").count(), 2);
-        for method in ["ce", "focal", "crt", "lws", "tau-norm"] {
-            assert!(page.contains(&format!("<td>{method}</td>")), "{method}");
-        }
-        assert!(
-            !page.contains("stage1") && !page.contains("balanced ("),
-            "points only"
-        );
+    let Some(cli) = cauda_bin() else { return };
+    let out = std::process::Command::new(&cli)
+        .args(["--addr", &daemon.url, "report", "e-1", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = &json["rows"][0];
+    for key in [
+        "method",
+        "ratio",
+        "seeds",
+        "top1_mean",
+        "top1_std",
+        "many",
+        "medium",
+        "few",
+        "relative_accuracy",
+    ] {
+        assert!(row.get(key).is_some(), "{key} in {row}");
     }
+    assert_eq!(row["ratio"], 5.0);
+
+    // The default table: a cell under every header in every row (it once panicked).
+    let out = std::process::Command::new(&cli)
+        .args(["--addr", &daemon.url, "report", "e-1"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let split = |line: &str| line.split("  ").filter(|c| !c.trim().is_empty()).count();
+    let lines: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1 + 5,
+        "a header and one row per method: {table}"
+    );
+    assert!(lines.iter().all(|l| split(l) == split(lines[0])), "{table}");
+    assert!(lines[1..].iter().all(|l| l.ends_with("current")), "{table}");
+
+    // The HTML page: the table and both plots inline, one line per method.
+    let out = std::process::Command::new(&cli)
+        .args([
+            "--addr",
+            &daemon.url,
+            "report",
+            "e-1",
+            "--format",
+            "html",
+            "--out",
+        ])
+        .arg(dir.path().join("html"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(dir.path().join("html/index.html")).unwrap();
+    assert_eq!(page.matches("<svg").count(), 2);
+    for method in ["ce", "focal", "crt", "lws", "tau-norm"] {
+        assert!(page.contains(&format!("<td>{method}</td>")), "{method}");
+    }
+    assert!(
+        !page.contains("stage1") && !page.contains("balanced ("),
+        "points only"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

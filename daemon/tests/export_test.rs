@@ -16,15 +16,9 @@ use cauda_plugins::spec::ResolvedRun;
 use cauda_plugins::train::{self, Checkpoint};
 use cauda_proto::v1::{self, cauda_client::CaudaClient};
 use common::*;
-use sha2::{Digest, Sha256};
 use tonic::transport::Channel;
 
 const LIMIT: Duration = Duration::from_secs(120);
-const VENV_PYTHON: &str = "/var/cache/cauda/venv/bin/python";
-
-fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// ExportRun's meta and bytes, checked against the meta's size and digest.
 async fn export(
@@ -59,7 +53,7 @@ async fn export(
     }
     let meta = meta.expect("a meta chunk");
     assert_eq!(meta.total_bytes, bytes.len() as u64);
-    assert_eq!(meta.sha256, hex(&Sha256::digest(&bytes)));
+    assert_eq!(meta.sha256, caudad::store::sha256_hex(&bytes));
     Ok((meta, bytes))
 }
 
@@ -96,14 +90,11 @@ fn safetensors_names(bytes: &[u8]) -> Vec<String> {
     names
 }
 
-/// Runs bench/export_check.py; `None` (and a printed reason) when the venv is absent.
+/// Runs bench/export_check.py; `None` (after `require`) when the venv is absent.
 fn torch_max_diff(model: &Path, case: &Path) -> Option<f64> {
-    if !Path::new(VENV_PYTHON).exists() {
-        println!("skipped: no PyTorch venv at {VENV_PYTHON}");
-        return None;
-    }
+    let python = torch_python()?;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/export_check.py");
-    let out = Command::new(VENV_PYTHON)
+    let out = Command::new(python)
         .arg(script)
         .arg(model)
         .arg(case)

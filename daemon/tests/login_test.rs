@@ -7,7 +7,7 @@ mod common;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -69,16 +69,6 @@ fn out(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn cauda_bin() -> Option<PathBuf> {
-    let cli = Path::new(env!("CARGO_BIN_EXE_caudad")).with_file_name("cauda");
-    if cli.exists() {
-        Some(cli)
-    } else {
-        eprintln!("skipped: the cauda binary is not built next to caudad (cargo test --workspace)");
-        None
-    }
 }
 
 #[test]

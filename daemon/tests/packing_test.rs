@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -68,15 +69,21 @@ async fn shares_memory_and_gangs_fit_and_an_oom_run_is_requeued_once_with_more_m
     ];
     ids.extend(submit_grid(&mut client, 12, &grid).await);
     // Sample devices and runs while they train: no GPU over its share or its memory, no run
-    // running on part of its gang.
+    // running on part of its gang. The sampler is stopped and joined, so an RPC error in it fails
+    // the test.
     let violations = Arc::new(Mutex::new(Vec::new()));
     let seen = violations.clone();
     // The most runs seen on one GPU at once, and the most memory reserved on one.
     let packed = Arc::new(Mutex::new((0usize, 0u64)));
     let most = packed.clone();
     let mut sampler = client.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
     let sampling = tokio::spawn(async move {
         for _ in 0..4000 {
+            if stopped.load(Ordering::Relaxed) {
+                break;
+            }
             let devices = sampler
                 .list_devices(v1::ListDevicesRequest {})
                 .await
@@ -132,7 +139,8 @@ async fn shares_memory_and_gangs_fit_and_an_oom_run_is_requeued_once_with_more_m
         }
     });
     let runs = wait_all_done(&mut client, &ids, LIMIT).await;
-    sampling.abort();
+    stop.store(true, Ordering::Relaxed);
+    join(sampling).await;
     let violations = violations.lock().unwrap().clone();
     assert!(violations.is_empty(), "{violations:?}");
     let (most_runs, most_mem) = *packed.lock().unwrap();

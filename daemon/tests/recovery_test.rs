@@ -7,6 +7,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -89,12 +90,18 @@ async fn four_fake_gpus_are_never_over_given_and_workers_see_their_own() {
         ("half", "gpu_share = 0.5", "[1, 2, 3, 4]"),
     ];
     let ids = submit_grid(&mut client, 40, &grid).await;
-    // Sample the devices while the grid runs: no share above 1, ever.
+    // Sample the devices while the grid runs: no share above 1, ever. The sampler is stopped and
+    // joined, so an RPC error in it fails the test.
     let violations = Arc::new(Mutex::new(Vec::new()));
     let seen = violations.clone();
     let mut sampler = client.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
     let sampling = tokio::spawn(async move {
         for _ in 0..2000 {
+            if stopped.load(Ordering::Relaxed) {
+                break;
+            }
             let devices = sampler
                 .list_devices(v1::ListDevicesRequest {})
                 .await
@@ -113,7 +120,8 @@ async fn four_fake_gpus_are_never_over_given_and_workers_see_their_own() {
         }
     });
     let runs = wait_all_done(&mut client, &ids, LIMIT).await;
-    sampling.abort();
+    stop.store(true, Ordering::Relaxed);
+    join(sampling).await;
     assert!(
         violations.lock().unwrap().is_empty(),
         "{:?}",

@@ -4,7 +4,8 @@
 //! `scontrol requeue` resumes a run from its checkpoint as a new attempt; a daemon killed with
 //! SIGKILL and restarted on its port reconciles with Slurm: no duplicate job, every run finished
 //! exactly once; with `[auth]` and `data_roots` a job's worker authenticates and re-checks
-//! the data path. Skipped, with the reason printed, only where Slurm is not installed.
+//! the data path. Skipped (`common::skip`; a failure under `CAUDA_REQUIRE_ALL`) only where Slurm
+//! is not installed.
 
 mod common;
 
@@ -21,7 +22,7 @@ const LIMIT: Duration = Duration::from_secs(120);
 /// The tests share one cluster with 2 GPUs: one at a time.
 static CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Starts the cluster if needed; `false` (after printing why) when Slurm is not installed.
+/// Starts the cluster if needed; `false` (after `skip`) when Slurm is not installed.
 fn slurm_up() -> bool {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/slurm-up.sh");
     let out = Command::new("sh")
@@ -31,9 +32,12 @@ fn slurm_up() -> bool {
     match out.status.code() {
         Some(0) => true,
         Some(2) => {
-            eprintln!(
-                "SKIPPED: Slurm is not installed here ({}); .ci/run installs slurm-wlm and munge",
-                String::from_utf8_lossy(&out.stderr).trim()
+            skip(
+                &format!(
+                    "Slurm is not installed here ({})",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+                "apt-get install slurm-wlm munge, as .ci/run does",
             );
             false
         }

@@ -75,18 +75,6 @@ fn config(pki: &Pki) -> String {
     )
 }
 
-/// The `cauda` binary next to `caudad`, or `None` (with the reason printed) when it was not
-/// built, as under `cargo test -p caudad` alone.
-fn cauda_bin() -> Option<PathBuf> {
-    let cli = Path::new(env!("CARGO_BIN_EXE_caudad")).with_file_name("cauda");
-    if cli.exists() {
-        Some(cli)
-    } else {
-        eprintln!("skipped: the cauda binary is not built next to caudad (cargo test --workspace)");
-        None
-    }
-}
-
 /// Runs `cmd` to its end within `LIMIT` (killed past it), capturing its output.
 fn run_bounded(cmd: &mut Command) -> Output {
     let child = cmd

@@ -2,8 +2,10 @@
 //! service (the `cauda` CLI's), the internal `Worker` service (worker process to daemon), and
 //! the messages they share. The daemon implements the servers; this crate holds no logic beyond
 //! the small helpers of its wire conventions (spec errors in statuses, missing per-class
-//! accuracies).
+//! accuracies, the bearer token every call carries, digests as hex).
 
+mod bearer;
+mod hex;
 mod per_class;
 mod spec_error;
 
@@ -19,6 +21,8 @@ pub mod v1 {
     tonic::include_proto!("cauda.v1");
 }
 
+pub use bearer::{AUTHORIZATION, Bearer, TokenNotAscii};
+pub use hex::hex;
 pub use per_class::{per_class_from_wire, per_class_to_wire};
 pub use spec_error::{spec_error_from_status, spec_error_status};
 

@@ -6,11 +6,10 @@
 
 use cauda_plugins::export::{self, ExportFormat, ExportOptions};
 use cauda_plugins::spec::ResolvedRun;
-use sha2::{Digest, Sha256};
 
 use super::{CheckpointChoice, CoreError, Daemon};
 use crate::model::{RunId, RunRecord};
-use crate::store::CheckpointMeta;
+use crate::store::{CheckpointMeta, sha256_hex};
 
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,10 +34,6 @@ pub struct Exported {
     pub sha256: String,
     /// The tau the classifier was normalized with (tau-norm runs, safetensors only).
     pub tau: Option<f32>,
-}
-
-fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The tau a finished tau-norm run chose, when `meta` is its final checkpoint.
@@ -70,7 +65,7 @@ impl Daemon {
             checkpoint.extend(self.checkpoint_chunk(&meta, index)?);
         }
         let rebuild = |reason: String| ExportError::Rebuild { run: id, reason };
-        if !meta.sha256.is_empty() && hex(&Sha256::digest(&checkpoint)) != meta.sha256 {
+        if !meta.sha256.is_empty() && sha256_hex(&checkpoint) != meta.sha256 {
             return Err(rebuild(format!(
                 "the stored checkpoint of epoch {} does not match its SHA-256",
                 meta.epoch
@@ -89,7 +84,7 @@ impl Daemon {
             run: id,
             epoch: meta.epoch,
             format,
-            sha256: hex(&Sha256::digest(&bytes)),
+            sha256: sha256_hex(&bytes),
             bytes,
             tau,
         })

@@ -27,7 +27,7 @@ impl WorkerTokens {
     pub fn issue(&self, run: RunId, attempt: u32) -> String {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
-        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let token = cauda_proto::hex(&bytes);
         if let Ok(mut map) = self.by_hash.lock() {
             map.retain(|_, key| *key != (run, attempt));
             map.insert(crate::store::sha256_hex(token.as_bytes()), (run, attempt));

@@ -150,7 +150,7 @@ pub fn check_worker(grant: Option<WorkerGrant>, run: u64, attempt: u32) -> Resul
 fn bearer(request: &Request<()>) -> Result<&str, Status> {
     let value = request
         .metadata()
-        .get("authorization")
+        .get(cauda_proto::AUTHORIZATION)
         .ok_or_else(|| Status::unauthenticated("authorization: missing (Bearer token)"))?;
     value
         .to_str()
@@ -180,8 +180,7 @@ mod tests {
     fn with_token(token: Option<&str>) -> Request<()> {
         let mut r = Request::new(());
         if let Some(t) = token {
-            let value = format!("Bearer {t}").parse().expect("ascii");
-            r.metadata_mut().insert("authorization", value);
+            cauda_proto::Bearer::new(t).expect("ascii").apply(&mut r);
         }
         r
     }

@@ -367,10 +367,7 @@ pub(crate) fn check_metric_json(op: &'static str, json: &[u8]) -> Result<()> {
 /// SHA-256 of `bytes` as 64 lowercase hex digits.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    cauda_proto::hex(&sha2::Sha256::digest(bytes))
 }
 
 /// The chunk count of a checkpoint of `len` bytes.

@@ -8,9 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cauda_plugins::train::EpochRecord;
+use cauda_proto::Bearer;
 use cauda_proto::v1::{self, worker_client::WorkerClient};
-use tonic::metadata::AsciiMetadataValue;
-use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
@@ -19,21 +18,6 @@ use super::{WorkerArgs, WorkerError};
 
 /// The worker's client: every call carries `authorization: Bearer <worker token>`.
 type Client = WorkerClient<InterceptedService<Channel, Bearer>>;
-
-/// Adds the attempt's token to each call (nothing without one).
-#[derive(Clone)]
-struct Bearer(Option<AsciiMetadataValue>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
 
 /// The worker's connection to the daemon.
 pub struct WorkerRpc {
@@ -79,16 +63,11 @@ impl WorkerRpc {
             endpoint.connect_lazy()
         };
         let bearer = match &args.token {
-            Some(token) => Some(
-                format!("Bearer {token}")
-                    .parse::<AsciiMetadataValue>()
-                    .map_err(|_| {
-                        WorkerError::Refused("the worker token is not printable ASCII".into())
-                    })?,
-            ),
-            None => None,
+            Some(token) => Bearer::new(token)
+                .map_err(|e| WorkerError::Refused(format!("the worker token is {e}")))?,
+            None => Bearer::none(),
         };
-        let client = WorkerClient::with_interceptor(channel, Bearer(bearer))
+        let client = WorkerClient::with_interceptor(channel, bearer)
             .max_decoding_message_size(crate::grpc::MAX_WORKER_MESSAGE_BYTES);
         Ok(Self {
             runtime,

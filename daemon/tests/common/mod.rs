@@ -1,12 +1,16 @@
 //! Shared harness of the end-to-end tests: the real `caudad serve` binary on 127.0.0.1 port 0
 //! with a sled data dir and real `caudad work` children, a tonic client, bounded polling, and
-//! the worker processes found through /proc (so tests can `kill -9` them).
+//! the worker processes found through /proc (so tests can `kill -9` them), and `require`, the
+//! one way a test skips for a missing tool.
 
 #![allow(dead_code)]
 
 mod in_process;
+mod skip;
 #[allow(unused_imports)]
 pub use in_process::InProcess;
+#[allow(unused_imports)]
+pub use skip::{TORCH_PYTHON, cauda_bin, require, skip, torch_python};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -226,6 +230,17 @@ pub fn kill9(pid: u32) {
             nix::unistd::Pid::from_raw(raw),
             nix::sys::signal::Signal::SIGKILL,
         );
+    }
+}
+
+/// Awaits a background task of a test (a sampler told to stop), failing the test with the
+/// task's own panic (an RPC error, a violated invariant) where `abort` would have lost it.
+pub async fn join(task: tokio::task::JoinHandle<()>) {
+    if let Err(e) = task.await {
+        match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("a background task of the test ended badly: {e}"),
+        }
     }
 }
 
@@ -467,7 +482,8 @@ pub fn three_users_config() -> String {
 /// `message` with `authorization: Bearer <token>`.
 pub fn as_user<T>(token: &str, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    let value = format!("Bearer {token}").parse().expect("ascii token");
-    request.metadata_mut().insert("authorization", value);
+    cauda_proto::Bearer::new(token)
+        .expect("ascii token")
+        .apply(&mut request);
     request
 }

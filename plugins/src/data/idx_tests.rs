@@ -206,10 +206,15 @@ fn real_fashion_mnist_matches_numpy() {
     if !dir.join("train-images-idx3-ubyte.gz").exists()
         && !dir.join("train-images-idx3-ubyte").exists()
     {
-        println!(
-            "skipped: Fashion-MNIST is not installed at {}",
+        let why = format!(
+            "Fashion-MNIST is not installed at {} (apt-get install dataset-fashion-mnist)",
             dir.display()
         );
+        assert!(
+            std::env::var_os("CAUDA_REQUIRE_ALL").is_none(),
+            "CAUDA_REQUIRE_ALL is set: {why}"
+        );
+        println!("skipped: {why}");
         return;
     }
     let fixture: serde_json::Value = serde_json::from_str(include_str!(concat!(
