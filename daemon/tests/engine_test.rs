@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use cauda_plugins::spec::ResolvedRun;
@@ -37,21 +36,6 @@ fn store_as_older(store: &SledStore, id: RunId, engine: &str) {
     run.config_hash = config_hash(&config);
     run.engine = engine.to_string();
     store.commit(&[WriteOp::PutRun(run)]).unwrap();
-}
-
-fn cauda(cli: &Path, addr: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new(cli)
-        .arg("--addr")
-        .arg(addr)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "cauda {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,12 +125,12 @@ async fn runs_of_older_engines_are_not_reused_and_are_reported_as_older() {
         return;
     };
     let addr = format!("http://{}", server.addr);
-    let show = cauda(&cli, &addr, &["show", &format!("r-{}", first.0)]);
+    let show = cauda_ok(&cli, &addr, &["show", &format!("r-{}", first.0)]);
     assert!(
         show.contains("engine:       before fingerprints (older than the daemon's engine)\n"),
         "{show}"
     );
-    let show = cauda(
+    let show = cauda_ok(
         &cli,
         &addr,
         &["show", &format!("r-{}", again.runs[0].run_id)],
@@ -156,7 +140,7 @@ async fn runs_of_older_engines_are_not_reused_and_are_reported_as_older() {
         "{show}"
     );
     let e1 = format!("e-{}", submitted.experiment.0);
-    let table = cauda(&cli, &addr, &["report", &e1]);
+    let table = cauda_ok(&cli, &addr, &["report", &e1]);
     let lines: Vec<&str> = table.lines().collect();
     assert!(
         lines[1].starts_with("method") && lines[1].ends_with("engine"),
@@ -166,16 +150,16 @@ async fn runs_of_older_engines_are_not_reused_and_are_reported_as_older() {
         lines[2].starts_with("ce ") && lines[2].ends_with("older"),
         "{table}"
     );
-    let current = cauda(&cli, &addr, &["report", &e1, "--engine", "current"]);
+    let current = cauda_ok(&cli, &addr, &["report", &e1, "--engine", "current"]);
     assert_eq!(current.lines().nth(2), Some(""), "no rows: {current}");
-    let markdown = cauda(&cli, &addr, &["report", &e1, "--format", "markdown"]);
+    let markdown = cauda_ok(&cli, &addr, &["report", &e1, "--format", "markdown"]);
     let md: Vec<&str> = markdown.lines().collect();
     assert_eq!(
         md[0].matches(" | ").count(),
         md[2].matches(" | ").count(),
         "{markdown}"
     );
-    let csv = cauda(&cli, &addr, &["report", &e1, "--format", "csv"]);
+    let csv = cauda_ok(&cli, &addr, &["report", &e1, "--format", "csv"]);
     assert!(
         csv.lines()
             .nth(1)
@@ -184,7 +168,7 @@ async fn runs_of_older_engines_are_not_reused_and_are_reported_as_older() {
         "{csv}"
     );
     let json: serde_json::Value =
-        serde_json::from_str(&cauda(&cli, &addr, &["report", &e1, "--format", "json"])).unwrap();
+        serde_json::from_str(&cauda_ok(&cli, &addr, &["report", &e1, "--format", "json"])).unwrap();
     assert_eq!(json["rows"][0]["engines"], serde_json::json!(["", OLDER]));
     assert_eq!(json["rows"][0]["older_engine"], true);
     server.shutdown().await;

@@ -154,16 +154,12 @@ async fn a_grid_with_decoupled_methods_and_relative_accuracy() {
 
     // The report through the cauda binary, as JSON rows with the documented fields.
     let Some(cli) = cauda_bin() else { return };
-    let out = std::process::Command::new(&cli)
-        .args(["--addr", &daemon.url, "report", "e-1", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&cauda_ok(
+        &cli,
+        &daemon.url,
+        &["report", "e-1", "--format", "json"],
+    ))
+    .unwrap();
     let row = &json["rows"][0];
     for key in [
         "method",
@@ -181,16 +177,7 @@ async fn a_grid_with_decoupled_methods_and_relative_accuracy() {
     assert_eq!(row["ratio"], 5.0);
 
     // The default table: a cell under every header in every row (it once panicked).
-    let out = std::process::Command::new(&cli)
-        .args(["--addr", &daemon.url, "report", "e-1"])
-        .output()
-        .unwrap();
-    let table = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let table = cauda_ok(&cli, &daemon.url, &["report", "e-1"]);
     let split = |line: &str| line.split("  ").filter(|c| !c.trim().is_empty()).count();
     let lines: Vec<&str> = table
         .lines()
@@ -206,23 +193,18 @@ async fn a_grid_with_decoupled_methods_and_relative_accuracy() {
     assert!(lines[1..].iter().all(|l| l.ends_with("current")), "{table}");
 
     // The HTML page: the table and both plots inline, one line per method.
-    let out = std::process::Command::new(&cli)
-        .args([
-            "--addr",
-            &daemon.url,
+    let html = dir.path().join("html");
+    cauda_ok(
+        &cli,
+        &daemon.url,
+        &[
             "report",
             "e-1",
             "--format",
             "html",
             "--out",
-        ])
-        .arg(dir.path().join("html"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            html.to_str().unwrap(),
+        ],
     );
     let page = std::fs::read_to_string(dir.path().join("html/index.html")).unwrap();
     assert_eq!(page.matches("<svg").count(), 2);

@@ -21,6 +21,23 @@ use std::time::{Duration, Instant};
 use cauda_proto::v1::{self, cauda_client::CaudaClient};
 use tonic::transport::Channel;
 
+/// Runs the `cauda` binary `cli` against `addr` with `args`, asserts it succeeded (naming the
+/// arguments and its stderr) and returns its stdout.
+pub fn cauda_ok(cli: &Path, addr: &str, args: &[&str]) -> String {
+    let out = Command::new(cli)
+        .arg("--addr")
+        .arg(addr)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cauda {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// A tiny real run: an MLP on the embedded digits made long-tailed, a checkpoint every epoch.
 pub fn tiny_spec(name: &str, epochs: u32, extra: &str) -> String {
     format!(
