@@ -201,7 +201,8 @@ def replay(run_dir, rtol, drift):
             m.train()
             if pl.get("frozen_backbone"):
                 m.backbone.eval()
-        steps = [s for s in index["steps"] if s["stage"] == n]
+        # Steps with pixels and weights (a record made with --lockstep-draws has draws-only ones after).
+        steps = [s for s in index["steps"] if s["stage"] == n and s.get("full", True)]
         # Weight balancing's MaxNorm projects weights after the step but not the momentum, so
         # its momentum cannot be recovered from consecutive weights: trajectory check only.
         one_step = plans[0]["max_norm"] is None

@@ -33,6 +33,11 @@ pub struct TrainArgs {
     /// Steps recorded per stage with --lockstep, from each stage's start (0 = every step).
     #[arg(long, default_value_t = 8)]
     lockstep_steps: usize,
+    /// With --lockstep: also record every later step's draws (image indices, crops, labels,
+    /// mixing targets, loss; no pixels or weights): a whole run in a few MB, for
+    /// `bench/replay_draws.py`.
+    #[arg(long, requires = "lockstep")]
+    lockstep_draws: bool,
 }
 
 struct Stdout {
@@ -106,6 +111,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let lockstep = args.lockstep.clone().map(|dir| train::LockstepConfig {
         dir,
         steps: args.lockstep_steps,
+        draws: args.lockstep_draws,
     });
     let summary = train::train_recorded(
         &run,

@@ -65,6 +65,7 @@ fn record(run: &ResolvedRun, dir: &Path, device: &burn::tensor::Device) {
     let cfg = LockstepConfig {
         dir: dir.join("lockstep"),
         steps: STEPS,
+        draws: false,
     };
     train::train_recorded(
         run,
@@ -165,4 +166,76 @@ fn every_preset_agrees_with_pytorch_step_by_step_on_libtorch() {
     let device = burn::tensor::Device::libtorch();
     check_backbone("lenet", &device);
     check_backbone("resnet8", &device);
+}
+
+/// A record made with `draws` keeps every step's draws: `bench/replay_draws.py` rebuilds the
+/// fully recorded first steps from them bit for bit (indices into the split, crops, flips,
+/// normalization), replays PyTorch's own run number for number when every factor is PyTorch's,
+/// and trains from cauda's init, order and crops otherwise.
+#[test]
+fn the_draws_record_rebuilds_cauda_batches_in_pytorch() {
+    if !torch_available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let run = resolve("balanced-softmax", "lenet");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.json"), run.to_json()).unwrap();
+    let data = train::prepare(&run.data).unwrap();
+    let split = serde_json::to_vec(&data.split_file(&run.data)).unwrap();
+    std::fs::write(dir.join("split.json"), split).unwrap();
+    let cfg = LockstepConfig {
+        dir: dir.join("lockstep"),
+        steps: 2,
+        draws: true,
+    };
+    train::train_recorded(
+        &run,
+        &data,
+        &builtin_registry(),
+        &train::host_device(),
+        None,
+        &mut Quiet,
+        Some(&cfg),
+    )
+    .unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("lockstep/lockstep.json")).unwrap())
+            .unwrap();
+    let steps = index["steps"].as_array().unwrap();
+    let full: Vec<bool> = steps.iter().map(|s| s["full"] == true).collect();
+    assert!(steps.len() > 2 && full[..2] == [true, true] && !full[2..].contains(&true));
+    let bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench");
+    let py = |args: &[&str]| {
+        let out = Command::new(VENV_PYTHON)
+            .args(args)
+            .output()
+            .expect("running a bench script");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{args:?}:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let d = dir.to_str().unwrap();
+    py(&[
+        bench.join("reference.py").to_str().unwrap(),
+        d,
+        "--threads",
+        "1",
+    ]);
+    let replay = bench.join("replay_draws.py");
+    let replay = replay.to_str().unwrap();
+    let own = py(&[
+        replay, d, "--init", "torch", "--order", "torch", "--crops", "torch",
+    ]);
+    assert!(own.contains("\"matches_reference\": true"), "{own}");
+    let cauda = py(&[replay, d]);
+    assert!(cauda.contains("\"test_top1\""), "{cauda}");
+    // The lockstep check skips the draws-only steps and still passes on the full ones.
+    let out = lockstep_py(&[dir]);
+    assert!(out.contains("lockstep: 1 passed, 0 failed"), "{out}");
 }

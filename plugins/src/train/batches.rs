@@ -64,6 +64,17 @@ pub struct Batch {
     pub labels: Vec<u32>,
     /// Partner labels and per-sample weights of `labels` when the batch was mixed.
     pub mixed: Option<(Vec<u32>, Vec<f32>)>,
+    /// Where each image came from: its training-set index and, with crop+flip, the crop it got
+    /// (the lockstep record keeps these, so a replay can redraw one factor and keep the others).
+    pub draws: Vec<Draw>,
+}
+
+/// One image's draws: its index in the training set, and its crop offsets `(dx, dy)` in the
+/// padded image and horizontal flip when crop+flip is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Draw {
+    pub index: usize,
+    pub crop: Option<(usize, usize, bool)>,
 }
 
 impl Batch {
@@ -138,6 +149,7 @@ fn produce(plan: EpochPlan<'_>, mut send: impl FnMut(Result<Batch, AugmentError>
     for chunk in plan.order.chunks(plan.batch_size.max(1)) {
         let mut pixels = Vec::with_capacity(chunk.len() * chw);
         let mut labels = Vec::with_capacity(chunk.len());
+        let mut draws = Vec::with_capacity(chunk.len());
         for &i in chunk {
             let img = &set.pixels[i * chw..(i + 1) * chw];
             match plan.crop_pad {
@@ -145,6 +157,10 @@ fn produce(plan: EpochPlan<'_>, mut send: impl FnMut(Result<Batch, AugmentError>
                     let dx = rng.random_range(0..=2 * pad);
                     let dy = rng.random_range(0..=2 * pad);
                     let flip = rng.random_bool(0.5);
+                    draws.push(Draw {
+                        index: i,
+                        crop: Some((dx, dy, flip)),
+                    });
                     match crop_flip_one(img, c, h, w, pad, dx, dy, flip) {
                         Ok(out) => plan.norm.push(&out, h * w, &mut pixels),
                         Err(e) => {
@@ -153,7 +169,13 @@ fn produce(plan: EpochPlan<'_>, mut send: impl FnMut(Result<Batch, AugmentError>
                         }
                     }
                 }
-                None => plan.norm.push(img, h * w, &mut pixels),
+                None => {
+                    draws.push(Draw {
+                        index: i,
+                        crop: None,
+                    });
+                    plan.norm.push(img, h * w, &mut pixels);
+                }
             }
             labels.push(set.labels[i]);
         }
@@ -173,6 +195,7 @@ fn produce(plan: EpochPlan<'_>, mut send: impl FnMut(Result<Batch, AugmentError>
             pixels,
             labels,
             mixed,
+            draws,
         })) {
             return;
         }
@@ -185,6 +208,60 @@ mod tests {
 
     use super::*;
     use crate::samplers::epoch_rng;
+
+    /// The draws a batch reports rebuild its pixels exactly: the lockstep record's `index` and
+    /// `crop` are what the model saw, so a replay may redraw one of them and keep the rest.
+    #[test]
+    fn a_batch_is_rebuilt_from_its_draws() {
+        let (c, h, w, n) = (2, 5, 6, 11);
+        let set = ImageSet {
+            pixels: (0..n * c * h * w).map(|i| (i * 37 % 251) as u8).collect(),
+            labels: (0..n as u32).map(|i| i % 3).collect(),
+            channels: c,
+            height: h,
+            width: w,
+            class_names: vec!["a".into(), "b".into(), "c".into()],
+        };
+        let norm = Normalizer {
+            mean: vec![0.25, 0.5],
+            std: vec![0.5, 2.0],
+        };
+        let order: Vec<usize> = (0..n).rev().chain([3, 3]).collect();
+        for crop_pad in [None, Some(2)] {
+            let plan = EpochPlan {
+                set: &set,
+                order: order.clone(),
+                batch_size: 4,
+                crop_pad,
+                norm: &norm,
+                mixer: None,
+                class_counts: &[4, 4, 3],
+                seed: 9,
+            };
+            let mut seen = Vec::new();
+            for_each_batch(plan, |b: Batch| -> Result<(), AugmentError> {
+                assert_eq!(b.draws.len(), b.len());
+                let mut rebuilt = Vec::new();
+                for (d, &label) in b.draws.iter().zip(&b.labels) {
+                    seen.push(d.index);
+                    assert_eq!(label, set.labels[d.index]);
+                    let img = &set.pixels[d.index * c * h * w..(d.index + 1) * c * h * w];
+                    assert_eq!(d.crop.is_some(), crop_pad.is_some());
+                    let img = match (d.crop, crop_pad) {
+                        (Some((dx, dy, flip)), Some(pad)) => {
+                            crop_flip_one(img, c, h, w, pad, dx, dy, flip)?
+                        }
+                        _ => img.to_vec(),
+                    };
+                    norm.push(&img, h * w, &mut rebuilt);
+                }
+                assert_eq!(rebuilt, b.pixels);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(seen, order);
+        }
+    }
 
     #[test]
     fn augmentation_draws_are_not_the_samplers_draws() {

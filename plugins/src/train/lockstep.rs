@@ -12,14 +12,19 @@
 //!   as `cauda export` writes them: `backbone.conv1.weight`, BatchNorm running statistics, ...);
 //! - `stage<S>_step<K>.safetensors`: the batch of step K exactly as the model saw it (`x`: the
 //!   normalized pixels after sampling, crop/flip and mixing; `labels`; `labels_b` and `lam` when
-//!   the batch was mixed), the loss cauda computed (`loss`), and every model tensor after the
-//!   optimizer step under `after.<name>`;
+//!   the batch was mixed), where each image came from (`index`: its training-set index; `crop`:
+//!   `[dx, dy, flip]` per image when crop+flip is on), the loss cauda computed (`loss`), and every
+//!   model tensor after the optimizer step under `after.<name>`;
 //! - `eval.safetensors`: the final model (`model.<name>`), the first test images (`x`), and the
 //!   logits cauda's evaluation gives them (`logits`, after tau-normalization and post-hoc
 //!   adjustment when the run has them; the chosen tau is in `lockstep.json`).
 //!
 //! Only the first K steps of each stage are recorded (consecutive from the stage's start, so the
-//! optimizer state needs no recording); K = 0 records every step.
+//! optimizer state needs no recording); K = 0 records every step. With `draws` every later step is
+//! recorded too, but only what was drawn for it (`index`, `crop`, labels, mixing targets, loss; no
+//! pixels, no weights): a few KB per step, so a whole run's draws fit beside its summary, and
+//! `bench/replay_draws.py` rebuilds its batches from the data set (checked against the first K
+//! steps' pixels) to swap one source of randomness at a time.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -40,6 +45,8 @@ pub struct LockstepConfig {
     pub dir: PathBuf,
     /// Steps recorded per stage from its start; 0 = all.
     pub steps: usize,
+    /// Also record the draws (no pixels, no weights) of every step after the first `steps`.
+    pub draws: bool,
 }
 
 /// One recorded step, as `lockstep.json` lists it.
@@ -54,6 +61,8 @@ pub struct StepEntry {
     pub loss: f32,
     pub batch: usize,
     pub mixed: bool,
+    /// Whether the step's file has the pixels and weights (`false`: only its draws).
+    pub full: bool,
 }
 
 /// One recorded stage.
@@ -116,6 +125,11 @@ impl Recorder {
 
     /// Whether the next step of the current stage is recorded.
     pub fn wants_step(&self) -> bool {
+        self.cfg.draws || self.full_step()
+    }
+
+    /// Whether the next step gets a full record (pixels and weights), not only its draws.
+    fn full_step(&self) -> bool {
         self.cfg.steps == 0 || self.in_stage < self.cfg.steps
     }
 
@@ -147,9 +161,30 @@ impl Recorder {
     ) -> Result<(), TrainError> {
         // `valid()` first: BatchNorm's running statistics (burn's `RunningState`) are updated
         // per thread and only merged into the value a visitor reads when synced.
-        let mut t = model_tensors(&after.valid(), "after.")?;
-        t.push(f32_tensor("x", shape.to_vec(), &batch.pixels));
+        let mut entry = entry;
+        entry.full = self.full_step();
+        let mut t = if !entry.full {
+            Vec::new()
+        } else {
+            let mut t = model_tensors(&after.valid(), "after.")?;
+            t.push(f32_tensor("x", shape.to_vec(), &batch.pixels));
+            t
+        };
         t.push(i64_tensor("labels", &batch.labels));
+        let index: Vec<i64> = batch.draws.iter().map(|d| d.index as i64).collect();
+        t.push(i64_named("index", vec![index.len()], &index));
+        let crops: Option<Vec<i64>> = batch
+            .draws
+            .iter()
+            .map(|d| {
+                d.crop
+                    .map(|(dx, dy, f)| [dx as i64, dy as i64, i64::from(f)])
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(|c| c.concat());
+        if let Some(c) = crops.filter(|c| !c.is_empty()) {
+            t.push(i64_named("crop", vec![c.len() / 3, 3], &c));
+        }
         if let Some((b, lam)) = &batch.mixed {
             t.push(i64_tensor("labels_b", b));
             t.push(f32_tensor("lam", vec![lam.len()], lam));
@@ -233,11 +268,16 @@ fn f32_tensor(name: &str, shape: Vec<usize>, v: &[f32]) -> Named {
 }
 
 fn i64_tensor(name: &str, v: &[u32]) -> Named {
+    let v: Vec<i64> = v.iter().map(|&x| i64::from(x)).collect();
+    i64_named(name, vec![v.len()], &v)
+}
+
+fn i64_named(name: &str, shape: Vec<usize>, v: &[i64]) -> Named {
     Named {
         name: name.into(),
         dtype: Dtype::I64,
-        shape: vec![v.len()],
-        bytes: v.iter().flat_map(|&x| i64::from(x).to_le_bytes()).collect(),
+        shape,
+        bytes: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
     }
 }
 

@@ -118,6 +118,7 @@ pub fn run_stage(
                     loss: l.clone().into_scalar::<f32>(),
                     batch: n,
                     mixed: b.mixed.is_some(),
+                    full: true,
                 };
                 ctx.record(|r| r.step(entry, b, [n, c, h, w], &next))?;
             }
