@@ -228,15 +228,18 @@ fn file_tensors(
     path: &Path,
     bytes: &[u8],
 ) -> Result<(BTreeMap<String, FileTensor>, Vec<String>), PretrainedError> {
-    // torch.save writes a ZIP archive (PyTorch >= 1.6) or a bare pickle (protocol 2+: 0x80).
-    if bytes.starts_with(b"PK\x03\x04") || bytes.first() == Some(&0x80) {
-        return Err(PretrainedError::Pickle {
-            path: path.to_path_buf(),
-        });
-    }
-    let st = SafeTensors::deserialize(bytes).map_err(|e| PretrainedError::Format {
-        path: path.to_path_buf(),
-        message: e.to_string(),
+    let st = SafeTensors::deserialize(bytes).map_err(|e| {
+        // torch.save writes a ZIP archive (PyTorch >= 1.6) or a bare pickle (protocol 2+: 0x80).
+        if bytes.starts_with(b"PK\x03\x04") || bytes.first() == Some(&0x80) {
+            PretrainedError::Pickle {
+                path: path.to_path_buf(),
+            }
+        } else {
+            PretrainedError::Format {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }
+        }
     })?;
     let mut out = BTreeMap::new();
     let mut ignored = Vec::new();
