@@ -1,7 +1,8 @@
 //! The ImageNet backbones against PyTorch: `bench/fixtures/imagenet_backbones.py` builds
 //! torchvision's four networks (seeded, BatchNorm statistics calibrated so evaluation mode is not
 //! the identity) and writes each `state_dict` as safetensors with a 2x3x64x64 input and its
-//! eval-mode features and logits; cauda loads each file through `model.pretrained` and must give
+//! eval-mode features and logits (and resnet10's as `torch.save` files, which must load to the
+//! same tensors); cauda loads each file through `model.pretrained` and must give
 //! the same features and, with torchvision's `fc` copied into its head, the same logits. The
 //! export of the loaded model must carry exactly torchvision's keys under `backbone.`. Without
 //! the project's PyTorch venv this half prints why it was skipped (a failure under
@@ -14,7 +15,7 @@ use std::process::Command;
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use cauda_plugins::export::pytorch_tensors;
-use cauda_plugins::models::{Classifier, HeadKind, ImageNetArch, InputShape};
+use cauda_plugins::models::{Classifier, HeadKind, ImageNetArch, InputShape, load_pretrained};
 use cauda_plugins::registry::builtin_registry;
 use cauda_plugins::spec::{ExperimentSpec, PresetBook, ResolvedRun};
 use cauda_plugins::train::{self, Checkpoint, EpochRecord, EventSink, TrainError};
@@ -106,6 +107,26 @@ fn torchvision_weights_give_pytorchs_features_and_logits() {
         height: SIZE,
         width: SIZE,
     };
+    // torch.save files (ZIP and legacy) give exactly the safetensors file's backbone.
+    let r10 = |file: &str| {
+        let kind = cauda_plugins::models::BackboneKind::ImageNet(ImageNetArch::ResNet10);
+        let fresh = Classifier::new(kind, HeadKind::Linear, input, CLASSES, &device).unwrap();
+        let path = dir.path().join(file);
+        let (model, report) = load_pretrained(fresh, "resnet10", &path, None).unwrap();
+        assert!(
+            report.ignored.contains(&"fc.weight".to_string()),
+            "{report:?}"
+        );
+        pytorch_tensors(&model)
+            .unwrap()
+            .into_iter()
+            .filter(|t| t.name.starts_with("backbone."))
+            .collect::<Vec<_>>()
+    };
+    let want = r10("resnet10.safetensors");
+    assert_eq!(r10("resnet10.pth"), want);
+    assert_eq!(r10("resnet10_legacy.pt"), want);
+
     for arch in ImageNetArch::ALL {
         let name = arch.name();
         let weights = dir.path().join(format!("{name}.safetensors"));

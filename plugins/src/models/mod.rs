@@ -9,6 +9,7 @@ mod imagenet_resnet;
 mod pretrained;
 mod resnet;
 mod torch_names;
+mod weights_file;
 
 pub use backbone::{Backbone, BackboneKind};
 pub use batch_norm::BatchNorm;

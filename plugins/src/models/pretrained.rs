@@ -1,25 +1,25 @@
-//! Pretrained weights in (`model.pretrained`): a PyTorch `state_dict` saved as safetensors
-//! (`safetensors.torch.save_file(model.state_dict(), PATH)`, torchvision's names, or a `cauda
-//! export` file) loaded into a fresh classifier's backbone. Names are matched by the same rule
-//! the export writes them with (`torch_names.rs`), with or without the `backbone.` prefix; every
-//! backbone tensor must be in the file with its exact shape, and anything else in the file is an
-//! error naming the keys, except the classifier (`fc.*`, torchvision's; `head.*`, an export's),
-//! which is left out because the run's head is new (its class count is the data set's), and
-//! `num_batches_tracked`, which only matters to PyTorch with `momentum=None`.
+//! Pretrained weights in (`model.pretrained`): a PyTorch `state_dict` loaded into a fresh
+//! classifier's backbone, from safetensors (`safetensors.torch.save_file(model.state_dict(),
+//! PATH)`, or a `cauda export` file) or from a `torch.save` file (`.pth`, `.pt`: torchvision's
+//! downloads), which Burn's `pytorch-reader` parses without Python and without running the
+//! pickle. Names are matched by the same rule the export writes them with (`torch_names.rs`),
+//! with or without the `backbone.` prefix; every backbone tensor must be in the file with its
+//! exact shape, and anything else in the file is an error naming the keys, except the classifier
+//! (`fc.*`, torchvision's; `head.*`, an export's), which is left out because the run's head is new
+//! (its class count is the data set's), and `num_batches_tracked`, which only matters to PyTorch
+//! with `momentum=None`. A tensor's bytes are decoded only once its name and shape fit.
 //!
 //! The file's SHA-256 is part of the run's identity (`model.pretrained_sha256`, pinned at
-//! submission); a file that changed since is refused here. PyTorch pickles (`.pth`, `.pt`) are
-//! not read: they name Python classes to rebuild, so reading one means trusting it; convert
-//! it once with the one-liner in [`PretrainedError::Pickle`].
+//! submission); a file that changed since is refused here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleMapper, Param};
-use burn::tensor::{DType, Tensor, TensorData};
-use safetensors::{Dtype, SafeTensors};
+use burn::tensor::{Tensor, TensorData};
 use sha2::{Digest, Sha256};
 
+use super::weights_file::{FileTensor, file_tensors};
 use super::{Classifier, ModulePath};
 
 /// The prefix a classifier's (and an export's) backbone tensors carry.
@@ -34,13 +34,13 @@ pub enum PretrainedError {
         source: std::io::Error,
     },
     #[error(
-        "model.pretrained {}: a PyTorch pickle is not read (it can run code); convert it once: \
-         python -c \"import torch, safetensors.torch as s; d = torch.load('{0}', \
-         map_location='cpu', weights_only=True); s.save_file({{k: v.contiguous() for k, v in \
-         d.items()}}, '{0}.safetensors')\"", path.display()
+        "model.pretrained {}: not readable as a torch.save file ({message}); if PyTorch loads \
+         it, convert it once: python -c \"import torch, safetensors.torch as s; d = \
+         torch.load('{0}', map_location='cpu', weights_only=True); s.save_file({{k: \
+         v.contiguous() for k, v in d.items()}}, '{0}.safetensors')\"", path.display()
     )]
-    Pickle { path: PathBuf },
-    #[error("model.pretrained {}: not a safetensors file: {message}", path.display())]
+    Torch { path: PathBuf, message: String },
+    #[error("model.pretrained {}: neither safetensors nor a torch.save file: {message}", path.display())]
     Format { path: PathBuf, message: String },
     #[error(
         "model.pretrained {}: the file's SHA-256 is {actual}, but model.pretrained_sha256 is \
@@ -142,12 +142,6 @@ pub fn read_pretrained(path: &Path) -> Result<(Vec<u8>, String), PretrainedError
     Ok((bytes, sha))
 }
 
-/// One tensor of the file, as f32 in PyTorch's layout.
-struct FileTensor {
-    shape: Vec<usize>,
-    values: Vec<f32>,
-}
-
 /// Loads `path` into `model`'s backbone (the head is left as it is); `backbone` is its spec name,
 /// for errors. `pinned` is the run's `model.pretrained_sha256`, checked when given.
 pub fn load_pretrained(
@@ -166,10 +160,13 @@ pub fn load_pretrained(
             pinned: pinned.to_string(),
         });
     }
-    let (mut tensors, ignored) = file_tensors(path, &bytes)?;
+    let (mut tensors, ignored) = backbone_tensors(path, &bytes)?;
     let mut mapper = Loader {
         at: ModulePath::default(),
         file: &mut tensors,
+        bytes: &bytes,
+        path,
+        failed: None,
         missing: Vec::new(),
         shapes: Vec::new(),
         tracked: BTreeSet::new(),
@@ -185,8 +182,12 @@ pub fn load_pretrained(
         shapes,
         tracked,
         loaded,
+        failed,
         ..
     } = mapper;
+    if let Some(e) = failed {
+        return Err(e);
+    }
     let mut ignored = ignored;
     let unexpected: Vec<String> = tensors
         .into_keys()
@@ -223,65 +224,28 @@ pub fn load_pretrained(
 }
 
 /// The file's backbone tensors by name (the `backbone.` prefix removed), and the classifier
-/// keys it leaves out.
-fn file_tensors(
+/// keys it leaves out. `num_batches_tracked` buffers are kept (with any dtype) to be matched
+/// against the backbone's BatchNorms.
+fn backbone_tensors(
     path: &Path,
-    bytes: &[u8],
+    file: &[u8],
 ) -> Result<(BTreeMap<String, FileTensor>, Vec<String>), PretrainedError> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| {
-        // torch.save writes a ZIP archive (PyTorch >= 1.6) or a bare pickle (protocol 2+: 0x80).
-        if bytes.starts_with(b"PK\x03\x04") || bytes.first() == Some(&0x80) {
-            PretrainedError::Pickle {
-                path: path.to_path_buf(),
-            }
-        } else {
-            PretrainedError::Format {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            }
-        }
-    })?;
     let mut out = BTreeMap::new();
     let mut ignored = Vec::new();
-    for (key, view) in st.tensors() {
+    for tensor in file_tensors(path, file)? {
+        let key = tensor.key.clone();
         let name = key.strip_prefix(BACKBONE).unwrap_or(&key).to_string();
         if name.starts_with("fc.") || key.starts_with("head.") {
             ignored.push(key);
             continue;
         }
-        if name.ends_with(".num_batches_tracked") {
-            // An integer buffer: accepted next to a BatchNorm the backbone has, not loaded.
-            out.insert(
-                name,
-                FileTensor {
-                    shape: view.shape().to_vec(),
-                    values: Vec::new(),
-                },
-            );
-            continue;
-        }
-        let dtype = match view.dtype() {
-            Dtype::F32 => DType::F32,
-            Dtype::F64 => DType::F64,
-            Dtype::F16 => DType::F16,
-            Dtype::BF16 => DType::BF16,
-            other => {
-                return Err(PretrainedError::Dtype {
-                    path: path.to_path_buf(),
-                    name: key,
-                    dtype: format!("{other:?}"),
-                });
-            }
-        };
-        let shape = view.shape().to_vec();
-        let values = TensorData::from_bytes_vec(view.data().to_vec(), shape.clone(), dtype)
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| PretrainedError::Format {
+        if tensor.dtype.is_none() && !name.ends_with(".num_batches_tracked") {
+            return Err(PretrainedError::Dtype {
                 path: path.to_path_buf(),
-                message: format!("{key}: {e:?}"),
-            })?;
-        let tensor = FileTensor { shape, values };
+                name: key,
+                dtype: tensor.dtype_name,
+            });
+        }
         if out.insert(name.clone(), tensor).is_some() {
             return Err(PretrainedError::Duplicate {
                 path: path.to_path_buf(),
@@ -296,6 +260,11 @@ fn file_tensors(
 struct Loader<'a> {
     at: ModulePath,
     file: &'a mut BTreeMap<String, FileTensor>,
+    /// The bytes the file's tensors were read from, and its path.
+    bytes: &'a [u8],
+    path: &'a Path,
+    /// The first tensor that could not be decoded.
+    failed: Option<PretrainedError>,
     missing: Vec<String>,
     shapes: Vec<(String, Vec<usize>, Vec<usize>)>,
     /// `num_batches_tracked` keys of the backbone's BatchNorms.
@@ -333,10 +302,13 @@ impl ModuleMapper for Loader<'_> {
             self.shapes.push((torch.name, file.shape, want));
             return param;
         }
-        let values = if torch.transposed {
-            transposed(&file.values, file.shape[0], file.shape[1])
-        } else {
-            file.values
+        let values = match file.values(self.bytes, self.path) {
+            Ok(v) if torch.transposed => transposed(&v, want[0], want[1]),
+            Ok(v) => v,
+            Err(e) => {
+                self.failed.get_or_insert(e);
+                return param;
+            }
         };
         let data = TensorData::new(values, model_shape);
         let device = param.lazy_device();

@@ -233,13 +233,20 @@ fn a_changed_file_a_pickle_and_a_duplicate_are_refused() {
     let err = load_pretrained(resnet10(), "resnet10", &path, Some(&"0".repeat(64))).unwrap_err();
     assert!(matches!(err, PretrainedError::Changed { .. }), "{err}");
 
+    // A broken torch.save file: pytorch-reader's reason and the conversion one-liner.
     let pth = dir.path().join("resnet50-0676ba61.pth");
     std::fs::write(&pth, b"PK\x03\x04 a torch.save zip").unwrap();
-    let err = load(resnet10(), &pth).unwrap_err().to_string();
+    let err = load(resnet10(), &pth).unwrap_err();
+    assert!(matches!(err, PretrainedError::Torch { .. }), "{err}");
+    let err = err.to_string();
     assert!(
         err.contains("resnet50-0676ba61.pth") && err.contains("safetensors.torch"),
         "{err}"
     );
+    let junk = dir.path().join("junk.safetensors");
+    std::fs::write(&junk, b"not weights").unwrap();
+    let err = load(resnet10(), &junk).unwrap_err();
+    assert!(matches!(err, PretrainedError::Format { .. }), "{err}");
 
     let mut tensors = backbone_of(&resnet10());
     let mut plain = tensors[0].clone();

@@ -104,8 +104,8 @@ pub struct ModelSection {
     pub head: String,
     /// Scale `s` of a cosine head.
     pub head_scale: f32,
-    /// A PyTorch `state_dict` as safetensors whose tensors initialize the backbone (torchvision's
-    /// names; `models/pretrained.rs`). The head is always new.
+    /// A PyTorch `state_dict` (safetensors, or a `torch.save` `.pth`/`.pt`) whose tensors
+    /// initialize the backbone (torchvision's names; `models/pretrained.rs`). The head is new.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pretrained: Option<PathBuf>,
     /// SHA-256 of the pretrained file: filled in at submission (or given to pin a file), so the
