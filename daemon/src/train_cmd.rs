@@ -80,8 +80,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     let registry = builtin_registry();
     let mut run = spec.resolve(&origin, &presets, &registry)?;
-    // The split file's content is part of the run's identity, as the daemon pins it.
+    // The split file's and pretrained weights' contents are part of the run's identity, as the
+    // daemon pins them.
     run.data.pin_split_file()?;
+    run.model.pin_pretrained()?;
     let data = train::prepare(&run.data)?;
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -107,13 +107,17 @@ impl DataRoots {
         Ok(resolved)
     }
 
-    /// Checks every file path of a resolved run: `data.path` and `data.split_file`.
+    /// Checks every file path of a resolved run: `data.path`, `data.split_file` and
+    /// `model.pretrained`.
     pub fn check_run(&self, run: &ResolvedRun) -> std::result::Result<(), PathError> {
         if let Some(path) = &run.data.path {
             self.check("data.path", path)?;
         }
         if let Some(path) = &run.data.split_file {
             self.check("data.split_file", path)?;
+        }
+        if let Some(path) = &run.model.pretrained {
+            self.check("model.pretrained", path)?;
         }
         Ok(())
     }
@@ -214,6 +218,18 @@ impl Daemon {
             .pin_split_file()
             .map_err(|e| CoreError::InvalidSpec {
                 key: "data.split_file".into(),
+                reason: e.to_string(),
+                line: None,
+            })
+    }
+
+    /// Pins a run's pretrained weights (after [`Daemon::check_paths`]): their SHA-256 goes into
+    /// the resolved run, so the run's config hash covers the weights (docs/SPEC.md).
+    pub(super) fn pin_pretrained(&self, run: &mut ResolvedRun) -> Result<()> {
+        run.model
+            .pin_pretrained()
+            .map_err(|e| CoreError::InvalidSpec {
+                key: "model.pretrained".into(),
                 reason: e.to_string(),
                 line: None,
             })

@@ -158,3 +158,26 @@ fn a_split_file_outside_the_roots_is_rejected_naming_its_key() {
     let err = roots.check_run(&run).unwrap_err().to_string();
     assert!(err.starts_with("data.split_file:"), "{err}");
 }
+
+#[test]
+fn pretrained_weights_outside_the_roots_are_rejected_naming_their_key() {
+    let (tmp, roots) = tree();
+    let text = format!(
+        "name = \"p\"\n[data]\nformat = \"digits\"\n[model]\nbackbone = \"resnet10\"\npretrained = {:?}\n",
+        tmp.path()
+            .join("outside/secret/resnet10.safetensors")
+            .display()
+            .to_string()
+    );
+    let run = cauda_plugins::spec::ExperimentSpec::parse("p.toml", &text)
+        .and_then(|s| {
+            s.resolve(
+                "p.toml",
+                &cauda_plugins::spec::PresetBook::builtin(),
+                &cauda_plugins::registry::builtin_registry(),
+            )
+        })
+        .expect("resolves");
+    let err = roots.check_run(&run).unwrap_err().to_string();
+    assert!(err.starts_with("model.pretrained:"), "{err}");
+}

@@ -30,6 +30,7 @@ impl Daemon {
             self.settle_backend(spec_text, &mut run)?;
             self.check_paths(&run)?;
             self.pin_split_file(&mut run)?;
+            self.pin_pretrained(&mut run)?;
             let references = if spec.report.relative_accuracy && !point.data.balanced_variant {
                 let (ce, own) = balanced_references(&point);
                 let (mut ce, mut own) = (
@@ -45,6 +46,13 @@ impl Daemon {
                 own.data
                     .split_file_sha256
                     .clone_from(&run.data.split_file_sha256);
+                // And the same pretrained weights.
+                ce.model
+                    .pretrained_sha256
+                    .clone_from(&run.model.pretrained_sha256);
+                own.model
+                    .pretrained_sha256
+                    .clone_from(&run.model.pretrained_sha256);
                 Some((ce, own))
             } else {
                 None

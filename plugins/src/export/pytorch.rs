@@ -1,12 +1,11 @@
-//! A `Classifier` as safetensors with `bench/reference.py`'s state-dict names and PyTorch's
-//! layouts. A visitor walks the model's parameters with the module path and the types of the
-//! modules around each one, and maps them: enum variants (`Backbone::LeNet`) leave no trace in
-//! the path; a `Linear` weight is stored `[in, out]` by Burn and `[out, in]` by PyTorch, so it
-//! is transposed; BatchNorm's `gamma`/`beta` are PyTorch's `weight`/`bias`; the option-B
-//! shortcut is an `nn.Sequential` in PyTorch (`shortcut.0` conv, `shortcut.1` BatchNorm); and
-//! PyTorch's BatchNorm has a `num_batches_tracked` buffer, written as 0 (it only matters with
-//! `momentum=None`, which reference.py does not use). Conv weights are `[out, in, kh, kw]` in
-//! both. The map is documented in `docs/EXPORT.md`.
+//! A `Classifier` as safetensors with `bench/reference.py`'s state-dict names (torchvision's for
+//! the ImageNet ResNets) and PyTorch's layouts. A visitor walks the model's parameters and names
+//! each by `models::ModulePath::torch_name` (the one rule pretrained weights are read back
+//! with): enum variants leave no trace, a `Linear` weight is transposed, BatchNorm's
+//! `gamma`/`beta` are `weight`/`bias`, projection shortcuts are `nn.Sequential`s (`.0` conv, `.1`
+//! BatchNorm). PyTorch's BatchNorm has a `num_batches_tracked` buffer, written as 0 (it only
+//! matters with `momentum=None`, which reference.py does not use). Conv weights are `[out, in,
+//! kh, kw]` in both. The map is documented in `docs/EXPORT.md`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,7 +15,7 @@ use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 
 use super::ExportError;
-use crate::models::Classifier;
+use crate::models::{Classifier, ModulePath};
 
 /// One tensor as PyTorch names and lays it out: little-endian bytes in row-major order.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,8 +29,7 @@ pub struct PtTensor {
 /// Collects float parameters with their PyTorch names.
 #[derive(Default)]
 struct Walker {
-    path: Vec<String>,
-    containers: Vec<String>,
+    at: ModulePath,
     out: Vec<PtTensor>,
     /// Names of the parameters that require a gradient (what an optimizer step changes).
     trainable: Vec<String>,
@@ -39,51 +37,30 @@ struct Walker {
 }
 
 impl Walker {
-    /// The innermost user-defined module around the current position (`Struct:Linear`).
-    fn module_type(&self) -> &str {
-        self.containers
-            .iter()
-            .rev()
-            .find(|c| c.starts_with("Struct:"))
-            .map_or("", String::as_str)
-    }
-
     fn push(&mut self, data: TensorData, trainable: bool) -> Result<(), ExportError> {
-        let module = self.module_type().to_string();
-        let mut path = self.path.clone();
-        let Some(param) = path.pop() else {
+        let Some(torch) = self.at.torch_name() else {
             return Err(ExportError::Record("a parameter without a name".into()));
         };
-        let param = match (module.as_str(), param.as_str()) {
-            ("Struct:BatchNorm", "gamma") => "weight".to_string(),
-            ("Struct:BatchNorm", "beta") => "bias".to_string(),
-            _ => param,
-        };
-        let prefix = path.join(".");
-        let prefix = prefix
-            .replace(".shortcut.conv", ".shortcut.0")
-            .replace(".shortcut.bn", ".shortcut.1");
-        let name = format!("{prefix}.{param}");
-        let data = if module == "Struct:Linear" && param == "weight" && data.shape().len() == 2 {
+        let data = if torch.transposed && data.shape().len() == 2 {
             transpose(data)
         } else {
             data
         };
-        let dtype = dtype_of(&name, data.dtype())?;
+        let dtype = dtype_of(&torch.name, data.dtype())?;
         let shape = data.shape().to_vec();
-        if module == "Struct:BatchNorm" && param == "running_var" {
+        if let Some(tracked) = torch.batches_tracked() {
             self.out.push(PtTensor {
-                name: format!("{prefix}.num_batches_tracked"),
+                name: tracked,
                 dtype: Dtype::I64,
                 shape: vec![],
                 bytes: 0i64.to_le_bytes().to_vec(),
             });
         }
         if trainable {
-            self.trainable.push(name.clone());
+            self.trainable.push(torch.name.clone());
         }
         self.out.push(PtTensor {
-            name,
+            name: torch.name,
             dtype,
             shape,
             bytes: data.as_bytes().to_vec(),
@@ -94,17 +71,11 @@ impl Walker {
 
 impl ModuleVisitor for Walker {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.containers.push(container_type.to_string());
-        if !container_type.starts_with("Enum:") {
-            self.path.push(name.to_string());
-        }
+        self.at.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, container_type: &str) {
-        self.containers.pop();
-        if !container_type.starts_with("Enum:") {
-            self.path.pop();
-        }
+        self.at.exit(container_type);
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {

@@ -99,6 +99,12 @@ pub fn geometry_of(kind: BackboneKind, record: &[u8]) -> Result<Geometry, Export
             height: 32,
             width: 32,
         },
+        // The stem `conv1` is the shortest path ending in `.conv1.weight` (blocks have one too).
+        BackboneKind::ImageNet(_) => InputShape {
+            channels: dim(backbone_shape(&shapes, ".conv1.weight")?, 1, "conv1.weight")?,
+            height: 32,
+            width: 32,
+        },
     };
     Ok(Geometry {
         input,

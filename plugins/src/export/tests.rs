@@ -129,6 +129,58 @@ fn option_a_resnets_export_no_shortcut_tensors() {
 }
 
 #[test]
+fn imagenet_resnets_export_under_torchvisions_names() {
+    let rgb = InputShape {
+        channels: 3,
+        height: 32,
+        width: 32,
+    };
+    // torchvision's state_dict() has 320 keys for both bottleneck nets (fc.weight and fc.bias
+    // included, as head.weight and head.bias here), 122 for resnet18; resnet10 has 74.
+    for (name, keys) in [
+        ("resnet10", 74),
+        ("resnet18", 122),
+        ("resnet50", 320),
+        ("resnext50_32x4d", 320),
+    ] {
+        let m = Classifier::new(resnet(name), HeadKind::Linear, rgb, 10, &Device::default());
+        let got = names_and_shapes(&m.unwrap());
+        assert_eq!(got.len(), keys, "{name}: {:?}", got.keys());
+        assert_eq!(got["backbone.conv1.weight"], vec![64, 3, 7, 7]);
+        assert_eq!(got["backbone.bn1.num_batches_tracked"], Vec::<usize>::new());
+        let (wide, last) = if name.starts_with("resnet1") {
+            (512, "backbone.layer4.0.conv2.weight")
+        } else {
+            (2048, "backbone.layer4.2.conv3.weight")
+        };
+        assert_eq!(got["head.weight"], vec![10, wide]);
+        assert_eq!(got[last][0], wide);
+        assert_eq!(got["backbone.layer2.0.downsample.0.weight"][2..], [1, 1]);
+        assert_eq!(
+            got["backbone.layer3.0.downsample.1.running_mean"],
+            vec![if wide == 512 { 256 } else { 1024 }]
+        );
+        assert!(
+            !got.keys()
+                .any(|k| k.contains("gamma") || k.contains("maxpool") || k.contains("features"))
+        );
+    }
+    let m = Classifier::new(
+        resnet("resnext50_32x4d"),
+        HeadKind::Linear,
+        rgb,
+        10,
+        &Device::default(),
+    );
+    let got = names_and_shapes(&m.unwrap());
+    assert_eq!(got["backbone.layer1.0.conv2.weight"], vec![128, 4, 3, 3]);
+    assert_eq!(
+        got["backbone.layer1.0.downsample.0.weight"],
+        vec![256, 64, 1, 1]
+    );
+}
+
+#[test]
 fn lws_scales_are_exported_as_head_scales() {
     let mut m = model(BackboneKind::Mlp, HeadKind::Linear);
     m.head = m.head.with_lws_scales(&Device::default());
@@ -224,6 +276,7 @@ fn export_rebuilds_the_recipe_and_writes_loadable_safetensors() {
         ("lenet", BackboneKind::LeNet),
         ("resnet8", resnet("resnet8")),
         ("resnet8b", resnet("resnet8b")),
+        ("resnet10", resnet("resnet10")),
     ] {
         let r = run(backbone, "linear");
         let m = model(kind, HeadKind::Linear);

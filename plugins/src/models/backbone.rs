@@ -1,5 +1,6 @@
-//! Feature extractors: an MLP, a LeNet-style CNN that fits 28x28 and 8x8 inputs, and the CIFAR
-//! ResNets. Each maps `[N, C, H, W]` images to `[N, D]` features.
+//! Feature extractors: an MLP, a LeNet-style CNN that fits 28x28 and 8x8 inputs, the CIFAR
+//! ResNets and torchvision's ImageNet ResNets. Each maps `[N, C, H, W]` images to `[N, D]`
+//! features.
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -8,17 +9,21 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::imagenet_resnet::{ImageNetArch, ImageNetResNet};
 use super::resnet::Shortcut;
 use super::{HeadInit, InputShape, ModelError, ResNet};
 
 /// Which backbone to build. `ResNet { blocks, shortcut }` has `blocks` basic blocks per stage
 /// (resnet8/20/32: 1/3/5): `resnet*` are the field's option-A networks with Kaiming-normal
 /// init (Cao et al.'s `resnet_cifar.py`), `resnet*b` the option-B networks with Burn's init.
+/// `ImageNet` are torchvision's networks (`resnet10`, `resnet18`, `resnet50`,
+/// `resnext50_32x4d`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackboneKind {
     Mlp,
     LeNet,
     ResNet { blocks: usize, shortcut: Shortcut },
+    ImageNet(ImageNetArch),
 }
 
 /// Spec name, blocks per stage and shortcut of every CIFAR ResNet.
@@ -42,6 +47,10 @@ impl BackboneKind {
         "resnet8b",
         "resnet20b",
         "resnet32b",
+        "resnet10",
+        "resnet18",
+        "resnet50",
+        "resnext50_32x4d",
     ];
 
     /// Parses a spec name (one of [`BackboneKind::NAMES`]).
@@ -52,7 +61,8 @@ impl BackboneKind {
             _ => RESNETS
                 .iter()
                 .find(|(n, _, _)| *n == name)
-                .map(|&(_, blocks, shortcut)| Self::ResNet { blocks, shortcut }),
+                .map(|&(_, blocks, shortcut)| Self::ResNet { blocks, shortcut })
+                .or_else(|| ImageNetArch::parse(name).map(Self::ImageNet)),
         }
     }
 
@@ -95,6 +105,7 @@ impl BackboneKind {
                 .iter()
                 .find(|&&(_, b, s)| b == blocks && s == shortcut)
                 .map_or("resnet", |&(n, _, _)| n),
+            Self::ImageNet(arch) => arch.name(),
         }
     }
 
@@ -136,6 +147,7 @@ pub enum Backbone {
     Mlp(Mlp),
     LeNet(LeNet),
     ResNet(ResNet),
+    ImageNet(ImageNetResNet),
 }
 
 impl Backbone {
@@ -187,6 +199,9 @@ impl Backbone {
                 }
                 Backbone::ResNet(ResNet::new(channels, blocks, shortcut, device))
             }
+            BackboneKind::ImageNet(arch) => {
+                Backbone::ImageNet(ImageNetResNet::new(arch, channels, device))
+            }
         })
     }
 
@@ -196,6 +211,7 @@ impl Backbone {
             Backbone::Mlp(_) => 128,
             Backbone::LeNet(_) => 84,
             Backbone::ResNet(_) => ResNet::FEATURES,
+            Backbone::ImageNet(m) => m.features(),
         }
     }
 
@@ -212,6 +228,7 @@ impl Backbone {
                 relu(m.fc2.forward(relu(m.fc1.forward(x))))
             }
             Backbone::ResNet(m) => m.forward(x),
+            Backbone::ImageNet(m) => m.forward(x),
         }
     }
 }

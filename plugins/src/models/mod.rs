@@ -5,12 +5,19 @@
 mod backbone;
 mod batch_norm;
 mod head;
+mod imagenet_resnet;
+mod pretrained;
 mod resnet;
+mod torch_names;
+mod weights_file;
 
 pub use backbone::{Backbone, BackboneKind};
 pub use batch_norm::BatchNorm;
 pub use head::{Head, HeadInit, HeadKind};
+pub use imagenet_resnet::{ImageNetArch, ImageNetResNet};
+pub use pretrained::{PretrainedError, PretrainedReport, load_pretrained, read_pretrained};
 pub use resnet::{ResNet, Shortcut};
+pub use torch_names::{ModulePath, TorchName};
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -20,6 +27,8 @@ use burn::tensor::{Device, Tensor};
 pub enum ModelError {
     #[error("model.{key}: {message}")]
     Invalid { key: &'static str, message: String },
+    #[error(transparent)]
+    Pretrained(#[from] PretrainedError),
 }
 
 /// Shape of the images a model is built for.

@@ -97,12 +97,21 @@ pub struct DataSection {
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSection {
     /// `mlp`, `lenet`, `resnet8`, `resnet20`, `resnet32` (option A, Kaiming-normal: the field's
-    /// CIFAR ResNets), `resnet8b`, `resnet20b`, `resnet32b` (option-B shortcuts).
+    /// CIFAR ResNets), `resnet8b`, `resnet20b`, `resnet32b` (option-B shortcuts), `resnet10`,
+    /// `resnet18`, `resnet50`, `resnext50_32x4d` (torchvision's ImageNet networks).
     pub backbone: String,
     /// `linear` or `cosine`.
     pub head: String,
     /// Scale `s` of a cosine head.
     pub head_scale: f32,
+    /// A PyTorch `state_dict` (safetensors, or a `torch.save` `.pth`/`.pt`) whose tensors
+    /// initialize the backbone (torchvision's names; `models/pretrained.rs`). The head is new.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pretrained: Option<PathBuf>,
+    /// SHA-256 of the pretrained file: filled in at submission (or given to pin a file), so the
+    /// run's identity is the weights' content; a different file is refused when the run starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pretrained_sha256: Option<String>,
 }
 
 impl Default for ModelSection {
@@ -111,6 +120,8 @@ impl Default for ModelSection {
             backbone: "lenet".into(),
             head: "linear".into(),
             head_scale: 16.0,
+            pretrained: None,
+            pretrained_sha256: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod data_section;
 mod experiment;
+mod model_section;
 mod preset;
 mod resolve;
 mod sweep;

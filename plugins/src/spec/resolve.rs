@@ -241,6 +241,7 @@ impl ResolvedRun {
                 ),
             );
         }
+        self.model.check(origin)?;
         if !["linear", "cosine"].contains(&self.model.head.as_str()) {
             return bad(
                 "model.head",

@@ -293,3 +293,80 @@ fn gpu_mem_mb_is_validated_and_leaves_the_config_hash_alone() {
         assert!(err.contains(want), "{resources}: {err}");
     }
 }
+
+#[test]
+fn pretrained_weights_are_pinned_by_content_and_enter_the_config_hash() {
+    use crate::train::config_hash;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (
+        dir.path().join("a.safetensors"),
+        dir.path().join("b.safetensors"),
+    );
+    std::fs::write(&a, b"weights A").unwrap();
+    std::fs::write(&b, b"weights B").unwrap();
+    let base = single(EXAMPLE).replace("backbone = \"lenet\"", "backbone = \"resnet50\"");
+    let plain = resolve(&base).unwrap();
+    assert!(
+        !plain.to_json().contains("pretrained"),
+        "absent is not written"
+    );
+
+    let with = |path: &std::path::Path| {
+        let text = base.replace(
+            "head = \"linear\"",
+            &format!(
+                "head = \"linear\"\npretrained = {:?}",
+                path.display().to_string()
+            ),
+        );
+        let mut run = resolve(&text).unwrap();
+        run.model.pin_pretrained().unwrap();
+        run
+    };
+    let (ra, rb) = (with(&a), with(&b));
+    assert_eq!(
+        ra.model.pretrained_sha256.as_ref().map(String::len),
+        Some(64)
+    );
+    assert_ne!(config_hash(&ra), config_hash(&rb));
+    assert_ne!(config_hash(&ra), config_hash(&plain));
+    // Same path, other content: another identity.
+    std::fs::write(&a, b"weights A, retrained").unwrap();
+    assert_ne!(config_hash(&with(&a)), config_hash(&ra));
+    // A pinned run whose file changed is refused, naming the file.
+    let mut stale = ra.clone();
+    let err = stale.model.pin_pretrained().unwrap_err().to_string();
+    assert!(
+        err.contains("a.safetensors") && err.contains("changed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pretrained_keys_are_checked() {
+    let base = single(EXAMPLE);
+    let err = resolve(&base.replace(
+        "head = \"linear\"",
+        &format!(
+            "head = \"linear\"\npretrained_sha256 = \"{}\"",
+            "a".repeat(64)
+        ),
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("model.pretrained_sha256") && err.contains("set model.pretrained"),
+        "{err}"
+    );
+    let err = resolve(&base.replace(
+        "head = \"linear\"",
+        "head = \"linear\"\npretrained = \"/w.safetensors\"\npretrained_sha256 = \"ABC\"",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("64 lowercase hex digits"), "{err}");
+    let err = resolve(&base.replace("head = \"linear\"", "head = \"linear\"\npretrained = \"\""))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("model.pretrained"), "{err}");
+}

@@ -69,6 +69,10 @@ pub fn run_all(
     };
 
     let mut model = fresh_model(ctx)?;
+    if ck.is_none() {
+        // A run's first step starts from the pretrained backbone (`model.pretrained`).
+        model = run.model.load_pretrained(model)?;
+    }
     let stage2_trains = stage2.is_some_and(|s| s.name != "tau-norm");
     if resume_stage <= 1 {
         let mut optim = build_optimizer(&setup1.optimizer, setup1.optimizer.weight_decay);
