@@ -135,12 +135,15 @@ impl Node {
             },
         )?;
         let metrics_listener = match config.metrics {
-            Some(m) => Some(crate::metrics::bind(m.listen).await.map_err(|source| {
-                NodeError::MetricsBind {
-                    addr: m.listen,
-                    source,
-                }
-            })?),
+            Some(m) => {
+                let listener = crate::metrics::bind(m.listen).await.map_err(|source| {
+                    NodeError::MetricsBind {
+                        addr: m.listen,
+                        source,
+                    }
+                })?;
+                Some((m.listen, listener))
+            }
             None => None,
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -236,15 +239,14 @@ impl Node {
         };
         let folders = crate::folders::start(config, daemon.clone())?;
         let metrics = match (metrics_listener, recorder) {
-            (Some(listener), Some(recorder)) => {
-                let addr = listener.local_addr().map_err(|source| NodeError::MetricsBind {
-                    addr: config.metrics.map_or(addr, |m| m.listen),
-                    source,
-                })?;
-                let server = crate::metrics::MetricsServer::start(listener, daemon.clone(), recorder)
-                    .map_err(|source| NodeError::MetricsBind { addr, source })?;
-                Some(server)
-            }
+            (Some((asked, listener)), Some(recorder)) => Some(
+                crate::metrics::MetricsServer::start(listener, daemon.clone(), recorder).map_err(
+                    |source| NodeError::MetricsBind {
+                        addr: asked,
+                        source,
+                    },
+                )?,
+            ),
             _ => None,
         };
         let ticker = daemon.clone();

@@ -4,8 +4,8 @@
 //! showing signs of life, then schedules again.
 
 use super::attempts::Ending;
-use super::recorder::ExitCause;
 use super::daemon::state_event;
+use super::recorder::ExitCause;
 use super::{Daemon, Result};
 use crate::model::{Millis, RunId, RunState};
 use crate::store::{RunFilter, WriteOp};

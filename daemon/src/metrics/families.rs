@@ -122,12 +122,12 @@ impl Metrics {
             slurm_poll_errors.clone(),
         );
         for cause in ExitCause::ALL {
-            exits.get_or_create(&CauseLabel {
+            exits.get_or_create_owned(&CauseLabel {
                 cause: cause.label(),
             });
         }
         for state in crate::core::RUN_STATES {
-            runs.get_or_create(&StateLabel {
+            runs.get_or_create_owned(&StateLabel {
                 state: state_label(state),
             });
         }

@@ -92,5 +92,9 @@ async fn scrape(State(s): State<Scrape>) -> Response {
 }
 
 async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, "not found; metrics are at /metrics\n").into_response()
+    (
+        StatusCode::NOT_FOUND,
+        "not found; metrics are at /metrics\n",
+    )
+        .into_response()
 }
