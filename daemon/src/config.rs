@@ -81,6 +81,28 @@ pub struct DaemonConfig {
     pub executor: ExecutorKind,
     /// The Slurm executor's settings (only with `executor = "slurm"`).
     pub slurm: Option<crate::executor::slurm::SlurmConfig>,
+    /// The Prometheus endpoint (`[metrics]`); absent means none.
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// `[metrics]`: where `GET /metrics` serves the daemon's metrics (OpenMetrics text; see
+/// docs/OPERATIONS.md for the families).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// The HTTP address, e.g. "127.0.0.1:9464" (port 0 picks a free port, printed at start).
+    #[serde(deserialize_with = "metrics_listen")]
+    pub listen: SocketAddr,
+}
+
+/// `metrics.listen` as an address, or an error naming the key.
+fn metrics_listen<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "metrics.listen: {text:?} is not an address; write IP:PORT, e.g. \"127.0.0.1:9464\""
+        ))
+    })
 }
 
 /// `[quotas]`: limits per user (absent keys: no limit).
@@ -188,6 +210,7 @@ impl Default for DaemonConfig {
             backends: BackendsConfig::default(),
             executor: ExecutorKind::Process,
             slurm: None,
+            metrics: None,
         }
     }
 }
@@ -506,6 +529,49 @@ mod tests {
         let err = DaemonConfig::parse(p, "devices = [\"tpu:0\"]").unwrap_err();
         assert!(err.to_string().contains("tpu:0"), "{err}");
         assert_eq!(DaemonConfig::parse(p, "").unwrap(), DaemonConfig::default());
+    }
+
+    #[test]
+    fn the_documented_metrics_block_parses_once_uncommented() {
+        let text = include_str!("../../examples/caudad.toml");
+        let start = text
+            .find("# [metrics]")
+            .expect("the example documents [metrics]");
+        let block: String = text[start..]
+            .lines()
+            .take_while(|l| l.starts_with("# "))
+            .map(|l| l.trim_start_matches("# "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config = DaemonConfig::parse(
+            Path::new("example"),
+            &format!("{}\n{block}", &text[..start]),
+        )
+        .expect("the [metrics] block parses");
+        assert_eq!(
+            config.metrics,
+            Some(MetricsConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 9464))
+            })
+        );
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_a_bad_address_names_the_key() {
+        let p = Path::new("t.toml");
+        assert_eq!(DaemonConfig::parse(p, "").unwrap().metrics, None);
+        let c = DaemonConfig::parse(p, "[metrics]\nlisten = \"[::1]:0\"").expect("ipv6, port 0");
+        assert_eq!(c.metrics.map(|m| m.listen.port()), Some(0));
+        for (text, wanted) in [
+            ("[metrics]\nlisten = \"localhost:9464\"", "metrics.listen"),
+            ("[metrics]\nlisten = \"127.0.0.1\"", "metrics.listen"),
+            ("[metrics]\nlisten = 9464", "listen"),
+            ("[metrics]", "listen"),
+            ("[metrics]\nlisten = \"127.0.0.1:1\"\npath = \"/m\"", "path"),
+        ] {
+            let err = DaemonConfig::parse(p, text).unwrap_err().to_string();
+            assert!(err.contains(wanted), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The daemon's library: the domain model of experiments and runs, the store, the scheduling
 //! policy, GPU discovery, the daemon core, its gRPC adapters, the process executor, the worker
-//! side of an attempt, the watched folders and the config. The binary in `main.rs` is a thin
-//! command-line edge over it.
+//! side of an attempt, the Prometheus endpoint, the watched folders and the config. The binary
+//! in `main.rs` is a thin command-line edge over it.
 
 pub mod config;
 pub mod core;
@@ -9,6 +9,7 @@ pub mod executor;
 pub mod folders;
 pub mod gpu;
 pub mod grpc;
+pub mod metrics;
 pub mod model;
 pub mod node;
 pub mod scheduler;

@@ -36,6 +36,12 @@ pub enum NodeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Core(#[from] CoreError),
+    #[error("binding the metrics endpoint (metrics.listen) {addr}: {source}")]
+    MetricsBind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("binding {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -73,6 +79,8 @@ pub struct Node {
     pub slurm: Option<SlurmExecutor>,
     /// Runs the previous daemon left running, requeued at start.
     pub requeued: Vec<RunId>,
+    /// The Prometheus endpoint, with `[metrics]` (serving from start until the node stops).
+    pub metrics: Option<crate::metrics::MetricsServer>,
     listener: tokio::net::TcpListener,
     /// The watched inbox and presets folders (live while the node serves).
     folders: crate::folders::Folders,
@@ -126,6 +134,18 @@ impl Node {
                 min_free_bytes: config.min_free_disk_mb.saturating_mul(1 << 20),
             },
         )?;
+        let metrics_listener = match config.metrics {
+            Some(m) => {
+                let listener = crate::metrics::bind(m.listen).await.map_err(|source| {
+                    NodeError::MetricsBind {
+                        addr: m.listen,
+                        source,
+                    }
+                })?;
+                Some((m.listen, listener))
+            }
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| NodeError::Bind {
@@ -185,7 +205,10 @@ impl Node {
             max_retries: config.max_retries,
             gpu_backend: config.backends.gpu,
         };
-        let daemon = Arc::new(Daemon::new(
+        let recorder = metrics_listener
+            .is_some()
+            .then(|| Arc::new(crate::metrics::Metrics::new()));
+        let mut core = Daemon::new(
             Arc::new(store),
             settings,
             Arc::new(SystemClock),
@@ -193,7 +216,11 @@ impl Node {
                 Some((s, _)) => Arc::new(s.clone()) as Arc<dyn Executor>,
                 None => Arc::new(executor.clone()),
             },
-        ));
+        );
+        if let Some(r) = &recorder {
+            core = core.with_recorder(r.clone());
+        }
+        let daemon = Arc::new(core);
         daemon.set_max_queued_runs(config.quotas.max_queued_runs_per_user);
         daemon.set_max_gpus(config.quotas.max_gpus_per_user);
         daemon.set_data_roots(data_roots)?;
@@ -211,6 +238,17 @@ impl Node {
             None => (daemon.recover()?, None),
         };
         let folders = crate::folders::start(config, daemon.clone())?;
+        let metrics = match (metrics_listener, recorder) {
+            (Some((asked, listener)), Some(recorder)) => Some(
+                crate::metrics::MetricsServer::start(listener, daemon.clone(), recorder).map_err(
+                    |source| NodeError::MetricsBind {
+                        addr: asked,
+                        source,
+                    },
+                )?,
+            ),
+            _ => None,
+        };
         let ticker = daemon.clone();
         let timeout = config.heartbeat_timeout_ms;
         tokio::spawn(async move {
@@ -239,6 +277,7 @@ impl Node {
             executor,
             slurm,
             requeued,
+            metrics,
             listener,
             folders,
             gates,
@@ -250,6 +289,7 @@ impl Node {
     /// daemon requeues their runs).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), NodeError> {
         let _folders = self.folders;
+        let _metrics = self.metrics;
         let served =
             crate::grpc::serve_secured(self.listener, self.daemon, self.gates, self.tls, shutdown)
                 .await;

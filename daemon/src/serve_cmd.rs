@@ -45,6 +45,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 node.requeued.len()
             );
         }
+        if let Some(metrics) = &node.metrics {
+            eprintln!("caudad metrics on {}", metrics.addr());
+        }
         eprintln!("caudad listening on {}", node.addr);
         node.serve(shutdown_signal()).await?;
         anyhow::Ok(())

@@ -5,6 +5,7 @@
 
 use super::daemon::state_event;
 use super::oom::{self, OomDecision, OomInput};
+use super::recorder::ExitCause;
 use super::{CoreError, Daemon, Result};
 use crate::model::{RunId, RunRecord, RunState};
 use crate::store::{CheckpointMeta, Event, EventKind, LogStream, WriteOp};
@@ -135,6 +136,7 @@ impl Daemon {
         stage: u8,
         json: &str,
     ) -> Result<bool> {
+        let started = std::time::Instant::now();
         self.fence(id, attempt)?;
         self.saw(id, attempt);
         let mut value: serde_json::Value =
@@ -164,6 +166,7 @@ impl Daemon {
             .append_metric_with_event(id, epoch, stage, &bytes, &event)?;
         if let Some(seq) = seq {
             self.broadcast(id, seq, &event);
+            self.recorder.epoch_stored(started.elapsed());
         }
         Ok(seq.is_none())
     }
@@ -301,7 +304,12 @@ impl Daemon {
             .map(|line| (id, LogStream::Stdout, line))
             .collect();
         self.append_logs(&unread)?;
-        self.end_attempt(run, ending)?;
+        let cause = match &ending {
+            Ending::Succeeded(_) => ExitCause::Succeeded,
+            Ending::Failed(_) => ExitCause::Failed,
+            Ending::OutOfMemory(_) => ExitCause::Oom,
+        };
+        self.end_attempt(run, ending, cause)?;
         self.schedule_locked()
     }
 
@@ -333,20 +341,34 @@ impl Daemon {
                 message.push_str("; stderr ends with:\n");
                 message.push_str(exit.stderr_tail.trim_end());
             }
-            let ending = if super::oom::looks_like_oom(&exit.stderr_tail) {
-                Ending::OutOfMemory(message)
+            let (ending, cause) = if super::oom::looks_like_oom(&exit.stderr_tail) {
+                (Ending::OutOfMemory(message), ExitCause::Oom)
+            } else if exit.signal.is_some() {
+                (Ending::Failed(message), ExitCause::Killed)
             } else {
-                Ending::Failed(message)
+                (Ending::Failed(message), ExitCause::Failed)
             };
-            self.end_attempt(run, ending)?;
+            self.end_attempt(run, ending, cause)?;
             self.schedule_locked()?;
         }
         Ok(())
     }
 
+    /// Ends the running attempt of `run` (`close_attempt`), then counts its `cause`.
+    pub(super) fn end_attempt(
+        &self,
+        run: RunRecord,
+        ending: Ending,
+        cause: ExitCause,
+    ) -> Result<()> {
+        self.close_attempt(run, ending)?;
+        self.recorder.attempt_ended(cause);
+        Ok(())
+    }
+
     /// Ends the running attempt of `run`: success, a retry from the latest checkpoint, or
     /// failure once `max_retries` retries are spent. Devices are freed in the same commit.
-    pub(super) fn end_attempt(&self, mut run: RunRecord, ending: Ending) -> Result<()> {
+    fn close_attempt(&self, mut run: RunRecord, ending: Ending) -> Result<()> {
         let now = self.clock.now();
         let attempt = run.attempt;
         // A second out-of-memory (or one on whole GPUs) fails at once: a retry would die the same way.

@@ -9,6 +9,7 @@ use cauda_plugins::registry::{Registry, builtin_registry};
 use cauda_plugins::spec::PresetBook;
 use tokio::sync::broadcast;
 
+use super::recorder::{ExitCause, NoRecorder, Recorder};
 use super::{Clock, CoreError, Executor, LiveEvent, Result};
 use crate::model::{Actor, ExperimentId, RunId, RunRecord, RunState};
 use crate::scheduler::{Inventory, PendingRun, SchedulerConfig, SchedulerInput, Usage, decide};
@@ -76,6 +77,8 @@ pub struct Daemon {
     /// Config hash -> the largest GPU memory peak measured for it (`peak`), built from the
     /// store on first use and kept current by `record_peak`.
     pub(super) peaks: Mutex<Option<HashMap<String, super::peak::KnownPeak>>>,
+    /// Told of dispatches, stored epochs and ended attempts (`recorder`; monitoring).
+    pub(super) recorder: Arc<dyn Recorder>,
     /// Serializes the read-decide-write sections (submit, schedule, cancel). Never held across
     /// an `.await`: every method here is synchronous.
     write: Mutex<()>,
@@ -112,8 +115,21 @@ impl Daemon {
             max_gpus: std::sync::atomic::AtomicU32::new(0),
             data_roots: RwLock::new(None),
             peaks: Mutex::new(None),
+            recorder: Arc::new(NoRecorder),
             write: Mutex::new(()),
         }
+    }
+
+    /// The same daemon reporting its events to `recorder` (the Prometheus metrics) instead of
+    /// keeping none.
+    pub fn with_recorder(mut self, recorder: Arc<dyn Recorder>) -> Self {
+        self.recorder = recorder;
+        self
+    }
+
+    /// Where this daemon's events go: executors report theirs (a failed cluster poll) here too.
+    pub fn recorder(&self) -> &dyn Recorder {
+        &*self.recorder
     }
 
     /// Live events from now on (subscribe before replaying the store to miss none).
@@ -260,6 +276,11 @@ impl Daemon {
                 WriteOp::AppendEvent(id, started),
             ])?;
             tracing::info!(run_id = %id, attempt = run.attempt, "run started");
+            if run.attempt == 1 {
+                let waited = now.saturating_sub(run.submitted_at);
+                self.recorder
+                    .dispatched(std::time::Duration::from_millis(waited));
+            }
             self.saw(id, run.attempt);
             self.executor.launch(&run);
         }
@@ -343,6 +364,7 @@ impl Daemon {
         }
         for run in &stopped {
             self.executor.cancel(run);
+            self.recorder.attempt_ended(ExitCause::Cancelled);
         }
         for id in &outcome.cancelled {
             self.end_dependents(*id, RunState::Cancelled)?;

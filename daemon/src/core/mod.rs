@@ -18,8 +18,10 @@ mod pipeline;
 mod plan;
 mod query;
 mod quota;
+mod recorder;
 mod recovery;
 mod report;
+mod snapshot;
 mod submit;
 #[cfg(test)]
 mod tests;
@@ -33,7 +35,9 @@ pub use export::{ExportError, Exported};
 pub use paths::{DATA_ROOTS_ENV, DataRoots, PathError};
 pub use peak::{PEAK_MARGIN_MIN_MB, with_margin};
 pub use query::{CheckpointChoice, DeviceView, PlacedRun};
+pub use recorder::{ExitCause, NoRecorder, Recorder};
 pub use report::{Report, ReportRow};
+pub use snapshot::{RUN_STATES, Snapshot};
 
 use crate::model::{Millis, RunId, RunRecord};
 use crate::store::Event;

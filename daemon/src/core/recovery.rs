@@ -5,6 +5,7 @@
 
 use super::attempts::Ending;
 use super::daemon::state_event;
+use super::recorder::ExitCause;
 use super::{Daemon, Result};
 use crate::model::{Millis, RunId, RunState};
 use crate::store::{RunFilter, WriteOp};
@@ -95,7 +96,7 @@ impl Daemon {
                 if let Ok(mut seen) = self.last_seen.lock() {
                     seen.remove(&key);
                 }
-                self.end_attempt(run, Ending::Failed(message))?;
+                self.end_attempt(run, Ending::Failed(message), ExitCause::LostHeartbeat)?;
             }
         }
         self.schedule_locked()

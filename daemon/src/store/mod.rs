@@ -243,6 +243,14 @@ pub trait Store: Send + Sync {
     fn get_run(&self, id: RunId) -> Result<Option<RunRecord>>;
     /// Runs passing `filter`, ordered by id; an index answers the experiment, state or user filter.
     fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>>;
+    /// How many runs are in `state`, without reading them (for monitoring).
+    fn count_runs(&self, state: RunState) -> Result<u64> {
+        let runs = self.list_runs(&RunFilter {
+            state: Some(state),
+            ..RunFilter::default()
+        })?;
+        Ok(runs.len() as u64)
+    }
     /// A run's events with sequence number `>= from_seq` (sequence numbers count from 0).
     fn events(&self, run: RunId, from_seq: u64) -> Result<Vec<(u64, Event)>>;
 

@@ -335,6 +335,16 @@ impl Store for SledStore {
         self.read_runs(filter)
     }
 
+    fn count_runs(&self, state: crate::model::RunState) -> Result<u64> {
+        let t = self.t()?;
+        let mut n = 0;
+        for entry in t.by_state.scan_prefix([keys::state_byte(state)]) {
+            entry.map_err(self.err("count_runs"))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     fn events(&self, run: RunId, from_seq: u64) -> Result<Vec<(u64, Event)>> {
         const OP: &str = "events";
         let mut out = Vec::new();

@@ -105,6 +105,8 @@ pub struct Caudad {
     pub data: PathBuf,
     /// Everything the daemon wrote on stderr after its address.
     pub stderr: Arc<Mutex<Vec<String>>>,
+    /// The metrics endpoint's `127.0.0.1:PORT`, when the config has `[metrics]`.
+    pub metrics: Option<String>,
 }
 
 impl Caudad {
@@ -128,12 +130,19 @@ impl Caudad {
             .expect("spawn caudad serve");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
-        // Bounded: the daemon prints its address first; give up after 200 lines.
+        // Bounded: the daemon prints its address first (its metrics address, if any, just
+        // before); give up after 200 lines.
+        let mut metrics = None;
         let addr = lines
             .by_ref()
             .take(200)
             .map_while(Result::ok)
-            .find_map(|l| l.strip_prefix("caudad listening on ").map(str::to_string))
+            .find_map(|l| {
+                if let Some(m) = l.strip_prefix("caudad metrics on ") {
+                    metrics = Some(m.to_string());
+                }
+                l.strip_prefix("caudad listening on ").map(str::to_string)
+            })
             .expect("caudad printed its address");
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = log.clone();
@@ -149,6 +158,7 @@ impl Caudad {
             url: format!("http://{addr}"),
             data: data.to_path_buf(),
             stderr: log,
+            metrics,
         }
     }
 

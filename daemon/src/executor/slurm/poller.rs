@@ -51,6 +51,7 @@ impl Poller {
                 _ = ticks.tick() => {
                     if let Err(e) = self.poll().await {
                         tracing::warn!(error = %e, "slurm poll failed; retrying next interval");
+                        self.daemon.recorder().cluster_poll_failed();
                     }
                 }
             }
