@@ -92,20 +92,28 @@ fn torch_available() -> bool {
     false
 }
 
-fn lockstep_py(dirs: &[PathBuf]) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/lockstep.py");
+/// Runs `bench/SCRIPT ARGS..` with the venv's Python; its stdout, or a failure with both streams.
+fn bench_py(script: &str, args: &[&str]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../bench")
+        .join(script);
     let out = Command::new(VENV_PYTHON)
-        .arg(&script)
-        .args(dirs)
+        .arg(&path)
+        .args(args)
         .output()
-        .expect("running bench/lockstep.py");
+        .unwrap_or_else(|e| panic!("running bench/{script}: {e}"));
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
-        "bench/lockstep.py disagrees:\n{text}\n{}",
+        "bench/{script} {args:?} failed:\n{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     text
+}
+
+fn lockstep_py(dirs: &[PathBuf]) -> String {
+    let dirs: Vec<&str> = dirs.iter().map(|d| d.to_str().unwrap()).collect();
+    bench_py("lockstep.py", &dirs)
 }
 
 fn check_backbone(backbone: &str, device: &burn::tensor::Device) {
@@ -206,34 +214,14 @@ fn the_draws_record_rebuilds_cauda_batches_in_pytorch() {
     let steps = index["steps"].as_array().unwrap();
     let full: Vec<bool> = steps.iter().map(|s| s["full"] == true).collect();
     assert!(steps.len() > 2 && full[..2] == [true, true] && !full[2..].contains(&true));
-    let bench = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench");
-    let py = |args: &[&str]| {
-        let out = Command::new(VENV_PYTHON)
-            .args(args)
-            .output()
-            .expect("running a bench script");
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "{args:?}:\n{text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
-    };
     let d = dir.to_str().unwrap();
-    py(&[
-        bench.join("reference.py").to_str().unwrap(),
-        d,
-        "--threads",
-        "1",
-    ]);
-    let replay = bench.join("replay_draws.py");
-    let replay = replay.to_str().unwrap();
-    let own = py(&[
-        replay, d, "--init", "torch", "--order", "torch", "--crops", "torch",
-    ]);
+    bench_py("reference.py", &[d, "--threads", "1"]);
+    let own = bench_py(
+        "replay_draws.py",
+        &[d, "--init", "torch", "--order", "torch", "--crops", "torch"],
+    );
     assert!(own.contains("\"matches_reference\": true"), "{own}");
-    let cauda = py(&[replay, d]);
+    let cauda = bench_py("replay_draws.py", &[d]);
     assert!(cauda.contains("\"test_top1\""), "{cauda}");
     // The lockstep check skips the draws-only steps and still passes on the full ones.
     let out = lockstep_py(&[dir]);
