@@ -39,20 +39,17 @@ impl Daemon {
                 );
                 self.settle_backend(spec_text, &mut ce)?;
                 self.settle_backend(spec_text, &mut own)?;
-                // The same split file as the run's, pinned once.
-                ce.data
-                    .split_file_sha256
-                    .clone_from(&run.data.split_file_sha256);
-                own.data
-                    .split_file_sha256
-                    .clone_from(&run.data.split_file_sha256);
-                // And the same pretrained weights.
-                ce.model
-                    .pretrained_sha256
-                    .clone_from(&run.model.pretrained_sha256);
-                own.model
-                    .pretrained_sha256
-                    .clone_from(&run.model.pretrained_sha256);
+                // The same split file and pretrained weights as the run's, pinned once.
+                for reference in [&mut ce, &mut own] {
+                    reference
+                        .data
+                        .split_file_sha256
+                        .clone_from(&run.data.split_file_sha256);
+                    reference
+                        .model
+                        .pretrained_sha256
+                        .clone_from(&run.model.pretrained_sha256);
+                }
                 Some((ce, own))
             } else {
                 None
