@@ -40,6 +40,7 @@ pub fn record(epoch: usize) -> EpochRecord {
             per_class,
             val_top1: None,
         }),
+        extra: Default::default(),
     }
 }
 

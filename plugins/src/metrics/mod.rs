@@ -8,7 +8,7 @@ mod shot_groups;
 
 pub use confusion::{ConfusionMatrix, argmax};
 pub use epoch::{Selected, Selection, relative_accuracy};
-pub use shot_groups::{GroupAccuracy, ShotThresholds, group_accuracy};
+pub use shot_groups::{GroupAccuracy, ShotThresholds, group_accuracy, group_accuracy_of};
 
 /// Errors of the metrics layer: mismatched lengths or out-of-range classes in the inputs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -55,7 +55,6 @@ pub fn group_accuracy(
     train_counts: &[usize],
     thresholds: &ShotThresholds,
 ) -> Result<GroupAccuracy> {
-    thresholds.validate()?;
     if train_counts.len() != confusion.num_classes() {
         return Err(MetricsError::Length {
             what: "train_counts (one per class)",
@@ -63,8 +62,26 @@ pub fn group_accuracy(
             got: train_counts.len(),
         });
     }
+    group_accuracy_of(&confusion.per_class_f64(), train_counts, thresholds)
+}
+
+/// [`group_accuracy`] from per-class accuracies already computed (`None` for a class without
+/// test images): what a program run as a command reports (docs/COMMAND_RUNS.md).
+pub fn group_accuracy_of(
+    per_class: &[Option<f64>],
+    train_counts: &[usize],
+    thresholds: &ShotThresholds,
+) -> Result<GroupAccuracy> {
+    thresholds.validate()?;
+    if train_counts.len() != per_class.len() {
+        return Err(MetricsError::Length {
+            what: "train_counts (one per class)",
+            expected: per_class.len(),
+            got: train_counts.len(),
+        });
+    }
     let mut sums = [(0.0f64, 0usize); 3];
-    for (acc, &n) in confusion.per_class_f64().into_iter().zip(train_counts) {
+    for (&acc, &n) in per_class.iter().zip(train_counts) {
         let Some(acc) = acc else { continue };
         let g = if n > thresholds.many_above {
             0

@@ -287,6 +287,42 @@ impl ResourcesSection {
     pub fn wants_gpu(&self) -> bool {
         self.gpus > 0 || self.gpu_share.is_some()
     }
+
+    /// Checks the ranges (share, memory, GPU count), naming the key; `origin` names the spec.
+    pub fn check(&self, origin: &str) -> super::Result<()> {
+        let bad = |key: &str, msg: String| Err(super::invalid(origin, key, msg));
+        if let Some(share) = self.gpu_share
+            && !(share > 0.0 && share <= 1.0)
+        {
+            return bad(
+                "resources.gpu_share",
+                format!("{share} is out of range; allowed 0 < share <= 1"),
+            );
+        }
+        if let Some(mb) = self.gpu_mem_mb {
+            if !(1..=MAX_GPU_MEM_MB).contains(&mb) {
+                return bad(
+                    "resources.gpu_mem_mb",
+                    format!("{mb} is out of range; allowed 1 ..= {MAX_GPU_MEM_MB} (MiB)"),
+                );
+            }
+            if self.gpus == 0 && self.gpu_share.is_none() {
+                return bad(
+                    "resources.gpu_mem_mb",
+                    "applies to GPU runs only; set resources.gpu_share (a packed share of one \
+                     GPU) or resources.gpus too"
+                        .into(),
+                );
+            }
+        }
+        if self.gpus > 64 {
+            return bad(
+                "resources.gpus",
+                format!("{} is out of range; allowed 0 ..= 64", self.gpus),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The largest `resources.gpu_mem_mb` a spec may declare (1 TiB, in MiB).

@@ -19,7 +19,7 @@ pub use experiment::{
 };
 pub use preset::{Preset, PresetBook};
 pub use resolve::{HOLDOUT_RULE, ResolvedRun, Stage2Spec};
-pub use sweep::expand_sweep;
+pub use sweep::{expand_sweep, grid_points, set_dotted};
 
 #[cfg(test)]
 mod tests;
@@ -76,7 +76,7 @@ pub(crate) fn parse_bounded<T: serde::de::DeserializeOwned>(origin: &str, text: 
 
 /// Turns a `toml` error into one that says the line and, when the line holds a `key = value`,
 /// the dotted key (its table's name and the key) as an invalid value of that key.
-pub(crate) fn parse_error(origin: &str, text: &str, err: toml::de::Error) -> SpecError {
+pub fn parse_error(origin: &str, text: &str, err: toml::de::Error) -> SpecError {
     let Some(span) = err.span() else {
         return SpecError::Parse {
             origin: origin.to_string(),

@@ -330,39 +330,7 @@ impl ResolvedRun {
                 "must not exceed metrics.many_threshold".into(),
             );
         }
-        if let Some(share) = self.resources.gpu_share
-            && !(share > 0.0 && share <= 1.0)
-        {
-            return bad(
-                "resources.gpu_share",
-                format!("{share} is out of range; allowed 0 < share <= 1"),
-            );
-        }
-        if let Some(mb) = self.resources.gpu_mem_mb {
-            if !(1..=super::experiment::MAX_GPU_MEM_MB).contains(&mb) {
-                return bad(
-                    "resources.gpu_mem_mb",
-                    format!(
-                        "{mb} is out of range; allowed 1 ..= {} (MiB)",
-                        super::experiment::MAX_GPU_MEM_MB
-                    ),
-                );
-            }
-            if self.resources.gpus == 0 && self.resources.gpu_share.is_none() {
-                return bad(
-                    "resources.gpu_mem_mb",
-                    "applies to GPU runs only; set resources.gpu_share (a packed share of one \
-                     GPU) or resources.gpus too"
-                        .into(),
-                );
-            }
-        }
-        if self.resources.gpus > 64 {
-            return bad(
-                "resources.gpus",
-                format!("{} is out of range; allowed 0 ..= 64", self.resources.gpus),
-            );
-        }
+        self.resources.check(origin)?;
         Ok(())
     }
 

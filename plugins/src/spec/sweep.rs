@@ -1,14 +1,39 @@
 //! `[sweep]`: a cartesian grid over presets (`method`) and dotted keys (`"train.seed"`),
 //! expanded into one spec per grid point, each named `<name>/<key>=<value>,...`.
 
+use std::collections::BTreeMap;
+
 use super::{ExperimentSpec, Result, invalid};
 
 /// Expands a spec's grid; a spec without `[sweep]` is returned as its only run.
 pub fn expand_sweep(origin: &str, spec: &ExperimentSpec) -> Result<Vec<ExperimentSpec>> {
     let mut base = spec.clone();
     let grid = std::mem::take(&mut base.sweep);
+    let base_value =
+        toml::Value::try_from(&base).map_err(|e| invalid(origin, "sweep", e.to_string()))?;
+    let mut out = Vec::new();
+    for (value, labels) in grid_points(origin, &grid, &base_value)? {
+        let mut run: ExperimentSpec = value
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(origin, "sweep", e.message().to_string()))?;
+        if !labels.is_empty() {
+            run.name = format!("{}/{}", spec.name, labels.join(","));
+        }
+        out.push(run);
+    }
+    Ok(out)
+}
+
+/// The points of a `[sweep]` grid over `base` (a spec as a TOML value, without its `sweep`):
+/// each a copy of `base` with the grid's dotted keys set, and its labels (`key=value`, in key
+/// order) that name the point. The one grid expansion for engine specs and command runs.
+pub fn grid_points(
+    origin: &str,
+    grid: &BTreeMap<String, Vec<toml::Value>>,
+    base: &toml::Value,
+) -> Result<Vec<(toml::Value, Vec<String>)>> {
     let mut size = 1usize;
-    for (key, values) in &grid {
+    for (key, values) in grid {
         if values.is_empty() {
             return Err(invalid(
                 origin,
@@ -28,14 +53,12 @@ pub fn expand_sweep(origin: &str, spec: &ExperimentSpec) -> Result<Vec<Experimen
             ),
         ));
     }
-    let base_value =
-        toml::Value::try_from(&base).map_err(|e| invalid(origin, "sweep", e.to_string()))?;
     let mut out = Vec::with_capacity(size);
     for i in 0..size {
-        let mut value = base_value.clone();
+        let mut value = base.clone();
         let mut labels = Vec::new();
         let mut rest = i;
-        for (key, values) in &grid {
+        for (key, values) in grid {
             let v = &values[rest % values.len()];
             rest /= values.len();
             set_dotted(&mut value, key)
@@ -47,19 +70,13 @@ pub fn expand_sweep(origin: &str, spec: &ExperimentSpec) -> Result<Vec<Experimen
             };
             labels.push(format!("{key}={shown}"));
         }
-        let mut run: ExperimentSpec = value
-            .try_into()
-            .map_err(|e: toml::de::Error| invalid(origin, "sweep", e.message().to_string()))?;
-        if !labels.is_empty() {
-            run.name = format!("{}/{}", spec.name, labels.join(","));
-        }
-        out.push(run);
+        out.push((value, labels));
     }
     Ok(out)
 }
 
-/// The slot a dotted key names, creating tables along the way.
-fn set_dotted<'a>(
+/// The slot a dotted key names, creating tables along the way (a new slot holds `false`).
+pub fn set_dotted<'a>(
     value: &'a mut toml::Value,
     key: &str,
 ) -> std::result::Result<&'a mut toml::Value, String> {

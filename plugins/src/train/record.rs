@@ -1,6 +1,8 @@
 //! What a run reports: one record per epoch (printed as a JSON line by `caudad train`, streamed
 //! to the daemon by workers) and a final summary with the model-selection numbers.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Metrics of one epoch. Epochs are numbered across stages (stage 2 continues after stage 1).
@@ -15,6 +17,10 @@ pub struct EpochRecord {
     /// Test metrics, present on evaluation epochs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval: Option<EvalRecord>,
+    /// Further scalar metrics by name: what a program run as a command reports beside the
+    /// standard ones (docs/COMMAND_RUNS.md). The engine reports none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, f64>,
 }
 
 /// Accuracy of one evaluation (fractions in [0, 1]).

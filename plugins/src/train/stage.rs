@@ -151,6 +151,7 @@ pub fn run_stage(
             lr,
             images_per_sec,
             eval,
+            extra: Default::default(),
         };
         tracing::info!(
             stage = setup.stage,
