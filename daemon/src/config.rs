@@ -83,6 +83,22 @@ pub struct DaemonConfig {
     pub slurm: Option<crate::executor::slurm::SlurmConfig>,
     /// The Prometheus endpoint (`[metrics]`); absent means none.
     pub metrics: Option<MetricsConfig>,
+    /// Command runs (`[commands]`, docs/COMMAND_RUNS.md): off unless enabled.
+    pub commands: CommandsConfig,
+}
+
+/// `[commands]`: whether specs may describe command runs (a lab's own programs, run as the
+/// daemon's user), and who may submit them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommandsConfig {
+    pub enabled: bool,
+    /// Users (names of `[[auth.users]]`) who may submit command runs; absent means every user.
+    /// Admins always may.
+    pub users: Option<Vec<String>>,
+    /// The folder under which each command run gets its run directory `r-<id>/` (absent:
+    /// `<data_dir>/runs`; under Slurm it must be a path the compute nodes can write).
+    pub run_root: Option<PathBuf>,
 }
 
 /// `[metrics]`: where `GET /metrics` serves the daemon's metrics (OpenMetrics text; see
@@ -211,6 +227,7 @@ impl Default for DaemonConfig {
             executor: ExecutorKind::Process,
             slurm: None,
             metrics: None,
+            commands: CommandsConfig::default(),
         }
     }
 }

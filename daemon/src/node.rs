@@ -169,7 +169,22 @@ impl Node {
             .map(crate::grpc::tls::worker_env)
             .unwrap_or_default()
             .into_iter()
-            .chain([(crate::core::DATA_ROOTS_ENV.to_string(), data_roots.to_env())])
+            .chain([
+                (crate::core::DATA_ROOTS_ENV.to_string(), data_roots.to_env()),
+                (
+                    crate::worker::RUN_ROOT_ENV.to_string(),
+                    std::path::absolute(
+                        config
+                            .commands
+                            .run_root
+                            .clone()
+                            .unwrap_or_else(|| config.data_dir.join("runs")),
+                    )
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                ),
+            ])
             .collect();
         let slurm = match config.executor {
             ExecutorKind::Slurm => {
@@ -204,6 +219,16 @@ impl Node {
             scheduler: config.scheduler,
             max_retries: config.max_retries,
             gpu_backend: config.backends.gpu,
+            commands: crate::core::CommandPolicy {
+                enabled: config.commands.enabled,
+                users: config.commands.users.clone(),
+                admins: config
+                    .auth
+                    .iter()
+                    .flat_map(|a| a.users.iter().filter(|u| u.admin))
+                    .map(|u| u.name.clone())
+                    .collect(),
+            },
         };
         let recorder = metrics_listener
             .is_some()

@@ -27,6 +27,8 @@ pub struct DaemonSettings {
     pub max_retries: u32,
     /// `[backends] gpu`: the backend of GPU runs whose spec names none (docs/GPU.md).
     pub gpu_backend: Option<cauda_plugins::train::Backend>,
+    /// `[commands]`: whether, and for whom, specs may describe command runs.
+    pub commands: super::CommandPolicy,
 }
 
 /// What a submission created: the experiment, its new runs (id, name) in plan order, and the

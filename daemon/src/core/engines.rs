@@ -16,9 +16,10 @@ use super::{Daemon, Result};
 use crate::model::{RunId, RunRecord, RunState};
 use crate::store::{RunFilter, WriteOp};
 
-/// Whether `engine` (a run's fingerprint) is this daemon's.
+/// Whether `engine` (a run's fingerprint) is this daemon's. Command runs carry no engine of
+/// cauda's (their program computes their numbers), so any daemon runs them.
 pub fn is_current_engine(engine: &str) -> bool {
-    engine == engine_fingerprint()
+    engine == engine_fingerprint() || engine == crate::command::COMMAND_ENGINE
 }
 
 /// An engine fingerprint in words: empty means a run stored before fingerprints.

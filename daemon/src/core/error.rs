@@ -60,6 +60,9 @@ pub enum CoreError {
     #[error("run {run} cannot be deleted: {reason}")]
     NotDeletable { run: RunId, reason: String },
     /// A per-user limit would be passed; nothing was stored.
+    /// The user may not do this here (a daemon setting, not ownership).
+    #[error("user {user} {reason}")]
+    Forbidden { user: String, reason: String },
     #[error("user {user} is at a quota: {reason}")]
     QuotaExceeded { user: String, reason: String },
     #[error(transparent)]

@@ -5,10 +5,10 @@
 //! gives the logits the run was evaluated with.
 
 use cauda_plugins::export::{self, ExportFormat, ExportOptions};
-use cauda_plugins::spec::ResolvedRun;
 
 use super::{CheckpointChoice, CoreError, Daemon};
 use crate::model::{RunId, RunRecord};
+use crate::run_config::RunConfig;
 use crate::store::{CheckpointMeta, sha256_hex};
 
 /// Why an export failed.
@@ -71,8 +71,17 @@ impl Daemon {
                 meta.epoch
             )));
         }
-        let resolved = ResolvedRun::from_json(&format!("run {id}"), &run.config_json)
-            .map_err(|e| rebuild(e.to_string()))?;
+        let resolved =
+            match RunConfig::from_json(&format!("run {id}"), &run.config_json).map_err(rebuild)? {
+                RunConfig::Engine(r) => r,
+                RunConfig::Command(_) => {
+                    return Err(rebuild(
+                        "a command run's checkpoint is its program's own directory: fetch it with \
+                     `cauda checkpoint` (export converts cauda engine checkpoints only)"
+                            .into(),
+                    ));
+                }
+            };
         let tau = match format {
             ExportFormat::Safetensors => chosen_tau(&run, &meta),
             ExportFormat::Burn => None,

@@ -6,6 +6,7 @@ mod attempts;
 #[cfg(test)]
 mod attempts_test;
 mod batch;
+mod command_policy;
 mod daemon;
 mod delete;
 mod engines;
@@ -27,6 +28,7 @@ mod submit;
 mod tests;
 
 pub use attempts::{Ending, ProcessExit, STDERR_TAIL_BYTES, WorkerStart};
+pub use command_policy::CommandPolicy;
 pub use daemon::{CancelOutcome, CancelTarget, Daemon, DaemonSettings, Submitted};
 pub use delete::DeleteOutcome;
 pub use engines::{engine_label, is_current_engine};

@@ -6,10 +6,8 @@
 
 use std::collections::HashMap;
 
-use cauda_plugins::spec::ResolvedRun;
-use cauda_plugins::train::{config_hash, stage1_run};
-
 use crate::model::RunId;
+use crate::run_config::RunConfig;
 
 /// A run the plan refers to: one already stored, or the plan's `new[i]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,7 +20,7 @@ pub enum PlanRef {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewRun {
     pub name: String,
-    pub run: ResolvedRun,
+    pub run: RunConfig,
     pub config_hash: String,
     /// The run whose final checkpoint it starts from (its stage 1).
     pub depends_on: Option<PlanRef>,
@@ -50,9 +48,9 @@ pub struct Plan {
 #[derive(Debug, Clone)]
 pub struct PointInput {
     pub name: String,
-    pub run: ResolvedRun,
+    pub run: RunConfig,
     /// (plain CE on the balanced variant, the method on the balanced variant).
-    pub references: Option<(ResolvedRun, ResolvedRun)>,
+    pub references: Option<(RunConfig, RunConfig)>,
 }
 
 /// Builds a plan; `stored` maps config hashes to stored runs that may be reused (queued, running
@@ -66,7 +64,7 @@ pub fn plan(points: Vec<PointInput>, stored: &HashMap<String, RunId>) -> Plan {
     // Plain runs first, so a decoupled method's stage 1 reuses an identical point (`ce`) rather
     // than the other way round; the points keep grid order.
     let mut order: Vec<usize> = (0..points.len()).collect();
-    order.sort_by_key(|&i| points[i].run.stage2.is_some());
+    order.sort_by_key(|&i| points[i].run.is_stage2());
     let mut refs = vec![None; points.len()];
     for i in order {
         refs[i] = Some(planner.add(&points[i].name, &points[i].run));
@@ -97,8 +95,8 @@ struct Planner<'a> {
 
 impl Planner<'_> {
     /// The run for `run`: planned or stored already, else a new one (after its stage 1).
-    fn add(&mut self, name: &str, run: &ResolvedRun) -> PlanRef {
-        let hash = config_hash(run);
+    fn add(&mut self, name: &str, run: &RunConfig) -> PlanRef {
+        let hash = run.config_hash();
         if let Some(found) = self.by_hash.get(&hash) {
             return *found;
         }
@@ -110,9 +108,11 @@ impl Planner<'_> {
             }
             return found;
         }
-        let depends_on = stage1_run(run).map(|first| self.add(&format!("{name}/stage1"), &first));
+        let depends_on = run
+            .stage1()
+            .map(|first| self.add(&format!("{name}/stage1"), &first));
         let mut named = run.clone();
-        named.name = name.to_string();
+        named.set_name(name);
         let index = self.plan.new.len();
         self.plan.new.push(NewRun {
             name: name.to_string(),
@@ -131,13 +131,14 @@ mod tests {
     use cauda_plugins::registry::builtin_registry;
     use cauda_plugins::spec::{ExperimentSpec, PresetBook};
 
-    fn resolved(method: &str, seed: u64, balanced: bool) -> ResolvedRun {
+    fn resolved(method: &str, seed: u64, balanced: bool) -> RunConfig {
         let text = format!(
             "name = \"p\"\nmethod = \"{method}\"\n[data]\nformat = \"digits\"\nbalanced_variant = {balanced}\n[model]\nbackbone = \"mlp\"\n[train]\nepochs = 2\nseed = {seed}\n"
         );
         let spec = ExperimentSpec::parse("p.toml", &text).unwrap();
         spec.resolve("p.toml", &PresetBook::builtin(), &builtin_registry())
             .unwrap()
+            .into()
     }
 
     fn point(method: &str, seed: u64, references: bool) -> PointInput {
@@ -180,7 +181,7 @@ mod tests {
     #[test]
     fn stored_runs_are_reused_and_references_are_shared() {
         let ce = resolved("ce", 1, false);
-        let stored = HashMap::from([(config_hash(&ce), RunId(7))]);
+        let stored = HashMap::from([(ce.config_hash(), RunId(7))]);
         let plan = plan(vec![point("ce", 1, true), point("focal", 1, true)], &stored);
         assert_eq!(plan.points[0].run, PlanRef::Stored(RunId(7)));
         assert_eq!(plan.reused, [RunId(7)]);

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::engines::is_current_engine;
 use super::{CoreError, Daemon, Result};
 use crate::model::{ExperimentId, RunId, RunRecord, RunState};
+use crate::run_config::RunConfig;
 
 /// One row: a configuration of the grid (a method at an imbalance ratio), over its seeds.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -74,15 +75,16 @@ impl Daemon {
         let mut rows: Vec<(ReportRow, Group)> = Vec::new();
         for point in &experiment.points {
             let run = find(point.run)?;
-            let config: Value = serde_json::from_str(&run.config_json).unwrap_or_default();
+            let config = RunConfig::from_json(&format!("run {}", run.id), &run.config_json)
+                .map_err(CoreError::Internal)?;
             let label = without_seed(&point.name);
             let index = match rows.iter().position(|(r, _)| r.label == label) {
                 Some(i) => i,
                 None => {
                     let row = ReportRow {
                         label: label.clone(),
-                        method: config["method"].as_str().unwrap_or("").to_string(),
-                        ratio: config["data"]["imbalance"]["ratio"].as_f64(),
+                        method: config.method().to_string(),
+                        ratio: config.ratio(),
                         ..ReportRow::default()
                     };
                     rows.push((row, Group::default()));
@@ -110,9 +112,7 @@ impl Daemon {
                 RunState::Queued | RunState::Running => {}
             }
             if let Some(summary) = summary(run) {
-                group
-                    .seeds
-                    .push(config["train"]["seed"].as_u64().unwrap_or(0));
+                group.seeds.push(config.seed());
                 group.add(&summary);
             }
             if let Some((ce, own)) = point.references {

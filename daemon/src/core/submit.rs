@@ -5,6 +5,9 @@
 use std::collections::HashMap;
 
 use cauda_plugins::spec::{ExperimentSpec, ResolvedRun, expand_sweep};
+
+use crate::command::is_command_spec;
+use crate::run_config::RunConfig;
 use cauda_plugins::train::Backend;
 
 use super::daemon::state_event;
@@ -18,7 +21,12 @@ use crate::store::{RunFilter, WriteOp};
 impl Daemon {
     /// Parses a spec (bounded in size), expands its grid and resolves every point with the
     /// engine's own validation, with its balanced references when `[report]` asks for them.
-    fn resolve(&self, origin: &str, spec_text: &str) -> Result<(ExperimentSpec, Vec<PointInput>)> {
+    /// Returns the experiment's name and its points. A spec with `[command]` describes command
+    /// runs (`crate::command`), refused unless `[commands]` enables them.
+    fn resolve(&self, origin: &str, spec_text: &str) -> Result<(String, Vec<PointInput>)> {
+        if is_command_spec(spec_text) {
+            return self.resolve_commands(origin, spec_text);
+        }
         let spec = ExperimentSpec::parse(origin, spec_text)?;
         let presets = self
             .presets
@@ -50,18 +58,46 @@ impl Daemon {
                         .pretrained_sha256
                         .clone_from(&run.model.pretrained_sha256);
                 }
-                Some((ce, own))
+                Some((ce.into(), own.into()))
             } else {
                 None
             };
             points.push(PointInput {
                 name: run.name.clone(),
-                run,
+                run: run.into(),
                 references,
             });
         }
         drop(presets);
-        Ok((spec, points))
+        Ok((spec.name, points))
+    }
+
+    /// The points of a command-run spec (docs/COMMAND_RUNS.md).
+    fn resolve_commands(&self, origin: &str, spec_text: &str) -> Result<(String, Vec<PointInput>)> {
+        if !self.settings.commands.enabled {
+            return Err(CoreError::InvalidSpec {
+                key: "command".into(),
+                reason: "command runs are disabled on this daemon; an operator enables them \
+                         with `[commands] enabled = true` in caudad.toml (docs/COMMAND_RUNS.md)"
+                    .into(),
+                line: spec_text
+                    .lines()
+                    .position(|l| l.trim() == "[command]")
+                    .and_then(|i| u32::try_from(i + 1).ok()),
+            });
+        }
+        let (name, _, points) = crate::command::expand(origin, spec_text)?;
+        Ok((
+            name,
+            points
+                .into_iter()
+                .map(|p| PointInput {
+                    name: p.run.name.clone(),
+                    run: p.run.into(),
+                    references: p.references.map(|(ce, own)| (ce.into(), own.into())),
+                })
+                .collect(),
+        ))
     }
 
     /// The backends built into this caudad and the one GPU runs default to (`ListPlugins`).
@@ -118,7 +154,13 @@ impl Daemon {
         user: &str,
         priority: Option<i32>,
     ) -> Result<Submitted> {
-        let (spec, points) = self.resolve(origin, spec_text)?;
+        let (name, points) = self.resolve(origin, spec_text)?;
+        if points
+            .iter()
+            .any(|p| matches!(p.run, RunConfig::Command(_)))
+        {
+            self.settings.commands.check_user(user)?;
+        }
         let now = self.clock.now();
         let _guard = self.lock()?;
         let plan = {
@@ -144,11 +186,12 @@ impl Daemon {
         let mut ops = Vec::with_capacity(1 + 2 * plan.new.len());
         let mut runs = Vec::with_capacity(plan.new.len());
         for (new, &id) in plan.new.iter().zip(&ids) {
+            let resources = new.run.resources();
             let (request, source) = self.reservation(
                 ResourceRequest {
-                    gpus: u32::try_from(new.run.resources.gpus).unwrap_or(u32::MAX),
-                    gpu_share: new.run.resources.gpu_share,
-                    gpu_mem_mb: new.run.resources.gpu_mem_mb,
+                    gpus: u32::try_from(resources.gpus).unwrap_or(u32::MAX),
+                    gpu_share: resources.gpu_share,
+                    gpu_mem_mb: resources.gpu_mem_mb,
                 },
                 &new.config_hash,
             )?;
@@ -159,9 +202,9 @@ impl Daemon {
                 user: user.to_string(),
                 config_json: new.run.to_json(),
                 config_hash: new.config_hash.clone(),
-                engine: new.run.engine.clone(),
+                engine: new.run.engine().to_string(),
                 state: RunState::Queued,
-                priority: priority.unwrap_or(new.run.resources.priority),
+                priority: priority.unwrap_or(resources.priority),
                 submitted_at: now,
                 started_at: None,
                 finished_at: None,
@@ -205,7 +248,7 @@ impl Daemon {
             0,
             WriteOp::PutExperiment(ExperimentRecord {
                 id: experiment,
-                name: spec.name.clone(),
+                name: name.clone(),
                 user: user.to_string(),
                 spec_text: spec_text.to_string(),
                 submitted_at: now,

@@ -8,7 +8,7 @@ mod nvml;
 mod process;
 
 pub use nvml::{discover, stats};
-pub use process::{own_peak_mb, visible_gpus};
+pub use process::{own_peak_mb, peak_mb_of, visible_gpus};
 
 use crate::scheduler::{DeviceInfo, Inventory, InventoryError, MAX_CPU_SLOTS};
 

@@ -18,8 +18,12 @@ pub fn visible_gpus(value: &str) -> Vec<u32> {
 /// This process's GPU memory in MiB on the most loaded of its visible GPUs (a gang's reservation
 /// is per GPU); `None` on a CPU (no visible GPU), without NVML, or when NVML does not list it.
 pub fn own_peak_mb() -> Option<u64> {
+    peak_mb_of(std::process::id())
+}
+
+/// [`own_peak_mb`] of another process on this worker's GPUs (a command run's program).
+pub fn peak_mb_of(pid: u32) -> Option<u64> {
     let visible = visible_gpus(&std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_default());
-    let pid = std::process::id();
     visible
         .into_iter()
         .filter_map(|index| process_memory_mb(index, pid))

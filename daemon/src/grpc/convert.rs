@@ -37,6 +37,7 @@ impl From<CoreError> for Status {
             }
             CoreError::NotDeletable { .. } => Status::failed_precondition(err.to_string()),
             CoreError::QuotaExceeded { .. } => Status::resource_exhausted(err.to_string()),
+            CoreError::Forbidden { .. } => Status::permission_denied(err.to_string()),
             CoreError::Internal(_) => Status::internal(err.to_string()),
         }
     }
@@ -136,18 +137,10 @@ pub fn run_to_wire(r: &RunRecord, full: bool, epochs_done: u32) -> v1::Run {
     }
 }
 
-/// Epochs over both stages, read from the resolved run's JSON (0 when absent).
+/// Epochs over every stage of the run's config (0 when unknown).
 fn epochs_total(config_json: &str) -> u32 {
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(config_json) else {
-        return 0;
-    };
-    let get = |p: &str| {
-        v.pointer(p)
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0)
-    };
-    let total = get("/train/epochs") + get("/stage2/params/epochs");
-    u32::try_from(total).unwrap_or(u32::MAX)
+    crate::run_config::RunConfig::from_json("run", config_json)
+        .map_or(0, |c| u32::try_from(c.epochs_total()).unwrap_or(u32::MAX))
 }
 
 /// A stored metric point on the wire (the typed fields read from its JSON, the JSON kept raw).

@@ -1,9 +1,11 @@
 //! The worker side of one attempt (`caudad work`): register with the daemon's `Worker` service,
-//! fetch the checkpoint to resume from, train with the engine's own `train` path, stream every
-//! epoch and checkpoint back, heartbeat meanwhile, and finish. Stale attempts (fenced by the
-//! daemon) stop at once without writing anything.
+//! fetch the checkpoint to resume from, train with the engine's own `train` path (or run a
+//! command run's program: `command`), stream every epoch and checkpoint back, heartbeat
+//! meanwhile, and finish. Stale attempts (fenced by the daemon) stop at once without writing
+//! anything.
 
 mod client;
+mod command;
 
 use std::time::Duration;
 
@@ -11,7 +13,10 @@ use cauda_plugins::registry::builtin_registry;
 use cauda_plugins::spec::ResolvedRun;
 use cauda_plugins::train::{self, Checkpoint, EpochRecord, EventSink, TrainError};
 
+use crate::run_config::RunConfig;
+
 pub use client::WorkerRpc;
+pub use command::{REPORT_FD, RUN_ROOT_ENV};
 
 /// What `caudad work` is told on its command line.
 #[derive(Debug, Clone)]
@@ -52,6 +57,9 @@ pub enum WorkerError {
     Train(#[from] TrainError),
     #[error("the checkpoint to resume from is unreadable: {0}")]
     Checkpoint(#[from] cauda_plugins::train::CheckpointError),
+    /// A command run's program failed; the daemon was told (Finish with the reason).
+    #[error("{0}")]
+    Command(String),
 }
 
 impl WorkerError {
@@ -72,12 +80,12 @@ pub fn run(args: &WorkerArgs) -> Result<(), WorkerError> {
     rpc.start_heartbeat(Duration::from_millis(u64::from(
         start.heartbeat_interval_ms.max(100),
     )));
-    let run = ResolvedRun::from_json(&format!("r-{} config", args.run), &start.config_json)
-        .map_err(|e| WorkerError::BadConfig {
+    let config = RunConfig::from_json(&format!("r-{} config", args.run), &start.config_json)
+        .map_err(|reason| WorkerError::BadConfig {
             run: args.run,
-            reason: e.to_string(),
+            reason,
         })?;
-    let hash = train::config_hash(&run);
+    let hash = config.config_hash();
     if hash != start.config_hash {
         return Err(WorkerError::BadConfig {
             run: args.run,
@@ -87,6 +95,10 @@ pub fn run(args: &WorkerArgs) -> Result<(), WorkerError> {
             ),
         });
     }
+    let run = match config {
+        RunConfig::Engine(run) => run,
+        RunConfig::Command(run) => return command::run(args, &rpc, &start, &run),
+    };
     let resume = match &start.resume {
         Some(_) => Some(Checkpoint::from_bytes(&rpc.fetch_checkpoint()?)?),
         None => None,

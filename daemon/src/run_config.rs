@@ -1,0 +1,141 @@
+//! What a run trains, read once from its stored config into a type: the engine's resolved recipe
+//! or a command run. The daemon, its planner, its report and the worker ask this type for the
+//! run's identity, labels and resources instead of reading JSON by key.
+
+use cauda_plugins::spec::{ResolvedRun, ResourcesSection};
+use cauda_plugins::train::{config_hash, stage1_run};
+
+use crate::command::{COMMAND_ENGINE, CommandRun};
+
+/// A run's stored config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunConfig {
+    Engine(Box<ResolvedRun>),
+    Command(Box<CommandRun>),
+}
+
+impl RunConfig {
+    /// Reads a stored config (`RunRecord::config_json`); a command run is the one with a
+    /// `command` table. `origin` names the source in errors.
+    pub fn from_json(origin: &str, json: &str) -> Result<Self, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| format!("{origin}: {e}"))?;
+        if value
+            .get("command")
+            .is_some_and(serde_json::Value::is_object)
+        {
+            serde_json::from_value(value)
+                .map(|c| Self::Command(Box::new(c)))
+                .map_err(|e| format!("{origin}: command run: {e}"))
+        } else {
+            ResolvedRun::from_json(origin, json)
+                .map(|r| Self::Engine(Box::new(r)))
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    /// The JSON stored with the run (and sent to its worker).
+    pub fn to_json(&self) -> String {
+        match self {
+            Self::Engine(r) => r.to_json(),
+            Self::Command(c) => serde_json::to_string(c).unwrap_or_default(),
+        }
+    }
+
+    /// The run's identity: runs of one hash are one run (reused, not trained again).
+    pub fn config_hash(&self) -> String {
+        match self {
+            Self::Engine(r) => config_hash(r),
+            Self::Command(c) => c.config_hash(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Engine(r) => &r.name,
+            Self::Command(c) => &c.name,
+        }
+    }
+
+    pub fn set_name(&mut self, name: &str) {
+        match self {
+            Self::Engine(r) => r.name = name.to_string(),
+            Self::Command(c) => c.name = name.to_string(),
+        }
+    }
+
+    /// The method (an engine preset, or a command run's label).
+    pub fn method(&self) -> &str {
+        match self {
+            Self::Engine(r) => &r.method,
+            Self::Command(c) => &c.method,
+        }
+    }
+
+    /// The imbalance ratio the run trains at, when it has one.
+    pub fn ratio(&self) -> Option<f64> {
+        match self {
+            Self::Engine(r) => r.data.imbalance.as_ref().map(|i| i.ratio),
+            Self::Command(c) => c.ratio(),
+        }
+    }
+
+    pub fn seed(&self) -> u64 {
+        match self {
+            Self::Engine(r) => r.train.seed,
+            Self::Command(c) => c.seed(),
+        }
+    }
+
+    /// Epochs over every stage (0 when a command run does not say).
+    pub fn epochs_total(&self) -> usize {
+        match self {
+            Self::Engine(r) => {
+                r.train.epochs
+                    + r.stage2
+                        .as_ref()
+                        .map_or(0, |s| s.params.get("epochs") as usize)
+            }
+            Self::Command(c) => c.epochs(),
+        }
+    }
+
+    pub fn resources(&self) -> &ResourcesSection {
+        match self {
+            Self::Engine(r) => &r.resources,
+            Self::Command(c) => &c.resources,
+        }
+    }
+
+    /// The engine fingerprint the run was resolved for, or [`COMMAND_ENGINE`].
+    pub fn engine(&self) -> &str {
+        match self {
+            Self::Engine(r) => &r.engine,
+            Self::Command(_) => COMMAND_ENGINE,
+        }
+    }
+
+    /// A decoupled method's stage-2 run trains after this stage-1 run.
+    pub fn stage1(&self) -> Option<Self> {
+        match self {
+            Self::Engine(r) => stage1_run(r).map(|s| Self::Engine(Box::new(s))),
+            Self::Command(_) => None,
+        }
+    }
+
+    pub fn is_stage2(&self) -> bool {
+        matches!(self, Self::Engine(r) if r.stage2.is_some())
+    }
+}
+
+impl From<ResolvedRun> for RunConfig {
+    fn from(run: ResolvedRun) -> Self {
+        Self::Engine(Box::new(run))
+    }
+}
+
+impl From<CommandRun> for RunConfig {
+    fn from(run: CommandRun) -> Self {
+        Self::Command(Box::new(run))
+    }
+}
