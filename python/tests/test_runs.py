@@ -19,6 +19,7 @@ from cauda_client import (
     EpochEvent,
     LogEvent,
     RunState,
+    RunsFailed,
     StateEvent,
 )
 from conftest import Daemon, tiny_spec
@@ -132,11 +133,8 @@ def test_cancelling_a_running_run_ends_it_and_wait_reports_it(daemon: Daemon) ->
     assert client.run(run).state == RunState.RUNNING
     done = client.cancel(f"r-{run}", reason="py test")
     assert done.cancelled == (run,) and done.already_finished == ()
-    with pytest.raises(Exception) as failed:
+    with pytest.raises(RunsFailed) as failed:
         client.wait(submitted.experiment_id, timeout=LIMIT_S, poll=0.2)
-    from cauda_client import RunsFailed
-
-    assert isinstance(failed.value, RunsFailed), failed.value
     assert failed.value.runs == [(run, "py-cancel", "cancelled")]
     again = client.cancel_experiment(submitted.experiment_id)
     assert again.cancelled == () and again.already_finished == (run,)
