@@ -77,9 +77,24 @@ relative_accuracy = true
         data = fmnist.display(),
         repo = repo().display(),
     );
-    let submitted = submit(&mut client, &spec).await;
-    let experiment = submitted.experiment_id;
-    let ids: Vec<u64> = submitted.runs.iter().map(|r| r.run_id).collect();
+    // Through the CLI, as a user does: `cauda submit FILE`.
+    let file = dir.path().join("torch-lt.toml");
+    std::fs::write(&file, &spec).unwrap();
+    let out = cauda_ok(&cli, &first.url, &["submit", file.to_str().unwrap()]);
+    let label = |prefix: &str, word: &str| -> u64 {
+        word.strip_prefix(prefix)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{word} in {out}"))
+    };
+    let experiment = label(
+        "e-",
+        out.split_whitespace().nth(1).unwrap().trim_end_matches(':'),
+    );
+    let ids: Vec<u64> = out
+        .lines()
+        .skip(1)
+        .map(|l| label("r-", l.split_whitespace().next().unwrap()))
+        .collect();
     assert_eq!(
         ids.len(),
         4,

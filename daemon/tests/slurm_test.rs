@@ -604,3 +604,56 @@ async fn bench_slurm_against_local() {
         median(&slurm_lat)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_runs_go_through_slurm_like_engine_runs() {
+    let _cluster = CLUSTER.lock().await;
+    if !slurm_up() {
+        return;
+    }
+    let prefix = prefix("cmd");
+    let _cleanup = Cleanup(prefix.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!("{}[commands]\nenabled = true\n", config(&prefix));
+    let daemon = Caudad::start(dir.path(), &config);
+    let mut client = daemon.client().await;
+    // A program on a GPU share of a Slurm job: it sees the job's device and reports through fd 3.
+    let spec = r#"name = "slurm-cmd"
+[command]
+argv = ["sh", "-c", "echo seed={seed} gpu=$CUDA_VISIBLE_DEVICES; echo '{{\"v\":1,\"type\":\"epoch\",\"epoch\":1,\"train_loss\":0.5,\"test_top1\":0.5}}' >&3"]
+[train]
+seed = 1
+[resources]
+gpu_share = 0.25
+[sweep]
+"train.seed" = [1, 2]
+"#;
+    let ids = submit_ids(&mut client, spec).await;
+    assert_eq!(ids.len(), 2);
+    let runs = wait_all_done(&mut client, &ids, LIMIT).await;
+    for run in &runs {
+        assert_eq!(
+            run.state(),
+            v1::RunState::Succeeded,
+            "r-{}: {}",
+            run.run_id,
+            run.error()
+        );
+        assert!(
+            run.slurm_job_id.is_some(),
+            "r-{} ran as a Slurm job",
+            run.run_id
+        );
+        let lines = log_lines(&events(&mut client, run.run_id).await);
+        let seen = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("seed="))
+            .unwrap_or_else(|| panic!("the program's line in {lines:#?}"));
+        assert!(
+            seen.contains(" gpu=0") || seen.contains(" gpu=1"),
+            "one of the cluster's GPUs: {seen}"
+        );
+        assert_eq!(epochs(&mut client, run.run_id).await.len(), 1);
+    }
+    assert_no_duplicate_jobs(&prefix);
+}

@@ -53,15 +53,21 @@ pub fn pack(dir: &Path, state: &[u8]) -> Result<Vec<u8>, CkdirError> {
             files.len()
         )));
     }
-    let mut out = MAGIC.to_vec();
-    out.extend((files.len() as u64 + 1).to_le_bytes());
-    entry(&mut out, STATE, state);
+    let mut body = Vec::new();
+    entry(&mut body, STATE, state);
+    let mut count = 1u64;
     let mut total = 0u64;
     for rel in files {
         let path = dir.join(&rel);
         let mut bytes = Vec::new();
-        std::fs::File::open(&path)
-            .and_then(|f| f.take(MAX_TOTAL_BYTES + 1).read_to_end(&mut bytes))
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            // Gone since it was listed: a temporary file renamed into place meanwhile.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(&path)(e)),
+        };
+        file.take(MAX_TOTAL_BYTES + 1)
+            .read_to_end(&mut bytes)
             .map_err(io(&path))?;
         total += bytes.len() as u64;
         if total > MAX_TOTAL_BYTES {
@@ -70,8 +76,12 @@ pub fn pack(dir: &Path, state: &[u8]) -> Result<Vec<u8>, CkdirError> {
                 dir.display()
             )));
         }
-        entry(&mut out, &rel.to_string_lossy(), &bytes);
+        entry(&mut body, &rel.to_string_lossy(), &bytes);
+        count += 1;
     }
+    let mut out = MAGIC.to_vec();
+    out.extend(count.to_le_bytes());
+    out.extend(body);
     Ok(out)
 }
 
