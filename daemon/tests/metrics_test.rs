@@ -5,129 +5,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use cauda_proto::v1;
 use common::*;
 
 const LIMIT: Duration = Duration::from_secs(120);
-
-/// One HTTP/1.1 request over a fresh connection: (status, body). Handles a chunked body.
-fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect to the metrics endpoint");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send the request");
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).expect("read the response");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("headers end");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    (status, if chunked { unchunk(body) } else { body.into() })
-}
-
-fn unchunk(mut body: &str) -> String {
-    let mut out = String::new();
-    loop {
-        let (size, rest) = body.split_once("\r\n").expect("chunk size");
-        let size = usize::from_str_radix(size.trim(), 16).expect("hex chunk size");
-        if size == 0 {
-            return out;
-        }
-        out.push_str(&rest[..size]);
-        body = &rest[size + 2..];
-    }
-}
-
-async fn scrape(addr: &str) -> BTreeMap<String, f64> {
-    let addr = addr.to_string();
-    let (status, text) = tokio::task::spawn_blocking(move || http(&addr, "GET", "/metrics"))
-        .await
-        .expect("scrape task");
-    assert_eq!(status, 200, "{text}");
-    parse_exposition(&text)
-}
-
-/// Every sample line (`name{labels} value`, or `name value`) by its series; panics naming a
-/// line that is not exposition text.
-fn parse_exposition(text: &str) -> BTreeMap<String, f64> {
-    assert!(
-        text.ends_with("# EOF\n"),
-        "OpenMetrics text ends with # EOF"
-    );
-    let mut samples = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.is_empty()) {
-        if let Some(comment) = line.strip_prefix("# ") {
-            assert!(
-                comment == "EOF"
-                    || ["HELP ", "TYPE ", "UNIT "]
-                        .iter()
-                        .any(|k| comment.starts_with(k)),
-                "unexpected comment {line:?}"
-            );
-            continue;
-        }
-        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line:?}"));
-        let name_end = series.find('{').unwrap_or(series.len());
-        let name = &series[..name_end];
-        assert!(
-            !name.is_empty()
-                && name.starts_with("cauda_")
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
-            "bad metric name in {line:?}"
-        );
-        if name_end < series.len() {
-            let labels = series[name_end..]
-                .strip_prefix('{')
-                .and_then(|l| l.strip_suffix('}'))
-                .unwrap_or_else(|| panic!("bad labels in {line:?}"));
-            for pair in labels.split(',') {
-                let (key, value) = pair.split_once('=').unwrap_or_else(|| panic!("{line:?}"));
-                assert!(
-                    key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                        && value.len() >= 2
-                        && value.starts_with('"')
-                        && value.ends_with('"'),
-                    "bad label {pair:?} in {line:?}"
-                );
-            }
-        }
-        let value: f64 = match value {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            v => v
-                .parse()
-                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
-        };
-        assert!(
-            samples.insert(series.to_string(), value).is_none(),
-            "{series} twice"
-        );
-    }
-    samples
-}
-
-fn get(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
-    *samples
-        .get(series)
-        .unwrap_or_else(|| panic!("{series} missing; have {:?}", samples.keys()))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_endpoint_counts_a_real_run() {
@@ -221,4 +104,87 @@ fn a_metrics_port_in_use_stops_the_daemon_naming_it() {
         stderr.contains("metrics.listen") && stderr.contains(&addr.to_string()),
         "{stderr}"
     );
+}
+
+/// A command run whose program does `script`, waited to its end.
+async fn command_run(
+    client: &mut cauda_proto::v1::cauda_client::CaudaClient<tonic::transport::Channel>,
+    name: &str,
+    script: &str,
+    extra: &str,
+) -> v1::Run {
+    let spec =
+        format!("name = \"{name}\"\n{extra}\n[command]\nargv = [\"sh\", \"-c\", {script:?}]\n");
+    let ids = submit_ids(client, &spec).await;
+    wait_all_done(client, &ids, LIMIT).await.remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_exit_cause_is_counted_from_real_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Caudad::start(
+        dir.path(),
+        "devices = [\"cpu:2\", \"gpu:1@16000\"]\nmax_retries = 0\nheartbeat_timeout_ms = 2000\n\
+         kill_grace_ms = 500\n[commands]\nenabled = true\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+    );
+    let addr = daemon.metrics.clone().expect("metrics address");
+    let mut client = daemon.client().await;
+    // Programs (command runs) that end their attempts in each way a worker can end.
+    let failed = command_run(&mut client, "failed", "exit 3", "").await;
+    assert_eq!(failed.state(), v1::RunState::Failed);
+    // The program kills its worker (`caudad work`) with a signal the daemon did not send.
+    let killed = command_run(&mut client, "killed", "kill -9 $PPID; sleep 5", "").await;
+    assert_eq!(killed.state(), v1::RunState::Failed);
+    // The program stops its worker: no heartbeat for heartbeat_timeout_ms.
+    let lost = command_run(&mut client, "lost", "kill -STOP $PPID; sleep 30", "").await;
+    assert_eq!(lost.state(), v1::RunState::Failed, "{}", lost.error());
+    // Out of GPU memory on a share: requeued once (one oom exit), then failed (a second).
+    let oom = command_run(
+        &mut client,
+        "oom",
+        "echo 'CUDA out of memory. Tried to allocate 2.00 GiB' >&2; exit 1",
+        "[resources]\ngpu_share = 0.5\ngpu_mem_mb = 2000",
+    )
+    .await;
+    assert_eq!((oom.state(), oom.attempt), (v1::RunState::Failed, 2));
+    // Cancelled while its program sleeps.
+    let spec = "name = \"cancelled\"\n[command]\nargv = [\"sleep\", \"60\"]\n";
+    let id = submit_ids(&mut client, spec).await[0];
+    wait_for(LIMIT, "the sleeper to run", || {
+        let mut c = client.clone();
+        async move { (get_run(&mut c, id).await.state() == v1::RunState::Running).then_some(()) }
+    })
+    .await;
+    client
+        .cancel_run(v1::CancelRunRequest {
+            target: Some(v1::cancel_run_request::Target::RunId(id)),
+            reason: None,
+        })
+        .await
+        .unwrap();
+    let want = [
+        ("failed", 1.0),
+        ("killed", 1.0),
+        ("lost_heartbeat", 1.0),
+        ("oom", 2.0),
+        ("cancelled", 1.0),
+        ("succeeded", 0.0),
+    ];
+    let seen = wait_for(Duration::from_secs(30), "every exit counted", || {
+        let addr = addr.clone();
+        async move {
+            let s = scrape(&addr).await;
+            want.iter()
+                .all(|(cause, n)| {
+                    get(
+                        &s,
+                        &format!("cauda_worker_exits_total{{cause=\"{cause}\"}}"),
+                    ) == *n
+                })
+                .then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(get(&seen, "cauda_runs{state=\"failed\"}"), 4.0);
+    assert_eq!(get(&seen, "cauda_runs{state=\"cancelled\"}"), 1.0);
 }

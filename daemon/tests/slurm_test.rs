@@ -657,3 +657,64 @@ gpu_share = 0.25
     }
     assert_no_duplicate_jobs(&prefix);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_squeue_polls_are_counted_and_the_daemon_carries_on() {
+    let _cluster = CLUSTER.lock().await;
+    if !slurm_up() {
+        return;
+    }
+    let prefix = prefix("poll");
+    let _cleanup = Cleanup(prefix.clone());
+    let dir = tempfile::tempdir().unwrap();
+    // A `squeue` on the daemon's PATH that fails while a marker file exists, else runs the real one.
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v squeue"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let marker = dir.path().join("squeue-down");
+    std::fs::write(
+        bin.join("squeue"),
+        format!(
+            "#!/bin/sh\nif [ -e '{}' ]; then echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1; fi\nexec {} \"$@\"\n",
+            marker.display(),
+            real.trim()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(bin.join("squeue"))
+        .status()
+        .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let config = format!("{}[metrics]\nlisten = \"127.0.0.1:0\"\n", config(&prefix));
+    let daemon = Caudad::start_with_env(dir.path(), &config, "127.0.0.1:0", &[("PATH", &path)]);
+    let addr = daemon.metrics.clone().expect("metrics address");
+    assert_eq!(
+        get(&scrape(&addr).await, "cauda_slurm_poll_errors_total"),
+        0.0
+    );
+    std::fs::write(&marker, b"").unwrap();
+    wait_for(LIMIT, "failed polls to be counted", || {
+        let addr = addr.clone();
+        async move { (get(&scrape(&addr).await, "cauda_slurm_poll_errors_total") >= 2.0).then_some(()) }
+    })
+    .await;
+    // Slurm back: the daemon schedules as before.
+    std::fs::remove_file(&marker).unwrap();
+    let mut client = daemon.client().await;
+    let ids = submit_ids(&mut client, &tiny_spec("after-outage", 1, "")).await;
+    let run = wait_all_done(&mut client, &ids, LIMIT).await.remove(0);
+    assert_eq!(run.state(), v1::RunState::Succeeded, "{}", run.error());
+}

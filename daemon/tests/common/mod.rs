@@ -6,9 +6,12 @@
 #![allow(dead_code)]
 
 mod in_process;
+mod scrape;
 mod skip;
 #[allow(unused_imports)]
 pub use in_process::InProcess;
+#[allow(unused_imports)]
+pub use scrape::{get, http, parse_exposition, scrape};
 #[allow(unused_imports)]
 pub use skip::{TORCH_PYTHON, cauda_bin, require, skip, torch_python};
 
@@ -118,9 +121,15 @@ impl Caudad {
     /// `start` on `listen` (a restarted daemon takes its predecessor's port, which its
     /// workers on a cluster dial).
     pub fn start_on(data: &Path, config: &str, listen: &str) -> Self {
+        Self::start_with_env(data, config, listen, &[])
+    }
+
+    /// `start_on` with extra environment for the daemon (e.g. a `PATH` with fake tools).
+    pub fn start_with_env(data: &Path, config: &str, listen: &str, env: &[(&str, &str)]) -> Self {
         let path = data.join("caudad.toml");
         std::fs::write(&path, config).expect("write caudad.toml");
         let mut child = Command::new(env!("CARGO_BIN_EXE_caudad"))
+            .envs(env.iter().copied())
             .args(["serve", "--listen", listen, "--config"])
             .arg(&path)
             .arg("--data-dir")
