@@ -21,7 +21,7 @@ SECONDS_EACH="${FUZZ_SECONDS:-60}"
 SANITIZER="${FUZZ_SANITIZER:-address}"
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-  TARGETS=(spec idx cifar cifar_pickle image)
+  TARGETS=(spec idx cifar cifar_pickle image split_list)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

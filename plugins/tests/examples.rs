@@ -110,3 +110,58 @@ fn cifar_lt_benchmarks_are_caos_recipe_on_the_shipped_splits() {
         }
     }
 }
+
+#[test]
+fn the_large_benchmarks_ship_their_papers_recipes() {
+    use cauda_plugins::data::DataFormat;
+    // (file, format, backbone, epochs, batch, lr, weight decay, pretrained)
+    let recipes = [
+        (
+            "imagenet-lt",
+            DataFormat::List,
+            "resnext50_32x4d",
+            90,
+            256,
+            0.1,
+            5e-4,
+            false,
+        ),
+        (
+            "places-lt",
+            DataFormat::List,
+            "resnet50",
+            30,
+            256,
+            0.01,
+            5e-4,
+            true,
+        ),
+        (
+            "inat2018",
+            DataFormat::Inat,
+            "resnet50",
+            90,
+            512,
+            0.2,
+            1e-4,
+            false,
+        ),
+    ];
+    for (name, format, backbone, epochs, batch, lr, wd, pretrained) in recipes {
+        let runs = resolve_all(&repo().join(format!("examples/benchmarks/{name}.toml")));
+        let methods: Vec<&str> = runs.iter().map(|r| r.method.as_str()).collect();
+        assert_eq!(methods, ["ce", "balanced-softmax"], "{name}");
+        for run in &runs {
+            let (d, t) = (&run.data, &run.train);
+            assert_eq!(d.format, format, "{name}");
+            assert!(d.train_list.is_some() && d.test_list.is_some());
+            assert!(d.imbalance.is_none(), "{name}: the lists are the split");
+            assert_eq!(d.image_size, Some(224));
+            assert_eq!(run.model.backbone, backbone);
+            assert_eq!(run.model.pretrained.is_some(), pretrained, "{name}");
+            assert_eq!((t.epochs, t.batch_size), (epochs, batch));
+            assert_eq!((t.optimizer.lr, t.optimizer.weight_decay), (lr, wd));
+            assert_eq!(t.schedule.name, "cosine");
+        }
+    }
+}

@@ -39,6 +39,7 @@ pub fn record(epoch: usize) -> EpochRecord {
             few: Some(0.1234),
             per_class,
             val_top1: None,
+            test_top5: None,
         }),
         extra: Default::default(),
     }

@@ -57,6 +57,8 @@ struct Line {
     #[serde(default)]
     val_top1: Option<f64>,
     #[serde(default)]
+    test_top5: Option<f64>,
+    #[serde(default)]
     per_class: Option<Vec<Option<f64>>>,
     #[serde(default)]
     class_counts: Option<Vec<u64>>,
@@ -129,6 +131,7 @@ impl Reader {
         let images_per_sec = finite("images_per_sec", l.images_per_sec)?.unwrap_or(0.0);
         let test_top1 = fraction("test_top1", l.test_top1)?;
         let val_top1 = fraction("val_top1", l.val_top1)?;
+        let test_top5 = fraction("test_top5", l.test_top5)?;
         if let Some(counts) = l.class_counts {
             if counts.is_empty() || counts.len() > MAX_CLASSES {
                 return Err(format!("`class_counts` needs 1 to {MAX_CLASSES} classes"));
@@ -170,6 +173,7 @@ impl Reader {
                     few: groups.and_then(|g| g.few),
                     per_class: per_class.iter().map(|a| a.map(|x| x as f32)).collect(),
                     val_top1: val_top1.map(|v| v as f32),
+                    test_top5: test_top5.map(|v| v as f32),
                 })
             }
         };

@@ -119,6 +119,9 @@ impl DataRoots {
         if let Some(path) = &run.model.pretrained {
             self.check("model.pretrained", path)?;
         }
+        for (key, path) in run.data.list_files() {
+            self.check(key, &path)?;
+        }
         Ok(())
     }
 

@@ -7,6 +7,8 @@
 //! digits, embedded), [`synthetic`] (seeded, for fast tests). [`source`] dispatches by format,
 //! [`longtail`] builds the field's long-tailed training splits from a balanced training set,
 //! [`split_file`] reads a published split instead, and [`normalize`] names the normalization.
+//! The large benchmarks' split files (ImageNet-LT/Places-LT lists, iNaturalist's JSON) are read
+//! by [`split_list`] and loaded by [`list_set`].
 
 pub mod cifar;
 pub mod cifar_pickle;
@@ -14,6 +16,7 @@ pub mod digits;
 pub mod folder;
 mod folder_cache;
 pub mod idx;
+pub mod list_set;
 pub mod longtail;
 pub mod normalize;
 pub mod pickle;
@@ -22,6 +25,7 @@ mod selection;
 mod shuffle;
 pub mod source;
 pub mod split_file;
+pub mod split_list;
 pub mod synthetic;
 
 use std::path::PathBuf;
@@ -45,6 +49,13 @@ pub enum DataError {
     Malformed {
         path: PathBuf,
         offset: u64,
+        message: String,
+    },
+    /// A line of a text file (a split list), 1-based.
+    #[error("{path}: line {line}: {message}")]
+    AtLine {
+        path: PathBuf,
+        line: usize,
         message: String,
     },
     #[error("{0}")]

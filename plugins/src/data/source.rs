@@ -64,10 +64,27 @@ pub enum DataFormat {
     Folder,
     Digits,
     Synthetic,
+    /// Split files of `relative/path label` lines (ImageNet-LT, Places-LT; see `list_set`).
+    List,
+    /// iNaturalist 2018's JSON split files (see `list_set`).
+    Inat,
 }
 
 impl DataFormat {
-    pub const NAMES: [&'static str; 5] = ["idx", "cifar", "folder", "digits", "synthetic"];
+    pub const NAMES: [&'static str; 7] = [
+        "idx",
+        "cifar",
+        "folder",
+        "digits",
+        "synthetic",
+        "list",
+        "inat",
+    ];
+
+    /// Formats whose splits are given by split files (`data.train_list`, ...).
+    pub fn is_list(self) -> bool {
+        matches!(self, Self::List | Self::Inat)
+    }
 }
 
 impl FromStr for DataFormat {
@@ -80,6 +97,8 @@ impl FromStr for DataFormat {
             "folder" => Self::Folder,
             "digits" => Self::Digits,
             "synthetic" => Self::Synthetic,
+            "list" => Self::List,
+            "inat" => Self::Inat,
             other => {
                 return Err(DataError::Invalid(format!(
                     "format: unknown data format {other:?}, expected one of {:?}",
@@ -111,6 +130,11 @@ pub fn load(format: DataFormat, path: Option<&Path>) -> Result<TrainTest> {
         DataFormat::Synthetic => {
             return Err(DataError::Invalid(
                 "format: synthetic data needs its configuration (DataSource::Synthetic)".into(),
+            ));
+        }
+        DataFormat::List | DataFormat::Inat => {
+            return Err(DataError::Invalid(
+                "format: list and inat data need their split files (list_set::ListSource)".into(),
             ));
         }
     };

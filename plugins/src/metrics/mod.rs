@@ -2,10 +2,12 @@
 //! per-class and many/medium/few-shot accuracy, the confusion matrix, the per-epoch record, the
 //! survey's model-selection variants and its relative accuracy.
 
+mod classwise;
 mod confusion;
 mod epoch;
 mod shot_groups;
 
+pub use classwise::{class_accuracy, top_k_accuracy};
 pub use confusion::{ConfusionMatrix, argmax};
 pub use epoch::{Selected, Selection, relative_accuracy};
 pub use shot_groups::{GroupAccuracy, ShotThresholds, group_accuracy, group_accuracy_of};

@@ -13,12 +13,14 @@ pub fn format_channels(format: DataFormat, data: &DataSection) -> Option<usize> 
         DataFormat::Idx | DataFormat::Digits => Some(1),
         DataFormat::Synthetic => data.synthetic.as_ref().map(|s| s.channels),
         DataFormat::Folder => None,
+        DataFormat::List | DataFormat::Inat => Some(3),
     }
 }
 
 impl DataSection {
     /// Checks `normalize`, `split_file` and `split_file_sha256`; `origin` names the spec.
     pub(super) fn check(&self, origin: &str) -> Result<()> {
+        self.check_lists(origin)?;
         if let Err(message) = self.normalize.check(format_channels(self.format, self)) {
             return Err(invalid(
                 origin,
@@ -57,6 +59,90 @@ impl DataSection {
                 "data.split_file_sha256",
                 format!("`{h}`; allowed: 64 lowercase hex digits (the file's SHA-256)"),
             ));
+        }
+        Ok(())
+    }
+
+    /// The split files of a `list` / `inat` data set as they will be opened (relative ones
+    /// under `path`), with their keys: what the daemon checks against its data roots.
+    pub fn list_files(&self) -> Vec<(&'static str, std::path::PathBuf)> {
+        let root = self.path.clone().unwrap_or_default();
+        [
+            ("data.train_list", &self.train_list),
+            ("data.val_list", &self.val_list),
+            ("data.test_list", &self.test_list),
+        ]
+        .into_iter()
+        .filter_map(|(key, p)| {
+            p.as_ref().map(|p| {
+                (
+                    key,
+                    if p.is_absolute() {
+                        p.clone()
+                    } else {
+                        root.join(p)
+                    },
+                )
+            })
+        })
+        .collect()
+    }
+
+    /// The `list` / `inat` keys: the split files and the image size where they apply, and none
+    /// of the keys that re-sample a training set (the lists are the split).
+    fn check_lists(&self, origin: &str) -> Result<()> {
+        let bad = |key: &str, message: String| Err(invalid(origin, key, message));
+        if !self.format.is_list() {
+            for (set, key) in [
+                (self.train_list.is_some(), "data.train_list"),
+                (self.val_list.is_some(), "data.val_list"),
+                (self.test_list.is_some(), "data.test_list"),
+                (self.image_size.is_some(), "data.image_size"),
+            ] {
+                if set {
+                    return bad(key, "applies to format = \"list\" or \"inat\" only".into());
+                }
+            }
+            return Ok(());
+        }
+        for (set, key) in [
+            (self.train_list.is_some(), "data.train_list"),
+            (self.test_list.is_some(), "data.test_list"),
+        ] {
+            if !set {
+                return bad(
+                    key,
+                    "required for format = \"list\" / \"inat\" (a split file under data.path)"
+                        .into(),
+                );
+            }
+        }
+        for (set, key) in [
+            (self.imbalance.is_some(), "data.imbalance"),
+            (self.max_per_class.is_some(), "data.max_per_class"),
+            (self.split_file.is_some(), "data.split_file"),
+            (self.balanced_variant, "data.balanced_variant"),
+            (self.val_per_class > 0, "data.val_per_class"),
+        ] {
+            if set {
+                return bad(
+                    key,
+                    "the split files are the split (the training list is already long-tailed; \
+                     data.val_list is the validation set): remove this key"
+                        .into(),
+                );
+            }
+        }
+        if let Some(size) = self.image_size
+            && !(8..=crate::data::list_set::MAX_IMAGE_SIZE).contains(&size)
+        {
+            return bad(
+                "data.image_size",
+                format!(
+                    "{size} is out of range; allowed 8 ..= {}",
+                    crate::data::list_set::MAX_IMAGE_SIZE
+                ),
+            );
         }
         Ok(())
     }

@@ -91,6 +91,21 @@ pub struct DataSection {
     pub balanced_variant: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synthetic: Option<SyntheticConfig>,
+    /// `list` / `inat`: the training split file (ImageNet_LT_train.txt, or iNaturalist's
+    /// train2018.json), under `path` when relative. Its profile is the run's: nothing is
+    /// re-sampled, and its labels give the class counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_list: Option<PathBuf>,
+    /// `list` / `inat`: the validation split file (model selection), optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_list: Option<PathBuf>,
+    /// `list` / `inat`: the test split file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_list: Option<PathBuf>,
+    /// `list` / `inat`: the side of the square images held in memory (default 224): each image
+    /// is resized so its shorter side is `image_size / 0.875` and center-cropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

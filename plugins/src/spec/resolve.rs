@@ -195,7 +195,11 @@ impl ResolvedRun {
         let d = &self.data;
         if matches!(
             d.format,
-            DataFormat::Idx | DataFormat::Cifar | DataFormat::Folder
+            DataFormat::Idx
+                | DataFormat::Cifar
+                | DataFormat::Folder
+                | DataFormat::List
+                | DataFormat::Inat
         ) && d.path.is_none()
         {
             return bad(

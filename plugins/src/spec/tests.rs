@@ -370,3 +370,64 @@ fn pretrained_keys_are_checked() {
         .to_string();
     assert!(err.contains("model.pretrained"), "{err}");
 }
+
+#[test]
+fn list_formats_need_their_split_files_and_refuse_re_sampling() {
+    let base = "name = \"i\"\n[model]\nbackbone = \"resnet10\"\n[data]\nformat = \"list\"\npath = \"/data/imagenet\"\n";
+    let ok = format!(
+        "{base}train_list = \"ImageNet_LT_train.txt\"\ntest_list = \"ImageNet_LT_test.txt\"\nimage_size = 112\n"
+    );
+    let run = resolve(&ok).unwrap();
+    assert_eq!(run.data.image_size, Some(112));
+    assert_eq!(
+        run.data.list_files(),
+        [
+            (
+                "data.train_list",
+                "/data/imagenet/ImageNet_LT_train.txt".into()
+            ),
+            (
+                "data.test_list",
+                "/data/imagenet/ImageNet_LT_test.txt".into()
+            )
+        ]
+    );
+    let cases = [
+        (
+            format!("{base}test_list = \"t.txt\"\n"),
+            "data.train_list",
+            "required",
+        ),
+        (
+            format!("{ok}imbalance = {{ profile = \"exp\", ratio = 10 }}\n"),
+            "data.imbalance",
+            "already long-tailed",
+        ),
+        (
+            format!("{ok}val_per_class = 5\n"),
+            "data.val_per_class",
+            "val_list",
+        ),
+        (
+            ok.replace("image_size = 112", "image_size = 4"),
+            "data.image_size",
+            "out of range",
+        ),
+        (
+            ok.replace("format = \"list\"", "format = \"idx\""),
+            "data.train_list",
+            "list\" or \"inat\" only",
+        ),
+    ];
+    for (text, key, says) in cases {
+        let err = resolve(&text).unwrap_err();
+        let SpecError::Invalid {
+            key: k, message, ..
+        } = &err
+        else {
+            panic!("{err}")
+        };
+        assert_eq!(k, key, "{err}");
+        assert!(message.contains(says), "{key}: {message}");
+    }
+}

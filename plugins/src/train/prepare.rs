@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::batches::Normalizer;
+use crate::data::list_set::{ListFormat, ListSource};
 use crate::data::longtail::{LtConfig, LtProfile, LtSplit, balanced_variant, long_tail_split};
 use crate::data::split_file::{read_split_file, split_from_file};
 use crate::data::{DataError, DataFormat, ImageSet, SyntheticConfig, TrainTest, source, synthetic};
@@ -56,6 +57,9 @@ impl Prepared {
 
 /// Loads and splits the data a `[data]` section names.
 pub fn prepare(data: &DataSection) -> Result<Prepared, DataError> {
+    if data.format.is_list() {
+        return prepare_lists(data);
+    }
     let tt = match data.format {
         DataFormat::Synthetic => {
             let cfg = data
@@ -79,6 +83,40 @@ pub fn prepare(data: &DataSection) -> Result<Prepared, DataError> {
         norm,
         train_indices: split.train_indices,
         val_indices: split.val_indices,
+    })
+}
+
+/// A `list` / `inat` data set: the split files are the split (nothing re-sampled), the
+/// validation list (if any) is the validation set; the split hash covers the files' bytes.
+fn prepare_lists(data: &DataSection) -> Result<Prepared, DataError> {
+    let need = |p: &Option<std::path::PathBuf>, key: &str| {
+        p.clone().ok_or_else(|| {
+            DataError::Invalid(format!("{key}: required for format {:?}", data.format))
+        })
+    };
+    let source = ListSource {
+        format: match data.format {
+            DataFormat::Inat => ListFormat::Inat,
+            _ => ListFormat::Text,
+        },
+        root: need(&data.path, "data.path")?,
+        train: need(&data.train_list, "data.train_list")?,
+        val: data.val_list.clone(),
+        test: need(&data.test_list, "data.test_list")?,
+        image_size: data.image_size.unwrap_or(224),
+    };
+    let loaded = source.load()?;
+    let train = loaded.data.train;
+    let norm = normalizer(data, &train)?;
+    Ok(Prepared {
+        class_counts: train.class_counts(),
+        train_indices: (0..train.len()).collect(),
+        train,
+        val: loaded.val,
+        test: loaded.data.test,
+        split_hash: loaded.hash,
+        norm,
+        val_indices: Vec::new(),
     })
 }
 

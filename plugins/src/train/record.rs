@@ -34,6 +34,9 @@ pub struct EvalRecord {
     pub per_class: Vec<Option<f32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_top1: Option<f32>,
+    /// Top-5 accuracy on the test set (with more than 5 classes): the large benchmarks report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_top5: Option<f32>,
 }
 
 /// The outcome of a finished run.
