@@ -193,6 +193,24 @@ relative_accuracy = true
             .unwrap_or_else(|_| panic!("{name} = {:?}", cell(name)));
         assert!((0.0..=1.5).contains(&v), "{name} = {v}");
     }
+    // `cauda plot` draws the command runs' per-class accuracy like an engine run's.
+    let svg = dir.path().join("per-class.svg");
+    cauda_ok(
+        &cli,
+        &addr,
+        &[
+            "plot",
+            &experiment.to_string(),
+            "--out",
+            svg.to_str().unwrap(),
+        ],
+    );
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        drawn.contains("<svg") && drawn.contains("ce"),
+        "{}",
+        &drawn[..drawn.len().min(300)]
+    );
     // Beside an engine experiment: `cauda compare` puts both side by side.
     let engine = submit(&mut client, &tiny_spec("engine", 2, "")).await;
     let engine_ids: Vec<u64> = engine.runs.iter().map(|r| r.run_id).collect();
