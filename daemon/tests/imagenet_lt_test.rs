@@ -136,6 +136,11 @@ optimizer = {{ name = "sgd", lr = 0.01, momentum = 0.9 }}
         Some(64),
         "the weights' hash is part of the run's identity"
     );
+    assert_eq!(
+        config["data"]["lists_sha256"].as_str().map(str::len),
+        Some(64),
+        "so are the split lists'"
+    );
     let summary: serde_json::Value = serde_json::from_str(&run.summary_json).unwrap();
     let counts: Vec<u64> = summary["class_counts"]
         .as_array()

@@ -98,6 +98,7 @@ impl DataSection {
                 (self.val_list.is_some(), "data.val_list"),
                 (self.test_list.is_some(), "data.test_list"),
                 (self.image_size.is_some(), "data.image_size"),
+                (self.lists_sha256.is_some(), "data.lists_sha256"),
             ] {
                 if set {
                     return bad(key, "applies to format = \"list\" or \"inat\" only".into());
@@ -133,6 +134,16 @@ impl DataSection {
                 );
             }
         }
+        if let Some(h) = &self.lists_sha256
+            && !(h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        {
+            return bad(
+                "data.lists_sha256",
+                format!("`{h}`; allowed: 64 lowercase hex digits (the lists' SHA-256)"),
+            );
+        }
         if let Some(size) = self.image_size
             && !(8..=crate::data::list_set::MAX_IMAGE_SIZE).contains(&size)
         {
@@ -151,6 +162,7 @@ impl DataSection {
     /// `split_file_sha256`; a hash given in the spec must be the file's. Called at submission
     /// after the path passed the data roots, and by `caudad train`. No split file: no-op.
     pub fn pin_split_file(&mut self) -> std::result::Result<(), DataError> {
+        self.pin_lists()?;
         let Some(path) = &self.split_file else {
             return Ok(());
         };
@@ -158,6 +170,61 @@ impl DataSection {
         check_pin(self.split_file_sha256.as_deref(), &file.sha256, path)?;
         self.split_file_sha256 = Some(file.sha256);
         Ok(())
+    }
+}
+
+impl DataSection {
+    /// The SHA-256 over the split lists' bytes, each preceded by its key (`None` without lists).
+    pub fn lists_digest(&self) -> std::result::Result<Option<String>, DataError> {
+        let files = self.list_files();
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+        for (key, path) in files {
+            let bytes = std::fs::metadata(&path)
+                .and_then(|m| {
+                    if m.len() > crate::data::split_list::MAX_LIST_BYTES {
+                        Err(std::io::Error::other("larger than a split file may be"))
+                    } else {
+                        std::fs::read(&path)
+                    }
+                })
+                .map_err(|source| DataError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+            sha2::Digest::update(&mut hasher, key.as_bytes());
+            sha2::Digest::update(&mut hasher, (bytes.len() as u64).to_le_bytes());
+            sha2::Digest::update(&mut hasher, &bytes);
+        }
+        Ok(Some(
+            sha2::Digest::finalize(hasher)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        ))
+    }
+
+    /// Records the lists' SHA-256 in `lists_sha256`; a hash already there must be theirs.
+    fn pin_lists(&mut self) -> std::result::Result<(), DataError> {
+        let Some(actual) = self.lists_digest()? else {
+            return Ok(());
+        };
+        self.check_lists_pin(&actual)?;
+        self.lists_sha256 = Some(actual);
+        Ok(())
+    }
+
+    /// A pinned `lists_sha256` must be `actual`, the lists' digest now.
+    pub fn check_lists_pin(&self, actual: &str) -> std::result::Result<(), DataError> {
+        match &self.lists_sha256 {
+            Some(want) if want != actual => Err(DataError::Invalid(format!(
+                "data.lists_sha256: the split lists' SHA-256 is {actual}, but the run pinned \
+                 {want}: a list changed since the run was submitted (or the pin is wrong)"
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 

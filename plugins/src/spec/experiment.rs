@@ -106,6 +106,11 @@ pub struct DataSection {
     /// is resized so its shorter side is `image_size / 0.875` and center-cropped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_size: Option<usize>,
+    /// SHA-256 over the split lists' bytes (train, val, test): filled in at submission (or given
+    /// to pin them), so the run's identity is the lists' content; changed lists are refused when
+    /// the run starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lists_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

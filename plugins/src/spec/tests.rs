@@ -431,3 +431,34 @@ fn list_formats_need_their_split_files_and_refuse_re_sampling() {
         assert!(message.contains(says), "{key}: {message}");
     }
 }
+
+#[test]
+fn the_split_lists_content_is_pinned_into_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("train.txt"), "a.jpg 0\nb.jpg 1\n").unwrap();
+    std::fs::write(dir.path().join("test.txt"), "c.jpg 1\n").unwrap();
+    let text = format!(
+        "name = \"i\"\n[model]\nbackbone = \"resnet10\"\n[data]\nformat = \"list\"\npath = \"{}\"\ntrain_list = \"train.txt\"\ntest_list = \"test.txt\"\n",
+        dir.path().display()
+    );
+    let mut run = resolve(&text).unwrap();
+    run.data.pin_split_file().unwrap();
+    let pinned = run.data.lists_sha256.clone().unwrap();
+    assert_eq!(pinned.len(), 64);
+    let before = crate::train::config_hash(&run);
+    std::fs::write(dir.path().join("test.txt"), "c.jpg 0\n").unwrap();
+    let now = run.data.lists_digest().unwrap().unwrap();
+    assert_ne!(now, pinned);
+    let err = run.data.check_lists_pin(&now).unwrap_err().to_string();
+    assert!(
+        err.contains("data.lists_sha256") && err.contains("changed"),
+        "{err}"
+    );
+    let mut again = resolve(&text).unwrap();
+    again.data.pin_split_file().unwrap();
+    assert_ne!(
+        crate::train::config_hash(&again),
+        before,
+        "other lists, another run"
+    );
+}
