@@ -28,9 +28,11 @@ impl RunConfig {
                 .map(|c| Self::Command(Box::new(c)))
                 .map_err(|e| format!("{origin}: command run: {e}"))
         } else {
-            ResolvedRun::from_json(origin, json)
+            // Read from the value already parsed (a run's JSON is read once; ListRuns does this
+            // for every run it lists).
+            serde_json::from_value(value)
                 .map(|r| Self::Engine(Box::new(r)))
-                .map_err(|e| e.to_string())
+                .map_err(|e| format!("{origin}: config_json: {e}"))
         }
     }
 

@@ -24,13 +24,6 @@ fn submit_request(spec: &str, user: Option<&str>) -> v1::SubmitExperimentRequest
     }
 }
 
-fn cancel_run(id: u64) -> v1::CancelRunRequest {
-    v1::CancelRunRequest {
-        target: Some(Target::RunId(id)),
-        reason: None,
-    }
-}
-
 async fn get(
     client: &mut v1::cauda_client::CaudaClient<tonic::transport::Channel>,
     id: u64,
@@ -211,7 +204,7 @@ async fn only_the_owner_or_an_admin_cancels_and_worker_tokens_open_only_their_ru
 
     // bob may not cancel ada's runs, one by one or by experiment; nothing is cancelled.
     let err = client
-        .cancel_run(as_user("t-bob", cancel_run(a)))
+        .cancel_run(as_user("t-bob", cancel_request(a)))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
@@ -229,7 +222,7 @@ async fn only_the_owner_or_an_admin_cancels_and_worker_tokens_open_only_their_ru
     // ada cancels her own; the admin cancels the other.
     for (token, id) in [("t-ada", a), ("t-root", b)] {
         let done = client
-            .cancel_run(as_user(token, cancel_run(id)))
+            .cancel_run(as_user(token, cancel_request(id)))
             .await
             .expect("cancel")
             .into_inner();

@@ -309,13 +309,7 @@ async fn bad_programs_end_their_runs_with_a_reason_and_the_daemon_stays_healthy(
     })
     .await;
     assert!(alive(pid));
-    client
-        .cancel_run(v1::CancelRunRequest {
-            target: Some(v1::cancel_run_request::Target::RunId(id)),
-            reason: None,
-        })
-        .await
-        .unwrap();
+    client.cancel_run(cancel_request(id)).await.unwrap();
     wait_for(LIMIT, "the cancelled program to be gone", || async move {
         (!alive(pid)).then_some(())
     })

@@ -155,13 +155,7 @@ async fn every_exit_cause_is_counted_from_real_processes() {
         async move { (get_run(&mut c, id).await.state() == v1::RunState::Running).then_some(()) }
     })
     .await;
-    client
-        .cancel_run(v1::CancelRunRequest {
-            target: Some(v1::cancel_run_request::Target::RunId(id)),
-            reason: None,
-        })
-        .await
-        .unwrap();
+    client.cancel_run(cancel_request(id)).await.unwrap();
     let want = [
         ("failed", 1.0),
         ("killed", 1.0),

@@ -111,20 +111,23 @@ fn references(
     name: &str,
     value: toml::Value,
 ) -> Result<(CommandRun, CommandRun)> {
-    let uses = |needle: &[&str]| {
-        let command = value.get("command");
-        let mut templates: Vec<String> = Vec::new();
-        if let Some(c) = command {
-            for k in ["argv", "env", "cwd"] {
-                if let Some(v) = c.get(k) {
-                    templates.push(v.to_string());
-                }
-            }
+    // The placeholders the point's argv, env values and cwd name (unparsable templates are
+    // reported by `point` with their key).
+    let mut named = Vec::new();
+    if let Some(command) = value.get("command") {
+        let argv = command.get("argv").and_then(toml::Value::as_array);
+        let env = command.get("env").and_then(toml::Value::as_table);
+        let templates = argv
+            .into_iter()
+            .flatten()
+            .chain(env.into_iter().flat_map(|t| t.values()))
+            .chain(command.get("cwd"))
+            .filter_map(toml::Value::as_str);
+        for t in templates {
+            named.extend(placeholders::keys(t).unwrap_or_default());
         }
-        templates
-            .iter()
-            .any(|t| needle.iter().any(|n| t.contains(&format!("{{{n}}}"))))
-    };
+    }
+    let uses = |needle: &[&str]| named.iter().any(|k| needle.contains(&k.as_str()));
     if !uses(&["balanced", "data.balanced_variant"]) || !uses(&["method"]) {
         return Err(invalid(
             origin,

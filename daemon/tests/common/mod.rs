@@ -41,6 +41,14 @@ pub fn cauda_ok(cli: &Path, addr: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Cancels one run (no reason given).
+pub fn cancel_request(id: u64) -> v1::CancelRunRequest {
+    v1::CancelRunRequest {
+        target: Some(v1::cancel_run_request::Target::RunId(id)),
+        reason: None,
+    }
+}
+
 /// A tiny real run: an MLP on the embedded digits made long-tailed, a checkpoint every epoch.
 pub fn tiny_spec(name: &str, epochs: u32, extra: &str) -> String {
     format!(

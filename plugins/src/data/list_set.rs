@@ -12,7 +12,9 @@ use sha2::{Digest, Sha256};
 
 use super::folder::{MAX_IMAGE_FILE_BYTES, decode_image};
 use super::read::read_file_limited;
-use super::split_list::{ListEntry, check_labels, read_inat, read_list};
+use super::split_list::{
+    ListEntry, check_labels, check_lists_pin, lists_digest, parse_inat, parse_list, read_bounded,
+};
 use super::{DataError, ImageSet, Result, TrainTest, numbered_classes};
 
 /// The largest `image_size`.
@@ -37,6 +39,8 @@ pub struct ListSource {
     pub val: Option<PathBuf>,
     pub test: PathBuf,
     pub image_size: usize,
+    /// The run's `data.lists_sha256`: the lists must still have this digest.
+    pub pinned: Option<String>,
 }
 
 /// The loaded splits and a hash of what defines them (split files' bytes and the image size).
@@ -66,21 +70,38 @@ impl ListSource {
                 self.image_size
             )));
         }
-        let mut hasher = Sha256::new();
-        hasher.update(format!("{:?} {}\n", self.format, self.image_size));
-        let read =
-            |p: &Path, hasher: &mut Sha256| -> Result<(Vec<ListEntry>, Option<Vec<String>>)> {
-                let file = self.file(p);
-                hasher.update(std::fs::read(&file).map_err(|e| super::read::io_error(&file, e))?);
-                Ok(match self.format {
-                    ListFormat::Text => (read_list(&file)?, None),
-                    ListFormat::Inat => {
-                        let split = read_inat(&file)?;
-                        (split.entries, Some(split.class_names))
-                    }
-                })
-            };
-        let (train, names) = read(&self.train, &mut hasher)?;
+        // Each split file is read once: its bytes are pinned, hashed and parsed.
+        let files: Vec<(&str, &Path)> = [
+            ("data.train_list", Some(&self.train)),
+            ("data.val_list", self.val.as_ref()),
+            ("data.test_list", Some(&self.test)),
+        ]
+        .into_iter()
+        .filter_map(|(key, p)| p.map(|p| (key, p.as_path())))
+        .collect();
+        let bytes = files
+            .iter()
+            .map(|(_, p)| read_bounded(&self.file(p)))
+            .collect::<Result<Vec<_>>>()?;
+        let parts: Vec<(&str, &[u8])> = files
+            .iter()
+            .zip(&bytes)
+            .map(|((key, _), b)| (*key, b.as_slice()))
+            .collect();
+        let digest = lists_digest(&parts);
+        check_lists_pin(self.pinned.as_deref(), &digest)?;
+        // `files` is (train, [val], test): train first, test last.
+        let parse = |at: usize| -> Result<(Vec<ListEntry>, Option<Vec<String>>)> {
+            let (file, bytes) = (self.file(files[at].1), &bytes[at]);
+            Ok(match self.format {
+                ListFormat::Text => (parse_list(&file, bytes)?, None),
+                ListFormat::Inat => {
+                    let split = parse_inat(&file, bytes)?;
+                    (split.entries, Some(split.class_names))
+                }
+            })
+        };
+        let (train, names) = parse(0)?;
         let class_names = match names {
             Some(n) => n,
             None => numbered_classes(
@@ -92,11 +113,11 @@ impl ListSource {
             ),
         };
         let classes = class_names.len();
-        let (test, _) = read(&self.test, &mut hasher)?;
+        let (test, _) = parse(files.len() - 1)?;
         check_labels(&self.file(&self.test), &test, classes)?;
         let val = match &self.val {
             Some(v) => {
-                let (entries, _) = read(v, &mut hasher)?;
+                let (entries, _) = parse(1)?;
                 check_labels(&self.file(v), &entries, classes)?;
                 Some((v.clone(), entries))
             }
@@ -116,8 +137,7 @@ impl ListSource {
         Ok(LoadedLists {
             data,
             val,
-            hash: hasher
-                .finalize()
+            hash: Sha256::digest(format!("{:?} {} {digest}", self.format, self.image_size))
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect(),

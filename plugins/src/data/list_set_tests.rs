@@ -25,6 +25,7 @@ fn source(root: &Path, val: bool) -> ListSource {
         val: val.then(|| "val.txt".into()),
         test: root.join("test.txt"),
         image_size: 16,
+        pinned: None,
     }
 }
 

@@ -39,7 +39,8 @@ fn bad(file: &Path, line: usize, message: impl Into<String>) -> DataError {
     }
 }
 
-fn read_bounded(file: &Path) -> Result<Vec<u8>> {
+/// A split file's bytes, refused beyond [`MAX_LIST_BYTES`] before reading.
+pub fn read_bounded(file: &Path) -> Result<Vec<u8>> {
     let meta = std::fs::metadata(file).map_err(|e| io_error(file, e))?;
     if meta.len() > MAX_LIST_BYTES {
         return Err(DataError::Invalid(format!(
@@ -288,6 +289,34 @@ pub fn parse_inat(file: &Path, bytes: &[u8]) -> Result<InatSplit> {
             .map(|(i, n)| n.unwrap_or_else(|| i.to_string()))
             .collect(),
     })
+}
+
+/// The SHA-256 that pins a run's split lists (`data.lists_sha256`): over each file's key
+/// (`data.train_list`, ...), length and bytes, in the order given.
+pub fn lists_digest(files: &[(&str, &[u8])]) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    for (key, bytes) in files {
+        hasher.update(key.as_bytes());
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A pinned lists digest must be `actual`, the lists' digest now.
+pub fn check_lists_pin(pinned: Option<&str>, actual: &str) -> Result<()> {
+    match pinned {
+        Some(want) if want != actual => Err(DataError::Invalid(format!(
+            "data.lists_sha256: the split lists' SHA-256 is {actual}, but the run pinned \
+             {want}: a list changed since the run was submitted (or the pin is wrong)"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Checks that every label of `entries` (read from `file`) is below `num_classes` (the

@@ -4,6 +4,7 @@
 
 use super::{DataFormat, DataSection, Result, invalid};
 use crate::data::split_file::read_split_file;
+use crate::data::split_list;
 use crate::data::{DataError, Normalization};
 
 /// The channel count a format's images have, where the format alone says it.
@@ -50,9 +51,7 @@ impl DataSection {
             ));
         }
         if let Some(h) = &self.split_file_sha256
-            && !(h.len() == 64
-                && h.bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+            && !super::is_sha256_hex(h)
         {
             return Err(invalid(
                 origin,
@@ -135,9 +134,7 @@ impl DataSection {
             }
         }
         if let Some(h) = &self.lists_sha256
-            && !(h.len() == 64
-                && h.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            && !super::is_sha256_hex(h)
         {
             return bad(
                 "data.lists_sha256",
@@ -180,30 +177,16 @@ impl DataSection {
         if files.is_empty() {
             return Ok(None);
         }
-        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
-        for (key, path) in files {
-            let bytes = std::fs::metadata(&path)
-                .and_then(|m| {
-                    if m.len() > crate::data::split_list::MAX_LIST_BYTES {
-                        Err(std::io::Error::other("larger than a split file may be"))
-                    } else {
-                        std::fs::read(&path)
-                    }
-                })
-                .map_err(|source| DataError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-            sha2::Digest::update(&mut hasher, key.as_bytes());
-            sha2::Digest::update(&mut hasher, (bytes.len() as u64).to_le_bytes());
-            sha2::Digest::update(&mut hasher, &bytes);
-        }
-        Ok(Some(
-            sha2::Digest::finalize(hasher)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-        ))
+        let bytes = files
+            .iter()
+            .map(|(_, path)| split_list::read_bounded(path))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let parts: Vec<(&str, &[u8])> = files
+            .iter()
+            .zip(&bytes)
+            .map(|((key, _), b)| (*key, b.as_slice()))
+            .collect();
+        Ok(Some(split_list::lists_digest(&parts)))
     }
 
     /// Records the lists' SHA-256 in `lists_sha256`; a hash already there must be theirs.
@@ -218,13 +201,7 @@ impl DataSection {
 
     /// A pinned `lists_sha256` must be `actual`, the lists' digest now.
     pub fn check_lists_pin(&self, actual: &str) -> std::result::Result<(), DataError> {
-        match &self.lists_sha256 {
-            Some(want) if want != actual => Err(DataError::Invalid(format!(
-                "data.lists_sha256: the split lists' SHA-256 is {actual}, but the run pinned \
-                 {want}: a list changed since the run was submitted (or the pin is wrong)"
-            ))),
-            _ => Ok(()),
-        }
+        split_list::check_lists_pin(self.lists_sha256.as_deref(), actual)
     }
 }
 

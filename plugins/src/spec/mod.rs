@@ -62,6 +62,13 @@ pub(crate) fn invalid(
     }
 }
 
+/// Whether `h` is a SHA-256 as cauda writes it: 64 lowercase hex digits.
+pub(crate) fn is_sha256_hex(h: &str) -> bool {
+    h.len() == 64
+        && h.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
 /// Parses TOML of at most [`MAX_SPEC_BYTES`], with errors that name `origin` and the line.
 pub(crate) fn parse_bounded<T: serde::de::DeserializeOwned>(origin: &str, text: &str) -> Result<T> {
     if text.len() > MAX_SPEC_BYTES {

@@ -21,9 +21,7 @@ impl ModelSection {
             ));
         }
         if let Some(h) = &self.pretrained_sha256
-            && !(h.len() == 64
-                && h.bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+            && !super::is_sha256_hex(h)
         {
             return Err(invalid(
                 origin,
