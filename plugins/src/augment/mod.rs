@@ -1,13 +1,18 @@
-//! Data augmentation for long-tailed training: the standard CIFAR crop-and-flip on u8 images, and
-//! the survey's information-augmentation mixers on f32 batches (mixup, CutMix, Remix). Every
+//! Data augmentation for long-tailed training: the standard CIFAR crop-and-flip on u8 images, the
+//! large benchmarks' torchvision transforms on images of any size ([`imagenet`]: random resized
+//! crop, flip, colour jitter, the evaluation resize), and the survey's information-augmentation
+//! mixers on f32 batches (mixup, CutMix, Remix). Every
 //! random choice is either drawn from a caller's RNG or passed explicitly to a pure `*_with`
 //! function, so a run is reproducible and each mixer is testable against numpy.
 
 mod batch_mixer;
+pub mod color_jitter;
 mod crop_flip;
 mod cutmix;
+pub mod imagenet;
 mod mixup;
 mod remix;
+pub mod resample;
 
 pub use batch_mixer::{BatchMixer, Mixer};
 pub use crop_flip::{crop_flip, crop_flip_one};
