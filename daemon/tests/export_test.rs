@@ -164,7 +164,7 @@ async fn trained_runs_export_as_safetensors_pytorch_loads_and_as_burn_records() 
 
         let model = rebuild(&resolved, &ck, &Device::default()).unwrap();
         let data = train::prepare(&resolved.data).unwrap();
-        let case = case_from_images(&model, &data.test, &data.norm, 64).unwrap();
+        let case = case_from_images(&model, &data.test.head(64).unwrap(), &data.norm, 64).unwrap();
         let model_path = dir.path().join(format!("r{}.safetensors", run.run_id));
         let case_path = dir.path().join(format!("r{}.json", run.run_id));
         std::fs::write(&model_path, &st).unwrap();

@@ -113,6 +113,9 @@ pretrained = "{pretrained}"
 epochs = 1
 batch_size = 32
 optimizer = {{ name = "sgd", lr = 0.01, momentum = 0.9 }}
+[augment]
+crop_flip = true
+color_jitter = 0.4
 "#,
         data = data.display(),
         pretrained = pretrained.display(),

@@ -253,7 +253,7 @@ fn labels_tensor(labels: &[u32], device: &Device) -> Tensor<1, Int> {
 fn parts(case: &Case, device: &Device) -> (f64, f64) {
     let run = spec(case, 1);
     let data = train::prepare(&run.data).expect("synthetic data");
-    let n = data.train.labels.len();
+    let n = data.train.len();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut order: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
@@ -268,6 +268,7 @@ fn parts(case: &Case, device: &Device) -> (f64, f64) {
             order: order.clone(),
             batch_size: BATCH,
             crop_pad: run.crop_flip.then_some(run.pad),
+            transform: None,
             norm: &data.norm,
             mixer: None,
             class_counts: &data.class_counts,

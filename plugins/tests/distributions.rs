@@ -152,40 +152,39 @@ fn crop_offsets_and_flips_are_uniform_and_independent_like_torchvision() {
     };
     let counts = vec![set.labels.len()];
     let side = 2 * pad + 1;
+    let images = cauda_plugins::data::Images::from(set.clone());
     let mut joint = vec![0usize; side * side];
     let (mut flips, mut total) = (0usize, 0usize);
     for epoch in 0..8u64 {
         let plan = EpochPlan {
-            set: &set,
+            set: &images,
             order: (0..set.labels.len()).collect(),
             batch_size: 64,
             crop_pad: Some(pad),
+            transform: None,
             norm: &norm,
             mixer: None,
             class_counts: &counts,
             seed: 99 ^ epoch.wrapping_mul(0x9E37_79B9),
         };
-        for_each_batch(
-            plan,
-            |b| -> Result<(), cauda_plugins::augment::AugmentError> {
-                for img in b.pixels.chunks_exact(144) {
-                    let a = img
-                        .iter()
-                        .position(|&v| v == 1.0)
-                        .expect("marker A stays inside");
-                    let (ya, xa) = (a / 12, a % 12);
-                    let flipped = xa >= 1 && img[a - 1] > 0.4 && img[a - 1] < 0.6;
-                    let x_unflipped = if flipped { 11 - xa } else { xa };
-                    // Row y of the crop is row y + dy - pad of the image: A at 6 lands at 6 + pad - dy.
-                    let dy = 6 + pad - ya;
-                    let dx = 5 + pad - x_unflipped;
-                    joint[dy * side + dx] += 1;
-                    flips += usize::from(flipped);
-                    total += 1;
-                }
-                Ok(())
-            },
-        )
+        for_each_batch(plan, |b| -> Result<(), cauda_plugins::train::TrainError> {
+            for img in b.pixels.chunks_exact(144) {
+                let a = img
+                    .iter()
+                    .position(|&v| v == 1.0)
+                    .expect("marker A stays inside");
+                let (ya, xa) = (a / 12, a % 12);
+                let flipped = xa >= 1 && img[a - 1] > 0.4 && img[a - 1] < 0.6;
+                let x_unflipped = if flipped { 11 - xa } else { xa };
+                // Row y of the crop is row y + dy - pad of the image: A at 6 lands at 6 + pad - dy.
+                let dy = 6 + pad - ya;
+                let dx = 5 + pad - x_unflipped;
+                joint[dy * side + dx] += 1;
+                flips += usize::from(flipped);
+                total += 1;
+            }
+            Ok(())
+        })
         .unwrap();
     }
     // Chi-square of the 81 (dy, dx) cells against the uniform product law: 80 degrees of

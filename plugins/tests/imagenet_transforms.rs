@@ -66,7 +66,10 @@ fn transforms_give_torchvisions_bytes() {
                 resizes += 1;
                 let s = &case["size"];
                 let (w, h) = (s[0].as_u64().unwrap(), s[1].as_u64().unwrap());
-                (resize_bilinear(&img, w as usize, h as usize), (w as usize, h as usize))
+                (
+                    resize_bilinear(&img, w as usize, h as usize),
+                    (w as usize, h as usize),
+                )
             }
             "eval" => {
                 evals += 1;

@@ -19,7 +19,10 @@ impl Rgb {
     /// # Panics
     /// When the window does not fit the image.
     pub fn crop(&self, x: usize, y: usize, w: usize, h: usize) -> Rgb {
-        assert!(x + w <= self.width && y + h <= self.height, "crop outside the image");
+        assert!(
+            x + w <= self.width && y + h <= self.height,
+            "crop outside the image"
+        );
         let mut pixels = Vec::with_capacity(w * h * 3);
         for row in y..y + h {
             let start = (row * self.width + x) * 3;
@@ -132,8 +135,8 @@ pub fn resize_bilinear(img: &Rgb, width: usize, height: usize) -> Rgb {
     assert!(img.width > 0 && img.height > 0 && width > 0 && height > 0);
     let need_h = width != img.width;
     let need_v = height != img.height;
-    let vertical_first = height < img.height
-        && (img.height - height) as i64 > 2 * (img.width as i64 - width as i64);
+    let vertical_first =
+        height < img.height && (img.height - height) as i64 > 2 * (img.width as i64 - width as i64);
     match (need_h, need_v) {
         (false, false) => img.clone(),
         (true, false) => horizontal(img, &coefficients(img.width, width), 0..img.height),

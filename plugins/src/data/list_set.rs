@@ -1,21 +1,19 @@
 //! A data set given by split files (`format = "list"` or `"inat"`): the training, optional
 //! validation and test splits are each a list of images under the data root with their labels
-//! ([`split_list`]). Images of any size are decoded on all cores, resized so the shorter side is
-//! `image_size / 0.875` (256 for 224, torchvision's evaluation resize) and center-cropped to
-//! `image_size`, and held in memory as RGB. Class counts come from the training list. A missing
-//! image or an unreadable one is an error naming its list file and line.
+//! ([`split_list`]). The images stay on disk ([`FileSet`]): the input pipeline decodes and
+//! transforms them batch by batch (`train::stream`). Class counts come from the training list. A
+//! missing image is an error naming its list file and line when the run starts; an unreadable
+//! one, when a batch reaches it.
 
 use std::path::{Path, PathBuf};
 
-use image::imageops::{FilterType, crop_imm, resize};
 use sha2::{Digest, Sha256};
 
-use super::folder::{MAX_IMAGE_FILE_BYTES, decode_image};
-use super::read::read_file_limited;
+use super::file_set::FileSet;
 use super::split_list::{
     ListEntry, check_labels, check_lists_pin, lists_digest, parse_inat, parse_list, read_bounded,
 };
-use super::{DataError, ImageSet, Result, TrainTest, numbered_classes};
+use super::{DataError, Result, numbered_classes};
 
 /// The largest `image_size`.
 pub const MAX_IMAGE_SIZE: usize = 1024;
@@ -30,7 +28,7 @@ pub enum ListFormat {
 }
 
 /// What to load: the root the paths are under, the split files, and the side of the square
-/// images kept in memory.
+/// crops the model sees.
 #[derive(Debug, Clone)]
 pub struct ListSource {
     pub format: ListFormat,
@@ -43,11 +41,12 @@ pub struct ListSource {
     pub pinned: Option<String>,
 }
 
-/// The loaded splits and a hash of what defines them (split files' bytes and the image size).
+/// The splits and a hash of what defines them (split files' bytes and the image size).
 #[derive(Debug, Clone)]
 pub struct LoadedLists {
-    pub data: TrainTest,
-    pub val: Option<ImageSet>,
+    pub train: FileSet,
+    pub val: Option<FileSet>,
+    pub test: FileSet,
     pub hash: String,
 }
 
@@ -61,8 +60,8 @@ impl ListSource {
         }
     }
 
-    /// Reads the split files, checks every label against the training list's classes, and
-    /// decodes every image.
+    /// Reads the split files, checks every label against the training list's classes and that
+    /// every image file exists.
     pub fn load(&self) -> Result<LoadedLists> {
         if !(8..=MAX_IMAGE_SIZE).contains(&self.image_size) {
             return Err(DataError::Invalid(format!(
@@ -123,114 +122,32 @@ impl ListSource {
             }
             None => None,
         };
-        let decode = |list: &Path, entries: &[ListEntry]| {
-            self.decode_set(&self.file(list), entries, &class_names)
+        let set = |list: &Path, entries: Vec<ListEntry>| -> Result<FileSet> {
+            let set = FileSet::new(
+                &self.root,
+                &self.file(list),
+                entries,
+                class_names.clone(),
+                self.image_size,
+            );
+            set.check_files()?;
+            Ok(set)
         };
-        let data = TrainTest {
-            train: decode(&self.train, &train)?,
-            test: decode(&self.test, &test)?,
-        };
+        let train = set(&self.train, train)?;
+        let test = set(&self.test, test)?;
         let val = match val {
-            Some((v, entries)) => Some(decode(&v, &entries)?),
+            Some((v, entries)) => Some(set(&v, entries)?),
             None => None,
         };
         Ok(LoadedLists {
-            data,
+            train,
             val,
+            test,
             hash: Sha256::digest(format!("{:?} {} {digest}", self.format, self.image_size))
                 .iter()
                 .map(|b| format!("{b:02x}"))
                 .collect(),
         })
-    }
-
-    /// Decodes a split's images on every core into one RGB set of `image_size` squares.
-    fn decode_set(&self, list: &Path, entries: &[ListEntry], names: &[String]) -> Result<ImageSet> {
-        let side = self.image_size;
-        let image_len = 3 * side * side;
-        let mut pixels = vec![0u8; entries.len() * image_len];
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let per = entries.len().div_ceil(threads).max(1);
-        std::thread::scope(|s| {
-            let workers: Vec<_> = pixels
-                .chunks_mut(per * image_len)
-                .zip(entries.chunks(per))
-                .map(|(out, chunk)| {
-                    s.spawn(move || -> Result<()> {
-                        for (slot, entry) in out.chunks_mut(image_len).zip(chunk) {
-                            slot.copy_from_slice(&self.decode_one(list, entry)?);
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| {
-                    w.join().unwrap_or_else(|_| {
-                        Err(DataError::Invalid("a decoding thread panicked".into()))
-                    })
-                })
-                .collect::<Result<Vec<()>>>()
-        })?;
-        let set = ImageSet {
-            pixels,
-            labels: entries.iter().map(|e| e.label).collect(),
-            channels: 3,
-            height: side,
-            width: side,
-            class_names: names.to_vec(),
-        };
-        set.validate()?;
-        Ok(set)
-    }
-
-    /// One image: read (bounded), decode, resize the shorter side to `image_size / 0.875`,
-    /// center-crop `image_size`; CHW bytes.
-    fn decode_one(&self, list: &Path, entry: &ListEntry) -> Result<Vec<u8>> {
-        let path = self.root.join(&entry.path);
-        let at = |message: String| DataError::AtLine {
-            path: list.to_path_buf(),
-            line: entry.line,
-            message,
-        };
-        if !path.is_file() {
-            return Err(at(format!(
-                "image `{}` is not a file under {}",
-                entry.path.display(),
-                self.root.display()
-            )));
-        }
-        let bytes =
-            read_file_limited(&path, MAX_IMAGE_FILE_BYTES).map_err(|e| at(e.to_string()))?;
-        let rgb = decode_image(&path, &bytes)
-            .map_err(|e| at(e.to_string()))?
-            .to_rgb8();
-        let side = self.image_size as u32;
-        let short = (f64::from(side) / 0.875).round() as u32;
-        let (w, h) = rgb.dimensions();
-        let (nw, nh) = if w <= h {
-            (
-                short,
-                ((u64::from(h) * u64::from(short)) / u64::from(w).max(1)).max(1) as u32,
-            )
-        } else {
-            (
-                ((u64::from(w) * u64::from(short)) / u64::from(h).max(1)).max(1) as u32,
-                short,
-            )
-        };
-        let resized = resize(&rgb, nw, nh, FilterType::Triangle);
-        let (x, y) = ((nw - side) / 2, (nh - side) / 2);
-        let cropped = crop_imm(&resized, x, y, side, side).to_image();
-        let n = (side * side) as usize;
-        let mut chw = vec![0u8; 3 * n];
-        for (i, p) in cropped.pixels().enumerate() {
-            for c in 0..3 {
-                chw[c * n + i] = p.0[c];
-            }
-        }
-        Ok(chw)
     }
 }
 

@@ -1,6 +1,7 @@
-//! Loading a split-file data set: images of varying sizes and formats resized and center-cropped
-//! to one square, labels and class counts from the lists, the validation list as its own set,
-//! and a missing image named by its list file and line.
+//! Loading a split-file data set: images of varying sizes and formats through the evaluation
+//! transform to one square, labels and class counts from the lists, the validation list as its
+//! own set, a missing image named by its list file and line when the set is loaded, a broken
+//! one when it is decoded.
 
 use std::path::Path;
 
@@ -47,7 +48,8 @@ fn images_of_any_size_become_one_square_geometry() {
     std::fs::write(root.join("test.txt"), "test/2/d.png 2\n").unwrap();
     std::fs::write(root.join("val.txt"), "val/1/e.png 1\n").unwrap();
     let loaded = source(root, true).load().unwrap();
-    let train = &loaded.data.train;
+    let train = loaded.train.head(3).unwrap();
+    let train = &train;
     assert_eq!((train.channels, train.height, train.width), (3, 16, 16));
     assert_eq!(train.labels, [0, 0, 2]);
     assert_eq!(
@@ -55,7 +57,7 @@ fn images_of_any_size_become_one_square_geometry() {
         [2, 0, 1],
         "classes come from the training list"
     );
-    assert_eq!(loaded.data.test.num_classes(), 3);
+    assert_eq!(loaded.test.class_names.len(), 3);
     assert_eq!(loaded.val.as_ref().unwrap().labels, [1]);
     // A solid image stays its colour (the PNG exactly; the JPEG within its compression).
     let a = train.image(0);
@@ -99,7 +101,9 @@ fn a_missing_or_broken_image_is_named_by_its_list_line() {
         "{err}"
     );
     std::fs::write(root.join("train/missing.png"), b"not a png").unwrap();
-    let err = source(root, false).load().unwrap_err().to_string();
+    let loaded = source(root, false).load().unwrap();
+    assert!(loaded.train.eval_image(0).is_ok());
+    let err = loaded.train.eval_image(1).unwrap_err().to_string();
     assert!(err.contains("train.txt") && err.contains("line 2"), "{err}");
     // A test label the training list does not have.
     std::fs::write(root.join("train.txt"), "train/a.png 0\n").unwrap();

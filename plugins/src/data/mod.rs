@@ -8,14 +8,17 @@
 //! [`longtail`] builds the field's long-tailed training splits from a balanced training set,
 //! [`split_file`] reads a published split instead, and [`normalize`] names the normalization.
 //! The large benchmarks' split files (ImageNet-LT/Places-LT lists, iNaturalist's JSON) are read
-//! by [`split_list`] and loaded by [`list_set`].
+//! by [`split_list`] and loaded by [`list_set`] as [`file_set`]s that stay on disk; [`images`]
+//! is either kind, as the training loop sees a split.
 
 pub mod cifar;
 pub mod cifar_pickle;
 pub mod digits;
+pub mod file_set;
 pub mod folder;
 mod folder_cache;
 pub mod idx;
+pub mod images;
 pub mod list_set;
 pub mod longtail;
 pub mod normalize;
@@ -30,6 +33,8 @@ pub mod synthetic;
 
 use std::path::PathBuf;
 
+pub use file_set::FileSet;
+pub use images::Images;
 pub use longtail::{LongTailError, LtConfig, LtProfile, LtSplit};
 pub use normalize::Normalization;
 pub use source::{DataFormat, DataSource};

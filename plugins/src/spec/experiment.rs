@@ -253,6 +253,10 @@ pub struct AugmentSection {
     /// `mixup`, `cutmix` or `remix`, with parameters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<PluginRef>,
+    /// torchvision's `ColorJitter(s, s, s, 0)` after the random resized crop of split-file data
+    /// sets (the ImageNet-LT recipes use 0.4); in `(0, 1]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color_jitter: Option<f32>,
 }
 
 /// Module improvement: the classifier kind and a decoupled second stage.

@@ -32,6 +32,9 @@ pub struct ResolvedRun {
     pub posthoc: Option<Params>,
     pub crop_flip: bool,
     pub pad: usize,
+    /// `augment.color_jitter` (split-file data sets only); absent, and not hashed, when off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color_jitter: Option<f32>,
     pub mixer: Option<Params>,
     pub stage2: Option<Stage2Spec>,
     pub metrics: MetricsSection,
@@ -160,6 +163,7 @@ impl ExperimentSpec {
                 .or(preset.augment.crop_flip)
                 .unwrap_or(!is_small),
             pad: self.augment.pad.or(preset.augment.pad).unwrap_or(4),
+            color_jitter: self.augment.color_jitter.or(preset.augment.color_jitter),
             mixer: mixer
                 .map(|m| check(Family::Augment, "augment.batch", &m))
                 .transpose()?,
@@ -170,7 +174,7 @@ impl ExperimentSpec {
             holdout_rule: (self.data.val_per_class > 0).then_some(HOLDOUT_RULE),
             backbone_rule: BackboneKind::rule_of(&self.model.backbone),
         };
-        run.check_ranges(origin)?;
+        run.check_ranges(origin, self.augment.pad.is_some())?;
         if run.loss.plugin == "ldam" && run.model.head != "cosine" {
             // Cao et al. train LDAM on a normalized classifier (NormedLinear) with the scale s
             // inside the loss; on a linear head s = 30 multiplies unbounded logits and diverges.
@@ -187,7 +191,7 @@ impl ExperimentSpec {
 }
 
 impl ResolvedRun {
-    fn check_ranges(&self, origin: &str) -> Result<()> {
+    fn check_ranges(&self, origin: &str, pad_given: bool) -> Result<()> {
         let bad = |key: &str, msg: String| Err(invalid(origin, key, msg));
         if self.name.is_empty() || self.name.len() > 128 {
             return bad("name", "must be 1 to 128 characters".into());
@@ -260,6 +264,28 @@ impl ResolvedRun {
                     self.model.head_scale
                 ),
             );
+        }
+        if self.data.format.is_list() && pad_given {
+            return bad(
+                "augment.pad",
+                "split-file data sets (format list or inat) crop with RandomResizedCrop, not \
+                 padding: remove the key"
+                    .into(),
+            );
+        }
+        if let Some(s) = self.color_jitter {
+            if !d.format.is_list() {
+                return bad(
+                    "augment.color_jitter",
+                    "applies to split-file data sets (format list or inat) only".into(),
+                );
+            }
+            if !(s > 0.0 && s <= 1.0) {
+                return bad(
+                    "augment.color_jitter",
+                    format!("{s} is out of range; allowed 0 < s <= 1"),
+                );
+            }
         }
         let t = &self.train;
         if !(1..=10_000).contains(&t.epochs) {

@@ -379,6 +379,14 @@ fn list_formats_need_their_split_files_and_refuse_re_sampling() {
     );
     let run = resolve(&ok).unwrap();
     assert_eq!(run.data.image_size, Some(112));
+    assert_eq!(run.color_jitter, None);
+    let jittered = resolve(&format!("{ok}[augment]\ncolor_jitter = 0.4\n")).unwrap();
+    assert_eq!(jittered.color_jitter, Some(0.4));
+    assert_ne!(
+        crate::train::config_hash(&jittered),
+        crate::train::config_hash(&run),
+        "the jitter is part of the run's identity"
+    );
     assert_eq!(
         run.data.list_files(),
         [
@@ -417,6 +425,21 @@ fn list_formats_need_their_split_files_and_refuse_re_sampling() {
             ok.replace("format = \"list\"", "format = \"idx\""),
             "data.train_list",
             "list\" or \"inat\" only",
+        ),
+        (
+            format!("{ok}[augment]\npad = 16\n"),
+            "augment.pad",
+            "RandomResizedCrop",
+        ),
+        (
+            format!("{ok}[augment]\ncolor_jitter = 1.5\n"),
+            "augment.color_jitter",
+            "out of range",
+        ),
+        (
+            "name = \"d\"\n[data]\nformat = \"digits\"\n[augment]\ncolor_jitter = 0.4\n".into(),
+            "augment.color_jitter",
+            "split-file data sets",
         ),
     ];
     for (text, key, says) in cases {

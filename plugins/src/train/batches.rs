@@ -1,6 +1,7 @@
 //! The input pipeline of one epoch: gather the sampler's indices into batches, apply crop+flip
-//! on u8 pixels, normalize to f32, apply batch mixing, all on a producer thread that runs one
-//! or two batches ahead of the training step, so data preparation overlaps compute.
+//! on u8 pixels (in-memory sets) or decode and transform files on a thread pool
+//! ([`super::stream`]), normalize to f32, apply batch mixing, all on a producer thread that runs
+//! one or two batches ahead of the training step, so data preparation overlaps compute.
 
 use std::sync::Arc;
 use std::sync::mpsc::sync_channel;
@@ -8,8 +9,9 @@ use std::sync::mpsc::sync_channel;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::augment::imagenet::TrainTransform;
 use crate::augment::{AugmentError, BatchMixer, crop_flip_one};
-use crate::data::ImageSet;
+use crate::data::{DataError, FileSet, ImageSet, Images};
 
 /// Per-channel normalization `(x / 255 - mean_c) / std_c`, with statistics of the training set.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -88,11 +90,14 @@ impl Batch {
 
 /// What one epoch's pipeline needs.
 pub struct EpochPlan<'a> {
-    pub set: &'a ImageSet,
+    pub set: &'a Images,
     pub order: Vec<usize>,
     pub batch_size: usize,
-    /// Crop padding when crop+flip is on.
+    /// Crop padding when crop+flip is on (in-memory sets).
     pub crop_pad: Option<usize>,
+    /// The training transform of files (random resized crop, flip, jitter); `None` gives them
+    /// the evaluation transform.
+    pub transform: Option<TrainTransform>,
     pub norm: &'a Normalizer,
     pub mixer: Option<Arc<dyn BatchMixer>>,
     pub class_counts: &'a [usize],
@@ -100,19 +105,31 @@ pub struct EpochPlan<'a> {
     pub seed: u64,
 }
 
-/// Runs `step` on every batch of the epoch while the next batches are prepared on another thread.
-pub fn for_each_batch<E: Send + From<AugmentError>>(
+/// Why a batch could not be made.
+#[derive(Debug)]
+enum BatchError {
+    Augment(AugmentError),
+    Data(DataError),
+}
+
+/// Runs `step` on every batch of the epoch while the next batches are prepared on another thread
+/// (two ready batches at most wait in the queue).
+pub fn for_each_batch<E: Send + From<AugmentError> + From<DataError>>(
     plan: EpochPlan<'_>,
     mut step: impl FnMut(Batch) -> Result<(), E>,
 ) -> Result<(), E> {
-    let (tx, rx) = sync_channel::<Result<Batch, AugmentError>>(2);
+    let (tx, rx) = sync_channel::<Result<Batch, BatchError>>(2);
     std::thread::scope(|scope| {
         let producer = std::thread::Builder::new()
             .name("cauda-batches".into())
             .spawn_scoped(scope, move || produce(plan, |b| tx.send(b).is_ok()));
         let mut result = Ok(());
         for batch in rx.iter() {
-            if let Err(e) = batch.map_err(E::from).and_then(&mut step) {
+            let batch = batch.map_err(|e| match e {
+                BatchError::Augment(e) => E::from(e),
+                BatchError::Data(e) => E::from(e),
+            });
+            if let Err(e) = batch.and_then(&mut step) {
                 result = Err(e);
                 break;
             }
@@ -141,8 +158,59 @@ pub fn augment_rng(seed: u64) -> ChaCha8Rng {
     rng
 }
 
-fn produce(plan: EpochPlan<'_>, mut send: impl FnMut(Result<Batch, AugmentError>) -> bool) {
-    let set = plan.set;
+fn produce(plan: EpochPlan<'_>, send: impl FnMut(Result<Batch, BatchError>) -> bool) {
+    match plan.set {
+        Images::Memory(set) => produce_memory(set, &plan, send),
+        Images::Files(files) => produce_files(files, &plan, send),
+    }
+}
+
+/// Batches of files: each built on the decoding pool, then mixed on this thread.
+fn produce_files(
+    files: &FileSet,
+    plan: &EpochPlan<'_>,
+    mut send: impl FnMut(Result<Batch, BatchError>) -> bool,
+) {
+    let mut rng = augment_rng(plan.seed);
+    let bs = plan.batch_size.max(1);
+    for (b, chunk) in plan.order.chunks(bs).enumerate() {
+        let built = super::stream::train_batch(
+            files,
+            chunk,
+            b * bs,
+            plan.seed,
+            plan.transform.as_ref(),
+            plan.norm,
+        )
+        .map_err(BatchError::Data)
+        .and_then(|mut batch| {
+            if let Some(m) = &plan.mixer {
+                let [c, h, w] = [3, files.side, files.side];
+                batch.mixed = Some(
+                    m.mix(
+                        &mut batch.pixels,
+                        [c, h, w],
+                        &batch.labels,
+                        plan.class_counts,
+                        &mut rng,
+                    )
+                    .map_err(BatchError::Augment)?,
+                );
+            }
+            Ok(batch)
+        });
+        let failed = built.is_err();
+        if !send(built) || failed {
+            return;
+        }
+    }
+}
+
+fn produce_memory(
+    set: &ImageSet,
+    plan: &EpochPlan<'_>,
+    mut send: impl FnMut(Result<Batch, BatchError>) -> bool,
+) {
     let (c, h, w) = (set.channels, set.height, set.width);
     let chw = c * h * w;
     let mut rng = augment_rng(plan.seed);
@@ -164,7 +232,7 @@ fn produce(plan: EpochPlan<'_>, mut send: impl FnMut(Result<Batch, AugmentError>
                     match crop_flip_one(img, c, h, w, pad, dx, dy, flip) {
                         Ok(out) => plan.norm.push(&out, h * w, &mut pixels),
                         Err(e) => {
-                            send(Err(e));
+                            send(Err(BatchError::Augment(e)));
                             return;
                         }
                     }
@@ -187,7 +255,7 @@ fn produce(plan: EpochPlan<'_>, mut send: impl FnMut(Result<Batch, AugmentError>
             None => None,
             Some(Ok(m)) => Some(m),
             Some(Err(e)) => {
-                send(Err(e));
+                send(Err(BatchError::Augment(e)));
                 return;
             }
         };
@@ -228,18 +296,20 @@ mod tests {
         };
         let order: Vec<usize> = (0..n).rev().chain([3, 3]).collect();
         for crop_pad in [None, Some(2)] {
+            let images = Images::from(set.clone());
             let plan = EpochPlan {
-                set: &set,
+                set: &images,
                 order: order.clone(),
                 batch_size: 4,
                 crop_pad,
+                transform: None,
                 norm: &norm,
                 mixer: None,
                 class_counts: &[4, 4, 3],
                 seed: 9,
             };
             let mut seen = Vec::new();
-            for_each_batch(plan, |b: Batch| -> Result<(), AugmentError> {
+            for_each_batch(plan, |b: Batch| -> Result<(), super::super::TrainError> {
                 assert_eq!(b.draws.len(), b.len());
                 let mut rebuilt = Vec::new();
                 for (d, &label) in b.draws.iter().zip(&b.labels) {

@@ -139,12 +139,11 @@ pub fn run_all(
         selection.val_selected().map(|s| s.test_top1)
     };
     ctx.record(|r| {
-        let test = &data.test;
-        let n = test.labels.len().min(64);
-        let (c, h, w) = (test.channels, test.height, test.width);
-        let sub = test.subset(&(0..n).collect::<Vec<_>>());
+        let sub = data.test.head(64)?;
+        let n = sub.len();
+        let (c, h, w) = (sub.channels, sub.height, sub.width);
         let m = model.valid();
-        let f = evaluate::features(&m, &sub, &data.norm, &ctx.eval_device);
+        let f = evaluate::features(&m, &sub.clone().into(), &data.norm, &ctx.eval_device)?;
         let z = evaluate::logits(&m.head, f, ctx.posthoc_shift.as_deref());
         let mut x = Vec::with_capacity(n * c * h * w);
         for img in sub.pixels.chunks_exact(c * h * w) {
@@ -198,6 +197,7 @@ fn sampler(
 fn fresh_model(ctx: &Context<'_>) -> Result<Classifier, TrainError> {
     let run = ctx.run;
     let t = &ctx.data.train;
+    let [channels, height, width] = t.shape();
     let head = if run.model.head == "cosine" {
         HeadKind::Cosine {
             scale: run.model.head_scale,
@@ -207,15 +207,15 @@ fn fresh_model(ctx: &Context<'_>) -> Result<Classifier, TrainError> {
     };
     let backbone = run.backbone_kind().unwrap_or(BackboneKind::LeNet);
     let input = InputShape {
-        channels: t.channels,
-        height: t.height,
-        width: t.width,
+        channels,
+        height,
+        width,
     };
     Ok(Classifier::new(
         backbone,
         head,
         input,
-        t.class_names.len(),
+        t.num_classes(),
         &ctx.device,
     )?)
 }
@@ -323,11 +323,12 @@ fn tau_normalize(
     let m = model.valid();
     let device = ctx.eval_device.clone();
     let taus: Vec<f32> = (0..=20).map(|i| i as f32 / 10.0).collect();
-    let test_f = evaluate::features(&m, &data.test, &data.norm, &device);
+    let test_f = evaluate::features(&m, &data.test, &data.norm, &device)?;
     let val_f = data
         .val
         .as_ref()
-        .map(|v| evaluate::features(&m, v, &data.norm, &device));
+        .map(|v| evaluate::features(&m, v, &data.norm, &device))
+        .transpose()?;
     let shift = ctx.posthoc_shift.as_deref();
     let acc = |f: &burn::tensor::Tensor<2>, labels: &[u32], tau: f32| {
         let z = evaluate::logits(&m.head.tau_normalized(tau), f.clone(), shift);
@@ -335,12 +336,12 @@ fn tau_normalize(
     };
     let test_top1 = taus
         .iter()
-        .map(|&t| acc(&test_f, &data.test.labels, t))
+        .map(|&t| acc(&test_f, data.test.labels(), t))
         .collect::<Result<Vec<f32>, _>>()?;
     let val_top1: Option<Vec<f32>> = match (&val_f, &data.val) {
         (Some(f), Some(v)) => Some(
             taus.iter()
-                .map(|&t| acc(f, &v.labels, t))
+                .map(|&t| acc(f, v.labels(), t))
                 .collect::<Result<Vec<f32>, _>>()?,
         ),
         _ => None,

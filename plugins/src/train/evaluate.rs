@@ -6,15 +6,68 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::batches::Normalizer;
 use super::record::EvalRecord;
-use crate::data::ImageSet;
+use crate::data::{DataError, FileSet, ImageSet, Images};
 use crate::metrics::{self, ShotThresholds};
 use crate::models::{Classifier, Head};
 use crate::spec::MetricsSection;
 
 const EVAL_BATCH: usize = 1024;
+/// Images per evaluation batch of files (224x224: 77 MB of f32 input).
+const EVAL_FILES_BATCH: usize = 128;
 
 /// Backbone features of every image of `set`, in order, as one `[N, D]` tensor.
 pub fn features(
+    model: &Classifier,
+    set: &Images,
+    norm: &Normalizer,
+    device: &Device,
+) -> Result<Tensor<2>, DataError> {
+    match set {
+        Images::Memory(s) => Ok(memory_features(model, s, norm, device)),
+        Images::Files(f) => file_features(model, f, norm, device),
+    }
+}
+
+/// Features of files: batches decoded on the pool one batch ahead of the forward pass.
+fn file_features(
+    model: &Classifier,
+    files: &FileSet,
+    norm: &Normalizer,
+    device: &Device,
+) -> Result<Tensor<2>, DataError> {
+    let n = files.len();
+    let side = files.side;
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for start in (0..n).step_by(EVAL_FILES_BATCH) {
+                let end = (start + EVAL_FILES_BATCH).min(n);
+                let batch = super::stream::eval_batch(files, start..end, norm);
+                let failed = batch.is_err();
+                if tx.send((end - start, batch)).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        // Owned here, so an early return drops it and the producer's next send fails.
+        let rx = rx;
+        let mut parts = Vec::new();
+        for (len, px) in rx.iter() {
+            let x = Tensor::<4>::from_data(TensorData::new(px?, [len, 3, side, side]), device);
+            parts.push(model.features(x));
+        }
+        if parts.is_empty() {
+            return Err(DataError::Invalid(format!(
+                "{}: no image to evaluate",
+                files.list.display()
+            )));
+        }
+        Ok(Tensor::cat(parts, 0))
+    })
+}
+
+/// Features of an in-memory set, in large batches.
+fn memory_features(
     model: &Classifier,
     set: &ImageSet,
     norm: &Normalizer,

@@ -14,6 +14,7 @@ mod prepare;
 mod record;
 mod schedule;
 mod stage;
+pub mod stream;
 
 pub use batches::{Batch, EpochPlan, Normalizer, for_each_batch};
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};

@@ -9,15 +9,17 @@ use super::batches::Normalizer;
 use crate::data::list_set::{ListFormat, ListSource};
 use crate::data::longtail::{LtConfig, LtProfile, LtSplit, balanced_variant, long_tail_split};
 use crate::data::split_file::{read_split_file, split_from_file};
-use crate::data::{DataError, DataFormat, ImageSet, SyntheticConfig, TrainTest, source, synthetic};
+use crate::data::{
+    DataError, DataFormat, FileSet, ImageSet, Images, SyntheticConfig, TrainTest, source, synthetic,
+};
 use crate::spec::{DataSection, check_pin};
 
 /// The images of one run.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    pub train: ImageSet,
-    pub val: Option<ImageSet>,
-    pub test: ImageSet,
+    pub train: Images,
+    pub val: Option<Images>,
+    pub test: Images,
     /// Training images per class.
     pub class_counts: Vec<usize>,
     pub split_hash: String,
@@ -75,9 +77,9 @@ pub fn prepare(data: &DataSection) -> Result<Prepared, DataError> {
     let val = (!split.val_indices.is_empty()).then(|| tt.train.subset(&split.val_indices));
     let norm = normalizer(data, &train)?;
     Ok(Prepared {
-        train,
-        val,
-        test: tt.test,
+        train: train.into(),
+        val: val.map(Images::from),
+        test: tt.test.into(),
         class_counts: split.class_counts,
         split_hash: split.hash,
         norm,
@@ -108,17 +110,57 @@ fn prepare_lists(data: &DataSection) -> Result<Prepared, DataError> {
         pinned: data.lists_sha256.clone(),
     };
     let loaded = source.load()?;
-    let train = loaded.data.train;
-    let norm = normalizer(data, &train)?;
+    let train = loaded.train;
+    let norm = match data.normalize.constants() {
+        Some((mean, std)) => {
+            data.normalize
+                .check(Some(3))
+                .map_err(|m| DataError::Invalid(format!("data.normalize: {m}")))?;
+            Normalizer { mean, std }
+        }
+        None => fit_files(&train)?,
+    };
+    let train = Images::Files(train);
     Ok(Prepared {
         class_counts: train.class_counts(),
         train_indices: (0..train.len()).collect(),
         train,
-        val: loaded.val,
-        test: loaded.data.test,
+        val: loaded.val.map(Images::Files),
+        test: Images::Files(loaded.test),
         split_hash: loaded.hash,
         norm,
         val_indices: Vec::new(),
+    })
+}
+
+/// `data.normalize = "fit"` on files: the statistics of the training images through the
+/// evaluation transform, one streamed pass on every core (no image kept).
+fn fit_files(train: &FileSet) -> Result<Normalizer, DataError> {
+    let hw = train.side * train.side;
+    let mut sum = [0f64; 3];
+    let mut sq = [0f64; 3];
+    let order: Vec<usize> = (0..train.len()).collect();
+    for chunk in order.chunks(256) {
+        let images = super::stream::decode_parallel(chunk, |i| train.eval_image(i))?;
+        for img in images {
+            for (ch, plane) in img.chunks_exact(hw).enumerate() {
+                for &p in plane {
+                    let v = f64::from(p) / 255.0;
+                    sum[ch] += v;
+                    sq[ch] += v * v;
+                }
+            }
+        }
+    }
+    let n = (train.len() * hw).max(1) as f64;
+    let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+    Ok(Normalizer {
+        std: sq
+            .iter()
+            .zip(&mean)
+            .map(|(s, m)| ((s / n - m * m).max(0.0).sqrt()).max(1e-6) as f32)
+            .collect(),
+        mean: mean.into_iter().map(|m| m as f32).collect(),
     })
 }
 

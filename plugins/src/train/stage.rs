@@ -16,6 +16,8 @@ use super::record::{EpochRecord, EvalRecord};
 use super::schedule::learning_rate;
 use super::{Context, EventSink, TrainError};
 use crate::augment::BatchMixer;
+use crate::augment::color_jitter::ColorJitter;
+use crate::augment::imagenet::TrainTransform;
 use crate::losses::{self, Loss};
 
 use crate::models::Classifier;
@@ -50,8 +52,19 @@ pub fn run_stage(
 ) -> Result<Classifier, TrainError> {
     let data = ctx.data;
     let train = &data.train;
-    let classes = train.class_names.len();
-    let [c, h, w] = [train.channels, train.height, train.width];
+    let classes = train.num_classes();
+    let [c, h, w] = train.shape();
+    // Files get the papers' RandomResizedCrop + flip (+ jitter) where in-memory sets get
+    // pad-and-crop + flip; both only when crop_flip is on.
+    let transform = setup.crop_pad.map(|_| TrainTransform {
+        side: h,
+        flip: true,
+        jitter: ctx.run.color_jitter.map(|s| ColorJitter {
+            brightness: s,
+            contrast: s,
+            saturation: s,
+        }),
+    });
     let device = ctx.device.clone();
     if start == 0 {
         ctx.record(|r| {
@@ -68,12 +81,13 @@ pub fn run_stage(
             ^ (epoch as u64).wrapping_mul(0x9E37_79B9);
         let order = setup
             .sampler
-            .epoch_indices(&train.labels, classes, epoch, setup.epochs, seed);
+            .epoch_indices(train.labels(), classes, epoch, setup.epochs, seed);
         let plan = EpochPlan {
             set: train,
             order,
             batch_size: ctx.run.train.batch_size,
             crop_pad: setup.crop_pad,
+            transform,
             norm: &data.norm,
             mixer: setup.mixer.clone(),
             class_counts: &data.class_counts,
@@ -182,14 +196,15 @@ pub fn evaluate_model(ctx: &Context<'_>, model: &Classifier) -> Result<EvalRecor
     let data = ctx.data;
     let device = ctx.eval_device.clone();
     let shift = ctx.posthoc_shift.as_deref();
-    let test_f = evaluate::features(&m, &data.test, &data.norm, &device);
+    let test_f = evaluate::features(&m, &data.test, &data.norm, &device)?;
     let z = evaluate::logits(&m.head, test_f, shift);
-    let mut rec = evaluate::score(&z, &data.test.labels, &data.class_counts, &ctx.run.metrics)?;
+    let mut rec = evaluate::score(&z, data.test.labels(), &data.class_counts, &ctx.run.metrics)?;
     if let Some(val) = &data.val {
-        let f = evaluate::features(&m, val, &data.norm, &device);
+        let f = evaluate::features(&m, val, &data.norm, &device)?;
         let z = evaluate::logits(&m.head, f, shift);
-        rec.val_top1 =
-            Some(evaluate::score(&z, &val.labels, &data.class_counts, &ctx.run.metrics)?.test_top1);
+        rec.val_top1 = Some(
+            evaluate::score(&z, val.labels(), &data.class_counts, &ctx.run.metrics)?.test_top1,
+        );
     }
     Ok(rec)
 }

@@ -1,0 +1,156 @@
+//! The input pipeline of split-file data sets: each batch's images are read, decoded,
+//! transformed (random resized crop, flip, colour jitter; or the evaluation resize and crop) and
+//! normalized on a pool of threads as wide as the machine, while the training step consumes the
+//! batch before. Memory stays bounded by the batches in flight (the one being built and the
+//! queue of ready ones), never the data set. Every image's draws come from its own stream keyed
+//! by (epoch seed, position in the epoch), so a batch is the same whichever thread built it and
+//! a resumed epoch sees the very batches it would have.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::batches::{Batch, Draw, Normalizer};
+use crate::augment::imagenet::{TrainTransform, eval_transform};
+use crate::data::{DataError, FileSet};
+
+/// Streams of per-image draws: bits 63 and 62 set, the position in the epoch below. The
+/// samplers use streams `0..epochs` and the batch mixers stream `1 << 63`, so none overlap.
+const SAMPLE_STREAM: u64 = 3 << 62;
+
+/// Threads that decode images: `CAUDA_LOADER_THREADS` when set (1 ..= 256), else the cores.
+pub fn loader_threads() -> usize {
+    std::env::var("CAUDA_LOADER_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| (1..=256).contains(n))
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// `f(i)` for every `i` of `items`, on [`loader_threads`] threads taking the next item as they
+/// finish one (images differ in size, so fixed shares would wait on the slowest), returned in
+/// `items`' order. The first error stops the others at their next item.
+pub fn decode_parallel<T: Send>(
+    items: &[usize],
+    f: impl Fn(usize) -> Result<T, DataError> + Sync,
+) -> Result<Vec<T>, DataError> {
+    let threads = loader_threads().min(items.len()).max(1);
+    if threads == 1 {
+        return items.iter().map(|&i| f(i)).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let error = Mutex::new(None);
+    let mut slots: Vec<Option<T>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+    let parts: Vec<Vec<(usize, T)>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    while !failed.load(Ordering::Relaxed) {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&i) = items.get(k) else { break };
+                        match f(i) {
+                            Ok(v) => done.push((k, v)),
+                            Err(e) => {
+                                failed.store(true, Ordering::Relaxed);
+                                if let Ok(mut slot) = error.lock() {
+                                    slot.get_or_insert(e);
+                                }
+                            }
+                        }
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    if let Some(e) = error.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    for (k, v) in parts.into_iter().flatten() {
+        slots[k] = Some(v);
+    }
+    slots
+        .into_iter()
+        .map(|v| v.ok_or_else(|| DataError::Invalid("a decoding thread panicked".into())))
+        .collect()
+}
+
+/// The RNG of the image at `position` in an epoch seeded with `seed`.
+pub fn sample_rng(seed: u64, position: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(SAMPLE_STREAM | position as u64);
+    rng
+}
+
+/// One training image: decoded, transformed with its own draws (or the evaluation transform
+/// when `transform` is `None`), normalized.
+fn train_sample(
+    files: &FileSet,
+    index: usize,
+    position: usize,
+    seed: u64,
+    transform: Option<&TrainTransform>,
+    norm: &Normalizer,
+) -> Result<Vec<f32>, DataError> {
+    let img = files.read(index)?;
+    let out = match transform {
+        Some(t) => t.apply(&img, &mut sample_rng(seed, position)).0,
+        None => eval_transform(&img, files.side),
+    };
+    let hw = files.side * files.side;
+    let mut px = Vec::with_capacity(3 * hw);
+    norm.push(&out.to_chw(), hw, &mut px);
+    Ok(px)
+}
+
+/// The batch of `order[start..start + len]`, built on the pool (no mixing yet).
+pub fn train_batch(
+    files: &FileSet,
+    order: &[usize],
+    start: usize,
+    seed: u64,
+    transform: Option<&TrainTransform>,
+    norm: &Normalizer,
+) -> Result<Batch, DataError> {
+    let positions: Vec<usize> = (start..start + order.len()).collect();
+    let images = decode_parallel(&positions, |p| {
+        train_sample(files, order[p - start], p, seed, transform, norm)
+    })?;
+    Ok(Batch {
+        pixels: images.concat(),
+        labels: order.iter().map(|&i| files.labels[i]).collect(),
+        mixed: None,
+        draws: order
+            .iter()
+            .map(|&index| Draw { index, crop: None })
+            .collect(),
+    })
+}
+
+/// Normalized images `range` of `files` through the evaluation transform, built on the pool.
+pub fn eval_batch(
+    files: &FileSet,
+    range: std::ops::Range<usize>,
+    norm: &Normalizer,
+) -> Result<Vec<f32>, DataError> {
+    let hw = files.side * files.side;
+    let items: Vec<usize> = range.collect();
+    let images = decode_parallel(&items, |i| {
+        let mut px = Vec::with_capacity(3 * hw);
+        norm.push(&files.eval_image(i)?, hw, &mut px);
+        Ok(px)
+    })?;
+    Ok(images.concat())
+}
+
+#[cfg(test)]
+#[path = "stream_tests.rs"]
+mod tests;
