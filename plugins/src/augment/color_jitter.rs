@@ -30,26 +30,47 @@ fn grey(p: &[u8]) -> u8 {
         as u8
 }
 
-fn blend_with(img: &mut Rgb, factor: f32, degenerate: impl Fn(usize, &[u8]) -> [u8; 3]) {
+/// `ImageEnhance.Color(img).enhance(factor)`: a blend with the image's grey version.
+pub fn adjust_saturation(img: &mut Rgb, factor: f32) {
     // Pillow copies one side when alpha is exactly 0 or 1.
     if factor == 1.0 {
         return;
     }
-    for (i, px) in img.pixels.chunks_exact_mut(3).enumerate() {
-        let d = degenerate(i, px);
-        for c in 0..3 {
-            px[c] = if factor == 0.0 {
-                d[c]
+    for px in img.pixels.chunks_exact_mut(3) {
+        let d = grey(px);
+        for p in px.iter_mut() {
+            *p = if factor == 0.0 {
+                d
             } else {
-                blend(d[c], px[c], factor)
+                blend(d, *p, factor)
             };
         }
     }
 }
 
+/// A blend of every byte with one constant grey `d`, through a table of the 256 results (the
+/// same arithmetic, once per value instead of once per byte).
+fn blend_constant(img: &mut Rgb, factor: f32, d: u8) {
+    if factor == 1.0 {
+        return;
+    }
+    let table: Vec<u8> = (0..=255u8)
+        .map(|p| {
+            if factor == 0.0 {
+                d
+            } else {
+                blend(d, p, factor)
+            }
+        })
+        .collect();
+    for p in &mut img.pixels {
+        *p = table[usize::from(*p)];
+    }
+}
+
 /// `ImageEnhance.Brightness(img).enhance(factor)`: a blend with black.
 pub fn adjust_brightness(img: &mut Rgb, factor: f32) {
-    blend_with(img, factor, |_, _| [0; 3]);
+    blend_constant(img, factor, 0);
 }
 
 /// `ImageEnhance.Contrast(img).enhance(factor)`: a blend with the mean grey level (rounded).
@@ -57,12 +78,7 @@ pub fn adjust_contrast(img: &mut Rgb, factor: f32) {
     let n = (img.width * img.height).max(1);
     let sum: u64 = img.pixels.chunks_exact(3).map(|p| u64::from(grey(p))).sum();
     let mean = (sum as f64 / n as f64 + 0.5) as u8;
-    blend_with(img, factor, |_, _| [mean; 3]);
-}
-
-/// `ImageEnhance.Color(img).enhance(factor)`: a blend with the image's grey version.
-pub fn adjust_saturation(img: &mut Rgb, factor: f32) {
-    blend_with(img, factor, |_, p| [grey(p); 3]);
+    blend_constant(img, factor, mean);
 }
 
 /// Brightness, contrast and saturation strengths (hue stays 0, as in the LT recipes).

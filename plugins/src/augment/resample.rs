@@ -111,8 +111,8 @@ fn coefficients(in_size: usize, out_size: usize) -> Coefficients {
     }
 }
 
-fn clip8(v: i64) -> u8 {
-    if v >= (1i64 << PRECISION_BITS << 8) {
+fn clip8(v: i32) -> u8 {
+    if v >= (1i32 << PRECISION_BITS << 8) {
         255
     } else if v <= 0 {
         0
@@ -156,24 +156,31 @@ pub fn resize_bilinear(img: &Rgb, width: usize, height: usize) -> Rgb {
     }
 }
 
-/// Pillow's `ImagingResampleHorizontal_8bpc` over input rows `rows`.
+/// Pillow's `ImagingResampleHorizontal_8bpc` over input rows `rows`. Sums are 32-bit as in
+/// Pillow (255 times weights summing to 2^22 fits).
 fn horizontal(img: &Rgb, k: &Coefficients, rows: std::ops::Range<usize>) -> Rgb {
-    let half = 1i64 << (PRECISION_BITS - 1);
+    let half = 1i32 << (PRECISION_BITS - 1);
     let width = k.bounds.len();
-    let mut pixels = Vec::with_capacity(rows.len() * width * 3);
     let height = rows.len();
-    for y in rows {
-        let row = &img.pixels[y * img.width * 3..(y + 1) * img.width * 3];
-        for (xx, &(xmin, xmax)) in k.bounds.iter().enumerate() {
-            let w = &k.weights[xx * k.ksize..xx * k.ksize + xmax];
-            let mut ss = [half; 3];
-            for (x, &kx) in w.iter().enumerate() {
-                let p = &row[(x + xmin) * 3..(x + xmin) * 3 + 3];
-                for c in 0..3 {
-                    ss[c] += i64::from(p[c]) * i64::from(kx);
-                }
+    let mut pixels = vec![0u8; height * width * 3];
+    let stride = img.width * 3;
+    for (out_row, y) in pixels.chunks_exact_mut(width * 3).zip(rows) {
+        let row = &img.pixels[y * stride..(y + 1) * stride];
+        for ((out, &(xmin, xmax)), w) in out_row
+            .chunks_exact_mut(3)
+            .zip(&k.bounds)
+            .zip(k.weights.chunks_exact(k.ksize))
+        {
+            let taps = &row[xmin * 3..(xmin + xmax) * 3];
+            let (mut r, mut g, mut b) = (half, half, half);
+            for (p, &kx) in taps.chunks_exact(3).zip(&w[..xmax]) {
+                r += i32::from(p[0]) * kx;
+                g += i32::from(p[1]) * kx;
+                b += i32::from(p[2]) * kx;
             }
-            pixels.extend(ss.map(clip8));
+            out[0] = clip8(r);
+            out[1] = clip8(g);
+            out[2] = clip8(b);
         }
     }
     Rgb {
@@ -183,21 +190,28 @@ fn horizontal(img: &Rgb, k: &Coefficients, rows: std::ops::Range<usize>) -> Rgb 
     }
 }
 
-/// Pillow's `ImagingResampleVertical_8bpc`; `img`'s row 0 is the input's row `first`.
+/// Pillow's `ImagingResampleVertical_8bpc`; `img`'s row 0 is the input's row `first`. Each
+/// output row accumulates whole input rows (contiguous, so the loop vectorizes).
 fn vertical(img: &Rgb, k: &Coefficients, first: usize) -> Rgb {
-    let half = 1i64 << (PRECISION_BITS - 1);
+    let half = 1i32 << (PRECISION_BITS - 1);
     let stride = img.width * 3;
     let height = k.bounds.len();
-    let mut pixels = Vec::with_capacity(height * stride);
-    for (yy, &(ymin, ymax)) in k.bounds.iter().enumerate() {
-        let w = &k.weights[yy * k.ksize..yy * k.ksize + ymax];
-        let ymin = ymin - first;
-        for xx in 0..stride {
-            let mut ss = half;
-            for (y, &ky) in w.iter().enumerate() {
-                ss += i64::from(img.pixels[(y + ymin) * stride + xx]) * i64::from(ky);
+    let mut pixels = vec![0u8; height * stride];
+    let mut acc = vec![0i32; stride];
+    for ((out, &(ymin, ymax)), w) in pixels
+        .chunks_exact_mut(stride)
+        .zip(&k.bounds)
+        .zip(k.weights.chunks_exact(k.ksize))
+    {
+        acc.fill(half);
+        for (y, &ky) in w[..ymax].iter().enumerate() {
+            let row = &img.pixels[(y + ymin - first) * stride..(y + ymin - first + 1) * stride];
+            for (a, &p) in acc.iter_mut().zip(row) {
+                *a += i32::from(p) * ky;
             }
-            pixels.push(clip8(ss));
+        }
+        for (o, &a) in out.iter_mut().zip(&acc) {
+            *o = clip8(a);
         }
     }
     Rgb {

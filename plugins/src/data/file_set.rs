@@ -87,7 +87,7 @@ impl FileSet {
             .map_err(|e| self.at(i, e.to_string()))?;
         let rgb = decode_image(&path, &bytes)
             .map_err(|e| self.at(i, e.to_string()))?
-            .to_rgb8();
+            .into_rgb8();
         let (w, h) = (rgb.width() as usize, rgb.height() as usize);
         Ok(Rgb {
             width: w,

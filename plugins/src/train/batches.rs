@@ -56,6 +56,24 @@ impl Normalizer {
             out.extend(plane.iter().map(|&p| (p as f32 / 255.0 - m) * s));
         }
     }
+
+    /// Writes an interleaved RGB (HWC) image normalized into `out` as CHW: the values
+    /// [`Normalizer::push`] gives for the same image in CHW, without the intermediate copy.
+    ///
+    /// # Panics
+    /// When `out` is not `3 * pixels` long or the normalizer is not for 3 channels.
+    pub fn write_hwc(&self, hwc: &[u8], out: &mut [f32]) {
+        let hw = hwc.len() / 3;
+        assert_eq!(out.len(), 3 * hw);
+        let (r, rest) = out.split_at_mut(hw);
+        let (g, b) = rest.split_at_mut(hw);
+        let k: [(f32, f32); 3] = std::array::from_fn(|c| (self.mean[c], 1.0 / self.std[c]));
+        for (i, px) in hwc.chunks_exact(3).enumerate() {
+            r[i] = (px[0] as f32 / 255.0 - k[0].0) * k[0].1;
+            g[i] = (px[1] as f32 / 255.0 - k[1].0) * k[1].1;
+            b[i] = (px[2] as f32 / 255.0 - k[2].0) * k[2].1;
+        }
+    }
 }
 
 /// One training batch, ready to become tensors.

@@ -90,28 +90,50 @@ pub fn sample_rng(seed: u64, position: usize) -> ChaCha8Rng {
     rng
 }
 
-/// One training image: decoded, transformed with its own draws (or the evaluation transform
-/// when `transform` is `None`), normalized.
-fn train_sample(
-    files: &FileSet,
-    index: usize,
-    position: usize,
-    seed: u64,
-    transform: Option<&TrainTransform>,
-    norm: &Normalizer,
-) -> Result<Vec<f32>, DataError> {
-    let img = files.read(index)?;
-    let out = match transform {
-        Some(t) => t.apply(&img, &mut sample_rng(seed, position)).0,
-        None => eval_transform(&img, files.side),
+/// `f(i, slot)` for every `i` of `items`, filling `out` (one `per`-long slot per item, in
+/// `items`' order) on [`loader_threads`] threads that take the next slot as they finish one. The
+/// first error stops the others at their next item.
+pub fn fill_parallel(
+    out: &mut [f32],
+    per: usize,
+    items: &[usize],
+    f: impl Fn(usize, &mut [f32]) -> Result<(), DataError> + Sync,
+) -> Result<(), DataError> {
+    assert_eq!(out.len(), per * items.len());
+    let threads = loader_threads().min(items.len()).max(1);
+    let slots = Mutex::new(items.iter().zip(out.chunks_exact_mut(per.max(1))));
+    let failed = AtomicBool::new(false);
+    let error = Mutex::new(None);
+    let work = || {
+        while !failed.load(Ordering::Relaxed) {
+            let next = slots.lock().ok().and_then(|mut s| s.next());
+            let Some((&i, slot)) = next else { break };
+            if let Err(e) = f(i, slot) {
+                failed.store(true, Ordering::Relaxed);
+                if let Ok(mut first) = error.lock() {
+                    first.get_or_insert(e);
+                }
+            }
+        }
     };
-    let hw = files.side * files.side;
-    let mut px = Vec::with_capacity(3 * hw);
-    norm.push(&out.to_chw(), hw, &mut px);
-    Ok(px)
+    if threads == 1 {
+        work();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(work);
+            }
+        });
+    }
+    match error.into_inner().ok().flatten() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
-/// The batch of `order[start..start + len]`, built on the pool (no mixing yet).
+/// The batch of `order[start..start + len]`, built on the pool (no mixing yet): each image
+/// decoded, transformed with its own draws (or the evaluation transform when `transform` is
+/// `None`) and normalized straight into its place in the batch.
 pub fn train_batch(
     files: &FileSet,
     order: &[usize],
@@ -120,12 +142,20 @@ pub fn train_batch(
     transform: Option<&TrainTransform>,
     norm: &Normalizer,
 ) -> Result<Batch, DataError> {
+    let per = 3 * files.side * files.side;
+    let mut pixels = vec![0f32; order.len() * per];
     let positions: Vec<usize> = (start..start + order.len()).collect();
-    let images = decode_parallel(&positions, |p| {
-        train_sample(files, order[p - start], p, seed, transform, norm)
+    fill_parallel(&mut pixels, per, &positions, |p, slot| {
+        let img = files.read(order[p - start])?;
+        let out = match transform {
+            Some(t) => t.apply(&img, &mut sample_rng(seed, p)).0,
+            None => eval_transform(&img, files.side),
+        };
+        norm.write_hwc(&out.pixels, slot);
+        Ok(())
     })?;
     Ok(Batch {
-        pixels: images.concat(),
+        pixels,
         labels: order.iter().map(|&i| files.labels[i]).collect(),
         mixed: None,
         draws: order
@@ -141,14 +171,14 @@ pub fn eval_batch(
     range: std::ops::Range<usize>,
     norm: &Normalizer,
 ) -> Result<Vec<f32>, DataError> {
-    let hw = files.side * files.side;
+    let per = 3 * files.side * files.side;
     let items: Vec<usize> = range.collect();
-    let images = decode_parallel(&items, |i| {
-        let mut px = Vec::with_capacity(3 * hw);
-        norm.push(&files.eval_image(i)?, hw, &mut px);
-        Ok(px)
+    let mut pixels = vec![0f32; items.len() * per];
+    fill_parallel(&mut pixels, per, &items, |i, slot| {
+        norm.write_hwc(&eval_transform(&files.read(i)?, files.side).pixels, slot);
+        Ok(())
     })?;
-    Ok(images.concat())
+    Ok(pixels)
 }
 
 #[cfg(test)]

@@ -70,6 +70,20 @@ fn parallel_results_keep_their_order_and_the_first_error_names_its_line() {
 }
 
 #[test]
+fn normalizing_interleaved_pixels_gives_the_planar_path_values() {
+    let img = crate::augment::resample::Rgb {
+        width: 5,
+        height: 3,
+        pixels: (0..45).map(|i| (i * 37 % 256) as u8).collect(),
+    };
+    let mut planar = Vec::new();
+    norm().push(&img.to_chw(), 15, &mut planar);
+    let mut direct = vec![0f32; 45];
+    norm().write_hwc(&img.pixels, &mut direct);
+    assert_eq!(planar, direct);
+}
+
+#[test]
 fn an_images_draws_depend_on_its_position_not_on_its_batch() {
     let dir = tempfile::tempdir().unwrap();
     let set = files(dir.path(), 12);
