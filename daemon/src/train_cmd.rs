@@ -102,10 +102,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     };
     // The spec's backend, else flex on the CPU or the first GPU backend built in on a GPU
     // (`[resources] gpus` / `gpu_share`), as a daemon without `[backends]` would choose.
-    let (backend, device) = train::run_device(&run.resources, None)?;
+    let (backend, devices) = train::run_devices(&run.resources, None)?;
     eprintln!(
-        "backend {backend} on {:?}",
-        train::Placement::of(&run.resources)
+        "backend {backend} on {:?} ({} device{})",
+        train::Placement::of(&run.resources),
+        devices.len(),
+        if devices.len() == 1 {
+            ""
+        } else {
+            "s, data-parallel"
+        }
     );
     let mut sink = Stdout {
         out: args.out.clone(),
@@ -115,15 +121,21 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         steps: args.lockstep_steps,
         draws: args.lockstep_draws,
     });
-    let summary = train::train_recorded(
-        &run,
-        &data,
-        &registry,
-        &device,
-        resume,
-        &mut sink,
-        lockstep.as_ref(),
-    )?;
+    let summary = match (&lockstep, devices.as_slice()) {
+        (Some(_), [_, _, ..]) => {
+            anyhow::bail!("--lockstep records one device's steps: run it with resources.gpus <= 1")
+        }
+        (_, [device]) => train::train_recorded(
+            &run,
+            &data,
+            &registry,
+            device,
+            resume,
+            &mut sink,
+            lockstep.as_ref(),
+        )?,
+        _ => train::train_on(&run, &data, &registry, &devices, resume, &mut sink)?,
+    };
     let line = serde_json::to_string(&serde_json::json!({ "summary": summary }))?;
     println!("{line}");
     if let Some(dir) = &args.out {

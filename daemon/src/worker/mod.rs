@@ -160,18 +160,22 @@ fn train_run(
     check_data_roots(run)?;
     let data = train::prepare(&run.data).map_err(TrainError::from)?;
     // The daemon stored the run's backend at submission (its spec's or the default there).
-    let (backend, device) = train::run_device(&run.resources, None).map_err(TrainError::from)?;
+    let (backend, devices) = train::run_devices(&run.resources, None).map_err(TrainError::from)?;
     println!(
-        "backend {backend} on {:?}",
-        train::Placement::of(&run.resources)
+        "backend {backend} on {:?}{}",
+        train::Placement::of(&run.resources),
+        match devices.len() {
+            1 => String::new(),
+            n => format!(", data-parallel over {n} devices"),
+        }
     );
     let mut sink = RpcSink {
         rpc,
         total,
         measured: false,
     };
-    Ok(train::train(
-        run, &data, &registry, &device, resume, &mut sink,
+    Ok(train::train_on(
+        run, &data, &registry, &devices, resume, &mut sink,
     )?)
 }
 

@@ -8,8 +8,30 @@
 //! (`Module::freeze`, stage 2 of the decoupled methods) normalizes with its running statistics
 //! and leaves them alone, as `module.eval()` does in PyTorch.
 
+use std::cell::Cell;
+
 use burn::module::{Flag, Module, Param, RunningState};
 use burn::tensor::{Device, Tensor};
+
+thread_local! {
+    /// Set while a data-parallel replica other than the first runs its forward pass.
+    static SKIP_RUNNING_UPDATES: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with BatchNorm's running statistics left alone on this thread: the data-parallel
+/// replicas past the first normalize with their shard's statistics but, as in PyTorch's DDP,
+/// only the first replica's running statistics are kept (`train::parallel`). Burn's running
+/// state is shared by a module's clones, so without this every replica would feed it.
+pub fn without_running_updates<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            SKIP_RUNNING_UPDATES.with(|s| s.set(self.0));
+        }
+    }
+    let _reset = Reset(SKIP_RUNNING_UPDATES.with(|s| s.replace(true)));
+    f()
+}
 
 /// Batch normalization over `[N, C, ...]`: `y = (x - mean) / sqrt(var + eps) * gamma + beta`.
 #[derive(Module, Debug)]
@@ -80,6 +102,9 @@ impl BatchNorm {
             self.beta.val(),
             self.epsilon,
         );
+        if SKIP_RUNNING_UPDATES.with(Cell::get) {
+            return result.output;
+        }
         let m = self.momentum;
         let mean = self
             .running_mean

@@ -3,7 +3,7 @@
 //! re-initialize or re-scale the head alone.
 
 mod backbone;
-mod batch_norm;
+pub mod batch_norm;
 mod head;
 mod imagenet_resnet;
 mod pretrained;

@@ -170,6 +170,22 @@ pub fn run_device(
     Ok((backend, build_device(backend, placement)?))
 }
 
+/// The devices a run trains on: one per GPU it holds when it holds two or more
+/// (`resources.gpus = N`: data-parallel over GPUs `0..N` of the ones it sees, see
+/// `train::parallel`), else the one of [`run_device`]. A flex-only build trains such a run on N
+/// CPU "devices", which compute what N GPUs would.
+pub fn run_devices(
+    resources: &ResourcesSection,
+    gpu_default: Option<Backend>,
+) -> Result<(Backend, Vec<Device>), DeviceError> {
+    let (backend, first) = run_device(resources, gpu_default)?;
+    let mut devices = vec![first];
+    for i in 1..resources.gpus.max(1) {
+        devices.push(build_device(backend, Placement::Gpu(i))?);
+    }
+    Ok((backend, devices))
+}
+
 /// The CPU device cauda's own bookkeeping runs on (exports, checks): always flex, whatever
 /// backends the binary was built with.
 pub fn host_device() -> Device {

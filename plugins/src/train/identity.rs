@@ -19,11 +19,18 @@ const NOT_IDENTITY: [&str; 3] = ["name", "method", "resources"];
 /// with the same hash train the same model on the same split with the same seed and the same
 /// engine: the daemon trains such a run once and reuses it. A run stored before fingerprints
 /// (empty `engine`, not serialized) keeps the hash it was stored with.
+///
+/// One part of the resource request is identity: a run on `resources.gpus = N >= 2` trains
+/// data-parallel over N replicas (`train::parallel`), whose BatchNorm statistics are per shard,
+/// so it is hashed with `"data_parallel": N` (absent for one device, so those hashes stay).
 pub fn config_hash(run: &ResolvedRun) -> String {
     let mut value = serde_json::to_value(run).unwrap_or_default();
     if let Some(object) = value.as_object_mut() {
         for key in NOT_IDENTITY {
             object.remove(key);
+        }
+        if run.resources.gpus >= 2 {
+            object.insert("data_parallel".into(), run.resources.gpus.into());
         }
     }
     let digest = Sha256::digest(canonical_json(&value).as_bytes());

@@ -113,6 +113,18 @@ fn the_engine_is_identity_and_labels_are_not() {
     relabelled.method = "renamed".into();
     relabelled.resources.priority = 9;
     assert_eq!(config_hash(&relabelled), config_hash(&run));
+    // One GPU (or a share of one) trains what the CPU trains; two or more train data-parallel,
+    // with per-shard BatchNorm statistics: another model, so another identity per count.
+    let mut one = run.clone();
+    one.resources.gpus = 1;
+    one.resources.gpu_share = None;
+    assert_eq!(config_hash(&one), config_hash(&run));
+    let mut two = run.clone();
+    two.resources.gpus = 2;
+    let mut four = run.clone();
+    four.resources.gpus = 4;
+    assert_ne!(config_hash(&two), config_hash(&run));
+    assert_ne!(config_hash(&two), config_hash(&four));
 }
 
 #[test]

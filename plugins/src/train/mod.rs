@@ -10,6 +10,7 @@ mod evaluate;
 mod fingerprint;
 mod identity;
 mod lockstep;
+pub mod parallel;
 mod prepare;
 mod record;
 mod schedule;
@@ -18,7 +19,9 @@ pub mod stream;
 
 pub use batches::{Batch, EpochPlan, Normalizer, for_each_batch};
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};
-pub use device::{Backend, DeviceError, Placement, build_device, host_device, run_device};
+pub use device::{
+    Backend, DeviceError, Placement, build_device, host_device, run_device, run_devices,
+};
 pub use fingerprint::{RECIPE_VERSION, engine_fingerprint};
 pub use identity::{canonical_json, config_hash};
 pub use lockstep::{LockstepConfig, LockstepIndex, StageEntry, StepEntry};
@@ -77,8 +80,10 @@ pub struct Context<'a> {
     pub run: &'a ResolvedRun,
     pub data: &'a Prepared,
     pub registry: &'a Registry,
-    /// Autodiff device for training.
+    /// Autodiff device for training (data-parallel replica 0's).
     pub device: Device,
+    /// Every autodiff device of a data-parallel run, `device` first; just `device` otherwise.
+    pub devices: Vec<Device>,
     /// The plain device for evaluation.
     pub eval_device: Device,
     pub config_hash: String,
@@ -114,7 +119,31 @@ pub fn train(
     resume: Option<Checkpoint>,
     sink: &mut dyn EventSink,
 ) -> Result<RunSummary, TrainError> {
-    train_recorded(run, data, registry, device, resume, sink, None)
+    train_on(
+        run,
+        data,
+        registry,
+        std::slice::from_ref(device),
+        resume,
+        sink,
+    )
+}
+
+/// [`train`] data-parallel on `devices` (the first evaluates and holds the model; see
+/// [`parallel`]); one device trains as [`train`].
+pub fn train_on(
+    run: &ResolvedRun,
+    data: &Prepared,
+    registry: &Registry,
+    devices: &[Device],
+    resume: Option<Checkpoint>,
+    sink: &mut dyn EventSink,
+) -> Result<RunSummary, TrainError> {
+    let Some(first) = devices.first() else {
+        return Err(TrainError::Record("no device to train on".into()));
+    };
+    let extra: Vec<Device> = devices[1..].iter().map(|d| d.clone().autodiff()).collect();
+    train_inner(run, data, registry, first, &extra, resume, sink, None)
 }
 
 /// [`train`], writing the lockstep record of its first steps when `lockstep` is given (a fresh
@@ -124,6 +153,20 @@ pub fn train_recorded(
     data: &Prepared,
     registry: &Registry,
     device: &Device,
+    resume: Option<Checkpoint>,
+    sink: &mut dyn EventSink,
+    lockstep: Option<&LockstepConfig>,
+) -> Result<RunSummary, TrainError> {
+    train_inner(run, data, registry, device, &[], resume, sink, lockstep)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_inner(
+    run: &ResolvedRun,
+    data: &Prepared,
+    registry: &Registry,
+    device: &Device,
+    replicas: &[Device],
     resume: Option<Checkpoint>,
     sink: &mut dyn EventSink,
     lockstep: Option<&LockstepConfig>,
@@ -149,6 +192,9 @@ pub fn train_recorded(
         data,
         registry,
         device: device.clone().autodiff(),
+        devices: std::iter::once(device.clone().autodiff())
+            .chain(replicas.iter().cloned())
+            .collect(),
         eval_device: device.clone(),
         config_hash: hash,
         posthoc_shift,

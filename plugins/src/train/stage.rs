@@ -109,15 +109,27 @@ pub fn run_stage(
             };
             let n = batch.len();
             let recorded = ctx.records_step().then(|| batch.clone());
-            let x = Tensor::<4>::from_data(TensorData::new(batch.pixels, [n, c, h, w]), &device);
-            let ya = labels_tensor(&batch.labels, &device);
-            let mixed = batch.mixed.map(|(b, lam)| losses::Mixup {
-                labels_b: labels_tensor(&b, &device),
-                lam: Tensor::<1>::from_data(TensorData::new(lam, [n]), &device),
-            });
-            let logits = current.forward(x);
-            let loss = losses::combine(setup.loss.as_ref(), logits, ya, mixed, epoch)?;
-            let grads = GradientsParams::from_grads(loss.backward(), &current);
+            let (grads, loss) = if ctx.devices.len() > 1 {
+                super::parallel::data_parallel_grads(
+                    &current,
+                    &ctx.devices,
+                    &batch,
+                    [c, h, w],
+                    setup.loss.as_ref(),
+                    epoch,
+                )?
+            } else {
+                let x =
+                    Tensor::<4>::from_data(TensorData::new(batch.pixels, [n, c, h, w]), &device);
+                let ya = labels_tensor(&batch.labels, &device);
+                let mixed = batch.mixed.map(|(b, lam)| losses::Mixup {
+                    labels_b: labels_tensor(&b, &device),
+                    lam: Tensor::<1>::from_data(TensorData::new(lam, [n]), &device),
+                });
+                let logits = current.forward(x);
+                let loss = losses::combine(setup.loss.as_ref(), logits, ya, mixed, epoch)?;
+                (GradientsParams::from_grads(loss.backward(), &current), loss)
+            };
             let mut next = optim.step(lr, current, grads);
             if let Some(t) = setup.max_norm {
                 next.head = next.head.max_norm(t);

@@ -1,0 +1,184 @@
+//! Data-parallel training of one run on all its devices (`resources.gpus = N`), as PyTorch's
+//! `DistributedDataParallel` computes it: the global batch is cut into N contiguous shards
+//! (sizes differ by at most one), replica i runs forward and backward on shard i on device i,
+//! and the gradients are all-reduced into replica 0's device, each weighted by its shard's share
+//! of the batch (`n_i / n`: DDP's plain average for equal shards, and for a ragged last batch
+//! still the gradient of the global mean loss). One optimizer step then updates the one model,
+//! which every replica forks again at the next step, so replicas never drift.
+//!
+//! BatchNorm follows DDP's default (`broadcast_buffers=True`, no SyncBatchNorm): each replica
+//! normalizes its shard with its shard's statistics, and the running statistics are replica 0's
+//! (rank 0's buffers are what DDP broadcasts and what a checkpoint of it holds): the other
+//! replicas' updates are suppressed ([`crate::models::batch_norm::without_running_updates`]).
+//!
+//! The all-reduce moves each replica's gradients to device 0 (`to_device`) and sums them: a
+//! reduce to the root, not NCCL's ring, since Burn 0.22's collectives (`burn::tensor::distributed`)
+//! exist only for its CubeCL backends and cauda's GPU backend is `tch`. Replicas run on threads,
+//! one per device, so N GPUs compute at once.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use super::TrainError;
+use super::batches::Batch;
+use crate::losses::{self, Loss};
+use crate::models::Classifier;
+use crate::models::batch_norm::without_running_updates;
+
+/// `n` samples cut into `parts` contiguous shards, the first `n % parts` one longer (as
+/// `torch.chunk` would not: it makes the last shard the short one, which changes no sum).
+pub fn shards(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
+    let parts = parts.clamp(1, n.max(1));
+    let (base, extra) = (n / parts, n % parts);
+    let mut start = 0;
+    (0..parts)
+        .map(|i| {
+            let len = base + usize::from(i < extra);
+            let r = start..start + len;
+            start += len;
+            r
+        })
+        .collect()
+}
+
+fn labels_tensor(labels: &[u32], device: &Device) -> Tensor<1, Int> {
+    let v: Vec<i64> = labels.iter().map(|&l| i64::from(l)).collect();
+    Tensor::<1, Int>::from_data(TensorData::new(v, [labels.len()]), device)
+}
+
+/// One replica's loss on one shard and the gradients of its parameters.
+fn shard_grads(
+    model: &Classifier,
+    batch: &Batch,
+    range: std::ops::Range<usize>,
+    shape: [usize; 3],
+    loss: &dyn Loss,
+    epoch: usize,
+    device: &Device,
+) -> Result<(GradientsParams, Tensor<1>), TrainError> {
+    let [c, h, w] = shape;
+    let per = c * h * w;
+    let n = range.len();
+    let px = batch.pixels[range.start * per..range.end * per].to_vec();
+    let x = Tensor::<4>::from_data(TensorData::new(px, [n, c, h, w]), device);
+    let ya = labels_tensor(&batch.labels[range.clone()], device);
+    let mixed = batch.mixed.as_ref().map(|(b, lam)| losses::Mixup {
+        labels_b: labels_tensor(&b[range.clone()], device),
+        lam: Tensor::<1>::from_data(TensorData::new(lam[range.clone()].to_vec(), [n]), device),
+    });
+    let loss = losses::combine(loss, model.forward(x), ya, mixed, epoch)?;
+    let grads = GradientsParams::from_grads(loss.backward(), model);
+    Ok((grads, loss.detach()))
+}
+
+/// The gradients of the global batch's loss on `devices` (the first is `model`'s), and that
+/// loss (the shard-weighted mean) on the first device.
+pub fn data_parallel_grads(
+    model: &Classifier,
+    devices: &[Device],
+    batch: &Batch,
+    shape: [usize; 3],
+    loss: &dyn Loss,
+    epoch: usize,
+) -> Result<(GradientsParams, Tensor<1>), TrainError> {
+    let n = batch.len();
+    let ranges = shards(n, devices.len());
+    let results: Vec<Result<(GradientsParams, Tensor<1>), TrainError>> = std::thread::scope(|s| {
+        let workers: Vec<_> = ranges
+            .iter()
+            .cloned()
+            .zip(devices)
+            .enumerate()
+            .map(|(i, (range, device))| {
+                s.spawn(move || {
+                    if i == 0 {
+                        return shard_grads(model, batch, range, shape, loss, epoch, device);
+                    }
+                    let replica = model.clone().fork(device);
+                    without_running_updates(|| {
+                        shard_grads(&replica, batch, range, shape, loss, epoch, device)
+                    })
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join().unwrap_or_else(|_| {
+                    Err(TrainError::Record(
+                        "a data-parallel replica panicked".into(),
+                    ))
+                })
+            })
+            .collect()
+    });
+    let mut parts = Vec::with_capacity(results.len());
+    for r in results {
+        parts.push(r?);
+    }
+    let root = &devices[0];
+    let weights: Vec<f32> = ranges
+        .iter()
+        .map(|r| r.len() as f32 / n.max(1) as f32)
+        .collect();
+    let mut total_loss: Option<Tensor<1>> = None;
+    let mut grads = Vec::with_capacity(parts.len());
+    for ((g, l), &w) in parts.into_iter().zip(&weights) {
+        let l = l.to_device(root).mul_scalar(w);
+        total_loss = Some(match total_loss {
+            None => l,
+            Some(t) => t + l,
+        });
+        grads.push(g);
+    }
+    let mut reduce = AllReduce {
+        replicas: grads,
+        weights,
+        root: root.clone(),
+        out: GradientsParams::new(),
+    };
+    model.visit(&mut reduce);
+    let loss = total_loss.ok_or_else(|| TrainError::Record("an empty batch".into()))?;
+    Ok((reduce.out, loss))
+}
+
+/// Sums every parameter's weighted gradients from all replicas on the root device.
+struct AllReduce {
+    replicas: Vec<GradientsParams>,
+    weights: Vec<f32>,
+    root: Device,
+    out: GradientsParams,
+}
+
+impl ModuleVisitor for AllReduce {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let mut sum: Option<Tensor<D>> = None;
+        for (g, &w) in self.replicas.iter_mut().zip(&self.weights) {
+            if let Some(t) = g.remove::<D>(param.id) {
+                let t = t.to_device(&self.root).mul_scalar(w);
+                sum = Some(match sum {
+                    None => t,
+                    Some(s) => s + t,
+                });
+            }
+        }
+        if let Some(s) = sum {
+            self.out.register::<D>(param.id, s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shards;
+
+    #[test]
+    fn shards_cover_the_batch_in_order_and_differ_by_one_at_most() {
+        assert_eq!(shards(10, 2), [0..5, 5..10]);
+        assert_eq!(shards(11, 3), [0..4, 4..8, 8..11]);
+        assert_eq!(shards(2, 4), [0..1, 1..2]);
+        assert_eq!(shards(7, 1).len(), 1);
+        assert_eq!(shards(7, 1)[0], 0..7);
+    }
+}
