@@ -17,8 +17,9 @@
 //!   stage-2 weight decay apart, MaxNorm only in stage 2 with a relative radius, lr 0.01).
 //! - 4: split-file data sets (`list`, `inat`) stream from disk through torchvision's transforms
 //!   (Pillow's bilinear resize, RandomResizedCrop + flip for crop_flip, optional ColorJitter)
-//!   instead of pad-and-crop on in-memory 224 squares resized by another filter. Other formats
-//!   train exactly as in 3.
+//!   instead of pad-and-crop on in-memory 224 squares resized by another filter; a run with
+//!   `resources.gpus >= 2` trains data-parallel (per-shard BatchNorm) instead of on one device.
+//!   Other runs train exactly as in 3.
 
 /// The version of the training recipe's semantics; see the module doc for when to bump it.
 pub const RECIPE_VERSION: u32 = 4;
