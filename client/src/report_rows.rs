@@ -1,6 +1,6 @@
 //! Report rows for people and scripts, each from ONE list so a header and its cells cannot part:
 //! [`COLUMNS`] is the survey's table (method, ratio, seeds, overall, many/medium/few-shot top-1
-//! in %, relative accuracy, throughput, hours, engine) as aligned text, Markdown or HTML;
+//! in %, top-5, relative accuracy, throughput, hours, engine) as aligned text, Markdown or HTML;
 //! [`FIELDS`] are the raw values with their documented names, as CSV and as JSON rows.
 
 use cauda_proto::v1::{GetReportResponse, ReportRow};
@@ -52,6 +52,10 @@ pub const COLUMNS: &[Column] = &[
             (Some(m), _) => format!("{:.1}", m * 100.0),
             _ => "-".into(),
         },
+    },
+    Column {
+        header: "top-5",
+        cell: |r| pct(r.top5_mean),
     },
     Column {
         header: "many",
@@ -113,6 +117,7 @@ pub fn cells(row: &ReportRow) -> Vec<String> {
 
 /// The footnote every rendering carries.
 pub const NOTE: &str = "top-1 and many/medium/few: test accuracy (%) of the final model, mean ± sample std over seeds; \
+top-5: mean test top-5 (%), for more than 5 classes; \
 val-sel: at the best validation epoch; best-test*: best test epoch, optimistic (picked on the test set); \
 rel-acc: A_t / max(A_v, A_b) (Zhang et al. survey, Sec. 4.1); hours: wall-clock hours of the row's runs, \
 GPU-h: those hours times the GPUs (or GPU share) each held.";
@@ -217,6 +222,10 @@ pub const FIELDS: &[Field] = &[
     Field {
         name: "top1_std",
         value: |r| json!(r.top1_std),
+    },
+    Field {
+        name: "top5_mean",
+        value: |r| json!(r.top5_mean),
     },
     Field {
         name: "many",

@@ -23,6 +23,7 @@ fn report() -> GetReportResponse {
                 seeds: 3,
                 top1_mean: Some(0.7123),
                 top1_std: Some(0.0151),
+                top5_mean: Some(0.9512),
                 many: Some(0.9),
                 medium: Some(0.65),
                 few: Some(0.25),
@@ -243,6 +244,7 @@ fn csv_has_a_value_under_every_field() {
         ("method", "ce"),
         ("ratio", "100"),
         ("top1_std", "0.0151"),
+        ("top5_mean", "0.9512"),
         ("medium", "0.65"),
         ("relative_accuracy", "0.8"),
         ("a_v", "0.89"),
@@ -256,6 +258,7 @@ fn csv_has_a_value_under_every_field() {
     }
     assert_eq!(get(1, "failed"), "1");
     assert_eq!(get(1, "val_selected_top1"), "", "missing is empty");
+    assert_eq!(get(1, "top5_mean"), "", "no top-5 is empty");
     assert_eq!(
         get(1, "engines"),
         format!("cauda-plugins 0.1.0 recipe 1; {CURRENT}")

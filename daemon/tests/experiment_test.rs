@@ -151,6 +151,14 @@ async fn a_grid_with_decoupled_methods_and_relative_accuracy() {
             .iter()
             .all(|r| r.succeeded == 1 && r.top1_mean.is_some())
     );
+    // Ten classes: the report carries top-5, never below top-1.
+    assert!(
+        report.rows.iter().all(|r| r
+            .top5_mean
+            .is_some_and(|t5| t5 >= r.top1_mean.unwrap_or(1.0))),
+        "{:?}",
+        report.rows
+    );
 
     // The report through the cauda binary, as JSON rows with the documented fields.
     let Some(cli) = cauda_bin() else { return };
@@ -167,6 +175,7 @@ async fn a_grid_with_decoupled_methods_and_relative_accuracy() {
         "seeds",
         "top1_mean",
         "top1_std",
+        "top5_mean",
         "many",
         "medium",
         "few",

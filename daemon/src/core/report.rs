@@ -29,6 +29,8 @@ pub struct ReportRow {
     pub seeds: usize,
     pub top1_mean: Option<f64>,
     pub top1_std: Option<f64>,
+    /// Mean test top-5 (data sets of more than 5 classes).
+    pub top5_mean: Option<f64>,
     pub many: Option<f64>,
     pub medium: Option<f64>,
     pub few: Option<f64>,
@@ -141,6 +143,7 @@ impl Daemon {
 struct Group {
     seeds: Vec<u64>,
     top1: Vec<f64>,
+    top5: Vec<f64>,
     many: Vec<f64>,
     medium: Vec<f64>,
     few: Vec<f64>,
@@ -155,6 +158,7 @@ impl Group {
     fn add(&mut self, s: &Value) {
         let last = &s["last"];
         self.top1.extend(last["test_top1"].as_f64());
+        self.top5.extend(last["test_top5"].as_f64());
         self.many.extend(last["many"].as_f64());
         self.medium.extend(last["medium"].as_f64());
         self.few.extend(last["few"].as_f64());
@@ -169,6 +173,7 @@ impl Group {
         row.seeds = self.seeds.len();
         row.top1_mean = mean(&self.top1);
         row.top1_std = std(&self.top1);
+        row.top5_mean = mean(&self.top5);
         row.many = mean(&self.many);
         row.medium = mean(&self.medium);
         row.few = mean(&self.few);

@@ -345,6 +345,7 @@ pub fn report_to_wire(r: &crate::core::Report) -> v1::GetReportResponse {
                 seeds: count(row.seeds),
                 top1_mean: row.top1_mean,
                 top1_std: row.top1_std,
+                top5_mean: row.top5_mean,
                 many: row.many,
                 medium: row.medium,
                 few: row.few,
