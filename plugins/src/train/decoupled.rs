@@ -68,7 +68,15 @@ pub fn run_all(
         None => (Vec::new(), 1, 0, None),
     };
 
-    let mut model = fresh_model(ctx)?;
+    let mut model = {
+        // Burn draws initial weights from one process-wide RNG: seed it and draw the whole model
+        // while no other run in this process can draw from it (tests train several runs at
+        // once; a worker process trains one), so a run's initial weights depend on its seed only.
+        static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        ctx.eval_device.seed(run.train.seed);
+        fresh_model(ctx)?
+    };
     if ck.is_none() {
         // A run's first step starts from the pretrained backbone (`model.pretrained`).
         model = run.model.load_pretrained(model)?;

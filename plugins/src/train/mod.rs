@@ -172,7 +172,7 @@ fn train_inner(
     lockstep: Option<&LockstepConfig>,
 ) -> Result<RunSummary, TrainError> {
     identity::check_engine(run)?;
-    device.seed(run.train.seed);
+    // Seeded where the weights are drawn (`decoupled::run_all`), under a process-wide lock.
     if lockstep.is_some() && resume.is_some() {
         return Err(TrainError::Sink(
             "a lockstep record needs a fresh run, not a resumed one".into(),
