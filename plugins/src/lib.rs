@@ -5,6 +5,7 @@
 pub mod augment;
 pub mod data;
 pub mod export;
+pub mod hex;
 pub mod losses;
 pub mod metrics;
 pub mod models;

@@ -137,7 +137,7 @@ impl CommandRun {
             }
         }
         let digest = Sha256::digest(canonical_json(&value).as_bytes());
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        cauda_proto::hex(&digest)
     }
 
     /// Checks the limits and the well-known keys; the error names the key.

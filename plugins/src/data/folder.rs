@@ -5,6 +5,7 @@
 //! in `ROOT/.cauda-cache-v1.bin` (or a cache directory) keyed by the file list, sizes and mtimes,
 //! so the next load reads one file instead of decoding thousands.
 
+use crate::hex::ToHex;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -145,10 +146,7 @@ fn cache_key(
 /// 16 hex digits naming `root` (canonicalised when possible) inside a shared cache directory.
 fn root_tag(root: &Path) -> String {
     let canonical = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
-    Sha256::digest(canonical.to_string_lossy().as_bytes())[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(canonical.to_string_lossy().as_bytes())[..8].to_hex()
 }
 
 /// One decoded image: gray (1 byte per pixel) or RGB (3, interleaved), as the file stores it.

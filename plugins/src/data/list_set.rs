@@ -5,6 +5,7 @@
 //! missing image is an error naming its list file and line when the run starts; an unreadable
 //! one, when a batch reaches it.
 
+use crate::hex::ToHex;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -144,9 +145,7 @@ impl ListSource {
             val,
             test,
             hash: Sha256::digest(format!("{:?} {} {digest}", self.format, self.image_size))
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+                .to_hex(),
         })
     }
 }

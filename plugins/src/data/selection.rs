@@ -3,6 +3,7 @@
 //! index lists and content hash. The long-tailed profile (`longtail.rs`) and split files
 //! (`split_file.rs`) both end here, so the two kinds of split follow the same rules.
 
+use crate::hex::ToHex;
 use std::collections::HashSet;
 
 use sha2::{Digest, Sha256};
@@ -84,11 +85,7 @@ pub(crate) fn assemble((train, val): TrainVal) -> LtSplit {
     for &i in train_indices.iter().chain(&val_indices) {
         hasher.update((i as u64).to_le_bytes());
     }
-    let hash = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = hasher.finalize().to_hex();
     LtSplit {
         train_indices,
         val_indices,

@@ -18,6 +18,7 @@
 //! `data.split_file_sha256` at submission, so the run's identity (its config hash) is the
 //! file's content, and a file changed after submission is refused when the run starts.
 
+use crate::hex::ToHex;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -71,10 +72,7 @@ fn bad(path: &Path, key: impl Into<String>, message: impl Into<String>) -> DataE
 
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).to_hex()
 }
 
 /// Reads and checks the split file at `path` (bounded).

@@ -5,6 +5,7 @@
 //! training list; nothing is re-sampled. Every error names the file, the line (or JSON entry) and
 //! what was expected; inputs are bounded (file size, line length, entries) before they are used.
 
+use crate::hex::ToHex;
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
@@ -301,11 +302,7 @@ pub fn lists_digest(files: &[(&str, &[u8])]) -> String {
         hasher.update((bytes.len() as u64).to_le_bytes());
         hasher.update(bytes);
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hasher.finalize().to_hex()
 }
 
 /// A pinned lists digest must be `actual`, the lists' digest now.

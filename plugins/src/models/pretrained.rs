@@ -12,6 +12,7 @@
 //! The file's SHA-256 is part of the run's identity (`model.pretrained_sha256`, pinned at
 //! submission); a file that changed since is refused here.
 
+use crate::hex::ToHex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -135,10 +136,7 @@ pub fn read_pretrained(path: &Path) -> Result<(Vec<u8>, String), PretrainedError
         path: path.to_path_buf(),
         source,
     })?;
-    let sha = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha = Sha256::digest(&bytes).to_hex();
     Ok((bytes, sha))
 }
 

@@ -4,6 +4,7 @@
 //! engine does: the canonical text is written here, keys sorted and numbers in one defined
 //! form, and the engine fingerprint (`ResolvedRun::engine`) is one of its keys.
 
+use crate::hex::ToHex;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -34,7 +35,7 @@ pub fn config_hash(run: &ResolvedRun) -> String {
         }
     }
     let digest = Sha256::digest(canonical_json(&value).as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    digest.to_hex()
 }
 
 /// Refuses a run resolved for other engine code (`ResolvedRun::engine`, empty before
