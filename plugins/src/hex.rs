@@ -1,5 +1,6 @@
 //! Bytes as lowercase hex, the form of every digest the engine writes (config hashes, split and
 //! weights pins, content hashes): one function instead of a `format!("{b:02x}")` per call site.
+//! (The wire crate has its own, `cauda_proto::hex`: the engine knows nothing of the wire.)
 
 /// Lowercase hex of a byte slice (or anything that derefs to one, such as a SHA-256 output).
 pub trait ToHex {
@@ -8,13 +9,13 @@ pub trait ToHex {
 
 impl ToHex for [u8] {
     fn to_hex(&self) -> String {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut out = String::with_capacity(self.len() * 2);
-        for b in self {
-            out.push(char::from(DIGITS[usize::from(b >> 4)]));
-            out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-        }
-        out
+        use std::fmt::Write as _;
+        self.iter()
+            .fold(String::with_capacity(self.len() * 2), |mut out, b| {
+                // Writing to a String cannot fail.
+                let _ = write!(out, "{b:02x}");
+                out
+            })
     }
 }
 

@@ -16,7 +16,7 @@ use cauda_plugins::registry::builtin_registry;
 use cauda_plugins::spec::{ExperimentSpec, PresetBook, ResolvedRun};
 use cauda_plugins::train::{self, Checkpoint, EpochRecord, EventSink, TrainError};
 
-const VENV_PYTHON: &str = "/var/cache/cauda/venv/bin/python";
+mod common;
 const TOLERANCE: f64 = 1e-4;
 
 #[derive(Default)]
@@ -54,17 +54,9 @@ optimizer = {{ name = "sgd", lr = 0.05, momentum = 0.9 }}
 
 /// Runs bench/export_check.py; `None` (and a printed reason) when the venv is absent.
 fn torch_max_diff(model: &Path, case: &Path) -> Option<f64> {
-    if !Path::new(VENV_PYTHON).exists() {
-        let why = format!("no PyTorch venv at {VENV_PYTHON} (bash .ci/run builds it)");
-        assert!(
-            std::env::var_os("CAUDA_REQUIRE_ALL").is_none(),
-            "CAUDA_REQUIRE_ALL is set and the PyTorch half cannot run: {why}"
-        );
-        println!("skipped: {why}");
-        return None;
-    }
+    let python = common::venv_python("the PyTorch half")?;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/export_check.py");
-    let out = Command::new(VENV_PYTHON)
+    let out = Command::new(python)
         .arg(&script)
         .arg(model)
         .arg(case)

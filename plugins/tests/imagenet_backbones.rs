@@ -9,7 +9,7 @@
 //! `CAUDA_REQUIRE_ALL`, as in CI). The other half needs no PyTorch: every new backbone trains a
 //! few steps on 32x32 images, and a run with `model.pretrained` starts from the file's weights.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use burn::module::{Module, Param};
@@ -20,22 +20,14 @@ use cauda_plugins::registry::builtin_registry;
 use cauda_plugins::spec::{ExperimentSpec, PresetBook, ResolvedRun};
 use cauda_plugins::train::{self, Checkpoint, EpochRecord, EventSink, TrainError};
 
-const VENV_PYTHON: &str = "/var/cache/cauda/venv/bin/python";
+mod common;
+
 const SIZE: usize = 64;
 const CLASSES: usize = 10;
 
-/// `None` (and a printed reason) when the venv is absent; a failure under `CAUDA_REQUIRE_ALL`.
+/// The venv's python, or `None` after saying why the PyTorch half is skipped.
 fn venv() -> Option<&'static str> {
-    if Path::new(VENV_PYTHON).exists() {
-        return Some(VENV_PYTHON);
-    }
-    let why = format!("no PyTorch venv at {VENV_PYTHON} (bash .ci/run builds it)");
-    assert!(
-        std::env::var_os("CAUDA_REQUIRE_ALL").is_none(),
-        "CAUDA_REQUIRE_ALL is set and the PyTorch half cannot run: {why}"
-    );
-    println!("skipped: {why}");
-    None
+    common::venv_python("the PyTorch half")
 }
 
 fn resolve(backbone: &str, size: usize, extra_model: &str, train: &str) -> ResolvedRun {

@@ -12,19 +12,15 @@ use cauda_plugins::augment::color_jitter::JitterDraw;
 use cauda_plugins::augment::imagenet::{TrainDraw, TrainTransform, Window, eval_transform};
 use cauda_plugins::augment::resample::{Rgb, resize_bilinear};
 
-const VENV_PYTHON: &str = "/var/cache/cauda/venv/bin/python";
+mod common;
 
-fn venv() -> Option<&'static str> {
-    if Path::new(VENV_PYTHON).exists() {
-        return Some(VENV_PYTHON);
-    }
-    let why = format!("no PyTorch venv at {VENV_PYTHON} (bash .ci/run builds it)");
-    assert!(
-        std::env::var_os("CAUDA_REQUIRE_ALL").is_none(),
-        "CAUDA_REQUIRE_ALL is set and the torchvision comparison cannot run: {why}"
-    );
-    println!("skipped: {why}");
-    None
+/// A JSON array of integers.
+fn ints(v: &serde_json::Value) -> Vec<u64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect()
 }
 
 fn load_png(path: &Path) -> Rgb {
@@ -38,7 +34,9 @@ fn load_png(path: &Path) -> Rgb {
 
 #[test]
 fn transforms_give_torchvisions_bytes() {
-    let Some(python) = venv() else { return };
+    let Some(python) = common::venv_python("the torchvision comparison") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/fixtures/imagenet_transforms.py");
@@ -77,18 +75,8 @@ fn transforms_give_torchvisions_bytes() {
             }
             _ => {
                 trains += 1;
-                let w: Vec<usize> = case["window"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_u64().unwrap() as usize)
-                    .collect();
-                let order: Vec<u8> = case["order"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_u64().unwrap() as u8)
-                    .collect();
+                let w: Vec<usize> = ints(&case["window"]).iter().map(|&v| v as usize).collect();
+                let order: Vec<u8> = ints(&case["order"]).iter().map(|&v| v as u8).collect();
                 let f: Vec<f32> = case["factors"]
                     .as_array()
                     .unwrap()

@@ -14,7 +14,8 @@ use cauda_plugins::registry::builtin_registry;
 use cauda_plugins::spec::{ExperimentSpec, PresetBook, ResolvedRun};
 use cauda_plugins::train::{self, Checkpoint, EpochRecord, EventSink, LockstepConfig, TrainError};
 
-const VENV_PYTHON: &str = "/var/cache/cauda/venv/bin/python";
+mod common;
+use common::VENV_PYTHON;
 /// Steps recorded per stage: all of epoch 0 (5 batches of the ratio-10 digits) and the first
 /// steps of epoch 1, which for ldam-drw (switch at 0.8 x 2 epochs) is after the DRW switch.
 const STEPS: usize = 8;
@@ -80,16 +81,7 @@ fn record(run: &ResolvedRun, dir: &Path, device: &burn::tensor::Device) {
 }
 
 fn torch_available() -> bool {
-    if Path::new(VENV_PYTHON).is_file() {
-        return true;
-    }
-    let why = format!("no PyTorch venv at {VENV_PYTHON} (bash .ci/run builds it)");
-    assert!(
-        std::env::var_os("CAUDA_REQUIRE_ALL").is_none(),
-        "CAUDA_REQUIRE_ALL is set and the lockstep check cannot run: {why}"
-    );
-    println!("skipped: {why}");
-    false
+    common::venv_python("the lockstep check").is_some()
 }
 
 /// Runs `bench/SCRIPT ARGS..` with the venv's Python; its stdout, or a failure with both streams.
