@@ -1,6 +1,6 @@
 //! Report rows for people and scripts, each from ONE list so a header and its cells cannot part:
 //! [`COLUMNS`] is the survey's table (method, ratio, seeds, overall, many/medium/few-shot top-1
-//! in %, top-5, relative accuracy, throughput, hours, engine) as aligned text, Markdown or HTML;
+//! in %, top-5, worst class, ECE, relative accuracy, throughput, hours, engine) as aligned text, Markdown or HTML;
 //! [`FIELDS`] are the raw values with their documented names, as CSV and as JSON rows.
 
 use cauda_proto::v1::{GetReportResponse, ReportRow};
@@ -16,6 +16,15 @@ pub struct Column {
 
 fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{:.1}", v * 100.0))
+}
+
+/// `mean ± std` in % over two seeds or more, else the mean.
+fn pct_std(mean: Option<f64>, std: Option<f64>, seeds: u32) -> String {
+    match (mean, std) {
+        (Some(m), Some(s)) if seeds > 1 => format!("{:.1} ± {:.1}", m * 100.0, s * 100.0),
+        (Some(m), _) => format!("{:.1}", m * 100.0),
+        _ => "-".into(),
+    }
 }
 
 /// The table's columns, in order.
@@ -47,11 +56,7 @@ pub const COLUMNS: &[Column] = &[
     Column {
         header: "top-1",
         // `mean ± std` in % over two seeds or more.
-        cell: |r| match (r.top1_mean, r.top1_std) {
-            (Some(m), Some(s)) if r.seeds > 1 => format!("{:.1} ± {:.1}", m * 100.0, s * 100.0),
-            (Some(m), _) => format!("{:.1}", m * 100.0),
-            _ => "-".into(),
-        },
+        cell: |r| pct_std(r.top1_mean, r.top1_std, r.seeds),
     },
     Column {
         header: "top-5",
@@ -59,15 +64,23 @@ pub const COLUMNS: &[Column] = &[
     },
     Column {
         header: "many",
-        cell: |r| pct(r.many),
+        cell: |r| pct_std(r.many, r.many_std, r.seeds),
     },
     Column {
         header: "medium",
-        cell: |r| pct(r.medium),
+        cell: |r| pct_std(r.medium, r.medium_std, r.seeds),
     },
     Column {
         header: "few",
-        cell: |r| pct(r.few),
+        cell: |r| pct_std(r.few, r.few_std, r.seeds),
+    },
+    Column {
+        header: "worst",
+        cell: |r| pct(r.worst_class),
+    },
+    Column {
+        header: "ECE",
+        cell: |r| pct(r.ece),
     },
     Column {
         header: "val-sel",
@@ -117,7 +130,8 @@ pub fn cells(row: &ReportRow) -> Vec<String> {
 
 /// The footnote every rendering carries.
 pub const NOTE: &str = "top-1 and many/medium/few: test accuracy (%) of the final model, mean ± sample std over seeds; \
-top-5: mean test top-5 (%), for more than 5 classes; \
+top-5: mean test top-5 (%), for more than 5 classes; worst: the lowest per-class accuracy (%); \
+ECE: expected calibration error (%, 15 bins, Guo et al. 2017), for runs whose logits cauda saw; \
 val-sel: at the best validation epoch; best-test*: best test epoch, optimistic (picked on the test set); \
 rel-acc: A_t / max(A_v, A_b) (Zhang et al. survey, Sec. 4.1); hours: wall-clock hours of the row's runs, \
 GPU-h: those hours times the GPUs (or GPU share) each held.";
@@ -238,6 +252,30 @@ pub const FIELDS: &[Field] = &[
     Field {
         name: "few",
         value: |r| json!(r.few),
+    },
+    Field {
+        name: "many_std",
+        value: |r| json!(r.many_std),
+    },
+    Field {
+        name: "medium_std",
+        value: |r| json!(r.medium_std),
+    },
+    Field {
+        name: "few_std",
+        value: |r| json!(r.few_std),
+    },
+    Field {
+        name: "worst_class",
+        value: |r| json!(r.worst_class),
+    },
+    Field {
+        name: "ece",
+        value: |r| json!(r.ece),
+    },
+    Field {
+        name: "nll",
+        value: |r| json!(r.nll),
     },
     Field {
         name: "val_selected_top1",

@@ -151,6 +151,18 @@ async fn a_grid_with_decoupled_methods_and_relative_accuracy() {
             .iter()
             .all(|r| r.succeeded == 1 && r.top1_mean.is_some())
     );
+    // Engine runs carry their calibration and worst class.
+    assert!(
+        report
+            .rows
+            .iter()
+            .all(|r| r.ece.is_some_and(|e| (0.0..=1.0).contains(&e))
+                && r.nll.is_some_and(|n| n > 0.0)
+                && r.worst_class
+                    .is_some_and(|w| w <= r.top1_mean.unwrap_or(0.0))),
+        "{:?}",
+        report.rows
+    );
     // Ten classes: the report carries top-5, never below top-1.
     assert!(
         report.rows.iter().all(|r| r
@@ -176,6 +188,10 @@ async fn a_grid_with_decoupled_methods_and_relative_accuracy() {
         "top1_mean",
         "top1_std",
         "top5_mean",
+        "ece",
+        "nll",
+        "worst_class",
+        "many_std",
         "many",
         "medium",
         "few",

@@ -40,6 +40,10 @@ pub fn record(epoch: usize) -> EpochRecord {
             per_class,
             val_top1: None,
             test_top5: None,
+            ece: None,
+            nll: None,
+            worst_class: None,
+            reliability: Vec::new(),
         }),
         extra: Default::default(),
     }

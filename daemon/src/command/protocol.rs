@@ -174,6 +174,11 @@ impl Reader {
                     per_class: per_class.iter().map(|a| a.map(|x| x as f32)).collect(),
                     val_top1: val_top1.map(|v| v as f32),
                     test_top5: test_top5.map(|v| v as f32),
+                    // A program reports accuracies, not logits: no calibration.
+                    ece: None,
+                    nll: None,
+                    worst_class: cauda_plugins::metrics::worst_class(&per_class).map(|w| w as f32),
+                    reliability: Vec::new(),
                 })
             }
         };

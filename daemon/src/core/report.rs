@@ -34,6 +34,15 @@ pub struct ReportRow {
     pub many: Option<f64>,
     pub medium: Option<f64>,
     pub few: Option<f64>,
+    /// Sample standard deviations over seeds of many/medium/few.
+    pub many_std: Option<f64>,
+    pub medium_std: Option<f64>,
+    pub few_std: Option<f64>,
+    /// Mean lowest per-class accuracy.
+    pub worst_class: Option<f64>,
+    /// Mean expected calibration error and negative log-likelihood.
+    pub ece: Option<f64>,
+    pub nll: Option<f64>,
     /// Test top-1 at the best validation epoch (runs with a validation split).
     pub val_selected_top1: Option<f64>,
     /// The best test top-1 over evaluations: optimistic, picked on the test set.
@@ -147,6 +156,9 @@ struct Group {
     many: Vec<f64>,
     medium: Vec<f64>,
     few: Vec<f64>,
+    worst_class: Vec<f64>,
+    ece: Vec<f64>,
+    nll: Vec<f64>,
     val_selected: Vec<f64>,
     best_test: Vec<f64>,
     images_per_sec: Vec<f64>,
@@ -162,6 +174,9 @@ impl Group {
         self.many.extend(last["many"].as_f64());
         self.medium.extend(last["medium"].as_f64());
         self.few.extend(last["few"].as_f64());
+        self.worst_class.extend(last["worst_class"].as_f64());
+        self.ece.extend(last["ece"].as_f64());
+        self.nll.extend(last["nll"].as_f64());
         self.val_selected.extend(s["val_selected_top1"].as_f64());
         self.best_test.extend(s["best_test_top1"].as_f64());
         self.images_per_sec.extend(s["images_per_sec"].as_f64());
@@ -177,6 +192,12 @@ impl Group {
         row.many = mean(&self.many);
         row.medium = mean(&self.medium);
         row.few = mean(&self.few);
+        row.many_std = std(&self.many);
+        row.medium_std = std(&self.medium);
+        row.few_std = std(&self.few);
+        row.worst_class = mean(&self.worst_class);
+        row.ece = mean(&self.ece);
+        row.nll = mean(&self.nll);
         row.val_selected_top1 = mean(&self.val_selected);
         row.best_test_top1 = mean(&self.best_test);
         row.images_per_sec = mean(&self.images_per_sec);

@@ -1,12 +1,15 @@
 //! Evaluation of a long-tailed classifier from its predictions, in plain Rust (no tensors): top-1,
-//! per-class and many/medium/few-shot accuracy, the confusion matrix, the per-epoch record, the
-//! survey's model-selection variants and its relative accuracy.
+//! per-class and many/medium/few-shot accuracy, the confusion matrix, calibration (ECE, NLL, the
+//! reliability diagram) and the worst class, the per-epoch record, the survey's model-selection
+//! variants and its relative accuracy.
 
+mod calibration;
 mod classwise;
 mod confusion;
 mod epoch;
 mod shot_groups;
 
+pub use calibration::{Calibration, ECE_BINS, ReliabilityBin, calibration, worst_class};
 pub use classwise::{class_accuracy, top_k_accuracy};
 pub use confusion::{ConfusionMatrix, argmax};
 pub use epoch::{Selected, Selection, relative_accuracy};

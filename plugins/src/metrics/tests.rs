@@ -27,6 +27,15 @@ struct Case {
     per_class: Vec<Option<f64>>,
     groups: Groups,
     confusion: Vec<u64>,
+    calibration: CalibrationCase,
+    worst_class: f64,
+}
+
+#[derive(Deserialize)]
+struct CalibrationCase {
+    ece: f64,
+    nll: f64,
+    bins: Vec<ReliabilityBin>,
 }
 
 #[derive(Deserialize)]
@@ -45,6 +54,44 @@ fn close(got: Option<f32>, want: Option<f64>, what: &str) {
         (None, None) => {}
         _ => panic!("{what}: got {got:?}, want {want:?}"),
     }
+}
+
+#[test]
+fn calibration_and_the_worst_class_match_numpy() {
+    let fixture: Fixture = serde_json::from_str(FIXTURE).expect("metrics fixture parses");
+    for c in fixture.cases {
+        let got = calibration(&c.logits, &c.labels, c.num_classes, ECE_BINS)
+            .unwrap()
+            .unwrap();
+        let near = |g: f64, w: f64, what: &str| {
+            assert!(
+                (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+                "{} {what}: {g} vs {w}",
+                c.name
+            )
+        };
+        near(got.ece, c.calibration.ece, "ece");
+        near(got.nll, c.calibration.nll, "nll");
+        assert_eq!(got.bins.len(), c.calibration.bins.len());
+        for (i, (g, w)) in got.bins.iter().zip(&c.calibration.bins).enumerate() {
+            assert_eq!(g.count, w.count, "{} bin {i}", c.name);
+            near(g.accuracy, w.accuracy, "bin accuracy");
+            near(g.confidence, w.confidence, "bin confidence");
+        }
+        assert_eq!(
+            got.bins.iter().map(|b| b.count).sum::<usize>(),
+            c.labels.len()
+        );
+        assert_eq!(worst_class(&c.per_class), Some(c.worst_class), "{}", c.name);
+    }
+    // An empty set has no calibration; a set of one sure, right prediction has none to speak of.
+    assert_eq!(calibration(&[], &[], 3, ECE_BINS).unwrap(), None);
+    let sure = calibration(&[0.0, 40.0, 0.0], &[1], 3, ECE_BINS)
+        .unwrap()
+        .unwrap();
+    assert!(sure.ece < 1e-12 && sure.nll < 1e-12, "{sure:?}");
+    assert_eq!(sure.bins[ECE_BINS - 1].count, 1);
+    assert!(calibration(&[1.0, 2.0], &[0], 3, ECE_BINS).is_err());
 }
 
 #[test]

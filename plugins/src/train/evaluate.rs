@@ -132,6 +132,8 @@ pub fn score(
     } else {
         None
     };
+    let calibration = metrics::calibration(logits, labels, classes, metrics::ECE_BINS)?;
+    let worst_class = metrics::worst_class(&per_class);
     Ok(EvalRecord {
         test_top1: top1.unwrap_or(0.0) as f32,
         many: groups.many,
@@ -140,5 +142,9 @@ pub fn score(
         per_class: per_class.into_iter().map(|a| a.map(|a| a as f32)).collect(),
         val_top1: None,
         test_top5,
+        ece: calibration.as_ref().map(|c| c.ece as f32),
+        nll: calibration.as_ref().map(|c| c.nll as f32),
+        worst_class: worst_class.map(|w| w as f32),
+        reliability: calibration.map(|c| c.bins).unwrap_or_default(),
     })
 }

@@ -37,6 +37,18 @@ pub struct EvalRecord {
     /// Top-5 accuracy on the test set (with more than 5 classes): the large benchmarks report it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_top5: Option<f32>,
+    /// Expected calibration error on the test set (15 bins; `metrics::calibration`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ece: Option<f32>,
+    /// Mean negative log-likelihood of the test labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nll: Option<f32>,
+    /// The lowest per-class test accuracy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_class: Option<f32>,
+    /// The reliability diagram's bins (count, accuracy, mean confidence), lowest confidence first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reliability: Vec<crate::metrics::ReliabilityBin>,
 }
 
 /// The outcome of a finished run.
