@@ -1,6 +1,6 @@
 //! `cauda plot` against a live daemon: a grid of 3 methods x 2 seeds on the embedded digits
-//! trains through `caudad serve`, then the real `cauda` binary draws the per-class picture and
-//! the curves as SVG and PNG, with one line per method.
+//! trains through `caudad serve`, then the real `cauda` binary draws the per-class picture, the
+//! curves and the reliability diagram as SVG and PNG, with one line per method.
 
 mod common;
 
@@ -103,6 +103,22 @@ async fn cauda_plot_draws_one_line_per_method_of_a_live_experiment() {
     let curves = std::fs::read_to_string(file("c.svg")).unwrap();
     assert_eq!(series_lines(&curves), METHODS.len());
     assert!(curves.contains("epoch"));
+
+    let out = ok(cauda(
+        &addr,
+        &[
+            "plot",
+            &exp,
+            "--kind",
+            "calibration",
+            "--out",
+            &path("r.svg"),
+        ],
+    ));
+    assert!(out.contains("3 line(s)"), "{out}");
+    let reliability = std::fs::read_to_string(file("r.svg")).unwrap();
+    assert_eq!(series_lines(&reliability), METHODS.len());
+    assert!(reliability.contains("perfect calibration"));
 
     // Bad input: an unknown experiment is exit 4, a wrong extension exit 2.
     let missing = cauda(&addr, &["plot", "e-99", "--out", &path("y.svg")]);

@@ -193,6 +193,74 @@ pub fn curves(title: &str, runs: &[(Run, Vec<EpochMetrics>)]) -> Result<PlotData
     })
 }
 
+/// One reliability bin as a summary stores it: (count, accuracy, mean confidence).
+type Bin = (f64, f64, f64);
+
+/// The reliability diagram: per method, each confidence bin's accuracy against its mean
+/// confidence, the bins of the final evaluation pooled over seeds (weighted by their counts).
+/// Runs without bins (command runs, engines before calibration) are left out.
+pub fn calibration(title: &str, runs: &[Run]) -> Result<PlotData, PlotError> {
+    let facts: Vec<(RunFacts, Vec<Bin>)> = runs
+        .iter()
+        .filter_map(|run| {
+            let facts = run_facts(run)?;
+            let summary: Value = serde_json::from_str(&run.summary_json).ok()?;
+            let bins: Vec<Bin> = summary["last"]["reliability"]
+                .as_array()?
+                .iter()
+                .map(|b| {
+                    (
+                        b["count"].as_f64().unwrap_or(0.0),
+                        b["accuracy"].as_f64().unwrap_or(f64::NAN),
+                        b["confidence"].as_f64().unwrap_or(f64::NAN),
+                    )
+                })
+                .collect();
+            (!bins.is_empty()).then_some((facts, bins))
+        })
+        .collect();
+    if facts.is_empty() {
+        return Err(PlotError::Empty(format!(
+            "{title}: no succeeded run with calibration bins (command runs report none)"
+        )));
+    }
+    let panels = group(facts)
+        .into_iter()
+        .map(|(ratio, methods)| Panel {
+            title: panel_title(ratio),
+            series: methods
+                .into_iter()
+                .map(|(method, runs)| {
+                    // bin -> (count, count x accuracy, count x confidence)
+                    let mut pooled: BTreeMap<usize, Bin> = BTreeMap::new();
+                    for (b, &(n, acc, conf)) in
+                        runs.iter().flat_map(|(_, bins)| bins.iter().enumerate())
+                    {
+                        if n > 0.0 && acc.is_finite() && conf.is_finite() {
+                            let e = pooled.entry(b).or_insert((0.0, 0.0, 0.0));
+                            *e = (e.0 + n, e.1 + n * acc, e.2 + n * conf);
+                        }
+                    }
+                    Series {
+                        method,
+                        runs: runs.len(),
+                        points: pooled
+                            .into_values()
+                            .map(|(n, acc, conf)| (conf / n, acc / n))
+                            .collect(),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(PlotData {
+        title: format!("{title} — reliability of the final model (bins pooled over seeds)"),
+        x_axis: XAxis::Confidence,
+        y_label: "accuracy in the bin (%)".into(),
+        panels,
+    })
+}
+
 #[cfg(test)]
 #[path = "collect_test.rs"]
 mod tests;

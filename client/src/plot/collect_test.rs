@@ -135,3 +135,45 @@ fn curves_average_the_seeds_that_evaluated_each_epoch() {
         assert!((got.0 - want.0).abs() < 1e-9 && (got.1 - want.1).abs() < 1e-6);
     }
 }
+
+#[test]
+fn reliability_bins_pool_over_seeds_weighted_by_their_counts() {
+    let with_bins = |id: u64, seed: u64, bins: Value| {
+        let mut r = run(id, "ce", 10.0, seed, json!([0.5, 0.5, 0.5]));
+        let mut summary: Value = serde_json::from_str(&r.summary_json).unwrap();
+        summary["last"]["reliability"] = bins;
+        r.summary_json = summary.to_string();
+        r
+    };
+    let runs = vec![
+        with_bins(
+            1,
+            1,
+            json!([{"count": 0, "accuracy": 0.0, "confidence": 0.0},
+                   {"count": 3, "accuracy": 1.0, "confidence": 0.6},
+                   {"count": 1, "accuracy": 0.0, "confidence": 0.9}]),
+        ),
+        with_bins(
+            2,
+            2,
+            json!([{"count": 2, "accuracy": 0.5, "confidence": 0.2},
+                   {"count": 1, "accuracy": 0.0, "confidence": 0.5},
+                   {"count": 0, "accuracy": 0.0, "confidence": 0.0}]),
+        ),
+        // A run without bins (a command run) is left out.
+        run(3, "ce", 10.0, 3, json!([0.5, 0.5, 0.5])),
+    ];
+    let data = calibration("e-1 x", &runs).unwrap();
+    assert_eq!(data.x_axis, XAxis::Confidence);
+    let s = &data.panels[0].series[0];
+    assert_eq!(s.runs, 2);
+    let want = [(0.2, 0.5), ((3.0 * 0.6 + 0.5) / 4.0, 0.75), (0.9, 0.0)];
+    assert_eq!(s.points.len(), want.len());
+    for (got, want) in s.points.iter().zip(want) {
+        assert!(
+            (got.0 - want.0).abs() < 1e-12 && (got.1 - want.1).abs() < 1e-12,
+            "{got:?} vs {want:?}"
+        );
+    }
+    assert!(calibration("e-1 x", &runs[2..]).is_err());
+}

@@ -200,6 +200,11 @@ fn x_axis(data: &PlotData) -> TickedAxis {
             ticks: log_ticks(lo, hi).into_iter().map(count_to_axis).collect(),
             labels: Labels::Count,
         },
+        XAxis::Confidence => TickedAxis {
+            range: -3.0..103.0,
+            ticks: vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0],
+            labels: Labels::Integer,
+        },
         XAxis::Epoch => {
             let hi = hi.max(lo + 1.0);
             let pad = (hi - lo) * 0.03;
@@ -245,6 +250,7 @@ where
             "training images of the class (log scale; head classes left, tail right)"
         }
         XAxis::Epoch => "epoch",
+        XAxis::Confidence => "confidence (%); the diagonal is perfect calibration",
     };
     chart
         .configure_mesh()
@@ -256,6 +262,14 @@ where
         .light_line_style(TRANSPARENT)
         .draw()
         .map_err(draw_err)?;
+    if axis == XAxis::Confidence {
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, 0.0), (100.0, 100.0)],
+                BLACK.mix(0.35).stroke_width(1),
+            ))
+            .map_err(draw_err)?;
+    }
     for series in &panel.series {
         let index = entries
             .iter()
@@ -270,6 +284,7 @@ where
                 let x = match axis {
                     XAxis::ClassCountDescending => count_to_axis(x),
                     XAxis::Epoch => x,
+                    XAxis::Confidence => x * 100.0,
                 };
                 (x, y * 100.0)
             })

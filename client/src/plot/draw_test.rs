@@ -220,3 +220,36 @@ fn markup_in_names_stays_text() {
     assert!(texts.iter().any(|t| t == "e-1 <b>&amp;\"q\""), "{texts:?}");
     assert!(texts.iter().any(|t| t == "a&b<c> (2)"), "{texts:?}");
 }
+
+#[test]
+fn the_reliability_diagram_has_a_percent_confidence_axis_and_the_diagonal() {
+    let data = PlotData {
+        title: "calibration".into(),
+        x_axis: XAxis::Confidence,
+        y_label: "accuracy in the bin (%)".into(),
+        panels: vec![Panel {
+            title: String::new(),
+            series: vec![
+                series("ce", vec![(0.25, 0.1), (0.55, 0.4), (0.95, 0.9)]),
+                series("balanced-softmax", vec![(0.3, 0.3), (0.9, 0.85)]),
+            ],
+        }],
+    };
+    let svg = svg(&data).unwrap();
+    let (names, texts) = parse_svg(&svg);
+    assert_eq!(count(&names, "series"), 2, "{names:?}");
+    assert!(
+        texts
+            .iter()
+            .any(|t| t == "confidence (%); the diagonal is perfect calibration"),
+        "{texts:?}"
+    );
+    for tick in ["0", "20", "100"] {
+        assert!(texts.iter().any(|t| t == tick), "{tick} in {texts:?}");
+    }
+    // The diagonal: a faint black line beside the axes' opaque ones.
+    assert!(
+        svg.contains("opacity=\"0.35\" stroke=\"#000000\""),
+        "no diagonal"
+    );
+}

@@ -17,6 +17,8 @@ pub enum Kind {
     PerClass,
     /// Test top-1 against epoch.
     Curves,
+    /// The reliability diagram: accuracy against confidence, by confidence bin.
+    Calibration,
 }
 
 /// Every run of an experiment with its config and summary, in run-id order.
@@ -91,6 +93,7 @@ pub async fn gather(
     }
     let data = match kind {
         Kind::PerClass => collect::per_class(&title, &runs),
+        Kind::Calibration => collect::calibration(&title, &runs),
         Kind::Curves => {
             let mut with_epochs = Vec::new();
             for run in runs {

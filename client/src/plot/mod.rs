@@ -1,5 +1,6 @@
 //! Plots of an experiment for `cauda plot` and the HTML report: the per-class accuracy picture
-//! every long-tailed paper shows, and test accuracy against epoch. Gathering (gRPC replies ->
+//! every long-tailed paper shows, test accuracy against epoch, and the reliability diagram
+//! (accuracy against confidence) of the calibration the newer papers report. Gathering (gRPC replies ->
 //! [`PlotData`], in [`gather`]) is kept apart from drawing ([`PlotData`] -> SVG text or PNG
 //! bytes, in [`draw`]) so the drawing is tested without a daemon.
 
@@ -19,6 +20,9 @@ pub enum XAxis {
     ClassCountDescending,
     /// The epoch, numbered from 1 over the stages of a run.
     Epoch,
+    /// A prediction's confidence in [0, 1] (drawn in %), with the diagonal of perfect
+    /// calibration.
+    Confidence,
 }
 
 /// One line of a plot: one method, averaged over its seeds.
