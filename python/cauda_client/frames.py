@@ -55,32 +55,13 @@ REPORT_COLUMNS: tuple[str, ...] = (
     "older_engine",
 )
 
-# The ReportRow fields that are `optional double`: NaN when absent.
-_OPTIONAL_FLOATS = (
-    "ratio",
-    "top1_mean",
-    "top1_std",
-    "top5_mean",
-    "many",
-    "medium",
-    "few",
-    "many_std",
-    "medium_std",
-    "few_std",
-    "worst_class",
-    "ece",
-    "nll",
-    "val_selected_top1",
-    "best_test_top1",
-    "relative_accuracy",
-    "a_t",
-    "a_v",
-    "a_b",
-    "images_per_sec",
-)
 _INTS = ("runs", "succeeded", "failed", "seeds")
 _FLOATS = ("hours", "gpu_hours")
 _TEXTS = ("label", "method", "engines")
+# The ReportRow fields that are `optional double` (NaN when absent): every other column.
+_OPTIONAL_FLOATS = tuple(
+    c for c in REPORT_COLUMNS if c not in (*_INTS, *_FLOATS, *_TEXTS, "older_engine")
+)
 
 METRICS_COLUMNS: tuple[str, ...] = (
     "stage",

@@ -91,29 +91,42 @@ fn panel_title(ratio: Option<f64>) -> String {
     }
 }
 
-/// The per-class picture: per method, each class's final test accuracy (mean over seeds)
-/// against its training count, head classes first.
-pub fn per_class(title: &str, runs: &[Run]) -> Result<PlotData, PlotError> {
-    let facts: Vec<(RunFacts, ())> = runs.iter().filter_map(run_facts).map(|f| (f, ())).collect();
-    if facts.is_empty() {
-        return Err(PlotError::Empty(format!(
-            "{title}: no succeeded run (balanced reference runs are not plotted)"
-        )));
+/// One panel per ratio of `items`, one line per method, each line made by `line` from the
+/// method's runs; an empty `items` is nothing to plot, for `why`.
+fn panels<T>(
+    items: Vec<(RunFacts, T)>,
+    why: String,
+    line: impl Fn(String, Vec<(RunFacts, T)>) -> Series,
+) -> Result<Vec<Panel>, PlotError> {
+    if items.is_empty() {
+        return Err(PlotError::Empty(why));
     }
-    let panels = group(facts)
+    Ok(group(items)
         .into_iter()
         .map(|(ratio, methods)| Panel {
             title: panel_title(ratio),
             series: methods
                 .into_iter()
-                .map(|(method, runs)| Series {
-                    method,
-                    runs: runs.len(),
-                    points: mean_per_class(runs.iter().map(|(f, ())| f)),
-                })
+                .map(|(method, runs)| line(method, runs))
                 .collect(),
         })
-        .collect();
+        .collect())
+}
+
+/// Why a plot of `title` has no run to draw.
+fn no_run(title: &str) -> String {
+    format!("{title}: no succeeded run (balanced reference runs are not plotted)")
+}
+
+/// The per-class picture: per method, each class's final test accuracy (mean over seeds)
+/// against its training count, head classes first.
+pub fn per_class(title: &str, runs: &[Run]) -> Result<PlotData, PlotError> {
+    let facts: Vec<(RunFacts, ())> = runs.iter().filter_map(run_facts).map(|f| (f, ())).collect();
+    let panels = panels(facts, no_run(title), |method, runs| Series {
+        method,
+        runs: runs.len(),
+        points: mean_per_class(runs.iter().map(|(f, ())| f)),
+    })?;
     Ok(PlotData {
         title: format!("{title} — per-class test accuracy of the final model (mean over seeds)"),
         x_axis: XAxis::ClassCountDescending,
@@ -153,38 +166,24 @@ pub fn curves(title: &str, runs: &[(Run, Vec<EpochMetrics>)]) -> Result<PlotData
         .iter()
         .filter_map(|(run, epochs)| run_facts(run).map(|f| (f, epochs.as_slice())))
         .collect();
-    if facts.is_empty() {
-        return Err(PlotError::Empty(format!(
-            "{title}: no succeeded run (balanced reference runs are not plotted)"
-        )));
-    }
-    let panels = group(facts)
-        .into_iter()
-        .map(|(ratio, methods)| Panel {
-            title: panel_title(ratio),
-            series: methods
+    let panels = panels(facts, no_run(title), |method, runs| {
+        let mut by_epoch: BTreeMap<u32, (f64, u32)> = BTreeMap::new();
+        for epoch in runs.iter().flat_map(|(_, epochs)| epochs.iter()) {
+            let top1 = epoch.eval.as_ref().map(|e| f64::from(e.test_top1));
+            if let Some(top1) = top1.filter(|v| v.is_finite()) {
+                let entry = by_epoch.entry(epoch.epoch).or_insert((0.0, 0));
+                *entry = (entry.0 + top1, entry.1 + 1);
+            }
+        }
+        Series {
+            method,
+            runs: runs.len(),
+            points: by_epoch
                 .into_iter()
-                .map(|(method, runs)| {
-                    let mut by_epoch: BTreeMap<u32, (f64, u32)> = BTreeMap::new();
-                    for epoch in runs.iter().flat_map(|(_, epochs)| epochs.iter()) {
-                        let top1 = epoch.eval.as_ref().map(|e| f64::from(e.test_top1));
-                        if let Some(top1) = top1.filter(|v| v.is_finite()) {
-                            let entry = by_epoch.entry(epoch.epoch).or_insert((0.0, 0));
-                            *entry = (entry.0 + top1, entry.1 + 1);
-                        }
-                    }
-                    Series {
-                        method,
-                        runs: runs.len(),
-                        points: by_epoch
-                            .into_iter()
-                            .map(|(e, (sum, n))| (f64::from(e), sum / f64::from(n)))
-                            .collect(),
-                    }
-                })
+                .map(|(e, (sum, n))| (f64::from(e), sum / f64::from(n)))
                 .collect(),
-        })
-        .collect();
+        }
+    })?;
     Ok(PlotData {
         title: format!("{title} — test top-1 by epoch (mean over seeds)"),
         x_axis: XAxis::Epoch,
@@ -219,40 +218,25 @@ pub fn calibration(title: &str, runs: &[Run]) -> Result<PlotData, PlotError> {
             (!bins.is_empty()).then_some((facts, bins))
         })
         .collect();
-    if facts.is_empty() {
-        return Err(PlotError::Empty(format!(
-            "{title}: no succeeded run with calibration bins (command runs report none)"
-        )));
-    }
-    let panels = group(facts)
-        .into_iter()
-        .map(|(ratio, methods)| Panel {
-            title: panel_title(ratio),
-            series: methods
-                .into_iter()
-                .map(|(method, runs)| {
-                    // bin -> (count, count x accuracy, count x confidence)
-                    let mut pooled: BTreeMap<usize, Bin> = BTreeMap::new();
-                    for (b, &(n, acc, conf)) in
-                        runs.iter().flat_map(|(_, bins)| bins.iter().enumerate())
-                    {
-                        if n > 0.0 && acc.is_finite() && conf.is_finite() {
-                            let e = pooled.entry(b).or_insert((0.0, 0.0, 0.0));
-                            *e = (e.0 + n, e.1 + n * acc, e.2 + n * conf);
-                        }
-                    }
-                    Series {
-                        method,
-                        runs: runs.len(),
-                        points: pooled
-                            .into_values()
-                            .map(|(n, acc, conf)| (conf / n, acc / n))
-                            .collect(),
-                    }
-                })
+    let why = format!("{title}: no succeeded run with calibration bins (command runs report none)");
+    let panels = panels(facts, why, |method, runs| {
+        // bin -> (count, count x accuracy, count x confidence)
+        let mut pooled: BTreeMap<usize, Bin> = BTreeMap::new();
+        for (b, &(n, acc, conf)) in runs.iter().flat_map(|(_, bins)| bins.iter().enumerate()) {
+            if n > 0.0 && acc.is_finite() && conf.is_finite() {
+                let e = pooled.entry(b).or_insert((0.0, 0.0, 0.0));
+                *e = (e.0 + n, e.1 + n * acc, e.2 + n * conf);
+            }
+        }
+        Series {
+            method,
+            runs: runs.len(),
+            points: pooled
+                .into_values()
+                .map(|(n, acc, conf)| (conf / n, acc / n))
                 .collect(),
-        })
-        .collect();
+        }
+    })?;
     Ok(PlotData {
         title: format!("{title} — reliability of the final model (bins pooled over seeds)"),
         x_axis: XAxis::Confidence,
