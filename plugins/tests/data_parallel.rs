@@ -270,3 +270,73 @@ fn with_batchnorm_each_replica_normalizes_its_shard_and_replica_zero_keeps_the_s
         "shard statistics and batch statistics gave the same gradients"
     );
 }
+
+#[test]
+fn running_statistics_follow_every_step_of_a_data_parallel_run() {
+    let _serial = serial();
+    let device = Device::flex().autodiff();
+    let shape = InputShape {
+        channels: 3,
+        height: 8,
+        width: 8,
+    };
+    // Two models with the same weights and their own running state (a clone would share it);
+    // Burn's initializers are lazy, so each model's weights are drawn right after its seed.
+    let make = || {
+        Device::flex().seed(4);
+        let m = Classifier::new(
+            BackboneKind::ResNet {
+                blocks: 1,
+                shortcut: Shortcut::A,
+            },
+            HeadKind::Linear,
+            shape,
+            3,
+            &device,
+        )
+        .unwrap();
+        let _ = pytorch_tensors(&m).unwrap();
+        m
+    };
+    let model = make();
+    let per = 3 * 8 * 8;
+    let a: Vec<f32> = (0..4 * per)
+        .map(|i| ((i * 29 % 97) as f32 / 40.0) - 1.0)
+        .collect();
+    let labels = vec![0u32, 1, 2, 0];
+    // The same four images on both replicas: each replica's shard statistics are A's, so the
+    // running statistics after every step must be those of one device seeing A that many times.
+    let doubled = Batch {
+        pixels: [a.clone(), a.clone()].concat(),
+        labels: [labels.clone(), labels.clone()].concat(),
+        mixed: None,
+        draws: Vec::new(),
+    };
+    let reference = make();
+    let x = || {
+        Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(a.clone(), [4, 3, 8, 8]),
+            &device,
+        )
+    };
+    // Three steps, then one read: the statistics are read (and Burn's per-thread updates
+    // folded in) only at evaluation, so every step's update must reach them unread.
+    for _ in 0..3 {
+        data_parallel_grads(
+            &model,
+            &[device.clone(), device.clone()],
+            &doubled,
+            [3, 8, 8],
+            &CrossEntropy,
+            0,
+        )
+        .unwrap();
+        let _ = reference.forward(x());
+    }
+    assert_close(
+        "running statistics after three steps",
+        &running_stats(&model),
+        &running_stats(&reference),
+        1e-6,
+    );
+}

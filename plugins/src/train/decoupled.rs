@@ -75,7 +75,13 @@ pub fn run_all(
         static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
         ctx.eval_device.seed(run.train.seed);
-        fresh_model(ctx)?
+        let model = fresh_model(ctx)?;
+        // Burn's initializers are lazy: a parameter draws its values when first read. Read them
+        // all now, in the module's order, under the lock: otherwise they are drawn at the first
+        // forward pass, in whatever order (and, with data-parallel replicas forking the model,
+        // on whichever thread) reads them first.
+        model.visit(&mut DrawEveryParameter);
+        model
     };
     if ck.is_none() {
         // A run's first step starts from the pretrained backbone (`model.pretrained`).
@@ -199,6 +205,18 @@ fn sampler(
             message: "not a sampler".into(),
         }
         .into()),
+    }
+}
+
+/// Reads every float parameter of a module, which makes a lazy initializer draw it.
+struct DrawEveryParameter;
+
+impl burn::module::ModuleVisitor for DrawEveryParameter {
+    fn visit_float<const D: usize>(
+        &mut self,
+        param: &burn::module::Param<burn::tensor::Tensor<D>>,
+    ) {
+        let _ = param.val();
     }
 }
 

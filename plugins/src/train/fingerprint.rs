@@ -18,8 +18,10 @@
 //! - 4: split-file data sets (`list`, `inat`) stream from disk through torchvision's transforms
 //!   (Pillow's bilinear resize, RandomResizedCrop + flip for crop_flip, optional ColorJitter)
 //!   instead of pad-and-crop on in-memory 224 squares resized by another filter; a run with
-//!   `resources.gpus >= 2` trains data-parallel (per-shard BatchNorm) instead of on one device.
-//!   Other runs train exactly as in 3.
+//!   `resources.gpus >= 2` trains data-parallel (per-shard BatchNorm) instead of on one device;
+//!   every run draws its initial weights right after seeding, in the module's order (Burn's
+//!   initializers are lazy, so they used to be drawn in the order the first forward pass read
+//!   them): the same seed gives other initial weights than in 3, from the same distributions.
 
 /// The version of the training recipe's semantics; see the module doc for when to bump it.
 pub const RECIPE_VERSION: u32 = 4;

@@ -13,8 +13,9 @@
 //!
 //! The all-reduce moves each replica's gradients to device 0 (`to_device`) and sums them: a
 //! reduce to the root, not NCCL's ring, since Burn 0.22's collectives (`burn::tensor::distributed`)
-//! exist only for its CubeCL backends and cauda's GPU backend is `tch`. Replicas run on threads,
-//! one per device, so N GPUs compute at once.
+//! exist only for its CubeCL backends and cauda's GPU backend is `tch`. Replicas past the first
+//! run on threads of their own, one per device, so N GPUs compute at once; the first runs on the
+//! training thread.
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -84,17 +85,18 @@ pub fn data_parallel_grads(
 ) -> Result<(GradientsParams, Tensor<1>), TrainError> {
     let n = batch.len();
     let ranges = shards(n, devices.len());
+    // Replica 0 runs on the calling thread: Burn keeps a module's running-state updates per
+    // thread and folds a thread's last update in when that same thread next reads it, so the
+    // model's BatchNorm statistics must be fed from the one thread that trains every step (a
+    // new thread per step would leave each update unread until an average of all of them).
     let results: Vec<Result<(GradientsParams, Tensor<1>), TrainError>> = std::thread::scope(|s| {
-        let workers: Vec<_> = ranges
+        let others: Vec<_> = ranges
             .iter()
             .cloned()
             .zip(devices)
-            .enumerate()
-            .map(|(i, (range, device))| {
+            .skip(1)
+            .map(|(range, device)| {
                 s.spawn(move || {
-                    if i == 0 {
-                        return shard_grads(model, batch, range, shape, loss, epoch, device);
-                    }
                     let replica = model.clone().fork(device);
                     without_running_updates(|| {
                         shard_grads(&replica, batch, range, shape, loss, epoch, device)
@@ -102,15 +104,23 @@ pub fn data_parallel_grads(
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .map(|w| {
+        let first = shard_grads(
+            model,
+            batch,
+            ranges[0].clone(),
+            shape,
+            loss,
+            epoch,
+            &devices[0],
+        );
+        std::iter::once(first)
+            .chain(others.into_iter().map(|w| {
                 w.join().unwrap_or_else(|_| {
                     Err(TrainError::Record(
                         "a data-parallel replica panicked".into(),
                     ))
                 })
-            })
+            }))
             .collect()
     });
     let mut parts = Vec::with_capacity(results.len());
