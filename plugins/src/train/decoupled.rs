@@ -358,7 +358,11 @@ fn tau_normalize(
     let shift = ctx.posthoc_shift.as_deref();
     let acc = |f: &burn::tensor::Tensor<2>, labels: &[u32], tau: f32| {
         let z = evaluate::logits(&m.head.tau_normalized(tau), f.clone(), shift);
-        evaluate::score(&z, labels, &data.class_counts, &ctx.run.metrics).map(|e| e.test_top1)
+        // Only top-1 is read for each of the 21 taus: not the whole score (top-5, calibration).
+        let classes = data.class_counts.len();
+        crate::metrics::argmax(&z, classes)
+            .and_then(|p| crate::metrics::class_accuracy(&p, labels, classes))
+            .map(|(top1, _)| top1.unwrap_or(0.0) as f32)
     };
     let test_top1 = taus
         .iter()

@@ -43,7 +43,8 @@ pub fn shards(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
         .collect()
 }
 
-fn labels_tensor(labels: &[u32], device: &Device) -> Tensor<1, Int> {
+/// Labels as the loss' `[N]` int tensor.
+pub(crate) fn labels_tensor(labels: &[u32], device: &Device) -> Tensor<1, Int> {
     let v: Vec<i64> = labels.iter().map(|&l| i64::from(l)).collect();
     Tensor::<1, Int>::from_data(TensorData::new(v, [labels.len()]), device)
 }

@@ -141,8 +141,12 @@ fn fit_files(train: &FileSet) -> Result<Normalizer, DataError> {
     let mut sq = [0f64; 3];
     let order: Vec<usize> = (0..train.len()).collect();
     for chunk in order.chunks(256) {
-        let images = super::stream::decode_parallel(chunk, |i| train.eval_image(i))?;
-        for img in images {
+        let mut images = vec![0u8; chunk.len() * 3 * hw];
+        super::stream::fill_parallel(&mut images, 3 * hw, chunk, |i, slot| {
+            slot.copy_from_slice(&train.eval_image(i)?);
+            Ok(())
+        })?;
+        for img in images.chunks_exact(3 * hw) {
             for (ch, plane) in img.chunks_exact(hw).enumerate() {
                 for &p in plane {
                     let v = f64::from(p) / 255.0;

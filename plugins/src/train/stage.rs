@@ -7,11 +7,12 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
 use super::batches::{EpochPlan, for_each_batch};
 use super::checkpoint::{Checkpoint, CheckpointHeader};
 use super::evaluate;
+use super::parallel::labels_tensor;
 use super::record::{EpochRecord, EvalRecord};
 use super::schedule::learning_rate;
 use super::{Context, EventSink, TrainError};
@@ -195,11 +196,6 @@ pub fn run_stage(
         }
     }
     Ok(model)
-}
-
-fn labels_tensor(labels: &[u32], device: &burn::tensor::Device) -> Tensor<1, Int> {
-    let v: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
-    Tensor::<1, Int>::from_data(TensorData::new(v, [labels.len()]), device)
 }
 
 /// Test (and validation) metrics of the current model, with post-hoc adjustment when configured.

@@ -7,7 +7,7 @@
 //! a resumed epoch sees the very batches it would have.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -29,60 +29,6 @@ pub fn loader_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// `f(i)` for every `i` of `items`, on [`loader_threads`] threads taking the next item as they
-/// finish one (images differ in size, so fixed shares would wait on the slowest), returned in
-/// `items`' order. The first error stops the others at their next item.
-pub fn decode_parallel<T: Send>(
-    items: &[usize],
-    f: impl Fn(usize) -> Result<T, DataError> + Sync,
-) -> Result<Vec<T>, DataError> {
-    let threads = loader_threads().min(items.len()).max(1);
-    if threads == 1 {
-        return items.iter().map(|&i| f(i)).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let error = Mutex::new(None);
-    let mut slots: Vec<Option<T>> = std::iter::repeat_with(|| None).take(items.len()).collect();
-    let parts: Vec<Vec<(usize, T)>> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    while !failed.load(Ordering::Relaxed) {
-                        let k = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&i) = items.get(k) else { break };
-                        match f(i) {
-                            Ok(v) => done.push((k, v)),
-                            Err(e) => {
-                                failed.store(true, Ordering::Relaxed);
-                                if let Ok(mut slot) = error.lock() {
-                                    slot.get_or_insert(e);
-                                }
-                            }
-                        }
-                    }
-                    done
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_default())
-            .collect()
-    });
-    if let Some(e) = error.into_inner().ok().flatten() {
-        return Err(e);
-    }
-    for (k, v) in parts.into_iter().flatten() {
-        slots[k] = Some(v);
-    }
-    slots
-        .into_iter()
-        .map(|v| v.ok_or_else(|| DataError::Invalid("a decoding thread panicked".into())))
-        .collect()
-}
-
 /// The RNG of the image at `position` in an epoch seeded with `seed`.
 pub fn sample_rng(seed: u64, position: usize) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -93,11 +39,11 @@ pub fn sample_rng(seed: u64, position: usize) -> ChaCha8Rng {
 /// `f(i, slot)` for every `i` of `items`, filling `out` (one `per`-long slot per item, in
 /// `items`' order) on [`loader_threads`] threads that take the next slot as they finish one. The
 /// first error stops the others at their next item.
-pub fn fill_parallel(
-    out: &mut [f32],
+pub fn fill_parallel<T: Send>(
+    out: &mut [T],
     per: usize,
     items: &[usize],
-    f: impl Fn(usize, &mut [f32]) -> Result<(), DataError> + Sync,
+    f: impl Fn(usize, &mut [T]) -> Result<(), DataError> + Sync,
 ) -> Result<(), DataError> {
     assert_eq!(out.len(), per * items.len());
     let threads = loader_threads().min(items.len()).max(1);

@@ -58,14 +58,23 @@ fn transform() -> TrainTransform {
 #[test]
 fn parallel_results_keep_their_order_and_the_first_error_names_its_line() {
     let items: Vec<usize> = (0..200).rev().collect();
-    let out = decode_parallel(&items, |i| Ok(i * 2)).unwrap();
+    let mut out = vec![0usize; items.len()];
+    fill_parallel(&mut out, 1, &items, |i, slot| {
+        slot[0] = i * 2;
+        Ok(())
+    })
+    .unwrap();
     assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
     let dir = tempfile::tempdir().unwrap();
     let set = files(dir.path(), 6);
     std::fs::write(dir.path().join(&set.entries[4].path), b"not an image").unwrap();
-    let err = decode_parallel(&[0, 1, 2, 3, 4, 5], |i| set.eval_image(i))
-        .unwrap_err()
-        .to_string();
+    let mut images = vec![0u8; 6 * 3 * 16 * 16];
+    let err = fill_parallel(&mut images, 3 * 16 * 16, &[0, 1, 2, 3, 4, 5], |i, slot| {
+        slot.copy_from_slice(&set.eval_image(i)?);
+        Ok(())
+    })
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("train.txt") && err.contains("line 5"), "{err}");
 }
 
