@@ -1,6 +1,8 @@
 //! The daemon's domain model: experiments, runs, their states and resource requests, as the store
 //! persists them and the scheduler reasons about them. No protobuf here: the gRPC layer converts.
 
+use cauda_plugins::spec::Coordinate;
+use cauda_plugins::train::{EpochRecord, RunSummary};
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds since the Unix epoch (an injected clock supplies them in tests).
@@ -113,6 +115,11 @@ pub struct RunRecord {
     pub experiment: ExperimentId,
     /// The grid point's name, e.g. `fmnist-lt/method=crt,train.seed=1`.
     pub name: String,
+    /// The grid coordinates of the point that created it (its stage-1 and balanced reference
+    /// runs carry their point's); empty for a spec without `[sweep]` and for runs stored before
+    /// coordinates were.
+    #[serde(default)]
+    pub coordinates: Vec<Coordinate>,
     pub user: String,
     /// The fully resolved run (`ResolvedRun` as JSON) and its sha256.
     pub config_json: String,
@@ -140,8 +147,10 @@ pub struct RunRecord {
     pub error: Option<String>,
     /// A run this one waits for (a decoupled stage 2 on its stage 1).
     pub depends_on: Option<RunId>,
-    /// The final `RunSummary` as JSON.
-    pub summary_json: Option<String>,
+    /// The engine's final summary once it succeeded, decoded where it arrived (the worker's
+    /// `Finish`); stored as its JSON text under `summary_json`, as before it was typed.
+    #[serde(rename = "summary_json", with = "summary_text", default)]
+    pub summary: Option<Box<RunSummary>>,
     /// Where its GPU memory reservation came from, its measured peak, its out-of-memory requeue
     /// (boxed: rarely set, and it keeps `WriteOp::PutRun` small).
     #[serde(default)]
@@ -202,6 +211,86 @@ pub struct ExperimentRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PointRecord {
     pub name: String,
+    /// Its coordinates in the spec's grid (`method`, `data.imbalance.ratio`, `train.seed`, ...):
+    /// what the report groups by. Empty without `[sweep]`; experiments stored before
+    /// coordinates were have them read from `name` when loaded ([`PointRecord::grid_coordinates`]).
+    #[serde(default)]
+    pub coordinates: Vec<Coordinate>,
     pub run: RunId,
     pub references: Option<(RunId, RunId)>,
+}
+
+impl PointRecord {
+    /// Its grid coordinates. An experiment stored before coordinates were stored has only the
+    /// point's name (`name/key=value,...`), so its coordinates are read back from the name: the
+    /// one place a name is taken apart, and only for such records.
+    pub fn grid_coordinates(&self) -> Vec<Coordinate> {
+        if !self.coordinates.is_empty() {
+            return self.coordinates.clone();
+        }
+        let Some((_, labels)) = self.name.rsplit_once('/') else {
+            return Vec::new();
+        };
+        labels
+            .split(',')
+            .filter_map(|label| label.split_once('='))
+            .map(|(key, value)| Coordinate {
+                key: key.to_string(),
+                value: value.to_string(),
+            })
+            .collect()
+    }
+}
+
+/// One epoch's metrics as stored: the engine's record and the attempt that reported it (the
+/// record's JSON with an `attempt` key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEpoch {
+    /// The attempt that reported it (0 for records stored before attempts were).
+    #[serde(default)]
+    pub attempt: u32,
+    #[serde(flatten)]
+    pub record: EpochRecord,
+}
+
+impl StoredEpoch {
+    /// Reads a stored metric point's bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// The bytes to store.
+    pub fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+}
+
+/// A run's summary in its stored form: the summary's JSON as a string field of the run's JSON
+/// (the form runs were stored in before the field was typed, so old stores read unchanged).
+mod summary_text {
+    use cauda_plugins::train::RunSummary;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
+
+    pub fn serialize<S: Serializer>(
+        summary: &Option<Box<RunSummary>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        summary
+            .as_ref()
+            .map(|s| serde_json::to_string(s).map_err(serde::ser::Error::custom))
+            .transpose()?
+            .serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Box<RunSummary>>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| {
+                serde_json::from_str(&text)
+                    .map(Box::new)
+                    .map_err(|e| D::Error::custom(format!("summary_json: {e}")))
+            })
+            .transpose()
+    }
 }

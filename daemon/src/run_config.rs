@@ -125,6 +125,15 @@ impl RunConfig {
         }
     }
 
+    /// A balanced reference run (`data.balanced_variant`), which relative accuracy compares
+    /// against.
+    pub fn is_balanced_reference(&self) -> bool {
+        match self {
+            Self::Engine(r) => r.data.balanced_variant,
+            Self::Command(c) => c.balanced(),
+        }
+    }
+
     pub fn is_stage2(&self) -> bool {
         matches!(self, Self::Engine(r) if r.stage2.is_some())
     }

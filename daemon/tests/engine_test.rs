@@ -24,7 +24,9 @@ impl Clock for FixedClock {
 
 const OLDER: &str = "cauda-plugins 0.1.0 recipe 1";
 
-const SUMMARY: &str = r#"{"epochs":1,"last":{"test_top1":0.5,"many":0.7,"medium":0.4,"few":0.2},"images_per_sec":100.0}"#;
+const SUMMARY: &str = r#"{"method":"ce","class_counts":[5,1],"split_hash":"h","epochs":1,
+    "best_test_top1":0.5,"val_selected_top1":null,"images_per_sec":100.0,
+    "last":{"test_top1":0.5,"many":0.7,"medium":0.4,"few":0.2,"per_class":[]}}"#;
 
 /// Rewrites a stored run as an older engine stored it: its config resolved for `engine` (empty:
 /// before fingerprints, no `engine` key) and the hash that engine computed.
@@ -49,7 +51,11 @@ async fn runs_of_older_engines_are_not_reused_and_are_reported_as_older() {
     let submitted = before.submit("upgrade.toml", &spec, "alice", None).unwrap();
     let (first, second) = (submitted.runs[0].0, submitted.runs[1].0);
     before
-        .finish(first, 1, Ending::Succeeded(SUMMARY.into()))
+        .finish(
+            first,
+            1,
+            Ending::Succeeded(Box::new(serde_json::from_str(SUMMARY).unwrap())),
+        )
         .unwrap();
     assert_eq!(before.get_run(second).unwrap().state, RunState::Running);
     drop(before);

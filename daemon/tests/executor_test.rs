@@ -49,7 +49,8 @@ fn run(id: u64, gpus: &[u32]) -> RunRecord {
         pending_reason: None,
         error: None,
         depends_on: None,
-        summary_json: None,
+        summary: None,
+        coordinates: Vec::new(),
         gpu_memory: Default::default(),
         batch_job: None,
     }

@@ -118,7 +118,8 @@ fn every_example_spec_parses_and_resolves() {
             let presets = cauda_plugins::spec::PresetBook::builtin();
             let registry = cauda_plugins::registry::builtin_registry();
             for run in cauda_plugins::spec::expand_sweep(&origin, &spec).unwrap() {
-                run.resolve(&origin, &presets, &registry)
+                run.spec
+                    .resolve(&origin, &presets, &registry)
                     .unwrap_or_else(|e| panic!("{e}"));
             }
         }

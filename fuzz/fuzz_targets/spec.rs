@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     for point in points.iter().take(64) {
-        let Ok(run) = point.resolve("fuzz", &PRESETS, &REGISTRY) else {
+        let Ok(run) = point.spec.resolve("fuzz", &PRESETS, &REGISTRY) else {
             continue;
         };
         let back = ResolvedRun::from_json("fuzz", &run.to_json())

@@ -35,7 +35,8 @@ fn resolve_all(path: &Path) -> Vec<ResolvedRun> {
         .unwrap_or_else(|e| panic!("{e}"))
         .iter()
         .map(|p| {
-            p.resolve(&origin, &PresetBook::builtin(), &builtin_registry())
+            p.spec
+                .resolve(&origin, &PresetBook::builtin(), &builtin_registry())
                 .unwrap_or_else(|e| panic!("{e}"))
         })
         .collect()

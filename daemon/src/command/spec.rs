@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use cauda_plugins::spec::{
-    MAX_SPEC_BYTES, ReportSection, ResourcesSection, SpecError, grid_points, parse_error,
-    set_dotted,
+    Coordinate, MAX_SPEC_BYTES, ReportSection, ResourcesSection, SpecError, grid_points,
+    parse_error, point_name, set_dotted,
 };
 use serde_json::Value;
 
@@ -42,6 +42,8 @@ pub fn is_command_spec(text: &str) -> bool {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommandPoint {
     pub run: CommandRun,
+    /// Its coordinates in the spec's grid (empty without `[sweep]`).
+    pub coordinates: Vec<Coordinate>,
     pub references: Option<(CommandRun, CommandRun)>,
 }
 
@@ -86,19 +88,19 @@ pub fn expand(origin: &str, text: &str) -> Result<(String, ReportSection, Vec<Co
         }
     }
     let mut points = Vec::new();
-    for (value, labels) in grid_points(origin, &sweep, &toml::Value::Table(table))? {
-        let point_name = if labels.is_empty() {
-            name.clone()
-        } else {
-            format!("{name}/{}", labels.join(","))
-        };
+    for (value, coordinates) in grid_points(origin, &sweep, &toml::Value::Table(table))? {
+        let point_name = point_name(&name, &coordinates);
         let run = point(origin, text, &point_name, value.clone())?;
         let references = if report.relative_accuracy && !run.balanced() {
             Some(references(origin, text, &point_name, value)?)
         } else {
             None
         };
-        points.push(CommandPoint { run, references });
+        points.push(CommandPoint {
+            run,
+            coordinates,
+            references,
+        });
     }
     Ok((name, report, points))
 }

@@ -7,8 +7,9 @@ use super::daemon::state_event;
 use super::oom::{self, OomDecision, OomInput};
 use super::recorder::ExitCause;
 use super::{CoreError, Daemon, Result};
-use crate::model::{RunId, RunRecord, RunState};
+use crate::model::{RunId, RunRecord, RunState, StoredEpoch};
 use crate::store::{CheckpointMeta, Event, EventKind, LogStream, WriteOp};
+use cauda_plugins::train::{EpochRecord, RunSummary};
 
 /// Most bytes of a worker's stderr quoted in a failed run's error.
 pub const STDERR_TAIL_BYTES: usize = 2048;
@@ -28,8 +29,8 @@ pub struct WorkerStart {
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ending {
-    /// The run trained to the end; its `RunSummary` JSON.
-    Succeeded(String),
+    /// The run trained to the end, with the engine's summary.
+    Succeeded(Box<RunSummary>),
     /// The attempt failed (an engine error, a dead or lost worker); retried if allowed.
     Failed(String),
     /// The attempt died of GPU out-of-memory: requeued once with a larger reservation, not
@@ -126,8 +127,8 @@ impl Daemon {
         }
     }
 
-    /// Stores one epoch's metrics once; `true` when it was already stored. The stored JSON is
-    /// the engine's record with the `attempt` key added.
+    /// Stores one epoch's metrics once; `true` when it was already stored. `json` must be the
+    /// engine's `EpochRecord` of that epoch and stage; it is stored as a [`StoredEpoch`].
     pub fn report_epoch(
         &self,
         id: RunId,
@@ -139,19 +140,21 @@ impl Daemon {
         let started = std::time::Instant::now();
         self.fence(id, attempt)?;
         self.saw(id, attempt);
-        let mut value: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| CoreError::BadReport {
-                run: id,
-                reason: format!("epoch {epoch}: metrics are not JSON: {e}"),
-            })?;
-        let Some(object) = value.as_object_mut() else {
-            return Err(CoreError::BadReport {
-                run: id,
-                reason: format!("epoch {epoch}: metrics are not a JSON object"),
-            });
+        let bad = |reason: String| CoreError::BadReport {
+            run: id,
+            reason: format!("epoch {epoch}: {reason}"),
         };
-        object.insert("attempt".into(), attempt.into());
-        let bytes = serde_json::to_vec(&value).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let record: EpochRecord = serde_json::from_str(json)
+            .map_err(|e| bad(format!("metrics are not the engine's EpochRecord: {e}")))?;
+        if (record.epoch, record.stage) != (epoch as usize, stage) {
+            return Err(bad(format!(
+                "the record says epoch {} of stage {}, the request epoch {epoch} of stage {stage}",
+                record.epoch, record.stage
+            )));
+        }
+        let bytes = StoredEpoch { attempt, record }
+            .encode()
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
         let event = Event {
             at: self.clock.now(),
             kind: EventKind::Epoch {
@@ -248,24 +251,23 @@ impl Daemon {
 
     /// Whether `epoch` has the highest evaluated test top-1 of the run's stored metrics.
     fn is_best_epoch(&self, id: RunId, epoch: u32) -> Result<bool> {
-        let top1 = |json: &[u8]| {
-            serde_json::from_slice::<serde_json::Value>(json)
-                .ok()
-                .and_then(|v| v.pointer("/eval/test_top1").and_then(|x| x.as_f64()))
-        };
-        let metrics = self.store.metrics(id)?;
-        let Some(mine) = metrics
-            .iter()
-            .find(|m| m.epoch == epoch)
-            .and_then(|m| top1(&m.json))
-        else {
-            return Ok(false);
-        };
-        Ok(metrics
-            .iter()
-            .filter(|m| m.epoch != epoch)
-            .filter_map(|m| top1(&m.json))
-            .all(|other| other <= mine))
+        let mut mine = None;
+        let mut others = Vec::new();
+        for point in self.store.metrics(id)? {
+            let stored = StoredEpoch::decode(&point.json).map_err(|e| {
+                CoreError::Internal(format!(
+                    "run {id} epoch {}: stored metrics unreadable: {e}",
+                    point.epoch
+                ))
+            })?;
+            let top1 = stored.record.eval.map(|e| e.test_top1);
+            if point.epoch == epoch {
+                mine = top1;
+            } else {
+                others.extend(top1);
+            }
+        }
+        Ok(mine.is_some_and(|mine| others.iter().all(|&other| other <= mine)))
     }
 
     /// The checkpoint a registered worker resumes from, with its bytes.
@@ -407,7 +409,7 @@ impl Daemon {
         may_retry &= super::engines::is_current_engine(&run.engine);
         let (to, reason) = match ending {
             Ending::Succeeded(summary) => {
-                run.summary_json = Some(summary);
+                run.summary = Some(summary);
                 run.finished_at = Some(now);
                 run.error = None;
                 (RunState::Succeeded, None)

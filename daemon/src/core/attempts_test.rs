@@ -65,6 +65,14 @@ fn setup(slots: &str, retries: u32) -> (Arc<Daemon>, Arc<Calls>, Arc<Clock0>, Ar
 
 const EPOCH: &str = r#"{"stage":1,"epoch":1,"train_loss":1.0,"lr":0.1,"images_per_sec":10.0}"#;
 
+/// A run's summary as the engine writes it.
+fn summary() -> Box<cauda_plugins::train::RunSummary> {
+    let json = r#"{"method":"ce","class_counts":[5,1],"split_hash":"h","epochs":2,
+        "images_per_sec":10.0,"best_test_top1":0.5,"val_selected_top1":null,
+        "last":{"test_top1":0.5,"many":null,"medium":null,"few":null,"per_class":[1.0,0.0]}}"#;
+    Box::new(serde_json::from_str(json).unwrap())
+}
+
 fn epoch_json(epoch: u32, top1: Option<f64>) -> String {
     let eval = top1.map_or(String::new(), |t| {
         format!(
@@ -178,7 +186,7 @@ fn failures_are_retried_until_max_retries_then_the_run_fails() {
         "{error}"
     );
     assert!(matches!(
-        d.finish(a, 2, Ending::Succeeded("{}".into())),
+        d.finish(a, 2, Ending::Succeeded(summary())),
         Err(CoreError::StaleAttempt { .. })
     ));
     // The freed slot went to the second run.
@@ -215,7 +223,7 @@ fn recovery_requeues_running_runs_keeps_finished_ones_and_relaunches() {
     // Another recipe (identical ones would be reused, not queued).
     let spec2 = SPEC.replace("epochs = 3", "epochs = 4");
     let later = d.submit("u", &spec2, "ada", None).unwrap().runs;
-    d.finish(runs[0].0, 1, Ending::Succeeded("{}".into()))
+    d.finish(runs[0].0, 1, Ending::Succeeded(summary()))
         .unwrap();
     // Run 2 is now running (attempt 1); a new daemon over the same store takes over.
     assert_eq!(d.get_run(runs[1].0).unwrap().state, RunState::Running);
@@ -293,7 +301,7 @@ fn a_failed_run_is_not_reused_and_a_succeeded_one_is() {
     let first = d.submit("t", SPEC, "ada", None).unwrap();
     let (a, b) = (first.runs[0].0, first.runs[1].0);
     d.finish(a, 1, Ending::Failed("boom".into())).unwrap();
-    d.finish(b, 1, Ending::Succeeded("{}".into())).unwrap();
+    d.finish(b, 1, Ending::Succeeded(summary())).unwrap();
     let again = d.submit("t", SPEC, "ada", None).unwrap();
     assert_eq!(
         again.runs.len(),

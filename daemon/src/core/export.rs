@@ -38,16 +38,11 @@ pub struct Exported {
 
 /// The tau a finished tau-norm run chose, when `meta` is its final checkpoint.
 fn chosen_tau(run: &RunRecord, meta: &CheckpointMeta) -> Option<f32> {
-    let summary: serde_json::Value = serde_json::from_str(run.summary_json.as_deref()?).ok()?;
-    let last_epoch = summary.get("epochs")?.as_u64()?;
-    if u64::from(meta.epoch) != last_epoch {
+    let summary = run.summary.as_ref()?;
+    if u64::from(meta.epoch) != summary.epochs as u64 {
         return None;
     }
-    summary
-        .get("tau_sweep")?
-        .get("chosen")?
-        .as_f64()
-        .map(|t| t as f32)
+    summary.tau_sweep.as_ref().map(|t| t.chosen)
 }
 
 impl Daemon {

@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use cauda_plugins::spec::Coordinate;
+
 use crate::model::RunId;
 use crate::run_config::RunConfig;
 
@@ -20,6 +22,9 @@ pub enum PlanRef {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewRun {
     pub name: String,
+    /// The grid coordinates of the point that first needed it (its stage 1 and balanced
+    /// references carry their point's).
+    pub coordinates: Vec<Coordinate>,
     pub run: RunConfig,
     pub config_hash: String,
     /// The run whose final checkpoint it starts from (its stage 1).
@@ -30,6 +35,7 @@ pub struct NewRun {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedPoint {
     pub name: String,
+    pub coordinates: Vec<Coordinate>,
     pub run: PlanRef,
     /// (plain CE on the balanced variant, the method on the balanced variant).
     pub references: Option<(PlanRef, PlanRef)>,
@@ -48,6 +54,8 @@ pub struct Plan {
 #[derive(Debug, Clone)]
 pub struct PointInput {
     pub name: String,
+    /// Its coordinates in the spec's grid (empty without `[sweep]`).
+    pub coordinates: Vec<Coordinate>,
     pub run: RunConfig,
     /// (plain CE on the balanced variant, the method on the balanced variant).
     pub references: Option<(RunConfig, RunConfig)>,
@@ -67,18 +75,24 @@ pub fn plan(points: Vec<PointInput>, stored: &HashMap<String, RunId>) -> Plan {
     order.sort_by_key(|&i| points[i].run.is_stage2());
     let mut refs = vec![None; points.len()];
     for i in order {
-        refs[i] = Some(planner.add(&points[i].name, &points[i].run));
+        let point = &points[i];
+        refs[i] = Some(planner.add(&point.name, &point.coordinates, &point.run));
     }
     for (point, run) in points.into_iter().zip(refs) {
         let references = point.references.as_ref().map(|(ce, own)| {
             (
-                planner.add(&format!("{}/ce-balanced", point.name), ce),
-                planner.add(&format!("{}/balanced", point.name), own),
+                planner.add(
+                    &format!("{}/ce-balanced", point.name),
+                    &point.coordinates,
+                    ce,
+                ),
+                planner.add(&format!("{}/balanced", point.name), &point.coordinates, own),
             )
         });
         if let Some(run) = run {
             planner.plan.points.push(PlannedPoint {
                 name: point.name,
+                coordinates: point.coordinates,
                 run,
                 references,
             });
@@ -95,7 +109,7 @@ struct Planner<'a> {
 
 impl Planner<'_> {
     /// The run for `run`: planned or stored already, else a new one (after its stage 1).
-    fn add(&mut self, name: &str, run: &RunConfig) -> PlanRef {
+    fn add(&mut self, name: &str, coordinates: &[Coordinate], run: &RunConfig) -> PlanRef {
         let hash = run.config_hash();
         if let Some(found) = self.by_hash.get(&hash) {
             return *found;
@@ -110,12 +124,13 @@ impl Planner<'_> {
         }
         let depends_on = run
             .stage1()
-            .map(|first| self.add(&format!("{name}/stage1"), &first));
+            .map(|first| self.add(&format!("{name}/stage1"), coordinates, &first));
         let mut named = run.clone();
         named.set_name(name);
         let index = self.plan.new.len();
         self.plan.new.push(NewRun {
             name: name.to_string(),
+            coordinates: coordinates.to_vec(),
             run: named,
             config_hash: hash.clone(),
             depends_on,
@@ -144,6 +159,16 @@ mod tests {
     fn point(method: &str, seed: u64, references: bool) -> PointInput {
         PointInput {
             name: format!("p/method={method},train.seed={seed}"),
+            coordinates: vec![
+                Coordinate {
+                    key: "method".into(),
+                    value: method.into(),
+                },
+                Coordinate {
+                    key: "train.seed".into(),
+                    value: seed.to_string(),
+                },
+            ],
             run: resolved(method, seed, false),
             references: references
                 .then(|| (resolved("ce", seed, true), resolved(method, seed, true))),

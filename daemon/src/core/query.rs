@@ -2,6 +2,7 @@
 //! plugins, each failing with a typed not-found for an unknown id.
 
 use cauda_plugins::registry::PluginInfo;
+use cauda_plugins::train::RunSummary;
 
 use super::{CoreError, Daemon, Result};
 use crate::gpu::{self, GpuStats};
@@ -78,10 +79,10 @@ impl Daemon {
         Ok((experiment, runs))
     }
 
-    /// A run's stored epoch metrics and its summary JSON once finished.
-    pub fn metrics(&self, id: RunId) -> Result<(Vec<MetricPoint>, Option<String>)> {
+    /// A run's stored epoch metrics and its summary once it succeeded.
+    pub fn metrics(&self, id: RunId) -> Result<(Vec<MetricPoint>, Option<Box<RunSummary>>)> {
         let run = self.get_run(id)?;
-        Ok((self.store.metrics(id)?, run.summary_json))
+        Ok((self.store.metrics(id)?, run.summary))
     }
 
     /// The last epoch whose metrics are stored (0 when none), without reading them.

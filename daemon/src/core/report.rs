@@ -4,9 +4,12 @@
 //! validation-selected and (marked optimistic) best-on-test top-1, relative accuracy
 //! `A_r = A_t / max(A_v, A_b)` from the balanced reference runs, throughput and device-hours,
 //! and the engines that trained the row (a row of an older engine is marked so).
-//! Pure over stored records; accuracies are fractions in [0, 1].
+//! Pure over stored records; accuracies are fractions in [0, 1]. Rows are the grid's points
+//! grouped by their coordinates other than the seed; the summaries are the engine's typed
+//! `RunSummary`s.
 
-use serde_json::Value;
+use cauda_plugins::spec::{Coordinate, point_name};
+use cauda_plugins::train::RunSummary;
 
 use super::engines::is_current_engine;
 use super::{CoreError, Daemon, Result};
@@ -18,6 +21,8 @@ use crate::run_config::RunConfig;
 pub struct ReportRow {
     /// The grid point's name without its seed, e.g. `fmnist-lt/method=crt,ratio=100`.
     pub label: String,
+    /// The row's grid coordinates: its points' coordinates other than the seed, in key order.
+    pub coordinates: Vec<Coordinate>,
     pub method: String,
     /// The training set's imbalance ratio (`None` for a data set used as is).
     pub ratio: Option<f64>,
@@ -88,12 +93,17 @@ impl Daemon {
             let run = find(point.run)?;
             let config = RunConfig::from_json(&format!("run {}", run.id), &run.config_json)
                 .map_err(CoreError::Internal)?;
-            let label = without_seed(&point.name);
-            let index = match rows.iter().position(|(r, _)| r.label == label) {
+            let coordinates: Vec<Coordinate> = point
+                .grid_coordinates()
+                .into_iter()
+                .filter(|c| !c.is_seed())
+                .collect();
+            let index = match rows.iter().position(|(r, _)| r.coordinates == coordinates) {
                 Some(i) => i,
                 None => {
                     let row = ReportRow {
-                        label: label.clone(),
+                        label: point_name(&experiment.name, &coordinates),
+                        coordinates,
                         method: config.method().to_string(),
                         ratio: config.ratio(),
                         ..ReportRow::default()
@@ -124,11 +134,11 @@ impl Daemon {
             }
             if let Some(summary) = summary(run) {
                 group.seeds.push(config.seed());
-                group.add(&summary);
+                group.add(summary);
             }
             if let Some((ce, own)) = point.references {
-                group.a_v.extend(summary(find(ce)?).and_then(|s| top1(&s)));
-                group.a_b.extend(summary(find(own)?).and_then(|s| top1(&s)));
+                group.a_v.extend(summary(find(ce)?).map(top1));
+                group.a_b.extend(summary(find(own)?).map(top1));
             }
         }
         let rows = rows
@@ -167,19 +177,20 @@ struct Group {
 }
 
 impl Group {
-    fn add(&mut self, s: &Value) {
-        let last = &s["last"];
-        self.top1.extend(last["test_top1"].as_f64());
-        self.top5.extend(last["test_top5"].as_f64());
-        self.many.extend(last["many"].as_f64());
-        self.medium.extend(last["medium"].as_f64());
-        self.few.extend(last["few"].as_f64());
-        self.worst_class.extend(last["worst_class"].as_f64());
-        self.ece.extend(last["ece"].as_f64());
-        self.nll.extend(last["nll"].as_f64());
-        self.val_selected.extend(s["val_selected_top1"].as_f64());
-        self.best_test.extend(s["best_test_top1"].as_f64());
-        self.images_per_sec.extend(s["images_per_sec"].as_f64());
+    fn add(&mut self, s: &RunSummary) {
+        let last = &s.last;
+        let wide = |x: Option<f32>| x.map(f64::from);
+        self.top1.push(f64::from(last.test_top1));
+        self.top5.extend(wide(last.test_top5));
+        self.many.extend(wide(last.many));
+        self.medium.extend(wide(last.medium));
+        self.few.extend(wide(last.few));
+        self.worst_class.extend(wide(last.worst_class));
+        self.ece.extend(wide(last.ece));
+        self.nll.extend(wide(last.nll));
+        self.val_selected.extend(wide(s.val_selected_top1));
+        self.best_test.push(f64::from(s.best_test_top1));
+        self.images_per_sec.push(f64::from(s.images_per_sec));
     }
 
     fn finish(mut self, row: &mut ReportRow) {
@@ -211,15 +222,15 @@ impl Group {
     }
 }
 
-fn summary(run: &RunRecord) -> Option<Value> {
+/// A succeeded run's summary.
+fn summary(run: &RunRecord) -> Option<&RunSummary> {
     (run.state == RunState::Succeeded)
-        .then_some(run.summary_json.as_deref())
+        .then_some(run.summary.as_deref())
         .flatten()
-        .and_then(|s| serde_json::from_str(s).ok())
 }
 
-fn top1(summary: &Value) -> Option<f64> {
-    summary["last"]["test_top1"].as_f64()
+fn top1(summary: &RunSummary) -> f64 {
+    f64::from(summary.last.test_top1)
 }
 
 /// The mean, `None` when empty.
@@ -235,22 +246,6 @@ pub fn std(values: &[f64]) -> Option<f64> {
     }
     let ss: f64 = values.iter().map(|v| (v - m) * (v - m)).sum();
     Some((ss / (values.len() - 1) as f64).sqrt())
-}
-
-/// A grid point's name without its `train.seed=...` part.
-fn without_seed(name: &str) -> String {
-    let Some((base, labels)) = name.rsplit_once('/') else {
-        return name.to_string();
-    };
-    let kept: Vec<&str> = labels
-        .split(',')
-        .filter(|l| !l.starts_with("train.seed="))
-        .collect();
-    if kept.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base}/{}", kept.join(","))
-    }
 }
 
 fn run_hours(run: &RunRecord) -> f64 {
@@ -273,18 +268,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statistics_and_labels() {
+    fn statistics() {
         assert_eq!(mean(&[]), None);
         assert_eq!(mean(&[0.5, 0.7]), Some(0.6));
         // numpy: np.std([0.5, 0.7, 0.9], ddof=1) = 0.2
         assert!((std(&[0.5, 0.7, 0.9]).unwrap() - 0.2).abs() < 1e-12);
         assert_eq!(std(&[0.5]), Some(0.0));
-        assert_eq!(without_seed("x/method=crt,train.seed=1"), "x/method=crt");
-        assert_eq!(without_seed("x/train.seed=1"), "x");
-        assert_eq!(without_seed("x"), "x");
+    }
+
+    #[test]
+    fn points_stored_before_coordinates_read_theirs_from_their_names() {
+        let point = |name: &str| crate::model::PointRecord {
+            name: name.into(),
+            coordinates: Vec::new(),
+            run: RunId(1),
+            references: None,
+        };
+        let shown = |p: crate::model::PointRecord| {
+            p.grid_coordinates()
+                .iter()
+                .map(Coordinate::to_string)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            without_seed("x/data.imbalance.ratio=10,method=ce,train.seed=2"),
-            "x/data.imbalance.ratio=10,method=ce"
+            shown(point("x/data.imbalance.ratio=10,method=ce,train.seed=2")),
+            ["data.imbalance.ratio=10", "method=ce", "train.seed=2"]
         );
+        assert!(shown(point("x")).is_empty());
+        let stored = crate::model::PointRecord {
+            coordinates: vec![Coordinate {
+                key: "method".into(),
+                value: "a,b".into(),
+            }],
+            ..point("x/method=a,b")
+        };
+        assert_eq!(shown(stored), ["method=a,b"]);
     }
 }

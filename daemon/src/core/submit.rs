@@ -34,13 +34,13 @@ impl Daemon {
             .map_err(|_| CoreError::Internal("the presets lock was poisoned".into()))?;
         let mut points = Vec::new();
         for point in expand_sweep(origin, &spec)? {
-            let mut run = point.resolve(origin, &presets, &self.registry)?;
+            let mut run = point.spec.resolve(origin, &presets, &self.registry)?;
             self.settle_backend(spec_text, &mut run)?;
             self.check_paths(&run)?;
             self.pin_split_file(&mut run)?;
             self.pin_pretrained(&mut run)?;
-            let references = if spec.report.relative_accuracy && !point.data.balanced_variant {
-                let (ce, own) = balanced_references(&point);
+            let references = if spec.report.relative_accuracy && !point.spec.data.balanced_variant {
+                let (ce, own) = balanced_references(&point.spec);
                 let (mut ce, mut own) = (
                     ce.resolve(origin, &presets, &self.registry)?,
                     own.resolve(origin, &presets, &self.registry)?,
@@ -64,6 +64,7 @@ impl Daemon {
             };
             points.push(PointInput {
                 name: run.name.clone(),
+                coordinates: point.coordinates,
                 run: run.into(),
                 references,
             });
@@ -93,6 +94,7 @@ impl Daemon {
                 .into_iter()
                 .map(|p| PointInput {
                     name: p.run.name.clone(),
+                    coordinates: p.coordinates,
                     run: p.run.into(),
                     references: p.references.map(|(ce, own)| (ce.into(), own.into())),
                 })
@@ -199,6 +201,7 @@ impl Daemon {
                 id,
                 experiment,
                 name: new.name.clone(),
+                coordinates: new.coordinates.clone(),
                 user: user.to_string(),
                 config_json: new.run.to_json(),
                 config_hash: new.config_hash.clone(),
@@ -216,7 +219,7 @@ impl Daemon {
                 pending_reason: None,
                 error: None,
                 depends_on: new.depends_on.map(id_of),
-                summary_json: None,
+                summary: None,
                 gpu_memory: Box::new(GpuMemoryNote {
                     source,
                     ..GpuMemoryNote::default()
@@ -240,6 +243,7 @@ impl Daemon {
             .iter()
             .map(|p| PointRecord {
                 name: p.name.clone(),
+                coordinates: p.coordinates.clone(),
                 run: id_of(p.run),
                 references: p.references.map(|(a, b)| (id_of(a), id_of(b))),
             })

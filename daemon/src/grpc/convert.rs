@@ -6,6 +6,7 @@ use cauda_plugins::registry::{Family, ParamKind, PluginInfo};
 use cauda_proto::v1;
 use tonic::Status;
 
+use super::engine_wire::{ConfigFacts, coordinate_to_wire, metric_to_wire, summary_to_wire};
 use crate::core::{CoreError, DeviceView};
 use crate::model::{DeviceId, Grant, ResourceRequest, RunRecord, RunState};
 use crate::scheduler::DeviceKind;
@@ -86,8 +87,10 @@ fn request_to_wire(r: &ResourceRequest) -> v1::ResourceRequest {
     }
 }
 
-/// A run on the wire; `full` includes config and summary JSON.
+/// A run on the wire; `full` includes its config and summary.
 pub fn run_to_wire(r: &RunRecord, full: bool, epochs_done: u32) -> v1::Run {
+    let facts = ConfigFacts::of(&r.config_json);
+    let summary = r.summary.as_deref().filter(|_| full);
     v1::Run {
         run_id: r.id.0,
         experiment_id: r.experiment.0,
@@ -108,16 +111,20 @@ pub fn run_to_wire(r: &RunRecord, full: bool, epochs_done: u32) -> v1::Run {
             String::new()
         },
         config_hash: r.config_hash.clone(),
-        summary_json: if full {
-            r.summary_json.clone().unwrap_or_default()
-        } else {
-            String::new()
-        },
+        summary_json: summary
+            .map(|s| serde_json::to_string(s).unwrap_or_default())
+            .unwrap_or_default(),
+        summary: summary.map(summary_to_wire),
+        method: facts.method,
+        imbalance_ratio: facts.imbalance_ratio,
+        seed: facts.seed,
+        balanced_reference: facts.balanced_reference,
+        coordinates: r.coordinates.iter().map(coordinate_to_wire).collect(),
         submitted_at_ms: millis(r.submitted_at),
         started_at_ms: r.started_at.map(millis),
         finished_at_ms: r.finished_at.map(millis),
         epochs_done,
-        epochs_total: epochs_total(&r.config_json),
+        epochs_total: facts.epochs_total,
         engine: r.engine.clone(),
         older_engine: !crate::core::is_current_engine(&r.engine),
         gpu_mem_source: r.gpu_memory.source.clone(),
@@ -134,57 +141,6 @@ pub fn run_to_wire(r: &RunRecord, full: bool, epochs_done: u32) -> v1::Run {
                 None => j.state.clone(),
             }),
         slurm_job_attempt: r.batch_job.as_ref().map(|j| j.attempt),
-    }
-}
-
-/// Epochs over every stage of the run's config (0 when unknown).
-fn epochs_total(config_json: &str) -> u32 {
-    crate::run_config::RunConfig::from_json("run", config_json)
-        .map_or(0, |c| u32::try_from(c.epochs_total()).unwrap_or(u32::MAX))
-}
-
-/// A stored metric point on the wire (the typed fields read from its JSON, the JSON kept raw).
-pub fn metric_to_wire(m: &MetricPoint) -> v1::EpochMetrics {
-    let raw = String::from_utf8_lossy(&m.json).into_owned();
-    let v: serde_json::Value = serde_json::from_str(&raw).unwrap_or_default();
-    let f = |k: &str| v.get(k).and_then(serde_json::Value::as_f64);
-    let eval = v.get("eval").filter(|e| e.is_object()).map(|e| {
-        let g = |k: &str| {
-            e.get(k)
-                .and_then(serde_json::Value::as_f64)
-                .map(|x| x as f32)
-        };
-        let per_class = e
-            .get("per_class")
-            .and_then(serde_json::Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|x| x.as_f64().map(|x| x as f32))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        v1::EvalMetrics {
-            test_top1: g("test_top1").unwrap_or(0.0),
-            many: g("many"),
-            medium: g("medium"),
-            few: g("few"),
-            per_class: cauda_proto::per_class_to_wire(&per_class),
-            val_top1: g("val_top1"),
-        }
-    });
-    v1::EpochMetrics {
-        stage: u32::from(m.stage),
-        epoch: m.epoch,
-        train_loss: f("train_loss").unwrap_or(0.0) as f32,
-        lr: f("lr").unwrap_or(0.0),
-        images_per_sec: f("images_per_sec").unwrap_or(0.0) as f32,
-        eval,
-        attempt: v
-            .get("attempt")
-            .and_then(serde_json::Value::as_u64)
-            .and_then(|a| u32::try_from(a).ok())
-            .unwrap_or(0),
-        raw_json: raw,
     }
 }
 
@@ -215,7 +171,13 @@ pub fn event_to_wire(
                 Vec::new()
             },
         }),
-        EventKind::Epoch { .. } => v1::run_event::Event::Epoch(metric_to_wire(ctx.metric?)),
+        EventKind::Epoch { .. } => match metric_to_wire(ctx.metric?) {
+            Ok(metrics) => v1::run_event::Event::Epoch(metrics),
+            Err(status) => {
+                tracing::error!(error = %status.message(), "an epoch is not sent");
+                return None;
+            }
+        },
         EventKind::Log { stream, line } => v1::run_event::Event::Log(v1::LogLine {
             stream: match stream {
                 LogStream::Stdout => v1::LogStream::Stdout,
@@ -337,6 +299,7 @@ pub fn report_to_wire(r: &crate::core::Report) -> v1::GetReportResponse {
             .iter()
             .map(|row| v1::ReportRow {
                 label: row.label.clone(),
+                coordinates: row.coordinates.iter().map(coordinate_to_wire).collect(),
                 method: row.method.clone(),
                 ratio: row.ratio,
                 runs: count(row.runs),

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod convert;
+pub mod engine_wire;
 mod export;
 mod service;
 pub mod tls;

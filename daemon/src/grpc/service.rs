@@ -11,7 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, instrument};
 
-use super::convert;
+use super::{convert, engine_wire};
 use crate::core::{CancelTarget, CheckpointChoice, Daemon};
 use crate::model::{ExperimentId, RunId, RunState};
 use crate::store::RunFilter;
@@ -244,8 +244,15 @@ impl Cauda for CaudaService {
     ) -> Result<Response<v1::GetMetricsResponse>, Status> {
         let (points, summary) = self.daemon.metrics(RunId(request.get_ref().run_id))?;
         Ok(Response::new(v1::GetMetricsResponse {
-            epochs: points.iter().map(convert::metric_to_wire).collect(),
-            summary_json: summary.unwrap_or_default(),
+            epochs: points
+                .iter()
+                .map(engine_wire::metric_to_wire)
+                .collect::<Result<_, _>>()?,
+            summary_json: summary
+                .as_deref()
+                .map(|s| serde_json::to_string(s).unwrap_or_default())
+                .unwrap_or_default(),
+            summary: summary.as_deref().map(engine_wire::summary_to_wire),
         }))
     }
 

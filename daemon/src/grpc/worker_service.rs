@@ -265,7 +265,13 @@ impl Worker for WorkerService {
         let req = request.into_inner();
         auth::check_worker(grant, req.run_id, req.attempt)?;
         let ending = match req.outcome {
-            Some(Outcome::Success(s)) => Ending::Succeeded(s.summary_json),
+            Some(Outcome::Success(s)) => Ending::Succeeded(Box::new(
+                serde_json::from_str(&s.summary_json).map_err(|e| {
+                    Status::invalid_argument(format!(
+                        "Finish: summary_json is not the engine's RunSummary: {e}"
+                    ))
+                })?,
+            )),
             Some(Outcome::Failure(f)) if f.oom || oom::looks_like_oom(&f.message) => {
                 Ending::OutOfMemory(f.message)
             }

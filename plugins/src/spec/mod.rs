@@ -19,7 +19,9 @@ pub use experiment::{
 };
 pub use preset::{Preset, PresetBook};
 pub use resolve::{HOLDOUT_RULE, ResolvedRun, Stage2Spec};
-pub use sweep::{expand_sweep, grid_points, set_dotted};
+pub use sweep::{
+    Coordinate, GridPoint, SEED_KEY, expand_sweep, grid_points, point_name, set_dotted,
+};
 
 #[cfg(test)]
 mod tests;

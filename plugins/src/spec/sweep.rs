@@ -1,37 +1,85 @@
 //! `[sweep]`: a cartesian grid over presets (`method`) and dotted keys (`"train.seed"`),
-//! expanded into one spec per grid point, each named `<name>/<key>=<value>,...`.
+//! expanded into one spec per grid point, each named `<name>/<key>=<value>,...` and carrying its
+//! coordinates as values, so that nothing downstream (the report's rows, the plots' panels) has
+//! to take a point's name apart.
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use super::{ExperimentSpec, Result, invalid};
 
-/// Expands a spec's grid; a spec without `[sweep]` is returned as its only run.
-pub fn expand_sweep(origin: &str, spec: &ExperimentSpec) -> Result<Vec<ExperimentSpec>> {
+/// The dotted key of a run's seed: the coordinate a report folds over.
+pub const SEED_KEY: &str = "train.seed";
+
+/// One coordinate of a grid point: a swept dotted key and the value this point gives it, as
+/// shown in the point's name (a string without quotes, other values in TOML).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Coordinate {
+    pub key: String,
+    pub value: String,
+}
+
+impl Coordinate {
+    /// Whether this is the seed (`train.seed`), which a report folds over.
+    pub fn is_seed(&self) -> bool {
+        self.key == SEED_KEY
+    }
+}
+
+impl std::fmt::Display for Coordinate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.key, self.value)
+    }
+}
+
+/// The name of the point at `coordinates` of the grid named `name`: `name/key=value,...`, or
+/// `name` alone for a spec without a grid.
+pub fn point_name(name: &str, coordinates: &[Coordinate]) -> String {
+    if coordinates.is_empty() {
+        return name.to_string();
+    }
+    let labels: Vec<String> = coordinates.iter().map(Coordinate::to_string).collect();
+    format!("{name}/{}", labels.join(","))
+}
+
+/// One point of a spec's grid: the spec it runs (named by [`point_name`]) and its coordinates
+/// in key order.
+#[derive(Debug, Clone)]
+pub struct GridPoint {
+    pub spec: ExperimentSpec,
+    pub coordinates: Vec<Coordinate>,
+}
+
+/// Expands a spec's grid; a spec without `[sweep]` is returned as its only point, with no
+/// coordinates.
+pub fn expand_sweep(origin: &str, spec: &ExperimentSpec) -> Result<Vec<GridPoint>> {
     let mut base = spec.clone();
     let grid = std::mem::take(&mut base.sweep);
     let base_value =
         toml::Value::try_from(&base).map_err(|e| invalid(origin, "sweep", e.to_string()))?;
     let mut out = Vec::new();
-    for (value, labels) in grid_points(origin, &grid, &base_value)? {
+    for (value, coordinates) in grid_points(origin, &grid, &base_value)? {
         let mut run: ExperimentSpec = value
             .try_into()
             .map_err(|e: toml::de::Error| invalid(origin, "sweep", e.message().to_string()))?;
-        if !labels.is_empty() {
-            run.name = format!("{}/{}", spec.name, labels.join(","));
-        }
-        out.push(run);
+        run.name = point_name(&spec.name, &coordinates);
+        out.push(GridPoint {
+            spec: run,
+            coordinates,
+        });
     }
     Ok(out)
 }
 
 /// The points of a `[sweep]` grid over `base` (a spec as a TOML value, without its `sweep`):
-/// each a copy of `base` with the grid's dotted keys set, and its labels (`key=value`, in key
-/// order) that name the point. The one grid expansion for engine specs and command runs.
+/// each a copy of `base` with the grid's dotted keys set, and its coordinates (in key order)
+/// that name the point. The one grid expansion for engine specs and command runs.
 pub fn grid_points(
     origin: &str,
     grid: &BTreeMap<String, Vec<toml::Value>>,
     base: &toml::Value,
-) -> Result<Vec<(toml::Value, Vec<String>)>> {
+) -> Result<Vec<(toml::Value, Vec<Coordinate>)>> {
     let mut size = 1usize;
     for (key, values) in grid {
         if values.is_empty() {
@@ -56,7 +104,7 @@ pub fn grid_points(
     let mut out = Vec::with_capacity(size);
     for i in 0..size {
         let mut value = base.clone();
-        let mut labels = Vec::new();
+        let mut coordinates = Vec::new();
         let mut rest = i;
         for (key, values) in grid {
             let v = &values[rest % values.len()];
@@ -68,9 +116,12 @@ pub fn grid_points(
                 toml::Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            labels.push(format!("{key}={shown}"));
+            coordinates.push(Coordinate {
+                key: key.clone(),
+                value: shown,
+            });
         }
-        out.push((value, labels));
+        out.push((value, coordinates));
     }
     Ok(out)
 }

@@ -43,13 +43,18 @@ fn the_issue_example_expands_into_eight_resolved_runs() {
     let spec = ExperimentSpec::parse("spec.toml", EXAMPLE).unwrap();
     let runs = expand_sweep("spec.toml", &spec).unwrap();
     assert_eq!(runs.len(), 8);
-    let names: Vec<_> = runs.iter().map(|r| r.name.clone()).collect();
+    let names: Vec<_> = runs.iter().map(|r| r.spec.name.clone()).collect();
     assert!(
         names.contains(&"fmnist-lt/method=crt,train.seed=1".to_string()),
         "{names:?}"
     );
-    for r in &runs {
-        let resolved = r
+    for point in &runs {
+        // The name is made from the coordinates, which say the same as values.
+        assert_eq!(point.spec.name, point_name("fmnist-lt", &point.coordinates));
+        let seed = point.coordinates.iter().find(|c| c.is_seed()).unwrap();
+        assert_eq!(seed.value, point.spec.train.seed.to_string());
+        let resolved = point
+            .spec
             .resolve("spec.toml", &PresetBook::builtin(), &builtin_registry())
             .unwrap();
         assert_eq!(resolved.train.epochs, 30);

@@ -23,7 +23,8 @@ fn run(id: u64, attempt: u32, recorded: Option<(u64, &str)>) -> RunRecord {
         pending_reason: None,
         error: None,
         depends_on: None,
-        summary_json: None,
+        summary: None,
+        coordinates: Vec::new(),
         batch_job: recorded.map(|(id, state)| {
             Box::new(BatchJob {
                 id,

@@ -149,7 +149,8 @@ mod tests {
             pending_reason: None,
             error: None,
             depends_on: None,
-            summary_json: None,
+            summary: None,
+            coordinates: Vec::new(),
             batch_job: None,
             gpu_memory: Default::default(),
         }

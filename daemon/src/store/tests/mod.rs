@@ -47,7 +47,8 @@ fn run(id: u64, experiment: u64, user: &str, state: RunState) -> RunRecord {
         pending_reason: None,
         error: None,
         depends_on: None,
-        summary_json: None,
+        summary: None,
+        coordinates: Vec::new(),
         gpu_memory: Default::default(),
         batch_job: None,
     }

@@ -1,0 +1,167 @@
+//! The engine's records on the wire: a run's config facts, its `RunSummary`, a stored epoch's
+//! `EpochRecord` and grid coordinates, each decoded once into the engine's type and converted
+//! field by field into typed proto messages, so that no client reads engine JSON by key.
+
+use cauda_plugins::metrics::ReliabilityBin;
+use cauda_plugins::spec::Coordinate;
+use cauda_plugins::train::{EvalRecord, RunSummary, TauSweep};
+use cauda_proto::v1;
+use tonic::Status;
+
+use crate::model::StoredEpoch;
+use crate::run_config::RunConfig;
+use crate::store::MetricPoint;
+
+/// What `v1::Run` says of its config, read from the stored config.
+#[derive(Debug, Default, PartialEq)]
+pub struct ConfigFacts {
+    pub method: String,
+    pub imbalance_ratio: Option<f64>,
+    pub seed: u64,
+    pub balanced_reference: bool,
+    pub epochs_total: u32,
+}
+
+impl ConfigFacts {
+    /// The facts of a stored config; an unreadable one (which submission never stores) has none.
+    pub fn of(config_json: &str) -> Self {
+        match RunConfig::from_json("run", config_json) {
+            Ok(config) => Self {
+                method: config.method().to_string(),
+                imbalance_ratio: config.ratio(),
+                seed: config.seed(),
+                balanced_reference: config.is_balanced_reference(),
+                epochs_total: u32::try_from(config.epochs_total()).unwrap_or(u32::MAX),
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "a stored run config is unreadable");
+                Self::default()
+            }
+        }
+    }
+}
+
+pub fn coordinate_to_wire(c: &Coordinate) -> v1::GridCoordinate {
+    v1::GridCoordinate {
+        key: c.key.clone(),
+        value: c.value.clone(),
+    }
+}
+
+fn bin_to_wire(b: &ReliabilityBin) -> v1::ReliabilityBin {
+    v1::ReliabilityBin {
+        count: b.count as u64,
+        accuracy: b.accuracy,
+        confidence: b.confidence,
+    }
+}
+
+pub fn eval_to_wire(e: &EvalRecord) -> v1::EvalMetrics {
+    v1::EvalMetrics {
+        test_top1: e.test_top1,
+        many: e.many,
+        medium: e.medium,
+        few: e.few,
+        per_class: cauda_proto::per_class_to_wire(&e.per_class),
+        val_top1: e.val_top1,
+        test_top5: e.test_top5,
+        ece: e.ece,
+        nll: e.nll,
+        worst_class: e.worst_class,
+        reliability: e.reliability.iter().map(bin_to_wire).collect(),
+    }
+}
+
+fn tau_sweep_to_wire(t: &TauSweep) -> v1::TauSweep {
+    v1::TauSweep {
+        taus: t.taus.clone(),
+        test_top1: t.test_top1.clone(),
+        val_top1: t.val_top1.clone().unwrap_or_default(),
+        chosen: t.chosen,
+    }
+}
+
+pub fn summary_to_wire(s: &RunSummary) -> v1::RunSummary {
+    v1::RunSummary {
+        method: s.method.clone(),
+        class_counts: s.class_counts.iter().map(|&c| c as u64).collect(),
+        split_hash: s.split_hash.clone(),
+        last: Some(eval_to_wire(&s.last)),
+        best_test_top1: s.best_test_top1,
+        val_selected_top1: s.val_selected_top1,
+        tau_sweep: s.tau_sweep.as_ref().map(tau_sweep_to_wire),
+        epochs: u32::try_from(s.epochs).unwrap_or(u32::MAX),
+        images_per_sec: s.images_per_sec,
+    }
+}
+
+/// A stored metric point on the wire: its typed fields from the engine's record, the stored
+/// JSON kept as `raw_json`. A point that does not decode (the worker API stores only records
+/// that do) is an internal error naming it.
+pub fn metric_to_wire(m: &MetricPoint) -> Result<v1::EpochMetrics, Status> {
+    let stored = StoredEpoch::decode(&m.json).map_err(|e| {
+        Status::internal(format!(
+            "epoch {} of stage {}: stored metrics unreadable: {e}",
+            m.epoch, m.stage
+        ))
+    })?;
+    let r = &stored.record;
+    Ok(v1::EpochMetrics {
+        stage: u32::from(m.stage),
+        epoch: m.epoch,
+        train_loss: r.train_loss,
+        lr: r.lr,
+        images_per_sec: r.images_per_sec,
+        eval: r.eval.as_ref().map(eval_to_wire),
+        attempt: stored.attempt,
+        raw_json: String::from_utf8_lossy(&m.json).into_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_epoch_goes_on_the_wire_field_by_field() {
+        let json =
+            br#"{"stage":1,"epoch":3,"train_loss":0.5,"lr":0.1,"images_per_sec":20.0,"attempt":2,
+            "eval":{"test_top1":0.75,"many":0.9,"medium":null,"few":0.25,"per_class":[1.0,null],
+            "test_top5":0.99,"ece":0.05,"nll":0.7,"worst_class":0.25,
+            "reliability":[{"count":3,"accuracy":0.5,"confidence":0.4}]}}"#;
+        let point = MetricPoint {
+            epoch: 3,
+            stage: 1,
+            json: json.to_vec(),
+        };
+        let wire = metric_to_wire(&point).unwrap();
+        assert_eq!((wire.epoch, wire.stage, wire.attempt), (3, 1, 2));
+        assert_eq!(
+            (wire.train_loss, wire.lr, wire.images_per_sec),
+            (0.5, 0.1, 20.0)
+        );
+        let eval = wire.eval.unwrap();
+        assert_eq!(eval.test_top1, 0.75);
+        assert_eq!(
+            (eval.many, eval.medium, eval.few),
+            (Some(0.9), None, Some(0.25))
+        );
+        assert_eq!(eval.per_class[0], 1.0);
+        assert!(eval.per_class[1].is_nan());
+        assert_eq!(
+            (eval.test_top5, eval.ece, eval.nll),
+            (Some(0.99), Some(0.05), Some(0.7))
+        );
+        assert_eq!(eval.worst_class, Some(0.25));
+        assert_eq!(eval.reliability.len(), 1);
+        assert_eq!(eval.reliability[0].count, 3);
+
+        let broken = MetricPoint {
+            json: br#"{"epoch":"three"}"#.to_vec(),
+            ..point
+        };
+        let err = metric_to_wire(&broken).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Internal);
+        assert!(err.message().contains("epoch 3"), "{}", err.message());
+    }
+}
