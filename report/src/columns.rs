@@ -23,11 +23,37 @@ fn pct_std(mean: Option<f64>, std: Option<f64>, seeds: u32) -> String {
     }
 }
 
+/// The label keys a row's method and ratio columns already show.
+const SHOWN_KEYS: [&str; 2] = ["method=", "data.imbalance.ratio="];
+
+/// The swept keys of a row's grid point besides method and ratio (`optimizer.lr=0.1`), from
+/// its label `name/key=value,...`: what tells apart two rows of one method and ratio.
+pub fn other_keys(row: &ReportRow) -> Vec<&str> {
+    let Some((_, point)) = row.label.rsplit_once('/') else {
+        return Vec::new();
+    };
+    point
+        .split(',')
+        .filter(|kv| kv.contains('=') && !SHOWN_KEYS.iter().any(|k| kv.starts_with(k)))
+        .collect()
+}
+
+/// The method as the table shows it: `ce`, or `ce (optimizer.lr=0.1)` when the grid sweeps
+/// other keys too, so no two rows read the same.
+pub fn method_label(row: &ReportRow) -> String {
+    let others = other_keys(row);
+    if others.is_empty() {
+        row.method.clone()
+    } else {
+        format!("{} ({})", row.method, others.join(","))
+    }
+}
+
 /// The table's columns, in order.
 pub const COLUMNS: &[Column] = &[
     Column {
         header: "method",
-        cell: |r| r.method.clone(),
+        cell: method_label,
     },
     Column {
         header: "ratio",

@@ -1,16 +1,18 @@
 //! `cauda compare E1 E2`: two experiments' reports side by side, rows matched by method and
-//! imbalance ratio, with the difference of their mean top-1 in points. Its columns are one list
+//! imbalance ratio (and any other swept key, shown after the method), with the difference of their mean top-1 in points. Its columns are one list
 //! too ([`COMPARE_COLUMNS`]), a header made from the two experiments' labels and a cell from
 //! the matched pair of rows.
 
 use cauda_proto::v1::{GetReportResponse, ReportRow};
 
+use crate::columns::method_label;
 use crate::experiment_label;
 use crate::text::aligned;
 
-/// One line of the comparison: a method and ratio, and its row in each report (if any).
+/// One line of the comparison: a method (with any other swept key) and ratio, and its row in
+/// each report (if any).
 pub struct Pair<'a> {
-    pub method: &'a str,
+    pub method: String,
     pub ratio: Option<f64>,
     pub first: Option<&'a ReportRow>,
     pub second: Option<&'a ReportRow>,
@@ -39,7 +41,7 @@ fn top1(row: Option<&ReportRow>) -> Option<f64> {
 pub const COMPARE_COLUMNS: &[CompareColumn] = &[
     CompareColumn {
         header: |_, _| "method".into(),
-        cell: |p| p.method.to_string(),
+        cell: |p| p.method.clone(),
     },
     CompareColumn {
         header: |_, _| "ratio".into(),
@@ -84,26 +86,26 @@ pub fn compare_headers(first: u64, second: u64) -> Vec<String> {
     COMPARE_COLUMNS.iter().map(|c| (c.header)(&a, &b)).collect()
 }
 
-/// The pairs: every (method, ratio) of either report, in order of first appearance.
+/// The pairs: every (method label, ratio) of either report, in order of first appearance.
 fn pairs<'a>(a: &'a GetReportResponse, b: &'a GetReportResponse) -> Vec<Pair<'a>> {
-    let mut keys: Vec<(&str, Option<f64>)> = Vec::new();
+    let mut keys: Vec<(String, Option<f64>)> = Vec::new();
     for row in a.rows.iter().chain(&b.rows) {
-        let key = (row.method.as_str(), row.ratio);
+        let key = (method_label(row), row.ratio);
         if !keys.contains(&key) {
             keys.push(key);
         }
     }
-    let find = |r: &'a GetReportResponse, (method, ratio): (&str, Option<f64>)| {
+    let find = |r: &'a GetReportResponse, (method, ratio): &(String, Option<f64>)| {
         r.rows
             .iter()
-            .find(|row| row.method == method && row.ratio == ratio)
+            .find(|row| method_label(row) == *method && row.ratio == *ratio)
     };
     keys.into_iter()
         .map(|key| Pair {
+            first: find(a, &key),
+            second: find(b, &key),
             method: key.0,
             ratio: key.1,
-            first: find(a, key),
-            second: find(b, key),
         })
         .collect()
 }

@@ -16,8 +16,10 @@ mod text;
 
 use cauda_proto::v1::GetReportResponse;
 
-pub use columns::{COLUMNS, Column, NOTE, cells, current_engine_only, headers, notes};
-pub use compare::{COMPARE_COLUMNS, CompareColumn, compare, compare_headers};
+pub use columns::{
+    COLUMNS, Column, NOTE, cells, current_engine_only, headers, method_label, notes, other_keys,
+};
+pub use compare::{COMPARE_COLUMNS, CompareColumn, Pair, compare, compare_headers};
 pub use fields::{csv, csv_fields, json};
 pub use html::html;
 pub use text::{aligned, markdown, table_text};

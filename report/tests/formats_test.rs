@@ -342,3 +342,67 @@ fn engine_current_leaves_out_the_rows_of_an_older_engine() {
     assert_eq!(rows.len(), 2, "{text}");
     assert!(rows.iter().all(|l| l.ends_with("current")), "{text}");
 }
+
+/// Two rows of one method and ratio that differ in another swept key (the learning rate).
+fn two_learning_rates() -> GetReportResponse {
+    let row = |lr: &str, top1: f64| ReportRow {
+        label: format!("lr-study/method=ce,optimizer.lr={lr}"),
+        method: "ce".into(),
+        ratio: Some(10.0),
+        runs: 1,
+        succeeded: 1,
+        seeds: 1,
+        top1_mean: Some(top1),
+        ..ReportRow::default()
+    };
+    GetReportResponse {
+        experiment_id: 4,
+        name: "lr-study".into(),
+        rows: vec![row("0.1", 0.5), row("0.01", 0.6)],
+        ..GetReportResponse::default()
+    }
+}
+
+#[test]
+fn rows_that_differ_in_another_swept_key_say_which_they_are() {
+    let text = table_text(&two_learning_rates());
+    let methods: Vec<&str> = text
+        .lines()
+        .skip(2)
+        .take(2)
+        .map(|l| l.split("  ").next().unwrap())
+        .collect();
+    assert_eq!(
+        methods,
+        ["ce (optimizer.lr=0.1)", "ce (optimizer.lr=0.01)"],
+        "{text}"
+    );
+}
+
+#[test]
+fn compare_keeps_every_row_of_one_method_and_ratio() {
+    let a = two_learning_rates();
+    let mut b = two_learning_rates();
+    b.experiment_id = 5;
+    b.rows[1].top1_mean = Some(0.7);
+    let text = compare(&a, &b);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(2)
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert_eq!(
+        rows[0][..5],
+        ["ce (optimizer.lr=0.1)", "10", "50.0", "50.0", "+0.0"]
+    );
+    assert_eq!(
+        rows[1][..5],
+        ["ce (optimizer.lr=0.01)", "10", "60.0", "70.0", "+10.0"]
+    );
+}
