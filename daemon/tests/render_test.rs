@@ -7,7 +7,8 @@
 //! golden file in `tests/golden/` after normalizing only what varies from run to run: wall-clock
 //! hours and throughput, the engine fingerprint (a version) and the config hashes that cover it,
 //! the `--out` folder, and the HTML page's inline plots (`plot_test` checks those).
-//! `CAUDA_BLESS=1` rewrites the goldens.
+//! `CAUDA_BLESS=1` rewrites the goldens. `caudad demo`, which renders the same reply with the same
+//! crate, is checked to print that table too.
 
 mod common;
 
@@ -480,4 +481,43 @@ async fn every_output_renders_what_the_daemon_said() {
     golden("metrics.csv", &csv);
     let json = cauda_ok(&cli, addr, &["metrics", &id, "--format", "json"]);
     prints("metrics --format json", &json, &metrics);
+}
+
+/// `caudad demo` prints the report table `cauda report` prints: the same headers from the same
+/// column list, a row per method with a cell under every header.
+#[test]
+fn the_demo_prints_the_report_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_caudad"))
+        .args(["demo", "--devices", "cpu:2", "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = output_within(child, LIMIT, "caudad demo");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    let title = lines
+        .iter()
+        .position(|l| *l == "e-1 digits-lt")
+        .expect(&text);
+    let rows = lines[title + 1..]
+        .iter()
+        .take_while(|l| !l.is_empty())
+        .copied()
+        .collect::<Vec<_>>();
+    let (headers, cells) = read_aligned(&rows);
+    assert_eq!(headers, cauda_report::headers());
+    assert_eq!(cells.len(), 13, "a row per method of the demo: {text}");
+    for row in &cells {
+        assert_eq!(row.len(), headers.len(), "{row:?}");
+        assert_eq!(row[headers.len() - 1], "current", "{row:?}");
+    }
+    assert!(text.contains(cauda_report::NOTE), "{text}");
 }
