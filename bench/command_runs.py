@@ -100,7 +100,8 @@ def main() -> None:
             # The run's own start-to-end (the CLI's --wait polls once a second).
             show = json.loads(subprocess.run([a.cauda, "--addr", addr, "show", f"r-{i + 1}", "--json"],
                                              capture_output=True, text=True, check=True).stdout)
-            wall = (show["finished_at_ms"] - show["started_at_ms"]) / 1e3
+            # proto3 JSON: 64-bit integers are strings.
+            wall = (int(show["finished_at_ms"]) - int(show["started_at_ms"])) / 1e3
             rows.append((wall, own1 - own0, kids1 - kids0, du(data) - size0))
         t0 = time.time()
         c0 = os.times()

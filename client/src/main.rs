@@ -8,12 +8,9 @@ mod credentials;
 mod download;
 mod exit;
 mod ids;
-mod json;
 mod login;
 mod output;
 mod plot;
-mod report;
-mod report_rows;
 
 use std::process::ExitCode;
 

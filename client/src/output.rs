@@ -78,40 +78,8 @@ pub fn run_row(run: &Run) -> Vec<String> {
     ]
 }
 
-/// Left-aligned columns separated by two spaces; the last column is not padded.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let last = cells.len().saturating_sub(1);
-        let mut out = String::new();
-        for (i, cell) in cells.into_iter().enumerate() {
-            if i == last {
-                out.push_str(cell);
-            } else {
-                let pad = widths
-                    .get(i)
-                    .map_or(0, |w| w.saturating_sub(cell.chars().count()));
-                out.push_str(cell);
-                out.push_str(&" ".repeat(pad + 2));
-            }
-        }
-        out.truncate(out.trim_end().len());
-        out.push('\n');
-        out
-    };
-    let mut text = line(headers.to_vec());
-    for row in rows {
-        text.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    text
-}
+/// Left-aligned columns separated by two spaces, the one table of every listing (the report's).
+pub use cauda_report::aligned as table;
 
 /// `cauda show`: every field a person needs, one `key: value` per line.
 pub fn run_details(run: &Run) -> String {

@@ -1,8 +1,8 @@
 //! `caudad demo`: the main job on the embedded defaults, through the real daemon. It starts a
 //! daemon in this process (gRPC on 127.0.0.1, a sled store in a fresh folder, one worker process
 //! per run), submits the demo study (`examples/digits-demo.toml`, embedded) over gRPC like the
-//! `cauda` client does, follows the runs to the end and prints the survey-style report:
-//! overall, many-, medium- and few-shot top-1 per method.
+//! `cauda` client does, follows the runs to the end and prints the experiment's report exactly
+//! as `cauda report` does: the daemon's own `GetReport` reply rendered by `cauda-report`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -25,10 +25,6 @@ pub struct DemoArgs {
     /// Devices for the demo's daemon, as in caudad.toml (default: one CPU slot per core).
     #[arg(long, value_delimiter = ',')]
     devices: Option<Vec<String>>,
-}
-
-fn pct(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".into(), |v| format!("{:.1}", v * 100.0))
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -127,52 +123,19 @@ async fn drive(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
+    let report = client
+        .get_report(v1::GetReportRequest {
+            experiment_id: submitted.experiment_id,
+        })
+        .await
+        .context("asking the demo daemon for the report")?
+        .into_inner();
     println!();
-    println!("| method | top-1 | many | medium | few | seconds | attempts |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    let mut failed = 0;
-    for run in &runs {
-        let seconds = match (run.started_at_ms, run.finished_at_ms) {
-            (Some(s), Some(f)) => format!("{:.1}", (f - s) as f64 / 1000.0),
-            _ => "-".into(),
-        };
-        let summary: serde_json::Value =
-            serde_json::from_str(&run.summary_json).unwrap_or_default();
-        let method = summary
-            .get("method")
-            .and_then(|m| m.as_str())
-            .unwrap_or(&run.name)
-            .to_string();
-        let last = summary.get("last");
-        let get = |k: &str| {
-            last.and_then(|l| l.get(k))
-                .and_then(serde_json::Value::as_f64)
-        };
-        if run.state() != v1::RunState::Succeeded {
-            failed += 1;
-            println!(
-                "| {} | {:?}: {} | | | | {seconds} | {} |",
-                run.name,
-                run.state(),
-                run.error
-                    .as_deref()
-                    .unwrap_or("")
-                    .lines()
-                    .next()
-                    .unwrap_or(""),
-                run.attempt
-            );
-            continue;
-        }
-        println!(
-            "| {method} | {} | {} | {} | {} | {seconds} | {} |",
-            pct(get("test_top1")),
-            pct(get("many")),
-            pct(get("medium")),
-            pct(get("few")),
-            run.attempt
-        );
-    }
+    print!("{}", cauda_report::table_text(&report));
+    let failed = runs
+        .iter()
+        .filter(|r| r.state() != v1::RunState::Succeeded)
+        .count();
     println!();
     println!("many: > 100 training images, medium: 20 to 100, few: < 20 (class counts 143 ... 2).");
     if failed > 0 {

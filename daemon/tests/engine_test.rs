@@ -170,8 +170,8 @@ async fn runs_of_older_engines_are_not_reused_and_are_reported_as_older() {
         csv.lines()
             .nth(1)
             .unwrap()
-            .ends_with(&format!(",\"; {OLDER}\",true")),
-        "{csv}"
+            .contains(&format!(",\"; {OLDER}\",true,")),
+        "engines, then older_engine: {csv}"
     );
     let json: serde_json::Value =
         serde_json::from_str(&cauda_ok(&cli, &addr, &["report", &e1, "--format", "json"])).unwrap();

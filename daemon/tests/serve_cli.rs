@@ -57,7 +57,10 @@ fn the_cauda_client_drives_a_live_daemon() {
     let ls: serde_json::Value = serde_json::from_str(&ok(cauda(&addr, &["ls", "--json"]))).unwrap();
     let runs = ls.as_array().expect("a JSON array");
     assert_eq!(runs.len(), 2);
-    assert!(runs.iter().all(|r| r["state"] == "succeeded"), "{ls}");
+    assert!(
+        runs.iter().all(|r| r["state"] == "RUN_STATE_SUCCEEDED"),
+        "{ls}"
+    );
 
     let show = ok(cauda(&addr, &["show", "r-2"]));
     assert!(

@@ -9,7 +9,9 @@ mod hex;
 mod per_class;
 mod spec_error;
 
-/// Package `cauda.v1`: messages, `cauda_client`/`cauda_server` and `worker_client`/`worker_server`.
+/// Package `cauda.v1`: messages (each `serde::Serialize` and `Deserialize` in the proto3 JSON
+/// mapping, with the `.proto` field names), `cauda_client`/`cauda_server` and
+/// `worker_client`/`worker_server`.
 #[allow(
     clippy::all,
     clippy::pedantic,
@@ -19,6 +21,7 @@ mod spec_error;
 )]
 pub mod v1 {
     tonic::include_proto!("cauda.v1");
+    include!(concat!(env!("OUT_DIR"), "/cauda.v1.serde.rs"));
 }
 
 pub use bearer::{AUTHORIZATION, Bearer, TokenNotAscii};

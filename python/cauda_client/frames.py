@@ -3,8 +3,8 @@
 ``cauda report E --format csv`` is the survey's layout (Zhang et al.): one row per method and
 imbalance ratio with the seeds folded in (top-1 mean and sample std), many/medium/few-shot
 top-1, relative accuracy A_r = A_t / max(A_v, A_b) with its parts, throughput and hours. Its
-columns come from one list in client/src/report_rows.rs (``FIELDS``); :data:`REPORT_COLUMNS` is
-that list, in that order, so a notebook and a script over the CLI's CSV read the same table with
+columns are the fields of the proto's ``ReportRow`` in ``.proto`` order; :data:`REPORT_COLUMNS`
+is that list, in that order, so a notebook and a script over the CLI's CSV read the same table with
 the same numbers: accuracies are fractions, a value the daemon leaves out is NaN, ``engines`` is
 the distinct engine fingerprints joined by ``"; "`` as in the CSV. The frame's ``attrs`` hold
 the experiment's id, name and the daemon's engine. :data:`METRICS_COLUMNS` likewise follows
@@ -22,38 +22,9 @@ import pandas as pd
 from ._pb import cauda_pb2
 from .models import Epoch
 
-REPORT_COLUMNS: tuple[str, ...] = (
-    "label",
-    "method",
-    "ratio",
-    "runs",
-    "succeeded",
-    "failed",
-    "seeds",
-    "top1_mean",
-    "top1_std",
-    "top5_mean",
-    "many",
-    "medium",
-    "few",
-    "many_std",
-    "medium_std",
-    "few_std",
-    "worst_class",
-    "ece",
-    "nll",
-    "val_selected_top1",
-    "best_test_top1",
-    "relative_accuracy",
-    "a_t",
-    "a_v",
-    "a_b",
-    "images_per_sec",
-    "hours",
-    "gpu_hours",
-    "engines",
-    "older_engine",
-)
+# ReportRow's fields in .proto order, as `cauda report --format csv` writes them (its columns
+# come from the same descriptor), so a field added to the proto is a column in both.
+REPORT_COLUMNS: tuple[str, ...] = tuple(f.name for f in cauda_pb2.ReportRow.DESCRIPTOR.fields)
 
 _INTS = ("runs", "succeeded", "failed", "seeds")
 _FLOATS = ("hours", "gpu_hours")

@@ -23,8 +23,7 @@ pub async fn run(addr: &str, args: Args) -> Result<(), CliError> {
         .map_err(|s| CliError::from_status(addr, s))?
         .into_inner();
     if args.json {
-        let list: Vec<_> = reply.devices.iter().map(crate::json::device).collect();
-        return super::emit_json(&serde_json::Value::Array(list));
+        return super::emit_json(&reply.devices);
     }
     let rows: Vec<Vec<String>> = reply.devices.iter().map(device_row).collect();
     super::emit(&table(&DEVICE_HEADERS, &rows))

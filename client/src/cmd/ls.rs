@@ -46,7 +46,7 @@ pub struct Args {
     /// Only runs of this user.
     #[arg(long, short)]
     pub user: Option<String>,
-    /// Print a JSON array instead of a table.
+    /// Print a JSON array of `Run` messages (proto3 JSON mapping) instead of a table.
     #[arg(long)]
     pub json: bool,
 }
@@ -85,8 +85,7 @@ pub async fn run(addr: &str, args: Args) -> Result<(), CliError> {
         page_token = page.next_page_token;
     }
     if args.json {
-        let list: Vec<_> = runs.iter().map(crate::json::run).collect();
-        return super::emit_json(&serde_json::Value::Array(list));
+        return super::emit_json(&runs);
     }
     let rows: Vec<Vec<String>> = runs.iter().map(run_row).collect();
     super::emit(&table(&RUN_HEADERS, &rows))

@@ -14,7 +14,8 @@ pub enum Format {
     /// stage,epoch,train_loss,lr,images_per_sec,test_top1,many,medium,few,val_top1
     #[default]
     Csv,
-    /// Epochs with per-class accuracies, and the run's summary.
+    /// The GetMetrics reply: `{epochs: [...], summary_json}` (per-class accuracies, null for a
+    /// class without test images).
     Json,
 }
 
@@ -38,7 +39,7 @@ pub async fn run(addr: &str, args: Args) -> Result<(), CliError> {
         .map_err(|s| CliError::from_status(addr, s))?
         .into_inner();
     match args.format {
-        Format::Json => super::emit_json(&crate::json::metrics(&reply.epochs, &reply.summary_json)),
+        Format::Json => super::emit_json(&reply),
         Format::Csv => {
             let mut text = format!("{METRICS_CSV_HEADER}\n");
             for epoch in &reply.epochs {

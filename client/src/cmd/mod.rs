@@ -127,8 +127,9 @@ pub(crate) fn emit(text: &str) -> Result<(), CliError> {
     }
 }
 
-/// Pretty JSON followed by a newline.
-pub(crate) fn emit_json(value: &serde_json::Value) -> Result<(), CliError> {
+/// Pretty JSON followed by a newline: a generated message (or a list of them) in the proto3 JSON
+/// mapping of `cauda-proto`'s serde, so scripts read the wire's own field names.
+pub(crate) fn emit_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| CliError::BadReply(format!("cannot encode JSON: {e}")))?;
     emit(&format!("{text}\n"))

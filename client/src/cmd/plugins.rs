@@ -28,8 +28,7 @@ pub async fn run(addr: &str, args: Args) -> Result<(), CliError> {
         .map_err(|s| CliError::from_status(addr, s))?
         .into_inner();
     if args.json {
-        let list: Vec<_> = reply.plugins.iter().map(crate::json::plugin).collect();
-        return super::emit_json(&serde_json::Value::Array(list));
+        return super::emit_json(&reply.plugins);
     }
     let rows: Vec<Vec<String>> = reply.plugins.iter().map(plugin_row).collect();
     let mut text = table(&PLUGIN_HEADERS, &rows);

@@ -1,14 +1,13 @@
 //! `cauda report EXPERIMENT [--format table|markdown|csv|json|html] [--engine all|current]`: the
-//! experiment's report (GetReport) in the survey's layout, rendered by `report_rows`; `cauda
-//! compare E1 E2` puts two reports side by side.
+//! experiment's report (GetReport) in the survey's layout, rendered by `cauda-report` (the
+//! renderer `caudad demo` prints with too); `cauda compare E1 E2` puts two reports side by side.
 
 use cauda_proto::v1::{GetReportRequest, GetReportResponse};
+use cauda_report::{Figure, current_engine_only, render};
 
 use crate::connect::connect;
 use crate::exit::CliError;
-use crate::ids::{experiment_label, parse_experiment_id};
-use crate::output::table;
-use crate::report_rows::{csv, current_engine_only, json_rows, markdown, table_text};
+use crate::ids::parse_experiment_id;
 
 /// The output formats of `cauda report`.
 #[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
@@ -18,15 +17,26 @@ pub enum Format {
     Table,
     /// A Markdown table (for papers' notes and READMEs).
     Markdown,
-    /// One line per row with raw fractions.
+    /// One line per row with raw fractions, a column per `ReportRow` field.
     Csv,
-    /// `{experiment_id, name, engine, rows: [{method, ratio, seeds, top1_mean, top1_std, many,
-    /// medium, few, relative_accuracy, ..., engines, older_engine}]}`.
+    /// The GetReport reply in the proto3 JSON mapping: `{experiment_id, name, rows: [{label,
+    /// method, ratio, runs, ..., top1_mean, top1_std, many, medium, few, ...}], engine}`.
     Json,
     /// One self-contained page (`--out DIR` gets `index.html`) with the table and both plots.
     Html,
 }
 
+impl From<Format> for cauda_report::Format {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Table => Self::Table,
+            Format::Markdown => Self::Markdown,
+            Format::Csv => Self::Csv,
+            Format::Json => Self::Json,
+            Format::Html => Self::Html,
+        }
+    }
+}
 /// Which rows `cauda report` shows, by the engine that trained them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum EngineFilter {
@@ -75,6 +85,11 @@ pub(crate) async fn fetch(addr: &str, id: u64) -> Result<GetReportResponse, CliE
         .into_inner())
 }
 
+/// A report that cannot be rendered: the reply is at fault (or the build's descriptor set).
+fn render_error(e: cauda_report::Error) -> CliError {
+    CliError::BadReply(e.to_string())
+}
+
 /// Runs `cauda report`.
 pub async fn run(addr: &str, args: Args) -> Result<(), CliError> {
     let mut report = fetch(addr, args.experiment).await?;
@@ -82,11 +97,8 @@ pub async fn run(addr: &str, args: Args) -> Result<(), CliError> {
         report = current_engine_only(report);
     }
     match args.format {
-        Format::Json => super::emit_json(&json_rows(&report)),
-        Format::Csv => super::emit(&csv(&report)),
-        Format::Markdown => super::emit(&markdown(&report)),
         Format::Html => html(addr, &report, args.out).await,
-        Format::Table => super::emit(&table_text(&report)),
+        format => super::emit(&render(&report, format.into(), &[]).map_err(render_error)?),
     }
 }
 
@@ -95,79 +107,12 @@ pub async fn run(addr: &str, args: Args) -> Result<(), CliError> {
 pub async fn compare(addr: &str, args: CompareArgs) -> Result<(), CliError> {
     let a = fetch(addr, args.first).await?;
     let b = fetch(addr, args.second).await?;
-    let (la, lb) = (
-        experiment_label(a.experiment_id),
-        experiment_label(b.experiment_id),
-    );
-    let pct = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{:.1}", v * 100.0));
-    let rel = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.3}"));
-    let mut keys: Vec<(String, Option<f64>)> = Vec::new();
-    for row in a.rows.iter().chain(&b.rows) {
-        let key = (row.method.clone(), row.ratio);
-        if !keys.contains(&key) {
-            keys.push(key);
-        }
-    }
-    let find = |r: &GetReportResponse, key: &(String, Option<f64>)| {
-        r.rows
-            .iter()
-            .find(|row| row.method == key.0 && row.ratio == key.1)
-            .cloned()
-    };
-    let rows: Vec<Vec<String>> = keys
-        .iter()
-        .map(|key| {
-            let (x, y) = (find(&a, key), find(&b, key));
-            let top = |r: &Option<cauda_proto::v1::ReportRow>| r.as_ref().and_then(|r| r.top1_mean);
-            let few = |r: &Option<cauda_proto::v1::ReportRow>| r.as_ref().and_then(|r| r.few);
-            let ra = |r: &Option<cauda_proto::v1::ReportRow>| {
-                r.as_ref().and_then(|r| r.relative_accuracy)
-            };
-            let delta = match (top(&x), top(&y)) {
-                (Some(p), Some(q)) => format!("{:+.1}", (q - p) * 100.0),
-                _ => "-".into(),
-            };
-            vec![
-                key.0.clone(),
-                key.1.map_or_else(|| "-".into(), |r| format!("{r}")),
-                pct(top(&x)),
-                pct(top(&y)),
-                delta,
-                pct(few(&x)),
-                pct(few(&y)),
-                rel(ra(&x)),
-                rel(ra(&y)),
-            ]
-        })
-        .collect();
-    let headers = [
-        "method".to_string(),
-        "ratio".into(),
-        format!("top-1 {la}"),
-        format!("top-1 {lb}"),
-        "delta".into(),
-        format!("few {la}"),
-        format!("few {lb}"),
-        format!("rel-acc {la}"),
-        format!("rel-acc {lb}"),
-    ];
-    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
-    super::emit(&format!(
-        "{la} {} vs {lb} {}\n{}",
-        a.name,
-        b.name,
-        table(&headers, &rows)
-    ))
+    super::emit(&cauda_report::compare(&a, &b))
 }
 
-/// Writes `DIR/index.html`: the table and the per-class and accuracy-vs-epoch plots, inline.
-async fn html(
-    addr: &str,
-    report: &GetReportResponse,
-    out: Option<std::path::PathBuf>,
-) -> Result<(), CliError> {
+/// The HTML page's figures: the per-class and accuracy-vs-epoch plots as SVG.
+async fn figures(addr: &str, experiment: u64) -> Result<Vec<Figure>, CliError> {
     use crate::plot::gather::{Kind, gather};
-    let dir = out.ok_or_else(|| CliError::Usage("--format html needs --out DIR".into()))?;
     let mut client = connect(addr).await?;
     let mut figures = Vec::new();
     for (kind, caption) in [
@@ -177,11 +122,25 @@ async fn html(
         ),
         (Kind::Curves, "Test top-1 against epoch"),
     ] {
-        let data = gather(&mut client, addr, report.experiment_id, kind).await?;
+        let data = gather(&mut client, addr, experiment, kind).await?;
         let svg = crate::plot::svg(&data).map_err(crate::plot::gather::plot_error)?;
-        figures.push((caption.to_string(), svg));
+        figures.push(Figure {
+            caption: caption.to_string(),
+            svg,
+        });
     }
-    let page = crate::report_rows::html(report, &figures);
+    Ok(figures)
+}
+
+/// Writes `DIR/index.html`: the table and the per-class and accuracy-vs-epoch plots, inline.
+async fn html(
+    addr: &str,
+    report: &GetReportResponse,
+    out: Option<std::path::PathBuf>,
+) -> Result<(), CliError> {
+    let dir = out.ok_or_else(|| CliError::Usage("--format html needs --out DIR".into()))?;
+    let figures = figures(addr, report.experiment_id).await?;
+    let page = cauda_report::html(report, &figures);
     let io = |path: &std::path::Path| {
         let path = path.to_path_buf();
         move |source| CliError::Io { path, source }
@@ -192,4 +151,47 @@ async fn html(
     std::fs::write(&tmp, page).map_err(io(&tmp))?;
     std::fs::rename(&tmp, &file).map_err(io(&file))?;
     super::emit(&format!("wrote {}\n", file.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plot::{Panel, PlotData, Series, XAxis};
+
+    #[test]
+    fn a_real_plot_embeds_with_nothing_fetched() {
+        let data = PlotData {
+            title: "e-1 <x>".into(),
+            x_axis: XAxis::Epoch,
+            y_label: "test top-1 (%)".into(),
+            panels: vec![Panel {
+                title: String::new(),
+                series: vec![Series {
+                    method: "ce".into(),
+                    runs: 1,
+                    points: vec![(1.0, 0.2), (2.0, 0.4)],
+                }],
+            }],
+        };
+        let svg = crate::plot::svg(&data).unwrap();
+        let figure = Figure {
+            caption: "curves".into(),
+            svg,
+        };
+        let html = cauda_report::html(&GetReportResponse::default(), &[figure]);
+        // The only URL is the SVG namespace, which names and fetches nothing.
+        let without_ns = html.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+        for external in ["http://", "https://", "href=", "src="] {
+            assert!(!without_ns.contains(external), "{external}");
+        }
+        assert!(html.contains("<polyline"));
+    }
+
+    #[test]
+    fn every_cli_format_is_a_renderer_format() {
+        use clap::ValueEnum;
+        let formats: Vec<cauda_report::Format> =
+            Format::value_variants().iter().map(|&f| f.into()).collect();
+        assert_eq!(formats, cauda_report::Format::ALL);
+    }
 }

@@ -11,7 +11,8 @@ pub struct Args {
     /// The run (`r-12` or `12`).
     #[arg(value_parser = parse_run_id)]
     pub run: u64,
-    /// Print JSON (with the resolved config and summary) instead of text.
+    /// Print the run as JSON instead of text: the `Run` message in the proto3 JSON mapping
+    /// (the resolved config and the summary as JSON text in `config_json`, `summary_json`).
     #[arg(long)]
     pub json: bool,
 }
@@ -21,7 +22,7 @@ pub async fn run(addr: &str, args: Args) -> Result<(), CliError> {
     let mut client = connect(addr).await?;
     let run = fetch_run(&mut client, addr, args.run).await?;
     if args.json {
-        return super::emit_json(&crate::json::run(&run));
+        return super::emit_json(&run);
     }
     super::emit(&run_details(&run))
 }

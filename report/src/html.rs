@@ -1,6 +1,12 @@
-//! The HTML report: ONE self-contained page (inline CSS, the results table, the plots as
-//! inline SVG; no script, no external URL) that can be mailed or opened from disk. Every piece
-//! of text is escaped; the SVGs come from [`crate::plot`] and are embedded as they are.
+//! The HTML report: ONE self-contained page (inline CSS, the results table, the figures as
+//! inline SVG, the notes; no script, no external URL) that can be mailed or opened from disk.
+//! Every piece of text is escaped; the SVGs (the `cauda` client draws them) are embedded as
+//! they are.
+
+use cauda_proto::v1::GetReportResponse;
+
+use crate::columns::{cells, headers, notes};
+use crate::{Figure, title};
 
 /// The page's stylesheet: readable defaults, a striped table with right-aligned numbers.
 const CSS: &str = "\
@@ -43,12 +49,14 @@ fn inline_svg(svg: &str) -> &str {
 }
 
 /// One self-contained page: `title` as heading, the table (`headers`, then `rows`; a row
-/// shorter than the headers is padded with empty cells) and each `(caption, svg)` as a figure.
-pub fn html_page(
+/// shorter than the headers is padded with empty cells), each figure, then each line of
+/// `notes` as a paragraph.
+pub fn page(
     title: &str,
-    headers: &[String],
+    headers: &[&str],
     rows: &[Vec<String>],
-    svgs: &[(String, String)],
+    figures: &[Figure],
+    notes: &str,
 ) -> String {
     let mut page = String::new();
     page.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
@@ -70,16 +78,25 @@ pub fn html_page(
         page.push_str("</tr>\n");
     }
     page.push_str("</tbody>\n</table>\n");
-    for (caption, svg) in svgs {
+    for figure in figures {
         page.push_str(&format!(
             "<h2>{}</h2>\n<figure>\n{}\n<figcaption>{}</figcaption>\n</figure>\n",
-            escape(caption),
-            inline_svg(svg),
-            escape(caption)
+            escape(&figure.caption),
+            inline_svg(&figure.svg),
+            escape(&figure.caption)
         ));
+    }
+    for line in notes.lines() {
+        page.push_str(&format!("<p>{}</p>\n", escape(line)));
     }
     page.push_str("</body>\n</html>\n");
     page
+}
+
+/// The report's page: its title, the survey's table, `figures`, the notes.
+pub fn html(report: &GetReportResponse, figures: &[Figure]) -> String {
+    let rows: Vec<Vec<String>> = report.rows.iter().map(cells).collect();
+    page(&title(report), &headers(), &rows, figures, &notes(report))
 }
 
 #[cfg(test)]
@@ -90,27 +107,35 @@ mod tests {
         items.iter().map(|s| s.to_string()).collect()
     }
 
-    fn page() -> String {
-        html_page(
+    fn figure(caption: &str, svg: &str) -> Figure {
+        Figure {
+            caption: caption.into(),
+            svg: svg.into(),
+        }
+    }
+
+    fn sample() -> String {
+        page(
             "e-1 <digits> & co",
-            &strings(&["method", "top1"]),
+            &["method", "top1"],
             &[
                 strings(&["ce", "71.2"]),
                 strings(&["<script>x</script>", "a&b"]),
             ],
             &[
-                (
-                    "per-class".into(),
-                    "<?xml version=\"1.0\"?>\n<svg id=\"a\"><path d=\"M0 0\"/></svg>".into(),
+                figure(
+                    "per-class",
+                    "<?xml version=\"1.0\"?>\n<svg id=\"a\"><path d=\"M0 0\"/></svg>",
                 ),
-                ("curves".into(), "<svg id=\"b\"></svg>".into()),
+                figure("curves", "<svg id=\"b\"></svg>"),
             ],
+            "first <note>\nsecond",
         )
     }
 
     #[test]
     fn text_is_escaped() {
-        let html = page();
+        let html = sample();
         assert!(
             html.contains("<h1>e-1 &lt;digits&gt; &amp; co</h1>"),
             "{html}"
@@ -122,7 +147,7 @@ mod tests {
 
     #[test]
     fn the_page_holds_the_table_and_both_svgs_inline() {
-        let html = page();
+        let html = sample();
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(html.contains("<th>method</th><th>top1</th>"));
         assert!(html.contains("<tr><td>ce</td><td>71.2</td></tr>"));
@@ -131,45 +156,20 @@ mod tests {
         assert!(!html.contains("<?xml"), "the XML declaration is dropped");
         assert!(html.find("id=\"a\"") < html.find("id=\"b\""));
         assert!(html.contains("<style>"));
+        assert!(html.ends_with("<p>first &lt;note&gt;</p>\n<p>second</p>\n</body>\n</html>\n"));
     }
 
     #[test]
     fn the_page_is_self_contained() {
-        let html = page();
+        let html = sample();
         for external in ["http://", "https://", "<link", "<script", "src="] {
             assert!(!html.contains(external), "{external}");
         }
     }
 
     #[test]
-    fn a_real_plot_embeds_with_nothing_fetched() {
-        use crate::plot::{Panel, PlotData, Series, XAxis};
-        let data = PlotData {
-            title: "e-1 <x>".into(),
-            x_axis: XAxis::Epoch,
-            y_label: "test top-1 (%)".into(),
-            panels: vec![Panel {
-                title: String::new(),
-                series: vec![Series {
-                    method: "ce".into(),
-                    runs: 1,
-                    points: vec![(1.0, 0.2), (2.0, 0.4)],
-                }],
-            }],
-        };
-        let svg = crate::plot::svg(&data).unwrap();
-        let html = html_page("t", &[], &[], &[("curves".into(), svg)]);
-        // The only URL is the SVG namespace, which names and fetches nothing.
-        let without_ns = html.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
-        for external in ["http://", "https://", "href=", "src="] {
-            assert!(!without_ns.contains(external), "{external}");
-        }
-        assert!(html.contains("<polyline"));
-    }
-
-    #[test]
     fn short_rows_are_padded() {
-        let html = html_page("t", &strings(&["a", "b"]), &[strings(&["x"])], &[]);
+        let html = page("t", &["a", "b"], &[strings(&["x"])], &[], "");
         assert!(html.contains("<tr><td>x</td><td></td></tr>"));
     }
 }

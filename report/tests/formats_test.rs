@@ -1,7 +1,9 @@
-//! Every `cauda report --format` rendered from realistic rows and read back column by column:
-//! as many cells as headers in every row of every format, and each value under its header.
+//! Every report format rendered from realistic rows and read back column by column: as many
+//! cells as headers in every row of every format, and each value under its header.
 
-use super::*;
+use cauda_proto::v1::{GetReportResponse, ReportRow};
+use cauda_report::*;
+use serde_json::{Value, json};
 
 const CURRENT: &str = "cauda-plugins 0.1.0 recipe 2";
 
@@ -134,7 +136,7 @@ fn expected_cells() -> Vec<Vec<(&'static str, &'static str)>> {
 
 /// Checks a rendered table read back as `headers` and `rows` of cells.
 fn assert_table(format: &str, headers: &[String], rows: &[Vec<String>]) {
-    assert_eq!(headers, &super::headers(), "{format}: headers");
+    assert_eq!(headers, &cauda_report::headers(), "{format}: headers");
     assert_eq!(rows.len(), 3, "{format}: {rows:?}");
     for (row, expected) in rows.iter().zip(expected_cells()) {
         assert_eq!(row.len(), headers.len(), "{format}: cells of {row:?}");
@@ -189,10 +191,10 @@ fn markdown_has_a_cell_under_every_header() {
 
 #[test]
 fn html_has_a_cell_under_every_header() {
-    let figure = (
-        "Test top-1 against epoch".to_string(),
-        "<svg></svg>".to_string(),
-    );
+    let figure = Figure {
+        caption: "Test top-1 against epoch".into(),
+        svg: "<svg></svg>".into(),
+    };
     let page = html(&report(), std::slice::from_ref(&figure));
     let between = |text: &str, open: &str, close: &str| -> Vec<String> {
         text.split(open)
@@ -234,12 +236,11 @@ fn parse_csv_line(line: &str) -> Vec<String> {
 
 #[test]
 fn csv_has_a_value_under_every_field() {
-    let text = csv(&report());
+    let text = csv(&report()).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
     let names = parse_csv_line(lines[0]);
-    let expected: Vec<&str> = FIELDS.iter().map(|f| f.name).collect();
-    assert_eq!(names, expected);
+    assert_eq!(names, csv_fields().unwrap());
     let rows: Vec<Vec<String>> = lines[1..].iter().map(|l| parse_csv_line(l)).collect();
     let get = |row: usize, name: &str| {
         assert_eq!(rows[row].len(), names.len(), "{:?}", rows[row]);
@@ -285,32 +286,50 @@ fn csv_has_a_value_under_every_field() {
 }
 
 #[test]
-fn json_rows_have_every_field_with_its_raw_value() {
-    let j = json_rows(&report());
-    assert_eq!(j["experiment_id"], 3);
+fn json_is_the_reply_in_the_proto3_mapping_with_every_present_field() {
+    let text = json(&report()).unwrap();
+    let j: Value = serde_json::from_str(&text).unwrap();
+    // proto3 JSON: 64-bit integers are strings.
+    assert_eq!(j["experiment_id"], "3");
+    assert_eq!(j["name"], "fmnist-lt");
     assert_eq!(j["engine"], CURRENT);
     let rows = j["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 3);
-    for row in rows {
-        let mut keys: Vec<&str> = row
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
-        let mut names: Vec<&str> = FIELDS.iter().map(|f| f.name).collect();
-        keys.sort_unstable();
-        names.sort_unstable();
-        assert_eq!(keys, names);
-    }
+    // The first row has every optional value: its keys are exactly the CSV columns.
+    let mut keys: Vec<&str> = rows[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut names: Vec<&str> = csv_fields().unwrap().iter().map(String::as_str).collect();
+    keys.sort_unstable();
+    names.sort_unstable();
+    assert_eq!(keys, names);
     assert_eq!(rows[0]["method"], "ce");
     assert_eq!(rows[0]["ratio"], 100.0);
     assert_eq!(rows[0]["top1_mean"], 0.7123);
     assert_eq!(rows[0]["seeds"], 3);
     assert_eq!(rows[0]["engines"], json!([CURRENT]));
     assert_eq!(rows[1]["older_engine"], true);
-    assert!(rows[1]["val_selected_top1"].is_null());
-    assert!(rows[2]["ratio"].is_null());
+    // An absent optional value is left out; plain fields are written even when zero.
+    assert!(rows[1].get("val_selected_top1").is_none());
+    assert!(rows[2].get("ratio").is_none());
+    assert_eq!(rows[2]["gpu_hours"], 0.0);
+    // And it reads back as the same reply.
+    let back: GetReportResponse = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, report());
+}
+
+#[test]
+fn every_format_renders() {
+    for format in Format::ALL {
+        let text = render(&report(), format, &[]).unwrap();
+        for method in ["ce", "crt", "focal"] {
+            assert!(text.contains(method), "{format:?}: {text}");
+        }
+        assert!(text.ends_with('\n'), "{format:?}");
+    }
 }
 
 #[test]
@@ -322,4 +341,68 @@ fn engine_current_leaves_out_the_rows_of_an_older_engine() {
     let rows: Vec<&str> = text.lines().skip(2).take_while(|l| !l.is_empty()).collect();
     assert_eq!(rows.len(), 2, "{text}");
     assert!(rows.iter().all(|l| l.ends_with("current")), "{text}");
+}
+
+/// Two rows of one method and ratio that differ in another swept key (the learning rate).
+fn two_learning_rates() -> GetReportResponse {
+    let row = |lr: &str, top1: f64| ReportRow {
+        label: format!("lr-study/method=ce,optimizer.lr={lr}"),
+        method: "ce".into(),
+        ratio: Some(10.0),
+        runs: 1,
+        succeeded: 1,
+        seeds: 1,
+        top1_mean: Some(top1),
+        ..ReportRow::default()
+    };
+    GetReportResponse {
+        experiment_id: 4,
+        name: "lr-study".into(),
+        rows: vec![row("0.1", 0.5), row("0.01", 0.6)],
+        ..GetReportResponse::default()
+    }
+}
+
+#[test]
+fn rows_that_differ_in_another_swept_key_say_which_they_are() {
+    let text = table_text(&two_learning_rates());
+    let methods: Vec<&str> = text
+        .lines()
+        .skip(2)
+        .take(2)
+        .map(|l| l.split("  ").next().unwrap())
+        .collect();
+    assert_eq!(
+        methods,
+        ["ce (optimizer.lr=0.1)", "ce (optimizer.lr=0.01)"],
+        "{text}"
+    );
+}
+
+#[test]
+fn compare_keeps_every_row_of_one_method_and_ratio() {
+    let a = two_learning_rates();
+    let mut b = two_learning_rates();
+    b.experiment_id = 5;
+    b.rows[1].top1_mean = Some(0.7);
+    let text = compare(&a, &b);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(2)
+        .map(|l| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert_eq!(
+        rows[0][..5],
+        ["ce (optimizer.lr=0.1)", "10", "50.0", "50.0", "+0.0"]
+    );
+    assert_eq!(
+        rows[1][..5],
+        ["ce (optimizer.lr=0.01)", "10", "60.0", "70.0", "+10.0"]
+    );
 }
