@@ -100,6 +100,7 @@ fn csv_rows_leave_missing_values_empty() {
             few: Some(0.25),
             per_class: vec![],
             val_top1: None,
+            ..Default::default()
         }),
         ..Default::default()
     };

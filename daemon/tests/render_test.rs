@@ -125,7 +125,22 @@ fn report_csv_and_json(cli: &Cli, report: &GetReportResponse, exp: &str) {
                 }
                 Some(serde_json::Value::String(s)) => assert_eq!(cell, s, "{field}"),
                 Some(serde_json::Value::Bool(b)) => assert_eq!(cell, b.to_string(), "{field}"),
-                Some(serde_json::Value::Array(_)) => assert_eq!(cell, ENGINE, "{field}"),
+                Some(serde_json::Value::Array(_)) if field == "engines" => {
+                    assert_eq!(cell, ENGINE, "{field}")
+                }
+                Some(serde_json::Value::Array(items)) => {
+                    let shown: Vec<String> = items
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "{}={}",
+                                c["key"].as_str().unwrap(),
+                                c["value"].as_str().unwrap()
+                            )
+                        })
+                        .collect();
+                    assert_eq!(cell, shown.join("; "), "{field}")
+                }
                 other => assert!(cell.is_empty(), "{field}: {other:?} as {cell:?}"),
             }
         }

@@ -23,18 +23,16 @@ fn pct_std(mean: Option<f64>, std: Option<f64>, seeds: u32) -> String {
     }
 }
 
-/// The label keys a row's method and ratio columns already show.
-const SHOWN_KEYS: [&str; 2] = ["method=", "data.imbalance.ratio="];
+/// The grid keys a row's method and ratio columns already show.
+const SHOWN_KEYS: [&str; 2] = ["method", "data.imbalance.ratio"];
 
-/// The swept keys of a row's grid point besides method and ratio (`optimizer.lr=0.1`), from
-/// its label `name/key=value,...`: what tells apart two rows of one method and ratio.
-pub fn other_keys(row: &ReportRow) -> Vec<&str> {
-    let Some((_, point)) = row.label.rsplit_once('/') else {
-        return Vec::new();
-    };
-    point
-        .split(',')
-        .filter(|kv| kv.contains('=') && !SHOWN_KEYS.iter().any(|k| kv.starts_with(k)))
+/// The swept coordinates of a row besides method and ratio (`optimizer.lr=0.1`), from its
+/// typed grid coordinates: what tells apart two rows of one method and ratio.
+pub fn other_keys(row: &ReportRow) -> Vec<String> {
+    row.coordinates
+        .iter()
+        .filter(|c| !SHOWN_KEYS.contains(&c.key.as_str()))
+        .map(|c| format!("{}={}", c.key, c.value))
         .collect()
 }
 

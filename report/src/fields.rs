@@ -34,7 +34,8 @@ pub fn csv_fields() -> Result<&'static [String]> {
 }
 
 /// A value as one CSV cell: empty when absent or null, numbers as Rust prints them (`100`,
-/// `0.7123`), text quoted (RFC 4180), a list of texts joined by `; ` and quoted.
+/// `0.7123`), text quoted (RFC 4180), a list of texts joined by `; ` and quoted; a grid
+/// coordinate (`{key, value}`) in such a list as `key=value`.
 fn csv_cell(value: Option<&Value>) -> String {
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     match value {
@@ -50,7 +51,13 @@ fn csv_cell(value: Option<&Value>) -> String {
         Some(Value::Array(items)) => {
             let items: Vec<String> = items
                 .iter()
-                .map(|v| v.as_str().map_or_else(|| v.to_string(), String::from))
+                .map(|v| match (v.as_str(), v.get("key"), v.get("value")) {
+                    (Some(text), _, _) => text.to_string(),
+                    (None, Some(Value::String(key)), Some(Value::String(value))) => {
+                        format!("{key}={value}")
+                    }
+                    _ => v.to_string(),
+                })
                 .collect();
             quote(&items.join("; "))
         }

@@ -1,7 +1,7 @@
 //! Every report format rendered from realistic rows and read back column by column: as many
 //! cells as headers in every row of every format, and each value under its header.
 
-use cauda_proto::v1::{GetReportResponse, ReportRow};
+use cauda_proto::v1::{GetReportResponse, GridCoordinate, ReportRow};
 use cauda_report::*;
 use serde_json::{Value, json};
 
@@ -46,6 +46,16 @@ fn report() -> GetReportResponse {
                 gpu_hours: 0.75,
                 engines: vec![CURRENT.into()],
                 older_engine: false,
+                coordinates: vec![
+                    GridCoordinate {
+                        key: "data.imbalance.ratio".into(),
+                        value: "100".into(),
+                    },
+                    GridCoordinate {
+                        key: "method".into(),
+                        value: "ce".into(),
+                    },
+                ],
             },
             ReportRow {
                 label: "fmnist-lt/data.imbalance.ratio=10,method=crt".into(),
@@ -347,6 +357,13 @@ fn engine_current_leaves_out_the_rows_of_an_older_engine() {
 fn two_learning_rates() -> GetReportResponse {
     let row = |lr: &str, top1: f64| ReportRow {
         label: format!("lr-study/method=ce,optimizer.lr={lr}"),
+        coordinates: [("method", "ce"), ("optimizer.lr", lr)]
+            .into_iter()
+            .map(|(key, value)| GridCoordinate {
+                key: key.into(),
+                value: value.into(),
+            })
+            .collect(),
         method: "ce".into(),
         ratio: Some(10.0),
         runs: 1,

@@ -1,12 +1,12 @@
 //! From the daemon's runs to a [`PlotData`], without the network: which runs count (succeeded,
 //! not a balanced reference run), how they group (imbalance ratio -> panel, method -> line) and
-//! how seeds are averaged. The runs' `config_json` (the engine's ResolvedRun) and
-//! `summary_json` (its RunSummary) are read as plain JSON: the client never links the engine.
+//! how seeds are averaged. Everything is read from the runs' typed fields (`method`,
+//! `imbalance_ratio`, `balanced_reference`, the typed `summary`): the client never links the
+//! engine and never reads its JSON.
 
 use std::collections::BTreeMap;
 
 use cauda_proto::v1::{EpochMetrics, Run, RunState};
-use serde_json::Value;
 
 use super::{Panel, PlotData, PlotError, Series, XAxis};
 
@@ -24,33 +24,27 @@ pub struct RunFacts {
 }
 
 /// The facts of a run that belongs in a plot: `None` when it did not succeed, is a balanced
-/// reference run (`data.balanced_variant = true`), or its JSON lacks a method.
+/// reference run, or has no summary (a run listed without `RUN_VIEW_FULL`).
 pub fn run_facts(run: &Run) -> Option<RunFacts> {
-    if run.state() != RunState::Succeeded {
+    if run.state() != RunState::Succeeded || run.balanced_reference {
         return None;
     }
-    let config: Value = serde_json::from_str(&run.config_json).unwrap_or(Value::Null);
-    let summary: Value = serde_json::from_str(&run.summary_json).unwrap_or(Value::Null);
-    if config["data"]["balanced_variant"].as_bool() == Some(true) {
-        return None;
-    }
-    let method = config["method"]
-        .as_str()
-        .or_else(|| summary["method"].as_str())?
-        .to_string();
-    let class_counts = summary["class_counts"]
-        .as_array()
-        .map(|a| a.iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect())
-        .unwrap_or_default();
-    let per_class = summary["last"]["per_class"]
-        .as_array()
-        .map(|a| a.iter().map(Value::as_f64).collect())
-        .unwrap_or_default();
+    let summary = run.summary.as_ref()?;
+    let method = if run.method.is_empty() {
+        summary.method.clone()
+    } else {
+        run.method.clone()
+    };
     Some(RunFacts {
         method,
-        ratio: config["data"]["imbalance"]["ratio"].as_f64(),
-        class_counts,
-        per_class,
+        ratio: run.imbalance_ratio,
+        class_counts: summary.class_counts.iter().map(|&c| c as f64).collect(),
+        per_class: summary.last.as_ref().map_or_else(Vec::new, |last| {
+            cauda_proto::per_class_from_wire(&last.per_class)
+                .into_iter()
+                .map(|a| a.map(f64::from))
+                .collect()
+        }),
     })
 }
 
@@ -192,7 +186,7 @@ pub fn curves(title: &str, runs: &[(Run, Vec<EpochMetrics>)]) -> Result<PlotData
     })
 }
 
-/// One reliability bin as a summary stores it: (count, accuracy, mean confidence).
+/// One reliability bin: (count, accuracy, mean confidence).
 type Bin = (f64, f64, f64);
 
 /// The reliability diagram: per method, each confidence bin's accuracy against its mean
@@ -203,17 +197,11 @@ pub fn calibration(title: &str, runs: &[Run]) -> Result<PlotData, PlotError> {
         .iter()
         .filter_map(|run| {
             let facts = run_facts(run)?;
-            let summary: Value = serde_json::from_str(&run.summary_json).ok()?;
-            let bins: Vec<Bin> = summary["last"]["reliability"]
-                .as_array()?
+            let last = run.summary.as_ref()?.last.as_ref()?;
+            let bins: Vec<Bin> = last
+                .reliability
                 .iter()
-                .map(|b| {
-                    (
-                        b["count"].as_f64().unwrap_or(0.0),
-                        b["accuracy"].as_f64().unwrap_or(f64::NAN),
-                        b["confidence"].as_f64().unwrap_or(f64::NAN),
-                    )
-                })
+                .map(|b| (b.count as f64, b.accuracy, b.confidence))
                 .collect();
             (!bins.is_empty()).then_some((facts, bins))
         })

@@ -2,26 +2,26 @@
 //! over seeds, sorting head first, and skipping classes without test images.
 
 use super::*;
-use cauda_proto::v1::EvalMetrics;
-use serde_json::json;
+use cauda_proto::v1::{EvalMetrics, ReliabilityBin, RunSummary};
 
-fn run(id: u64, method: &str, ratio: f64, seed: u64, per_class: Value) -> Run {
+/// Per-class accuracies; `None` for a class without test images.
+fn run(id: u64, method: &str, ratio: f64, seed: u64, per_class: &[Option<f32>]) -> Run {
     Run {
         run_id: id,
         state: RunState::Succeeded as i32,
-        config_json: json!({
-            "method": method,
-            "data": { "format": "digits", "imbalance": { "profile": "exp", "ratio": ratio },
-                      "balanced_variant": false },
-            "train": { "seed": seed },
-        })
-        .to_string(),
-        summary_json: json!({
-            "method": method,
-            "class_counts": [10, 100, 1],
-            "last": { "test_top1": 0.5, "per_class": per_class },
-        })
-        .to_string(),
+        method: method.into(),
+        imbalance_ratio: Some(ratio),
+        seed,
+        summary: Some(RunSummary {
+            method: method.into(),
+            class_counts: vec![10, 100, 1],
+            last: Some(EvalMetrics {
+                test_top1: 0.5,
+                per_class: cauda_proto::per_class_to_wire(per_class),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -29,8 +29,8 @@ fn run(id: u64, method: &str, ratio: f64, seed: u64, per_class: Value) -> Run {
 #[test]
 fn seeds_average_and_classes_sort_head_first() {
     let runs = vec![
-        run(1, "ce", 10.0, 1, json!([0.5, 0.9, 0.1])),
-        run(2, "ce", 10.0, 2, json!([0.7, 1.0, null])),
+        run(1, "ce", 10.0, 1, &[Some(0.5), Some(0.9), Some(0.1)]),
+        run(2, "ce", 10.0, 2, &[Some(0.7), Some(1.0), None]),
     ];
     let data = per_class("e-1 x", &runs).unwrap();
     assert_eq!(data.x_axis, XAxis::ClassCountDescending);
@@ -46,7 +46,7 @@ fn seeds_average_and_classes_sort_head_first() {
 
 #[test]
 fn a_class_no_run_measured_is_left_out() {
-    let runs = vec![run(1, "ce", 10.0, 1, json!([0.5, null, 0.1]))];
+    let runs = vec![run(1, "ce", 10.0, 1, &[Some(0.5), None, Some(0.1)])];
     let data = per_class("e", &runs).unwrap();
     let xs: Vec<f64> = data.panels[0].series[0]
         .points
@@ -59,10 +59,10 @@ fn a_class_no_run_measured_is_left_out() {
 #[test]
 fn ratios_become_panels_and_methods_keep_grid_order() {
     let runs = vec![
-        run(1, "focal", 100.0, 1, json!([0.1, 0.2, 0.3])),
-        run(2, "ce", 100.0, 1, json!([0.1, 0.2, 0.3])),
-        run(3, "focal", 10.0, 1, json!([0.1, 0.2, 0.3])),
-        run(4, "focal", 100.0, 2, json!([0.1, 0.2, 0.3])),
+        run(1, "focal", 100.0, 1, &[Some(0.1), Some(0.2), Some(0.3)]),
+        run(2, "ce", 100.0, 1, &[Some(0.1), Some(0.2), Some(0.3)]),
+        run(3, "focal", 10.0, 1, &[Some(0.1), Some(0.2), Some(0.3)]),
+        run(4, "focal", 100.0, 2, &[Some(0.1), Some(0.2), Some(0.3)]),
     ];
     let data = per_class("e", &runs).unwrap();
     let titles: Vec<&str> = data.panels.iter().map(|p| p.title.as_str()).collect();
@@ -77,14 +77,12 @@ fn ratios_become_panels_and_methods_keep_grid_order() {
 
 #[test]
 fn unfinished_and_balanced_reference_runs_are_skipped() {
-    let mut failed = run(1, "ce", 10.0, 1, json!([0.1, 0.2, 0.3]));
+    let mut failed = run(1, "ce", 10.0, 1, &[Some(0.1), Some(0.2), Some(0.3)]);
     failed.state = RunState::Failed as i32;
-    let mut reference = run(2, "focal", 10.0, 1, json!([0.1, 0.2, 0.3]));
-    reference.config_json = reference
-        .config_json
-        .replace("\"balanced_variant\":false", "\"balanced_variant\":true");
+    let mut reference = run(2, "focal", 10.0, 1, &[Some(0.1), Some(0.2), Some(0.3)]);
+    reference.balanced_reference = true;
     assert!(run_facts(&reference).is_none());
-    let kept = run(3, "lws", 10.0, 1, json!([0.1, 0.2, 0.3]));
+    let kept = run(3, "lws", 10.0, 1, &[Some(0.1), Some(0.2), Some(0.3)]);
     let data = per_class("e", &[failed.clone(), reference.clone(), kept]).unwrap();
     let methods: Vec<&str> = data.panels[0]
         .series
@@ -114,11 +112,11 @@ fn epoch(n: u32, top1: Option<f32>) -> EpochMetrics {
 fn curves_average_the_seeds_that_evaluated_each_epoch() {
     let runs = vec![
         (
-            run(1, "ce", 10.0, 1, json!([])),
+            run(1, "ce", 10.0, 1, &[]),
             vec![epoch(1, Some(0.2)), epoch(2, None), epoch(3, Some(0.6))],
         ),
         (
-            run(2, "ce", 10.0, 2, json!([])),
+            run(2, "ce", 10.0, 2, &[]),
             vec![
                 epoch(1, Some(0.4)),
                 epoch(2, Some(0.5)),
@@ -138,30 +136,24 @@ fn curves_average_the_seeds_that_evaluated_each_epoch() {
 
 #[test]
 fn reliability_bins_pool_over_seeds_weighted_by_their_counts() {
-    let with_bins = |id: u64, seed: u64, bins: Value| {
-        let mut r = run(id, "ce", 10.0, seed, json!([0.5, 0.5, 0.5]));
-        let mut summary: Value = serde_json::from_str(&r.summary_json).unwrap();
-        summary["last"]["reliability"] = bins;
-        r.summary_json = summary.to_string();
+    let with_bins = |id: u64, seed: u64, bins: &[(u64, f64, f64)]| {
+        let mut r = run(id, "ce", 10.0, seed, &[Some(0.5), Some(0.5), Some(0.5)]);
+        let last = r.summary.as_mut().unwrap().last.as_mut().unwrap();
+        last.reliability = bins
+            .iter()
+            .map(|&(count, accuracy, confidence)| ReliabilityBin {
+                count,
+                accuracy,
+                confidence,
+            })
+            .collect();
         r
     };
     let runs = vec![
-        with_bins(
-            1,
-            1,
-            json!([{"count": 0, "accuracy": 0.0, "confidence": 0.0},
-                   {"count": 3, "accuracy": 1.0, "confidence": 0.6},
-                   {"count": 1, "accuracy": 0.0, "confidence": 0.9}]),
-        ),
-        with_bins(
-            2,
-            2,
-            json!([{"count": 2, "accuracy": 0.5, "confidence": 0.2},
-                   {"count": 1, "accuracy": 0.0, "confidence": 0.5},
-                   {"count": 0, "accuracy": 0.0, "confidence": 0.0}]),
-        ),
+        with_bins(1, 1, &[(0, 0.0, 0.0), (3, 1.0, 0.6), (1, 0.0, 0.9)]),
+        with_bins(2, 2, &[(2, 0.5, 0.2), (1, 0.0, 0.5), (0, 0.0, 0.0)]),
         // A run without bins (a command run) is left out.
-        run(3, "ce", 10.0, 3, json!([0.5, 0.5, 0.5])),
+        run(3, "ce", 10.0, 3, &[Some(0.5), Some(0.5), Some(0.5)]),
     ];
     let data = calibration("e-1 x", &runs).unwrap();
     assert_eq!(data.x_axis, XAxis::Confidence);
