@@ -15,8 +15,8 @@ use common::*;
 const LIMIT: Duration = Duration::from_secs(240);
 
 fn top1(run: &v1::Run) -> f64 {
-    let s: serde_json::Value = serde_json::from_str(&run.summary_json).unwrap();
-    s["last"]["test_top1"].as_f64().unwrap()
+    let last = run.summary.as_ref().and_then(|s| s.last.as_ref()).unwrap();
+    f64::from(last.test_top1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,6 +36,19 @@ async fn a_grid_trains_to_the_end_in_worker_processes() {
             summary["last"]["test_top1"].as_f64().unwrap() > 0.2,
             "{summary}"
         );
+        // The typed summary says what its JSON says.
+        let typed = run.summary.as_ref().expect("a succeeded run's typed summary");
+        let last = typed.last.as_ref().unwrap();
+        assert_eq!(
+            last.test_top1,
+            summary["last"]["test_top1"].as_f64().unwrap() as f32
+        );
+        assert_eq!(typed.epochs, 3);
+        assert_eq!(
+            typed.class_counts.len(),
+            summary["class_counts"].as_array().unwrap().len()
+        );
+        assert_eq!(run.method, summary["method"].as_str().unwrap());
 
         let metrics = epochs(&mut client, run.run_id).await;
         let numbers: Vec<u32> = metrics.iter().map(|m| m.epoch).collect();

@@ -6,7 +6,8 @@ top-1, relative accuracy A_r = A_t / max(A_v, A_b) with its parts, throughput an
 columns are the fields of the proto's ``ReportRow`` in ``.proto`` order; :data:`REPORT_COLUMNS`
 is that list, in that order, so a notebook and a script over the CLI's CSV read the same table with
 the same numbers: accuracies are fractions, a value the daemon leaves out is NaN, ``engines`` is
-the distinct engine fingerprints joined by ``"; "`` as in the CSV. The frame's ``attrs`` hold
+the distinct engine fingerprints joined by ``"; "`` as in the CSV, and ``coordinates`` the row's
+grid coordinates as ``key=value`` joined the same way. The frame's ``attrs`` hold
 the experiment's id, name and the daemon's engine. :data:`METRICS_COLUMNS` likewise follows
 ``cauda metrics R --format csv``.
 """
@@ -28,7 +29,7 @@ REPORT_COLUMNS: tuple[str, ...] = tuple(f.name for f in cauda_pb2.ReportRow.DESC
 
 _INTS = ("runs", "succeeded", "failed", "seeds")
 _FLOATS = ("hours", "gpu_hours")
-_TEXTS = ("label", "method", "engines")
+_TEXTS = ("label", "method", "engines", "coordinates")
 # The ReportRow fields that are `optional double` (NaN when absent): every other column.
 _OPTIONAL_FLOATS = tuple(
     c for c in REPORT_COLUMNS if c not in (*_INTS, *_FLOATS, *_TEXTS, "older_engine")
@@ -56,6 +57,8 @@ def report_row(row: cauda_pb2.ReportRow) -> dict[str, Any]:
             out[name] = getattr(row, name) if row.HasField(name) else math.nan
         elif name == "engines":
             out[name] = "; ".join(row.engines)
+        elif name == "coordinates":
+            out[name] = "; ".join(f"{c.key}={c.value}" for c in row.coordinates)
         else:
             out[name] = getattr(row, name)
     return out
