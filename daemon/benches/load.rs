@@ -8,7 +8,7 @@
 //! `LOAD_WATCHERS` (1000), `LOAD_SUBMITTERS` (200), `LOAD_TRAINING_RUNS` (2), `LOAD_EPOCHS`
 //! (30), `LOAD_PER_CONNECTION` (50 watch streams per HTTP/2 connection).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../../tests/e2e/common/mod.rs"]
 mod common;
 #[path = "load/driver.rs"]
 mod driver;

@@ -1,6 +1,6 @@
 """The harness of the client's tests: a real ``caudad serve`` (the binary in ``$CAUDAD_BIN``) on
 127.0.0.1 port 0 in a temporary folder, configured and read the way the daemon's own Rust tests
-do it (daemon/tests/common/mod.rs): a caudad.toml written next to a data dir, the address taken
+do it (tests/e2e/common/mod.rs): a caudad.toml written next to a data dir, the address taken
 from the ``caudad listening on`` line of its stderr, and at the end the daemon and its worker
 processes (which run in their own process groups) killed.
 

@@ -1,0 +1,1 @@
+//! Nothing: `cauda-e2e` is its test binary (`e2e/main.rs`).
