@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 
 use cauda_proto::v1::{
-    self, CheckpointChunk, CheckpointMeta, EpochMetrics, EvalMetrics, RunEvent, RunState,
-    StateChange, checkpoint_chunk, run_event,
+    self, CheckpointChunk, CheckpointMeta, EpochMetrics, EvalMetrics, ReliabilityBin, RunEvent,
+    RunState, StateChange, checkpoint_chunk, run_event,
 };
 use prost::Message;
 use prost_types::FileDescriptorSet;
@@ -29,6 +29,15 @@ fn epoch_event() -> RunEvent {
                 few: Some(0.1),
                 per_class: vec![0.9, f32::NAN, 0.25],
                 val_top1: None,
+                test_top5: Some(0.95),
+                ece: Some(0.05),
+                nll: Some(0.9),
+                worst_class: Some(0.25),
+                reliability: vec![ReliabilityBin {
+                    count: 3,
+                    accuracy: 0.5,
+                    confidence: 0.6,
+                }],
             }),
             raw_json: r#"{"stage":2,"epoch":31}"#.into(),
             attempt: 2,
