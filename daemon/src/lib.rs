@@ -1,8 +1,10 @@
-//! The daemon's library: the domain model of experiments and runs, the store, the scheduling
-//! policy, GPU discovery, the daemon core, its gRPC adapters, the process executor, the worker
+//! The daemon's library: GPU discovery, the daemon core over the domain model (`cauda-model`),
+//! the store (`cauda-store`) and the scheduling policy (`cauda-scheduler`), re-exported here as
+//! `model`, `store` and `scheduler`; its gRPC adapters, the process executor, the worker
 //! side of an attempt (engine runs, and command runs: `command`), the Prometheus endpoint, the
 //! watched folders and the config. The binary
-//! in `main.rs` is a thin command-line edge over it.
+//! (`src/bin/caudad/`: `main.rs` and one `*_cmd.rs` per subcommand) is a thin command-line edge
+//! over it.
 
 pub mod command;
 pub mod config;
@@ -12,9 +14,11 @@ pub mod folders;
 pub mod gpu;
 pub mod grpc;
 pub mod metrics;
-pub mod model;
 pub mod node;
 pub mod run_config;
-pub mod scheduler;
-pub mod store;
 pub mod worker;
+
+// The crates split out of the daemon, under the names the daemon's modules use for them.
+pub use cauda_model as model;
+pub use cauda_scheduler as scheduler;
+pub use cauda_store as store;

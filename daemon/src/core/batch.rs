@@ -1,33 +1,12 @@
-//! Attempts held by a cluster's batch scheduler (Slurm): the core dispatches every ready run at
-//! once (the cluster queues and places them), records the cluster's job for each attempt, keeps
+//! Attempts held by a cluster's batch scheduler (Slurm): the scheduler's `Placement::Cluster`
+//! dispatches every ready run at once (the cluster queues and places them); the core records the cluster's job for each attempt, keeps
 //! pending jobs alive past the heartbeat timeout, and sends an attempt the cluster requeued or
 //! preempted back to the queue as a new attempt without counting a failure.
 
 use super::daemon::state_event;
 use super::{CoreError, Daemon, Result};
 use crate::model::{BatchJob, RunId, RunState};
-use crate::scheduler::{Decision, SchedulerInput};
 use crate::store::{LogStream, WriteOp};
-
-/// The decision when the cluster places runs: every ready pending run starts now, with no
-/// local grants, in priority then submission order; the others wait for their dependency.
-pub(super) fn dispatch_all(input: &SchedulerInput) -> Decision {
-    let mut pending: Vec<_> = input.pending.iter().collect();
-    pending.sort_by_key(|p| (std::cmp::Reverse(p.priority), p.submitted_at, p.id));
-    let mut decision = Decision::default();
-    for p in pending {
-        if p.ready {
-            decision.starts.push((p.id, Vec::new()));
-        } else {
-            let why = match p.depends_on {
-                Some(dep) => format!("waiting for {dep} (stage 1)"),
-                None => "waiting for the runs it depends on".to_string(),
-            };
-            decision.reasons.push((p.id, why));
-        }
-    }
-    decision
-}
 
 impl Daemon {
     /// Records the batch job of `attempt` (its id on submission, its state and reason on every
@@ -93,48 +72,5 @@ impl Daemon {
         tracing::info!(run_id = %id, attempt, "attempt requeued by the cluster");
         self.schedule_locked()?;
         Ok(true)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::ResourceRequest;
-    use crate::scheduler::PendingRun;
-
-    fn pending(id: u64, priority: i32, at: u64, dep: Option<u64>) -> PendingRun {
-        PendingRun {
-            id: RunId(id),
-            user: "u".into(),
-            priority,
-            submitted_at: at,
-            request: ResourceRequest {
-                gpus: 8,
-                ..ResourceRequest::default()
-            },
-            ready: dep.is_none(),
-            depends_on: dep.map(RunId),
-        }
-    }
-
-    #[test]
-    fn every_ready_run_starts_without_grants_in_priority_order() {
-        let input = SchedulerInput {
-            pending: vec![
-                pending(1, 0, 10, None),
-                pending(2, 5, 20, None),
-                pending(3, 0, 5, Some(1)),
-                pending(4, 0, 5, None),
-            ],
-            ..SchedulerInput::default()
-        };
-        let d = dispatch_all(&input);
-        let ids: Vec<u64> = d.starts.iter().map(|(id, _)| id.0).collect();
-        assert_eq!(ids, vec![2, 4, 1], "priority, then submission time");
-        assert!(d.starts.iter().all(|(_, g)| g.is_empty()));
-        assert_eq!(
-            d.reasons,
-            vec![(RunId(3), "waiting for r-1 (stage 1)".to_string())]
-        );
     }
 }

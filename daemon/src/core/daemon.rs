@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 use super::recorder::{ExitCause, NoRecorder, Recorder};
 use super::{Clock, CoreError, Executor, LiveEvent, Result};
 use crate::model::{Actor, ExperimentId, RunId, RunRecord, RunState};
-use crate::scheduler::{Inventory, PendingRun, SchedulerConfig, SchedulerInput, Usage, decide};
+use crate::scheduler::{Inventory, PendingRun, SchedulerConfig, SchedulerInput, Usage, schedule};
 use crate::store::{Event, EventKind, RunFilter, Store, WriteOp};
 
 /// How many live events a slow watcher may lag behind before it must re-read the store.
@@ -247,11 +247,7 @@ impl Daemon {
                 depends_on: run.depends_on,
             });
         }
-        let decision = if self.executor.places_runs() {
-            super::batch::dispatch_all(&input)
-        } else {
-            decide(&input)
-        };
+        let decision = schedule(self.executor.placement(), &input);
         let mut by_id: BTreeMap<RunId, RunRecord> = queued.into_iter().map(|r| (r.id, r)).collect();
         for (id, grants) in decision.starts {
             let Some(mut run) = by_id.remove(&id) else {

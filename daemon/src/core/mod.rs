@@ -70,10 +70,11 @@ pub trait Executor: Send + Sync {
     fn launch(&self, run: &RunRecord);
     /// Stop a run that was running and is now cancelled (its devices are already free).
     fn cancel(&self, run: &RunRecord);
-    /// Whether a cluster scheduler (Slurm) places the runs: the core then dispatches every
-    /// ready queued run at once, with no local device grants, and the cluster queues them.
-    fn places_runs(&self) -> bool {
-        false
+    /// Who places its runs on devices: this machine's inventory (the default), or a cluster's
+    /// scheduler (Slurm), which the scheduling policy then dispatches every ready run to at once
+    /// with no local device grants (`scheduler::Placement`).
+    fn placement(&self) -> crate::scheduler::Placement {
+        crate::scheduler::Placement::Local
     }
     /// The lines `run`'s current attempt has printed that the executor has not yet handed to
     /// the run's log (a cluster job's output file, read only at each poll). The core stores

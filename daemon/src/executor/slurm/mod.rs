@@ -1,7 +1,7 @@
 //! The Slurm executor: every attempt of a run is one `sbatch` job named
 //! `<prefix>-<run>-<attempt>` that runs `caudad work` on a compute node, which dials back to the
 //! daemon's worker service (metrics and checkpoints flow exactly as for local runs). Slurm
-//! places and queues the jobs; the core dispatches every ready run at once (`places_runs`).
+//! places and queues the jobs; the scheduling policy dispatches every ready run at once (`Placement::Cluster`).
 //! `launch` and `cancel` only queue commands: one driver task (`poller`) runs them in order and
 //! polls `squeue` once per interval for all jobs (see docs/SLURM.md).
 
@@ -174,7 +174,7 @@ impl Executor for SlurmExecutor {
         });
     }
 
-    fn places_runs(&self) -> bool {
-        true
+    fn placement(&self) -> crate::scheduler::Placement {
+        crate::scheduler::Placement::Cluster
     }
 }

@@ -5,7 +5,7 @@
 use super::keys;
 use super::sled_store::{SledStore, Trees, decode};
 use super::{Result, RunFilter, StoreError};
-use crate::model::{ExperimentId, ExperimentRecord, RunId, RunRecord};
+use cauda_model::{ExperimentId, ExperimentRecord, RunId, RunRecord};
 
 impl SledStore {
     pub(super) fn read_run(&self, op: &'static str, id: u64) -> Result<Option<RunRecord>> {

@@ -1,7 +1,7 @@
 //! The words a waiting run shows its user ("needs 2 GPUs, 1 free; 3 runs ahead"): every
 //! pending run that does not start gets one, computed from the same ledger the decision used.
 
-use crate::model::{DeviceId, RunId};
+use cauda_model::{DeviceId, RunId};
 
 use super::inventory::Inventory;
 use super::ledger::{Ledger, Need, units_share};

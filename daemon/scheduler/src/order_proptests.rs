@@ -7,7 +7,7 @@
 
 use proptest::prelude::*;
 
-use crate::model::{ResourceRequest, RunId};
+use cauda_model::{ResourceRequest, RunId};
 
 use super::SchedulerConfig;
 use super::testkit::{Sim, cpu, gang, inventory, share};

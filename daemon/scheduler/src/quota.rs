@@ -73,7 +73,7 @@ mod tests {
 
     use super::super::testkit::{Sim, cpu, gang, inventory, share};
     use super::super::{SchedulerConfig, Usage};
-    use crate::model::ResourceRequest;
+    use cauda_model::ResourceRequest;
 
     #[test]
     fn a_user_at_the_cap_waits_and_others_and_cpu_runs_go_ahead() {

@@ -22,7 +22,7 @@ pub use memory_store::MemoryStore;
 pub use sled_store::SledStore;
 pub use space::DiskSpace;
 
-use crate::model::{DeviceId, ExperimentId, ExperimentRecord, Millis, RunId, RunRecord, RunState};
+use cauda_model::{DeviceId, ExperimentId, ExperimentRecord, Millis, RunId, RunRecord, RunState};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -156,7 +156,7 @@ pub enum EventKind {
         devices: Vec<DeviceId>,
         /// The grants behind `devices`, with their shares.
         #[serde(default)]
-        grants: Vec<crate::model::Grant>,
+        grants: Vec<cauda_model::Grant>,
     },
     /// An epoch's metrics were stored (read them with `Store::metrics`).
     Epoch { epoch: u32, stage: u8, attempt: u32 },
@@ -375,7 +375,7 @@ pub(crate) fn check_metric_json(op: &'static str, json: &[u8]) -> Result<()> {
 /// SHA-256 of `bytes` as 64 lowercase hex digits.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    cauda_proto::hex(&sha2::Sha256::digest(bytes))
+    cauda_plugins::hex::ToHex::to_hex(&sha2::Sha256::digest(bytes)[..])
 }
 
 /// The chunk count of a checkpoint of `len` bytes.

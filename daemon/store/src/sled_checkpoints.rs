@@ -7,7 +7,7 @@
 use super::keys;
 use super::sled_store::{SledStore, decode, encode};
 use super::{CheckpointMeta, Result, StoreError, chunk_count, evicted_epochs};
-use crate::model::RunId;
+use cauda_model::RunId;
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 

@@ -1,7 +1,7 @@
 //! Unit tests of the policy on a fake 4-GPU inventory with an injected clock: order, gangs,
 //! packing, memory, backfill without starvation, fair share and the reason texts.
 
-use crate::model::{DeviceId, RunId};
+use cauda_model::{DeviceId, RunId};
 
 use super::testkit::{Sim, cpu, gang, inventory, share};
 use super::{SchedulerConfig, decide};
@@ -126,8 +126,8 @@ fn memory_packs_by_gpu_mem_mb() {
 
 struct ResourceRequestExt;
 impl ResourceRequestExt {
-    fn gang_mem(n: u32, mem: u64) -> crate::model::ResourceRequest {
-        crate::model::ResourceRequest {
+    fn gang_mem(n: u32, mem: u64) -> cauda_model::ResourceRequest {
+        cauda_model::ResourceRequest {
             gpus: n,
             gpu_share: None,
             gpu_mem_mb: Some(mem),
@@ -308,7 +308,7 @@ fn every_waiting_run_gets_a_reason() {
     let both = sim.submit(
         "a",
         0,
-        crate::model::ResourceRequest {
+        cauda_model::ResourceRequest {
             gpus: 2,
             gpu_share: Some(0.5),
             gpu_mem_mb: None,

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{DeviceId, Grant, ResourceRequest, RunId};
+use cauda_model::{DeviceId, Grant, ResourceRequest, RunId};
 
 use super::inventory::{DeviceInfo, DeviceKind, Inventory};
 

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::model::DeviceId;
+use cauda_model::DeviceId;
 
 /// The most CPU slots one `cpu:N` entry may declare (a typo like `cpu:1000000` is an error,
 /// not a million-entry inventory).

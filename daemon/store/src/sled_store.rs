@@ -17,7 +17,7 @@ use super::space::{DiskSpace, is_disk_full};
 use super::{
     CheckpointMeta, Event, MetricPoint, Result, RunFilter, Store, StoreConfig, StoreError, WriteOp,
 };
-use crate::model::{ExperimentId, ExperimentRecord, RunId, RunRecord};
+use cauda_model::{ExperimentId, ExperimentRecord, RunId, RunRecord};
 use serde::de::DeserializeOwned;
 use sled::Tree;
 use sled::transaction::TransactionError;
@@ -335,7 +335,7 @@ impl Store for SledStore {
         self.read_runs(filter)
     }
 
-    fn count_runs(&self, state: crate::model::RunState) -> Result<u64> {
+    fn count_runs(&self, state: cauda_model::RunState) -> Result<u64> {
         let t = self.t()?;
         let mut n = 0;
         for entry in t.by_state.scan_prefix([keys::state_byte(state)]) {

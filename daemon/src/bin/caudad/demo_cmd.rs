@@ -12,7 +12,7 @@ use cauda_proto::v1::{self, cauda_client::CaudaClient};
 use caudad::config::DaemonConfig;
 use caudad::node::Node;
 
-const DEMO: &str = include_str!("../../examples/digits-demo.toml");
+const DEMO: &str = include_str!("../../../../examples/digits-demo.toml");
 
 #[derive(clap::Args)]
 pub struct DemoArgs {

@@ -7,7 +7,7 @@
 use super::keys;
 use super::sled_store::{SledStore, decode};
 use super::{Result, StoreError};
-use crate::model::{ExperimentId, RunId, RunRecord};
+use cauda_model::{ExperimentId, RunId, RunRecord};
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 

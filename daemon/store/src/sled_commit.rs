@@ -6,7 +6,7 @@
 use super::keys;
 use super::sled_store::{SledStore, decode, encode};
 use super::{Result, StoreError, WriteOp};
-use crate::model::{RunId, RunRecord};
+use cauda_model::{RunId, RunRecord};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use std::collections::HashMap;

@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 
-use crate::model::{DeviceId, ResourceRequest, RunId};
+use cauda_model::{DeviceId, ResourceRequest, RunId};
 
 use super::inventory::{DeviceKind, Inventory};
 use super::ledger::{share_units, units_share};
@@ -104,7 +104,7 @@ fn possible(inv: &Inventory, req: &ResourceRequest) -> bool {
 }
 
 /// Every start's grants match its request exactly.
-fn check_grants(inv: &Inventory, req: &ResourceRequest, grants: &[crate::model::Grant]) {
+fn check_grants(inv: &Inventory, req: &ResourceRequest, grants: &[cauda_model::Grant]) {
     for g in grants {
         assert!(
             inv.get(&g.device).is_some(),

@@ -4,7 +4,7 @@
 //! suite's cases live in one file per topic.
 
 use super::*;
-use crate::model::{ResourceRequest, RunState};
+use cauda_model::{ResourceRequest, RunState};
 
 mod checkpoints;
 mod delete;

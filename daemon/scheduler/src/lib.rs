@@ -35,6 +35,7 @@
 mod inventory;
 mod ledger;
 mod order;
+mod placement;
 mod policy;
 mod quota;
 mod reason;
@@ -52,10 +53,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Grant, Millis, ResourceRequest, RunId};
+use cauda_model::{Grant, Millis, ResourceRequest, RunId};
 
 pub use inventory::{DeviceInfo, DeviceKind, Inventory, InventoryError, MAX_CPU_SLOTS};
 pub use order::Usage;
+pub use placement::{Placement, schedule};
 pub use policy::decide;
 
 /// The scheduler's knobs (the `[scheduler]` table of the daemon's config).

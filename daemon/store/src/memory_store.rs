@@ -6,7 +6,7 @@ use super::{
     CheckpointMeta, Event, MetricPoint, Result, RunFilter, Store, StoreConfig, StoreError, WriteOp,
     check_metric_json, chunk_count, evicted_epochs,
 };
-use crate::model::{ExperimentId, ExperimentRecord, RunId, RunRecord};
+use cauda_model::{ExperimentId, ExperimentRecord, RunId, RunRecord};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 

@@ -5,8 +5,8 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::model::Grant;
-use crate::model::{DeviceId, ResourceRequest};
+use cauda_model::Grant;
+use cauda_model::{DeviceId, ResourceRequest};
 
 use super::PendingRun;
 use super::ledger::{Need, units_share};

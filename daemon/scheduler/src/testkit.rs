@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{DeviceId, Grant, Millis, ResourceRequest, RunId};
+use cauda_model::{DeviceId, Grant, Millis, ResourceRequest, RunId};
 
 use super::{Decision, Inventory, PendingRun, SchedulerConfig, SchedulerInput, Usage, decide};
 
