@@ -142,6 +142,10 @@ pub struct RunRecord {
     pub depends_on: Option<RunId>,
     /// The final `RunSummary` as JSON.
     pub summary_json: Option<String>,
+    /// Epochs over every stage of its config, recorded at submission so that listings need not
+    /// parse the config (`None` for runs stored before it was recorded).
+    #[serde(default)]
+    pub epochs_total: Option<u32>,
     /// Where its GPU memory reservation came from, its measured peak, its out-of-memory requeue
     /// (boxed: rarely set, and it keeps `WriteOp::PutRun` small).
     #[serde(default)]

@@ -50,6 +50,7 @@ fn run(id: u64, gpus: &[u32]) -> RunRecord {
         error: None,
         depends_on: None,
         summary_json: None,
+        epochs_total: None,
         gpu_memory: Default::default(),
         batch_job: None,
     }

@@ -125,14 +125,14 @@ impl SledStore {
         let value = metric_value(stage, json);
         let event = encode(OP, || format!("event of run {run}"), &event.bounded())?;
         let key = keys::run_epoch(run, epoch);
-        let stored = {
+        let (stored, ticket) = {
             // Held from reading the next event number until the transaction has written it;
-            // released before the flush so that concurrent reports share fsyncs.
+            // released before the flush so that concurrent reports share it (group commit).
             let _w = self.write_lock();
             self.writable(OP, None)?;
             let seq = self.next_event_seq(OP, run)?;
             let t = self.t()?;
-            (&t.runs, &t.metrics, &t.events)
+            let stored = (&t.runs, &t.metrics, &t.events)
                 .transaction(|(runs, metrics, events)| {
                     if runs.get(keys::id(run.0))?.is_none() {
                         return Err(ConflictableTransactionError::Abort(StoreError::NotFound {
@@ -147,11 +147,12 @@ impl SledStore {
                     events.insert(&keys::pair(run.0, seq), event.as_slice())?;
                     Ok(Some(seq))
                 })
-                .map_err(self.tx_err(OP))?
+                .map_err(self.tx_err(OP))?;
+            (stored, self.applied())
         };
         // Also for a duplicate: the stored epoch it saw may be a concurrent call's, not yet
         // flushed, and the caller acts on "already stored".
-        self.durable(OP)?;
+        self.wait_for(OP, ticket)?;
         Ok(stored)
     }
 }

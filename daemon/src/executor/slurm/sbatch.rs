@@ -151,6 +151,7 @@ mod tests {
             depends_on: None,
             summary_json: None,
             batch_job: None,
+            epochs_total: None,
             gpu_memory: Default::default(),
         }
     }

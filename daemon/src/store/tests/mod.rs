@@ -9,6 +9,7 @@ use crate::model::{ResourceRequest, RunState};
 mod checkpoints;
 mod delete;
 mod events;
+mod group_commit;
 mod metrics;
 mod records;
 mod sled_only;
@@ -48,6 +49,7 @@ fn run(id: u64, experiment: u64, user: &str, state: RunState) -> RunRecord {
         error: None,
         depends_on: None,
         summary_json: None,
+        epochs_total: None,
         gpu_memory: Default::default(),
         batch_job: None,
     }
