@@ -289,6 +289,10 @@ pub trait Store: Send + Sync {
         limit: Option<usize>,
     ) -> Result<Vec<ExperimentRecord>>;
     fn get_run(&self, id: RunId) -> Result<Option<RunRecord>>;
+    /// One run's brief (no config or summary to decode: the hot paths' fence reads it).
+    fn get_run_brief(&self, id: RunId) -> Result<Option<RunBrief>> {
+        Ok(self.get_run(id)?.as_ref().map(RunBrief::of))
+    }
     /// Runs passing `filter`, ordered by id; an index answers the experiment, state or user filter.
     fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>>;
     /// `list_runs` without the bulky fields (config and summary JSON): what a listing or a

@@ -421,6 +421,15 @@ impl Store for SledStore {
         self.read_run("get_run", id.0)
     }
 
+    fn get_run_brief(&self, id: RunId) -> Result<Option<RunBrief>> {
+        const OP: &str = "get_run_brief";
+        let key = keys::id(id.0);
+        match self.t()?.briefs.get(key).map_err(self.err(OP))? {
+            Some(v) => decode(OP, "run_briefs", &key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
     fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
         self.read_runs(filter)
     }

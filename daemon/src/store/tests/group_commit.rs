@@ -78,7 +78,7 @@ fn a_failing_commit_in_a_group_fails_alone() {
             let (s, start) = (s.clone(), start.clone());
             std::thread::spawn(move || {
                 start.wait();
-                if id % 4 == 0 {
+                if id.is_multiple_of(4) {
                     // An event for a run that does not exist: its transaction aborts.
                     s.commit(&[WriteOp::AppendEvent(RunId(1000 + id), log_event(1, "x"))])
                         .map(|_| ())
@@ -91,7 +91,7 @@ fn a_failing_commit_in_a_group_fails_alone() {
     for (i, t) in threads.into_iter().enumerate() {
         let id = i as u64 + 1;
         let outcome = t.join().unwrap();
-        if id % 4 == 0 {
+        if id.is_multiple_of(4) {
             assert!(
                 matches!(outcome, Err(StoreError::NotFound { .. })),
                 "{outcome:?}"
