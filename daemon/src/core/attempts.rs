@@ -8,7 +8,7 @@ use super::oom::{self, OomDecision, OomInput};
 use super::recorder::ExitCause;
 use super::{CoreError, Daemon, Result};
 use crate::model::{RunId, RunRecord, RunState};
-use crate::store::{CheckpointMeta, Event, EventKind, LogStream, WriteOp};
+use crate::store::{CheckpointMeta, Event, EventKind, LogStream, RunBrief, WriteOp};
 
 /// Most bytes of a worker's stderr quoted in a failed run's error.
 pub const STDERR_TAIL_BYTES: usize = 2048;
@@ -73,6 +73,24 @@ impl Daemon {
         Ok(run)
     }
 
+    /// `fence` reading only the run's brief: for the calls that need no config (heartbeats,
+    /// reports, logs, checkpoints), so they do not decode a config of several KB each time.
+    pub(super) fn fence_brief(&self, id: RunId, attempt: u32) -> Result<RunBrief> {
+        let run = self
+            .store
+            .get_run_brief(id)?
+            .ok_or(CoreError::RunNotFound(id))?;
+        if run.attempt != attempt || run.state != RunState::Running {
+            return Err(CoreError::StaleAttempt {
+                run: id,
+                attempt,
+                current: run.attempt,
+                state: run.state,
+            });
+        }
+        Ok(run)
+    }
+
     /// Records a sign of life of an attempt.
     pub(super) fn saw(&self, id: RunId, attempt: u32) {
         let now = self.clock.now();
@@ -116,7 +134,7 @@ impl Daemon {
 
     /// A heartbeat: `true` tells the worker to stop (its run was cancelled or moved on).
     pub fn heartbeat(&self, id: RunId, attempt: u32) -> Result<bool> {
-        match self.fence(id, attempt) {
+        match self.fence_brief(id, attempt) {
             Ok(_) => {
                 self.saw(id, attempt);
                 Ok(false)
@@ -137,7 +155,7 @@ impl Daemon {
         json: &str,
     ) -> Result<bool> {
         let started = std::time::Instant::now();
-        self.fence(id, attempt)?;
+        self.fence_brief(id, attempt)?;
         self.saw(id, attempt);
         let mut value: serde_json::Value =
             serde_json::from_str(json).map_err(|e| CoreError::BadReport {
@@ -203,7 +221,7 @@ impl Daemon {
         attempt: u32,
         lines: &[(LogStream, String)],
     ) -> Result<()> {
-        self.fence(id, attempt)?;
+        self.fence_brief(id, attempt)?;
         self.saw(id, attempt);
         let lines: Vec<_> = lines.iter().map(|(s, l)| (id, *s, l.clone())).collect();
         self.append_logs(&lines)
@@ -220,7 +238,7 @@ impl Daemon {
         sha256: &str,
         bytes: &[u8],
     ) -> Result<bool> {
-        self.fence(id, attempt)?;
+        self.fence_brief(id, attempt)?;
         self.saw(id, attempt);
         let digest = crate::store::sha256_hex(bytes);
         if !sha256.eq_ignore_ascii_case(&digest) {

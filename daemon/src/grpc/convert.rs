@@ -9,7 +9,7 @@ use tonic::Status;
 use crate::core::{CoreError, DeviceView};
 use crate::model::{DeviceId, Grant, ResourceRequest, RunRecord, RunState};
 use crate::scheduler::DeviceKind;
-use crate::store::{Event, EventKind, LogStream, MetricPoint, StoreError};
+use crate::store::{Event, EventKind, LogStream, MetricPoint, RunBrief, StoreError};
 
 impl From<CoreError> for Status {
     fn from(err: CoreError) -> Self {
@@ -88,6 +88,20 @@ fn request_to_wire(r: &ResourceRequest) -> v1::ResourceRequest {
 
 /// A run on the wire; `full` includes config and summary JSON.
 pub fn run_to_wire(r: &RunRecord, full: bool, epochs_done: u32) -> v1::Run {
+    let mut wire = brief_to_wire(&RunBrief::of(r), epochs_done);
+    if r.epochs_total.is_none() {
+        wire.epochs_total = epochs_total(&r.config_json);
+    }
+    if full {
+        wire.config_json.clone_from(&r.config_json);
+        wire.summary_json = r.summary_json.clone().unwrap_or_default();
+    }
+    wire
+}
+
+/// A run's basic view (no config or summary JSON) from its brief. A run stored before
+/// `epochs_total` was recorded shows 0; `run_to_wire` reads it from the config.
+pub fn brief_to_wire(r: &RunBrief, epochs_done: u32) -> v1::Run {
     v1::Run {
         run_id: r.id.0,
         experiment_id: r.experiment.0,
@@ -102,22 +116,14 @@ pub fn run_to_wire(r: &RunRecord, full: bool, epochs_done: u32) -> v1::Run {
         pending_reason: r.pending_reason.clone(),
         error: r.error.clone(),
         depends_on: r.depends_on.map(|d| d.0),
-        config_json: if full {
-            r.config_json.clone()
-        } else {
-            String::new()
-        },
+        config_json: String::new(),
         config_hash: r.config_hash.clone(),
-        summary_json: if full {
-            r.summary_json.clone().unwrap_or_default()
-        } else {
-            String::new()
-        },
+        summary_json: String::new(),
         submitted_at_ms: millis(r.submitted_at),
         started_at_ms: r.started_at.map(millis),
         finished_at_ms: r.finished_at.map(millis),
         epochs_done,
-        epochs_total: epochs_total(&r.config_json),
+        epochs_total: r.epochs_total.unwrap_or(0),
         engine: r.engine.clone(),
         older_engine: !crate::core::is_current_engine(&r.engine),
         gpu_mem_source: r.gpu_memory.source.clone(),
@@ -138,7 +144,7 @@ pub fn run_to_wire(r: &RunRecord, full: bool, epochs_done: u32) -> v1::Run {
 }
 
 /// Epochs over every stage of the run's config (0 when unknown).
-fn epochs_total(config_json: &str) -> u32 {
+pub fn epochs_total(config_json: &str) -> u32 {
     crate::run_config::RunConfig::from_json("run", config_json)
         .map_or(0, |c| u32::try_from(c.epochs_total()).unwrap_or(u32::MAX))
 }

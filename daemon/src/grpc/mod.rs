@@ -5,6 +5,7 @@
 //! rustls when it has `[tls]`.
 
 pub mod auth;
+mod blocking;
 pub mod convert;
 mod export;
 mod service;

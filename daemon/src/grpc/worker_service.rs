@@ -13,7 +13,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, instrument};
 
-use super::auth;
+use super::{auth, blocking};
 use crate::core::{Daemon, Ending, oom};
 use crate::model::RunId;
 use crate::store::LogStream;
@@ -49,18 +49,22 @@ impl Worker for WorkerService {
         let grant = auth::worker_grant(&request);
         let req = request.into_inner();
         auth::check_worker(grant, req.run_id, req.attempt)?;
-        let start =
-            self.daemon
-                .register_worker(RunId(req.run_id), req.attempt, req.pid, &req.hostname)?;
-        let stage = |epoch| self.daemon.stage_of(RunId(req.run_id), epoch);
-        Ok(Response::new(v1::RegisterResponse {
-            config_json: start.config_json,
-            config_hash: start.config_hash,
-            run_name: start.name,
-            resume: start.resume.map(|m| meta_to_wire(&m, stage(m.epoch))),
-            heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
-            epochs_done: start.epochs_done,
-        }))
+        let reply = blocking::core(&self.daemon, move |d| {
+            let id = RunId(req.run_id);
+            let start = d.register_worker(id, req.attempt, req.pid, &req.hostname)?;
+            Ok(v1::RegisterResponse {
+                config_json: start.config_json,
+                config_hash: start.config_hash,
+                run_name: start.name,
+                resume: start
+                    .resume
+                    .map(|m| meta_to_wire(&m, d.stage_of(id, m.epoch))),
+                heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
+                epochs_done: start.epochs_done,
+            })
+        })
+        .await?;
+        Ok(Response::new(reply))
     }
 
     async fn heartbeat(
@@ -70,7 +74,10 @@ impl Worker for WorkerService {
         let grant = auth::worker_grant(&request);
         let req = request.into_inner();
         auth::check_worker(grant, req.run_id, req.attempt)?;
-        let stop = self.daemon.heartbeat(RunId(req.run_id), req.attempt)?;
+        let stop = blocking::core(&self.daemon, move |d| {
+            Ok(d.heartbeat(RunId(req.run_id), req.attempt)?)
+        })
+        .await?;
         Ok(Response::new(v1::HeartbeatResponse { stop }))
     }
 
@@ -98,17 +105,16 @@ impl Worker for WorkerService {
                 "ReportEpoch: epochs count from 1; got 0",
             ));
         }
-        let duplicate = self.daemon.report_epoch(
-            RunId(req.run_id),
-            req.attempt,
-            metrics.epoch,
-            stage,
-            &metrics.raw_json,
-        )?;
-        if let Some(peak) = req.peak_gpu_mem_mb {
-            self.daemon
-                .record_peak(RunId(req.run_id), req.attempt, peak)?;
-        }
+        let duplicate = blocking::core(&self.daemon, move |d| {
+            let id = RunId(req.run_id);
+            let duplicate =
+                d.report_epoch(id, req.attempt, metrics.epoch, stage, &metrics.raw_json)?;
+            if let Some(peak) = req.peak_gpu_mem_mb {
+                d.record_peak(id, req.attempt, peak)?;
+            }
+            Ok(duplicate)
+        })
+        .await?;
         Ok(Response::new(v1::ReportEpochResponse { duplicate }))
     }
 
@@ -137,8 +143,10 @@ impl Worker for WorkerService {
                 (stream, l.line)
             })
             .collect();
-        self.daemon
-            .report_logs(RunId(req.run_id), req.attempt, &lines)?;
+        blocking::core(&self.daemon, move |d| {
+            Ok(d.report_logs(RunId(req.run_id), req.attempt, &lines)?)
+        })
+        .await?;
         Ok(Response::new(v1::ReportLogResponse {}))
     }
 
@@ -228,11 +236,13 @@ impl Worker for WorkerService {
         let req = request.into_inner();
         auth::check_worker(grant, req.run_id, req.attempt)?;
         let id = RunId(req.run_id);
-        let (meta, bytes) = self
-            .daemon
-            .resume_checkpoint(id, req.attempt)?
-            .ok_or_else(|| Status::not_found(format!("run {id} has no checkpoint")))?;
-        let first = meta_to_wire(&meta, self.daemon.stage_of(id, meta.epoch));
+        let (first, bytes) = blocking::core(&self.daemon, move |d| {
+            let (meta, bytes) = d
+                .resume_checkpoint(id, req.attempt)?
+                .ok_or_else(|| Status::not_found(format!("run {id} has no checkpoint")))?;
+            Ok((meta_to_wire(&meta, d.stage_of(id, meta.epoch)), bytes))
+        })
+        .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(
             async move {
@@ -272,7 +282,10 @@ impl Worker for WorkerService {
             Some(Outcome::Failure(f)) => Ending::Failed(f.message),
             None => return Err(Status::invalid_argument("Finish: outcome missing")),
         };
-        self.daemon.finish(RunId(req.run_id), req.attempt, ending)?;
+        blocking::core(&self.daemon, move |d| {
+            Ok(d.finish(RunId(req.run_id), req.attempt, ending)?)
+        })
+        .await?;
         Ok(Response::new(v1::FinishResponse {}))
     }
 }

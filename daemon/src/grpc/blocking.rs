@@ -1,0 +1,22 @@
+//! Every core call leaves the async runtime: the core takes std locks and waits for the store's
+//! flush (group commit), and a tokio worker stuck in an fsync stalls every connection it serves.
+//! Handlers hand the call to tokio's blocking pool and await it; the handler's span follows.
+
+use std::sync::Arc;
+
+use tonic::Status;
+
+use crate::core::Daemon;
+
+/// Runs `f` on the daemon core on the blocking pool and returns what it returned.
+pub(super) async fn core<T, F>(daemon: &Arc<Daemon>, f: F) -> Result<T, Status>
+where
+    F: FnOnce(&Daemon) -> Result<T, Status> + Send + 'static,
+    T: Send + 'static,
+{
+    let daemon = daemon.clone();
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| f(&daemon)))
+        .await
+        .map_err(|e| Status::internal(format!("a daemon call failed to complete: {e}")))?
+}
