@@ -5,7 +5,8 @@
 //! worker processes are not what this measures. Prints one line per figure and one JSON line.
 //!
 //! Run with `bash bench/daemon.sh` (`cargo bench -p caudad --bench daemon`). Knobs (env):
-//! `BENCH_QUEUED` (1000), `BENCH_SUBMITS` (200), `BENCH_POINTS` (2000), `BENCH_RUNS` (10000),
+//! `BENCH_QUEUED` (1000), `BENCH_SUBMITS` (200), `BENCH_POINTS` (2000; the 64-worker case
+//! reports `BENCH_POINTS_64`, 12800, and the no-op floor makes as many calls), `BENCH_RUNS` (10000),
 //! `BENCH_REPS` (100), `BENCH_WALKS` (10), `BENCH_CAUDAD` (the binary; default the one cargo
 //! built for this bench).
 
@@ -138,6 +139,7 @@ fn main() -> anyhow::Result<()> {
     let queued = knob("BENCH_QUEUED", 1000)?;
     let submits = knob("BENCH_SUBMITS", 200)?.max(1);
     let points = knob("BENCH_POINTS", 2000)?.max(8);
+    let points_64 = knob("BENCH_POINTS_64", 12_800)?.max(64);
     let runs = knob("BENCH_RUNS", 10_000)?.max(2);
     let reps = knob("BENCH_REPS", 100)?.max(1);
     let walks = knob("BENCH_WALKS", 10)?.max(1);
@@ -171,7 +173,7 @@ fn main() -> anyhow::Result<()> {
     let label = format!("scheduler::decide, {queued} queued (pure policy)");
     emit(Figure::new("decide", label, Value::Latency(decided)));
 
-    for k in [1, 8] {
+    for (k, points) in [(1, points), (8, points), (64, points_64)] {
         let round = ingest::ingest(k, points)?;
         let label = format!(
             "ingest, {k} client(s), ReportEpoch of {} B: points/s",
@@ -189,6 +191,14 @@ fn main() -> anyhow::Result<()> {
             Value::Latency(round.calls),
         ));
     }
+
+    let floor = ingest::floor(64, points_64)?;
+    let label = "no-op unary RPC (WhoAmI), 64 clients: calls/s (gRPC floor)";
+    let rate = Value::Rate {
+        items: floor.points,
+        wall: floor.wall,
+    };
+    emit(Figure::new("grpc_floor_k64", label, rate));
 
     let daemon = served::Served::start(&binary)?;
     let runtime = client_runtime()?;
@@ -260,7 +270,8 @@ fn main() -> anyhow::Result<()> {
         "load_start": load_start,
         "load_end": load_end,
         "wall_s": started.elapsed().as_secs(),
-        "knobs": { "queued": queued, "submits": submits, "points": points, "runs": runs,
+        "knobs": { "queued": queued, "submits": submits, "points": points,
+                   "points_64": points_64, "runs": runs,
                    "reps": reps, "walks": walks },
         "figures": map,
     });

@@ -1,7 +1,9 @@
 //! Metric ingestion through the worker API: K running runs, each registered as its worker
 //! would, report epochs as fast as K concurrent clients can; every reply means the point is
 //! stored (flushed) in sled. The record is the engine's own `EpochRecord` with an evaluation of
-//! 100 classes, as a CIFAR-100-LT run would send.
+//! 100 classes, as a CIFAR-100-LT run would send. `floor` measures the same K clients calling an
+//! RPC that does nothing (`WhoAmI`): the most unary calls per second client and server can
+//! exchange on this machine, whatever the store does.
 
 use std::time::{Duration, Instant};
 
@@ -122,6 +124,46 @@ pub fn ingest(k: usize, points: usize) -> anyhow::Result<Ingest> {
             wall,
             calls,
             record_bytes,
+        })
+    });
+    drop(runtime);
+    rig.stop()?;
+    result
+}
+
+/// `k` clients, each on its own connection, call `WhoAmI` back to back, `calls` in all: the
+/// unary gRPC floor of this machine (client and server share its cores, as in `ingest`).
+pub fn floor(k: usize, calls: usize) -> anyhow::Result<Ingest> {
+    let (rig, _launches) = Rig::start(&["cpu:1"])?;
+    let runtime = crate::client_runtime()?;
+    let per_client = (calls / k).max(1);
+    let result = runtime.block_on(async {
+        let mut clients = Vec::with_capacity(k);
+        for _ in 0..k {
+            clients.push(rig.cauda().await?);
+        }
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for mut client in clients {
+            tasks.spawn(async move {
+                let mut calls = Vec::with_capacity(per_client);
+                for _ in 0..per_client {
+                    let call = Instant::now();
+                    client.who_am_i(v1::WhoAmIRequest {}).await?;
+                    calls.push(call.elapsed());
+                }
+                anyhow::Ok(calls)
+            });
+        }
+        let mut calls = Vec::with_capacity(per_client * k);
+        while let Some(done) = tasks.join_next().await {
+            calls.extend(done.context("a calling client panicked")??);
+        }
+        anyhow::Ok(Ingest {
+            points: per_client * k,
+            wall: start.elapsed(),
+            calls,
+            record_bytes: 0,
         })
     });
     drop(runtime);
