@@ -15,6 +15,7 @@ mod memory_store;
 mod sled_checkpoints;
 mod sled_commit;
 mod sled_delete;
+mod sled_ingest;
 mod sled_metrics;
 mod sled_queries;
 mod sled_store;
@@ -227,6 +228,16 @@ pub struct MetricPoint {
     pub json: Vec<u8>,
 }
 
+/// One epoch of `Store::append_metrics_with_events`: its metrics JSON and its `Epoch` event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochWrite {
+    pub epoch: u32,
+    /// The training stage (1, or 2 for a decoupled second stage).
+    pub stage: u8,
+    pub json: Vec<u8>,
+    pub event: Event,
+}
+
 /// What the store knows of one stored checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointMeta {
@@ -326,6 +337,23 @@ pub trait Store: Send + Sync {
         json: &[u8],
         event: &Event,
     ) -> Result<Option<u64>>;
+    /// `append_metric_with_event` for several epochs of one run at once (a worker's batch),
+    /// all stored in one durable write: per epoch, its event's sequence number, or `None` for
+    /// an epoch already stored (idempotent per (run, epoch)). Every JSON must parse, or nothing
+    /// is written.
+    fn append_metrics_with_events(
+        &self,
+        run: RunId,
+        points: &[EpochWrite],
+    ) -> Result<Vec<Option<u64>>> {
+        for p in points {
+            check_metric_json("append_metrics_with_events", &p.json)?;
+        }
+        points
+            .iter()
+            .map(|p| self.append_metric_with_event(run, p.epoch, p.stage, &p.json, &p.event))
+            .collect()
+    }
     /// A run's metrics in epoch order.
     fn metrics(&self, run: RunId) -> Result<Vec<MetricPoint>>;
 

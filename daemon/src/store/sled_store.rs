@@ -17,8 +17,8 @@ use super::group_flush::GroupFlush;
 use super::keys;
 use super::space::{DiskSpace, is_disk_full};
 use super::{
-    CheckpointMeta, Event, MetricPoint, Result, RunBrief, RunFilter, Store, StoreConfig,
-    StoreError, Ticket, WriteOp,
+    CheckpointMeta, EpochWrite, Event, MetricPoint, Result, RunBrief, RunFilter, Store,
+    StoreConfig, StoreError, Ticket, WriteOp,
 };
 use crate::model::{ExperimentId, ExperimentRecord, RunId, RunRecord};
 use serde::de::DeserializeOwned;
@@ -83,6 +83,8 @@ pub struct SledStore {
     pub(super) writer: Mutex<()>,
     /// Group commit: which writes are durable, and the flush writers share.
     group: GroupFlush,
+    /// Reported epochs waiting for the next batch (`sled_ingest`).
+    pub(super) ingest: super::sled_ingest::IngestQueue,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -135,6 +137,7 @@ impl SledStore {
             config,
             writer: Mutex::new(()),
             group: GroupFlush::default(),
+            ingest: Default::default(),
         };
         store.build_briefs()?;
         tracing::info!(path = %store.path.display(), "opened the sled store");
@@ -476,6 +479,14 @@ impl Store for SledStore {
         event: &Event,
     ) -> Result<Option<u64>> {
         self.store_metric_with_event(run, epoch, stage, json, event)
+    }
+
+    fn append_metrics_with_events(
+        &self,
+        run: RunId,
+        points: &[EpochWrite],
+    ) -> Result<Vec<Option<u64>>> {
+        self.store_metrics_with_events(run, points)
     }
 
     fn metrics(&self, run: RunId) -> Result<Vec<MetricPoint>> {

@@ -1,0 +1,202 @@
+//! Group commit of reported epochs (the ingestion path): every report that arrives while a batch
+//! is being written joins the next batch, and a batch is ONE sled transaction over the runs,
+//! metrics and events trees plus one shared flush. With 64 workers reporting at once, one
+//! transaction per report spent more time in sled's transaction machinery than in the fsync.
+//!
+//! Leader/follower, with no thread of its own: a caller queues its request; when no batch is
+//! being written it becomes the leader, takes every queued request, writes them in one
+//! transaction (under the writer lock, so event numbers stay contiguous with `commit`), waits for
+//! the flush (`group_flush`), then hands each request its own outcome and wakes the others.
+//! Each request is judged alone inside the transaction (an unknown run fails that request only,
+//! a stored epoch is a duplicate), and nobody hears "stored" before the flush returned. When the
+//! transaction itself fails, every request of the batch is retried alone, so each caller gets
+//! the error of a write of its own.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
+
+use super::keys;
+use super::sled_store::SledStore;
+use super::{Result, RunId, StoreError};
+
+/// One epoch of a request, encoded: its metrics key and value and its event.
+pub(super) struct Point {
+    pub(super) key: [u8; 12],
+    pub(super) value: Vec<u8>,
+    pub(super) event: Vec<u8>,
+}
+
+/// What one request gets back: per epoch, the event's sequence number, or `None` (a duplicate).
+type Outcome = Result<Vec<Option<u64>>>;
+
+/// The queue of requests waiting for a batch, and the outcomes not yet collected.
+#[derive(Default)]
+struct Queue {
+    next_id: u64,
+    waiting: Vec<(u64, RunId, Vec<Point>)>,
+    leader: bool,
+    done: HashMap<u64, Outcome>,
+}
+
+/// The reported epochs' batching state of one store.
+#[derive(Default)]
+pub(super) struct IngestQueue {
+    queue: Mutex<Queue>,
+    changed: Condvar,
+}
+
+impl std::fmt::Debug for IngestQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestQueue").finish_non_exhaustive()
+    }
+}
+
+impl IngestQueue {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl SledStore {
+    /// Stores `points` of `run` (each once) with their events, in the next batch; returns
+    /// once they are durable.
+    pub(super) fn ingest(&self, run: RunId, points: Vec<Point>) -> Outcome {
+        let ingest = &self.ingest;
+        let mut q = ingest.lock();
+        let id = q.next_id;
+        q.next_id += 1;
+        q.waiting.push((id, run, points));
+        loop {
+            if let Some(outcome) = q.done.remove(&id) {
+                return outcome;
+            }
+            if q.leader {
+                q = ingest.changed.wait(q).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            q.leader = true;
+            let batch = std::mem::take(&mut q.waiting);
+            drop(q);
+            let outcomes = self.write_batch(&batch);
+            q = ingest.lock();
+            q.leader = false;
+            for ((id, ..), outcome) in batch.iter().zip(outcomes) {
+                q.done.insert(*id, outcome);
+            }
+            ingest.changed.notify_all();
+        }
+    }
+
+    /// Writes a batch in one transaction and waits for its flush; one outcome per request.
+    fn write_batch(&self, batch: &[(u64, RunId, Vec<Point>)]) -> Vec<Outcome> {
+        const OP: &str = "append_metric_with_event";
+        let applied = {
+            let _w = self.write_lock();
+            self.writable(OP, None)
+                .and_then(|()| self.apply_batch(OP, batch))
+                .map(|outcomes| (outcomes, self.applied()))
+        };
+        match applied {
+            Ok((outcomes, ticket)) => match self.wait_for(OP, ticket) {
+                Ok(()) => outcomes,
+                // Applied but not durable: nobody of the batch is told it was stored.
+                Err(e) => batch.iter().map(|_| Err(copy_error(&e))).collect(),
+            },
+            Err(_) if batch.len() > 1 => self.write_alone(batch),
+            Err(e) => vec![Err(e)],
+        }
+    }
+
+    /// Every request of a failed batch written on its own, so each gets its own error.
+    fn write_alone(&self, batch: &[(u64, RunId, Vec<Point>)]) -> Vec<Outcome> {
+        batch
+            .iter()
+            .map(|(id, run, points)| {
+                let one = [(*id, *run, points_ref(points))];
+                self.write_batch(&one)
+                    .pop()
+                    .unwrap_or_else(|| Ok(Vec::new()))
+            })
+            .collect()
+    }
+
+    /// The transaction: per request, the run must exist and each epoch not yet stored; event
+    /// numbers continue each run's log (read once per run, under the writer lock).
+    fn apply_batch(
+        &self,
+        op: &'static str,
+        batch: &[(u64, RunId, Vec<Point>)],
+    ) -> Result<Vec<Outcome>> {
+        let mut first_seq: HashMap<RunId, u64> = HashMap::new();
+        for (_, run, _) in batch {
+            if !first_seq.contains_key(run) {
+                first_seq.insert(*run, self.next_event_seq(op, *run)?);
+            }
+        }
+        let t = self.t()?;
+        (&t.runs, &t.metrics, &t.events)
+            .transaction(|(runs, metrics, events)| {
+                let mut next = first_seq.clone();
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for (_, run, points) in batch {
+                    if runs.get(keys::id(run.0))?.is_none() {
+                        outcomes.push(Err(StoreError::NotFound {
+                            op,
+                            what: format!("run {run}"),
+                        }));
+                        continue;
+                    }
+                    let mut stored = Vec::with_capacity(points.len());
+                    for point in points {
+                        if metrics.get(point.key)?.is_some() {
+                            stored.push(None);
+                            continue;
+                        }
+                        let seq = next.entry(*run).or_default();
+                        metrics.insert(&point.key, point.value.as_slice())?;
+                        events.insert(&keys::pair(run.0, *seq), point.event.as_slice())?;
+                        stored.push(Some(*seq));
+                        *seq += 1;
+                    }
+                    outcomes.push(Ok(stored));
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(outcomes)
+            })
+            .map_err(self.tx_err(op))
+    }
+}
+
+/// The same failure for another request of a batch whose flush failed.
+fn copy_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Sled { op, path, source } => StoreError::Sled {
+            op,
+            path: path.clone(),
+            source: source.clone(),
+        },
+        StoreError::DiskFull { op, path, detail } => StoreError::DiskFull {
+            op,
+            path: path.clone(),
+            detail: detail.clone(),
+        },
+        other => StoreError::Invalid {
+            op: "append_metric_with_event",
+            reason: format!("the batch's flush failed: {other}"),
+        },
+    }
+}
+
+/// A copy of a request's points (a failed batch is retried request by request).
+fn points_ref(points: &[Point]) -> Vec<Point> {
+    points
+        .iter()
+        .map(|p| Point {
+            key: p.key,
+            value: p.value.clone(),
+            event: p.event.clone(),
+        })
+        .collect()
+}
