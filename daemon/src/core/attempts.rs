@@ -144,51 +144,6 @@ impl Daemon {
         }
     }
 
-    /// Stores one epoch's metrics once; `true` when it was already stored. The stored JSON is
-    /// the engine's record with the `attempt` key added.
-    pub fn report_epoch(
-        &self,
-        id: RunId,
-        attempt: u32,
-        epoch: u32,
-        stage: u8,
-        json: &str,
-    ) -> Result<bool> {
-        let started = std::time::Instant::now();
-        self.fence_brief(id, attempt)?;
-        self.saw(id, attempt);
-        let mut value: serde_json::Value =
-            serde_json::from_str(json).map_err(|e| CoreError::BadReport {
-                run: id,
-                reason: format!("epoch {epoch}: metrics are not JSON: {e}"),
-            })?;
-        let Some(object) = value.as_object_mut() else {
-            return Err(CoreError::BadReport {
-                run: id,
-                reason: format!("epoch {epoch}: metrics are not a JSON object"),
-            });
-        };
-        object.insert("attempt".into(), attempt.into());
-        let bytes = serde_json::to_vec(&value).map_err(|e| CoreError::Internal(e.to_string()))?;
-        let event = Event {
-            at: self.clock.now(),
-            kind: EventKind::Epoch {
-                epoch,
-                stage,
-                attempt,
-            },
-        };
-        // The metric and its event in one durable write (one flush per reported epoch).
-        let seq = self
-            .store
-            .append_metric_with_event(id, epoch, stage, &bytes, &event)?;
-        if let Some(seq) = seq {
-            self.broadcast(id, seq, &event);
-            self.recorder.epoch_stored(started.elapsed());
-        }
-        Ok(seq.is_none())
-    }
-
     /// Appends log lines (each cut to `MAX_LOG_LINE` bytes) to their runs' logs, in one commit.
     pub fn append_logs(&self, lines: &[(RunId, LogStream, String)]) -> Result<()> {
         let now = self.clock.now();

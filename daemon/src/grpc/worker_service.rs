@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, instrument};
 
 use super::{auth, blocking};
-use crate::core::{Daemon, Ending, oom};
+use crate::core::{Daemon, Ending, ReportedEpoch, oom};
 use crate::model::RunId;
 use crate::store::LogStream;
 
@@ -22,6 +22,8 @@ use crate::store::LogStream;
 pub const MAX_CHECKPOINT_BYTES: u64 = 4 << 30;
 /// Log lines accepted per ReportLog call.
 const MAX_LOG_LINES: usize = 1000;
+/// Epochs accepted per ReportEpochs call.
+const MAX_REPORTED_EPOCHS: usize = 1000;
 /// How often workers are told to heartbeat.
 pub const HEARTBEAT_INTERVAL_MS: u32 = 1000;
 
@@ -91,24 +93,16 @@ impl Worker for WorkerService {
         let metrics = req
             .metrics
             .ok_or_else(|| Status::invalid_argument("ReportEpoch: metrics missing"))?;
-        let stage = u8::try_from(metrics.stage)
-            .ok()
-            .filter(|s| (1..=2).contains(s))
-            .ok_or_else(|| {
-                Status::invalid_argument(format!(
-                    "ReportEpoch: stage {} is out of range; allowed 1 ..= 2",
-                    metrics.stage
-                ))
-            })?;
-        if metrics.epoch == 0 {
-            return Err(Status::invalid_argument(
-                "ReportEpoch: epochs count from 1; got 0",
-            ));
-        }
+        let reported = reported_epoch("ReportEpoch", metrics)?;
         let duplicate = blocking::core(&self.daemon, move |d| {
             let id = RunId(req.run_id);
-            let duplicate =
-                d.report_epoch(id, req.attempt, metrics.epoch, stage, &metrics.raw_json)?;
+            let duplicate = d.report_epoch(
+                id,
+                req.attempt,
+                reported.epoch,
+                reported.stage,
+                &reported.json,
+            )?;
             if let Some(peak) = req.peak_gpu_mem_mb {
                 d.record_peak(id, req.attempt, peak)?;
             }
@@ -116,6 +110,36 @@ impl Worker for WorkerService {
         })
         .await?;
         Ok(Response::new(v1::ReportEpochResponse { duplicate }))
+    }
+
+    async fn report_epochs(
+        &self,
+        request: Request<v1::ReportEpochsRequest>,
+    ) -> Result<Response<v1::ReportEpochsResponse>, Status> {
+        let grant = auth::worker_grant(&request);
+        let req = request.into_inner();
+        auth::check_worker(grant, req.run_id, req.attempt)?;
+        if req.metrics.len() > MAX_REPORTED_EPOCHS {
+            return Err(Status::invalid_argument(format!(
+                "ReportEpochs: {} epochs; at most {MAX_REPORTED_EPOCHS} per call",
+                req.metrics.len()
+            )));
+        }
+        let epochs = req
+            .metrics
+            .into_iter()
+            .map(|m| reported_epoch("ReportEpochs", m))
+            .collect::<Result<Vec<_>, Status>>()?;
+        let duplicate = blocking::core(&self.daemon, move |d| {
+            let id = RunId(req.run_id);
+            let duplicate = d.report_epochs(id, req.attempt, &epochs)?;
+            if let Some(peak) = req.peak_gpu_mem_mb {
+                d.record_peak(id, req.attempt, peak)?;
+            }
+            Ok(duplicate)
+        })
+        .await?;
+        Ok(Response::new(v1::ReportEpochsResponse { duplicate }))
     }
 
     async fn report_log(
@@ -288,6 +312,29 @@ impl Worker for WorkerService {
         .await?;
         Ok(Response::new(v1::FinishResponse {}))
     }
+}
+
+/// A reported epoch's wire checks: stage 1 or 2, epochs counting from 1.
+fn reported_epoch(rpc: &str, metrics: v1::EpochMetrics) -> Result<ReportedEpoch, Status> {
+    let stage = u8::try_from(metrics.stage)
+        .ok()
+        .filter(|s| (1..=2).contains(s))
+        .ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "{rpc}: stage {} is out of range; allowed 1 ..= 2",
+                metrics.stage
+            ))
+        })?;
+    if metrics.epoch == 0 {
+        return Err(Status::invalid_argument(format!(
+            "{rpc}: epochs count from 1; got 0"
+        )));
+    }
+    Ok(ReportedEpoch {
+        epoch: metrics.epoch,
+        stage,
+        json: metrics.raw_json,
+    })
 }
 
 /// A stored checkpoint's description on the wire.
