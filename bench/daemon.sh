@@ -11,7 +11,8 @@
 # Knobs (env, defaults in brackets): BENCH_QUEUED [1000] runs waiting during the dispatch
 # probes, BENCH_SUBMITS [200] probe submissions per queue size, BENCH_POINTS [2000] epochs
 # reported per ingestion round of 1 and 8 clients, BENCH_POINTS_64 [12800] epochs reported by 64
-# workers at once (and calls of the no-op gRPC floor), BENCH_RUNS [10000] runs stored for `ls` and RSS, BENCH_REPS
+# workers at once (and calls of the no-op gRPC floor; 4x as many in ReportEpochs calls of
+# BENCH_BATCH [16] epochs), BENCH_RUNS [10000] runs stored for `ls` and RSS, BENCH_REPS
 # [100] timed first-page and state-filtered listings, BENCH_WALKS [10] timed full walks,
 # BENCH_CAUDAD the binary to serve (default: the release one cargo builds for the bench).
 # Temp dirs go under TMPDIR. Figures are only comparable on a quiet machine: mind the load.

@@ -6,7 +6,8 @@
 //!
 //! Run with `bash bench/daemon.sh` (`cargo bench -p caudad --bench daemon`). Knobs (env):
 //! `BENCH_QUEUED` (1000), `BENCH_SUBMITS` (200), `BENCH_POINTS` (2000; the 64-worker case
-//! reports `BENCH_POINTS_64`, 12800, and the no-op floor makes as many calls), `BENCH_RUNS` (10000),
+//! reports `BENCH_POINTS_64`, 12800, and the no-op floor makes as many calls; the batched case
+//! reports 4 x that many in `ReportEpochs` calls of `BENCH_BATCH`, 16), `BENCH_RUNS` (10000),
 //! `BENCH_REPS` (100), `BENCH_WALKS` (10), `BENCH_CAUDAD` (the binary; default the one cargo
 //! built for this bench).
 
@@ -140,6 +141,7 @@ fn main() -> anyhow::Result<()> {
     let submits = knob("BENCH_SUBMITS", 200)?.max(1);
     let points = knob("BENCH_POINTS", 2000)?.max(8);
     let points_64 = knob("BENCH_POINTS_64", 12_800)?.max(64);
+    let batch = knob("BENCH_BATCH", 16)?.max(2);
     let runs = knob("BENCH_RUNS", 10_000)?.max(2);
     let reps = knob("BENCH_REPS", 100)?.max(1);
     let walks = knob("BENCH_WALKS", 10)?.max(1);
@@ -174,7 +176,7 @@ fn main() -> anyhow::Result<()> {
     emit(Figure::new("decide", label, Value::Latency(decided)));
 
     for (k, points) in [(1, points), (8, points), (64, points_64)] {
-        let round = ingest::ingest(k, points)?;
+        let round = ingest::ingest(k, points, 1)?;
         let label = format!(
             "ingest, {k} client(s), ReportEpoch of {} B: points/s",
             round.record_bytes
@@ -191,6 +193,20 @@ fn main() -> anyhow::Result<()> {
             Value::Latency(round.calls),
         ));
     }
+
+    let round = ingest::ingest(64, points_64 * 4, batch)?;
+    let label = format!("ingest, 64 clients, ReportEpochs of {batch}: points/s");
+    let rate = Value::Rate {
+        items: round.points,
+        wall: round.wall,
+    };
+    emit(Figure::new("ingest_k64_batch", label, rate));
+    let label = format!("ingest, 64 clients: one ReportEpochs call of {batch}");
+    emit(Figure::new(
+        "ingest_k64_batch_call",
+        label,
+        Value::Latency(round.calls),
+    ));
 
     let floor = ingest::floor(64, points_64)?;
     let label = "no-op unary RPC (WhoAmI), 64 clients: calls/s (gRPC floor)";
@@ -271,7 +287,7 @@ fn main() -> anyhow::Result<()> {
         "load_end": load_end,
         "wall_s": started.elapsed().as_secs(),
         "knobs": { "queued": queued, "submits": submits, "points": points,
-                   "points_64": points_64, "runs": runs,
+                   "points_64": points_64, "batch": batch, "runs": runs,
                    "reps": reps, "walks": walks },
         "figures": map,
     });

@@ -51,8 +51,10 @@ pub fn record(epoch: usize) -> EpochRecord {
     }
 }
 
-/// `k` runs report `points` epochs in all (`points / k` each, at least one).
-pub fn ingest(k: usize, points: usize) -> anyhow::Result<Ingest> {
+/// `k` runs report `points` epochs in all (`points / k` each, at least one), one per
+/// `ReportEpoch` call, or `batch` per `ReportEpochs` call when `batch > 1` (a worker with a
+/// backlog); `calls` then holds one latency per call.
+pub fn ingest(k: usize, points: usize, batch: usize) -> anyhow::Result<Ingest> {
     let (rig, mut launches) = Rig::start(&[&format!("cpu:{k}")])?;
     let runtime = crate::client_runtime()?;
     let per_run = (points / k).max(1);
@@ -73,29 +75,43 @@ pub fn ingest(k: usize, points: usize) -> anyhow::Result<Ingest> {
         for (mut worker, launch) in clients {
             tasks.spawn(async move {
                 let mut calls = Vec::with_capacity(per_run);
-                for epoch in 1..=per_run {
-                    let raw_json = serde_json::to_string(&record(epoch))?;
-                    let request = v1::ReportEpochRequest {
-                        run_id: launch.run.0,
-                        attempt: launch.attempt,
-                        metrics: Some(v1::EpochMetrics {
+                let epochs: Vec<usize> = (1..=per_run).collect();
+                for chunk in epochs.chunks(batch.max(1)) {
+                    let mut metrics = Vec::with_capacity(chunk.len());
+                    for &epoch in chunk {
+                        metrics.push(v1::EpochMetrics {
                             stage: 1,
                             epoch: u32::try_from(epoch)?,
                             train_loss: 0.5,
                             lr: 0.1,
                             images_per_sec: 5123.4,
                             eval: None,
-                            raw_json,
+                            raw_json: serde_json::to_string(&record(epoch))?,
                             attempt: launch.attempt,
-                        }),
-                        peak_gpu_mem_mb: None,
-                    };
+                        });
+                    }
                     let call = Instant::now();
-                    let reply = worker.report_epoch(request).await?.into_inner();
+                    let duplicates = if batch > 1 {
+                        let request = v1::ReportEpochsRequest {
+                            run_id: launch.run.0,
+                            attempt: launch.attempt,
+                            metrics,
+                            peak_gpu_mem_mb: None,
+                        };
+                        worker.report_epochs(request).await?.into_inner().duplicate
+                    } else {
+                        let request = v1::ReportEpochRequest {
+                            run_id: launch.run.0,
+                            attempt: launch.attempt,
+                            metrics: metrics.pop(),
+                            peak_gpu_mem_mb: None,
+                        };
+                        vec![worker.report_epoch(request).await?.into_inner().duplicate]
+                    };
                     calls.push(call.elapsed());
                     ensure!(
-                        !reply.duplicate,
-                        "epoch {epoch} of {} was a duplicate",
+                        duplicates.len() == chunk.len() && duplicates.iter().all(|d| !d),
+                        "epochs {chunk:?} of {}: duplicates {duplicates:?}",
                         launch.run
                     );
                 }
