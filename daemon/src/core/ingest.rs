@@ -81,21 +81,99 @@ impl Daemon {
 }
 
 /// The engine's record with the `attempt` key set (a record that is not a JSON object is a
-/// bad report).
+/// bad report). The record is scanned, not rebuilt: `"attempt":N` is written after its `{`,
+/// so its numbers keep their text and no tree of values is built per epoch (this was the
+/// largest cost of a report after the gRPC call itself). A record that already has an
+/// `attempt` key takes the slow path, which replaces it.
 fn with_attempt(id: RunId, e: &ReportedEpoch, attempt: u32) -> Result<Vec<u8>> {
-    let mut value: serde_json::Value =
-        serde_json::from_str(&e.json).map_err(|err| CoreError::BadReport {
-            run: id,
-            reason: format!("epoch {}: metrics are not JSON: {err}", e.epoch),
-        })?;
-    let Some(object) = value.as_object_mut() else {
-        return Err(CoreError::BadReport {
-            run: id,
-            reason: format!("epoch {}: metrics are not a JSON object", e.epoch),
-        });
+    let bad = |reason: String| CoreError::BadReport {
+        run: id,
+        reason: format!("epoch {}: {reason}", e.epoch),
     };
-    object.insert("attempt".into(), attempt.into());
-    serde_json::to_vec(&value).map_err(|err| CoreError::Internal(err.to_string()))
+    let shape: ObjectShape = serde_json::from_str(&e.json).map_err(|err| match err.classify() {
+        serde_json::error::Category::Data => bad("metrics are not a JSON object".into()),
+        _ => bad(format!("metrics are not JSON: {err}")),
+    })?;
+    if shape.has_attempt {
+        let mut value: serde_json::Value =
+            serde_json::from_str(&e.json).map_err(|err| bad(err.to_string()))?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("attempt".into(), attempt.into());
+        }
+        return serde_json::to_vec(&value).map_err(|err| CoreError::Internal(err.to_string()));
+    }
+    let json = e.json.as_bytes();
+    let open = json.iter().position(|&b| b == b'{').unwrap_or(0);
+    let mut out = Vec::with_capacity(json.len() + 16);
+    out.extend_from_slice(&json[..=open]);
+    out.extend_from_slice(format!("\"attempt\":{attempt}").as_bytes());
+    if shape.entries > 0 {
+        out.push(b',');
+    }
+    out.extend_from_slice(&json[open + 1..]);
+    Ok(out)
+}
+
+/// What `with_attempt` needs to know of a record: that it is an object, how many entries it
+/// has and whether one is `attempt` (values are skipped, not built).
+struct ObjectShape {
+    entries: usize,
+    has_attempt: bool,
+}
+
+impl<'de> serde::Deserialize<'de> for ObjectShape {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_map(ShapeVisitor)
+    }
+}
+
+struct ShapeVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ShapeVisitor {
+    type Value = ObjectShape;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<ObjectShape, A::Error> {
+        let mut shape = ObjectShape {
+            entries: 0,
+            has_attempt: false,
+        };
+        while let Some(is_attempt) = map.next_key_seed(IsAttempt)? {
+            map.next_value::<serde::de::IgnoredAny>()?;
+            shape.entries += 1;
+            shape.has_attempt |= is_attempt;
+        }
+        Ok(shape)
+    }
+}
+
+/// A map key read as "is it `attempt`?", without allocating it.
+struct IsAttempt;
+
+impl<'de> serde::de::DeserializeSeed<'de> for IsAttempt {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for IsAttempt {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> std::result::Result<bool, E> {
+        Ok(key == "attempt")
+    }
 }
 
 #[cfg(test)]
@@ -170,6 +248,41 @@ mod tests {
         assert_eq!(epochs.len(), 3, "one event per stored epoch: {epochs:?}");
         let seqs: Vec<u64> = events.iter().map(|(s, _)| *s).collect();
         assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_attempt_is_written_into_the_record() {
+        let parse = |json: &str| -> serde_json::Value {
+            let e = ReportedEpoch {
+                epoch: 1,
+                stage: 1,
+                json: json.into(),
+            };
+            serde_json::from_slice(&with_attempt(RunId(1), &e, 3).unwrap()).unwrap()
+        };
+        let v = parse(r#" {"epoch":1,"eval":{"per_class":[0.5,null]},"lr":0.1}"#);
+        assert_eq!(v["attempt"], 3);
+        assert_eq!(v["eval"]["per_class"][0], 0.5);
+        assert_eq!(v.as_object().unwrap().len(), 4);
+        assert_eq!(parse("{}"), serde_json::json!({"attempt": 3}));
+        assert_eq!(
+            parse(r#"{"attempt":1,"a":2}"#),
+            serde_json::json!({"attempt": 3, "a": 2})
+        );
+        for bad in ["[1]", "1", "{", r#"{"a":}"#, ""] {
+            let e = ReportedEpoch {
+                epoch: 1,
+                stage: 1,
+                json: bad.into(),
+            };
+            assert!(
+                matches!(
+                    with_attempt(RunId(1), &e, 3),
+                    Err(CoreError::BadReport { .. })
+                ),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
