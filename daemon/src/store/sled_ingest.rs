@@ -4,9 +4,10 @@
 //! transaction per report spent more time in sled's transaction machinery than in the fsync.
 //!
 //! Leader/follower, with no thread of its own: a caller queues its request; when no batch is
-//! being written it becomes the leader, takes every queued request, writes them in one
-//! transaction (under the writer lock, so event numbers stay contiguous with `commit`), waits for
-//! the flush (`group_flush`), then hands each request its own outcome and wakes the others.
+//! being applied it becomes the leader, takes every queued request and writes them in one
+//! transaction (under the writer lock, so event numbers stay contiguous with `commit`), then
+//! hands the lead on, so that the next batch is applied while this one is flushed; once the
+//! flush returned (`group_flush`) it hands each request its own outcome and wakes the others.
 //! Each request is judged alone inside the transaction (an unknown run fails that request only,
 //! a stored epoch is a duplicate), and nobody hears "stored" before the flush returned. When the
 //! transaction itself fails, every request of the batch is retried alone, so each caller gets
@@ -80,9 +81,15 @@ impl SledStore {
             q.leader = true;
             let batch = std::mem::take(&mut q.waiting);
             drop(q);
-            let outcomes = self.write_batch(&batch);
+            let applied = self.apply_under_lock(&batch);
+            // The next batch may be applied while this one's flush runs (pipelining); the
+            // flushes themselves are shared through `group_flush`.
             q = ingest.lock();
             q.leader = false;
+            ingest.changed.notify_all();
+            drop(q);
+            let outcomes = self.settle_batch(&batch, applied);
+            q = ingest.lock();
             for ((id, ..), outcome) in batch.iter().zip(outcomes) {
                 q.done.insert(*id, outcome);
             }
@@ -92,13 +99,30 @@ impl SledStore {
 
     /// Writes a batch in one transaction and waits for its flush; one outcome per request.
     fn write_batch(&self, batch: &[(u64, RunId, Vec<Point>)]) -> Vec<Outcome> {
+        let applied = self.apply_under_lock(batch);
+        self.settle_batch(batch, applied)
+    }
+
+    /// The batch's transaction under the writer lock, and the ticket of its flush.
+    fn apply_under_lock(
+        &self,
+        batch: &[(u64, RunId, Vec<Point>)],
+    ) -> Result<(Vec<Outcome>, super::Ticket)> {
         const OP: &str = "append_metric_with_event";
-        let applied = {
-            let _w = self.write_lock();
-            self.writable(OP, None)
-                .and_then(|()| self.apply_batch(OP, batch))
-                .map(|outcomes| (outcomes, self.applied()))
-        };
+        let _w = self.write_lock();
+        self.writable(OP, None)?;
+        let outcomes = self.apply_batch(OP, batch)?;
+        Ok((outcomes, self.applied()))
+    }
+
+    /// Waits for an applied batch's flush: each request gets its outcome only once durable.
+    /// A batch whose transaction failed is written again request by request.
+    fn settle_batch(
+        &self,
+        batch: &[(u64, RunId, Vec<Point>)],
+        applied: Result<(Vec<Outcome>, super::Ticket)>,
+    ) -> Vec<Outcome> {
+        const OP: &str = "append_metric_with_event";
         match applied {
             Ok((outcomes, ticket)) => match self.wait_for(OP, ticket) {
                 Ok(()) => outcomes,
