@@ -21,6 +21,7 @@ use cauda_proto::v1::worker_server::WorkerServer;
 use tonic::service::interceptor::InterceptedService;
 
 use crate::core::Daemon;
+pub use blocking::MAX_BLOCKING_THREADS;
 pub use service::CaudaService;
 pub use worker_service::{
     HEARTBEAT_INTERVAL_MS, MAX_CHECKPOINT_BYTES, WorkerService, meta_to_wire,
