@@ -1,4 +1,5 @@
-//! The daemon's benchmark (issue 3): submit-to-dispatch latency with 1,000 queued runs, metric
+//! The daemon's benchmark (issue 3): submit-to-dispatch latency with 1,000 queued runs, the
+//! latency of 200 simultaneous submissions (`burst`), metric
 //! ingestion through the worker API into sled, `ls` latency over 10,000 stored runs and the
 //! resident memory of the real `caudad serve`. Real components throughout (sled in a temp dir,
 //! the tonic server on 127.0.0.1:0, tonic clients); only the executor is a recorder, because
@@ -11,6 +12,8 @@
 //! `BENCH_REPS` (100), `BENCH_WALKS` (10), `BENCH_CAUDAD` (the binary; default the one cargo
 //! built for this bench).
 
+#[path = "daemon/burst.rs"]
+mod burst;
 #[path = "daemon/dispatch.rs"]
 mod dispatch;
 #[path = "daemon/ingest.rs"]
@@ -171,6 +174,9 @@ fn main() -> anyhow::Result<()> {
             Value::Latency(samples),
         ));
     }
+    let samples = burst::burst(submits)?;
+    let label = format!("{submits} simultaneous SubmitExperiment (daemon alone)");
+    emit(Figure::new("submit_burst", label, Value::Latency(samples)));
     let decided = dispatch::decide_time(queued, 50)?;
     let label = format!("scheduler::decide, {queued} queued (pure policy)");
     emit(Figure::new("decide", label, Value::Latency(decided)));
