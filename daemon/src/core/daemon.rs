@@ -289,34 +289,20 @@ impl Daemon {
         };
         let mut by_id: BTreeMap<RunId, RunBrief> = queued.into_iter().map(|r| (r.id, r)).collect();
         let mut started: Vec<(RunRecord, Pending)> = Vec::new();
+        // A failed start stops the pass, but the starts applied before it are still launched.
+        let mut failed = None;
         for (id, grants) in decision.starts {
             if by_id.remove(&id).is_none() {
                 continue;
             }
-            let Some(mut run) = self.store.get_run(id)? else {
-                continue;
-            };
-            run.state = RunState::Running;
-            run.attempt += 1;
-            run.started_at = Some(now);
-            run.pending_reason = None;
-            run.grants = grants;
-            let devices = run.grants.iter().map(|g| g.device.clone()).collect();
-            let to_running = state_event(now, Some(RunState::Queued), RunState::Running, None);
-            let launch = Event {
-                at: now,
-                kind: EventKind::Launch {
-                    attempt: run.attempt,
-                    devices,
-                    grants: run.grants.clone(),
-                },
-            };
-            let pending = self.commit_applied(&[
-                WriteOp::PutRun(run.clone()),
-                WriteOp::AppendEvent(id, launch),
-                WriteOp::AppendEvent(id, to_running),
-            ])?;
-            started.push((run, pending));
+            match self.apply_start(id, grants, now) {
+                Ok(Some(start)) => started.push(start),
+                Ok(None) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
         }
         // One flush for every start (the last ticket covers the earlier ones), then launch.
         if let Some(last) = started.last().map(|(_, p)| p.ticket) {
@@ -333,6 +319,9 @@ impl Daemon {
             self.saw(run.id, run.attempt);
             self.executor.launch(&run);
         }
+        if let Some(e) = failed {
+            return Err(e);
+        }
         let mut reasons = Vec::new();
         for (id, why) in decision.reasons {
             if let Some(brief) = by_id.remove(&id)
@@ -348,6 +337,40 @@ impl Daemon {
             let Pending { .. } = self.commit_applied(&reasons)?;
         }
         Ok(())
+    }
+
+    /// Applies the start of queued run `id` on `grants` (state, attempt + 1, its `launch` and
+    /// `running` events); `None` when the run is gone.
+    fn apply_start(
+        &self,
+        id: RunId,
+        grants: Vec<crate::model::Grant>,
+        now: crate::model::Millis,
+    ) -> Result<Option<(RunRecord, Pending)>> {
+        let Some(mut run) = self.store.get_run(id)? else {
+            return Ok(None);
+        };
+        run.state = RunState::Running;
+        run.attempt += 1;
+        run.started_at = Some(now);
+        run.pending_reason = None;
+        run.grants = grants;
+        let devices = run.grants.iter().map(|g| g.device.clone()).collect();
+        let to_running = state_event(now, Some(RunState::Queued), RunState::Running, None);
+        let launch = Event {
+            at: now,
+            kind: EventKind::Launch {
+                attempt: run.attempt,
+                devices,
+                grants: run.grants.clone(),
+            },
+        };
+        let pending = self.commit_applied(&[
+            WriteOp::PutRun(run.clone()),
+            WriteOp::AppendEvent(id, launch),
+            WriteOp::AppendEvent(id, to_running),
+        ])?;
+        Ok(Some((run, pending)))
     }
 
     /// Cancels one run or every unfinished run of an experiment; finished runs are left as
