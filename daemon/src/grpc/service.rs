@@ -27,17 +27,11 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 #[derive(Debug, Clone)]
 pub struct CaudaService {
     daemon: Arc<Daemon>,
-    /// Submissions admitted to the core at once, in arrival order (see `submit_experiment`).
-    submissions: Arc<tokio::sync::Semaphore>,
 }
 
 impl CaudaService {
     pub fn new(daemon: Arc<Daemon>) -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self {
-            daemon,
-            submissions: Arc::new(tokio::sync::Semaphore::new(cores)),
-        }
+        Self { daemon }
     }
 }
 
@@ -76,14 +70,6 @@ impl Cauda for CaudaService {
             }));
         }
         tracing::Span::current().record("user", &user);
-        // Resolving a spec is CPU work: a burst of submissions is admitted one per core, first
-        // come first served (tokio's semaphore is fair), rather than all at once on the blocking
-        // pool, where they would share the cores and every one would finish late.
-        let _admitted = self
-            .submissions
-            .acquire()
-            .await
-            .map_err(|_| Status::unavailable("the daemon is shutting down"))?;
         let submitted = blocking::core(&self.daemon, move |d| {
             Ok(d.submit(&origin, &req.spec_toml, &user, req.priority)?)
         })
