@@ -92,7 +92,9 @@ impl GroupFlush {
             s.flushing = true;
             let target = s.applied;
             drop(s);
+            let guard = Unflushing(self);
             let outcome = flush();
+            std::mem::forget(guard);
             s = self.state();
             s.flushing = false;
             s.flushes += 1;
@@ -102,6 +104,18 @@ impl GroupFlush {
             self.changed.notify_all();
             outcome?;
         }
+    }
+}
+
+/// Clears `flushing` should a leader's flush panic, so that the next writer leads instead of
+/// every writer waiting forever (disarmed with `mem::forget` once the flush returned).
+struct Unflushing<'a>(&'a GroupFlush);
+
+impl Drop for Unflushing<'_> {
+    fn drop(&mut self) {
+        let mut s = self.0.state();
+        s.flushing = false;
+        self.0.changed.notify_all();
     }
 }
 
@@ -199,5 +213,17 @@ mod tests {
         assert!(err.to_string().contains("lost"), "{err}");
         let d = g.applied();
         g.wait(d, || Ok(()), lost).unwrap();
+    }
+
+    #[test]
+    fn a_panicking_flush_does_not_stall_the_next_writer() {
+        let g = Arc::new(GroupFlush::default());
+        let t = g.applied();
+        let panicked = {
+            let g = g.clone();
+            std::thread::spawn(move || g.wait(t, || panic!("injected"), lost)).join()
+        };
+        assert!(panicked.is_err());
+        g.wait(t, || Ok(()), lost).unwrap();
     }
 }

@@ -81,11 +81,17 @@ impl SledStore {
             q.leader = true;
             let batch = std::mem::take(&mut q.waiting);
             drop(q);
+            let mut guard = BatchGuard {
+                ingest,
+                ids: batch.iter().map(|(id, ..)| *id).collect(),
+                leading: true,
+            };
             let applied = self.apply_under_lock(&batch);
             // The next batch may be applied while this one's flush runs (pipelining); the
             // flushes themselves are shared through `group_flush`.
             q = ingest.lock();
             q.leader = false;
+            guard.leading = false;
             ingest.changed.notify_all();
             drop(q);
             let outcomes = self.settle_batch(&batch, applied);
@@ -190,6 +196,36 @@ impl SledStore {
                 Ok::<_, ConflictableTransactionError<StoreError>>(outcomes)
             })
             .map_err(self.tx_err(op))
+    }
+}
+
+/// Should the writer of a batch panic, its requests get an error and the lead is released,
+/// instead of every later report waiting forever.
+struct BatchGuard<'a> {
+    ingest: &'a IngestQueue,
+    ids: Vec<u64>,
+    leading: bool,
+}
+
+impl Drop for BatchGuard<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let mut q = self.ingest.lock();
+        if self.leading {
+            q.leader = false;
+        }
+        for id in &self.ids {
+            q.done.entry(*id).or_insert_with(|| {
+                Err(StoreError::Invalid {
+                    op: "append_metric_with_event",
+                    reason: "the thread writing this batch panicked; nothing is acknowledged"
+                        .into(),
+                })
+            });
+        }
+        self.ingest.changed.notify_all();
     }
 }
 
