@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The daemon's figures (issue 3): submit-to-dispatch latency with 1,000 queued runs, metric
-# ingestion through the worker API into sled (1, 8 and 64 workers at once, and the no-op gRPC floor), `ls` latency over 10,000 stored runs and the RSS
-# of the real `caudad serve` (see daemon/benches/daemon.rs). Builds the bench in release, prints
-# the date, the cores and the load, one line per figure and a JSON line (the last line) for
-# scripts.
+# The daemon's figures (issues 3 and 16): submit-to-dispatch latency with 1,000 queued runs, 200
+# simultaneous submissions, metric ingestion through the worker API into sled (1, 8 and 64
+# workers at once, 64 sending ReportEpochs batches, and the no-op gRPC floor), `ls` latency over
+# 10,000 stored runs and the RSS of the real `caudad serve` (see daemon/benches/daemon.rs).
+# Builds the bench in release, prints the date, the cores and the load, one line per figure and
+# a JSON line (the last line) for scripts.
 #
 #   bash bench/daemon.sh
 #   BENCH_RUNS=2000 BENCH_SUBMITS=50 bash bench/daemon.sh      # a quicker, smaller run
