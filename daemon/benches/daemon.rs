@@ -1,14 +1,19 @@
-//! The daemon's benchmark (issue 3): submit-to-dispatch latency with 1,000 queued runs, metric
+//! The daemon's benchmark (issue 3): submit-to-dispatch latency with 1,000 queued runs, the
+//! latency of 200 simultaneous submissions (`burst`), metric
 //! ingestion through the worker API into sled, `ls` latency over 10,000 stored runs and the
 //! resident memory of the real `caudad serve`. Real components throughout (sled in a temp dir,
 //! the tonic server on 127.0.0.1:0, tonic clients); only the executor is a recorder, because
 //! worker processes are not what this measures. Prints one line per figure and one JSON line.
 //!
 //! Run with `bash bench/daemon.sh` (`cargo bench -p caudad --bench daemon`). Knobs (env):
-//! `BENCH_QUEUED` (1000), `BENCH_SUBMITS` (200), `BENCH_POINTS` (2000), `BENCH_RUNS` (10000),
+//! `BENCH_QUEUED` (1000), `BENCH_SUBMITS` (200), `BENCH_POINTS` (2000; the 64-worker case
+//! reports `BENCH_POINTS_64`, 12800, and the no-op floor makes as many calls; the batched case
+//! reports 4 x that many in `ReportEpochs` calls of `BENCH_BATCH`, 16), `BENCH_RUNS` (10000),
 //! `BENCH_REPS` (100), `BENCH_WALKS` (10), `BENCH_CAUDAD` (the binary; default the one cargo
 //! built for this bench).
 
+#[path = "daemon/burst.rs"]
+mod burst;
 #[path = "daemon/dispatch.rs"]
 mod dispatch;
 #[path = "daemon/ingest.rs"]
@@ -138,6 +143,8 @@ fn main() -> anyhow::Result<()> {
     let queued = knob("BENCH_QUEUED", 1000)?;
     let submits = knob("BENCH_SUBMITS", 200)?.max(1);
     let points = knob("BENCH_POINTS", 2000)?.max(8);
+    let points_64 = knob("BENCH_POINTS_64", 12_800)?.max(64);
+    let batch = knob("BENCH_BATCH", 16)?.max(2);
     let runs = knob("BENCH_RUNS", 10_000)?.max(2);
     let reps = knob("BENCH_REPS", 100)?.max(1);
     let walks = knob("BENCH_WALKS", 10)?.max(1);
@@ -167,12 +174,15 @@ fn main() -> anyhow::Result<()> {
             Value::Latency(samples),
         ));
     }
+    let samples = burst::burst(submits)?;
+    let label = format!("{submits} simultaneous SubmitExperiment (daemon alone)");
+    emit(Figure::new("submit_burst", label, Value::Latency(samples)));
     let decided = dispatch::decide_time(queued, 50)?;
     let label = format!("scheduler::decide, {queued} queued (pure policy)");
     emit(Figure::new("decide", label, Value::Latency(decided)));
 
-    for k in [1, 8] {
-        let round = ingest::ingest(k, points)?;
+    for (k, points) in [(1, points), (8, points), (64, points_64)] {
+        let round = ingest::ingest(k, points, 1)?;
         let label = format!(
             "ingest, {k} client(s), ReportEpoch of {} B: points/s",
             round.record_bytes
@@ -189,6 +199,28 @@ fn main() -> anyhow::Result<()> {
             Value::Latency(round.calls),
         ));
     }
+
+    let round = ingest::ingest(64, points_64 * 4, batch)?;
+    let label = format!("ingest, 64 clients, ReportEpochs of {batch}: points/s");
+    let rate = Value::Rate {
+        items: round.points,
+        wall: round.wall,
+    };
+    emit(Figure::new("ingest_k64_batch", label, rate));
+    let label = format!("ingest, 64 clients: one ReportEpochs call of {batch}");
+    emit(Figure::new(
+        "ingest_k64_batch_call",
+        label,
+        Value::Latency(round.calls),
+    ));
+
+    let floor = ingest::floor(64, points_64)?;
+    let label = "no-op unary RPC (WhoAmI), 64 clients: calls/s (gRPC floor)";
+    let rate = Value::Rate {
+        items: floor.points,
+        wall: floor.wall,
+    };
+    emit(Figure::new("grpc_floor_k64", label, rate));
 
     let daemon = served::Served::start(&binary)?;
     let runtime = client_runtime()?;
@@ -260,7 +292,8 @@ fn main() -> anyhow::Result<()> {
         "load_start": load_start,
         "load_end": load_end,
         "wall_s": started.elapsed().as_secs(),
-        "knobs": { "queued": queued, "submits": submits, "points": points, "runs": runs,
+        "knobs": { "queued": queued, "submits": submits, "points": points,
+                   "points_64": points_64, "batch": batch, "runs": runs,
                    "reps": reps, "walks": walks },
         "figures": map,
     });

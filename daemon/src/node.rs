@@ -280,8 +280,12 @@ impl Node {
             let mut every = tokio::time::interval(TICK);
             loop {
                 every.tick().await;
-                if let Err(e) = ticker.tick(timeout) {
-                    tracing::error!(error = %e, "scheduling tick failed");
+                // A tick may commit (lost workers, scheduling): off the runtime's workers.
+                let core = ticker.clone();
+                match tokio::task::spawn_blocking(move || core.tick(timeout)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "scheduling tick failed"),
+                    Err(e) => tracing::error!(error = %e, "scheduling tick panicked"),
                 }
             }
         });

@@ -125,6 +125,16 @@ impl RunConfig {
         }
     }
 
+    /// What listings and plots show of it, recorded with the run at submission.
+    pub fn facts(&self) -> crate::model::RunFacts {
+        crate::model::RunFacts {
+            method: self.method().to_string(),
+            imbalance_ratio: self.ratio(),
+            seed: self.seed(),
+            balanced_reference: self.is_balanced_reference(),
+        }
+    }
+
     /// A balanced reference run (`data.balanced_variant`), which relative accuracy compares
     /// against.
     pub fn is_balanced_reference(&self) -> bool {

@@ -183,6 +183,7 @@ fn the_descriptor_set_holds_both_services_with_their_streaming_shapes() {
         ("Worker.Register", false, false),
         ("Worker.Heartbeat", false, false),
         ("Worker.ReportEpoch", false, false),
+        ("Worker.ReportEpochs", false, false),
         ("Worker.ReportLog", false, false),
         ("Worker.UploadCheckpoint", true, false),
         ("Worker.FetchCheckpoint", false, true),

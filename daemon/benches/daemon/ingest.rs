@@ -1,7 +1,9 @@
 //! Metric ingestion through the worker API: K running runs, each registered as its worker
 //! would, report epochs as fast as K concurrent clients can; every reply means the point is
 //! stored (flushed) in sled. The record is the engine's own `EpochRecord` with an evaluation of
-//! 100 classes, as a CIFAR-100-LT run would send.
+//! 100 classes, as a CIFAR-100-LT run would send. `floor` measures the same K clients calling an
+//! RPC that does nothing (`WhoAmI`): the most unary calls per second client and server can
+//! exchange on this machine, whatever the store does.
 
 use std::time::{Duration, Instant};
 
@@ -49,8 +51,10 @@ pub fn record(epoch: usize) -> EpochRecord {
     }
 }
 
-/// `k` runs report `points` epochs in all (`points / k` each, at least one).
-pub fn ingest(k: usize, points: usize) -> anyhow::Result<Ingest> {
+/// `k` runs report `points` epochs in all (`points / k` each, at least one), one per
+/// `ReportEpoch` call, or `batch` per `ReportEpochs` call when `batch > 1` (a worker with a
+/// backlog); `calls` then holds one latency per call.
+pub fn ingest(k: usize, points: usize, batch: usize) -> anyhow::Result<Ingest> {
     let (rig, mut launches) = Rig::start(&[&format!("cpu:{k}")])?;
     let runtime = crate::client_runtime()?;
     let per_run = (points / k).max(1);
@@ -71,29 +75,43 @@ pub fn ingest(k: usize, points: usize) -> anyhow::Result<Ingest> {
         for (mut worker, launch) in clients {
             tasks.spawn(async move {
                 let mut calls = Vec::with_capacity(per_run);
-                for epoch in 1..=per_run {
-                    let raw_json = serde_json::to_string(&record(epoch))?;
-                    let request = v1::ReportEpochRequest {
-                        run_id: launch.run.0,
-                        attempt: launch.attempt,
-                        metrics: Some(v1::EpochMetrics {
+                let epochs: Vec<usize> = (1..=per_run).collect();
+                for chunk in epochs.chunks(batch.max(1)) {
+                    let mut metrics = Vec::with_capacity(chunk.len());
+                    for &epoch in chunk {
+                        metrics.push(v1::EpochMetrics {
                             stage: 1,
                             epoch: u32::try_from(epoch)?,
                             train_loss: 0.5,
                             lr: 0.1,
                             images_per_sec: 5123.4,
                             eval: None,
-                            raw_json,
+                            raw_json: serde_json::to_string(&record(epoch))?,
                             attempt: launch.attempt,
-                        }),
-                        peak_gpu_mem_mb: None,
-                    };
+                        });
+                    }
                     let call = Instant::now();
-                    let reply = worker.report_epoch(request).await?.into_inner();
+                    let duplicates = if batch > 1 {
+                        let request = v1::ReportEpochsRequest {
+                            run_id: launch.run.0,
+                            attempt: launch.attempt,
+                            metrics,
+                            peak_gpu_mem_mb: None,
+                        };
+                        worker.report_epochs(request).await?.into_inner().duplicate
+                    } else {
+                        let request = v1::ReportEpochRequest {
+                            run_id: launch.run.0,
+                            attempt: launch.attempt,
+                            metrics: metrics.pop(),
+                            peak_gpu_mem_mb: None,
+                        };
+                        vec![worker.report_epoch(request).await?.into_inner().duplicate]
+                    };
                     calls.push(call.elapsed());
                     ensure!(
-                        !reply.duplicate,
-                        "epoch {epoch} of {} was a duplicate",
+                        duplicates.len() == chunk.len() && duplicates.iter().all(|d| !d),
+                        "epochs {chunk:?} of {}: duplicates {duplicates:?}",
                         launch.run
                     );
                 }
@@ -122,6 +140,46 @@ pub fn ingest(k: usize, points: usize) -> anyhow::Result<Ingest> {
             wall,
             calls,
             record_bytes,
+        })
+    });
+    drop(runtime);
+    rig.stop()?;
+    result
+}
+
+/// `k` clients, each on its own connection, call `WhoAmI` back to back, `calls` in all: the
+/// unary gRPC floor of this machine (client and server share its cores, as in `ingest`).
+pub fn floor(k: usize, calls: usize) -> anyhow::Result<Ingest> {
+    let (rig, _launches) = Rig::start(&["cpu:1"])?;
+    let runtime = crate::client_runtime()?;
+    let per_client = (calls / k).max(1);
+    let result = runtime.block_on(async {
+        let mut clients = Vec::with_capacity(k);
+        for _ in 0..k {
+            clients.push(rig.cauda().await?);
+        }
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for mut client in clients {
+            tasks.spawn(async move {
+                let mut calls = Vec::with_capacity(per_client);
+                for _ in 0..per_client {
+                    let call = Instant::now();
+                    client.who_am_i(v1::WhoAmIRequest {}).await?;
+                    calls.push(call.elapsed());
+                }
+                anyhow::Ok(calls)
+            });
+        }
+        let mut calls = Vec::with_capacity(per_client * k);
+        while let Some(done) = tasks.join_next().await {
+            calls.extend(done.context("a calling client panicked")??);
+        }
+        anyhow::Ok(Ingest {
+            points: per_client * k,
+            wall: start.elapsed(),
+            calls,
+            record_bytes: 0,
         })
     });
     drop(runtime);

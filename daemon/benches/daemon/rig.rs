@@ -121,6 +121,7 @@ impl Rig {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("bench-daemon")
+            .max_blocking_threads(caudad::grpc::MAX_BLOCKING_THREADS)
             .build()
             .context("starting the daemon's runtime")?;
         let listener = runtime

@@ -151,6 +151,14 @@ pub struct RunRecord {
     /// `Finish`); stored as its JSON text under `summary_json`, as before it was typed.
     #[serde(rename = "summary_json", with = "summary_text", default)]
     pub summary: Option<Box<RunSummary>>,
+    /// Epochs over every stage of its config, recorded at submission so that listings need not
+    /// parse the config (`None` for runs stored before it was recorded).
+    #[serde(default)]
+    pub epochs_total: Option<u32>,
+    /// What its config says that listings and plots show, recorded at submission likewise
+    /// (`None` for runs stored before it was recorded).
+    #[serde(default)]
+    pub facts: Option<RunFacts>,
     /// Where its GPU memory reservation came from, its measured peak, its out-of-memory requeue
     /// (boxed: rarely set, and it keeps `WriteOp::PutRun` small).
     #[serde(default)]
@@ -189,6 +197,19 @@ pub struct BatchJob {
     pub reason: Option<String>,
     /// SHA-256 of the attempt's worker token, so a restarted daemon still admits its worker.
     pub token_sha256: Option<String>,
+}
+
+/// What a run's config says that listings and plots show (method, ratio, seed, whether it is a
+/// balanced reference), read from the config once, at submission.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RunFacts {
+    /// The method (an engine preset, or a command run's label).
+    pub method: String,
+    /// The imbalance ratio it trains at, when it has one.
+    pub imbalance_ratio: Option<f64>,
+    pub seed: u64,
+    /// A balanced reference run (`data.balanced_variant`).
+    pub balanced_reference: bool,
 }
 
 /// One submitted spec.

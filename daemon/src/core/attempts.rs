@@ -8,8 +8,8 @@ use super::oom::{self, OomDecision, OomInput};
 use super::recorder::ExitCause;
 use super::{CoreError, Daemon, Result};
 use crate::model::{RunId, RunRecord, RunState, StoredEpoch};
-use crate::store::{CheckpointMeta, Event, EventKind, LogStream, WriteOp};
-use cauda_plugins::train::{EpochRecord, RunSummary};
+use crate::store::{CheckpointMeta, Event, EventKind, LogStream, RunBrief, WriteOp};
+use cauda_plugins::train::RunSummary;
 
 /// Most bytes of a worker's stderr quoted in a failed run's error.
 pub const STDERR_TAIL_BYTES: usize = 2048;
@@ -74,6 +74,24 @@ impl Daemon {
         Ok(run)
     }
 
+    /// `fence` reading only the run's brief: for the calls that need no config (heartbeats,
+    /// reports, logs, checkpoints), so they do not decode a config of several KB each time.
+    pub(super) fn fence_brief(&self, id: RunId, attempt: u32) -> Result<RunBrief> {
+        let run = self
+            .store
+            .get_run_brief(id)?
+            .ok_or(CoreError::RunNotFound(id))?;
+        if run.attempt != attempt || run.state != RunState::Running {
+            return Err(CoreError::StaleAttempt {
+                run: id,
+                attempt,
+                current: run.attempt,
+                state: run.state,
+            });
+        }
+        Ok(run)
+    }
+
     /// Records a sign of life of an attempt.
     pub(super) fn saw(&self, id: RunId, attempt: u32) {
         let now = self.clock.now();
@@ -117,7 +135,7 @@ impl Daemon {
 
     /// A heartbeat: `true` tells the worker to stop (its run was cancelled or moved on).
     pub fn heartbeat(&self, id: RunId, attempt: u32) -> Result<bool> {
-        match self.fence(id, attempt) {
+        match self.fence_brief(id, attempt) {
             Ok(_) => {
                 self.saw(id, attempt);
                 Ok(false)
@@ -125,53 +143,6 @@ impl Daemon {
             Err(CoreError::StaleAttempt { .. }) => Ok(true),
             Err(e) => Err(e),
         }
-    }
-
-    /// Stores one epoch's metrics once; `true` when it was already stored. `json` must be the
-    /// engine's `EpochRecord` of that epoch and stage; it is stored as a [`StoredEpoch`].
-    pub fn report_epoch(
-        &self,
-        id: RunId,
-        attempt: u32,
-        epoch: u32,
-        stage: u8,
-        json: &str,
-    ) -> Result<bool> {
-        let started = std::time::Instant::now();
-        self.fence(id, attempt)?;
-        self.saw(id, attempt);
-        let bad = |reason: String| CoreError::BadReport {
-            run: id,
-            reason: format!("epoch {epoch}: {reason}"),
-        };
-        let record: EpochRecord = serde_json::from_str(json)
-            .map_err(|e| bad(format!("metrics are not the engine's EpochRecord: {e}")))?;
-        if (record.epoch, record.stage) != (epoch as usize, stage) {
-            return Err(bad(format!(
-                "the record says epoch {} of stage {}, the request epoch {epoch} of stage {stage}",
-                record.epoch, record.stage
-            )));
-        }
-        let bytes = StoredEpoch { attempt, record }
-            .encode()
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
-        let event = Event {
-            at: self.clock.now(),
-            kind: EventKind::Epoch {
-                epoch,
-                stage,
-                attempt,
-            },
-        };
-        // The metric and its event in one durable write (one flush per reported epoch).
-        let seq = self
-            .store
-            .append_metric_with_event(id, epoch, stage, &bytes, &event)?;
-        if let Some(seq) = seq {
-            self.broadcast(id, seq, &event);
-            self.recorder.epoch_stored(started.elapsed());
-        }
-        Ok(seq.is_none())
     }
 
     /// Appends log lines (each cut to `MAX_LOG_LINE` bytes) to their runs' logs, in one commit.
@@ -206,7 +177,7 @@ impl Daemon {
         attempt: u32,
         lines: &[(LogStream, String)],
     ) -> Result<()> {
-        self.fence(id, attempt)?;
+        self.fence_brief(id, attempt)?;
         self.saw(id, attempt);
         let lines: Vec<_> = lines.iter().map(|(s, l)| (id, *s, l.clone())).collect();
         self.append_logs(&lines)
@@ -223,7 +194,7 @@ impl Daemon {
         sha256: &str,
         bytes: &[u8],
     ) -> Result<bool> {
-        self.fence(id, attempt)?;
+        self.fence_brief(id, attempt)?;
         self.saw(id, attempt);
         let digest = crate::store::sha256_hex(bytes);
         if !sha256.eq_ignore_ascii_case(&digest) {

@@ -1,5 +1,7 @@
 //! The daemon core's state and write path: schedule (the policy decides, the store records, then
-//! the executor acts) and cancel; submission is in `submit`.
+//! the executor acts) and cancel; submission is in `submit`. Writes are applied under the write
+//! lock and made durable by a flush shared with concurrent writers (`Store::wait_durable`);
+//! nothing is launched, broadcast or acknowledged before its write is durable.
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -13,7 +15,7 @@ use super::recorder::{ExitCause, NoRecorder, Recorder};
 use super::{Clock, CoreError, Executor, LiveEvent, Result};
 use crate::model::{Actor, ExperimentId, RunId, RunRecord, RunState};
 use crate::scheduler::{Inventory, PendingRun, SchedulerConfig, SchedulerInput, Usage, schedule};
-use crate::store::{Event, EventKind, RunFilter, Store, WriteOp};
+use crate::store::{Event, EventKind, RunBrief, RunFilter, Store, Ticket, WriteOp};
 
 /// How many live events a slow watcher may lag behind before it must re-read the store.
 const LIVE_CAPACITY: usize = 4096;
@@ -54,7 +56,16 @@ pub struct CancelOutcome {
     pub already_finished: Vec<RunId>,
 }
 
-/// The daemon core, shared (`Arc`) by every RPC handler.
+/// A commit applied to the store but not yet durable: `Daemon::settle` waits for its flush, then
+/// broadcasts its events (watchers never see an event that a crash could take back).
+#[must_use = "a pending commit is neither durable nor broadcast until settled"]
+pub(super) struct Pending {
+    pub(super) ticket: Ticket,
+    events: Vec<LiveEvent>,
+}
+
+/// The daemon core, shared (`Arc`) by every RPC handler. Its methods are synchronous and may
+/// wait for a flush: async callers run them with `spawn_blocking`.
 pub struct Daemon {
     pub(super) store: Arc<dyn Store>,
     pub(super) settings: DaemonSettings,
@@ -168,9 +179,28 @@ impl Daemon {
         let _ = self.live.send((run, seq, event.bounded()));
     }
 
-    /// Commits `ops` atomically, then broadcasts their events with their sequence numbers.
+    /// Commits `ops` atomically and durably, then broadcasts their events with their sequence
+    /// numbers.
     pub(super) fn commit(&self, ops: &[WriteOp]) -> Result<()> {
-        let seqs = self.store.commit(ops)?;
+        let pending = self.commit_applied(ops)?;
+        self.settle(pending)
+    }
+
+    /// Waits until `pending` is durable, then broadcasts its events.
+    pub(super) fn settle(&self, pending: Pending) -> Result<()> {
+        self.store.wait_durable(pending.ticket)?;
+        for event in pending.events {
+            // No receiver is not an error: nobody is watching.
+            let _ = self.live.send(event);
+        }
+        Ok(())
+    }
+
+    /// Applies `ops` atomically (readers see them) without waiting for their flush: call
+    /// `settle` before anyone acts on them, ideally after releasing the write lock so that
+    /// concurrent writers share the flush.
+    pub(super) fn commit_applied(&self, ops: &[WriteOp]) -> Result<Pending> {
+        let (seqs, ticket) = self.store.commit_applied(ops)?;
         if let Ok(mut reusable) = self.reusable.lock()
             && let Some(index) = reusable.as_mut()
         {
@@ -191,11 +221,11 @@ impl Daemon {
             WriteOp::AppendEvent(run, event) => Some((*run, event)),
             _ => None,
         });
-        for ((run, event), seq) in events.zip(seqs) {
-            // No receiver is not an error: nobody is watching.
-            let _ = self.live.send((run, seq, event.bounded()));
-        }
-        Ok(())
+        let events = events
+            .zip(seqs)
+            .map(|((run, event), seq)| (run, seq, event.bounded()))
+            .collect();
+        Ok(Pending { ticket, events })
     }
 
     /// Asks the policy what to start now; records starts and pending reasons, then launches.
@@ -204,13 +234,18 @@ impl Daemon {
         self.schedule_locked()
     }
 
+    /// A scheduling pass under the write lock. It reads the runs' briefs (not their configs),
+    /// commits every start, waits for ONE flush covering them all, then launches. Changed
+    /// pending reasons are applied without waiting: they are derived, recomputed by every pass,
+    /// and made durable by the next flush (a caller that acknowledges them waits for
+    /// `Store::newest_ticket`, as `submit` does).
     pub(super) fn schedule_locked(&self) -> Result<()> {
         let now = self.clock.now();
-        let running = self.store.list_runs(&RunFilter {
+        let running = self.store.list_run_briefs(&RunFilter {
             state: Some(RunState::Running),
             ..RunFilter::default()
         })?;
-        let queued = self.store.list_runs(&RunFilter {
+        let queued = self.store.list_run_briefs(&RunFilter {
             state: Some(RunState::Queued),
             ..RunFilter::default()
         })?;
@@ -248,53 +283,90 @@ impl Daemon {
             });
         }
         let decision = schedule(self.executor.placement(), &input);
-        let mut by_id: BTreeMap<RunId, RunRecord> = queued.into_iter().map(|r| (r.id, r)).collect();
+        let mut by_id: BTreeMap<RunId, RunBrief> = queued.into_iter().map(|r| (r.id, r)).collect();
+        let mut started: Vec<(RunRecord, Pending)> = Vec::new();
+        // A failed start stops the pass, but the starts applied before it are still launched.
+        let mut failed = None;
         for (id, grants) in decision.starts {
-            let Some(mut run) = by_id.remove(&id) else {
+            if by_id.remove(&id).is_none() {
                 continue;
-            };
-            run.state = RunState::Running;
-            run.attempt += 1;
-            run.started_at = Some(now);
-            run.pending_reason = None;
-            run.grants = grants;
-            let devices = run.grants.iter().map(|g| g.device.clone()).collect();
-            let started = state_event(now, Some(RunState::Queued), RunState::Running, None);
-            let launch = Event {
-                at: now,
-                kind: EventKind::Launch {
-                    attempt: run.attempt,
-                    devices,
-                    grants: run.grants.clone(),
-                },
-            };
-            self.commit(&[
-                WriteOp::PutRun(run.clone()),
-                WriteOp::AppendEvent(id, launch),
-                WriteOp::AppendEvent(id, started),
-            ])?;
-            tracing::info!(run_id = %id, attempt = run.attempt, "run started");
+            }
+            match self.apply_start(id, grants, now) {
+                Ok(Some(start)) => started.push(start),
+                Ok(None) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        // One flush for every start (the last ticket covers the earlier ones), then launch.
+        if let Some(last) = started.last().map(|(_, p)| p.ticket) {
+            self.store.wait_durable(last)?;
+        }
+        for (run, pending) in started {
+            self.settle(pending)?;
+            tracing::info!(run_id = %run.id, attempt = run.attempt, "run started");
             if run.attempt == 1 {
                 let waited = now.saturating_sub(run.submitted_at);
                 self.recorder
                     .dispatched(std::time::Duration::from_millis(waited));
             }
-            self.saw(id, run.attempt);
+            self.saw(run.id, run.attempt);
             self.executor.launch(&run);
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         let mut reasons = Vec::new();
         for (id, why) in decision.reasons {
-            if let Some(mut run) = by_id.remove(&id)
-                && run.pending_reason.as_deref() != Some(why.as_str())
+            if let Some(brief) = by_id.remove(&id)
+                && brief.pending_reason.as_deref() != Some(why.as_str())
+                && let Some(mut run) = self.store.get_run(id)?
             {
                 run.pending_reason = Some(why);
                 reasons.push(WriteOp::PutRun(run));
             }
         }
         if !reasons.is_empty() {
-            self.commit(&reasons)?;
+            // Derived state: durable with the next flush (see above); no events to broadcast.
+            let Pending { .. } = self.commit_applied(&reasons)?;
         }
         Ok(())
+    }
+
+    /// Applies the start of queued run `id` on `grants` (state, attempt + 1, its `launch` and
+    /// `running` events); `None` when the run is gone.
+    fn apply_start(
+        &self,
+        id: RunId,
+        grants: Vec<crate::model::Grant>,
+        now: crate::model::Millis,
+    ) -> Result<Option<(RunRecord, Pending)>> {
+        let Some(mut run) = self.store.get_run(id)? else {
+            return Ok(None);
+        };
+        run.state = RunState::Running;
+        run.attempt += 1;
+        run.started_at = Some(now);
+        run.pending_reason = None;
+        run.grants = grants;
+        let devices = run.grants.iter().map(|g| g.device.clone()).collect();
+        let to_running = state_event(now, Some(RunState::Queued), RunState::Running, None);
+        let launch = Event {
+            at: now,
+            kind: EventKind::Launch {
+                attempt: run.attempt,
+                devices,
+                grants: run.grants.clone(),
+            },
+        };
+        let pending = self.commit_applied(&[
+            WriteOp::PutRun(run.clone()),
+            WriteOp::AppendEvent(id, launch),
+            WriteOp::AppendEvent(id, to_running),
+        ])?;
+        Ok(Some((run, pending)))
     }
 
     /// Cancels one run or every unfinished run of an experiment; finished runs are left as

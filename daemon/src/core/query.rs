@@ -8,7 +8,7 @@ use super::{CoreError, Daemon, Result};
 use crate::gpu::{self, GpuStats};
 use crate::model::{DeviceId, ExperimentId, ExperimentRecord, Grant, RunId, RunRecord, RunState};
 use crate::scheduler::DeviceInfo;
-use crate::store::{CheckpointMeta, Event, MetricPoint, RunFilter};
+use crate::store::{CheckpointMeta, Event, MetricPoint, RunBrief, RunFilter};
 
 /// Which stored checkpoint of a run to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,11 @@ impl Daemon {
     /// Runs passing `filter`, ordered by id.
     pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
         Ok(self.store.list_runs(filter)?)
+    }
+
+    /// `list_runs` without configs and summaries (a listing's basic view, `store::RunBrief`).
+    pub fn list_run_briefs(&self, filter: &RunFilter) -> Result<Vec<RunBrief>> {
+        Ok(self.store.list_run_briefs(filter)?)
     }
 
     /// One experiment and its runs in grid order.

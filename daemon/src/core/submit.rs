@@ -1,6 +1,9 @@
 //! Submission: parse and resolve a spec with the engine's own validation (every grid point,
 //! and its balanced references when `[report]` asks), plan the runs it needs (`plan`), then
-//! store the experiment and its new runs in one commit and schedule.
+//! store the experiment and its new runs in one commit and schedule. The ids, the commit and the
+//! scheduling pass are applied under the write lock; the flush that makes them durable comes
+//! after it is released, shared with every submission (and report) waiting at the same time,
+//! and the caller is answered only once it returned (group commit).
 
 use std::collections::HashMap;
 
@@ -164,7 +167,7 @@ impl Daemon {
             self.settings.commands.check_user(user)?;
         }
         let now = self.clock.now();
-        let _guard = self.lock()?;
+        let guard = self.lock()?;
         let plan = {
             let mut reusable = self
                 .reusable
@@ -176,11 +179,9 @@ impl Daemon {
             plan(points, reusable.as_ref().unwrap_or(&HashMap::new()))
         };
         self.check_queued_quota(user, plan.new.len())?;
+        // Taken without a flush of their own: durable with the commit below (see `Store`).
         let experiment = self.store.next_experiment_id()?;
-        let mut ids = Vec::with_capacity(plan.new.len());
-        for _ in &plan.new {
-            ids.push(self.store.next_run_id()?);
-        }
+        let ids = self.store.next_run_ids(plan.new.len())?;
         let id_of = |r: PlanRef| match r {
             PlanRef::Stored(id) => id,
             PlanRef::New(i) => ids[i],
@@ -204,6 +205,8 @@ impl Daemon {
                 coordinates: new.coordinates.clone(),
                 user: user.to_string(),
                 config_json: new.run.to_json(),
+                epochs_total: Some(u32::try_from(new.run.epochs_total()).unwrap_or(u32::MAX)),
+                facts: Some(new.run.facts()),
                 config_hash: new.config_hash.clone(),
                 engine: new.run.engine().to_string(),
                 state: RunState::Queued,
@@ -260,9 +263,13 @@ impl Daemon {
                 points,
             }),
         );
-        self.commit(&ops)?;
-        tracing::info!(experiment = %experiment, runs = runs.len(), reused = reused.len(), "experiment submitted");
+        let mut pending = self.commit_applied(&ops)?;
         self.schedule_locked()?;
+        // Everything applied so far: the submission and the pass's pending reasons.
+        pending.ticket = pending.ticket.max(self.store.newest_ticket());
+        drop(guard);
+        self.settle(pending)?;
+        tracing::info!(experiment = %experiment, runs = runs.len(), reused = reused.len(), "experiment submitted");
         Ok(Submitted {
             experiment,
             runs,

@@ -65,7 +65,9 @@ impl StderrTail {
 }
 
 /// Feeds executor events to the core until every sender is gone: output lines in batches
-/// (one store commit per batch), exits one by one (they may retry or fail a run).
+/// (one store commit per batch), exits one by one (they may retry or fail a run). The core
+/// calls wait for the store's flush, so they run on the blocking pool, not on this task's
+/// runtime worker.
 pub async fn pump(mut events: mpsc::UnboundedReceiver<ExecEvent>, daemon: Arc<Daemon>) {
     let mut batch = Vec::new();
     while let Some(first) = events.recv().await {
@@ -79,24 +81,39 @@ pub async fn pump(mut events: mpsc::UnboundedReceiver<ExecEvent>, daemon: Arc<Da
                     }
                 }
                 ExecEvent::Exited { run, attempt, exit } => {
-                    flush(&daemon, &mut batch);
-                    if let Err(e) = daemon.worker_exited(run, attempt, &exit) {
-                        tracing::error!(run_id = %run, attempt, error = %e, "recording a worker's exit failed");
+                    flush(&daemon, &mut batch).await;
+                    let core = daemon.clone();
+                    let exited = tokio::task::spawn_blocking(move || {
+                        core.worker_exited(run, attempt, &exit)
+                    })
+                    .await;
+                    match exited {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::error!(run_id = %run, attempt, error = %e, "recording a worker's exit failed")
+                        }
+                        Err(e) => {
+                            tracing::error!(run_id = %run, attempt, error = %e, "recording a worker's exit panicked")
+                        }
                     }
                     next = events.try_recv().ok();
                 }
             }
         }
-        flush(&daemon, &mut batch);
+        flush(&daemon, &mut batch).await;
     }
 }
 
-fn flush(daemon: &Daemon, batch: &mut Vec<(RunId, LogStream, String)>) {
+async fn flush(daemon: &Arc<Daemon>, batch: &mut Vec<(RunId, LogStream, String)>) {
     if batch.is_empty() {
         return;
     }
-    if let Err(e) = daemon.append_logs(batch) {
-        tracing::error!(error = %e, lines = batch.len(), "storing worker output failed");
+    let lines = std::mem::take(batch);
+    let n = lines.len();
+    let core = daemon.clone();
+    match tokio::task::spawn_blocking(move || core.append_logs(&lines)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, lines = n, "storing worker output failed"),
+        Err(e) => tracing::error!(error = %e, lines = n, "storing worker output panicked"),
     }
-    batch.clear();
 }

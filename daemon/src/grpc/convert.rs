@@ -8,9 +8,9 @@ use tonic::Status;
 
 use super::engine_wire::{ConfigFacts, coordinate_to_wire, metric_to_wire, summary_to_wire};
 use crate::core::{CoreError, DeviceView};
-use crate::model::{DeviceId, Grant, ResourceRequest, RunRecord, RunState};
+use crate::model::{DeviceId, Grant, ResourceRequest, RunFacts, RunRecord, RunState};
 use crate::scheduler::DeviceKind;
-use crate::store::{Event, EventKind, LogStream, MetricPoint, StoreError};
+use crate::store::{Event, EventKind, LogStream, MetricPoint, RunBrief, StoreError};
 
 impl From<CoreError> for Status {
     fn from(err: CoreError) -> Self {
@@ -89,9 +89,40 @@ fn request_to_wire(r: &ResourceRequest) -> v1::ResourceRequest {
 
 /// A run on the wire; `full` includes its config and summary.
 pub fn run_to_wire(r: &RunRecord, full: bool, epochs_done: u32) -> v1::Run {
-    let facts = ConfigFacts::of(&r.config_json);
-    let summary = r.summary.as_deref().filter(|_| full);
-    v1::Run {
+    let mut wire = brief_to_wire(&RunBrief::of(r), epochs_done);
+    if r.epochs_total.is_none() || r.facts.is_none() {
+        // A run stored before these were recorded at submission: read its config.
+        let facts = ConfigFacts::of(&r.config_json);
+        if r.epochs_total.is_none() {
+            wire.epochs_total = facts.epochs_total;
+        }
+        if r.facts.is_none() {
+            set_facts(&mut wire, &facts.facts);
+        }
+    }
+    if full {
+        wire.config_json.clone_from(&r.config_json);
+        if let Some(summary) = r.summary.as_deref() {
+            wire.summary_json = serde_json::to_string(summary).unwrap_or_default();
+            wire.summary = Some(summary_to_wire(summary));
+        }
+    }
+    wire
+}
+
+/// The typed facts of a run's config on the wire.
+fn set_facts(wire: &mut v1::Run, facts: &RunFacts) {
+    wire.method.clone_from(&facts.method);
+    wire.imbalance_ratio = facts.imbalance_ratio;
+    wire.seed = facts.seed;
+    wire.balanced_reference = facts.balanced_reference;
+}
+
+/// A run's basic view (no config or summary) from its brief. A run stored before
+/// `epochs_total` and its facts were recorded shows none; `run_to_wire` reads them from the
+/// config.
+pub fn brief_to_wire(r: &RunBrief, epochs_done: u32) -> v1::Run {
+    let mut wire = v1::Run {
         run_id: r.id.0,
         experiment_id: r.experiment.0,
         name: r.name.clone(),
@@ -105,26 +136,20 @@ pub fn run_to_wire(r: &RunRecord, full: bool, epochs_done: u32) -> v1::Run {
         pending_reason: r.pending_reason.clone(),
         error: r.error.clone(),
         depends_on: r.depends_on.map(|d| d.0),
-        config_json: if full {
-            r.config_json.clone()
-        } else {
-            String::new()
-        },
+        config_json: String::new(),
         config_hash: r.config_hash.clone(),
-        summary_json: summary
-            .map(|s| serde_json::to_string(s).unwrap_or_default())
-            .unwrap_or_default(),
-        summary: summary.map(summary_to_wire),
-        method: facts.method,
-        imbalance_ratio: facts.imbalance_ratio,
-        seed: facts.seed,
-        balanced_reference: facts.balanced_reference,
+        summary_json: String::new(),
+        summary: None,
+        method: String::new(),
+        imbalance_ratio: None,
+        seed: 0,
+        balanced_reference: false,
         coordinates: r.coordinates.iter().map(coordinate_to_wire).collect(),
         submitted_at_ms: millis(r.submitted_at),
         started_at_ms: r.started_at.map(millis),
         finished_at_ms: r.finished_at.map(millis),
         epochs_done,
-        epochs_total: facts.epochs_total,
+        epochs_total: r.epochs_total.unwrap_or(0),
         engine: r.engine.clone(),
         older_engine: !crate::core::is_current_engine(&r.engine),
         gpu_mem_source: r.gpu_memory.source.clone(),
@@ -141,7 +166,11 @@ pub fn run_to_wire(r: &RunRecord, full: bool, epochs_done: u32) -> v1::Run {
                 None => j.state.clone(),
             }),
         slurm_job_attempt: r.batch_job.as_ref().map(|j| j.attempt),
+    };
+    if let Some(facts) = &r.facts {
+        set_facts(&mut wire, facts);
     }
+    wire
 }
 
 /// What a stored event needs from elsewhere to go on the wire: the grants of the run (for a

@@ -8,17 +8,15 @@ use cauda_plugins::train::{EvalRecord, RunSummary, TauSweep};
 use cauda_proto::v1;
 use tonic::Status;
 
-use crate::model::StoredEpoch;
+use crate::model::{RunFacts, StoredEpoch};
 use crate::run_config::RunConfig;
 use crate::store::MetricPoint;
 
-/// What `v1::Run` says of its config, read from the stored config.
+/// What `v1::Run` says of its config, read from the stored config: for runs stored before
+/// submission recorded it (`RunRecord::facts`, `epochs_total`).
 #[derive(Debug, Default, PartialEq)]
 pub struct ConfigFacts {
-    pub method: String,
-    pub imbalance_ratio: Option<f64>,
-    pub seed: u64,
-    pub balanced_reference: bool,
+    pub facts: RunFacts,
     pub epochs_total: u32,
 }
 
@@ -27,10 +25,7 @@ impl ConfigFacts {
     pub fn of(config_json: &str) -> Self {
         match RunConfig::from_json("run", config_json) {
             Ok(config) => Self {
-                method: config.method().to_string(),
-                imbalance_ratio: config.ratio(),
-                seed: config.seed(),
-                balanced_reference: config.is_balanced_reference(),
+                facts: config.facts(),
                 epochs_total: u32::try_from(config.epochs_total()).unwrap_or(u32::MAX),
             },
             Err(e) => {

@@ -5,6 +5,7 @@
 //! rustls when it has `[tls]`.
 
 pub mod auth;
+mod blocking;
 pub mod convert;
 pub mod engine_wire;
 mod export;
@@ -21,6 +22,7 @@ use cauda_proto::v1::worker_server::WorkerServer;
 use tonic::service::interceptor::InterceptedService;
 
 use crate::core::Daemon;
+pub use blocking::MAX_BLOCKING_THREADS;
 pub use service::CaudaService;
 pub use worker_service::{
     HEARTBEAT_INTERVAL_MS, MAX_CHECKPOINT_BYTES, WorkerService, meta_to_wire,

@@ -1,5 +1,5 @@
 //! The `Cauda` service as adapters over the core: validate the request, convert, call the
-//! daemon, convert back. No scheduling logic here.
+//! daemon (off the runtime's workers, `blocking`), convert back. No scheduling logic here.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, instrument};
 
+use super::blocking;
 use super::{convert, engine_wire};
 use crate::core::{CancelTarget, CheckpointChoice, Daemon};
 use crate::model::{ExperimentId, RunId, RunState};
@@ -32,10 +33,11 @@ impl CaudaService {
     pub fn new(daemon: Arc<Daemon>) -> Self {
         Self { daemon }
     }
+}
 
-    fn epochs_done(&self, id: RunId) -> u32 {
-        self.daemon.epochs_done(id).unwrap_or(0)
-    }
+/// The last stored epoch of a run (0 when none or unreadable: a listing still shows the run).
+fn epochs_done(daemon: &Daemon, id: RunId) -> u32 {
+    daemon.epochs_done(id).unwrap_or(0)
 }
 
 #[tonic::async_trait]
@@ -48,8 +50,12 @@ impl Cauda for CaudaService {
         let user = super::auth::submitter(&request, request.get_ref().user.as_deref())?;
         let req = request.into_inner();
         let origin = req.source_name.as_deref().unwrap_or("spec");
+        let origin = origin.to_string();
         if req.validate_only {
-            let names = self.daemon.validate(origin, &req.spec_toml)?;
+            let names = blocking::core(&self.daemon, move |d| {
+                Ok(d.validate(&origin, &req.spec_toml)?)
+            })
+            .await?;
             let runs = names
                 .into_iter()
                 .map(|name| v1::SubmittedRun {
@@ -64,9 +70,10 @@ impl Cauda for CaudaService {
             }));
         }
         tracing::Span::current().record("user", &user);
-        let submitted = self
-            .daemon
-            .submit(origin, &req.spec_toml, &user, req.priority)?;
+        let submitted = blocking::core(&self.daemon, move |d| {
+            Ok(d.submit(&origin, &req.spec_toml, &user, req.priority)?)
+        })
+        .await?;
         Ok(Response::new(v1::SubmitExperimentResponse {
             experiment_id: submitted.experiment.0,
             runs: submitted
@@ -97,7 +104,7 @@ impl Cauda for CaudaService {
         request: Request<v1::GetExperimentRequest>,
     ) -> Result<Response<v1::GetExperimentResponse>, Status> {
         let id = ExperimentId(request.get_ref().experiment_id);
-        let (exp, runs) = self.daemon.get_experiment(id)?;
+        let (exp, runs) = blocking::core(&self.daemon, move |d| Ok(d.get_experiment(id)?)).await?;
         let mut counts = v1::RunStateCounts::default();
         for r in &runs {
             match r.state {
@@ -167,28 +174,41 @@ impl Cauda for CaudaService {
             limit: (states.len() <= 1).then_some(page + 1),
             after,
         };
-        let mut runs: Vec<_> = self
-            .daemon
-            .list_runs(&filter)?
-            .into_iter()
-            .filter(|r| states.is_empty() || states.contains(&r.state))
-            .take(page + 1)
-            .collect();
-        let next_page_token = if runs.len() > page {
-            runs.truncate(page);
-            runs.last().map(|r| r.id.0.to_string()).unwrap_or_default()
-        } else {
-            String::new()
-        };
         let full = req.view == v1::RunView::Full as i32;
-        let runs = runs
-            .iter()
-            .map(|r| convert::run_to_wire(r, full, self.epochs_done(r.id)))
-            .collect();
-        Ok(Response::new(v1::ListRunsResponse {
-            runs,
-            next_page_token,
-        }))
+        let response = blocking::core(&self.daemon, move |d| {
+            if full {
+                let runs = d.list_runs(&filter)?.into_iter();
+                let runs = runs.filter(|r| states.is_empty() || states.contains(&r.state));
+                let (runs, next_page_token) = page_of(runs.collect(), page, |r| r.id);
+                let runs = runs
+                    .iter()
+                    .map(|r| convert::run_to_wire(r, true, epochs_done(d, r.id)));
+                return Ok(v1::ListRunsResponse {
+                    runs: runs.collect(),
+                    next_page_token,
+                });
+            }
+            // The basic view reads briefs: no config is decoded (`store::brief`).
+            let runs = d.list_run_briefs(&filter)?.into_iter();
+            let runs = runs.filter(|r| states.is_empty() || states.contains(&r.state));
+            let (runs, next_page_token) = page_of(runs.collect(), page, |r| r.id);
+            let mut wire = Vec::with_capacity(runs.len());
+            for r in &runs {
+                let run = if r.epochs_total.is_none() || r.facts.is_none() {
+                    // Stored before these were recorded at submission: read its config.
+                    convert::run_to_wire(&d.get_run(r.id)?, false, epochs_done(d, r.id))
+                } else {
+                    convert::brief_to_wire(r, epochs_done(d, r.id))
+                };
+                wire.push(run);
+            }
+            Ok(v1::ListRunsResponse {
+                runs: wire,
+                next_page_token,
+            })
+        })
+        .await?;
+        Ok(Response::new(response))
     }
 
     #[instrument(skip_all, fields(run_id = request.get_ref().run_id))]
@@ -197,10 +217,15 @@ impl Cauda for CaudaService {
         request: Request<v1::GetRunRequest>,
     ) -> Result<Response<v1::GetRunResponse>, Status> {
         let id = RunId(request.get_ref().run_id);
-        let run = self.daemon.get_run(id)?;
-        Ok(Response::new(v1::GetRunResponse {
-            run: Some(convert::run_to_wire(&run, true, self.epochs_done(id))),
-        }))
+        let run = blocking::core(&self.daemon, move |d| {
+            Ok(convert::run_to_wire(
+                &d.get_run(id)?,
+                true,
+                epochs_done(d, id),
+            ))
+        })
+        .await?;
+        Ok(Response::new(v1::GetRunResponse { run: Some(run) }))
     }
 
     #[instrument(skip_all, fields(target = ?request.get_ref().target))]
@@ -219,7 +244,10 @@ impl Cauda for CaudaService {
                 ));
             }
         };
-        let outcome = self.daemon.cancel_as(&actor, target, req.reason)?;
+        let outcome = blocking::core(&self.daemon, move |d| {
+            Ok(d.cancel_as(&actor, target, req.reason)?)
+        })
+        .await?;
         Ok(Response::new(v1::CancelRunResponse {
             cancelled_run_ids: outcome.cancelled.iter().map(|r| r.0).collect(),
             already_finished_run_ids: outcome.already_finished.iter().map(|r| r.0).collect(),
@@ -242,7 +270,8 @@ impl Cauda for CaudaService {
         &self,
         request: Request<v1::GetMetricsRequest>,
     ) -> Result<Response<v1::GetMetricsResponse>, Status> {
-        let (points, summary) = self.daemon.metrics(RunId(request.get_ref().run_id))?;
+        let id = RunId(request.get_ref().run_id);
+        let (points, summary) = blocking::core(&self.daemon, move |d| Ok(d.metrics(id)?)).await?;
         Ok(Response::new(v1::GetMetricsResponse {
             epochs: points
                 .iter()
@@ -283,7 +312,7 @@ impl Cauda for CaudaService {
         &self,
         _request: Request<v1::ListDevicesRequest>,
     ) -> Result<Response<v1::ListDevicesResponse>, Status> {
-        let mut views = self.daemon.devices()?;
+        let mut views = blocking::core(&self.daemon, |d| Ok(d.devices()?)).await?;
         views.sort_by_key(|d| convert::device_order(&d.info.id));
         Ok(Response::new(v1::ListDevicesResponse {
             devices: views.iter().map(convert::device_to_wire).collect(),
@@ -298,7 +327,7 @@ impl Cauda for CaudaService {
         request: Request<v1::GetReportRequest>,
     ) -> Result<Response<v1::GetReportResponse>, Status> {
         let id = ExperimentId(request.get_ref().experiment_id);
-        let report = self.daemon.report(id)?;
+        let report = blocking::core(&self.daemon, move |d| Ok(d.report(id)?)).await?;
         Ok(Response::new(convert::report_to_wire(&report)))
     }
 
@@ -315,7 +344,9 @@ impl Cauda for CaudaService {
                 CheckpointChoice::Latest
             }
         };
-        let meta = self.daemon.checkpoint_meta(RunId(req.run_id), choice)?;
+        let run = RunId(req.run_id);
+        let meta =
+            blocking::core(&self.daemon, move |d| Ok(d.checkpoint_meta(run, choice)?)).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let daemon = self.daemon.clone();
         let span = tracing::info_span!("checkpoint_stream", run_id = req.run_id);
@@ -385,10 +416,27 @@ impl Cauda for CaudaService {
                 ));
             }
         };
-        let outcome = self.daemon.delete_as(&actor, target)?;
+        let outcome =
+            blocking::core(&self.daemon, move |d| Ok(d.delete_as(&actor, target)?)).await?;
         Ok(Response::new(v1::DeleteRunResponse {
             deleted_run_ids: outcome.runs.iter().map(|r| r.0).collect(),
             deleted_experiment_ids: outcome.experiments.iter().map(|e| e.0).collect(),
         }))
+    }
+}
+
+/// The first `page` of `items` and the token of the next page (empty on the last one): the
+/// listing asked for one item more than a page to know whether another page follows.
+fn page_of<T>(mut items: Vec<T>, page: usize, id: impl Fn(&T) -> RunId) -> (Vec<T>, String) {
+    items.truncate(page + 1);
+    if items.len() > page {
+        items.truncate(page);
+        let token = items
+            .last()
+            .map(|r| id(r).0.to_string())
+            .unwrap_or_default();
+        (items, token)
+    } else {
+        (items, String::new())
     }
 }

@@ -13,8 +13,8 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, instrument};
 
-use super::auth;
-use crate::core::{Daemon, Ending, oom};
+use super::{auth, blocking};
+use crate::core::{Daemon, Ending, ReportedEpoch, oom};
 use crate::model::RunId;
 use crate::store::LogStream;
 
@@ -22,6 +22,8 @@ use crate::store::LogStream;
 pub const MAX_CHECKPOINT_BYTES: u64 = 4 << 30;
 /// Log lines accepted per ReportLog call.
 const MAX_LOG_LINES: usize = 1000;
+/// Epochs accepted per ReportEpochs call.
+const MAX_REPORTED_EPOCHS: usize = 1000;
 /// How often workers are told to heartbeat.
 pub const HEARTBEAT_INTERVAL_MS: u32 = 1000;
 
@@ -49,18 +51,22 @@ impl Worker for WorkerService {
         let grant = auth::worker_grant(&request);
         let req = request.into_inner();
         auth::check_worker(grant, req.run_id, req.attempt)?;
-        let start =
-            self.daemon
-                .register_worker(RunId(req.run_id), req.attempt, req.pid, &req.hostname)?;
-        let stage = |epoch| self.daemon.stage_of(RunId(req.run_id), epoch);
-        Ok(Response::new(v1::RegisterResponse {
-            config_json: start.config_json,
-            config_hash: start.config_hash,
-            run_name: start.name,
-            resume: start.resume.map(|m| meta_to_wire(&m, stage(m.epoch))),
-            heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
-            epochs_done: start.epochs_done,
-        }))
+        let reply = blocking::core(&self.daemon, move |d| {
+            let id = RunId(req.run_id);
+            let start = d.register_worker(id, req.attempt, req.pid, &req.hostname)?;
+            Ok(v1::RegisterResponse {
+                config_json: start.config_json,
+                config_hash: start.config_hash,
+                run_name: start.name,
+                resume: start
+                    .resume
+                    .map(|m| meta_to_wire(&m, d.stage_of(id, m.epoch))),
+                heartbeat_interval_ms: HEARTBEAT_INTERVAL_MS,
+                epochs_done: start.epochs_done,
+            })
+        })
+        .await?;
+        Ok(Response::new(reply))
     }
 
     async fn heartbeat(
@@ -70,7 +76,10 @@ impl Worker for WorkerService {
         let grant = auth::worker_grant(&request);
         let req = request.into_inner();
         auth::check_worker(grant, req.run_id, req.attempt)?;
-        let stop = self.daemon.heartbeat(RunId(req.run_id), req.attempt)?;
+        let stop = blocking::core(&self.daemon, move |d| {
+            Ok(d.heartbeat(RunId(req.run_id), req.attempt)?)
+        })
+        .await?;
         Ok(Response::new(v1::HeartbeatResponse { stop }))
     }
 
@@ -84,32 +93,53 @@ impl Worker for WorkerService {
         let metrics = req
             .metrics
             .ok_or_else(|| Status::invalid_argument("ReportEpoch: metrics missing"))?;
-        let stage = u8::try_from(metrics.stage)
-            .ok()
-            .filter(|s| (1..=2).contains(s))
-            .ok_or_else(|| {
-                Status::invalid_argument(format!(
-                    "ReportEpoch: stage {} is out of range; allowed 1 ..= 2",
-                    metrics.stage
-                ))
-            })?;
-        if metrics.epoch == 0 {
-            return Err(Status::invalid_argument(
-                "ReportEpoch: epochs count from 1; got 0",
-            ));
-        }
-        let duplicate = self.daemon.report_epoch(
-            RunId(req.run_id),
-            req.attempt,
-            metrics.epoch,
-            stage,
-            &metrics.raw_json,
-        )?;
-        if let Some(peak) = req.peak_gpu_mem_mb {
-            self.daemon
-                .record_peak(RunId(req.run_id), req.attempt, peak)?;
-        }
+        let reported = reported_epoch("ReportEpoch", metrics)?;
+        let duplicate = blocking::core(&self.daemon, move |d| {
+            let id = RunId(req.run_id);
+            let duplicate = d.report_epoch(
+                id,
+                req.attempt,
+                reported.epoch,
+                reported.stage,
+                &reported.json,
+            )?;
+            if let Some(peak) = req.peak_gpu_mem_mb {
+                d.record_peak(id, req.attempt, peak)?;
+            }
+            Ok(duplicate)
+        })
+        .await?;
         Ok(Response::new(v1::ReportEpochResponse { duplicate }))
+    }
+
+    async fn report_epochs(
+        &self,
+        request: Request<v1::ReportEpochsRequest>,
+    ) -> Result<Response<v1::ReportEpochsResponse>, Status> {
+        let grant = auth::worker_grant(&request);
+        let req = request.into_inner();
+        auth::check_worker(grant, req.run_id, req.attempt)?;
+        if req.metrics.len() > MAX_REPORTED_EPOCHS {
+            return Err(Status::invalid_argument(format!(
+                "ReportEpochs: {} epochs; at most {MAX_REPORTED_EPOCHS} per call",
+                req.metrics.len()
+            )));
+        }
+        let epochs = req
+            .metrics
+            .into_iter()
+            .map(|m| reported_epoch("ReportEpochs", m))
+            .collect::<Result<Vec<_>, Status>>()?;
+        let duplicate = blocking::core(&self.daemon, move |d| {
+            let id = RunId(req.run_id);
+            let duplicate = d.report_epochs(id, req.attempt, &epochs)?;
+            if let Some(peak) = req.peak_gpu_mem_mb {
+                d.record_peak(id, req.attempt, peak)?;
+            }
+            Ok(duplicate)
+        })
+        .await?;
+        Ok(Response::new(v1::ReportEpochsResponse { duplicate }))
     }
 
     async fn report_log(
@@ -137,8 +167,10 @@ impl Worker for WorkerService {
                 (stream, l.line)
             })
             .collect();
-        self.daemon
-            .report_logs(RunId(req.run_id), req.attempt, &lines)?;
+        blocking::core(&self.daemon, move |d| {
+            Ok(d.report_logs(RunId(req.run_id), req.attempt, &lines)?)
+        })
+        .await?;
         Ok(Response::new(v1::ReportLogResponse {}))
     }
 
@@ -228,11 +260,13 @@ impl Worker for WorkerService {
         let req = request.into_inner();
         auth::check_worker(grant, req.run_id, req.attempt)?;
         let id = RunId(req.run_id);
-        let (meta, bytes) = self
-            .daemon
-            .resume_checkpoint(id, req.attempt)?
-            .ok_or_else(|| Status::not_found(format!("run {id} has no checkpoint")))?;
-        let first = meta_to_wire(&meta, self.daemon.stage_of(id, meta.epoch));
+        let (first, bytes) = blocking::core(&self.daemon, move |d| {
+            let (meta, bytes) = d
+                .resume_checkpoint(id, req.attempt)?
+                .ok_or_else(|| Status::not_found(format!("run {id} has no checkpoint")))?;
+            Ok((meta_to_wire(&meta, d.stage_of(id, meta.epoch)), bytes))
+        })
+        .await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(
             async move {
@@ -278,9 +312,35 @@ impl Worker for WorkerService {
             Some(Outcome::Failure(f)) => Ending::Failed(f.message),
             None => return Err(Status::invalid_argument("Finish: outcome missing")),
         };
-        self.daemon.finish(RunId(req.run_id), req.attempt, ending)?;
+        blocking::core(&self.daemon, move |d| {
+            Ok(d.finish(RunId(req.run_id), req.attempt, ending)?)
+        })
+        .await?;
         Ok(Response::new(v1::FinishResponse {}))
     }
+}
+
+/// A reported epoch's wire checks: stage 1 or 2, epochs counting from 1.
+fn reported_epoch(rpc: &str, metrics: v1::EpochMetrics) -> Result<ReportedEpoch, Status> {
+    let stage = u8::try_from(metrics.stage)
+        .ok()
+        .filter(|s| (1..=2).contains(s))
+        .ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "{rpc}: stage {} is out of range; allowed 1 ..= 2",
+                metrics.stage
+            ))
+        })?;
+    if metrics.epoch == 0 {
+        return Err(Status::invalid_argument(format!(
+            "{rpc}: epochs count from 1; got 0"
+        )));
+    }
+    Ok(ReportedEpoch {
+        epoch: metrics.epoch,
+        stage,
+        json: metrics.raw_json,
+    })
 }
 
 /// A stored checkpoint's description on the wire.

@@ -4,13 +4,18 @@
 //! semantics (one shared test suite runs against both).
 //!
 //! Write-ahead: every mutating method is durable (flushed) before it returns, so the daemon acts
-//! on a state change only once it would survive a crash.
+//! on a state change only once it would survive a crash. `commit_applied` and `wait_durable`
+//! split that in two so that writers can share flushes (group commit, `group_flush`): a write
+//! applied but not yet durable may be read, but nobody acts on it or acknowledges it.
 
+mod brief;
+mod group_flush;
 mod keys;
 mod memory_store;
 mod sled_checkpoints;
 mod sled_commit;
 mod sled_delete;
+mod sled_ingest;
 mod sled_metrics;
 mod sled_queries;
 mod sled_store;
@@ -18,6 +23,7 @@ pub mod space;
 #[cfg(test)]
 mod tests;
 
+pub use brief::RunBrief;
 pub use memory_store::MemoryStore;
 pub use sled_store::SledStore;
 pub use space::DiskSpace;
@@ -111,12 +117,29 @@ pub struct RunFilter {
 impl RunFilter {
     /// Whether `run` passes every filter set (not the paging fields).
     pub fn matches(&self, run: &RunRecord) -> bool {
-        self.experiment.is_none_or(|e| run.experiment == e)
-            && self.state.is_none_or(|s| run.state == s)
-            && self.user.as_deref().is_none_or(|u| run.user == u)
-            && self.after.is_none_or(|a| run.id > a)
+        self.matches_fields(run.id, run.experiment, run.state, &run.user)
+    }
+
+    /// `matches` for a run known by the fields the filter reads (a `RunBrief`).
+    pub fn matches_fields(
+        &self,
+        id: RunId,
+        experiment: ExperimentId,
+        state: RunState,
+        user: &str,
+    ) -> bool {
+        self.experiment.is_none_or(|e| experiment == e)
+            && self.state.is_none_or(|s| state == s)
+            && self.user.as_deref().is_none_or(|u| user == u)
+            && self.after.is_none_or(|a| id > a)
     }
 }
+
+/// A write's place in the store's order (`Store::commit_applied`): once `Store::wait_durable`
+/// returns for a ticket, that write and every write applied before it survive a crash. The
+/// in-memory store has nothing to flush; its tickets are all 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ticket(pub u64);
 
 /// One write of an atomic `Store::commit`.
 // A run record is the common write and lives a few microseconds in a short Vec per commit, so
@@ -205,6 +228,16 @@ pub struct MetricPoint {
     pub json: Vec<u8>,
 }
 
+/// One epoch of `Store::append_metrics_with_events`: its metrics JSON and its `Epoch` event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochWrite {
+    pub epoch: u32,
+    /// The training stage (1, or 2 for a decoupled second stage).
+    pub stage: u8,
+    pub json: Vec<u8>,
+    pub event: Event,
+}
+
 /// What the store knows of one stored checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointMeta {
@@ -221,17 +254,43 @@ pub struct CheckpointMeta {
     pub sha256: String,
 }
 
-/// The persistence layer. Methods are synchronous and fast; each mutating one is durable
-/// before it returns.
+/// The persistence layer. Methods are synchronous and may wait for a flush, so async code calls
+/// them off its runtime's workers (`spawn_blocking`); each mutating one is durable before it
+/// returns, except `commit_applied`, whose durability `wait_durable` waits for.
 pub trait Store: Send + Sync {
-    /// A fresh run id (from 1 up), never handed out before, even across restarts.
+    /// A fresh run id (from 1 up). Taking it writes no flush of its own: the counter becomes
+    /// durable with the next durable write (flushes cover the log in order), so an id that any
+    /// durable record holds, or that a caller was told after a durable write, is never handed
+    /// out again, even across restarts; an id taken by a write that never became durable may be.
     fn next_run_id(&self) -> Result<RunId>;
-    /// A fresh experiment id (from 1 up), never handed out before, even across restarts.
+    /// A fresh experiment id (from 1 up), under the same rule as `next_run_id`.
     fn next_experiment_id(&self) -> Result<ExperimentId>;
+    /// `n` fresh run ids, consecutive in the sled store (one counter write for a whole grid).
+    fn next_run_ids(&self, n: usize) -> Result<Vec<RunId>> {
+        (0..n).map(|_| self.next_run_id()).collect()
+    }
 
-    /// Apply all of `ops` or none of them. Returns the sequence numbers of the appended events,
-    /// in the order of the `AppendEvent` ops.
-    fn commit(&self, ops: &[WriteOp]) -> Result<Vec<u64>>;
+    /// Apply all of `ops` or none of them, durably. Returns the sequence numbers of the
+    /// appended events, in the order of the `AppendEvent` ops.
+    fn commit(&self, ops: &[WriteOp]) -> Result<Vec<u64>> {
+        let (seqs, ticket) = self.commit_applied(ops)?;
+        self.wait_durable(ticket)?;
+        Ok(seqs)
+    }
+
+    /// `commit` up to the point where it is applied: readers see it when this returns, but it
+    /// is durable only once `wait_durable(ticket)` has returned (nobody may act on it or
+    /// acknowledge it before). Lets callers release their locks before the flush and share it.
+    fn commit_applied(&self, ops: &[WriteOp]) -> Result<(Vec<u64>, Ticket)>;
+
+    /// Returns once the write of `ticket`, and every write applied before it, is durable; one
+    /// flush serves every writer waiting when it starts (group commit).
+    fn wait_durable(&self, ticket: Ticket) -> Result<()>;
+
+    /// The newest write applied so far: `wait_durable` of it makes everything applied durable.
+    fn newest_ticket(&self) -> Ticket {
+        Ticket::default()
+    }
 
     fn get_experiment(&self, id: ExperimentId) -> Result<Option<ExperimentRecord>>;
     /// Experiments ordered by id, those after `after` (exclusive), at most `limit`.
@@ -241,8 +300,17 @@ pub trait Store: Send + Sync {
         limit: Option<usize>,
     ) -> Result<Vec<ExperimentRecord>>;
     fn get_run(&self, id: RunId) -> Result<Option<RunRecord>>;
+    /// One run's brief (no config or summary to decode: the hot paths' fence reads it).
+    fn get_run_brief(&self, id: RunId) -> Result<Option<RunBrief>> {
+        Ok(self.get_run(id)?.as_ref().map(RunBrief::of))
+    }
     /// Runs passing `filter`, ordered by id; an index answers the experiment, state or user filter.
     fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>>;
+    /// `list_runs` without the bulky fields (config and summary JSON): what a listing or a
+    /// scheduling pass reads. The sled store keeps them in a tree of their own.
+    fn list_run_briefs(&self, filter: &RunFilter) -> Result<Vec<RunBrief>> {
+        Ok(self.list_runs(filter)?.iter().map(RunBrief::of).collect())
+    }
     /// How many runs are in `state`, without reading them (for monitoring).
     fn count_runs(&self, state: RunState) -> Result<u64> {
         let runs = self.list_runs(&RunFilter {
@@ -269,6 +337,23 @@ pub trait Store: Send + Sync {
         json: &[u8],
         event: &Event,
     ) -> Result<Option<u64>>;
+    /// `append_metric_with_event` for several epochs of one run at once (a worker's batch),
+    /// all stored in one durable write: per epoch, its event's sequence number, or `None` for
+    /// an epoch already stored (idempotent per (run, epoch)). Every JSON must parse, or nothing
+    /// is written.
+    fn append_metrics_with_events(
+        &self,
+        run: RunId,
+        points: &[EpochWrite],
+    ) -> Result<Vec<Option<u64>>> {
+        for p in points {
+            check_metric_json("append_metrics_with_events", &p.json)?;
+        }
+        points
+            .iter()
+            .map(|p| self.append_metric_with_event(run, p.epoch, p.stage, &p.json, &p.event))
+            .collect()
+    }
     /// A run's metrics in epoch order.
     fn metrics(&self, run: RunId) -> Result<Vec<MetricPoint>>;
 

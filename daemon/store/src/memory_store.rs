@@ -3,8 +3,8 @@
 //! shared suite in `tests/` holds both to the same behaviour). Nothing survives a drop.
 
 use super::{
-    CheckpointMeta, Event, MetricPoint, Result, RunFilter, Store, StoreConfig, StoreError, WriteOp,
-    check_metric_json, chunk_count, evicted_epochs,
+    CheckpointMeta, Event, MetricPoint, Result, RunFilter, Store, StoreConfig, StoreError, Ticket,
+    WriteOp, check_metric_json, chunk_count, evicted_epochs,
 };
 use cauda_model::{ExperimentId, ExperimentRecord, RunId, RunRecord};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -90,26 +90,9 @@ impl MemoryStore {
     fn lock(&self, op: &'static str) -> Result<MutexGuard<'_, Inner>> {
         self.inner.lock().map_err(|_| StoreError::Poisoned { op })
     }
-}
 
-fn ids_after(after: Option<u64>) -> Option<u64> {
-    after.map_or(Some(0), |a| a.checked_add(1))
-}
-
-impl Store for MemoryStore {
-    fn next_run_id(&self) -> Result<RunId> {
-        let mut inner = self.lock("next_run_id")?;
-        inner.last_run += 1;
-        Ok(RunId(inner.last_run))
-    }
-
-    fn next_experiment_id(&self) -> Result<ExperimentId> {
-        let mut inner = self.lock("next_experiment_id")?;
-        inner.last_experiment += 1;
-        Ok(ExperimentId(inner.last_experiment))
-    }
-
-    fn commit(&self, ops: &[WriteOp]) -> Result<Vec<u64>> {
+    /// `commit`: nothing to flush, so applied is durable.
+    fn commit_now(&self, ops: &[WriteOp]) -> Result<Vec<u64>> {
         const OP: &str = "commit";
         let mut inner = self.lock(OP)?;
         // Validate the whole batch before touching anything: all or nothing.
@@ -150,6 +133,36 @@ impl Store for MemoryStore {
             }
         }
         Ok(appended)
+    }
+}
+
+fn ids_after(after: Option<u64>) -> Option<u64> {
+    after.map_or(Some(0), |a| a.checked_add(1))
+}
+
+impl Store for MemoryStore {
+    fn next_run_id(&self) -> Result<RunId> {
+        let mut inner = self.lock("next_run_id")?;
+        inner.last_run += 1;
+        Ok(RunId(inner.last_run))
+    }
+
+    fn next_experiment_id(&self) -> Result<ExperimentId> {
+        let mut inner = self.lock("next_experiment_id")?;
+        inner.last_experiment += 1;
+        Ok(ExperimentId(inner.last_experiment))
+    }
+
+    fn commit_applied(&self, ops: &[WriteOp]) -> Result<(Vec<u64>, Ticket)> {
+        Ok((self.commit_now(ops)?, Ticket::default()))
+    }
+
+    fn wait_durable(&self, _ticket: Ticket) -> Result<()> {
+        Ok(())
+    }
+
+    fn commit(&self, ops: &[WriteOp]) -> Result<Vec<u64>> {
+        self.commit_now(ops)
     }
 
     fn get_experiment(&self, id: ExperimentId) -> Result<Option<ExperimentRecord>> {

@@ -71,7 +71,9 @@ impl SledStore {
             })
             .map_err(self.tx_err(OP))?;
         drop(t);
-        self.durable(OP)?;
+        let ticket = self.applied();
+        drop(_w);
+        self.wait_for(OP, ticket)?;
         tracing::debug!(run_id = %run, epoch, size = meta.size, evicted = evicted.len(), "stored a checkpoint");
         Ok(meta)
     }

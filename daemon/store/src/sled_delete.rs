@@ -14,7 +14,7 @@ use sled::transaction::ConflictableTransactionError;
 impl SledStore {
     pub(super) fn delete_run_all(&self, run: RunId) -> Result<bool> {
         const OP: &str = "delete_run";
-        let _w = self.write_lock();
+        let w = self.write_lock();
         let t = self.t()?;
         let key = keys::id(run.0);
         let Some(bytes) = t.runs.get(key).map_err(self.err(OP))? else {
@@ -31,6 +31,7 @@ impl SledStore {
         let (checkpoints, chunks) = (under(&t.checkpoints)?, under(&t.chunks)?);
         let trees = (
             &t.runs,
+            &t.briefs,
             &t.by_experiment,
             &t.by_state,
             &t.by_user,
@@ -40,36 +41,41 @@ impl SledStore {
             &t.chunks,
         );
         trees
-            .transaction(|(runs, by_exp, by_state, by_user, ev, me, cp, ch)| {
-                runs.remove(&key)?;
-                by_exp.remove(&keys::pair(record.experiment.0, run.0))?;
-                by_state.remove(&keys::state_run(record.state, run))?;
-                by_user.remove(keys::user_run(&record.user, run))?;
-                for (tree, keys) in [
-                    (ev, &events),
-                    (me, &metrics),
-                    (cp, &checkpoints),
-                    (ch, &chunks),
-                ] {
-                    for k in keys {
-                        tree.remove(k)?;
+            .transaction(
+                |(runs, briefs, by_exp, by_state, by_user, ev, me, cp, ch)| {
+                    runs.remove(&key)?;
+                    briefs.remove(&key)?;
+                    by_exp.remove(&keys::pair(record.experiment.0, run.0))?;
+                    by_state.remove(&keys::state_run(record.state, run))?;
+                    by_user.remove(keys::user_run(&record.user, run))?;
+                    for (tree, keys) in [
+                        (ev, &events),
+                        (me, &metrics),
+                        (cp, &checkpoints),
+                        (ch, &chunks),
+                    ] {
+                        for k in keys {
+                            tree.remove(k)?;
+                        }
                     }
-                }
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            })
+                    Ok::<_, ConflictableTransactionError<StoreError>>(())
+                },
+            )
             .map_err(self.tx_err(OP))?;
+        drop((t, w));
         self.durable(OP)?;
         Ok(true)
     }
 
     pub(super) fn delete_experiment_record(&self, id: ExperimentId) -> Result<bool> {
         const OP: &str = "delete_experiment";
-        let _w = self.write_lock();
+        let w = self.write_lock();
         let removed = self
             .t()?
             .experiments
             .remove(keys::id(id.0))
             .map_err(self.err(OP))?;
+        drop(w);
         self.durable(OP)?;
         Ok(removed.is_some())
     }

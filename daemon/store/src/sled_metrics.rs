@@ -1,13 +1,12 @@
 //! The sled store's per-epoch metrics, keyed (run, epoch) so a scan returns them in epoch order;
 //! each value is the stage byte then the JSON. An epoch is stored once: a resent one writes
-//! nothing. A reported epoch and its `Epoch` event go in one transaction and one flush (the
-//! ingestion path). `impl Store for SledStore` delegates here.
+//! nothing. A reported epoch and its `Epoch` event go in one transaction and one flush, shared
+//! with every report waiting at the same time (the ingestion path, `sled_ingest`). `impl Store for SledStore` delegates here.
 
 use super::keys;
+use super::sled_ingest::Point;
 use super::sled_store::{SledStore, encode};
-use super::{Event, MetricPoint, Result, RunId, StoreError, check_metric_json};
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
+use super::{EpochWrite, Event, MetricPoint, Result, RunId, StoreError, check_metric_json};
 
 /// A metric as stored: the stage byte, then the JSON.
 fn metric_value(stage: u8, json: &[u8]) -> Vec<u8> {
@@ -109,9 +108,8 @@ impl SledStore {
         }
     }
 
-    /// One transaction over the runs, metrics and events trees: the run must exist, a stored
-    /// epoch aborts nothing but writes nothing, else the metric and the event (numbered after
-    /// the run's last event, read under the writer lock) are written together.
+    /// One epoch and its event, through the batching of `sled_ingest` (one transaction and
+    /// one flush for every report waiting at the same time).
     pub(super) fn store_metric_with_event(
         &self,
         run: RunId,
@@ -121,37 +119,40 @@ impl SledStore {
         event: &Event,
     ) -> Result<Option<u64>> {
         const OP: &str = "append_metric_with_event";
-        check_metric_json(OP, json)?;
-        let value = metric_value(stage, json);
-        let event = encode(OP, || format!("event of run {run}"), &event.bounded())?;
-        let key = keys::run_epoch(run, epoch);
-        let stored = {
-            // Held from reading the next event number until the transaction has written it;
-            // released before the flush so that concurrent reports share fsyncs.
-            let _w = self.write_lock();
-            self.writable(OP, None)?;
-            let seq = self.next_event_seq(OP, run)?;
-            let t = self.t()?;
-            (&t.runs, &t.metrics, &t.events)
-                .transaction(|(runs, metrics, events)| {
-                    if runs.get(keys::id(run.0))?.is_none() {
-                        return Err(ConflictableTransactionError::Abort(StoreError::NotFound {
-                            op: OP,
-                            what: format!("run {run}"),
-                        }));
-                    }
-                    if metrics.get(key)?.is_some() {
-                        return Ok(None);
-                    }
-                    metrics.insert(&key, value.as_slice())?;
-                    events.insert(&keys::pair(run.0, seq), event.as_slice())?;
-                    Ok(Some(seq))
-                })
-                .map_err(self.tx_err(OP))?
-        };
-        // Also for a duplicate: the stored epoch it saw may be a concurrent call's, not yet
-        // flushed, and the caller acts on "already stored".
-        self.durable(OP)?;
-        Ok(stored)
+        let point = self.point(OP, run, epoch, stage, json, event)?;
+        let stored = self.ingest(run, vec![point])?;
+        Ok(stored.into_iter().next().flatten())
+    }
+
+    /// Several epochs of one run in one request of the batch: all stored together or none.
+    pub(super) fn store_metrics_with_events(
+        &self,
+        run: RunId,
+        points: &[EpochWrite],
+    ) -> Result<Vec<Option<u64>>> {
+        const OP: &str = "append_metrics_with_events";
+        let points = points
+            .iter()
+            .map(|p| self.point(OP, run, p.epoch, p.stage, &p.json, &p.event))
+            .collect::<Result<Vec<_>>>()?;
+        self.ingest(run, points)
+    }
+
+    /// An epoch checked and encoded for `sled_ingest`.
+    fn point(
+        &self,
+        op: &'static str,
+        run: RunId,
+        epoch: u32,
+        stage: u8,
+        json: &[u8],
+        event: &Event,
+    ) -> Result<Point> {
+        check_metric_json(op, json)?;
+        Ok(Point {
+            key: keys::run_epoch(run, epoch),
+            value: metric_value(stage, json),
+            event: encode(op, || format!("event of run {run}"), &event.bounded())?,
+        })
     }
 }

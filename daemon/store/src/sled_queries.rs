@@ -1,11 +1,13 @@
 //! The sled store's listings: experiments by id, and runs through the most selective index a
 //! filter allows (experiment, state or user), each page re-checked against the filter since
-//! reads take no lock. `impl Store for SledStore` delegates here.
+//! reads take no lock; listings can read the runs' briefs instead of the records (`brief`).
+//! `impl Store for SledStore` delegates here.
 
 use super::keys;
 use super::sled_store::{SledStore, Trees, decode};
-use super::{Result, RunFilter, StoreError};
+use super::{Result, RunBrief, RunFilter, StoreError};
 use cauda_model::{ExperimentId, ExperimentRecord, RunId, RunRecord};
+use serde::de::DeserializeOwned;
 
 impl SledStore {
     pub(super) fn read_run(&self, op: &'static str, id: u64) -> Result<Option<RunRecord>> {
@@ -44,13 +46,42 @@ impl SledStore {
     }
 
     pub(super) fn read_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
-        const OP: &str = "list_runs";
+        self.walk_runs(
+            "list_runs",
+            filter,
+            "runs",
+            |t| &t.runs,
+            |run: &RunRecord| filter.matches(run),
+        )
+    }
+
+    /// `read_runs` from the briefs tree: the same walk, without decoding configs.
+    pub(super) fn read_run_briefs(&self, filter: &RunFilter) -> Result<Vec<RunBrief>> {
+        self.walk_runs(
+            "list_run_briefs",
+            filter,
+            "run_briefs",
+            |t| &t.briefs,
+            |b: &RunBrief| filter.matches_fields(b.id, b.experiment, b.state, &b.user),
+        )
+    }
+
+    /// The runs passing `filter`, in id order, read from `values` (the records or their
+    /// briefs, both keyed by run id) through the most selective index the filter allows.
+    fn walk_runs<T: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        filter: &RunFilter,
+        name: &'static str,
+        values: impl Fn(&Trees) -> &sled::Tree,
+        matches: impl Fn(&T) -> bool,
+    ) -> Result<Vec<T>> {
         let Some(start) = filter.after.map_or(Some(0), |a| a.0.checked_add(1)) else {
             return Ok(Vec::new());
         };
         let (from, to) = (RunId(start), RunId(u64::MAX));
         let t = self.t()?;
-        // The most selective index the filter allows; `None` walks the runs themselves.
+        // The most selective index the filter allows; `None` walks the values themselves.
         let (tree, iter) = if let Some(e) = filter.experiment {
             (
                 "runs_by_experiment",
@@ -70,32 +101,34 @@ impl SledStore {
                     .range(keys::user_run(u, from)..=keys::user_run(u, to)),
             )
         } else {
-            ("runs", t.runs.range(keys::id(start)..))
+            (name, values(&t).range(keys::id(start)..))
         };
         let mut out = Vec::new();
         for entry in iter {
             if filter.limit.is_some_and(|l| out.len() >= l) {
                 break;
             }
-            let (k, v) = entry.map_err(self.err(OP))?;
-            let run: RunRecord = if tree == "runs" {
-                decode(OP, tree, &k, &v)?
+            let (k, v) = entry.map_err(self.err(op))?;
+            let item: T = if tree == name {
+                decode(op, tree, &k, &v)?
             } else {
                 let id = keys::trailing_u64(&k).ok_or_else(|| StoreError::Corrupt {
-                    op: OP,
+                    op,
                     key: keys::describe(tree, &k),
                     reason: "malformed index key".into(),
                 })?;
-                self.read_run_in(&t, OP, id)?
-                    .ok_or_else(|| StoreError::Corrupt {
-                        op: OP,
-                        key: keys::describe(tree, &k),
-                        reason: format!("index entry for run {id}, which is not stored"),
-                    })?
+                let key = keys::id(id);
+                let found = values(&t).get(key).map_err(self.err(op))?;
+                let bytes = found.ok_or_else(|| StoreError::Corrupt {
+                    op,
+                    key: keys::describe(tree, &k),
+                    reason: format!("index entry for run {id}, which is not stored in {name}"),
+                })?;
+                decode(op, name, &key, &bytes)?
             };
             // A concurrent put may have moved the run since the index was read.
-            if filter.matches(&run) {
-                out.push(run);
+            if matches(&item) {
+                out.push(item);
             }
         }
         Ok(out)

@@ -1,8 +1,9 @@
 //! The daemon's store on sled: one tree per kind of record, big-endian keys (see `keys`) so range
 //! scans answer queries, multi-tree transactions for atomic commits and checkpoints, and a
-//! `flush` (an fsync of sled's log) before any mutating method returns. Multi-step writes (a
-//! commit's event numbering, a checkpoint's retention) are serialised by one writer lock; reads
-//! take no lock. This file holds the database, its helpers and the one `impl Store`; the
+//! `flush` (an fsync of sled's log) before any mutating method returns, shared by every writer
+//! that waits at the same time (group commit, `group_flush`; the writer lock is never held
+//! across it). Multi-step writes (a commit's event numbering, a checkpoint's retention) are
+//! serialised by one writer lock; reads take no lock. This file holds the database, its helpers and the one `impl Store`; the
 //! batched writes, the listings, the metrics and the checkpoints live in `sled_commit`,
 //! `sled_queries`, `sled_metrics` and `sled_checkpoints`.
 //!
@@ -12,10 +13,12 @@
 //! the filesystem has its reserve free again, reopens it in place (sled recovers its log up to
 //! the last durable write: every acknowledged write is kept). See `space` for the preflight.
 
+use super::group_flush::GroupFlush;
 use super::keys;
 use super::space::{DiskSpace, is_disk_full};
 use super::{
-    CheckpointMeta, Event, MetricPoint, Result, RunFilter, Store, StoreConfig, StoreError, WriteOp,
+    CheckpointMeta, EpochWrite, Event, MetricPoint, Result, RunBrief, RunFilter, Store,
+    StoreConfig, StoreError, Ticket, WriteOp,
 };
 use cauda_model::{ExperimentId, ExperimentRecord, RunId, RunRecord};
 use serde::de::DeserializeOwned;
@@ -37,6 +40,8 @@ pub(super) struct Trees {
     pub(super) meta: Tree,
     pub(super) experiments: Tree,
     pub(super) runs: Tree,
+    /// `RunBrief` of every run, keyed like `runs` and written with it (listings read these).
+    pub(super) briefs: Tree,
     pub(super) by_experiment: Tree,
     pub(super) by_state: Tree,
     pub(super) by_user: Tree,
@@ -53,6 +58,7 @@ impl Trees {
             meta: db.open_tree("meta")?,
             experiments: db.open_tree("experiments")?,
             runs: db.open_tree("runs")?,
+            briefs: db.open_tree("run_briefs")?,
             by_experiment: db.open_tree("runs_by_experiment")?,
             by_state: db.open_tree("runs_by_state")?,
             by_user: db.open_tree("runs_by_user")?,
@@ -75,6 +81,10 @@ pub struct SledStore {
     stuck: AtomicBool,
     space: DiskSpace,
     pub(super) writer: Mutex<()>,
+    /// Group commit: which writes are durable, and the flush writers share.
+    group: GroupFlush,
+    /// Reported epochs waiting for the next batch (`sled_ingest`).
+    pub(super) ingest: super::sled_ingest::IngestQueue,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -126,7 +136,10 @@ impl SledStore {
             path,
             config,
             writer: Mutex::new(()),
+            group: GroupFlush::default(),
+            ingest: Default::default(),
         };
+        store.build_briefs()?;
         tracing::info!(path = %store.path.display(), "opened the sled store");
         Ok(store)
     }
@@ -231,16 +244,79 @@ impl SledStore {
             }
         };
         *slot = Some(Arc::new(trees));
+        // Writes applied to the old database but never flushed are gone with it.
+        self.group.discard_unflushed();
         self.stuck.store(false, Ordering::SeqCst);
         tracing::warn!(path = %self.path.display(), "space is back: reopened the store");
         Ok(())
     }
 
-    pub(super) fn durable(&self, op: &'static str) -> Result<()> {
+    /// Flushes sled's log now, alone (group writers use `applied` and `wait_for`).
+    fn flush_now(&self, op: &'static str) -> Result<()> {
         self.t()?.db.flush().map(|_| ()).map_err(self.err(op))
     }
 
-    fn next_id(&self, op: &'static str, key: &[u8]) -> Result<u64> {
+    /// A ticket for a write that has just been applied (call it once the write returned).
+    pub(super) fn applied(&self) -> Ticket {
+        self.group.applied()
+    }
+
+    /// Waits until `ticket` is durable, flushing as the leader of a group when needed. Never
+    /// call it under the writer lock: the point is that writers apply while a flush runs.
+    pub(super) fn wait_for(&self, op: &'static str, ticket: Ticket) -> Result<()> {
+        let lost = || StoreError::DiskFull {
+            op,
+            path: self.path.clone(),
+            detail: "the write was applied but the database was reopened (after a full disk) \
+                     before it was flushed, so it was not stored"
+                .into(),
+        };
+        self.group.wait(ticket, || self.flush_now(op), lost)
+    }
+
+    /// `applied` then `wait_for`: the write just applied is durable when this returns.
+    pub(super) fn durable(&self, op: &'static str) -> Result<()> {
+        let ticket = self.applied();
+        self.wait_for(op, ticket)
+    }
+
+    /// How many flushes of the log the store has run (group commit's figure).
+    pub fn flushes(&self) -> u64 {
+        self.group.flushes()
+    }
+
+    /// Writes the brief of every run when the briefs tree was never built (a database from
+    /// before briefs); a marker in `meta` says it is complete, so a crash midway rebuilds it.
+    fn build_briefs(&self) -> Result<()> {
+        const OP: &str = "open";
+        const BUILT: &[u8] = b"run_briefs_built";
+        let t = self.t()?;
+        if t.meta.contains_key(BUILT).map_err(self.err(OP))? {
+            return Ok(());
+        }
+        t.briefs.clear().map_err(self.err(OP))?;
+        let mut n = 0u64;
+        for entry in t.runs.iter() {
+            let (k, v) = entry.map_err(self.err(OP))?;
+            let run: RunRecord = decode(OP, "runs", &k, &v)?;
+            let brief = encode(
+                OP,
+                || format!("brief of run {}", run.id),
+                &RunBrief::of(&run),
+            )?;
+            t.briefs.insert(k, brief).map_err(self.err(OP))?;
+            n += 1;
+        }
+        t.meta.insert(BUILT, &[1u8]).map_err(self.err(OP))?;
+        drop(t);
+        self.flush_now(OP)?;
+        if n > 0 {
+            tracing::info!(runs = n, "wrote the brief of every stored run (once)");
+        }
+        Ok(())
+    }
+
+    fn next_id(&self, op: &'static str, key: &[u8], n: u64) -> Result<u64> {
         let _w = self.write_lock();
         self.writable(op, None)?;
         let t = self.t()?;
@@ -255,9 +331,10 @@ impl SledStore {
                 })?,
         };
         let next = last + 1;
-        t.meta.insert(key, &keys::id(next)).map_err(self.err(op))?;
-        drop(t);
-        self.durable(op)?;
+        // No flush of its own: durable with the write that uses the id (see `next_run_id`).
+        t.meta
+            .insert(key, &keys::id(last + n))
+            .map_err(self.err(op))?;
         Ok(next)
     }
 
@@ -297,16 +374,32 @@ impl SledStore {
 
 impl Store for SledStore {
     fn next_run_id(&self) -> Result<RunId> {
-        self.next_id("next_run_id", NEXT_RUN).map(RunId)
+        self.next_id("next_run_id", NEXT_RUN, 1).map(RunId)
     }
 
     fn next_experiment_id(&self) -> Result<ExperimentId> {
-        self.next_id("next_experiment_id", NEXT_EXPERIMENT)
+        self.next_id("next_experiment_id", NEXT_EXPERIMENT, 1)
             .map(ExperimentId)
     }
 
-    fn commit(&self, ops: &[WriteOp]) -> Result<Vec<u64>> {
+    fn next_run_ids(&self, n: usize) -> Result<Vec<RunId>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let first = self.next_id("next_run_id", NEXT_RUN, n as u64)?;
+        Ok((first..first + n as u64).map(RunId).collect())
+    }
+
+    fn commit_applied(&self, ops: &[WriteOp]) -> Result<(Vec<u64>, Ticket)> {
         self.commit_ops(ops)
+    }
+
+    fn wait_durable(&self, ticket: Ticket) -> Result<()> {
+        self.wait_for("commit", ticket)
+    }
+
+    fn newest_ticket(&self) -> Ticket {
+        self.group.newest()
     }
 
     fn get_experiment(&self, id: ExperimentId) -> Result<Option<ExperimentRecord>> {
@@ -331,8 +424,21 @@ impl Store for SledStore {
         self.read_run("get_run", id.0)
     }
 
+    fn get_run_brief(&self, id: RunId) -> Result<Option<RunBrief>> {
+        const OP: &str = "get_run_brief";
+        let key = keys::id(id.0);
+        match self.t()?.briefs.get(key).map_err(self.err(OP))? {
+            Some(v) => decode(OP, "run_briefs", &key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
     fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
         self.read_runs(filter)
+    }
+
+    fn list_run_briefs(&self, filter: &RunFilter) -> Result<Vec<RunBrief>> {
+        self.read_run_briefs(filter)
     }
 
     fn count_runs(&self, state: cauda_model::RunState) -> Result<u64> {
@@ -373,6 +479,14 @@ impl Store for SledStore {
         event: &Event,
     ) -> Result<Option<u64>> {
         self.store_metric_with_event(run, epoch, stage, json, event)
+    }
+
+    fn append_metrics_with_events(
+        &self,
+        run: RunId,
+        points: &[EpochWrite],
+    ) -> Result<Vec<Option<u64>>> {
+        self.store_metrics_with_events(run, points)
     }
 
     fn metrics(&self, run: RunId) -> Result<Vec<MetricPoint>> {

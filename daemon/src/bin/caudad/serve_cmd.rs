@@ -35,6 +35,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let program = std::env::current_exe().context("locating the caudad binary")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(caudad::grpc::MAX_BLOCKING_THREADS)
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(async move {

@@ -9,6 +9,7 @@ use cauda_model::{ResourceRequest, RunState};
 mod checkpoints;
 mod delete;
 mod events;
+mod group_commit;
 mod metrics;
 mod records;
 mod sled_only;
@@ -49,6 +50,8 @@ fn run(id: u64, experiment: u64, user: &str, state: RunState) -> RunRecord {
         depends_on: None,
         summary: None,
         coordinates: Vec::new(),
+        epochs_total: None,
+        facts: None,
         gpu_memory: Default::default(),
         batch_job: None,
     }

@@ -1,0 +1,262 @@
+//! Group commit of reported epochs (the ingestion path): every report that arrives while a batch
+//! is being written joins the next batch, and a batch is ONE sled transaction over the runs,
+//! metrics and events trees plus one shared flush. With 64 workers reporting at once, one
+//! transaction per report spent more time in sled's transaction machinery than in the fsync.
+//!
+//! Leader/follower, with no thread of its own: a caller queues its request; when no batch is
+//! being applied it becomes the leader, takes every queued request and writes them in one
+//! transaction (under the writer lock, so event numbers stay contiguous with `commit`), then
+//! hands the lead on, so that the next batch is applied while this one is flushed; once the
+//! flush returned (`group_flush`) it hands each request its own outcome and wakes the others.
+//! Each request is judged alone inside the transaction (an unknown run fails that request only,
+//! a stored epoch is a duplicate), and nobody hears "stored" before the flush returned. When the
+//! transaction itself fails, every request of the batch is retried alone, so each caller gets
+//! the error of a write of its own.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use sled::Transactional;
+use sled::transaction::ConflictableTransactionError;
+
+use super::keys;
+use super::sled_store::SledStore;
+use super::{Result, RunId, StoreError};
+
+/// One epoch of a request, encoded: its metrics key and value and its event.
+pub(super) struct Point {
+    pub(super) key: [u8; 12],
+    pub(super) value: Vec<u8>,
+    pub(super) event: Vec<u8>,
+}
+
+/// What one request gets back: per epoch, the event's sequence number, or `None` (a duplicate).
+type Outcome = Result<Vec<Option<u64>>>;
+
+/// The queue of requests waiting for a batch, and the outcomes not yet collected.
+#[derive(Default)]
+struct Queue {
+    next_id: u64,
+    waiting: Vec<(u64, RunId, Vec<Point>)>,
+    leader: bool,
+    done: HashMap<u64, Outcome>,
+}
+
+/// The reported epochs' batching state of one store.
+#[derive(Default)]
+pub(super) struct IngestQueue {
+    queue: Mutex<Queue>,
+    changed: Condvar,
+}
+
+impl std::fmt::Debug for IngestQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestQueue").finish_non_exhaustive()
+    }
+}
+
+impl IngestQueue {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl SledStore {
+    /// Stores `points` of `run` (each once) with their events, in the next batch; returns
+    /// once they are durable.
+    pub(super) fn ingest(&self, run: RunId, points: Vec<Point>) -> Outcome {
+        let ingest = &self.ingest;
+        let mut q = ingest.lock();
+        let id = q.next_id;
+        q.next_id += 1;
+        q.waiting.push((id, run, points));
+        loop {
+            if let Some(outcome) = q.done.remove(&id) {
+                return outcome;
+            }
+            if q.leader {
+                q = ingest.changed.wait(q).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            q.leader = true;
+            let batch = std::mem::take(&mut q.waiting);
+            drop(q);
+            let mut guard = BatchGuard {
+                ingest,
+                ids: batch.iter().map(|(id, ..)| *id).collect(),
+                leading: true,
+            };
+            let applied = self.apply_under_lock(&batch);
+            // The next batch may be applied while this one's flush runs (pipelining); the
+            // flushes themselves are shared through `group_flush`.
+            q = ingest.lock();
+            q.leader = false;
+            guard.leading = false;
+            ingest.changed.notify_all();
+            drop(q);
+            let outcomes = self.settle_batch(&batch, applied);
+            q = ingest.lock();
+            for ((id, ..), outcome) in batch.iter().zip(outcomes) {
+                q.done.insert(*id, outcome);
+            }
+            ingest.changed.notify_all();
+        }
+    }
+
+    /// Writes a batch in one transaction and waits for its flush; one outcome per request.
+    fn write_batch(&self, batch: &[(u64, RunId, Vec<Point>)]) -> Vec<Outcome> {
+        let applied = self.apply_under_lock(batch);
+        self.settle_batch(batch, applied)
+    }
+
+    /// The batch's transaction under the writer lock, and the ticket of its flush.
+    fn apply_under_lock(
+        &self,
+        batch: &[(u64, RunId, Vec<Point>)],
+    ) -> Result<(Vec<Outcome>, super::Ticket)> {
+        const OP: &str = "append_metric_with_event";
+        let _w = self.write_lock();
+        self.writable(OP, None)?;
+        let outcomes = self.apply_batch(OP, batch)?;
+        Ok((outcomes, self.applied()))
+    }
+
+    /// Waits for an applied batch's flush: each request gets its outcome only once durable.
+    /// A batch whose transaction failed is written again request by request.
+    fn settle_batch(
+        &self,
+        batch: &[(u64, RunId, Vec<Point>)],
+        applied: Result<(Vec<Outcome>, super::Ticket)>,
+    ) -> Vec<Outcome> {
+        const OP: &str = "append_metric_with_event";
+        match applied {
+            Ok((outcomes, ticket)) => match self.wait_for(OP, ticket) {
+                Ok(()) => outcomes,
+                // Applied but not durable: nobody of the batch is told it was stored.
+                Err(e) => batch.iter().map(|_| Err(copy_error(&e))).collect(),
+            },
+            Err(_) if batch.len() > 1 => self.write_alone(batch),
+            Err(e) => vec![Err(e)],
+        }
+    }
+
+    /// Every request of a failed batch written on its own, so each gets its own error.
+    fn write_alone(&self, batch: &[(u64, RunId, Vec<Point>)]) -> Vec<Outcome> {
+        batch
+            .iter()
+            .map(|(id, run, points)| {
+                let one = [(*id, *run, points_ref(points))];
+                self.write_batch(&one)
+                    .pop()
+                    .unwrap_or_else(|| Ok(Vec::new()))
+            })
+            .collect()
+    }
+
+    /// The transaction: per request, the run must exist and each epoch not yet stored; event
+    /// numbers continue each run's log (read once per run, under the writer lock).
+    fn apply_batch(
+        &self,
+        op: &'static str,
+        batch: &[(u64, RunId, Vec<Point>)],
+    ) -> Result<Vec<Outcome>> {
+        let mut first_seq: HashMap<RunId, u64> = HashMap::new();
+        for (_, run, _) in batch {
+            if !first_seq.contains_key(run) {
+                first_seq.insert(*run, self.next_event_seq(op, *run)?);
+            }
+        }
+        let t = self.t()?;
+        (&t.runs, &t.metrics, &t.events)
+            .transaction(|(runs, metrics, events)| {
+                let mut next = first_seq.clone();
+                let mut outcomes = Vec::with_capacity(batch.len());
+                for (_, run, points) in batch {
+                    if runs.get(keys::id(run.0))?.is_none() {
+                        outcomes.push(Err(StoreError::NotFound {
+                            op,
+                            what: format!("run {run}"),
+                        }));
+                        continue;
+                    }
+                    let mut stored = Vec::with_capacity(points.len());
+                    for point in points {
+                        if metrics.get(point.key)?.is_some() {
+                            stored.push(None);
+                            continue;
+                        }
+                        let seq = next.entry(*run).or_default();
+                        metrics.insert(&point.key, point.value.as_slice())?;
+                        events.insert(&keys::pair(run.0, *seq), point.event.as_slice())?;
+                        stored.push(Some(*seq));
+                        *seq += 1;
+                    }
+                    outcomes.push(Ok(stored));
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(outcomes)
+            })
+            .map_err(self.tx_err(op))
+    }
+}
+
+/// Should the writer of a batch panic, its requests get an error and the lead is released,
+/// instead of every later report waiting forever.
+struct BatchGuard<'a> {
+    ingest: &'a IngestQueue,
+    ids: Vec<u64>,
+    leading: bool,
+}
+
+impl Drop for BatchGuard<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let mut q = self.ingest.lock();
+        if self.leading {
+            q.leader = false;
+        }
+        for id in &self.ids {
+            q.done.entry(*id).or_insert_with(|| {
+                Err(StoreError::Invalid {
+                    op: "append_metric_with_event",
+                    reason: "the thread writing this batch panicked; nothing is acknowledged"
+                        .into(),
+                })
+            });
+        }
+        self.ingest.changed.notify_all();
+    }
+}
+
+/// The same failure for another request of a batch whose flush failed.
+fn copy_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Sled { op, path, source } => StoreError::Sled {
+            op,
+            path: path.clone(),
+            source: source.clone(),
+        },
+        StoreError::DiskFull { op, path, detail } => StoreError::DiskFull {
+            op,
+            path: path.clone(),
+            detail: detail.clone(),
+        },
+        other => StoreError::Invalid {
+            op: "append_metric_with_event",
+            reason: format!("the batch's flush failed: {other}"),
+        },
+    }
+}
+
+/// A copy of a request's points (a failed batch is retried request by request).
+fn points_ref(points: &[Point]) -> Vec<Point> {
+    points
+        .iter()
+        .map(|p| Point {
+            key: p.key,
+            value: p.value.clone(),
+            event: p.event.clone(),
+        })
+        .collect()
+}
