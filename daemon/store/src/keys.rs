@@ -84,7 +84,7 @@ pub(crate) fn u32_at(key: &[u8], at: usize) -> Option<u32> {
 /// A key as an error message shows it: the tree, then the key's bytes in hex, grouped as the
 /// big-endian integers they encode where the length says so.
 pub(crate) fn describe(tree: &str, key: &[u8]) -> String {
-    let hex = cauda_plugins::hex::ToHex::to_hex(&key[..]);
+    let hex = cauda_plugins::hex::ToHex::to_hex(key);
     match key.len() {
         8 => format!(
             "{tree}/{}",
