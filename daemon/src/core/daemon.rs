@@ -1,9 +1,8 @@
-//! The daemon core's state and write path: schedule (the policy decides, the store records, then
-//! the executor acts) and cancel; submission is in `submit`. Writes are applied under the write
+//! The daemon core's state and write path; the scheduling pass is in `schedule`, cancellation
+//! in `cancel`, submission in `submit`. Writes are applied under the write
 //! lock and made durable by a flush shared with concurrent writers (`Store::wait_durable`);
 //! nothing is launched, broadcast or acknowledged before its write is durable.
 
-use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -11,11 +10,11 @@ use cauda_plugins::registry::{Registry, builtin_registry};
 use cauda_plugins::spec::PresetBook;
 use tokio::sync::broadcast;
 
-use super::recorder::{ExitCause, NoRecorder, Recorder};
+use super::recorder::{NoRecorder, Recorder};
 use super::{Clock, CoreError, Executor, LiveEvent, Result};
-use crate::model::{Actor, ExperimentId, RunId, RunRecord, RunState};
-use crate::scheduler::{Inventory, PendingRun, SchedulerConfig, SchedulerInput, Usage, schedule};
-use crate::store::{Event, EventKind, RunBrief, RunFilter, Store, Ticket, WriteOp};
+use crate::model::{ExperimentId, RunId, RunState};
+use crate::scheduler::{Inventory, SchedulerConfig};
+use crate::store::{Event, EventKind, Store, Ticket, WriteOp};
 
 /// How many live events a slow watcher may lag behind before it must re-read the store.
 const LIVE_CAPACITY: usize = 4096;
@@ -40,20 +39,6 @@ pub struct Submitted {
     pub experiment: ExperimentId,
     pub runs: Vec<(RunId, String)>,
     pub reused: Vec<(RunId, String)>,
-}
-
-/// Which runs a cancellation targets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CancelTarget {
-    Run(RunId),
-    Experiment(ExperimentId),
-}
-
-/// What a cancellation did.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CancelOutcome {
-    pub cancelled: Vec<RunId>,
-    pub already_finished: Vec<RunId>,
 }
 
 /// A commit applied to the store but not yet durable: `Daemon::settle` waits for its flush, then
@@ -226,222 +211,6 @@ impl Daemon {
             .map(|((run, event), seq)| (run, seq, event.bounded()))
             .collect();
         Ok(Pending { ticket, events })
-    }
-
-    /// Asks the policy what to start now; records starts and pending reasons, then launches.
-    pub fn schedule(&self) -> Result<()> {
-        let _guard = self.lock()?;
-        self.schedule_locked()
-    }
-
-    /// A scheduling pass under the write lock. It reads the runs' briefs (not their configs),
-    /// commits every start, waits for ONE flush covering them all, then launches. Changed
-    /// pending reasons are applied without waiting: they are derived, recomputed by every pass,
-    /// and made durable by the next flush (a caller that acknowledges them waits for
-    /// `Store::newest_ticket`, as `submit` does).
-    pub(super) fn schedule_locked(&self) -> Result<()> {
-        let now = self.clock.now();
-        let running = self.store.list_run_briefs(&RunFilter {
-            state: Some(RunState::Running),
-            ..RunFilter::default()
-        })?;
-        let queued = self.store.list_run_briefs(&RunFilter {
-            state: Some(RunState::Queued),
-            ..RunFilter::default()
-        })?;
-        let mut input = SchedulerInput {
-            now,
-            inventory: self.settings.inventory.clone(),
-            config: self.settings.scheduler,
-            gpu_quota: self.gpu_quota(),
-            ..SchedulerInput::default()
-        };
-        for run in &running {
-            input.allocations.insert(run.id, run.grants.clone());
-            input
-                .usage
-                .entry(run.user.clone())
-                .or_default()
-                .add(Usage::of_grants(&run.grants));
-        }
-        for run in &queued {
-            let ready = match run.depends_on {
-                Some(dep) => self
-                    .store
-                    .get_run(dep)?
-                    .is_some_and(|d| d.state == RunState::Succeeded),
-                None => true,
-            };
-            input.pending.push(PendingRun {
-                id: run.id,
-                user: run.user.clone(),
-                priority: run.priority,
-                submitted_at: run.submitted_at,
-                request: run.request.clone(),
-                ready,
-                depends_on: run.depends_on,
-            });
-        }
-        let decision = schedule(self.executor.placement(), &input);
-        let mut by_id: BTreeMap<RunId, RunBrief> = queued.into_iter().map(|r| (r.id, r)).collect();
-        let mut started: Vec<(RunRecord, Pending)> = Vec::new();
-        // A failed start stops the pass, but the starts applied before it are still launched.
-        let mut failed = None;
-        for (id, grants) in decision.starts {
-            if by_id.remove(&id).is_none() {
-                continue;
-            }
-            match self.apply_start(id, grants, now) {
-                Ok(Some(start)) => started.push(start),
-                Ok(None) => {}
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
-        // One flush for every start (the last ticket covers the earlier ones), then launch.
-        if let Some(last) = started.last().map(|(_, p)| p.ticket) {
-            self.store.wait_durable(last)?;
-        }
-        for (run, pending) in started {
-            self.settle(pending)?;
-            tracing::info!(run_id = %run.id, attempt = run.attempt, "run started");
-            if run.attempt == 1 {
-                let waited = now.saturating_sub(run.submitted_at);
-                self.recorder
-                    .dispatched(std::time::Duration::from_millis(waited));
-            }
-            self.saw(run.id, run.attempt);
-            self.executor.launch(&run);
-        }
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        let mut reasons = Vec::new();
-        for (id, why) in decision.reasons {
-            if let Some(brief) = by_id.remove(&id)
-                && brief.pending_reason.as_deref() != Some(why.as_str())
-                && let Some(mut run) = self.store.get_run(id)?
-            {
-                run.pending_reason = Some(why);
-                reasons.push(WriteOp::PutRun(run));
-            }
-        }
-        if !reasons.is_empty() {
-            // Derived state: durable with the next flush (see above); no events to broadcast.
-            let Pending { .. } = self.commit_applied(&reasons)?;
-        }
-        Ok(())
-    }
-
-    /// Applies the start of queued run `id` on `grants` (state, attempt + 1, its `launch` and
-    /// `running` events); `None` when the run is gone.
-    fn apply_start(
-        &self,
-        id: RunId,
-        grants: Vec<crate::model::Grant>,
-        now: crate::model::Millis,
-    ) -> Result<Option<(RunRecord, Pending)>> {
-        let Some(mut run) = self.store.get_run(id)? else {
-            return Ok(None);
-        };
-        run.state = RunState::Running;
-        run.attempt += 1;
-        run.started_at = Some(now);
-        run.pending_reason = None;
-        run.grants = grants;
-        let devices = run.grants.iter().map(|g| g.device.clone()).collect();
-        let to_running = state_event(now, Some(RunState::Queued), RunState::Running, None);
-        let launch = Event {
-            at: now,
-            kind: EventKind::Launch {
-                attempt: run.attempt,
-                devices,
-                grants: run.grants.clone(),
-            },
-        };
-        let pending = self.commit_applied(&[
-            WriteOp::PutRun(run.clone()),
-            WriteOp::AppendEvent(id, launch),
-            WriteOp::AppendEvent(id, to_running),
-        ])?;
-        Ok(Some((run, pending)))
-    }
-
-    /// Cancels one run or every unfinished run of an experiment; finished runs are left as
-    /// they are. Devices are free at once; then the queue is scheduled again.
-    pub fn cancel(&self, target: CancelTarget, reason: Option<String>) -> Result<CancelOutcome> {
-        self.cancel_as(&Actor::unchecked(), target, reason)
-    }
-
-    /// `cancel` on behalf of `actor`: every run it would cancel must be the actor's own unless
-    /// the actor is an admin (`NotOwner` otherwise, and nothing is cancelled).
-    pub fn cancel_as(
-        &self,
-        actor: &Actor,
-        target: CancelTarget,
-        reason: Option<String>,
-    ) -> Result<CancelOutcome> {
-        let _guard = self.lock()?;
-        let runs = match target {
-            CancelTarget::Run(id) => {
-                vec![self.store.get_run(id)?.ok_or(CoreError::RunNotFound(id))?]
-            }
-            CancelTarget::Experiment(id) => {
-                self.store
-                    .get_experiment(id)?
-                    .ok_or(CoreError::ExperimentNotFound(id))?;
-                self.store.list_runs(&RunFilter {
-                    experiment: Some(id),
-                    ..RunFilter::default()
-                })?
-            }
-        };
-        if let Some(run) = runs.iter().find(|r| !actor.may_act_for(&r.user)) {
-            return Err(CoreError::NotOwner {
-                run: run.id,
-                owner: run.user.clone(),
-                actor: actor.name.clone(),
-            });
-        }
-        let now = self.clock.now();
-        let mut outcome = CancelOutcome::default();
-        let mut ops = Vec::new();
-        let mut stopped = Vec::new();
-        for mut run in runs {
-            if run.state.is_terminal() {
-                outcome.already_finished.push(run.id);
-                continue;
-            }
-            let from = run.state;
-            run.state = RunState::Cancelled;
-            run.finished_at = Some(now);
-            run.pending_reason = None;
-            run.grants.clear();
-            outcome.cancelled.push(run.id);
-            ops.push(WriteOp::AppendEvent(
-                run.id,
-                state_event(now, Some(from), RunState::Cancelled, reason.clone()),
-            ));
-            if from == RunState::Running {
-                stopped.push(run.clone());
-            }
-            ops.push(WriteOp::PutRun(run));
-        }
-        if !ops.is_empty() {
-            self.commit(&ops)?;
-        }
-        for run in &stopped {
-            self.executor.cancel(run);
-            self.recorder.attempt_ended(ExitCause::Cancelled);
-        }
-        for id in &outcome.cancelled {
-            self.end_dependents(*id, RunState::Cancelled)?;
-        }
-        tracing::info!(cancelled = outcome.cancelled.len(), "runs cancelled");
-        self.schedule_locked()?;
-        Ok(outcome)
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 
-use super::daemon::CancelTarget;
+use super::cancel::CancelTarget;
 use super::{CoreError, Daemon, Result};
 use crate::model::{Actor, ExperimentId, RunId, RunRecord};
 use crate::store::RunFilter;

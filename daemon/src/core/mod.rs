@@ -6,9 +6,12 @@ mod attempts;
 #[cfg(test)]
 mod attempts_test;
 mod batch;
+mod cancel;
+mod checkpoints;
 mod command_policy;
 mod daemon;
 mod delete;
+mod endings;
 mod engines;
 mod error;
 mod export;
@@ -23,15 +26,18 @@ mod quota;
 mod recorder;
 mod recovery;
 mod report;
+mod schedule;
 mod snapshot;
 mod submit;
 #[cfg(test)]
 mod tests;
 
-pub use attempts::{Ending, ProcessExit, STDERR_TAIL_BYTES, WorkerStart};
+pub use attempts::WorkerStart;
+pub use cancel::{CancelOutcome, CancelTarget};
 pub use command_policy::CommandPolicy;
-pub use daemon::{CancelOutcome, CancelTarget, Daemon, DaemonSettings, Submitted};
+pub use daemon::{Daemon, DaemonSettings, Submitted};
 pub use delete::DeleteOutcome;
+pub use endings::{Ending, ProcessExit, STDERR_TAIL_BYTES};
 pub use engines::{engine_label, is_current_engine};
 pub use error::{CoreError, Result};
 pub use export::{ExportError, Exported};

@@ -3,8 +3,8 @@
 //! runs of another engine (`engines`); every tick it fails (or retries) attempts that stopped
 //! showing signs of life, then schedules again.
 
-use super::attempts::Ending;
 use super::daemon::state_event;
+use super::endings::Ending;
 use super::recorder::ExitCause;
 use super::{Daemon, Result};
 use crate::model::{Millis, RunId, RunState};

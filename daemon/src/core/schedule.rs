@@ -1,0 +1,155 @@
+//! The scheduling pass: the policy decides (`scheduler::schedule`, local packing or a cluster's
+//! placement), the store records every start and pending reason, and only once the starts are
+//! durable does the executor act.
+
+use std::collections::BTreeMap;
+
+use super::daemon::Pending;
+use super::daemon::state_event;
+use super::{Daemon, Result};
+use crate::model::{RunId, RunRecord, RunState};
+use crate::scheduler::{PendingRun, SchedulerInput, Usage, schedule};
+use crate::store::{Event, EventKind, RunBrief, RunFilter, WriteOp};
+
+impl Daemon {
+    /// Asks the policy what to start now; records starts and pending reasons, then launches.
+    pub fn schedule(&self) -> Result<()> {
+        let _guard = self.lock()?;
+        self.schedule_locked()
+    }
+
+    /// A scheduling pass under the write lock. It reads the runs' briefs (not their configs),
+    /// commits every start, waits for ONE flush covering them all, then launches. Changed
+    /// pending reasons are applied without waiting: they are derived, recomputed by every pass,
+    /// and made durable by the next flush (a caller that acknowledges them waits for
+    /// `Store::newest_ticket`, as `submit` does).
+    pub(super) fn schedule_locked(&self) -> Result<()> {
+        let now = self.clock.now();
+        let running = self.store.list_run_briefs(&RunFilter {
+            state: Some(RunState::Running),
+            ..RunFilter::default()
+        })?;
+        let queued = self.store.list_run_briefs(&RunFilter {
+            state: Some(RunState::Queued),
+            ..RunFilter::default()
+        })?;
+        let mut input = SchedulerInput {
+            now,
+            inventory: self.settings.inventory.clone(),
+            config: self.settings.scheduler,
+            gpu_quota: self.gpu_quota(),
+            ..SchedulerInput::default()
+        };
+        for run in &running {
+            input.allocations.insert(run.id, run.grants.clone());
+            input
+                .usage
+                .entry(run.user.clone())
+                .or_default()
+                .add(Usage::of_grants(&run.grants));
+        }
+        for run in &queued {
+            let ready = match run.depends_on {
+                Some(dep) => self
+                    .store
+                    .get_run(dep)?
+                    .is_some_and(|d| d.state == RunState::Succeeded),
+                None => true,
+            };
+            input.pending.push(PendingRun {
+                id: run.id,
+                user: run.user.clone(),
+                priority: run.priority,
+                submitted_at: run.submitted_at,
+                request: run.request.clone(),
+                ready,
+                depends_on: run.depends_on,
+            });
+        }
+        let decision = schedule(self.executor.placement(), &input);
+        let mut by_id: BTreeMap<RunId, RunBrief> = queued.into_iter().map(|r| (r.id, r)).collect();
+        let mut started: Vec<(RunRecord, Pending)> = Vec::new();
+        // A failed start stops the pass, but the starts applied before it are still launched.
+        let mut failed = None;
+        for (id, grants) in decision.starts {
+            if by_id.remove(&id).is_none() {
+                continue;
+            }
+            match self.apply_start(id, grants, now) {
+                Ok(Some(start)) => started.push(start),
+                Ok(None) => {}
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        // One flush for every start (the last ticket covers the earlier ones), then launch.
+        if let Some(last) = started.last().map(|(_, p)| p.ticket) {
+            self.store.wait_durable(last)?;
+        }
+        for (run, pending) in started {
+            self.settle(pending)?;
+            tracing::info!(run_id = %run.id, attempt = run.attempt, "run started");
+            if run.attempt == 1 {
+                let waited = now.saturating_sub(run.submitted_at);
+                self.recorder
+                    .dispatched(std::time::Duration::from_millis(waited));
+            }
+            self.saw(run.id, run.attempt);
+            self.executor.launch(&run);
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let mut reasons = Vec::new();
+        for (id, why) in decision.reasons {
+            if let Some(brief) = by_id.remove(&id)
+                && brief.pending_reason.as_deref() != Some(why.as_str())
+                && let Some(mut run) = self.store.get_run(id)?
+            {
+                run.pending_reason = Some(why);
+                reasons.push(WriteOp::PutRun(run));
+            }
+        }
+        if !reasons.is_empty() {
+            // Derived state: durable with the next flush (see above); no events to broadcast.
+            let Pending { .. } = self.commit_applied(&reasons)?;
+        }
+        Ok(())
+    }
+
+    /// Applies the start of queued run `id` on `grants` (state, attempt + 1, its `launch` and
+    /// `running` events); `None` when the run is gone.
+    fn apply_start(
+        &self,
+        id: RunId,
+        grants: Vec<crate::model::Grant>,
+        now: crate::model::Millis,
+    ) -> Result<Option<(RunRecord, Pending)>> {
+        let Some(mut run) = self.store.get_run(id)? else {
+            return Ok(None);
+        };
+        run.state = RunState::Running;
+        run.attempt += 1;
+        run.started_at = Some(now);
+        run.pending_reason = None;
+        run.grants = grants;
+        let devices = run.grants.iter().map(|g| g.device.clone()).collect();
+        let to_running = state_event(now, Some(RunState::Queued), RunState::Running, None);
+        let launch = Event {
+            at: now,
+            kind: EventKind::Launch {
+                attempt: run.attempt,
+                devices,
+                grants: run.grants.clone(),
+            },
+        };
+        let pending = self.commit_applied(&[
+            WriteOp::PutRun(run.clone()),
+            WriteOp::AppendEvent(id, launch),
+            WriteOp::AppendEvent(id, to_running),
+        ])?;
+        Ok(Some((run, pending)))
+    }
+}
