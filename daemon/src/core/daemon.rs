@@ -66,6 +66,10 @@ pub struct Daemon {
     /// Config hash -> the stored run a new submission may reuse (queued, running or succeeded),
     /// built from the store on first use and kept current by `commit`.
     pub(super) reusable: Mutex<Option<HashMap<String, RunId>>>,
+    /// Submissions waiting for the write lock, and whether one left its scheduling pass to
+    /// them (`submit`: a burst schedules once).
+    pub(super) submits_waiting: std::sync::atomic::AtomicUsize,
+    pub(super) schedule_owed: std::sync::atomic::AtomicBool,
     /// The most queued runs one user may have (0: no limit); see `quota`.
     pub(super) max_queued: std::sync::atomic::AtomicU32,
     /// The most GPUs one user's runs may hold (0: no limit); see `quota`.
@@ -109,6 +113,8 @@ impl Daemon {
             live,
             last_seen: Mutex::new(HashMap::new()),
             reusable: Mutex::new(None),
+            submits_waiting: std::sync::atomic::AtomicUsize::new(0),
+            schedule_owed: std::sync::atomic::AtomicBool::new(false),
             max_queued: std::sync::atomic::AtomicU32::new(0),
             max_gpus: std::sync::atomic::AtomicU32::new(0),
             data_roots: RwLock::new(None),

@@ -24,6 +24,8 @@ impl Daemon {
     /// and made durable by the next flush (a caller that acknowledges them waits for
     /// `Store::newest_ticket`, as `submit` does).
     pub(super) fn schedule_locked(&self) -> Result<()> {
+        self.schedule_owed
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         let now = self.clock.now();
         let running = self.store.list_run_briefs(&RunFilter {
             state: Some(RunState::Running),

@@ -6,6 +6,7 @@
 //! and the caller is answered only once it returned (group commit).
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 use cauda_plugins::spec::{ExperimentSpec, ResolvedRun, expand_sweep};
 
@@ -167,7 +168,12 @@ impl Daemon {
             self.settings.commands.check_user(user)?;
         }
         let now = self.clock.now();
-        let guard = self.lock()?;
+        self.submits_waiting.fetch_add(1, Ordering::SeqCst);
+        let guard = self.lock();
+        self.submits_waiting.fetch_sub(1, Ordering::SeqCst);
+        let guard = guard?;
+        // Declared after the lock's guard, so dropped first, still under the lock.
+        let owed = OwedPass(self);
         let plan = {
             let mut reusable = self
                 .reusable
@@ -264,7 +270,15 @@ impl Daemon {
             }),
         );
         let mut pending = self.commit_applied(&ops)?;
-        self.schedule_locked()?;
+        // A burst of submissions schedules once. While another submission waits for the lock,
+        // this one leaves the pass to it: this one's runs are applied, so that pass sees them
+        // (`OwedPass` runs it should that submission fail first). The last one schedules all.
+        if self.submits_waiting.load(Ordering::SeqCst) == 0 {
+            self.schedule_locked()?;
+        } else {
+            self.schedule_owed.store(true, Ordering::SeqCst);
+        }
+        drop(owed);
         // Everything applied so far: the submission and the pass's pending reasons.
         pending.ticket = pending.ticket.max(self.store.newest_ticket());
         drop(guard);
@@ -305,4 +319,21 @@ fn balanced_references(point: &ExperimentSpec) -> (ExperimentSpec, ExperimentSpe
     ce.augment.batch = None;
     ce.module = Default::default();
     (ce, own)
+}
+
+/// A scheduling pass a submission left to the next one in a burst (`Daemon::schedule_owed`):
+/// when a submission holding the lock ends, with no other waiting, it runs the pass if one is
+/// still owed, even when the submission failed, so no applied run waits for the ticker.
+struct OwedPass<'a>(&'a Daemon);
+
+impl Drop for OwedPass<'_> {
+    fn drop(&mut self) {
+        let d = self.0;
+        if d.submits_waiting.load(Ordering::SeqCst) == 0
+            && d.schedule_owed.load(Ordering::SeqCst)
+            && let Err(e) = d.schedule_locked()
+        {
+            tracing::error!(error = %e, "the scheduling pass a submission owed failed");
+        }
+    }
 }

@@ -232,3 +232,35 @@ fn a_split_file_is_pinned_into_every_run_it_trains() {
         Ok(s) => panic!("accepted: {:?}", s.runs),
     }
 }
+
+/// A burst of concurrent submissions schedules once per burst (`submit` leaves its pass to a
+/// submission waiting behind it), yet when every call has returned each run was seen by a
+/// pass: three are running (the three CPU slots) and every queued one has its reason.
+#[test]
+fn a_burst_of_submissions_leaves_no_run_unscheduled() {
+    let (d, recorder, store) = daemon();
+    let spec = |i: usize| {
+        format!(
+            "name = \"b{i}\"\nmethod = \"ce\"\n[data]\nformat = \"digits\"\n[model]\n\
+             backbone = \"mlp\"\n[train]\nepochs = 1\nseed = {i}\n"
+        )
+    };
+    std::thread::scope(|s| {
+        for i in 0..16 {
+            let (d, spec) = (&d, spec(i));
+            s.spawn(move || d.submit("burst", &spec, "ada", None).expect("submit"));
+        }
+    });
+    let runs = store.list_runs(&RunFilter::default()).expect("runs");
+    assert_eq!(runs.len(), 16);
+    let running = runs.iter().filter(|r| r.state == RunState::Running).count();
+    assert_eq!(running, 3, "every slot taken");
+    assert_eq!(recorder.seen.lock().expect("lock").len(), 3);
+    for run in runs.iter().filter(|r| r.state == RunState::Queued) {
+        assert!(
+            run.pending_reason.is_some(),
+            "{} was never seen by a scheduling pass",
+            run.id
+        );
+    }
+}
