@@ -132,6 +132,7 @@ impl RunConfig {
             imbalance_ratio: self.ratio(),
             seed: self.seed(),
             balanced_reference: self.is_balanced_reference(),
+            epochs_total: u32::try_from(self.epochs_total()).unwrap_or(u32::MAX),
         }
     }
 

@@ -51,7 +51,6 @@ fn run(id: u64, gpus: &[u32]) -> RunRecord {
         depends_on: None,
         summary: None,
         coordinates: Vec::new(),
-        epochs_total: None,
         facts: None,
         gpu_memory: Default::default(),
         batch_job: None,

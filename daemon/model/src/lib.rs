@@ -151,12 +151,8 @@ pub struct RunRecord {
     /// `Finish`); stored as its JSON text under `summary_json`, as before it was typed.
     #[serde(rename = "summary_json", with = "summary_text", default)]
     pub summary: Option<Box<RunSummary>>,
-    /// Epochs over every stage of its config, recorded at submission so that listings need not
-    /// parse the config (`None` for runs stored before it was recorded).
-    #[serde(default)]
-    pub epochs_total: Option<u32>,
-    /// What its config says that listings and plots show, recorded at submission likewise
-    /// (`None` for runs stored before it was recorded).
+    /// What its config says that listings and plots show, recorded at submission so that they
+    /// need not parse the config (`None` for runs stored before it was recorded).
     #[serde(default)]
     pub facts: Option<RunFacts>,
     /// Where its GPU memory reservation came from, its measured peak, its out-of-memory requeue
@@ -200,7 +196,7 @@ pub struct BatchJob {
 }
 
 /// What a run's config says that listings and plots show (method, ratio, seed, whether it is a
-/// balanced reference), read from the config once, at submission.
+/// balanced reference, its epochs), read from the config once, at submission.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct RunFacts {
     /// The method (an engine preset, or a command run's label).
@@ -210,6 +206,8 @@ pub struct RunFacts {
     pub seed: u64,
     /// A balanced reference run (`data.balanced_variant`).
     pub balanced_reference: bool,
+    /// Epochs over every stage.
+    pub epochs_total: u32,
 }
 
 /// One submitted spec.

@@ -211,7 +211,6 @@ impl Daemon {
                 coordinates: new.coordinates.clone(),
                 user: user.to_string(),
                 config_json: new.run.to_json(),
-                epochs_total: Some(u32::try_from(new.run.epochs_total()).unwrap_or(u32::MAX)),
                 facts: Some(new.run.facts()),
                 config_hash: new.config_hash.clone(),
                 engine: new.run.engine().to_string(),

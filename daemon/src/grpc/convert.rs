@@ -6,7 +6,7 @@ use cauda_plugins::registry::{Family, ParamKind, PluginInfo};
 use cauda_proto::v1;
 use tonic::Status;
 
-use super::engine_wire::{ConfigFacts, coordinate_to_wire, metric_to_wire, summary_to_wire};
+use super::engine_wire::{config_facts, coordinate_to_wire, metric_to_wire, summary_to_wire};
 use crate::core::{CoreError, DeviceView};
 use crate::model::{DeviceId, Grant, ResourceRequest, RunFacts, RunRecord, RunState};
 use crate::scheduler::DeviceKind;
@@ -90,15 +90,9 @@ fn request_to_wire(r: &ResourceRequest) -> v1::ResourceRequest {
 /// A run on the wire; `full` includes its config and summary.
 pub fn run_to_wire(r: &RunRecord, full: bool, epochs_done: u32) -> v1::Run {
     let mut wire = brief_to_wire(&RunBrief::of(r), epochs_done);
-    if r.epochs_total.is_none() || r.facts.is_none() {
-        // A run stored before these were recorded at submission: read its config.
-        let facts = ConfigFacts::of(&r.config_json);
-        if r.epochs_total.is_none() {
-            wire.epochs_total = facts.epochs_total;
-        }
-        if r.facts.is_none() {
-            set_facts(&mut wire, &facts.facts);
-        }
+    if r.facts.is_none() {
+        // A run stored before its facts were recorded at submission: read its config.
+        set_facts(&mut wire, &config_facts(&r.config_json));
     }
     if full {
         wire.config_json.clone_from(&r.config_json);
@@ -116,11 +110,11 @@ fn set_facts(wire: &mut v1::Run, facts: &RunFacts) {
     wire.imbalance_ratio = facts.imbalance_ratio;
     wire.seed = facts.seed;
     wire.balanced_reference = facts.balanced_reference;
+    wire.epochs_total = facts.epochs_total;
 }
 
-/// A run's basic view (no config or summary) from its brief. A run stored before
-/// `epochs_total` and its facts were recorded shows none; `run_to_wire` reads them from the
-/// config.
+/// A run's basic view (no config or summary) from its brief. A run stored before its facts
+/// were recorded shows none; `run_to_wire` reads them from the config.
 pub fn brief_to_wire(r: &RunBrief, epochs_done: u32) -> v1::Run {
     let mut wire = v1::Run {
         run_id: r.id.0,
@@ -149,7 +143,7 @@ pub fn brief_to_wire(r: &RunBrief, epochs_done: u32) -> v1::Run {
         started_at_ms: r.started_at.map(millis),
         finished_at_ms: r.finished_at.map(millis),
         epochs_done,
-        epochs_total: r.epochs_total.unwrap_or(0),
+        epochs_total: 0,
         engine: r.engine.clone(),
         older_engine: !crate::core::is_current_engine(&r.engine),
         gpu_mem_source: r.gpu_memory.source.clone(),

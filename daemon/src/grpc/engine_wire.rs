@@ -13,27 +13,16 @@ use crate::run_config::RunConfig;
 use crate::store::MetricPoint;
 
 /// What `v1::Run` says of its config, read from the stored config: for runs stored before
-/// submission recorded it (`RunRecord::facts`, `epochs_total`).
-#[derive(Debug, Default, PartialEq)]
-pub struct ConfigFacts {
-    pub facts: RunFacts,
-    pub epochs_total: u32,
-}
-
-impl ConfigFacts {
-    /// The facts of a stored config; an unreadable one (which submission never stores) has none.
-    pub fn of(config_json: &str) -> Self {
-        match RunConfig::from_json("run", config_json) {
-            Ok(config) => Self {
-                facts: config.facts(),
-                epochs_total: u32::try_from(config.epochs_total()).unwrap_or(u32::MAX),
-            },
-            Err(e) => {
-                tracing::error!(error = %e, "a stored run config is unreadable");
-                Self::default()
-            }
-        }
-    }
+/// submission recorded it (`RunRecord::facts`). An unreadable config (which submission never
+/// stores) has none.
+pub fn config_facts(config_json: &str) -> RunFacts {
+    RunConfig::from_json("run", config_json).map_or_else(
+        |e| {
+            tracing::error!(error = %e, "a stored run config is unreadable");
+            RunFacts::default()
+        },
+        |config| config.facts(),
+    )
 }
 
 pub fn coordinate_to_wire(c: &Coordinate) -> v1::GridCoordinate {

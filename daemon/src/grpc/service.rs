@@ -194,7 +194,7 @@ impl Cauda for CaudaService {
             let (runs, next_page_token) = page_of(runs.collect(), page, |r| r.id);
             let mut wire = Vec::with_capacity(runs.len());
             for r in &runs {
-                let run = if r.epochs_total.is_none() || r.facts.is_none() {
+                let run = if r.facts.is_none() {
                     // Stored before these were recorded at submission: read its config.
                     convert::run_to_wire(&d.get_run(r.id)?, false, epochs_done(d, r.id))
                 } else {

@@ -12,7 +12,7 @@ use cauda_model::{
 };
 use cauda_plugins::spec::Coordinate;
 
-/// A `RunRecord` less `config_json` and `summary_json`, with the epoch total its config gives.
+/// A `RunRecord` less `config_json` and `summary_json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunBrief {
     pub id: RunId,
@@ -36,10 +36,7 @@ pub struct RunBrief {
     pub pending_reason: Option<String>,
     pub error: Option<String>,
     pub depends_on: Option<RunId>,
-    /// `RunRecord::epochs_total` (`None` for runs stored before it was recorded).
-    #[serde(default)]
-    pub epochs_total: Option<u32>,
-    /// `RunRecord::facts` and `coordinates`.
+    /// `RunRecord::facts` (with the epoch total) and `coordinates`.
     #[serde(default)]
     pub facts: Option<RunFacts>,
     #[serde(default)]
@@ -73,7 +70,6 @@ impl RunBrief {
             pending_reason: r.pending_reason.clone(),
             error: r.error.clone(),
             depends_on: r.depends_on,
-            epochs_total: r.epochs_total,
             facts: r.facts.clone(),
             coordinates: r.coordinates.clone(),
             gpu_memory: r.gpu_memory.clone(),

@@ -34,7 +34,6 @@ fn run(id: u64, attempt: u32, recorded: Option<(u64, &str)>) -> RunRecord {
                 token_sha256: None,
             })
         }),
-        epochs_total: None,
         facts: None,
         gpu_memory: Default::default(),
     }

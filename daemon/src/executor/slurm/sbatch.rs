@@ -152,7 +152,6 @@ mod tests {
             summary: None,
             coordinates: Vec::new(),
             batch_job: None,
-            epochs_total: None,
             facts: None,
             gpu_memory: Default::default(),
         }

@@ -156,7 +156,10 @@ fn briefs_follow_every_put_and_are_built_for_an_older_database() {
         let s = reopen(&path);
         seed_runs(&s);
         let mut moved = run(3, 2, "ana", RunState::Running);
-        moved.epochs_total = Some(12);
+        moved.facts = Some(cauda_model::RunFacts {
+            epochs_total: 12,
+            ..Default::default()
+        });
         s.put_run(&moved).unwrap();
         s.delete_run(RunId(5)).unwrap();
         for filter in [
@@ -182,7 +185,13 @@ fn briefs_follow_every_put_and_are_built_for_an_older_database() {
                 "{filter:?}"
             );
         }
-        assert_eq!(briefs(&s, &RunFilter::default())[2].epochs_total, Some(12));
+        assert_eq!(
+            briefs(&s, &RunFilter::default())[2]
+                .facts
+                .as_ref()
+                .map(|f| f.epochs_total),
+            Some(12)
+        );
     }
     {
         // As a database written before briefs: no briefs, no marker.

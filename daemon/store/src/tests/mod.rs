@@ -50,7 +50,6 @@ fn run(id: u64, experiment: u64, user: &str, state: RunState) -> RunRecord {
         depends_on: None,
         summary: None,
         coordinates: Vec::new(),
-        epochs_total: None,
         facts: None,
         gpu_memory: Default::default(),
         batch_job: None,
