@@ -2,6 +2,7 @@
 //! or a command run. The daemon, its planner, its report and the worker ask this type for the
 //! run's identity, labels and resources instead of reading JSON by key.
 
+use cauda_plugins::registry::Registry;
 use cauda_plugins::spec::{ResolvedRun, ResourcesSection};
 use cauda_plugins::train::{config_hash, stage1_run};
 
@@ -117,10 +118,11 @@ impl RunConfig {
         }
     }
 
-    /// A decoupled method's stage-2 run trains after this stage-1 run.
-    pub fn stage1(&self) -> Option<Self> {
+    /// A decoupled method's stage-2 run trains after this stage-1 run (the registry's stage-2
+    /// plugin says whether its stage 1 is shared).
+    pub fn stage1(&self, registry: &Registry) -> Option<Self> {
         match self {
-            Self::Engine(r) => stage1_run(r).map(|s| Self::Engine(Box::new(s))),
+            Self::Engine(r) => stage1_run(r, registry).map(|s| Self::Engine(Box::new(s))),
             Self::Command(_) => None,
         }
     }

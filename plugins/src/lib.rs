@@ -12,4 +12,5 @@ pub mod models;
 pub mod registry;
 pub mod samplers;
 pub mod spec;
+pub mod stage2;
 pub mod train;

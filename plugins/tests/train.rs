@@ -306,18 +306,18 @@ fn decoupled_methods_share_one_stage_1_and_start_stage_2_from_its_checkpoint() {
     let crt = spec("crt", "");
     let lws = spec("lws", "");
     let tau = spec("tau-norm", "");
-    let first = train::stage1_run(&crt).expect("crt splits");
+    let first = train::stage1_run(&crt, &builtin_registry()).expect("crt splits");
     assert!(first.stage2.is_none());
     for other in [&lws, &tau] {
-        let theirs = train::stage1_run(other).expect("splits");
+        let theirs = train::stage1_run(other, &builtin_registry()).expect("splits");
         assert_eq!(
             train::config_hash(&theirs),
             train::config_hash(&first),
             "one shared stage 1"
         );
     }
-    assert!(train::stage1_run(&spec("ce", "")).is_none());
-    assert!(train::stage1_run(&spec("weight-balancing", "")).is_none());
+    assert!(train::stage1_run(&spec("ce", ""), &builtin_registry()).is_none());
+    assert!(train::stage1_run(&spec("weight-balancing", ""), &builtin_registry()).is_none());
     // The stage-1 run is plain cross-entropy with instance sampling: the `ce` preset's run.
     assert_eq!(
         train::config_hash(&first),

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use cauda_plugins::registry::Registry;
 use cauda_plugins::spec::Coordinate;
 
 use crate::model::RunId;
@@ -63,11 +64,12 @@ pub struct PointInput {
 
 /// Builds a plan; `stored` maps config hashes to stored runs that may be reused (queued, running
 /// or succeeded).
-pub fn plan(points: Vec<PointInput>, stored: &HashMap<String, RunId>) -> Plan {
+pub fn plan(points: Vec<PointInput>, stored: &HashMap<String, RunId>, registry: &Registry) -> Plan {
     let mut planner = Planner {
         plan: Plan::default(),
         by_hash: HashMap::new(),
         stored,
+        registry,
     };
     // Plain runs first, so a decoupled method's stage 1 reuses an identical point (`ce`) rather
     // than the other way round; the points keep grid order.
@@ -105,6 +107,7 @@ struct Planner<'a> {
     plan: Plan,
     by_hash: HashMap<String, PlanRef>,
     stored: &'a HashMap<String, RunId>,
+    registry: &'a Registry,
 }
 
 impl Planner<'_> {
@@ -123,7 +126,7 @@ impl Planner<'_> {
             return found;
         }
         let depends_on = run
-            .stage1()
+            .stage1(self.registry)
             .map(|first| self.add(&format!("{name}/stage1"), coordinates, &first));
         let mut named = run.clone();
         named.set_name(name);
@@ -182,7 +185,7 @@ mod tests {
             point("ce", 1, false),
             point("lws", 1, false),
         ];
-        let plan = plan(points, &HashMap::new());
+        let plan = plan(points, &HashMap::new(), &builtin_registry());
         // ce, then crt and lws on ce as their stage 1.
         assert_eq!(
             plan.new.len(),
@@ -207,7 +210,11 @@ mod tests {
     fn stored_runs_are_reused_and_references_are_shared() {
         let ce = resolved("ce", 1, false);
         let stored = HashMap::from([(ce.config_hash(), RunId(7))]);
-        let plan = plan(vec![point("ce", 1, true), point("focal", 1, true)], &stored);
+        let plan = plan(
+            vec![point("ce", 1, true), point("focal", 1, true)],
+            &stored,
+            &builtin_registry(),
+        );
         assert_eq!(plan.points[0].run, PlanRef::Stored(RunId(7)));
         assert_eq!(plan.reused, [RunId(7)]);
         // New: focal, the balanced CE (shared; it is also ce's own balanced run), balanced focal.

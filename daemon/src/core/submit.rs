@@ -182,7 +182,11 @@ impl Daemon {
             if reusable.is_none() {
                 *reusable = Some(self.reusable_runs()?);
             }
-            plan(points, reusable.as_ref().unwrap_or(&HashMap::new()))
+            plan(
+                points,
+                reusable.as_ref().unwrap_or(&HashMap::new()),
+                &self.registry,
+            )
         };
         self.check_queued_quota(user, plan.new.len())?;
         // Taken without a flush of their own: durable with the commit below (see `Store`).

@@ -55,7 +55,7 @@ fn bad_parameters_name_the_parameter_and_range() {
         err(LogitAdjusted::new(&COUNTS, f64::INFINITY).map(drop)),
         ("tau", "tau >= 0")
     );
-    let drw = Drw::new(Box::new(CrossEntropy), &COUNTS, 160, 1.5).map(drop);
+    let drw = Drw::new(std::sync::Arc::new(CrossEntropy), &COUNTS, 160, 1.5).map(drop);
     assert_eq!(err(drw), ("beta", "0 <= beta < 1"));
     let message = Focal::new(-1.0).expect_err("negative gamma").to_string();
     assert!(
@@ -78,7 +78,7 @@ fn bad_counts_are_rejected_by_every_count_based_loss() {
     expect_zero(Ldam::new(&zero, 0.5, 30.0).map(drop));
     expect_zero(BalancedSoftmax::new(&zero).map(drop));
     expect_zero(LogitAdjusted::new(&zero, 1.0).map(drop));
-    expect_zero(Drw::new(Box::new(CrossEntropy), &zero, 1, 0.99).map(drop));
+    expect_zero(Drw::new(std::sync::Arc::new(CrossEntropy), &zero, 1, 0.99).map(drop));
     expect_zero(log_prior(&zero).map(drop));
     assert!(matches!(
         BalancedSoftmax::new(&[]),
@@ -125,7 +125,7 @@ fn mismatched_shapes_are_errors_not_panics() {
             ..
         })
     ));
-    let base = Box::new(BalancedSoftmax::new(&[5, 3, 1]).expect("bs"));
+    let base = std::sync::Arc::new(BalancedSoftmax::new(&[5, 3, 1]).expect("bs"));
     assert!(matches!(
         Drw::new(base, &COUNTS, 1, 0.99),
         Err(LossError::ClassMismatch {
@@ -202,7 +202,7 @@ fn drw_switches_weights_at_start_epoch_and_keeps_the_head_contract() {
     let ldam = Ldam::new(&COUNTS, 0.5, 30.0).expect("ldam");
     let margins = ldam.margins().to_vec();
     assert!((margins[3] - 0.5).abs() < 1e-6 && margins.windows(2).all(|m| m[0] < m[1]));
-    let drw = Drw::new(Box::new(ldam), &COUNTS, 160, 0.9999).expect("drw");
+    let drw = Drw::new(std::sync::Arc::new(ldam), &COUNTS, 160, 0.9999).expect("drw");
     assert!(drw.wants_cosine_head());
     assert_eq!(drw.class_weights(159), None);
     let w = drw.class_weights(160).expect("weights from start_epoch");

@@ -1,6 +1,8 @@
 //! Deferred re-weighting: train with the plain loss first so features are learned from the natural
 //! distribution, then switch on class-balanced weights to fix the classifier.
 
+use std::sync::Arc;
+
 use burn::tensor::{Int, Tensor};
 
 use super::Loss;
@@ -18,7 +20,7 @@ use super::error::{LossError, Result};
 /// multiplies the unweighted focal loss in [`super::combine`], like every other weighted loss.
 #[derive(Debug)]
 pub struct Drw {
-    base: Box<dyn Loss>,
+    base: Arc<dyn Loss>,
     start_epoch: usize,
     weights: Vec<f32>,
 }
@@ -32,7 +34,7 @@ impl Drw {
     /// Wraps `base`; weights come from the per-class training counts (all > 0) and `0 <= beta < 1`.
     /// Errors if `base` was built for a different number of classes.
     pub fn new(
-        base: Box<dyn Loss>,
+        base: Arc<dyn Loss>,
         counts: &[usize],
         start_epoch: usize,
         beta: f64,

@@ -98,7 +98,7 @@ fn p(r: &Record, key: &str) -> f64 {
 }
 
 fn build(r: &Record, counts: &[usize]) -> Box<dyn Loss> {
-    let drw = |base: Box<dyn Loss>| -> Box<dyn Loss> {
+    let drw = |base: std::sync::Arc<dyn Loss>| -> Box<dyn Loss> {
         let start = r.params["start_epoch"].as_u64().expect("start_epoch") as usize;
         Box::new(Drw::new(base, counts, start, p(r, "beta")).expect("drw"))
     };
@@ -119,9 +119,11 @@ fn build(r: &Record, counts: &[usize]) -> Box<dyn Loss> {
         "ldam" => Box::new(Ldam::new(counts, p(r, "max_m"), p(r, "s")).expect("ldam")),
         "balanced_softmax" => Box::new(BalancedSoftmax::new(counts).expect("bs")),
         "logit_adjusted" => Box::new(LogitAdjusted::new(counts, p(r, "tau")).expect("la")),
-        "drw_ce" => drw(Box::new(CrossEntropy)),
-        "drw_focal" => drw(Box::new(Focal::new(p(r, "gamma")).expect("focal"))),
-        "drw_ldam" => drw(Box::new(
+        "drw_ce" => drw(std::sync::Arc::new(CrossEntropy)),
+        "drw_focal" => drw(std::sync::Arc::new(
+            Focal::new(p(r, "gamma")).expect("focal"),
+        )),
+        "drw_ldam" => drw(std::sync::Arc::new(
             Ldam::new(counts, p(r, "max_m"), p(r, "s")).expect("ldam"),
         )),
         other => panic!("fixture names unknown loss {other}"),

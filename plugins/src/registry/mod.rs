@@ -1,12 +1,14 @@
 //! The plugin registry: every method of the survey's three families is a named factory with
-//! typed, range-checked parameters and defaults. The registry validates a spec's plugin
-//! references (unknown names or keys are errors naming the allowed ones), builds the plugin
-//! objects for a run, and describes itself for `cauda plugins`.
+//! typed, range-checked parameters and defaults. The registry is the only way to build a plugin:
+//! it validates a spec's plugin references (unknown names or keys are errors naming the allowed
+//! ones), builds the plugin objects for a run through each plugin's own factory, and describes
+//! itself for `cauda plugins`. A crate outside cauda adds its plugins with [`Registry::register`]
+//! on top of [`builtin_registry`] (see `examples/custom-plugin/`).
 
 mod builtin;
 mod params;
 
-pub use builtin::{build_loss, build_mixer, builtin_registry, validated};
+pub use builtin::builtin_registry;
 pub use params::{ParamKind, ParamSpec, Params, PluginRef};
 
 use std::collections::BTreeMap;
@@ -16,9 +18,12 @@ use serde::Serialize;
 
 use crate::augment::BatchMixer;
 use crate::losses::Loss;
+use crate::models::HeadKind;
 use crate::samplers::Sampler;
+use crate::stage2::Stage2Method;
 
-/// The survey's three families (plus the schedule/post-hoc helpers of re-balancing).
+/// The survey's three families (plus the schedule/post-hoc helpers of re-balancing): what
+/// `cauda plugins` groups plugins by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Family {
@@ -34,6 +39,52 @@ pub enum Family {
     Module,
 }
 
+/// What a plugin builds, i.e. which slot of a spec it fills. Names are unique within a kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// `rebalance.sampler`: a [`Sampler`].
+    Sampler,
+    /// `rebalance.loss`: a [`Loss`].
+    Loss,
+    /// `rebalance.drw`: a schedule wrapping the run's loss.
+    LossSchedule,
+    /// `rebalance.posthoc`: a logit shift subtracted at evaluation.
+    PostHoc,
+    /// `augment.batch`: a [`BatchMixer`].
+    Mixer,
+    /// `module.classifier`: the head the model is built with.
+    Classifier,
+    /// `module.stage2`: a [`Stage2Method`].
+    Stage2,
+}
+
+impl Kind {
+    /// The survey family a plugin of this kind belongs to.
+    pub fn family(self) -> Family {
+        match self {
+            Kind::Sampler => Family::Sampler,
+            Kind::Loss => Family::Loss,
+            Kind::LossSchedule | Kind::PostHoc => Family::Rebalance,
+            Kind::Mixer => Family::Augment,
+            Kind::Classifier | Kind::Stage2 => Family::Module,
+        }
+    }
+
+    /// The spec key a plugin of this kind is named under.
+    pub fn spec_key(self) -> &'static str {
+        match self {
+            Kind::Sampler => "rebalance.sampler",
+            Kind::Loss => "rebalance.loss",
+            Kind::LossSchedule => "rebalance.drw",
+            Kind::PostHoc => "rebalance.posthoc",
+            Kind::Mixer => "augment.batch",
+            Kind::Classifier => "module.classifier",
+            Kind::Stage2 => "module.stage2",
+        }
+    }
+}
+
 /// What a factory needs to know about the run it builds a plugin for.
 #[derive(Debug, Clone)]
 pub struct BuildContext {
@@ -43,24 +94,52 @@ pub struct BuildContext {
     pub epochs: usize,
 }
 
-/// A built plugin.
-#[derive(Debug, Clone)]
-pub enum Built {
-    Sampler(Arc<dyn Sampler>),
-    Loss(Arc<dyn Loss>),
-    Mixer(Arc<dyn BatchMixer>),
-    /// Module-improvement and re-balancing helpers whose behaviour lives in the training loop;
-    /// they carry their validated parameters.
-    Params(Params),
+/// A plugin's factory, typed by what it builds: the only constructors of plugins.
+#[derive(Clone, Copy)]
+pub enum Factory {
+    Sampler(fn(&Params, &BuildContext) -> Result<Arc<dyn Sampler>, RegistryError>),
+    Loss(fn(&Params, &BuildContext) -> Result<Arc<dyn Loss>, RegistryError>),
+    /// Wraps the run's loss (DRW).
+    LossSchedule(fn(&Params, &BuildContext, Arc<dyn Loss>) -> Result<Arc<dyn Loss>, RegistryError>),
+    /// The per-class logit shift subtracted at evaluation.
+    PostHoc(fn(&Params, &BuildContext) -> Result<Vec<f32>, RegistryError>),
+    Mixer(fn(&Params, &BuildContext) -> Result<Arc<dyn BatchMixer>, RegistryError>),
+    /// The head the model is built with (resolved into the run's `model` section).
+    Classifier(fn(&Params) -> Result<HeadKind, RegistryError>),
+    Stage2(fn(&Params) -> Result<Arc<dyn Stage2Method>, RegistryError>),
 }
 
-type Factory = fn(&Params, &BuildContext) -> Result<Built, RegistryError>;
+impl Factory {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Factory::Sampler(_) => Kind::Sampler,
+            Factory::Loss(_) => Kind::Loss,
+            Factory::LossSchedule(_) => Kind::LossSchedule,
+            Factory::PostHoc(_) => Kind::PostHoc,
+            Factory::Mixer(_) => Kind::Mixer,
+            Factory::Classifier(_) => Kind::Classifier,
+            Factory::Stage2(_) => Kind::Stage2,
+        }
+    }
+}
+
+/// A plugin as its author declares it.
+#[derive(Debug, Clone)]
+pub struct PluginDecl {
+    pub name: &'static str,
+    /// One line: what it computes.
+    pub doc: &'static str,
+    /// The paper it comes from.
+    pub paper: &'static str,
+    pub params: Vec<ParamSpec>,
+}
 
 /// Self-description of one plugin, for `ListPlugins` / `cauda plugins`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PluginInfo {
     pub name: &'static str,
     pub family: Family,
+    pub kind: Kind,
     pub doc: &'static str,
     pub paper: &'static str,
     pub params: Vec<ParamSpec>,
@@ -74,11 +153,13 @@ struct Entry {
 /// Errors of plugin lookup, validation and construction.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("plugin `{name}` is registered twice")]
-    Duplicate { name: String },
-    #[error("unknown {family:?} plugin `{name}`; allowed: {allowed}")]
+    #[error("{kind:?} plugin `{name}` is registered twice")]
+    Duplicate { kind: Kind, name: String },
+    #[error("plugin `{name}` has no doc line or no paper: `cauda plugins` shows both")]
+    Undocumented { name: String },
+    #[error("unknown {kind:?} plugin `{name}`; allowed: {allowed}")]
     Unknown {
-        family: Family,
+        kind: Kind,
         name: String,
         allowed: String,
     },
@@ -98,135 +179,170 @@ pub enum RegistryError {
     Build { plugin: String, message: String },
 }
 
-/// Named factories, one namespace per family.
+impl RegistryError {
+    /// A factory's failure to build `plugin` from valid parameters.
+    pub fn build(plugin: &str, e: impl std::fmt::Display) -> Self {
+        Self::Build {
+            plugin: plugin.to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Named factories, one namespace per [`Kind`].
 #[derive(Default)]
 pub struct Registry {
-    entries: BTreeMap<(Family, &'static str), Entry>,
+    entries: BTreeMap<(Kind, &'static str), Entry>,
 }
 
 impl Registry {
-    /// Registers a plugin; a second registration of the same (family, name) is an error.
-    pub fn register(&mut self, info: PluginInfo, factory: Factory) -> Result<(), RegistryError> {
-        let key = (info.family, info.name);
+    /// Registers a plugin. A second registration of the same name for the same kind, or a
+    /// plugin without a doc line or paper, is an error.
+    pub fn register(&mut self, decl: PluginDecl, factory: Factory) -> Result<(), RegistryError> {
+        let kind = factory.kind();
+        let key = (kind, decl.name);
         if self.entries.contains_key(&key) {
             return Err(RegistryError::Duplicate {
-                name: info.name.to_string(),
+                kind,
+                name: decl.name.to_string(),
             });
         }
+        if decl.doc.trim().is_empty() || decl.paper.trim().is_empty() {
+            return Err(RegistryError::Undocumented {
+                name: decl.name.to_string(),
+            });
+        }
+        let info = PluginInfo {
+            name: decl.name,
+            family: kind.family(),
+            kind,
+            doc: decl.doc,
+            paper: decl.paper,
+            params: decl.params,
+        };
         self.entries.insert(key, Entry { info, factory });
         Ok(())
     }
 
-    /// All plugins, ordered by family then name.
+    /// All plugins, ordered by kind then name.
     pub fn describe(&self) -> Vec<PluginInfo> {
         self.entries.values().map(|e| e.info.clone()).collect()
     }
 
-    fn entry(&self, family: Family, name: &str) -> Result<&Entry, RegistryError> {
+    fn entry(&self, kind: Kind, name: &str) -> Result<&Entry, RegistryError> {
         let found = self
             .entries
             .iter()
-            .find(|((f, n), _)| *f == family && *n == name);
+            .find(|((k, n), _)| *k == kind && *n == name);
         found.map(|(_, e)| e).ok_or_else(|| RegistryError::Unknown {
-            family,
+            kind,
             name: name.to_string(),
-            allowed: self.names(family).join(", "),
+            allowed: self.names(kind).join(", "),
         })
     }
 
-    /// The names registered in one family.
-    pub fn names(&self, family: Family) -> Vec<&'static str> {
+    /// The names registered for one kind.
+    pub fn names(&self, kind: Kind) -> Vec<&'static str> {
         self.entries
             .keys()
-            .filter(|(f, _)| *f == family)
+            .filter(|(k, _)| *k == kind)
             .map(|(_, n)| *n)
             .collect()
     }
 
     /// Checks a reference's name and parameters, filling in defaults.
-    pub fn validate(&self, family: Family, plugin: &PluginRef) -> Result<Params, RegistryError> {
-        let entry = self.entry(family, &plugin.name)?;
+    pub fn validate(&self, kind: Kind, plugin: &PluginRef) -> Result<Params, RegistryError> {
+        let entry = self.entry(kind, &plugin.name)?;
         Params::validate(entry.info.name, &entry.info.params, &plugin.params)
     }
 
-    /// Builds a plugin from already validated parameters.
-    pub fn build_params(
+    /// Validated parameters of a plugin with some values set.
+    pub fn validated(
         &self,
-        family: Family,
-        params: &Params,
-        ctx: &BuildContext,
-    ) -> Result<Built, RegistryError> {
-        (self.entry(family, &params.plugin)?.factory)(params, ctx)
+        kind: Kind,
+        name: &str,
+        values: &[(&str, f64)],
+    ) -> Result<Params, RegistryError> {
+        let mut p = PluginRef::named(name);
+        for (k, v) in values {
+            p.params.insert(k.to_string(), toml::Value::Float(*v));
+        }
+        self.validate(kind, &p)
     }
 
-    /// Validates and builds a plugin for a run.
-    pub fn build(
-        &self,
-        family: Family,
-        plugin: &PluginRef,
-        ctx: &BuildContext,
-    ) -> Result<Built, RegistryError> {
-        let params = self.validate(family, plugin)?;
-        (self.entry(family, &plugin.name)?.factory)(&params, ctx)
+    fn factory(&self, kind: Kind, params: &Params) -> Result<Factory, RegistryError> {
+        Ok(self.entry(kind, &params.plugin)?.factory)
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    pub fn sampler(
+        &self,
+        p: &Params,
+        ctx: &BuildContext,
+    ) -> Result<Arc<dyn Sampler>, RegistryError> {
+        match self.factory(Kind::Sampler, p)? {
+            Factory::Sampler(f) => f(p, ctx),
+            _ => Err(mismatch(p, Kind::Sampler)),
+        }
+    }
 
-    #[test]
-    fn registering_a_name_twice_is_an_error() {
-        let mut r = Registry::default();
-        let info = || PluginInfo {
-            name: "x",
-            family: Family::Module,
-            doc: "",
-            paper: "",
-            params: vec![],
+    /// The run's loss, wrapped by its loss schedule (DRW) when it has one.
+    pub fn loss(
+        &self,
+        p: &Params,
+        schedule: Option<&Params>,
+        ctx: &BuildContext,
+    ) -> Result<Arc<dyn Loss>, RegistryError> {
+        let base = match self.factory(Kind::Loss, p)? {
+            Factory::Loss(f) => f(p, ctx)?,
+            _ => return Err(mismatch(p, Kind::Loss)),
         };
-        let f: Factory = |p, _| Ok(Built::Params(p.clone()));
-        r.register(info(), f).unwrap();
-        assert!(matches!(
-            r.register(info(), f),
-            Err(RegistryError::Duplicate { .. })
-        ));
+        let Some(s) = schedule else {
+            return Ok(base);
+        };
+        match self.factory(Kind::LossSchedule, s)? {
+            Factory::LossSchedule(f) => f(s, ctx, base),
+            _ => Err(mismatch(s, Kind::LossSchedule)),
+        }
     }
 
-    #[test]
-    fn unknown_names_and_keys_list_what_is_allowed() {
-        let r = builtin_registry();
-        let err = r
-            .validate(Family::Loss, &PluginRef::named("focl"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("focal") && err.contains("ldam"), "{err}");
-        let mut bad = PluginRef::named("focal");
-        bad.params.insert("gama".into(), toml::Value::Float(2.0));
-        let err = r.validate(Family::Loss, &bad).unwrap_err().to_string();
-        assert!(err.contains("gama") && err.contains("gamma"), "{err}");
+    pub fn posthoc(&self, p: &Params, ctx: &BuildContext) -> Result<Vec<f32>, RegistryError> {
+        match self.factory(Kind::PostHoc, p)? {
+            Factory::PostHoc(f) => f(p, ctx),
+            _ => Err(mismatch(p, Kind::PostHoc)),
+        }
     }
 
-    #[test]
-    fn out_of_range_parameters_are_rejected_and_defaults_filled() {
-        let r = builtin_registry();
-        let mut bad = PluginRef::named("class-balanced");
-        bad.params.insert("beta".into(), toml::Value::Float(1.5));
-        let err = r.validate(Family::Loss, &bad).unwrap_err().to_string();
-        assert!(err.contains("class-balanced.beta"), "{err}");
-        let ok = r.validate(Family::Loss, &PluginRef::named("ldam")).unwrap();
-        assert_eq!(ok.get("s"), 30.0);
-        assert_eq!(ok.get("max_m"), 0.5);
+    pub fn mixer(
+        &self,
+        p: &Params,
+        ctx: &BuildContext,
+    ) -> Result<Arc<dyn BatchMixer>, RegistryError> {
+        match self.factory(Kind::Mixer, p)? {
+            Factory::Mixer(f) => f(p, ctx),
+            _ => Err(mismatch(p, Kind::Mixer)),
+        }
     }
 
-    #[test]
-    fn every_builtin_describes_itself() {
-        for p in builtin_registry().describe() {
-            assert!(
-                !p.doc.is_empty() && !p.paper.is_empty(),
-                "{} lacks doc/paper",
-                p.name
-            );
+    pub fn classifier(&self, p: &Params) -> Result<HeadKind, RegistryError> {
+        match self.factory(Kind::Classifier, p)? {
+            Factory::Classifier(f) => f(p),
+            _ => Err(mismatch(p, Kind::Classifier)),
+        }
+    }
+
+    pub fn stage2(&self, p: &Params) -> Result<Arc<dyn Stage2Method>, RegistryError> {
+        match self.factory(Kind::Stage2, p)? {
+            Factory::Stage2(f) => f(p),
+            _ => Err(mismatch(p, Kind::Stage2)),
         }
     }
 }
+
+/// An entry found under `kind` whose factory builds another kind: impossible through
+/// [`Registry::register`], which files every factory under its own kind.
+fn mismatch(p: &Params, kind: Kind) -> RegistryError {
+    RegistryError::build(&p.plugin, format!("is not a {kind:?} plugin"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -174,7 +174,7 @@ impl Params {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Family, builtin_registry};
+    use super::super::{Kind, builtin_registry};
     use super::*;
 
     fn given(plugin: &str, key: &str, value: toml::Value) -> PluginRef {
@@ -191,7 +191,7 @@ mod tests {
         let registry = builtin_registry();
         let mut checked = 0;
         for plugin in registry.describe() {
-            let family = plugin.family;
+            let family = plugin.kind;
             for spec in &plugin.params {
                 let what = format!("{}.{}", plugin.name, spec.name);
                 assert!(spec.min.is_finite() && spec.max.is_finite(), "{what}");
@@ -242,10 +242,7 @@ mod tests {
         let registry = builtin_registry();
         for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             let err = registry
-                .validate(
-                    Family::Loss,
-                    &given("focal", "gamma", toml::Value::Float(v)),
-                )
+                .validate(Kind::Loss, &given("focal", "gamma", toml::Value::Float(v)))
                 .expect_err("refused")
                 .to_string();
             assert!(
@@ -255,7 +252,7 @@ mod tests {
         }
         let err = registry
             .validate(
-                Family::Loss,
+                Kind::Loss,
                 &given("focal", "gamma", toml::Value::String("2".into())),
             )
             .expect_err("refused")
@@ -268,7 +265,7 @@ mod tests {
                 p.params
                     .iter()
                     .find(|s| s.kind == ParamKind::Int)
-                    .map(|s| (p.name, p.family, s.name))
+                    .map(|s| (p.name, p.kind, s.name))
             })
             .expect("an integer parameter exists");
         let err = registry

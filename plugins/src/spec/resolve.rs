@@ -9,7 +9,8 @@ use super::{
     ResourcesSection, Result, TrainSection, invalid,
 };
 use crate::models::BackboneKind;
-use crate::registry::{Family, Params, PluginRef, Registry};
+use crate::models::HeadKind;
+use crate::registry::{Kind, Params, PluginRef, Registry};
 
 /// A decoupled second stage (or post-hoc classifier transform).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,10 +94,10 @@ impl ExperimentSpec {
         let pick = |spec: &Option<PluginRef>, preset: &Option<PluginRef>| {
             spec.clone().or_else(|| preset.clone())
         };
-        let check = |family: Family, key: &str, p: &PluginRef| -> Result<Params> {
+        let check = |kind: Kind, p: &PluginRef| -> Result<Params> {
             registry
-                .validate(family, p)
-                .map_err(|e| invalid(origin, key, e.to_string()))
+                .validate(kind, p)
+                .map_err(|e| invalid(origin, kind.spec_key(), e.to_string()))
         };
 
         let sampler = pick(&self.rebalance.sampler, &preset.rebalance.sampler)
@@ -111,30 +112,22 @@ impl ExperimentSpec {
 
         let mut model = self.model.clone();
         if let Some(c) = &classifier {
-            let p = check(Family::Module, "module.classifier", c)?;
-            if c.name != "cosine" {
-                return Err(invalid(
-                    origin,
-                    "module.classifier",
-                    "the classifier plugin must be `cosine`",
-                ));
-            }
-            model.head = "cosine".into();
-            model.head_scale = p.get("scale") as f32;
+            let p = check(Kind::Classifier, c)?;
+            let head = registry
+                .classifier(&p)
+                .map_err(|e| invalid(origin, Kind::Classifier.spec_key(), e.to_string()))?;
+            (model.head, model.head_scale) = match head {
+                HeadKind::Cosine { scale } => ("cosine".into(), scale),
+                HeadKind::Linear => ("linear".into(), model.head_scale),
+            };
         }
         let stage2 = match stage2 {
             Some(s) => {
-                let params = check(Family::Module, "module.stage2", &s)?;
-                if !["crt", "lws", "tau-norm", "weight-balancing"].contains(&s.name.as_str()) {
-                    return Err(invalid(
-                        origin,
-                        "module.stage2",
-                        format!(
-                            "`{}` is not a stage-2 method; allowed: crt, lws, tau-norm, weight-balancing",
-                            s.name
-                        ),
-                    ));
-                }
+                let params = check(Kind::Stage2, &s)?;
+                // Built once here so a factory's refusal is the spec's error, not the worker's.
+                registry
+                    .stage2(&params)
+                    .map_err(|e| invalid(origin, Kind::Stage2.spec_key(), e.to_string()))?;
                 Some(Stage2Spec {
                     name: s.name,
                     params,
@@ -149,14 +142,10 @@ impl ExperimentSpec {
             data: self.data.clone(),
             model,
             train: self.train.clone(),
-            sampler: check(Family::Sampler, "rebalance.sampler", &sampler)?,
-            loss: check(Family::Loss, "rebalance.loss", &loss)?,
-            drw: drw
-                .map(|d| check(Family::Rebalance, "rebalance.drw", &d))
-                .transpose()?,
-            posthoc: posthoc
-                .map(|p| check(Family::Rebalance, "rebalance.posthoc", &p))
-                .transpose()?,
+            sampler: check(Kind::Sampler, &sampler)?,
+            loss: check(Kind::Loss, &loss)?,
+            drw: drw.map(|d| check(Kind::LossSchedule, &d)).transpose()?,
+            posthoc: posthoc.map(|p| check(Kind::PostHoc, &p)).transpose()?,
             crop_flip: self
                 .augment
                 .crop_flip
@@ -164,9 +153,7 @@ impl ExperimentSpec {
                 .unwrap_or(!is_small),
             pad: self.augment.pad.or(preset.augment.pad).unwrap_or(4),
             color_jitter: self.augment.color_jitter.or(preset.augment.color_jitter),
-            mixer: mixer
-                .map(|m| check(Family::Augment, "augment.batch", &m))
-                .transpose()?,
+            mixer: mixer.map(|m| check(Kind::Mixer, &m)).transpose()?,
             stage2,
             metrics: self.metrics.clone(),
             resources: self.resources.clone(),

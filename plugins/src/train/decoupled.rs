@@ -5,8 +5,6 @@
 //! classifier's weights post hoc; weight balancing re-trains the classifier with a class-balanced
 //! loss under MaxNorm after a stage 1 with strong weight decay and MaxNorm.
 
-use std::sync::Arc;
-
 use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
@@ -17,8 +15,9 @@ use super::stage::{StageSetup, evaluate_model, run_stage};
 use super::{Checkpoint, Context, EventSink, TrainError, evaluate};
 use crate::metrics::{Selected, Selection};
 use crate::models::{BackboneKind, Classifier, Head, HeadKind, InputShape};
-use crate::registry::{BuildContext, Built, Family, Params, RegistryError};
-use crate::spec::{ScheduleSpec, Stage2Spec};
+use crate::registry::{BuildContext, Kind};
+use crate::spec::ScheduleSpec;
+use crate::stage2::{HeadPlan, Stage2Plan, TrainPlan};
 
 pub fn run_all(
     ctx: &Context<'_>,
@@ -27,14 +26,17 @@ pub fn run_all(
 ) -> Result<RunSummary, TrainError> {
     let run = ctx.run;
     let data = ctx.data;
-    let stage2 = run.stage2.as_ref();
-    let wb = stage2
-        .filter(|s| s.name == "weight-balancing")
-        .map(|s| &s.params);
+    let reg = ctx.registry;
+    let method = run
+        .stage2
+        .as_ref()
+        .map(|s| reg.stage2(&s.params))
+        .transpose()?;
+    let plan = method.as_ref().map(|m| m.plan());
 
     let mut optimizer = run.train.optimizer.clone();
-    if let Some(p) = wb {
-        optimizer.weight_decay = p.get("stage1_weight_decay");
+    if let Some(wd) = method.as_ref().and_then(|m| m.stage1_weight_decay()) {
+        optimizer.weight_decay = wd;
     }
     let bctx = BuildContext {
         class_counts: data.class_counts.clone(),
@@ -44,12 +46,12 @@ pub fn run_all(
         stage: 1,
         epochs: run.train.epochs,
         epoch_offset: 0,
-        sampler: sampler(ctx, &run.sampler, &bctx)?,
-        loss: crate::registry::build_loss(ctx.registry, &run.loss, run.drw.as_ref(), &bctx)?,
+        sampler: reg.sampler(&run.sampler, &bctx)?,
+        loss: reg.loss(&run.loss, run.drw.as_ref(), &bctx)?,
         mixer: run
             .mixer
             .as_ref()
-            .map(|m| crate::registry::build_mixer(ctx.registry, m, &bctx))
+            .map(|m| reg.mixer(m, &bctx))
             .transpose()?,
         crop_pad: run.crop_flip.then_some(run.pad),
         optimizer: optimizer.clone(),
@@ -87,7 +89,6 @@ pub fn run_all(
         // A run's first step starts from the pretrained backbone (`model.pretrained`).
         model = run.model.load_pretrained(model)?;
     }
-    let stage2_trains = stage2.is_some_and(|s| s.name != "tau-norm");
     if resume_stage <= 1 {
         let mut optim = build_optimizer(&setup1.optimizer, setup1.optimizer.weight_decay);
         if let Some(ck) = &ck {
@@ -97,19 +98,16 @@ pub fn run_all(
     }
 
     let mut tau_sweep = None;
-    if let Some(s2) = stage2 {
-        if stage2_trains {
-            let epochs = s2.params.get("epochs") as usize;
-            let mut model2 = stage2_model(
-                ctx,
-                s2,
-                if resume_stage == 2 {
-                    fresh_model(ctx)?
-                } else {
-                    model
-                },
-            )?;
-            let setup2 = stage2_setup(ctx, s2, epochs, &bctx, &model2)?;
+    match &plan {
+        None => {}
+        Some(Stage2Plan::Train(tp)) => {
+            let from = if resume_stage == 2 {
+                fresh_model(ctx)?
+            } else {
+                model
+            };
+            let mut model2 = stage2_model(ctx, tp.head, from)?;
+            let setup2 = stage2_setup(ctx, tp, &bctx, &model2)?;
             let mut optim = build_optimizer(&setup2.optimizer, setup2.optimizer.weight_decay);
             let start = if resume_stage == 2 { done } else { 0 };
             if resume_stage == 2
@@ -118,10 +116,11 @@ pub fn run_all(
                 (model2, optim) = load(model2, optim, ck)?;
             }
             model = run_stage(ctx, &setup2, model2, optim, start, &mut history, sink)?;
-        } else {
+        }
+        Some(Stage2Plan::TauNorm { tau }) => {
             // The lockstep record's "stage 2" of tau-norm: the model it transforms.
             ctx.record(|r| r.stage_start(2, 0, &model, Vec::new()))?;
-            let (m, sweep) = tau_normalize(ctx, s2, model)?;
+            let (m, sweep) = tau_normalize(ctx, *tau, model)?;
             model = m;
             tau_sweep = Some(sweep);
         }
@@ -193,21 +192,6 @@ pub fn run_all(
     })
 }
 
-fn sampler(
-    ctx: &Context<'_>,
-    params: &Params,
-    bctx: &BuildContext,
-) -> Result<Arc<dyn crate::samplers::Sampler>, TrainError> {
-    match ctx.registry.build_params(Family::Sampler, params, bctx)? {
-        Built::Sampler(s) => Ok(s),
-        _ => Err(RegistryError::Build {
-            plugin: params.plugin.clone(),
-            message: "not a sampler".into(),
-        }
-        .into()),
-    }
-}
-
 /// Reads every float parameter of a module, which makes a lazy initializer draw it.
 struct DrawEveryParameter;
 
@@ -263,13 +247,13 @@ fn load(
 /// The stage-2 model: a frozen backbone and the head the method trains.
 fn stage2_model(
     ctx: &Context<'_>,
-    s2: &Stage2Spec,
+    plan: HeadPlan,
     model: Classifier,
 ) -> Result<Classifier, TrainError> {
     let Classifier { backbone, head } = model;
     let backbone = backbone.freeze();
-    let head = match s2.name.as_str() {
-        "crt" => {
+    let head = match plan {
+        HeadPlan::Reinit => {
             let kind = if head.cosine_scale > 0.0 {
                 HeadKind::Cosine {
                     scale: head.cosine_scale,
@@ -279,51 +263,38 @@ fn stage2_model(
             };
             Head::new(kind, backbone.feature_dim(), head.classes(), &ctx.device)?
         }
-        "lws" => head.no_grad().with_lws_scales(&ctx.device),
-        _ => head,
+        HeadPlan::LwsScales => head.no_grad().with_lws_scales(&ctx.device),
+        HeadPlan::Keep => head,
     };
     Ok(Classifier { backbone, head })
 }
 
+/// Stage 2's sampler, loss and optimizer, built through the registry from the method's plan.
 fn stage2_setup(
     ctx: &Context<'_>,
-    s2: &Stage2Spec,
-    epochs: usize,
+    plan: &TrainPlan,
     bctx: &BuildContext,
     model: &Classifier,
 ) -> Result<StageSetup, TrainError> {
     let run = ctx.run;
-    let p = &s2.params;
     let reg = ctx.registry;
     let bctx2 = BuildContext {
-        epochs,
+        epochs: plan.epochs,
         ..bctx.clone()
     };
-    let (sampler_name, loss) = if s2.name == "weight-balancing" {
-        let cb =
-            crate::registry::validated(reg, Family::Loss, "class-balanced", &[("gamma", 0.0)])?;
-        ("instance", cb)
-    } else {
-        (
-            "class-aware",
-            crate::registry::validated(reg, Family::Loss, "ce", &[])?,
-        )
-    };
+    let sampler = reg.validate(Kind::Sampler, &plan.sampler)?;
+    let loss = reg.validate(Kind::Loss, &plan.loss)?;
     let mut optimizer = run.train.optimizer.clone();
-    optimizer.lr = p.get("lr");
-    if s2.name == "weight-balancing" {
-        optimizer.weight_decay = p.get("weight_decay");
+    optimizer.lr = plan.lr;
+    if let Some(wd) = plan.weight_decay {
+        optimizer.weight_decay = wd;
     }
     Ok(StageSetup {
         stage: 2,
-        epochs,
+        epochs: plan.epochs,
         epoch_offset: run.train.epochs,
-        sampler: sampler(
-            ctx,
-            &crate::registry::validated(reg, Family::Sampler, sampler_name, &[])?,
-            &bctx2,
-        )?,
-        loss: crate::registry::build_loss(reg, &loss, None, &bctx2)?,
+        sampler: reg.sampler(&sampler, &bctx2)?,
+        loss: reg.loss(&loss, None, &bctx2)?,
         mixer: None,
         crop_pad: run.crop_flip.then_some(run.pad),
         optimizer,
@@ -333,8 +304,9 @@ fn stage2_setup(
             milestones: vec![],
             gamma: 0.1,
         },
-        max_norm: (s2.name == "weight-balancing")
-            .then(|| model.head.relative_norm_threshold(p.get("thresh") as f32)),
+        max_norm: plan
+            .max_norm_thresh
+            .map(|t| model.head.relative_norm_threshold(t)),
     })
 }
 
@@ -342,7 +314,7 @@ fn stage2_setup(
 /// steps of 0.1), else the preset's tau; test accuracy for every tau is reported either way.
 fn tau_normalize(
     ctx: &Context<'_>,
-    s2: &Stage2Spec,
+    fallback_tau: f32,
     model: Classifier,
 ) -> Result<(Classifier, TauSweep), TrainError> {
     let data = ctx.data;
@@ -386,7 +358,7 @@ fn tau_normalize(
             }
             taus[best]
         }
-        None => s2.params.get("tau") as f32,
+        None => fallback_tau,
     };
     let Classifier { backbone, head } = model;
     let head = head.tau_normalized(chosen);

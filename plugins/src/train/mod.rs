@@ -22,6 +22,7 @@ pub use checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};
 pub use device::{
     Backend, DeviceError, Placement, build_device, host_device, run_device, run_devices,
 };
+pub use evaluate::log_prior_shift;
 pub use fingerprint::{RECIPE_VERSION, engine_fingerprint};
 pub use identity::{canonical_json, config_hash};
 pub use lockstep::{LockstepConfig, LockstepIndex, StageEntry, StepEntry};
@@ -94,12 +95,15 @@ pub struct Context<'a> {
 }
 
 /// The stage-1 run of a decoupled method whose first stage does not depend on its second (cRT,
-/// LWS, tau-norm; Kang et al. ICLR 2020): the same run without its stage 2. Several such
-/// methods share one stage-1 run (same `config_hash`), and each stage 2 starts from its final
-/// checkpoint. `None` for other runs (weight balancing changes its stage 1, so it stays whole).
-pub fn stage1_run(run: &ResolvedRun) -> Option<ResolvedRun> {
+/// LWS, tau-norm; Kang et al. ICLR 2020; [`crate::stage2::Stage2Method::shares_stage1`]): the
+/// same run without its stage 2. Several such methods share one stage-1 run (same
+/// `config_hash`), and each stage 2 starts from its final checkpoint. `None` for other runs
+/// (weight balancing changes its stage 1, so it stays whole), and for a stage 2 the registry
+/// does not know.
+pub fn stage1_run(run: &ResolvedRun, registry: &Registry) -> Option<ResolvedRun> {
     let stage2 = run.stage2.as_ref()?;
-    if !matches!(stage2.name.as_str(), "crt" | "lws" | "tau-norm") {
+    let method = registry.stage2(&stage2.params).ok()?;
+    if !method.shares_stage1() {
         return None;
     }
     let mut first = run.clone();
@@ -183,10 +187,15 @@ fn train_inner(
         .map(|cfg| lockstep::Recorder::new(cfg, &hash, &data.class_counts, device))
         .transpose()?
         .map(std::sync::Mutex::new);
+    let build = crate::registry::BuildContext {
+        class_counts: data.class_counts.clone(),
+        epochs: run.train.epochs,
+    };
     let posthoc_shift = run
         .posthoc
         .as_ref()
-        .map(|p| evaluate::log_prior_shift(&data.class_counts, p.get("tau") as f32));
+        .map(|p| registry.posthoc(p, &build))
+        .transpose()?;
     let ctx = Context {
         run,
         data,
@@ -204,7 +213,8 @@ fn train_inner(
     let from_stage1 = |ck: &Checkpoint| {
         ck.header.stage == 1
             && ck.header.epochs_done == run.train.epochs
-            && stage1_run(run).is_some_and(|first| config_hash(&first) == ck.header.config_hash)
+            && stage1_run(run, registry)
+                .is_some_and(|first| config_hash(&first) == ck.header.config_hash)
     };
     if let Some(ck) = &resume
         && ck.header.config_hash != ctx.config_hash

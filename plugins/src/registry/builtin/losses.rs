@@ -1,0 +1,112 @@
+//! Re-weighting, re-margining and logit-adjustment losses: one factory per loss, each building
+//! its loss from the run's per-class training counts.
+
+use std::sync::Arc;
+
+use super::super::params::ParamSpec as P;
+use super::super::{BuildContext, Params, RegistryError};
+use super::{Add, EPS, Factory, build_err, decl};
+use crate::losses::{self, Loss, LossError};
+
+/// A loss constructor's result as a factory's.
+fn built<L: Loss + 'static>(
+    p: &Params,
+    made: Result<L, LossError>,
+) -> Result<Arc<dyn Loss>, RegistryError> {
+    match made {
+        Ok(l) => Ok(Arc::new(l)),
+        Err(e) => Err(build_err(&p.plugin, e)),
+    }
+}
+
+fn counts(ctx: &BuildContext) -> &[usize] {
+    &ctx.class_counts
+}
+
+pub(super) fn register(add: &mut Add<'_>) {
+    add(
+        decl(
+            "ce",
+            "Softmax cross-entropy (the baseline).",
+            "Zhang et al., Deep Long-Tailed Learning: A Survey, TPAMI 2023 (baseline)",
+            vec![],
+        ),
+        Factory::Loss(|p, _| built(p, losses::CrossEntropy::new())),
+    );
+    add(
+        decl(
+            "weighted-ce",
+            "Cross-entropy with w_c ~ 1/n_c (sum C).",
+            "Survey Sec. 3.1.2 (class-sensitive learning)",
+            vec![],
+        ),
+        Factory::Loss(|p, ctx| built(p, losses::WeightedCe::new(counts(ctx)))),
+    );
+    add(
+        decl(
+            "class-balanced",
+            "w_c ~ (1-beta)/(1-beta^n_c) (sum C) over CE (gamma = 0) or focal (gamma > 0).",
+            "Cui et al., Class-Balanced Loss Based on Effective Number of Samples, CVPR 2019",
+            vec![
+                P::float("beta", 0.9999, 0.0, 0.999_999, "effective-number beta"),
+                P::float("gamma", 0.0, 0.0, 10.0, "focal gamma; 0 = cross-entropy"),
+            ],
+        ),
+        Factory::Loss(|p, ctx| {
+            let gamma = p.get("gamma");
+            let base = if gamma > 0.0 {
+                losses::ClassBalancedBase::Focal { gamma }
+            } else {
+                losses::ClassBalancedBase::CrossEntropy
+            };
+            built(
+                p,
+                losses::ClassBalanced::new(counts(ctx), p.get("beta"), base),
+            )
+        }),
+    );
+    add(
+        decl(
+            "focal",
+            "-(1-p_y)^gamma log p_y.",
+            "Lin et al., Focal Loss for Dense Object Detection, ICCV 2017",
+            vec![P::float("gamma", 2.0, 0.0, 10.0, "focusing parameter")],
+        ),
+        Factory::Loss(|p, _| built(p, losses::Focal::new(p.get("gamma")))),
+    );
+    add(
+        decl(
+            "ldam",
+            "CE(s (z - m_y e_y)), m_c ~ n_c^-1/4 with max m; needs a cosine classifier.",
+            "Cao et al., Learning Imbalanced Datasets with Label-Distribution-Aware Margin Loss, NeurIPS 2019",
+            vec![
+                P::float("max_m", 0.5, EPS, 5.0, "largest margin"),
+                P::float("s", 30.0, EPS, 100.0, "logit scale"),
+            ],
+        ),
+        Factory::Loss(|p, ctx| {
+            built(
+                p,
+                losses::Ldam::new(counts(ctx), p.get("max_m"), p.get("s")),
+            )
+        }),
+    );
+    add(
+        decl(
+            "balanced-softmax",
+            "Cross-entropy on z + log n_c.",
+            "Ren et al., Balanced Meta-Softmax for Long-Tailed Visual Recognition, NeurIPS 2020",
+            vec![],
+        ),
+        Factory::Loss(|p, ctx| built(p, losses::BalancedSoftmax::new(counts(ctx)))),
+    );
+    add(
+        decl(
+            "logit-adjusted",
+            "Cross-entropy on z + tau log pi_c.",
+            "Menon et al., Long-Tail Learning via Logit Adjustment, ICLR 2021",
+            vec![P::float("tau", 1.0, 0.0, 10.0, "adjustment strength")],
+        ),
+        Factory::Loss(|p, ctx| built(p, losses::LogitAdjusted::new(counts(ctx), p.get("tau")))),
+    );
+}

@@ -1,0 +1,58 @@
+//! The built-in plugins: the survey's samplers, losses, re-balancing schedules, augmentations and
+//! module improvements, each with its paper, doc line, the reference code's defaults and its own
+//! factory (one file per family).
+
+mod augment;
+mod losses;
+mod module;
+mod rebalance;
+mod samplers;
+
+use super::params::ParamSpec;
+use super::{Factory, PluginDecl, Registry, RegistryError};
+
+/// A tiny positive lower bound for parameters that must be > 0.
+const EPS: f64 = 1e-9;
+
+/// Kang et al., whose samplers and decoupled methods several plugins follow.
+const KANG: &str =
+    "Kang et al., Decoupling Representation and Classifier for Long-Tailed Recognition, ICLR 2020";
+
+fn decl(
+    name: &'static str,
+    doc: &'static str,
+    paper: &'static str,
+    params: Vec<ParamSpec>,
+) -> PluginDecl {
+    PluginDecl {
+        name,
+        doc,
+        paper,
+        params,
+    }
+}
+
+/// Every built-in plugin, registered once.
+pub fn builtin_registry() -> Registry {
+    let mut r = Registry::default();
+    // The table is fixed at compile time; a duplicate or undocumented entry is a defect that
+    // the registry's tests catch, not a condition a running daemon can meet.
+    let mut add = |d: PluginDecl, f: Factory| {
+        if let Err(e) = r.register(d, f) {
+            panic!("built-in plugin table: {e}");
+        }
+    };
+    samplers::register(&mut add);
+    losses::register(&mut add);
+    rebalance::register(&mut add);
+    augment::register(&mut add);
+    module::register(&mut add);
+    r
+}
+
+/// What each family file registers through.
+type Add<'a> = dyn FnMut(PluginDecl, Factory) + 'a;
+
+fn build_err(plugin: &str, e: impl std::fmt::Display) -> RegistryError {
+    RegistryError::build(plugin, e)
+}

@@ -1,0 +1,107 @@
+//! Module-improvement plugins: the cosine classifier and the decoupled stage-2 methods (each a
+//! [`crate::stage2::Stage2Method`] in its own file under `stage2/`).
+
+use std::sync::Arc;
+
+use super::super::params::ParamSpec as P;
+use super::{Add, EPS, Factory, KANG, decl};
+use crate::models::HeadKind;
+use crate::stage2;
+
+/// The parameters every training stage 2 has.
+fn stage2_params(lr: f64) -> Vec<P> {
+    vec![
+        P::int("epochs", 10.0, 1.0, 1000.0, "stage-2 epochs"),
+        P::float(
+            "lr",
+            lr,
+            EPS,
+            10.0,
+            "stage-2 learning rate (cosine schedule)",
+        ),
+    ]
+}
+
+pub(super) fn register(add: &mut Add<'_>) {
+    add(
+        decl(
+            "cosine",
+            "Cosine classifier s * cos(f, w_c).",
+            "Gidaris & Komodakis, Dynamic Few-Shot Visual Learning without Forgetting, CVPR 2018",
+            vec![P::float("scale", 16.0, EPS, 1000.0, "logit scale s")],
+        ),
+        Factory::Classifier(|p| {
+            Ok(HeadKind::Cosine {
+                scale: p.get("scale") as f32,
+            })
+        }),
+    );
+    add(
+        decl(
+            "crt",
+            "Stage 2: re-initialized classifier on the frozen backbone, class-balanced sampling.",
+            KANG,
+            stage2_params(0.05),
+        ),
+        Factory::Stage2(|p| Ok(Arc::new(stage2::Crt::from_params(p)))),
+    );
+    add(
+        decl(
+            "lws",
+            "Stage 2: per-class scales of the frozen classifier, class-balanced sampling.",
+            KANG,
+            stage2_params(0.05),
+        ),
+        Factory::Stage2(|p| Ok(Arc::new(stage2::Lws::from_params(p)))),
+    );
+    add(
+        decl(
+            "tau-norm",
+            "Post hoc: w_c / ||w_c||^tau; tau picked on validation when there is a validation split.",
+            KANG,
+            vec![P::float(
+                "tau",
+                1.0,
+                0.0,
+                2.0,
+                "normalization power when there is no validation split",
+            )],
+        ),
+        Factory::Stage2(|p| Ok(Arc::new(stage2::TauNorm::from_params(p)))),
+    );
+    // Alshammari et al.'s released code (demo1/demo2): stage 1 with weight decay 5e-3 and no
+    // MaxNorm; stage 2 trains only the classifier (weight and bias) at lr 0.01 with weight decay
+    // 0.1 under MaxNorm, whose radius is relative: min ||w_c|| + thresh (max - min) over the
+    // classifier's rows when stage 2 starts.
+    let mut wb = stage2_params(0.01);
+    wb.push(P::float(
+        "stage1_weight_decay",
+        5e-3,
+        0.0,
+        1.0,
+        "weight decay of stage 1 (the tuned, strong weight decay)",
+    ));
+    wb.push(P::float(
+        "weight_decay",
+        0.1,
+        0.0,
+        1.0,
+        "weight decay of stage 2 (the classifier)",
+    ));
+    wb.push(P::float(
+        "thresh",
+        0.1,
+        0.0,
+        1.0,
+        "MaxNorm radius relative to the row norms at stage-2 start: min + thresh (max - min)",
+    ));
+    add(
+        decl(
+            "weight-balancing",
+            "Strong weight decay in stage 1; stage 2 re-trains the classifier with a class-balanced loss, weight decay and MaxNorm.",
+            "Alshammari et al., Long-Tailed Recognition via Weight Balancing, CVPR 2022",
+            wb,
+        ),
+        Factory::Stage2(|p| Ok(Arc::new(stage2::WeightBalancing::from_params(p)))),
+    );
+}

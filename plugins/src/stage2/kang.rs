@@ -1,0 +1,80 @@
+//! Kang et al., "Decoupling Representation and Classifier for Long-Tailed Recognition", ICLR
+//! 2020 (facebookresearch/classifier-balancing): classifier re-training (cRT), learnable weight
+//! scaling (LWS) and tau-normalization, all on the frozen stage-1 backbone.
+
+use super::{HeadPlan, Stage2Method, Stage2Plan, TrainPlan};
+use crate::registry::{Params, PluginRef};
+
+/// The authors' stage 2: class-aware sampling (4 images a class visit) and plain CE.
+fn kang_plan(p: &Params, head: HeadPlan) -> TrainPlan {
+    TrainPlan {
+        epochs: p.get("epochs") as usize,
+        lr: p.get("lr"),
+        weight_decay: None,
+        head,
+        sampler: PluginRef::named("class-aware"),
+        loss: PluginRef::named("ce"),
+        max_norm_thresh: None,
+    }
+}
+
+/// cRT: a re-initialized classifier trained on the frozen backbone.
+#[derive(Debug, Clone)]
+pub struct Crt(Params);
+
+impl Crt {
+    pub fn from_params(p: &Params) -> Self {
+        Self(p.clone())
+    }
+}
+
+impl Stage2Method for Crt {
+    fn shares_stage1(&self) -> bool {
+        true
+    }
+    fn plan(&self) -> Stage2Plan {
+        Stage2Plan::Train(kang_plan(&self.0, HeadPlan::Reinit))
+    }
+}
+
+/// LWS: per-class scales of the frozen stage-1 classifier.
+#[derive(Debug, Clone)]
+pub struct Lws(Params);
+
+impl Lws {
+    pub fn from_params(p: &Params) -> Self {
+        Self(p.clone())
+    }
+}
+
+impl Stage2Method for Lws {
+    fn shares_stage1(&self) -> bool {
+        true
+    }
+    fn plan(&self) -> Stage2Plan {
+        Stage2Plan::Train(kang_plan(&self.0, HeadPlan::LwsScales))
+    }
+}
+
+/// Tau-normalization: `w_c / ||w_c||^tau`, no training.
+#[derive(Debug, Clone)]
+pub struct TauNorm {
+    tau: f32,
+}
+
+impl TauNorm {
+    pub fn from_params(p: &Params) -> Self {
+        Self {
+            tau: p.get("tau") as f32,
+        }
+    }
+}
+
+impl Stage2Method for TauNorm {
+    fn shares_stage1(&self) -> bool {
+        true
+    }
+    fn plan(&self) -> Stage2Plan {
+        Stage2Plan::TauNorm { tau: self.tau }
+    }
+}

@@ -1,0 +1,67 @@
+//! Decoupled second stages (module improvement, survey Sec. 3.3.4): after stage 1 learns the
+//! representation, a stage-2 method re-trains or re-scales the classifier. Each method is a
+//! registry plugin ([`crate::registry::Kind::Stage2`]) that says what it does as a
+//! [`Stage2Plan`]; the training loop carries out the plan, matching on it exhaustively, so a
+//! new method is a new file here and a registry entry, not a string match in the loop.
+
+mod kang;
+mod weight_balancing;
+
+pub use kang::{Crt, Lws, TauNorm};
+pub use weight_balancing::WeightBalancing;
+
+use crate::registry::PluginRef;
+
+/// What happens to the stage-1 classifier head when stage 2 starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadPlan {
+    /// A freshly initialized head of the same kind, trained (cRT).
+    Reinit,
+    /// The stage-1 head, frozen, with trainable per-class scales (LWS).
+    LwsScales,
+    /// The stage-1 head, trained further (weight balancing).
+    Keep,
+}
+
+/// A stage 2 that trains part of the model on the frozen backbone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainPlan {
+    pub epochs: usize,
+    /// The learning rate (cosine schedule, no warm-up).
+    pub lr: f64,
+    /// Weight decay of stage 2; `None` keeps the run's.
+    pub weight_decay: Option<f64>,
+    pub head: HeadPlan,
+    /// The stage's sampler and loss, validated and built through the registry.
+    pub sampler: PluginRef,
+    pub loss: PluginRef,
+    /// MaxNorm after every step, with the radius relative to the head's row norms at the
+    /// start of stage 2 (`min + thresh (max - min)`; weight balancing).
+    pub max_norm_thresh: Option<f32>,
+}
+
+/// What a stage-2 method does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stage2Plan {
+    /// Train for more epochs.
+    Train(TrainPlan),
+    /// Tau-normalize the classifier post hoc, `tau` chosen on the validation split when there is
+    /// one (grid 0..=2 by 0.1), else this one.
+    TauNorm { tau: f32 },
+}
+
+/// A decoupled second stage.
+pub trait Stage2Method: Send + Sync + std::fmt::Debug {
+    /// Whether stage 1 is the run without its stage 2 (so methods that share it train it once:
+    /// the daemon plans it as its own run and each stage 2 starts from its final checkpoint).
+    /// False when the method changes stage 1 (weight balancing's weight decay).
+    fn shares_stage1(&self) -> bool;
+
+    /// Stage 1's weight decay when the method sets it (else the run's).
+    fn stage1_weight_decay(&self) -> Option<f64> {
+        None
+    }
+
+    /// What stage 2 does.
+    fn plan(&self) -> Stage2Plan;
+}
