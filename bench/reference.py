@@ -493,6 +493,14 @@ class Loss:
         if self.name == "ldam":
             m = n ** -0.25
             self.margins = torch.tensor(m * self.p["max_m"] / m.max(), dtype=torch.float32)
+        if self.name == "vs":
+            # orparask/VS-Loss VSLoss: Delta = (1/n)^gamma / min(...), iota = tau log pi.
+            t = (1.0 / n) ** self.p["gamma"]
+            self.vs_delta = torch.tensor(t / t.min(), dtype=torch.float32)
+            self.vs_iota = torch.tensor(self.p["tau"] * np.log(n / n.sum()), dtype=torch.float32)
+        if self.name == "lade":
+            # hyperconnect/LADE LADELoss: the training prior (and its log with 1e-9), uniform target.
+            self.lade_prior = torch.tensor(n / n.sum(), dtype=torch.float32)
         self.drw_start, self.drw_weights = None, None
         if drw is not None:
             self.drw_start = math.floor(drw["values"]["start_fraction"] * epochs)
@@ -518,10 +526,31 @@ class Loss:
             return F.cross_entropy(z + self.log_counts, y, reduction="none")
         if name == "logit-adjusted":
             return F.cross_entropy(z + p["tau"] * self.log_prior, y, reduction="none")
+        if name == "vs":
+            return F.cross_entropy(z / self.vs_delta.to(z.dtype) + self.vs_iota.to(z.dtype), y,
+                                   reduction="none")
+        if name == "lade":
+            return F.cross_entropy(z + self.log_prior.to(z.dtype), y, reduction="none")
         sys.exit(f"reference.py: unknown loss {name}")
 
+    def lade_regularizer(self, z, y):
+        """LADELoss.forward (remine_lower_bound over the batch, weighted by the prior)."""
+        c = z.shape[1]
+        prior = self.lade_prior.to(z.dtype)
+        member = (y[None, :] == torch.arange(c)[:, None])  # C x N
+        first = (z.T * member).sum(-1) / (member.sum(-1).to(z.dtype) + 1e-8)
+        spread = (z - torch.log(prior + 1e-9) + math.log(1.0 / c + 1e-9)).T
+        second = torch.logsumexp(spread, -1) - math.log(z.shape[0])
+        estim = first - second - self.p["lambda"] * second ** 2
+        return -(estim * prior).sum()
+
     def batch(self, z, ya, mixed, epoch):
-        """combine.rs: sum(lam w_a l_a + (1-lam) w_b l_b) / sum(lam w_a + (1-lam) w_b)."""
+        """combine.rs: sum(lam w_a l_a + (1-lam) w_b l_b) / sum(lam w_a + (1-lam) w_b);
+        LADE: its prior CE plus alpha times its per-class regularizer over the batch."""
+        if self.name == "lade":
+            if mixed is not None:
+                sys.exit("reference.py: lade takes no mixed batch")
+            return self.per_sample(z, ya).mean() + self.p["alpha"] * self.lade_regularizer(z, ya)
         w = self.class_weights(epoch)
         la = self.per_sample(z, ya)
         if mixed is None:

@@ -231,7 +231,7 @@ fn with_batchnorm_each_replica_normalizes_its_shard_and_replica_zero_keeps_the_s
         &batch(0..n),
         [3, 8, 8],
         &loss,
-        0,
+        (0, 0),
     )
     .unwrap();
     let ddp = grads_of(&model, &g);
@@ -245,7 +245,7 @@ fn with_batchnorm_each_replica_normalizes_its_shard_and_replica_zero_keeps_the_s
             &batch(r),
             [3, 8, 8],
             &loss,
-            0,
+            (0, 0),
         )
         .unwrap();
         (grads_of(&m, &g), l.into_scalar::<f32>(), running_stats(&m))
@@ -328,7 +328,7 @@ fn running_statistics_follow_every_step_of_a_data_parallel_run() {
             &doubled,
             [3, 8, 8],
             &CrossEntropy,
-            0,
+            (0, 0),
         )
         .unwrap();
         let _ = reference.forward(x());

@@ -52,6 +52,14 @@ pub enum LossError {
         /// Length of the per-sample tensor.
         got: usize,
     },
+    /// The loss cannot take this kind of batch (e.g. mixed labels for a per-class estimate).
+    #[error("{loss}: {message}")]
+    Unsupported {
+        /// The loss.
+        loss: &'static str,
+        /// What it cannot take and what to do instead.
+        message: &'static str,
+    },
 }
 
 /// Result alias for the losses module.

@@ -15,15 +15,20 @@ mod cross_entropy;
 mod drw;
 mod error;
 mod focal;
+mod lade;
 mod ldam;
 mod logit_adjusted;
 mod posthoc;
+mod step;
+mod vs;
 mod weighted_ce;
 
 #[cfg(test)]
 mod behaviour_tests;
 #[cfg(test)]
 mod fixture_tests;
+#[cfg(test)]
+mod method_fixture_tests;
 
 use burn::tensor::{Int, Tensor};
 
@@ -35,15 +40,21 @@ pub use cross_entropy::CrossEntropy;
 pub use drw::Drw;
 pub use error::{LossError, Result};
 pub use focal::Focal;
+pub use lade::Lade;
 pub use ldam::Ldam;
 pub use logit_adjusted::LogitAdjusted;
 pub use posthoc::posthoc_adjust;
+pub use step::{Step, step_loss};
+pub use vs::VectorScaling;
 pub use weighted_ce::WeightedCe;
 
 /// A classification loss for long-tailed training.
 ///
 /// Contract: `per_sample` is unweighted and differentiable in the logits; class weights are applied
-/// only by [`combine`], so a loss never weights twice.
+/// only by [`combine`], so a loss never weights twice. A loss that is not a mean of per-sample
+/// terms overrides [`Loss::whole_batch`]; the training loop calls [`step_loss`]. A loss that
+/// keeps state across steps (a queue, a moving average) holds it behind interior mutability
+/// (a `Mutex`): data-parallel shards call one loss from several threads at once.
 pub trait Loss: Send + Sync + std::fmt::Debug {
     /// Unweighted per-sample loss l_i for logits [N, C] and hard labels [N] -> [N].
     fn per_sample(&self, logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1>;
@@ -61,6 +72,11 @@ pub trait Loss: Send + Sync + std::fmt::Debug {
     /// The number of classes C this loss was built for (from its class counts), or None when the loss
     /// works for any C. [`combine`] checks it against the logits so a mismatch is an error, not a panic.
     fn num_classes(&self) -> Option<usize> {
+        None
+    }
+
+    /// The whole batch's loss when it is not [`combine`] of per-sample values (None: it is).
+    fn whole_batch(&self, _step: &Step) -> Option<Result<Tensor<1>>> {
         None
     }
 }

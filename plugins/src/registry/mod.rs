@@ -94,19 +94,29 @@ pub struct BuildContext {
     pub epochs: usize,
 }
 
+/// What a factory returns.
+pub type Built<T> = Result<T, RegistryError>;
+pub type SamplerFactory = fn(&Params, &BuildContext) -> Built<Arc<dyn Sampler>>;
+pub type LossFactory = fn(&Params, &BuildContext) -> Built<Arc<dyn Loss>>;
+pub type LossScheduleFactory = fn(&Params, &BuildContext, Arc<dyn Loss>) -> Built<Arc<dyn Loss>>;
+pub type PostHocFactory = fn(&Params, &BuildContext) -> Built<Vec<f32>>;
+pub type MixerFactory = fn(&Params, &BuildContext) -> Built<Arc<dyn BatchMixer>>;
+pub type ClassifierFactory = fn(&Params) -> Built<HeadKind>;
+pub type Stage2Factory = fn(&Params) -> Built<Arc<dyn Stage2Method>>;
+
 /// A plugin's factory, typed by what it builds: the only constructors of plugins.
 #[derive(Clone, Copy)]
 pub enum Factory {
-    Sampler(fn(&Params, &BuildContext) -> Result<Arc<dyn Sampler>, RegistryError>),
-    Loss(fn(&Params, &BuildContext) -> Result<Arc<dyn Loss>, RegistryError>),
+    Sampler(SamplerFactory),
+    Loss(LossFactory),
     /// Wraps the run's loss (DRW).
-    LossSchedule(fn(&Params, &BuildContext, Arc<dyn Loss>) -> Result<Arc<dyn Loss>, RegistryError>),
+    LossSchedule(LossScheduleFactory),
     /// The per-class logit shift subtracted at evaluation.
-    PostHoc(fn(&Params, &BuildContext) -> Result<Vec<f32>, RegistryError>),
-    Mixer(fn(&Params, &BuildContext) -> Result<Arc<dyn BatchMixer>, RegistryError>),
+    PostHoc(PostHocFactory),
+    Mixer(MixerFactory),
     /// The head the model is built with (resolved into the run's `model` section).
-    Classifier(fn(&Params) -> Result<HeadKind, RegistryError>),
-    Stage2(fn(&Params) -> Result<Arc<dyn Stage2Method>, RegistryError>),
+    Classifier(ClassifierFactory),
+    Stage2(Stage2Factory),
 }
 
 impl Factory {

@@ -42,6 +42,8 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "balanced-softmax",
     "logit-adjust",
     "logit-adjust-posthoc",
+    "vs-loss",
+    "lade",
     "cb-sampling",
     "sqrt-sampling",
     "pb-sampling",

@@ -56,7 +56,7 @@ fn shard_grads(
     range: std::ops::Range<usize>,
     shape: [usize; 3],
     loss: &dyn Loss,
-    epoch: usize,
+    (epoch, step): (usize, usize),
     device: &Device,
 ) -> Result<(GradientsParams, Tensor<1>), TrainError> {
     let [c, h, w] = shape;
@@ -69,20 +69,29 @@ fn shard_grads(
         labels_b: labels_tensor(&b[range.clone()], device),
         lam: Tensor::<1>::from_data(TensorData::new(lam[range.clone()].to_vec(), [n]), device),
     });
-    let loss = losses::combine(loss, model.forward(x), ya, mixed, epoch)?;
+    let step = losses::Step {
+        logits: model.forward(x),
+        labels: ya,
+        mix: mixed,
+        epoch,
+        step,
+    };
+    let loss = losses::step_loss(loss, step)?;
     let grads = GradientsParams::from_grads(loss.backward(), model);
     Ok((grads, loss.detach()))
 }
 
 /// The gradients of the global batch's loss on `devices` (the first is `model`'s), and that
-/// loss (the shard-weighted mean) on the first device.
+/// loss (the shard-weighted mean) on the first device. Each shard's loss is computed on that
+/// shard alone, as each rank of PyTorch's DistributedDataParallel does (so a whole-batch loss
+/// such as LADE estimates per shard), from several threads at once.
 pub fn data_parallel_grads(
     model: &Classifier,
     devices: &[Device],
     batch: &Batch,
     shape: [usize; 3],
     loss: &dyn Loss,
-    epoch: usize,
+    at: (usize, usize),
 ) -> Result<(GradientsParams, Tensor<1>), TrainError> {
     let n = batch.len();
     let ranges = shards(n, devices.len());
@@ -100,7 +109,7 @@ pub fn data_parallel_grads(
                 s.spawn(move || {
                     let replica = model.clone().fork(device);
                     without_running_updates(|| {
-                        shard_grads(&replica, batch, range, shape, loss, epoch, device)
+                        shard_grads(&replica, batch, range, shape, loss, at, device)
                     })
                 })
             })
@@ -111,7 +120,7 @@ pub fn data_parallel_grads(
             ranges[0].clone(),
             shape,
             loss,
-            epoch,
+            at,
             &devices[0],
         );
         std::iter::once(first)

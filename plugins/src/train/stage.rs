@@ -117,7 +117,7 @@ pub fn run_stage(
                     &batch,
                     [c, h, w],
                     setup.loss.as_ref(),
-                    epoch,
+                    (epoch, stage_step),
                 )?
             } else {
                 let x =
@@ -127,8 +127,14 @@ pub fn run_stage(
                     labels_b: labels_tensor(&b, &device),
                     lam: Tensor::<1>::from_data(TensorData::new(lam, [n]), &device),
                 });
-                let logits = current.forward(x);
-                let loss = losses::combine(setup.loss.as_ref(), logits, ya, mixed, epoch)?;
+                let step = losses::Step {
+                    logits: current.forward(x),
+                    labels: ya,
+                    mix: mixed,
+                    epoch,
+                    step: stage_step,
+                };
+                let loss = losses::step_loss(setup.loss.as_ref(), step)?;
                 (GradientsParams::from_grads(loss.backward(), &current), loss)
             };
             let mut next = optim.step(lr, current, grads);

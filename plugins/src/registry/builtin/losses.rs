@@ -109,4 +109,50 @@ pub(super) fn register(add: &mut Add<'_>) {
         ),
         Factory::Loss(|p, ctx| built(p, losses::LogitAdjusted::new(counts(ctx), p.get("tau")))),
     );
+    add(
+        decl(
+            "vs",
+            "Vector scaling: CE(z / Delta + tau log pi), Delta_c = (n_max / n_c)^gamma (logit scaling and adjustment).",
+            "Kini et al., Label-Imbalanced and Group-Sensitive Classification under Overparameterization, NeurIPS 2021",
+            vec![
+                P::float(
+                    "gamma",
+                    0.3,
+                    0.0,
+                    2.0,
+                    "power of the multiplicative scaling",
+                ),
+                P::float("tau", 1.0, 0.0, 10.0, "strength of the additive adjustment"),
+            ],
+        ),
+        Factory::Loss(|p, ctx| {
+            built(
+                p,
+                losses::VectorScaling::new(counts(ctx), p.get("gamma"), p.get("tau")),
+            )
+        }),
+    );
+    add(
+        decl(
+            "lade",
+            "CE(z + log pi) plus alpha x LADE's per-class Donsker-Varadhan regularizer over the batch (ReMINE lambda).",
+            "Hong et al., Disentangling Label Distribution for Long-tailed Visual Recognition, CVPR 2021",
+            vec![
+                P::float("alpha", 0.1, 0.0, 10.0, "weight of the LADE regularizer"),
+                P::float(
+                    "lambda",
+                    0.1,
+                    0.0,
+                    10.0,
+                    "ReMINE regularization of the estimate",
+                ),
+            ],
+        ),
+        Factory::Loss(|p, ctx| {
+            built(
+                p,
+                losses::Lade::new(counts(ctx), p.get("alpha"), p.get("lambda")),
+            )
+        }),
+    );
 }

@@ -1,0 +1,43 @@
+//! What a loss sees of one training step, and the one entry point the training loop calls.
+//! Most losses are per-sample (`l(z_i, y_i)`) and are reduced by [`combine`]; a loss whose value
+//! is not a mean of per-sample terms (LADE's per-class estimate over the batch, a contrastive
+//! loss over features, a distillation term with a teacher) computes the whole batch itself in
+//! [`Loss::whole_batch`] from the [`Step`].
+
+use burn::tensor::{Int, Tensor};
+
+use super::Loss;
+use super::combine::{Mixup, combine};
+use super::error::Result;
+
+/// One training step as a loss sees it. New fields are added as methods need them (features,
+/// expert logits, a teacher's logits); a loss reads what it needs.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The model's logits `[N, C]`.
+    pub logits: Tensor<2>,
+    /// Each sample's own label `[N]`.
+    pub labels: Tensor<1, Int>,
+    /// The partner labels and mixing weights when the batch was mixed.
+    pub mix: Option<Mixup>,
+    /// 0-based epoch of the stage.
+    pub epoch: usize,
+    /// 0-based optimizer step of the stage.
+    pub step: usize,
+}
+
+/// The scalar training loss (shape `[1]`) of one step: the loss' own whole-batch value when it
+/// has one, else [`combine`] of its per-sample values and class weights.
+pub fn step_loss(loss: &dyn Loss, step: Step) -> Result<Tensor<1>> {
+    if let Some(value) = loss.whole_batch(&step) {
+        return value;
+    }
+    let Step {
+        logits,
+        labels,
+        mix,
+        epoch,
+        ..
+    } = step;
+    combine(loss, logits, labels, mix, epoch)
+}
