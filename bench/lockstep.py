@@ -119,14 +119,12 @@ def one_step(cfg, shape, classes, s2, n, counts, state, buffers, t, lr, s, dtype
     model = replica(cfg, shape, classes, s2, n, state, dtype)
     plan = ref.stage1_plan(cfg, counts) if n == 1 else ref.stage2_plan(cfg, counts, model)
     named = dict(model.named_parameters())
-    trainable = [named[name] for name in sorted(named) if named[name].requires_grad]
-    optim = ref.make_optimizer(plan["opt"], trainable, plan["weight_decay"])
+    optim = ref.make_optimizer(plan["opt"], ref.param_groups(model, plan), plan["weight_decay"])
     if buffers is not None and plan["opt"]["momentum"] > 0:
         for name in sorted(named):
             if named[name].requires_grad:
                 optim.state[named[name]]["momentum_buffer"] = buffers[name].to(dtype).clone()
-    for g in optim.param_groups:
-        g["lr"] = lr
+    ref.set_lr(optim, lr)
     model.train()
     if plan.get("frozen_backbone"):
         model.backbone.eval()
@@ -195,8 +193,8 @@ def replay(run_dir, rtol, drift):
         if ours != sorted(stage["trainable"]):
             raise Mismatch(f"stage {n}: trainable parameters differ: cauda {stage['trainable']}, "
                            f"torch {ours}")
-        optims = [ref.make_optimizer(pl["opt"], [p for p in m.parameters() if p.requires_grad],
-                                     pl["weight_decay"]) for m, pl in zip(models, plans)]
+        optims = [ref.make_optimizer(pl["opt"], ref.param_groups(m, pl), pl["weight_decay"])
+                  for m, pl in zip(models, plans)]
         for m, pl in zip(models, plans):
             m.train()
             if pl.get("frozen_backbone"):
@@ -220,8 +218,7 @@ def replay(run_dir, rtol, drift):
             t = load_file(str(ls / f"stage{n}_step{k}.safetensors"))
             losses = []
             for m, o, pl, dt in zip(models, optims, plans, dtypes):
-                for g in o.param_groups:
-                    g["lr"] = lr
+                ref.set_lr(o, lr)
                 mixed = (t["labels_b"], t["lam"].to(dt)) if "labels_b" in t else None
                 losses.append(ref.train_step(m, o, pl, t["x"].to(dt), t["labels"], mixed,
                                              s["epoch"]))
@@ -238,7 +235,8 @@ def replay(run_dir, rtol, drift):
                 one_step_check(cfg, shape, classes, s2, n, counts, prev, prev_prefix, buffers,
                                t, lr, s, rtol, where, report)
                 buffers = {name: (prev[prev_prefix + name].double()
-                                  - t["after." + name].double()) / lr
+                                  - t["after." + name].double())
+                           / (lr * ref.lr_factor(plan, name))
                            for name in stage["trainable"]}
             t_prev = t
             report["steps"] += 1

@@ -40,7 +40,8 @@ def main():
             m.train()
             plan = L.ref.stage1_plan(cfg, counts)
             mixed = (t["labels_b"], t["lam"].to(dt)) if "labels_b" in t else None
-            plan["loss"].batch(m(t["x"].to(dt)), t["labels"], mixed, s["epoch"]).backward()
+            h = m.backbone(t["x"].to(dt))
+            plan["loss"].batch(m.head(h), t["labels"], mixed, s["epoch"], h).backward()
             grads[dt] = {n: p.grad.double() for n, p in m.named_parameters()}
         print(f"step {k}: relative error against float64 PyTorch (cauda | PyTorch float32)")
         for n, g64 in grads[torch.float64].items():

@@ -501,6 +501,17 @@ class Loss:
         if self.name == "lade":
             # hyperconnect/LADE LADELoss: the training prior (and its log with 1e-9), uniform target.
             self.lade_prior = torch.tensor(n / n.sum(), dtype=torch.float32)
+        if self.name == "label-aware-smoothing":
+            # dvlab-research/MiSLAS LabelAwareSmoothing, concave shape (all head when balanced).
+            h, tl, n1, nk = self.p["smooth_head"], self.p["smooth_tail"], n.max(), n.min()
+            eps = (tl + (h - tl) * np.sin((n - nk) * np.pi / (2 * (n1 - nk)))
+                   if n1 > nk else np.full(len(n), h))
+            self.las = torch.tensor(eps, dtype=torch.float32)
+        if self.name == "influence-balanced":
+            # pseulki/IB-Loss cifar_train.py: plain CE before start_ib_epoch, then IBLoss with
+            # per_cls_weights = 1/n scaled to sum C.
+            self.ib_start = math.floor(self.p["start_fraction"] * epochs)
+            self.ib_weights = torch.tensor(normalize_to_c(1.0 / n), dtype=torch.float32)
         self.drw_start, self.drw_weights = None, None
         if drw is not None:
             self.drw_start = math.floor(drw["values"]["start_fraction"] * epochs)
@@ -531,6 +542,12 @@ class Loss:
                                    reduction="none")
         if name == "lade":
             return F.cross_entropy(z + self.log_prior.to(z.dtype), y, reduction="none")
+        if name == "influence-balanced":
+            return F.cross_entropy(z, y, reduction="none")
+        if name == "label-aware-smoothing":
+            logp = F.log_softmax(z, 1)
+            eps = self.las.to(z.dtype)[y]
+            return (1 - eps) * -logp.gather(1, y[:, None])[:, 0] + eps * -logp.mean(1)
         sys.exit(f"reference.py: unknown loss {name}")
 
     def lade_regularizer(self, z, y):
@@ -544,9 +561,19 @@ class Loss:
         estim = first - second - self.p["lambda"] * second ** 2
         return -(estim * prior).sum()
 
-    def batch(self, z, ya, mixed, epoch):
+    def batch(self, z, ya, mixed, epoch, h=None):
         """combine.rs: sum(lam w_a l_a + (1-lam) w_b l_b) / sum(lam w_a + (1-lam) w_b);
-        LADE: its prior CE plus alpha times its per-class regularizer over the batch."""
+        LADE: its prior CE plus alpha times its per-class regularizer over the batch; IB: CE
+        divided by each sample's influence ||softmax(z) - e_y||_1 ||h||_1 (h: features)."""
+        if self.name == "influence-balanced" and epoch >= self.ib_start:
+            if mixed is not None:
+                sys.exit("reference.py: influence-balanced takes no mixed batch")
+            grads = torch.abs(F.softmax(z, 1) - F.one_hot(ya, z.shape[1]).to(z.dtype)).sum(1)
+            ib = self.p["alpha"] / (grads * torch.abs(h).sum(1) + 0.001)
+            ce = F.cross_entropy(z, ya, reduction="none", weight=self.ib_weights.to(z.dtype))
+            return (ce * ib).mean()
+        if self.name == "influence-balanced":
+            return F.cross_entropy(z, ya)
         if self.name == "lade":
             if mixed is not None:
                 sys.exit("reference.py: lade takes no mixed batch")
@@ -592,12 +619,12 @@ def class_aware_order(labels, classes, per_visit=4):
     return torch.tensor(out, dtype=torch.long)
 
 
-def epoch_order(name, labels, classes, epoch, epochs):
+def epoch_order(name, labels, classes, epoch, epochs, per_visit=4):
     n = len(labels)
     if name == "instance":
         return torch.randperm(n)
     if name == "class-aware":
-        return class_aware_order(labels, classes)
+        return class_aware_order(labels, classes, per_visit)
     counts = torch.bincount(labels, minlength=classes).double()
     ib, cb = counts / counts.sum(), (counts > 0).double() / (counts > 0).sum()
     if name == "class-balanced":
@@ -673,6 +700,30 @@ def learning_rate(base, sched, epoch, epochs):
     return base
 
 
+HEAD_TENSORS = ("head.weight", "head.bias")
+
+
+def lr_factor(plan, name):
+    """The learning-rate factor of parameter `name` (MiSLAS: the classifier at lr_factor)."""
+    return plan.get("head_lr_factor", 1.0) if name in HEAD_TENSORS else 1.0
+
+
+def param_groups(model, plan):
+    """The trainable parameters, in groups by learning-rate factor (stage.rs
+    step_with_head_factor): one list when every tensor learns at the stage's rate."""
+    named = [(k, q) for k, q in sorted(model.named_parameters()) if q.requires_grad]
+    f = plan.get("head_lr_factor", 1.0)
+    if f == 1.0:
+        return [q for _, q in named]
+    return [{"params": [q for k, q in named if k not in HEAD_TENSORS], "lr_factor": 1.0},
+            {"params": [q for k, q in named if k in HEAD_TENSORS], "lr_factor": f}]
+
+
+def set_lr(optim, lr):
+    for g in optim.param_groups:
+        g["lr"] = lr * g.get("lr_factor", 1.0)
+
+
 def make_optimizer(opt, params, weight_decay):
     if opt["name"] == "adam":
         return torch.optim.Adam(params, lr=opt["lr"], betas=(opt["beta1"], opt["beta2"]),
@@ -695,18 +746,17 @@ def run_stage(model, d, cfg, st, losses=None):
     """One stage: st has epochs, sampler, loss, mixer, opt (spec), weight_decay, schedule, max_norm.
     Appends each epoch's mean training loss to `losses` (cauda's `train_loss`) when given."""
     x_all, y_all = d["train"]
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optim = make_optimizer(st["opt"], trainable, st["weight_decay"])
+    optim = make_optimizer(st["opt"], param_groups(model, st), st["weight_decay"])
     bs = cfg["train"]["batch_size"]
     pad = cfg["pad"] if cfg["crop_flip"] else None
     for epoch in range(st["epochs"]):
         lr = learning_rate(st["opt"]["lr"], st["schedule"], epoch, st["epochs"])
-        for g in optim.param_groups:
-            g["lr"] = lr
+        set_lr(optim, lr)
         model.train()
         if st.get("frozen_backbone"):
             model.backbone.eval()  # frozen BatchNorm keeps its running statistics
-        order = epoch_order(st["sampler"], y_all, d["classes"], epoch, st["epochs"])
+        order = epoch_order(st["sampler"], y_all, d["classes"], epoch, st["epochs"],
+                            st.get("per_visit", 4))
         total, batches = 0.0, 0
         for start in range(0, len(order), bs):
             idx = order[start : start + bs]
@@ -725,7 +775,8 @@ def run_stage(model, d, cfg, st, losses=None):
 
 def train_step(model, optim, st, xb, yb, mixed, epoch):
     """One optimizer step on a ready batch (train/stage.rs); returns the loss."""
-    loss = st["loss"].batch(model(xb), yb, mixed, epoch)
+    h = model.backbone(xb)
+    loss = st["loss"].batch(model.head(h), yb, mixed, epoch, h)
     optim.zero_grad(set_to_none=True)
     loss.backward()
     optim.step()
@@ -811,6 +862,24 @@ def stage2_plan(cfg, counts, model):
     s2 = cfg["stage2"]
     p = s2["params"]["values"]
     opt = cfg["train"]["optimizer"]
+    if s2["name"] == "mislas":
+        # dvlab-research/MiSLAS train_stage2.py: classifier (lr x lr_factor) and LWS (lr) under
+        # LabelAwareSmoothing, ClassAwareSampler(train_dataset) batches, cosine to 0.
+        las = {"plugin": "label-aware-smoothing",
+               "values": {"smooth_head": p["smooth_head"], "smooth_tail": p["smooth_tail"]}}
+        return {
+            "epochs": int(p["epochs"]),
+            "sampler": "class-aware",
+            "per_visit": int(p["per_visit"]),
+            "loss": Loss(las, counts, None, int(p["epochs"])),
+            "mixer": None,
+            "opt": dict(opt, lr=p["lr"]),
+            "weight_decay": p["weight_decay"],
+            "schedule": {"name": "cosine", "warmup_epochs": 0, "milestones": [], "gamma": 0.1},
+            "max_norm": None,
+            "frozen_backbone": True,
+            "head_lr_factor": p["lr_factor"],
+        }
     wbal = s2["name"] == "weight-balancing"
     cb = {"plugin": "class-balanced", "values": {"beta": 0.9999, "gamma": 0.0}}
     return {
@@ -827,7 +896,8 @@ def stage2_plan(cfg, counts, model):
 
 
 def stage2_model(model, s2, classes):
-    """Freezes the backbone; cRT re-initializes the head, LWS adds per-class scales."""
+    """Freezes the backbone; cRT re-initializes the head, LWS adds per-class scales to the
+    frozen head, MiSLAS to the trained one."""
     for q in model.backbone.parameters():
         q.requires_grad_(False)
     if s2["name"] == "crt":
@@ -836,6 +906,8 @@ def stage2_model(model, s2, classes):
         for q in model.head.parameters():
             q.requires_grad_(False)
         model.head.scales = nn.Parameter(torch.ones(classes))
+    elif s2["name"] == "mislas":
+        model.head.scales = nn.Parameter(torch.ones(classes))  # the classifier keeps training
 
 
 def posthoc_shift(cfg, counts):

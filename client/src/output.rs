@@ -253,6 +253,26 @@ pub fn plugin_row(plugin: &Plugin) -> Vec<String> {
     ]
 }
 
+/// Column headers of the methods table of `cauda plugins`.
+pub const METHOD_HEADERS: [&str; 4] = ["FAMILY", "SUB-FAMILY", "METHOD", "PAPER"];
+
+/// One row of the methods table: where the method sits in the survey's taxonomy.
+pub fn method_row(m: &cauda_proto::v1::Method) -> Vec<String> {
+    let or_dash = |s: &str| {
+        if s.is_empty() {
+            "-".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    vec![
+        or_dash(&m.family),
+        or_dash(&m.subfamily),
+        m.name.clone(),
+        or_dash(&m.paper),
+    ]
+}
+
 /// Column headers of `cauda devices`.
 pub const DEVICE_HEADERS: [&str; 7] = ["ID", "NAME", "MEMORY", "RESERVED", "UTIL", "FREE", "RUNS"];
 

@@ -280,13 +280,21 @@ async fn errors_plugins_health_and_concurrency() {
         .expect_err("unknown run");
     assert_eq!(err.code(), Code::NotFound);
 
-    let plugins = client
+    let listed = client
         .list_plugins(v1::ListPluginsRequest::default())
         .await
         .expect("plugins")
-        .into_inner()
-        .plugins;
-    assert!(!plugins.is_empty());
+        .into_inner();
+    assert!(!listed.plugins.is_empty());
+    // Every built-in method names its family and sub-family in the survey's taxonomy.
+    let book = cauda_plugins::spec::PresetBook::builtin();
+    assert_eq!(listed.methods.len(), book.names().len());
+    for m in &listed.methods {
+        assert!(
+            !m.family.is_empty() && !m.subfamily.is_empty() && !m.paper.is_empty(),
+            "{m:?}"
+        );
+    }
 
     let channel = Channel::from_shared(format!("http://{}", server.addr))
         .expect("uri")

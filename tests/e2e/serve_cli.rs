@@ -96,6 +96,13 @@ fn the_cauda_client_drives_a_live_daemon() {
     );
     let plugins = ok(cauda(&addr, &["plugins"]));
     assert!(plugins.contains("ldam"), "{plugins}");
+    // The methods, with their place in the survey's taxonomy; a sub-family filters them.
+    assert!(
+        plugins.contains("class-re-balancing") && plugins.contains("logit-adjustment"),
+        "{plugins}"
+    );
+    let la = ok(cauda(&addr, &["plugins", "--family", "logit-adjustment"]));
+    assert!(la.contains("vs-loss") && !la.contains("crt"), "{la}");
 
     // Bad input: a spec error names the key (exit 5), an unknown run is not found (exit 4),
     // cancelling a finished run changes nothing.

@@ -4,15 +4,16 @@ use cauda_proto::v1::ListPluginsRequest;
 
 use crate::connect::connect;
 use crate::exit::CliError;
-use crate::output::{PLUGIN_HEADERS, plugin_row, table};
+use crate::output::{METHOD_HEADERS, PLUGIN_HEADERS, method_row, plugin_row, table};
 
 /// Arguments of `cauda plugins`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Only this family: sampler, loss, rebalance, augment or module.
+    /// Only plugins of this family (sampler, loss, rebalance, augment or module), or only
+    /// methods of this survey family or sub-family (e.g. class-re-balancing, logit-adjustment).
     #[arg(long)]
     pub family: Option<String>,
-    /// Print JSON (with each parameter's range and doc) instead of a table.
+    /// Print JSON (plugins with each parameter's range and doc, then methods) instead of tables.
     #[arg(long)]
     pub json: bool,
 }
@@ -28,10 +29,21 @@ pub async fn run(addr: &str, args: Args) -> Result<(), CliError> {
         .map_err(|s| CliError::from_status(addr, s))?
         .into_inner();
     if args.json {
-        return super::emit_json(&reply.plugins);
+        return super::emit_json(&serde_json::json!({
+            "plugins": reply.plugins,
+            "methods": reply.methods,
+        }));
     }
     let rows: Vec<Vec<String>> = reply.plugins.iter().map(plugin_row).collect();
-    let mut text = table(&PLUGIN_HEADERS, &rows);
+    let mut text = String::new();
+    if !rows.is_empty() {
+        text.push_str(&table(&PLUGIN_HEADERS, &rows));
+    }
+    if !reply.methods.is_empty() {
+        let rows: Vec<Vec<String>> = reply.methods.iter().map(method_row).collect();
+        text.push_str(&format!("\nmethods ({}):\n", rows.len()));
+        text.push_str(&table(&METHOD_HEADERS, &rows));
+    }
     if !reply.backends.is_empty() {
         text.push_str(&format!(
             "\nbackends: {} (GPU runs default to {})\n",

@@ -163,6 +163,15 @@ impl Daemon {
         self.registry.describe()
     }
 
+    /// The method presets a spec may name (built-in and from preset folders).
+    pub fn presets(&self) -> Result<Vec<cauda_plugins::spec::Preset>> {
+        let book = self
+            .presets
+            .read()
+            .map_err(|_| CoreError::Internal("the preset lock was poisoned".into()))?;
+        Ok(book.all().cloned().collect())
+    }
+
     /// The metadata of the chosen stored checkpoint of a run.
     pub fn checkpoint_meta(&self, id: RunId, choice: CheckpointChoice) -> Result<CheckpointMeta> {
         self.get_run(id)?;

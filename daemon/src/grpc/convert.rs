@@ -307,6 +307,17 @@ pub fn plugin_to_wire(p: &PluginInfo) -> v1::Plugin {
     }
 }
 
+/// A method preset on the wire, with its place in the survey's taxonomy.
+pub fn method_to_wire(p: &cauda_plugins::spec::Preset) -> v1::Method {
+    v1::Method {
+        name: p.name.clone(),
+        doc: p.doc.clone(),
+        paper: p.paper.clone(),
+        family: p.family.map(|f| f.family().to_string()).unwrap_or_default(),
+        subfamily: p.family.map(|f| f.name().to_string()).unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 #[path = "convert_test.rs"]
 mod tests;

@@ -299,9 +299,17 @@ impl Cauda for CaudaService {
             .map(convert::plugin_to_wire)
             .collect();
         plugins.sort_by(|a, b| (&a.family, &a.name).cmp(&(&b.family, &b.name)));
+        let mut presets = self.daemon.presets().map_err(Status::from)?;
+        presets.sort_by(|a, b| (a.family, &a.name).cmp(&(b.family, &b.name)));
+        let methods = presets
+            .iter()
+            .map(convert::method_to_wire)
+            .filter(|m| family.is_empty() || m.family == family || m.subfamily == family)
+            .collect();
         let (backends, gpu_backend) = self.daemon.backends();
         Ok(Response::new(v1::ListPluginsResponse {
             plugins,
+            methods,
             backends: backends.iter().map(|b| b.name().to_string()).collect(),
             gpu_backend: gpu_backend.name().to_string(),
         }))

@@ -35,6 +35,13 @@ struct Record {
     labels: Vec<i64>,
     value: f64,
     grad: Vec<f64>,
+    /// Features `[N, d]` and the gradient in them, for losses that read features.
+    #[serde(default)]
+    d: usize,
+    #[serde(default)]
+    features: Option<Vec<f64>>,
+    #[serde(default)]
+    feature_grad: Option<Vec<f64>>,
 }
 
 fn to_f64(t: Tensor<1>) -> Vec<f64> {
@@ -79,8 +86,16 @@ fn newer_losses_match_their_authors_code_values_and_gradients() {
         )
         .require_grad();
         let labels = Tensor::<1, Int>::from_data(TensorData::new(r.labels.clone(), [r.n]), &device);
+        let features = r.features.as_ref().map(|h| {
+            Tensor::<2>::from_data(
+                TensorData::new(h.iter().map(|&x| x as f32).collect::<Vec<_>>(), [r.n, r.d]),
+                &device,
+            )
+            .require_grad()
+        });
         let step = Step {
             logits: logits.clone(),
+            features: features.clone(),
             labels,
             mix: None,
             epoch: 0,
@@ -99,9 +114,23 @@ fn newer_losses_match_their_authors_code_values_and_gradients() {
             &to_f64(g.reshape([r.n * r.c])),
             &r.grad,
         );
+        match (&features, &r.feature_grad) {
+            (Some(h), Some(want)) => {
+                let g = h.grad(&grads).expect("features have a gradient");
+                close(
+                    &format!("{tag}: feature grad"),
+                    &to_f64(g.reshape([r.n * r.d])),
+                    want,
+                );
+            }
+            (None, None) => {}
+            _ => panic!("{tag}: features without their gradient"),
+        }
         seen.insert(r.loss.clone());
     }
-    assert!(seen.contains("vs") && seen.contains("lade"), "{seen:?}");
+    for name in ["vs", "lade", "influence-balanced", "label-aware-smoothing"] {
+        assert!(seen.contains(name), "{name} missing from {seen:?}");
+    }
 }
 
 #[test]
@@ -111,6 +140,7 @@ fn lade_refuses_a_mixed_batch() {
     let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1], [2]), &device);
     let step = Step {
         logits: Tensor::<2>::zeros([2, 3], &device),
+        features: None,
         labels: labels.clone(),
         mix: Some(Mixup {
             labels_b: labels,
@@ -123,6 +153,29 @@ fn lade_refuses_a_mixed_batch() {
     assert!(
         err.contains("lade") && err.contains("augment.batch"),
         "{err}"
+    );
+}
+
+#[test]
+fn influence_balanced_is_plain_ce_before_its_start_epoch() {
+    let ib = InfluenceBalanced::new(&[10, 5, 2], 1000.0, 3).expect("ib");
+    let device = Device::default();
+    let z = Tensor::<2>::from_floats([[1.0, -2.0, 0.5], [0.3, 0.1, -1.0]], &device);
+    let y = Tensor::<1, Int>::from_data(TensorData::new(vec![2i64, 0], [2]), &device);
+    let step = |epoch| Step {
+        logits: z.clone(),
+        features: Some(Tensor::<2>::ones([2, 4], &device)),
+        labels: y.clone(),
+        mix: None,
+        epoch,
+        step: 0,
+    };
+    let ce = to_f64(CrossEntropy.per_sample(z.clone(), y.clone()).mean());
+    close("warm-up", &to_f64(step_loss(&ib, step(2)).unwrap()), &ce);
+    let after = to_f64(step_loss(&ib, step(3)).unwrap());
+    assert!(
+        (after[0] - ce[0]).abs() > 1.0,
+        "IB from epoch 3: {after:?} vs {ce:?}"
     );
 }
 

@@ -16,6 +16,9 @@ use super::error::Result;
 pub struct Step {
     /// The model's logits `[N, C]`.
     pub logits: Tensor<2>,
+    /// The backbone's features `[N, D]` the logits were computed from, where the training path
+    /// has them (the loop always does).
+    pub features: Option<Tensor<2>>,
     /// Each sample's own label `[N]`.
     pub labels: Tensor<1, Int>,
     /// The partner labels and mixing weights when the batch was mixed.

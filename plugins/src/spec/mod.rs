@@ -8,6 +8,7 @@ mod model_section;
 mod preset;
 mod resolve;
 mod sweep;
+mod taxonomy;
 
 pub(crate) use data_section::check_pin;
 pub use data_section::format_channels;
@@ -22,6 +23,7 @@ pub use resolve::{HOLDOUT_RULE, ResolvedRun, Stage2Spec};
 pub use sweep::{
     Coordinate, GridPoint, SEED_KEY, expand_sweep, grid_points, point_name, set_dotted,
 };
+pub use taxonomy::Subfamily;
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AugmentSection, ModuleSection, RebalanceSection, Result, SpecError};
+use super::{AugmentSection, ModuleSection, RebalanceSection, Result, SpecError, Subfamily};
 
 /// One method preset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,6 +18,9 @@ pub struct Preset {
     pub doc: String,
     #[serde(default)]
     pub paper: String,
+    /// Where it sits in the survey's taxonomy (every built-in preset says; optional for users').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<Subfamily>,
     #[serde(default)]
     pub rebalance: RebalanceSection,
     #[serde(default)]
@@ -44,15 +47,18 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "logit-adjust-posthoc",
     "vs-loss",
     "lade",
+    "influence-balanced",
     "cb-sampling",
     "sqrt-sampling",
     "pb-sampling",
     "mixup",
+    "cutmix",
     "remix",
     "crt",
     "lws",
     "tau-norm",
     "weight-balancing",
+    "mislas",
 );
 
 /// All presets a run may name.
@@ -165,6 +171,7 @@ mod tests {
         assert_eq!(book.names().len(), BUILTIN.len());
         for p in book.all() {
             assert!(!p.doc.is_empty() && !p.paper.is_empty(), "{}", p.name);
+            assert!(p.family.is_some(), "{} names no survey sub-family", p.name);
         }
     }
 

@@ -15,6 +15,7 @@ fn kang_plan(p: &Params, head: HeadPlan) -> TrainPlan {
         sampler: PluginRef::named("class-aware"),
         loss: PluginRef::named("ce"),
         max_norm_thresh: None,
+        head_lr_factor: 1.0,
     }
 }
 

@@ -5,9 +5,11 @@
 //! new method is a new file here and a registry entry, not a string match in the loop.
 
 mod kang;
+mod mislas;
 mod weight_balancing;
 
 pub use kang::{Crt, Lws, TauNorm};
+pub use mislas::Mislas;
 pub use weight_balancing::WeightBalancing;
 
 use crate::registry::PluginRef;
@@ -21,6 +23,8 @@ pub enum HeadPlan {
     LwsScales,
     /// The stage-1 head, trained further (weight balancing).
     Keep,
+    /// The stage-1 head, trained further, and trainable per-class scales on its logits (MiSLAS).
+    KeepWithScales,
 }
 
 /// A stage 2 that trains part of the model on the frozen backbone.
@@ -38,6 +42,9 @@ pub struct TrainPlan {
     /// MaxNorm after every step, with the radius relative to the head's row norms at the
     /// start of stage 2 (`min + thresh (max - min)`; weight balancing).
     pub max_norm_thresh: Option<f32>,
+    /// The head's weight and bias learn at `lr x head_lr_factor`, every other trainable tensor
+    /// at `lr` (MiSLAS: 0.5 for the classifier, 1 for the LWS scales); 1 for one rate.
+    pub head_lr_factor: f64,
 }
 
 /// What a stage-2 method does.

@@ -34,6 +34,7 @@ impl Stage2Method for WeightBalancing {
             sampler: PluginRef::named("instance"),
             loss: cb,
             max_norm_thresh: Some(p.get("thresh") as f32),
+            head_lr_factor: 1.0,
         })
     }
 }

@@ -58,6 +58,7 @@ pub fn run_all(
         schedule: run.train.schedule.clone(),
         // MaxNorm belongs to weight balancing's stage 2 only (the authors' code).
         max_norm: None,
+        head_lr_factor: 1.0,
     };
 
     let (mut history, resume_stage, done, ck) = match resume {
@@ -265,6 +266,7 @@ fn stage2_model(
         }
         HeadPlan::LwsScales => head.no_grad().with_lws_scales(&ctx.device),
         HeadPlan::Keep => head,
+        HeadPlan::KeepWithScales => head.with_lws_scales(&ctx.device),
     };
     Ok(Classifier { backbone, head })
 }
@@ -307,6 +309,7 @@ fn stage2_setup(
         max_norm: plan
             .max_norm_thresh
             .map(|t| model.head.relative_norm_threshold(t)),
+        head_lr_factor: plan.head_lr_factor,
     })
 }
 

@@ -69,8 +69,10 @@ fn shard_grads(
         labels_b: labels_tensor(&b[range.clone()], device),
         lam: Tensor::<1>::from_data(TensorData::new(lam[range.clone()].to_vec(), [n]), device),
     });
+    let features = model.features(x);
     let step = losses::Step {
-        logits: model.forward(x),
+        logits: model.head.forward(features.clone()),
+        features: Some(features),
         labels: ya,
         mix: mixed,
         epoch,

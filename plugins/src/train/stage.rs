@@ -39,6 +39,8 @@ pub struct StageSetup {
     pub schedule: ScheduleSpec,
     /// MaxNorm threshold applied to the classifier after every step (weight balancing).
     pub max_norm: Option<f32>,
+    /// The head's weight and bias step at `lr x head_lr_factor`, the rest at `lr` (MiSLAS).
+    pub head_lr_factor: f64,
 }
 
 /// Trains `model` for the stage's epochs from `start` (epochs of this stage already done).
@@ -127,8 +129,10 @@ pub fn run_stage(
                     labels_b: labels_tensor(&b, &device),
                     lam: Tensor::<1>::from_data(TensorData::new(lam, [n]), &device),
                 });
+                let features = current.features(x);
                 let step = losses::Step {
-                    logits: current.forward(x),
+                    logits: current.head.forward(features.clone()),
+                    features: Some(features),
                     labels: ya,
                     mix: mixed,
                     epoch,
@@ -137,7 +141,8 @@ pub fn run_stage(
                 let loss = losses::step_loss(setup.loss.as_ref(), step)?;
                 (GradientsParams::from_grads(loss.backward(), &current), loss)
             };
-            let mut next = optim.step(lr, current, grads);
+            let mut next =
+                step_with_head_factor(&mut optim, lr, setup.head_lr_factor, current, grads);
             if let Some(t) = setup.max_norm {
                 next.head = next.head.max_norm(t);
             }
@@ -202,6 +207,32 @@ pub fn run_stage(
         }
     }
     Ok(model)
+}
+
+/// One optimizer step; with `head_factor != 1` the head's weight and bias take a step at
+/// `lr x head_factor` and every other trainable tensor one at `lr` (two steps over disjoint
+/// gradients: a tensor without a gradient is left as it is, its momentum untouched).
+fn step_with_head_factor(
+    optim: &mut ModuleOptimizer,
+    lr: f64,
+    head_factor: f64,
+    model: Classifier,
+    mut grads: GradientsParams,
+) -> Classifier {
+    if head_factor == 1.0 {
+        return optim.step(lr, model, grads);
+    }
+    let mut head = GradientsParams::new();
+    if let Some(g) = grads.remove::<2>(model.head.weight.id) {
+        head.register(model.head.weight.id, g);
+    }
+    if let Some(b) = &model.head.bias
+        && let Some(g) = grads.remove::<1>(b.id)
+    {
+        head.register(b.id, g);
+    }
+    let model = optim.step(lr, model, grads);
+    optim.step(lr * head_factor, model, head)
 }
 
 /// Test (and validation) metrics of the current model, with post-hoc adjustment when configured.

@@ -155,4 +155,67 @@ pub(super) fn register(add: &mut Add<'_>) {
             )
         }),
     );
+    add(
+        decl(
+            "influence-balanced",
+            "CE for start_fraction of the epochs, then w_y CE alpha / (||softmax(z) - e_y||_1 ||h||_1 + 1e-3), w ~ 1/n_c.",
+            "Park et al., Influence-Balanced Loss for Imbalanced Visual Classification, ICCV 2021",
+            vec![
+                P::float(
+                    "alpha",
+                    1000.0,
+                    EPS,
+                    1e6,
+                    "influence scale (the CIFAR script's 1000)",
+                ),
+                P::float(
+                    "start_fraction",
+                    0.5,
+                    0.0,
+                    1.0,
+                    "fraction of the epochs trained with plain CE first (100/200 in the paper)",
+                ),
+            ],
+        ),
+        Factory::Loss(|p, ctx| {
+            let start = (p.get("start_fraction") * ctx.epochs as f64).floor() as usize;
+            built(
+                p,
+                losses::InfluenceBalanced::new(counts(ctx), p.get("alpha"), start),
+            )
+        }),
+    );
+    add(
+        decl(
+            "label-aware-smoothing",
+            "(1 - e_y) CE + e_y mean_c(-log p_c), e_c from smooth_tail (rarest) to smooth_head (largest class) on a concave curve.",
+            "Zhong et al., Improving Calibration for Long-Tailed Recognition (MiSLAS), CVPR 2021",
+            vec![
+                P::float(
+                    "smooth_head",
+                    0.3,
+                    0.0,
+                    0.99,
+                    "smoothing of the largest class",
+                ),
+                P::float(
+                    "smooth_tail",
+                    0.0,
+                    0.0,
+                    0.99,
+                    "smoothing of the smallest class",
+                ),
+            ],
+        ),
+        Factory::Loss(|p, ctx| {
+            built(
+                p,
+                losses::LabelAwareSmoothing::new(
+                    counts(ctx),
+                    p.get("smooth_head"),
+                    p.get("smooth_tail"),
+                ),
+            )
+        }),
+    );
 }

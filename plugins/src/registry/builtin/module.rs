@@ -104,4 +104,45 @@ pub(super) fn register(add: &mut Add<'_>) {
         ),
         Factory::Stage2(|p| Ok(Arc::new(stage2::WeightBalancing::from_params(p)))),
     );
+    let mut mislas = stage2_params(0.1);
+    mislas.extend([
+        P::float(
+            "lr_factor",
+            0.5,
+            EPS,
+            1.0,
+            "the classifier's learning rate relative to the weight scales' (lr)",
+        ),
+        P::float("weight_decay", 2e-4, 0.0, 1.0, "weight decay of stage 2"),
+        P::float(
+            "smooth_head",
+            0.3,
+            0.0,
+            0.99,
+            "label-aware smoothing of the largest class",
+        ),
+        P::float(
+            "smooth_tail",
+            0.0,
+            0.0,
+            0.99,
+            "label-aware smoothing of the smallest class",
+        ),
+        P::int(
+            "per_visit",
+            1.0,
+            1.0,
+            1024.0,
+            "images per class visit of the class-aware sampler (MiSLAS's default 1)",
+        ),
+    ]);
+    add(
+        decl(
+            "mislas",
+            "Stage 2: the stage-1 classifier and per-class logit scales trained on the frozen backbone with label-aware smoothing, class-balanced sampling.",
+            "Zhong et al., Improving Calibration for Long-Tailed Recognition (MiSLAS), CVPR 2021",
+            mislas,
+        ),
+        Factory::Stage2(|p| Ok(Arc::new(stage2::Mislas::from_params(p)))),
+    );
 }
