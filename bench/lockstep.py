@@ -73,7 +73,7 @@ def load_state(model, tensors, prefix=""):
 def replica(cfg, shape, classes, s2, n, init, dtype):
     """reference.py's model for stage `n`, loaded with the stage's initial tensors, in `dtype`."""
     model = ref.Classifier(cfg["model"], shape, classes)
-    if n == 2 and s2["name"] != "tau-norm":
+    if n == 2 and s2["name"] not in ("tau-norm", "ncm"):
         ref.stage2_model(model, s2, classes)
     load_state(model, init)
     return model.to(dtype)
@@ -185,7 +185,7 @@ def replay(run_dir, rtol, drift):
         init = load_file(str(ls / f"stage{n}_init.safetensors"))
         models = [replica(cfg, shape, classes, s2, n, init, dt) for dt in dtypes]
         report["stages"].append(n)
-        if n == 2 and s2["name"] == "tau-norm":
+        if n == 2 and s2["name"] in ("tau-norm", "ncm"):
             continue  # nothing trains; the evaluation below checks the transform
         plans = [ref.stage1_plan(cfg, counts) if n == 1 else ref.stage2_plan(cfg, counts, m)
                  for m in models]
@@ -245,6 +245,12 @@ def replay(run_dir, rtol, drift):
     if s2 and s2["name"] == "tau-norm":
         load_state(model, load_file(str(ls / "stage2_init.safetensors")))
         model.head = model.head.tau_normalized(index["tau"])
+    elif s2 and s2["name"] == "ncm":
+        # NCM from stage 1's model, its features of the whole training split recomputed here.
+        load_state(model, load_file(str(ls / "stage2_init.safetensors")))
+        split = json.loads((run_dir / "split.json").read_text())
+        d = ref.load_run_data(cfg, split)
+        model.head = ref.ncm_head(model, d, s2["params"]["values"]["scale"])
     else:
         if s2:
             ref.stage2_model(model, s2, classes)

@@ -910,6 +910,20 @@ def stage2_model(model, s2, classes):
         model.head.scales = nn.Parameter(torch.ones(classes))  # the classifier keeps training
 
 
+@torch.no_grad()
+def ncm_head(model, d, scale):
+    """Kang et al.'s NCM (classifier-balancing KNNClassifier, feat_type 'l2n', dist 'cos'): the
+    class means of the L2-normalized training features (eval mode, no augmentation) as a cosine
+    classifier."""
+    f = features(model, d["train"], d).double()
+    f = f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    y = d["train"][1]
+    means = torch.stack([f[y == c].mean(0) for c in range(d["classes"])])
+    head = Head(f.shape[1], d["classes"], scale)
+    head.weight = nn.Parameter(means.float())
+    return head
+
+
 def posthoc_shift(cfg, counts):
     if not cfg.get("posthoc"):
         return None
@@ -929,7 +943,9 @@ def train(cfg, d, init=None):
     run_stage(model, d, cfg, stage1_plan(cfg, counts), losses)
     shift = posthoc_shift(cfg, counts)
     tau_sweep = None
-    if s2 and s2["name"] != "tau-norm":
+    if s2 and s2["name"] == "ncm":
+        model.head = ncm_head(model, d, s2["params"]["values"]["scale"])
+    elif s2 and s2["name"] != "tau-norm":
         stage2_model(model, s2, classes)
         run_stage(model, d, cfg, stage2_plan(cfg, counts, model), losses)
     elif s2:  # tau-norm, chosen on validation when there is a validation split

@@ -63,6 +63,9 @@ fn record(run: &ResolvedRun, dir: &Path, device: &burn::tensor::Device) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("config.json"), run.to_json()).unwrap();
     let data = train::prepare(&run.data).unwrap();
+    // The split, for what lockstep.py recomputes from the data (NCM's class means).
+    let split = serde_json::to_vec(&data.split_file(&run.data)).unwrap();
+    std::fs::write(dir.join("split.json"), split).unwrap();
     let cfg = LockstepConfig {
         dir: dir.join("lockstep"),
         steps: STEPS,

@@ -41,7 +41,9 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "focal",
     "cb-focal",
     "weighted-ce",
+    "cosine-classifier",
     "ldam-drw",
+    "ce-drw",
     "balanced-softmax",
     "logit-adjust",
     "logit-adjust-posthoc",
@@ -57,6 +59,7 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "crt",
     "lws",
     "tau-norm",
+    "ncm",
     "weight-balancing",
     "mislas",
 );

@@ -6,10 +6,12 @@
 
 mod kang;
 mod mislas;
+mod ncm;
 mod weight_balancing;
 
 pub use kang::{Crt, Lws, TauNorm};
 pub use mislas::Mislas;
+pub use ncm::Ncm;
 pub use weight_balancing::WeightBalancing;
 
 use crate::registry::PluginRef;
@@ -55,6 +57,9 @@ pub enum Stage2Plan {
     /// Tau-normalize the classifier post hoc, `tau` chosen on the validation split when there is
     /// one (grid 0..=2 by 0.1), else this one.
     TauNorm { tau: f32 },
+    /// Replace the classifier post hoc by the class means of the L2-normalized training
+    /// features, as a cosine classifier with this scale.
+    NearestClassMean { scale: f32 },
 }
 
 /// A decoupled second stage.

@@ -99,6 +99,9 @@ pub fn run_all(
     }
 
     let mut tau_sweep = None;
+    // A post-hoc stage 2 (tau-norm, NCM) changes the classifier without training: the run's
+    // last evaluation is of the transformed model.
+    let mut post_hoc = false;
     match &plan {
         None => {}
         Some(Stage2Plan::Train(tp)) => {
@@ -118,12 +121,19 @@ pub fn run_all(
             }
             model = run_stage(ctx, &setup2, model2, optim, start, &mut history, sink)?;
         }
+        Some(Stage2Plan::NearestClassMean { scale }) => {
+            // The lockstep record's "stage 2" of NCM: the model whose features it averages.
+            ctx.record(|r| r.stage_start(2, 0, &model, Vec::new()))?;
+            model = nearest_class_mean(ctx, *scale, model)?;
+            post_hoc = true;
+        }
         Some(Stage2Plan::TauNorm { tau }) => {
             // The lockstep record's "stage 2" of tau-norm: the model it transforms.
             ctx.record(|r| r.stage_start(2, 0, &model, Vec::new()))?;
             let (m, sweep) = tau_normalize(ctx, *tau, model)?;
             model = m;
             tau_sweep = Some(sweep);
+            post_hoc = true;
         }
     }
 
@@ -140,14 +150,14 @@ pub fn run_all(
             final_eval = Some(e.clone());
         }
     }
-    let last = match (tau_sweep.is_some(), final_eval) {
+    let last = match (post_hoc, final_eval) {
         (false, Some(e)) => e,
         _ => evaluate_model(ctx, &model)?,
     };
     let best_test_top1 = selection
         .best_test()
         .map_or(last.test_top1, |s| s.test_top1.max(last.test_top1));
-    let val_selected_top1 = if tau_sweep.is_some() {
+    let val_selected_top1 = if post_hoc {
         last.val_top1.map(|_| last.test_top1)
     } else {
         selection.val_selected().map(|s| s.test_top1)
@@ -310,6 +320,58 @@ fn stage2_setup(
             .max_norm_thresh
             .map(|t| model.head.relative_norm_threshold(t)),
         head_lr_factor: plan.head_lr_factor,
+    })
+}
+
+/// NCM: the classifier becomes the means of each class' L2-normalized training features
+/// (evaluation mode, no augmentation) as a cosine head of scale `scale`.
+fn nearest_class_mean(
+    ctx: &Context<'_>,
+    scale: f32,
+    model: Classifier,
+) -> Result<Classifier, TrainError> {
+    let data = ctx.data;
+    let train = &data.train;
+    let classes = model.head.classes();
+    let f = evaluate::features(&model.valid(), train, &data.norm, &ctx.eval_device)?;
+    let [n, d] = f.dims();
+    let f: Vec<f32> = f
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| TrainError::Record(format!("training features: {e:?}")))?;
+    let mut sums = vec![0.0f64; classes * d];
+    let mut counts = vec![0usize; classes];
+    for (row, &label) in f.chunks_exact(d).zip(train.labels()).take(n) {
+        let c = label as usize;
+        if c >= classes {
+            continue;
+        }
+        let norm = row
+            .iter()
+            .map(|&x| f64::from(x) * f64::from(x))
+            .sum::<f64>()
+            .sqrt()
+            .max(1e-12);
+        for (s, &x) in sums[c * d..(c + 1) * d].iter_mut().zip(row) {
+            *s += f64::from(x) / norm;
+        }
+        counts[c] += 1;
+    }
+    let means: Vec<f32> = sums
+        .chunks_exact(d)
+        .zip(&counts)
+        .flat_map(|(s, &k)| s.iter().map(move |&x| (x / k.max(1) as f64) as f32))
+        .collect();
+    let Classifier { backbone, .. } = model;
+    let mut ncm = Head::new(HeadKind::Cosine { scale }, d, classes, &ctx.device)?;
+    ncm.weight = burn::module::Param::from_tensor(burn::tensor::Tensor::<2>::from_data(
+        burn::tensor::TensorData::new(means, [classes, d]),
+        &ctx.device,
+    ));
+    Ok(Classifier {
+        backbone,
+        head: ncm,
     })
 }
 

@@ -145,4 +145,19 @@ pub(super) fn register(add: &mut Add<'_>) {
         ),
         Factory::Stage2(|p| Ok(Arc::new(stage2::Mislas::from_params(p)))),
     );
+    add(
+        decl(
+            "ncm",
+            "Post hoc: the classifier becomes the class means of the L2-normalized training features; logits s cos(f, mean_c).",
+            KANG,
+            vec![P::float(
+                "scale",
+                1.0,
+                EPS,
+                1000.0,
+                "logit scale s (1: the reference's raw cosine; argmax does not depend on it)",
+            )],
+        ),
+        Factory::Stage2(|p| Ok(Arc::new(stage2::Ncm::from_params(p)))),
+    );
 }
