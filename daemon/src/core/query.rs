@@ -160,7 +160,7 @@ impl Daemon {
 
     /// The plugin registry describing itself.
     pub fn plugins(&self) -> Vec<PluginInfo> {
-        self.registry.describe()
+        self.engine.registry().describe()
     }
 
     /// The metadata of the chosen stored checkpoint of a run.
