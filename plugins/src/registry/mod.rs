@@ -97,6 +97,9 @@ pub struct BuildContext {
 }
 
 /// A plugin's factory, typed by what it builds: the only constructors of plugins.
+// Each variant's signature is what a plugin author reads to write a factory: spelled out here,
+// not hidden behind seven type aliases.
+#[allow(clippy::type_complexity)]
 #[derive(Clone, Copy)]
 pub enum Factory {
     Sampler(fn(&Params, &BuildContext) -> Result<Arc<dyn Sampler>, RegistryError>),
