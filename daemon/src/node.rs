@@ -93,11 +93,13 @@ pub struct Node {
 impl Node {
     /// Opens the store under `config.data_dir`, binds `config.listen`, requeues the previous
     /// daemon's running runs and starts the executor. `program` is the `caudad` binary workers
-    /// run (`caudad work`). `config_path` names the config in errors.
+    /// run (`caudad work`): one built with the same `engine`, the plugins and presets this
+    /// daemon serves. `config_path` names the config in errors.
     pub async fn start(
         config: &DaemonConfig,
         config_path: &Path,
         program: PathBuf,
+        engine: crate::engine::Engine,
     ) -> Result<Self, NodeError> {
         if config.auth.is_none()
             && !config.listen.ip().is_loopback()
@@ -241,7 +243,8 @@ impl Node {
                 Some((s, _)) => Arc::new(s.clone()) as Arc<dyn Executor>,
                 None => Arc::new(executor.clone()),
             },
-        );
+        )
+        .with_engine(engine);
         if let Some(r) = &recorder {
             core = core.with_recorder(r.clone());
         }

@@ -110,11 +110,13 @@ impl RunConfig {
         }
     }
 
-    /// The engine fingerprint the run was resolved for, or [`COMMAND_ENGINE`].
-    pub fn engine(&self) -> &str {
+    /// The engine the run was resolved for, as stored with it ([`crate::engine::run_engine`]:
+    /// the fingerprint and the crates outside cauda whose plugins it uses), or
+    /// [`COMMAND_ENGINE`].
+    pub fn engine(&self) -> String {
         match self {
-            Self::Engine(r) => &r.engine,
-            Self::Command(_) => COMMAND_ENGINE,
+            Self::Engine(r) => crate::engine::run_engine(r),
+            Self::Command(_) => COMMAND_ENGINE.to_string(),
         }
     }
 

@@ -3,7 +3,8 @@
 //! module per area, built as one test binary that shares the harness in `common` (the daemon on
 //! 127.0.0.1 port 0, bounded polling, the skip rule). The binaries are the ones `cargo test
 //! --workspace` builds next to this test (`common::caudad_bin`); alone, build them first with
-//! `cargo build -p caudad -p cauda`. In-process tests stay in their crates.
+//! `cargo build -p caudad -p cauda` (and `-p cauda-custom-plugin` for `custom_plugin_test`,
+//! which runs that example crate's own daemon binary). In-process tests stay in their crates.
 
 mod common;
 mod render;
@@ -13,6 +14,7 @@ mod backend_test;
 mod benchmarks_test;
 mod chaos_test;
 mod command_runs_test;
+mod custom_plugin_test;
 mod data_parallel_test;
 mod diskfull_test;
 mod engine_test;

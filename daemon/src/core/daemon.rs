@@ -6,12 +6,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use cauda_plugins::registry::{Registry, builtin_registry};
 use cauda_plugins::spec::PresetBook;
 use tokio::sync::broadcast;
 
 use super::recorder::{NoRecorder, Recorder};
 use super::{Clock, CoreError, Executor, LiveEvent, Result};
+use crate::engine::Engine;
 use crate::model::{ExperimentId, RunId, RunState};
 use crate::scheduler::{Inventory, SchedulerConfig};
 use crate::store::{Event, EventKind, Store, Ticket, WriteOp};
@@ -56,9 +56,10 @@ pub struct Daemon {
     pub(super) settings: DaemonSettings,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) executor: Arc<dyn Executor>,
-    /// Built-in presets plus the watched presets folder's; replaced whole on a reload.
+    /// The engine's presets plus the watched presets folder's; replaced whole on a reload.
     pub(super) presets: RwLock<PresetBook>,
-    pub(super) registry: Registry,
+    /// The plugins and presets this daemon serves (its embedder's: `cli::main_with`).
+    pub(super) engine: Engine,
     live: broadcast::Sender<LiveEvent>,
     /// When each running attempt last showed a sign of life (launch, register, heartbeat,
     /// report), in clock milliseconds; memory only: a restart gives every attempt a new start.
@@ -95,7 +96,8 @@ impl std::fmt::Debug for Daemon {
 }
 
 impl Daemon {
-    /// A daemon over `store` with the built-in presets and plugin registry.
+    /// A daemon over `store` with cauda's own plugins and presets ([`Engine::builtin`]; another
+    /// engine with [`Daemon::with_engine`]).
     pub fn new(
         store: Arc<dyn Store>,
         settings: DaemonSettings,
@@ -103,13 +105,14 @@ impl Daemon {
         executor: Arc<dyn Executor>,
     ) -> Self {
         let (live, _) = broadcast::channel(LIVE_CAPACITY);
+        let engine = Engine::builtin();
         Self {
             store,
             settings,
             clock,
             executor,
-            presets: RwLock::new(PresetBook::builtin()),
-            registry: builtin_registry(),
+            presets: RwLock::new(engine.presets().clone()),
+            engine,
             live,
             last_seen: Mutex::new(HashMap::new()),
             reusable: Mutex::new(None),
@@ -129,6 +132,19 @@ impl Daemon {
     pub fn with_recorder(mut self, recorder: Arc<dyn Recorder>) -> Self {
         self.recorder = recorder;
         self
+    }
+
+    /// The same daemon serving `engine`'s plugins and presets instead of cauda's own (before
+    /// any presets folder is opened: the folder's presets are added to the engine's).
+    pub fn with_engine(mut self, engine: Engine) -> Self {
+        self.presets = RwLock::new(engine.presets().clone());
+        self.engine = engine;
+        self
+    }
+
+    /// The plugins and presets this daemon serves.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Where this daemon's events go: executors report theirs (a failed cluster poll) here too.

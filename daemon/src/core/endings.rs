@@ -158,7 +158,7 @@ impl Daemon {
         };
         run.grants.clear();
         // A run of another engine is refused by every worker of this one: no retry (`engines`).
-        may_retry &= super::engines::is_current_engine(&run.engine);
+        may_retry &= self.engine.trains(&run.engine);
         let (to, reason) = match ending {
             Ending::Succeeded(summary) => {
                 run.summary = Some(summary);

@@ -1,5 +1,6 @@
-//! Runs of other engines. Every run is stored with the engine fingerprint it was resolved for
-//! (`cauda_plugins::train::engine_fingerprint`), which is part of its config hash: after an
+//! Runs of other engines. Every run is stored with the engine it was resolved for
+//! (`engine::run_engine`: cauda's fingerprint, `cauda_plugins::train::engine_fingerprint`, and
+//! the crates outside cauda whose plugins it uses), which is part of its config hash: after an
 //! upgrade that changes the fingerprint, no stored run is reused for a new submission. Finished
 //! runs stay as they are (reports mark them as older). Unfinished ones cannot go on: this
 //! daemon's workers train only their own engine's runs and refuse a checkpoint of another. They
@@ -9,18 +10,10 @@
 //! attempt of another engine that a restarted daemon keeps (a Slurm job) is not retried when
 //! it fails: every worker of this engine would refuse it again.
 
-use cauda_plugins::train::engine_fingerprint;
-
 use super::daemon::state_event;
 use super::{Daemon, Result};
 use crate::model::{RunId, RunRecord, RunState};
 use crate::store::{RunFilter, WriteOp};
-
-/// Whether `engine` (a run's fingerprint) is this daemon's. Command runs carry no engine of
-/// cauda's (their program computes their numbers), so any daemon runs them.
-pub fn is_current_engine(engine: &str) -> bool {
-    engine == engine_fingerprint() || engine == crate::command::COMMAND_ENGINE
-}
 
 /// An engine fingerprint in words: empty means a run stored before fingerprints.
 pub fn engine_label(engine: &str) -> &str {
@@ -40,12 +33,12 @@ impl Daemon {
             ..RunFilter::default()
         })?;
         let now = self.clock.now();
-        let current = engine_fingerprint();
+        let current = self.engine.fingerprint();
         let mut ops = Vec::new();
         let mut failed = Vec::new();
         for mut run in queued
             .into_iter()
-            .filter(|r: &RunRecord| !is_current_engine(&r.engine))
+            .filter(|r: &RunRecord| !self.engine.trains(&r.engine))
         {
             let why = format!(
                 "planned for {}, but this daemon trains with {current}: resubmit the experiment to train it with this engine",
@@ -143,7 +136,7 @@ mod tests {
             RunState::Running,
             "this engine's run takes the freed slot"
         );
-        assert!(is_current_engine(&run.engine));
+        assert!(d.engine().trains(&run.engine));
         assert_eq!(engine_label(""), "an engine before fingerprints");
     }
 

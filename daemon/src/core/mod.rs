@@ -38,7 +38,7 @@ pub use command_policy::CommandPolicy;
 pub use daemon::{Daemon, DaemonSettings, Submitted};
 pub use delete::DeleteOutcome;
 pub use endings::{Ending, ProcessExit, STDERR_TAIL_BYTES};
-pub use engines::{engine_label, is_current_engine};
+pub use engines::engine_label;
 pub use error::{CoreError, Result};
 pub use export::{ExportError, Exported};
 pub use ingest::ReportedEpoch;

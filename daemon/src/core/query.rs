@@ -160,7 +160,7 @@ impl Daemon {
 
     /// The plugin registry describing itself.
     pub fn plugins(&self) -> Vec<PluginInfo> {
-        self.registry.describe()
+        self.engine.registry().describe()
     }
 
     /// The method presets a spec may name (built-in and from preset folders).

@@ -11,7 +11,6 @@
 use cauda_plugins::spec::{Coordinate, point_name};
 use cauda_plugins::train::RunSummary;
 
-use super::engines::is_current_engine;
 use super::{CoreError, Daemon, Result};
 use crate::model::{ExperimentId, RunId, RunRecord, RunState};
 use crate::run_config::RunConfig;
@@ -121,7 +120,7 @@ impl Daemon {
                 if !row.engines.contains(engine) {
                     row.engines.push(engine.clone());
                 }
-                row.older_engine |= !is_current_engine(engine);
+                row.older_engine |= !self.engine.trains(engine);
             }
             row.runs += 1;
             let hours = run_hours(run);
@@ -152,7 +151,7 @@ impl Daemon {
             experiment: id,
             name: experiment.name,
             rows,
-            engine: cauda_plugins::train::engine_fingerprint(),
+            engine: self.engine.fingerprint(),
         })
     }
 }

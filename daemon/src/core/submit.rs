@@ -38,7 +38,9 @@ impl Daemon {
             .map_err(|_| CoreError::Internal("the presets lock was poisoned".into()))?;
         let mut points = Vec::new();
         for point in expand_sweep(origin, &spec)? {
-            let mut run = point.spec.resolve(origin, &presets, &self.registry)?;
+            let mut run = point
+                .spec
+                .resolve(origin, &presets, self.engine.registry())?;
             self.settle_backend(spec_text, &mut run)?;
             self.check_paths(&run)?;
             self.pin_split_file(&mut run)?;
@@ -46,8 +48,8 @@ impl Daemon {
             let references = if spec.report.relative_accuracy && !point.spec.data.balanced_variant {
                 let (ce, own) = balanced_references(&point.spec);
                 let (mut ce, mut own) = (
-                    ce.resolve(origin, &presets, &self.registry)?,
-                    own.resolve(origin, &presets, &self.registry)?,
+                    ce.resolve(origin, &presets, self.engine.registry())?,
+                    own.resolve(origin, &presets, self.engine.registry())?,
                 );
                 self.settle_backend(spec_text, &mut ce)?;
                 self.settle_backend(spec_text, &mut own)?;
@@ -185,7 +187,7 @@ impl Daemon {
             plan(
                 points,
                 reusable.as_ref().unwrap_or(&HashMap::new()),
-                &self.registry,
+                self.engine.registry(),
             )
         };
         self.check_queued_quota(user, plan.new.len())?;
@@ -217,7 +219,7 @@ impl Daemon {
                 config_json: new.run.to_json(),
                 facts: Some(new.run.facts()),
                 config_hash: new.config_hash.clone(),
-                engine: new.run.engine().to_string(),
+                engine: new.run.engine(),
                 state: RunState::Queued,
                 priority: priority.unwrap_or(resources.priority),
                 submitted_at: now,

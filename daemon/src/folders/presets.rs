@@ -1,5 +1,5 @@
 //! The presets folder: every `*.toml` in it is a method preset, and the daemon resolves specs
-//! against the built-in presets plus these, reloaded when a file changes. A broken file (parse
+//! against its engine's presets (cauda's own, or its embedder's: `Engine`) plus these, reloaded when a file changes. A broken file (parse
 //! or plugin error, or a name another preset has) is reported, in the log and in a `.error`
 //! file beside it, and the previous good version of its preset is kept; a deleted file removes
 //! its preset.
@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use cauda_plugins::registry::{Registry, builtin_registry};
-use cauda_plugins::spec::{ExperimentSpec, Preset, PresetBook};
+use cauda_plugins::spec::{ExperimentSpec, Preset};
 
 use super::dropped::{
     Problem, Text, candidates, ensure_dir, is_candidate, read_bounded, write_report,
@@ -18,6 +17,7 @@ use super::dropped::{
 use super::settle::Settle;
 use super::{FolderError, QUIET};
 use crate::core::Daemon;
+use crate::engine::Engine;
 
 /// A small spec each new preset is resolved with, so a preset naming an unknown plugin or a
 /// parameter out of range is refused when it is loaded, not when a run names it.
@@ -27,8 +27,8 @@ const PROBE: &str = "name = \"preset-check\"\n[data]\nformat = \"digits\"\n";
 pub struct Presets {
     dir: PathBuf,
     daemon: Arc<Daemon>,
-    builtin: PresetBook,
-    registry: Registry,
+    /// The daemon's plugins and presets, which the folder's presets add to.
+    engine: Engine,
     probe: Option<ExperimentSpec>,
     /// By file name.
     good: BTreeMap<String, Preset>,
@@ -57,9 +57,8 @@ impl Presets {
             .ok();
         let mut presets = Self {
             dir,
+            engine: daemon.engine().clone(),
             daemon,
-            builtin: PresetBook::builtin(),
-            registry: builtin_registry(),
             probe,
             good: BTreeMap::new(),
             settle: Settle::new(QUIET),
@@ -183,7 +182,7 @@ impl Presets {
             line: None,
             reason,
         };
-        if self.builtin.get(&preset.name).is_some() {
+        if self.engine.presets().get(&preset.name).is_some() {
             return Err(taken(format!(
                 "preset `{}` is built in; choose another name",
                 preset.name
@@ -200,19 +199,19 @@ impl Presets {
             )));
         }
         if let Some(probe) = &self.probe {
-            let mut book = self.builtin.clone();
+            let mut book = self.engine.presets().clone();
             book.add(origin, preset.clone()).map_err(Problem::of_spec)?;
             let mut spec = probe.clone();
             spec.method.clone_from(&preset.name);
-            spec.resolve(origin, &book, &self.registry)
+            spec.resolve(origin, &book, self.engine.registry())
                 .map_err(Problem::of_spec)?;
         }
         Ok(preset)
     }
 
-    /// The built-in presets plus the folder's good ones, handed to the daemon.
+    /// The engine's presets plus the folder's good ones, handed to the daemon.
     fn publish(&self) {
-        let mut book = self.builtin.clone();
+        let mut book = self.engine.presets().clone();
         for (file, preset) in &self.good {
             if let Err(e) = book.add(&format!("presets/{file}"), preset.clone()) {
                 tracing::error!(error = %e, "preset left out");
@@ -253,7 +252,7 @@ mod tests {
         ));
         let presets = Presets::open(dir.path(), daemon).expect("open");
         assert!(presets.probe.is_some());
-        for builtin in presets.builtin.all() {
+        for builtin in presets.engine.presets().all() {
             let mut copy = builtin.clone();
             copy.name = format!("my-{}", builtin.name);
             let text = toml::to_string(&copy).expect("toml");

@@ -8,6 +8,7 @@ use tonic::Status;
 
 use super::engine_wire::{config_facts, coordinate_to_wire, metric_to_wire, summary_to_wire};
 use crate::core::{CoreError, DeviceView};
+use crate::engine::Engine;
 use crate::model::{DeviceId, Grant, ResourceRequest, RunFacts, RunRecord, RunState};
 use crate::scheduler::DeviceKind;
 use crate::store::{Event, EventKind, LogStream, MetricPoint, RunBrief, StoreError};
@@ -88,8 +89,8 @@ fn request_to_wire(r: &ResourceRequest) -> v1::ResourceRequest {
 }
 
 /// A run on the wire; `full` includes its config and summary.
-pub fn run_to_wire(r: &RunRecord, full: bool, epochs_done: u32) -> v1::Run {
-    let mut wire = brief_to_wire(&RunBrief::of(r), epochs_done);
+pub fn run_to_wire(r: &RunRecord, full: bool, epochs_done: u32, engine: &Engine) -> v1::Run {
+    let mut wire = brief_to_wire(&RunBrief::of(r), epochs_done, engine);
     if r.facts.is_none() {
         // A run stored before its facts were recorded at submission: read its config.
         set_facts(&mut wire, &config_facts(&r.config_json));
@@ -115,7 +116,7 @@ fn set_facts(wire: &mut v1::Run, facts: &RunFacts) {
 
 /// A run's basic view (no config or summary) from its brief. A run stored before its facts
 /// were recorded shows none; `run_to_wire` reads them from the config.
-pub fn brief_to_wire(r: &RunBrief, epochs_done: u32) -> v1::Run {
+pub fn brief_to_wire(r: &RunBrief, epochs_done: u32, engine: &Engine) -> v1::Run {
     let mut wire = v1::Run {
         run_id: r.id.0,
         experiment_id: r.experiment.0,
@@ -145,7 +146,7 @@ pub fn brief_to_wire(r: &RunBrief, epochs_done: u32) -> v1::Run {
         epochs_done,
         epochs_total: 0,
         engine: r.engine.clone(),
-        older_engine: !crate::core::is_current_engine(&r.engine),
+        older_engine: !engine.trains(&r.engine),
         gpu_mem_source: r.gpu_memory.source.clone(),
         peak_gpu_mem_mb: r.gpu_memory.peak_mb,
         oom_requeued: r.gpu_memory.oom_requeued,

@@ -182,7 +182,7 @@ impl Cauda for CaudaService {
                 let (runs, next_page_token) = page_of(runs.collect(), page, |r| r.id);
                 let runs = runs
                     .iter()
-                    .map(|r| convert::run_to_wire(r, true, epochs_done(d, r.id)));
+                    .map(|r| convert::run_to_wire(r, true, epochs_done(d, r.id), d.engine()));
                 return Ok(v1::ListRunsResponse {
                     runs: runs.collect(),
                     next_page_token,
@@ -196,9 +196,9 @@ impl Cauda for CaudaService {
             for r in &runs {
                 let run = if r.facts.is_none() {
                     // Stored before these were recorded at submission: read its config.
-                    convert::run_to_wire(&d.get_run(r.id)?, false, epochs_done(d, r.id))
+                    convert::run_to_wire(&d.get_run(r.id)?, false, epochs_done(d, r.id), d.engine())
                 } else {
-                    convert::brief_to_wire(r, epochs_done(d, r.id))
+                    convert::brief_to_wire(r, epochs_done(d, r.id), d.engine())
                 };
                 wire.push(run);
             }
@@ -222,6 +222,7 @@ impl Cauda for CaudaService {
                 &d.get_run(id)?,
                 true,
                 epochs_done(d, id),
+                d.engine(),
             ))
         })
         .await?;

@@ -2,14 +2,15 @@
 //! fetch the checkpoint to resume from, train with the engine's own `train` path (or run a
 //! command run's program: `command`), stream every epoch and checkpoint back, heartbeat
 //! meanwhile, and finish. Stale attempts (fenced by the daemon) stop at once without writing
-//! anything.
+//! anything. The plugins are the worker binary's own engine (`caudad`'s, or an embedder's: the
+//! daemon spawns its own binary), which must have every crate outside cauda the run names.
 
 mod client;
 mod command;
 
 use std::time::Duration;
 
-use cauda_plugins::registry::builtin_registry;
+use cauda_plugins::registry::Registry;
 use cauda_plugins::spec::ResolvedRun;
 use cauda_plugins::train::{self, Checkpoint, EpochRecord, EventSink, TrainError};
 
@@ -73,8 +74,8 @@ impl WorkerError {
     }
 }
 
-/// Runs one attempt to its end.
-pub fn run(args: &WorkerArgs) -> Result<(), WorkerError> {
+/// Runs one attempt to its end, building its plugins from `registry`.
+pub fn run(args: &WorkerArgs, registry: &Registry) -> Result<(), WorkerError> {
     let rpc = WorkerRpc::connect(args)?;
     let start = rpc.register()?;
     rpc.start_heartbeat(Duration::from_millis(u64::from(
@@ -128,7 +129,7 @@ pub fn run(args: &WorkerArgs) -> Result<(), WorkerError> {
             .as_ref()
             .map_or(0, |c| c.header.history.last().map_or(0, |r| r.epoch))
     );
-    let outcome = train_run(&run, resume, &rpc, total);
+    let outcome = train_run(&run, registry, resume, &rpc, total);
     match outcome {
         Ok(summary) => {
             let json =
@@ -152,11 +153,12 @@ pub fn run(args: &WorkerArgs) -> Result<(), WorkerError> {
 
 fn train_run(
     run: &ResolvedRun,
+    registry: &Registry,
     resume: Option<Checkpoint>,
     rpc: &WorkerRpc,
     total: usize,
 ) -> Result<train::RunSummary, WorkerError> {
-    let registry = builtin_registry();
+    check_extensions(run, registry)?;
     check_data_roots(run)?;
     let data = train::prepare(&run.data).map_err(TrainError::from)?;
     // The daemon stored the run's backend at submission (its spec's or the default there).
@@ -175,8 +177,22 @@ fn train_run(
         measured: false,
     };
     Ok(train::train_on(
-        run, &data, &registry, &devices, resume, &mut sink,
+        run, &data, registry, &devices, resume, &mut sink,
     )?)
+}
+
+/// Refuses a run that uses plugins of a crate outside cauda this worker lacks, or has in
+/// another version: its result would be stored under the identity of code it did not run.
+/// (The engine checks cauda's own fingerprint itself.)
+fn check_extensions(run: &ResolvedRun, registry: &Registry) -> Result<(), TrainError> {
+    let here = registry.extensions();
+    if run.extensions.iter().all(|e| here.contains(e.as_str())) {
+        return Ok(());
+    }
+    Err(TrainError::OtherEngine {
+        found: crate::engine::run_engine(run),
+        current: crate::engine::fingerprint_of(registry),
+    })
 }
 
 /// Checks the run's data paths against the roots the daemon gave this worker, just before the

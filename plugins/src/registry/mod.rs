@@ -2,8 +2,10 @@
 //! typed, range-checked parameters and defaults. The registry is the only way to build a plugin:
 //! it validates a spec's plugin references (unknown names or keys are errors naming the allowed
 //! ones), builds the plugin objects for a run through each plugin's own factory, and describes
-//! itself for `cauda plugins`. A crate outside cauda adds its plugins with [`Registry::register`]
-//! on top of [`builtin_registry`] (see `examples/custom-plugin/`).
+//! itself for `cauda plugins`. A crate outside cauda adds its plugins with
+//! [`Registry::register_extension`] on top of [`builtin_registry`], naming itself, so every run
+//! that uses one of them carries that name in its identity (`ResolvedRun::extensions`; see
+//! `examples/custom-plugin/`).
 
 mod builtin;
 mod params;
@@ -11,7 +13,7 @@ mod params;
 pub use builtin::builtin_registry;
 pub use params::{ParamKind, ParamSpec, Params, PluginRef};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -153,6 +155,9 @@ pub struct PluginInfo {
     pub doc: &'static str,
     pub paper: &'static str,
     pub params: Vec<ParamSpec>,
+    /// The crate outside cauda that registered it (`name version`), `None` for cauda's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<&'static str>,
 }
 
 struct Entry {
@@ -167,6 +172,11 @@ pub enum RegistryError {
     Duplicate { kind: Kind, name: String },
     #[error("plugin `{name}` has no doc line or no paper: `cauda plugins` shows both")]
     Undocumented { name: String },
+    #[error(
+        "plugin `{name}`: its origin `{origin}` must name the crate and its version, e.g. \
+         `my-plugins 0.1.0`, without `+`"
+    )]
+    BadOrigin { name: String, origin: String },
     #[error("unknown {kind:?} plugin `{name}`; allowed: {allowed}")]
     Unknown {
         kind: Kind,
@@ -206,9 +216,39 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Registers a plugin. A second registration of the same name for the same kind, or a
-    /// plugin without a doc line or paper, is an error.
+    /// Registers one of cauda's own plugins. A second registration of the same name for the
+    /// same kind, or a plugin without a doc line or paper, is an error. A crate outside cauda
+    /// uses [`Registry::register_extension`].
     pub fn register(&mut self, decl: PluginDecl, factory: Factory) -> Result<(), RegistryError> {
+        self.insert(decl, factory, None)
+    }
+
+    /// Registers a plugin of a crate outside cauda, `origin` naming that crate and its version
+    /// (`concat!(env!("CARGO_PKG_NAME"), " ", env!("CARGO_PKG_VERSION"))`): every run that uses
+    /// the plugin carries `origin` in its identity (`ResolvedRun::extensions`), so results of
+    /// another version of the crate are never reused for it. Bump the version whenever the
+    /// plugin's computation changes. The rules of [`Registry::register`] apply.
+    pub fn register_extension(
+        &mut self,
+        origin: &'static str,
+        decl: PluginDecl,
+        factory: Factory,
+    ) -> Result<(), RegistryError> {
+        if origin.trim().is_empty() || origin.trim() != origin || origin.contains('+') {
+            return Err(RegistryError::BadOrigin {
+                name: decl.name.to_string(),
+                origin: origin.to_string(),
+            });
+        }
+        self.insert(decl, factory, Some(origin))
+    }
+
+    fn insert(
+        &mut self,
+        decl: PluginDecl,
+        factory: Factory,
+        origin: Option<&'static str>,
+    ) -> Result<(), RegistryError> {
         let kind = factory.kind();
         let key = (kind, decl.name);
         if self.entries.contains_key(&key) {
@@ -229,9 +269,24 @@ impl Registry {
             doc: decl.doc,
             paper: decl.paper,
             params: decl.params,
+            origin,
         };
         self.entries.insert(key, Entry { info, factory });
         Ok(())
+    }
+
+    /// The crate that registered a plugin with [`Registry::register_extension`]; `None` for
+    /// cauda's own plugins and for unknown names.
+    pub fn origin(&self, kind: Kind, name: &str) -> Option<&'static str> {
+        self.entry(kind, name).ok().and_then(|e| e.info.origin)
+    }
+
+    /// Every crate outside cauda that registered plugins here.
+    pub fn extensions(&self) -> BTreeSet<&'static str> {
+        self.entries
+            .values()
+            .filter_map(|e| e.info.origin)
+            .collect()
     }
 
     /// All plugins, ordered by kind then name.

@@ -127,3 +127,38 @@ fn every_builtin_builds_from_its_defaults() {
     }
     assert!(built >= 22, "only {built} plugins");
 }
+
+#[test]
+fn an_extension_names_its_crate_and_cauda_plugins_name_none() {
+    let mut r = builtin_registry();
+    assert!(
+        r.extensions().is_empty(),
+        "cauda's own plugins have no origin"
+    );
+    r.register_extension("my-plugins 0.2.0", decl("mine"), Factory::Loss(ce))
+        .unwrap();
+    assert_eq!(r.origin(Kind::Loss, "mine"), Some("my-plugins 0.2.0"));
+    assert_eq!(r.origin(Kind::Loss, "focal"), None);
+    assert_eq!(r.origin(Kind::Loss, "absent"), None);
+    assert_eq!(
+        r.extensions().into_iter().collect::<Vec<_>>(),
+        ["my-plugins 0.2.0"]
+    );
+    let listed = r.describe().into_iter().find(|p| p.name == "mine").unwrap();
+    assert_eq!(listed.origin, Some("my-plugins 0.2.0"));
+    // The rules of `register` hold for extensions too.
+    assert!(matches!(
+        r.register_extension("other 1.0.0", decl("focal"), Factory::Loss(ce)),
+        Err(RegistryError::Duplicate { .. })
+    ));
+    // An origin is one `name version` label: run labels join them with ` + `.
+    for bad in ["", " x 1.0", "a + b 1.0"] {
+        let err = r
+            .register_extension(bad, decl("other"), Factory::Loss(ce))
+            .unwrap_err();
+        assert!(
+            matches!(err, RegistryError::BadOrigin { .. }),
+            "{bad:?}: {err}"
+        );
+    }
+}

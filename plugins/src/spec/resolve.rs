@@ -55,6 +55,12 @@ pub struct ResolvedRun {
     /// rename, whose network was option B (now `resnet*b`). Part of the config hash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backbone_rule: Option<u32>,
+    /// The crates outside cauda whose plugins this run uses, as `name version`, sorted
+    /// (`Registry::register_extension`): part of the config hash, so a result trained with
+    /// another version of such a crate is never reused; empty (and not written) for runs of
+    /// cauda's own plugins, whose hashes are unchanged by it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<String>,
 }
 
 /// The current [`ResolvedRun::holdout_rule`].
@@ -136,7 +142,7 @@ impl ExperimentSpec {
             None => None,
         };
         let is_small = matches!(self.data.format, DataFormat::Digits | DataFormat::Synthetic);
-        let run = ResolvedRun {
+        let mut run = ResolvedRun {
             name: self.name.clone(),
             method: self.method.clone(),
             data: self.data.clone(),
@@ -160,7 +166,9 @@ impl ExperimentSpec {
             engine: crate::train::engine_fingerprint(),
             holdout_rule: (self.data.val_per_class > 0).then_some(HOLDOUT_RULE),
             backbone_rule: BackboneKind::rule_of(&self.model.backbone),
+            extensions: Vec::new(),
         };
+        run.extensions = extensions_used(&run, classifier.as_ref(), registry);
         run.check_ranges(origin, self.augment.pad.is_some())?;
         if run.loss.plugin == "ldam" && run.model.head != "cosine" {
             // Cao et al. train LDAM on a normalized classifier (NormedLinear) with the scale s
@@ -175,6 +183,35 @@ impl ExperimentSpec {
         }
         Ok(run)
     }
+}
+
+/// The origins of the plugins outside cauda that `run` (and its classifier reference, which
+/// resolves into the model section) names, sorted and once each.
+fn extensions_used(
+    run: &ResolvedRun,
+    classifier: Option<&PluginRef>,
+    registry: &Registry,
+) -> Vec<String> {
+    let named = [
+        (Kind::Sampler, Some(run.sampler.plugin.as_str())),
+        (Kind::Loss, Some(run.loss.plugin.as_str())),
+        (
+            Kind::LossSchedule,
+            run.drw.as_ref().map(|p| p.plugin.as_str()),
+        ),
+        (
+            Kind::PostHoc,
+            run.posthoc.as_ref().map(|p| p.plugin.as_str()),
+        ),
+        (Kind::Mixer, run.mixer.as_ref().map(|p| p.plugin.as_str())),
+        (Kind::Classifier, classifier.map(|c| c.name.as_str())),
+        (Kind::Stage2, run.stage2.as_ref().map(|s| s.name.as_str())),
+    ];
+    let origins: std::collections::BTreeSet<&str> = named
+        .into_iter()
+        .filter_map(|(kind, name)| registry.origin(kind, name?))
+        .collect();
+    origins.into_iter().map(str::to_string).collect()
 }
 
 impl ResolvedRun {

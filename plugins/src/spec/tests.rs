@@ -490,3 +490,53 @@ fn the_split_lists_content_is_pinned_into_the_run() {
         "other lists, another run"
     );
 }
+
+#[test]
+fn a_run_names_the_crates_outside_cauda_whose_plugins_it_uses() {
+    fn ce(
+        _: &crate::registry::Params,
+        _: &crate::registry::BuildContext,
+    ) -> std::result::Result<std::sync::Arc<dyn crate::losses::Loss>, crate::registry::RegistryError>
+    {
+        let loss = crate::losses::CrossEntropy::new()
+            .map_err(|e| crate::registry::RegistryError::build("mine", e))?;
+        Ok(std::sync::Arc::new(loss))
+    }
+    let mut registry = builtin_registry();
+    registry
+        .register_extension(
+            "my-plugins 0.2.0",
+            crate::registry::PluginDecl {
+                name: "mine",
+                doc: "a test loss",
+                paper: "none",
+                params: vec![],
+            },
+            crate::registry::Factory::Loss(ce),
+        )
+        .unwrap();
+    let text = "name = \"x\"\n[data]\nformat = \"digits\"\n";
+    let spec = ExperimentSpec::parse("spec.toml", text).unwrap();
+    let own = spec
+        .resolve("spec.toml", &PresetBook::builtin(), &registry)
+        .unwrap();
+    assert!(own.extensions.is_empty());
+    assert!(
+        !own.to_json().contains("extensions"),
+        "not written: hashes stay"
+    );
+    let text = format!("{text}[rebalance]\nloss = \"mine\"\n");
+    let spec = ExperimentSpec::parse("spec.toml", &text).unwrap();
+    let theirs = spec
+        .resolve("spec.toml", &PresetBook::builtin(), &registry)
+        .unwrap();
+    assert_eq!(theirs.extensions, ["my-plugins 0.2.0"]);
+    assert_ne!(
+        crate::train::config_hash(&theirs),
+        crate::train::config_hash(&ResolvedRun {
+            extensions: vec!["my-plugins 0.3.0".into()],
+            ..theirs.clone()
+        }),
+        "another version of the crate is another identity"
+    );
+}

@@ -13,7 +13,7 @@ pub use in_process::InProcess;
 #[allow(unused_imports)]
 pub use scrape::{get, http, parse_exposition, scrape};
 #[allow(unused_imports)]
-pub use skip::{TORCH_PYTHON, cauda_bin, caudad_bin, require, skip, torch_python};
+pub use skip::{TORCH_PYTHON, cauda_bin, caudad_bin, caudad_seql_bin, require, skip, torch_python};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -134,9 +134,21 @@ impl Caudad {
 
     /// `start_on` with extra environment for the daemon (e.g. a `PATH` with fake tools).
     pub fn start_with_env(data: &Path, config: &str, listen: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_program(&caudad_bin(), data, config, listen, env)
+    }
+
+    /// `start_with_env` with another daemon binary built on `caudad::cli` (one that extends
+    /// cauda, such as `caudad_seql_bin()`).
+    pub fn start_program(
+        program: &Path,
+        data: &Path,
+        config: &str,
+        listen: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let path = data.join("caudad.toml");
         std::fs::write(&path, config).expect("write caudad.toml");
-        let mut child = Command::new(caudad_bin())
+        let mut child = Command::new(program)
             .envs(env.iter().copied())
             .args(["serve", "--listen", listen, "--config"])
             .arg(&path)

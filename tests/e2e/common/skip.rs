@@ -45,16 +45,26 @@ pub fn caudad_bin() -> PathBuf {
     if let Some(bin) = option_env!("CARGO_BIN_EXE_caudad") {
         return PathBuf::from(bin);
     }
+    workspace_bin("caudad", "cargo build -p caudad -p cauda")
+}
+
+/// `caudad-seql`, the daemon binary of the example crate that extends cauda
+/// (`examples/custom-plugin/`), found as `caudad_bin` finds `caudad`.
+pub fn caudad_seql_bin() -> PathBuf {
+    workspace_bin("caudad-seql", "cargo build -p cauda-custom-plugin")
+}
+
+/// The workspace's binary `name` beside this test (a missing one fails with `build`).
+fn workspace_bin(name: &str, build: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test's own path");
     let mut dir = exe.parent().expect("the test's folder").to_path_buf();
     if dir.ends_with("deps") {
         dir.pop();
     }
-    let bin = dir.join("caudad");
+    let bin = dir.join(name);
     assert!(
         bin.is_file(),
-        "the caudad binary is not built at {}: `cargo build -p caudad -p cauda` \
-         (`cargo test --workspace` builds it)",
+        "the {name} binary is not built at {}: `{build}` (`cargo test --workspace` builds it)",
         bin.display()
     );
     bin

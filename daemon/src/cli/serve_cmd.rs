@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use caudad::config::DaemonConfig;
-use caudad::node::Node;
+
+use crate::config::DaemonConfig;
+use crate::engine::Engine;
+use crate::node::Node;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -21,7 +23,7 @@ pub struct ServeArgs {
     data_dir: Option<PathBuf>,
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub fn run(args: ServeArgs, engine: Engine) -> anyhow::Result<()> {
     let (mut config, path) = match &args.config {
         Some(path) => (DaemonConfig::load(path)?, path.clone()),
         None => (DaemonConfig::default(), PathBuf::from("<defaults>")),
@@ -32,14 +34,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }
-    let program = std::env::current_exe().context("locating the caudad binary")?;
+    // The workers are this binary, so they build the same engine.
+    let program = std::env::current_exe().context("locating the daemon's own binary")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(caudad::grpc::MAX_BLOCKING_THREADS)
+        .max_blocking_threads(crate::grpc::MAX_BLOCKING_THREADS)
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(async move {
-        let node = Node::start(&config, &path, program).await?;
+        let node = Node::start(&config, &path, program, engine).await?;
         if !node.requeued.is_empty() {
             eprintln!(
                 "caudad: resuming {} runs of the previous daemon",

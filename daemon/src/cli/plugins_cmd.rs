@@ -1,9 +1,10 @@
-//! `caudad plugins [--json]`: the registry describing itself (name, family, parameters with
-//! defaults and ranges, doc line, paper) and the method presets, as the daemon's ListPlugins will.
+//! `caudad plugins [--json]`: the engine's registry describing itself (name, family, parameters
+//! with defaults and ranges, doc line, paper, and the crate of a plugin from outside cauda) and
+//! its method presets, as the daemon's ListPlugins will.
 
-use cauda_plugins::registry::builtin_registry;
-use cauda_plugins::spec::PresetBook;
 use cauda_plugins::train::Backend;
+
+use crate::engine::Engine;
 
 #[derive(clap::Args)]
 pub struct PluginsArgs {
@@ -12,16 +13,19 @@ pub struct PluginsArgs {
     json: bool,
 }
 
-pub fn run(args: PluginsArgs) -> anyhow::Result<()> {
-    let plugins = builtin_registry().describe();
-    let presets = PresetBook::builtin();
+pub fn run(args: PluginsArgs, engine: &Engine) -> anyhow::Result<()> {
+    let plugins = engine.registry().describe();
+    let presets = engine.presets();
     if args.json {
         let presets: Vec<_> = presets.all().collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "plugins": plugins, "presets": presets, "backends": Backend::built() })
-            )?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "engine": engine.fingerprint(),
+                "plugins": plugins,
+                "presets": presets,
+                "backends": Backend::built(),
+            }))?
         );
         return Ok(());
     }
@@ -41,13 +45,17 @@ pub fn run(args: PluginsArgs) -> anyhow::Result<()> {
             println!("{:<35} params: {}", "", params.join(", "));
         }
         println!("{:<35} paper: {}", "", p.paper);
+        if let Some(origin) = p.origin {
+            println!("{:<35} from: {origin}", "");
+        }
     }
     println!("\npresets:");
     for p in presets.all() {
         println!("  {:<22} {}", p.name, p.doc);
     }
+    println!("\nengine: {}", engine.fingerprint());
     println!(
-        "\nbackends built in: {} (GPU runs default to {}; docs/GPU.md)",
+        "backends built in: {} (GPU runs default to {}; docs/GPU.md)",
         Backend::built_list(),
         Backend::choose(None, true, None)
     );

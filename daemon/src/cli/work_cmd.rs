@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use caudad::worker::{self, WorkerArgs};
+use crate::engine::Engine;
+use crate::worker::{self, WorkerArgs};
 
 #[derive(clap::Args)]
 pub struct WorkArgs {
@@ -23,25 +24,28 @@ pub struct WorkArgs {
     patience_secs: u64,
 }
 
-pub fn run(args: WorkArgs) -> std::process::ExitCode {
+pub fn run(args: WorkArgs, engine: &Engine) -> std::process::ExitCode {
     let span = tracing::info_span!("work", run_id = args.run, attempt = args.attempt);
     let _enter = span.enter();
-    let result = worker::run(&WorkerArgs {
-        daemon_url: args.daemon,
-        run: args.run,
-        attempt: args.attempt,
-        patience: Duration::from_secs(args.patience_secs),
-        // From the environment, never the command line (where `ps` would show it).
-        token: std::env::var(caudad::executor::WORKER_TOKEN_ENV)
-            .ok()
-            .filter(|t| !t.is_empty()),
-        ca_cert: std::env::var_os(caudad::grpc::tls::CA_ENV)
-            .filter(|p| !p.is_empty())
-            .map(std::path::PathBuf::from),
-        tls_server_name: std::env::var(caudad::grpc::tls::SERVER_NAME_ENV)
-            .ok()
-            .filter(|n| !n.is_empty()),
-    });
+    let result = worker::run(
+        &WorkerArgs {
+            daemon_url: args.daemon,
+            run: args.run,
+            attempt: args.attempt,
+            patience: Duration::from_secs(args.patience_secs),
+            // From the environment, never the command line (where `ps` would show it).
+            token: std::env::var(crate::executor::WORKER_TOKEN_ENV)
+                .ok()
+                .filter(|t| !t.is_empty()),
+            ca_cert: std::env::var_os(crate::grpc::tls::CA_ENV)
+                .filter(|p| !p.is_empty())
+                .map(std::path::PathBuf::from),
+            tls_server_name: std::env::var(crate::grpc::tls::SERVER_NAME_ENV)
+                .ok()
+                .filter(|n| !n.is_empty()),
+        },
+        engine.registry(),
+    );
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -5,9 +5,10 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use cauda_plugins::registry::builtin_registry;
-use cauda_plugins::spec::{ExperimentSpec, PresetBook};
+use cauda_plugins::spec::ExperimentSpec;
 use cauda_plugins::train::{self, Checkpoint, EpochRecord, EventSink, TrainError};
+
+use crate::engine::Engine;
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
@@ -19,7 +20,7 @@ pub struct TrainArgs {
     /// Resume from this checkpoint file.
     #[arg(long)]
     resume: Option<PathBuf>,
-    /// Folder of user presets (`*.toml`) besides the built-in ones.
+    /// Folder of user presets (`*.toml`) besides the engine's.
     #[arg(long)]
     presets: Option<PathBuf>,
     /// Stop after writing split.json (no training): for `bench/reference.py`.
@@ -65,7 +66,7 @@ impl EventSink for Stdout {
     }
 }
 
-pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+pub fn run(args: TrainArgs, engine: &Engine) -> anyhow::Result<()> {
     let origin = args.spec.display().to_string();
     let text = std::fs::read_to_string(&args.spec).with_context(|| format!("reading {origin}"))?;
     let spec = ExperimentSpec::parse(&origin, &text)?;
@@ -74,12 +75,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             "{origin}: [sweep] makes a grid of runs; submit it to the daemon, or remove [sweep] to train one run"
         );
     }
-    let mut presets = PresetBook::builtin();
+    let mut presets = engine.presets().clone();
     if let Some(dir) = &args.presets {
         presets.load_dir(dir)?;
     }
-    let registry = builtin_registry();
-    let mut run = spec.resolve(&origin, &presets, &registry)?;
+    let registry = engine.registry();
+    let mut run = spec.resolve(&origin, &presets, registry)?;
     // The split file's and pretrained weights' contents are part of the run's identity, as the
     // daemon pins them.
     run.data.pin_split_file()?;
@@ -128,13 +129,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         (_, [device]) => train::train_recorded(
             &run,
             &data,
-            &registry,
+            registry,
             device,
             resume,
             &mut sink,
             lockstep.as_ref(),
         )?,
-        _ => train::train_on(&run, &data, &registry, &devices, resume, &mut sink)?,
+        _ => train::train_on(&run, &data, registry, &devices, resume, &mut sink)?,
     };
     let line = serde_json::to_string(&serde_json::json!({ "summary": summary }))?;
     println!("{line}");

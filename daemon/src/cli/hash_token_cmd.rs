@@ -20,6 +20,6 @@ pub fn run(_args: HashTokenArgs) -> anyhow::Result<()> {
         token.bytes().all(|b| b.is_ascii_graphic()),
         "a token is printable ASCII without spaces"
     );
-    println!("{}", caudad::store::sha256_hex(token.as_bytes()));
+    println!("{}", crate::store::sha256_hex(token.as_bytes()));
     Ok(())
 }

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cauda_proto::v1::{self, cauda_client::CaudaClient};
-use caudad::config::DaemonConfig;
-use caudad::node::Node;
 
-const DEMO: &str = include_str!("../../../../examples/digits-demo.toml");
+use crate::config::DaemonConfig;
+use crate::engine::Engine;
+use crate::node::Node;
+
+const DEMO: &str = include_str!("../../../examples/digits-demo.toml");
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -27,7 +29,7 @@ pub struct DemoArgs {
     devices: Option<Vec<String>>,
 }
 
-pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+pub fn run(args: DemoArgs, engine: Engine) -> anyhow::Result<()> {
     let temp = match &args.data_dir {
         Some(_) => None,
         None => Some(tempfile::tempdir().context("creating a temporary data folder")?),
@@ -44,13 +46,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         ..DaemonConfig::default()
     };
     let spec = DEMO.replacen("[train]\n", &format!("[train]\nseed = {}\n", args.seed), 1);
-    let program = std::env::current_exe().context("locating the caudad binary")?;
+    // The workers are this binary, so they build the same engine.
+    let program = std::env::current_exe().context("locating the daemon's own binary")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(async move {
-        let node = Node::start(&config, std::path::Path::new("<demo>"), program).await?;
+        let node = Node::start(&config, std::path::Path::new("<demo>"), program, engine).await?;
         let addr = node.addr;
         let slots = node.daemon.devices()?.len();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -1,7 +1,13 @@
-//! `caudad`: cauda's daemon binary. `caudad train SPEC.toml` runs one training run standalone
-//! (the same engine path the daemon's workers run) and prints one JSON object per epoch;
-//! `caudad demo` runs the demo study on the embedded data and prints its report; `caudad serve`
-//! runs the daemon's gRPC API.
+//! The command line of a cauda daemon binary: `train` runs one training run standalone (the same
+//! engine path the daemon's workers run) and prints one JSON object per epoch; `demo` runs the
+//! demo study on the embedded data and prints its report; `serve` runs the daemon's gRPC API;
+//! `plugins` lists what the engine serves; `work` is one attempt, spawned by `serve`.
+//!
+//! It lives in the library so that a crate extending cauda builds its own daemon binary with
+//! its own plugins: `caudad::cli::main_with(engine)` is that binary's whole `main`, as it is
+//! `caudad`'s with [`Engine::builtin`] (`examples/custom-plugin/`). The daemon spawns its
+//! workers from its own executable, so they run the same `main` with the same engine. This is
+//! the binaries' edge: `anyhow` stops here.
 
 mod demo_cmd;
 mod hash_token_cmd;
@@ -11,6 +17,8 @@ mod train_cmd;
 mod work_cmd;
 
 use clap::{Parser, Subcommand};
+
+use crate::engine::Engine;
 
 #[derive(Parser)]
 #[command(
@@ -49,7 +57,11 @@ enum Command {
     Work(work_cmd::WorkArgs),
 }
 
-fn main() -> anyhow::Result<std::process::ExitCode> {
+/// A daemon binary's `main`: parses the command line and runs the subcommand with `engine`'s
+/// plugins and presets. The binary that calls it must be the one whose `work` subcommand the
+/// daemon's workers run (`serve` spawns its own executable), so every process of a daemon has
+/// the same engine.
+pub fn main_with(engine: Engine) -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -62,11 +74,11 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     }
     let ok = |r: anyhow::Result<()>| r.map(|()| std::process::ExitCode::SUCCESS);
     match cli.command {
-        Command::Train(args) => ok(train_cmd::run(args)),
-        Command::Demo(args) => ok(demo_cmd::run(args)),
-        Command::Plugins(args) => ok(plugins_cmd::run(args)),
-        Command::Serve(args) => ok(serve_cmd::run(args)),
+        Command::Train(args) => ok(train_cmd::run(args, &engine)),
+        Command::Demo(args) => ok(demo_cmd::run(args, engine)),
+        Command::Plugins(args) => ok(plugins_cmd::run(args, &engine)),
+        Command::Serve(args) => ok(serve_cmd::run(args, engine)),
         Command::HashToken(args) => ok(hash_token_cmd::run(args)),
-        Command::Work(args) => Ok(work_cmd::run(args)),
+        Command::Work(args) => Ok(work_cmd::run(args, &engine)),
     }
 }
