@@ -6,6 +6,7 @@
 
 mod client;
 mod command;
+mod summary;
 
 use std::time::Duration;
 
@@ -131,8 +132,7 @@ pub fn run(args: &WorkerArgs) -> Result<(), WorkerError> {
     let outcome = train_run(&run, resume, &rpc, total);
     match outcome {
         Ok(summary) => {
-            let json =
-                serde_json::to_string(&summary).map_err(|e| TrainError::Sink(e.to_string()))?;
+            let json = summary::summary_json(&summary)?;
             println!("finished: test top-1 {:.4}", summary.last.test_top1);
             rpc.finish(Ok(json))
         }
