@@ -358,3 +358,42 @@ fn decoupled_methods_share_one_stage_1_and_start_stage_2_from_its_checkpoint() {
     .unwrap_err();
     assert!(matches!(err, TrainError::ForeignCheckpoint { .. }), "{err}");
 }
+
+#[test]
+fn the_summary_carries_the_confusion_matrix_last_is_scored_on() {
+    // Post-hoc logit adjustment, a tau-normalized head and a re-trained stage 2 change the
+    // final predictions: the matrix must be of those, as `last` is.
+    let crt = "[module]\nstage2 = { name = \"crt\", epochs = 2 }";
+    for (method, extra) in [
+        ("ce", ""),
+        ("logit-adjust-posthoc", ""),
+        ("tau-norm", ""),
+        ("crt", crt),
+        ("ncm", ""),
+        (
+            "mislas",
+            "[module]\nstage2 = { name = \"mislas\", epochs = 2 }",
+        ),
+    ] {
+        let (summary, _) = run(&spec(method, extra), None);
+        let m = summary
+            .confusion
+            .as_ref()
+            .unwrap_or_else(|| panic!("{method}: no confusion matrix"));
+        let k = m.classes;
+        assert_eq!((k, m.counts.len()), (5, 25), "{method}");
+        let cell = |t: usize, p: usize| m.counts[t * k + p];
+        for t in 0..k {
+            let row: u64 = (0..k).map(|p| cell(t, p)).sum();
+            assert_eq!(row, 20, "{method}: class {t} has 20 test images");
+            let acc = (cell(t, t) as f64 / row as f64) as f32;
+            assert_eq!(Some(acc), summary.last.per_class[t], "{method}: class {t}");
+        }
+        let trace: u64 = (0..k).map(|t| cell(t, t)).sum();
+        assert_eq!(
+            (trace as f64 / 100.0) as f32,
+            summary.last.test_top1,
+            "{method}: trace / N is the final top-1"
+        );
+    }
+}

@@ -294,6 +294,30 @@ async fn bad_programs_end_their_runs_with_a_reason_and_the_daemon_stays_healthy(
         (eval.test_top1, eval.many, eval.few),
         (0.75, Some(1.0), Some(0.5))
     );
+    // A program reports accuracies, not logits: its summary has no confusion matrix, and
+    // `cauda plot --kind confusion` says why it has nothing to draw (a usage error, exit 2).
+    let summary = good.summary.as_ref().expect("a summary");
+    assert_eq!(summary.confusion, None);
+    if let Some(cli) = cauda_bin() {
+        let out = std::process::Command::new(cli)
+            .args([
+                "--addr",
+                &daemon.url,
+                "plot",
+                &format!("e-{}", good.experiment_id),
+            ])
+            .args(["--kind", "confusion", "--out"])
+            .arg(dir.path().join("m.svg"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("no succeeded run with a confusion matrix")
+                && err.contains("command runs"),
+            "{err}"
+        );
+    }
 
     // Cancel stops the program, not only its worker.
     let spec = "name = \"long\"\n[command]\nargv = [\"sh\", \"-c\", \"echo $$ > {run_dir}/pid; exec sleep 120\"]\n";

@@ -1,6 +1,8 @@
 //! `cauda plot` against a live daemon: a grid of 3 methods x 2 seeds on the embedded digits
 //! trains through `caudad serve`, then the real `cauda` binary draws the per-class picture, the
-//! curves and the reliability diagram as SVG and PNG, with one line per method.
+//! curves and the reliability diagram as SVG and PNG, with one line per method, and the
+//! confusion matrices, one heatmap per method with a cell per non-empty class pair of the
+//! matrices the runs stored (which agree with their final accuracies).
 
 use crate::common;
 
@@ -119,6 +121,78 @@ async fn cauda_plot_draws_one_line_per_method_of_a_live_experiment() {
     let reliability = std::fs::read_to_string(file("r.svg")).unwrap();
     assert_eq!(series_lines(&reliability), METHODS.len());
     assert!(reliability.contains("perfect calibration"));
+
+    // The stored confusion matrices are the final evaluation's: a row sums to the class's
+    // test images (the same for every run: one test set), the diagonal over it is the class's
+    // accuracy, the trace over all images the top-1.
+    let mut rows_of_first: Option<Vec<u64>> = None;
+    for run in &runs {
+        let summary = run.summary.as_ref().expect("a summary");
+        let m = summary
+            .confusion
+            .as_ref()
+            .expect("an engine run stores its matrix");
+        let k = m.classes as usize;
+        assert_eq!((k, m.counts.len()), (10, 100), "{}", run.name);
+        let rows: Vec<u64> = m.counts.chunks(k).map(|r| r.iter().sum()).collect();
+        assert_eq!(
+            rows_of_first.get_or_insert(rows.clone()),
+            &rows,
+            "{}",
+            run.name
+        );
+        let last = summary.last.as_ref().unwrap();
+        let per_class = cauda_proto::per_class_from_wire(&last.per_class);
+        for (t, row) in rows.iter().enumerate() {
+            let want = (*row > 0).then(|| (m.counts[t * k + t] as f64 / *row as f64) as f32);
+            assert_eq!(per_class[t], want, "{} class {t}", run.name);
+        }
+        let trace: u64 = (0..k).map(|t| m.counts[t * k + t]).sum();
+        let total: u64 = rows.iter().sum();
+        assert_eq!(
+            (trace as f64 / total as f64) as f32,
+            last.test_top1,
+            "{}",
+            run.name
+        );
+    }
+    // The heatmaps: per method, the seeds' counts summed; a 36-pixel cell (10 classes in 360
+    // pixels) per non-empty class pair.
+    let mut cells = 0;
+    for method in METHODS {
+        let mut sum = [0u64; 100];
+        for run in runs.iter().filter(|r| r.method == method) {
+            let m = run.summary.as_ref().unwrap().confusion.as_ref().unwrap();
+            for (s, c) in sum.iter_mut().zip(&m.counts) {
+                *s += c;
+            }
+        }
+        cells += sum.iter().filter(|&&c| c > 0).count();
+    }
+    let out = ok(cauda(
+        &addr,
+        &["plot", &exp, "--kind", "confusion", "--out", &path("m.svg")],
+    ));
+    assert!(out.contains("3 heatmap(s) of 10 classes"), "{out}");
+    let heatmaps = std::fs::read_to_string(file("m.svg")).unwrap();
+    assert!(heatmaps.trim_end().ends_with("</svg>"));
+    assert_eq!(
+        heatmaps.matches("width=\"36\" height=\"36\"").count(),
+        cells
+    );
+    for method in METHODS {
+        assert!(
+            heatmaps.contains(&format!("{method} (2), imbalance ratio 10")),
+            "a heatmap of {method}"
+        );
+    }
+    assert!(heatmaps.contains("predicted class") && heatmaps.contains("true class"));
+    ok(cauda(
+        &addr,
+        &["plot", &exp, "--kind", "confusion", "--out", &path("m.png")],
+    ));
+    let (w, h) = png_size(&std::fs::read(file("m.png")).unwrap());
+    assert!(w >= 3 * 360 && h >= 360, "{w}x{h}");
 
     // Bad input: an unknown experiment is exit 4, a wrong extension exit 2.
     let missing = cauda(&addr, &["plot", "e-99", "--out", &path("y.svg")]);

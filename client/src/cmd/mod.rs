@@ -73,7 +73,8 @@ pub enum Command {
     Compare(report::CompareArgs),
     /// Export a run's weights as safetensors (PyTorch) or Burn's record format.
     Export(export::Args),
-    /// Draw an experiment's per-class accuracy (or accuracy-vs-epoch curves) as SVG or PNG.
+    /// Draw an experiment's per-class accuracy, curves, reliability diagram or confusion
+    /// matrices as SVG or PNG.
     Plot(plot::Args),
     /// Print a shell completion script.
     Completions(completions::Args),

@@ -1,14 +1,14 @@
-//! `cauda plot EXPERIMENT --out FILE [--kind per-class|curves]`: draws an experiment's
-//! per-class accuracy (or its accuracy-vs-epoch curves) as SVG or PNG, chosen by the file's
-//! extension, and writes it atomically.
+//! `cauda plot EXPERIMENT --out FILE [--kind per-class|curves|calibration|confusion]`: draws an
+//! experiment's per-class accuracy, its accuracy-vs-epoch curves, its reliability diagram or its
+//! confusion matrices as SVG or PNG, chosen by the file's extension, and writes it atomically.
 
 use std::path::{Path, PathBuf};
 
 use crate::connect::connect;
 use crate::exit::CliError;
 use crate::ids::parse_experiment_id;
+use crate::plot::Format;
 use crate::plot::gather::{Kind, gather, plot_error};
-use crate::plot::{self, Format};
 
 /// Arguments of `cauda plot`.
 #[derive(Debug, clap::Args)]
@@ -19,8 +19,10 @@ pub struct Args {
     /// The file to write; `.svg` or `.png`.
     #[arg(long, short)]
     pub out: PathBuf,
-    /// Which picture: per-class accuracy against training count (head classes left), or test
-    /// top-1 against epoch.
+    /// Which picture: per-class accuracy against training count (head classes left), test
+    /// top-1 against epoch, the reliability diagram, or the final model's test confusion matrix
+    /// (one heatmap per method and imbalance ratio, seeds summed, each true class's row
+    /// normalized to sum to 1; engine runs of at most 1000 classes store one, command runs none).
     #[arg(long, value_enum, default_value_t = Kind::PerClass)]
     pub kind: Kind,
 }
@@ -34,18 +36,17 @@ pub async fn run(addr: &str, args: Args) -> Result<(), CliError> {
         ))
     })?;
     let mut client = connect(addr).await?;
-    let data = gather(&mut client, addr, args.experiment, args.kind).await?;
+    let picture = gather(&mut client, addr, args.experiment, args.kind).await?;
     let bytes = match format {
-        Format::Svg => plot::svg(&data).map(String::into_bytes),
-        Format::Png => plot::png(&data),
+        Format::Svg => picture.svg().map(String::into_bytes),
+        Format::Png => picture.png(),
     }
     .map_err(plot_error)?;
     write_atomically(&args.out, &bytes)?;
-    let series: usize = data.panels.iter().map(|p| p.series.len()).sum();
     super::emit(&format!(
-        "wrote {} ({} panel(s), {series} line(s))\n",
+        "wrote {} ({})\n",
         args.out.display(),
-        data.panels.len()
+        picture.describe()
     ))
 }
 

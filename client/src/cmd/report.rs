@@ -122,8 +122,8 @@ async fn figures(addr: &str, experiment: u64) -> Result<Vec<Figure>, CliError> {
         ),
         (Kind::Curves, "Test top-1 against epoch"),
     ] {
-        let data = gather(&mut client, addr, experiment, kind).await?;
-        let svg = crate::plot::svg(&data).map_err(crate::plot::gather::plot_error)?;
+        let picture = gather(&mut client, addr, experiment, kind).await?;
+        let svg = picture.svg().map_err(crate::plot::gather::plot_error)?;
         figures.push(Figure {
             caption: caption.to_string(),
             svg,
@@ -173,7 +173,7 @@ mod tests {
                 }],
             }],
         };
-        let svg = crate::plot::svg(&data).unwrap();
+        let svg = crate::plot::Picture::Lines(data).svg().unwrap();
         let figure = Figure {
             caption: "curves".into(),
             svg,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use cauda_proto::v1::{EpochMetrics, Run, RunState};
 
-use super::{Panel, PlotData, PlotError, Series, XAxis};
+use super::{ConfusionPlot, Heatmap, Panel, PlotData, PlotError, Series, XAxis};
 
 /// What a run contributes to a plot, read from its JSON fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -230,6 +230,78 @@ pub fn calibration(title: &str, runs: &[Run]) -> Result<PlotData, PlotError> {
         x_axis: XAxis::Confidence,
         y_label: "accuracy in the bin (%)".into(),
         panels,
+    })
+}
+
+/// A run's confusion matrix from the wire as an untitled heatmap (its training counts kept when
+/// there is one per class); `None` when it has none or its counts are not classes x classes.
+fn matrix_of(run: &Run) -> Option<Heatmap> {
+    let summary = run.summary.as_ref()?;
+    let m = summary.confusion.as_ref()?;
+    let classes = usize::try_from(m.classes).ok()?;
+    if classes == 0 || classes.checked_mul(classes) != Some(m.counts.len()) {
+        return None;
+    }
+    let train = &summary.class_counts;
+    Some(Heatmap {
+        title: String::new(),
+        classes,
+        counts: m.counts.clone(),
+        train_counts: if train.len() == classes {
+            train.clone()
+        } else {
+            Vec::new()
+        },
+    })
+}
+
+/// The confusion matrices: per imbalance ratio (one row) and method (one heatmap), the final
+/// models' test counts summed over seeds (runs of another class count make a heatmap of their
+/// own). Runs without a matrix (command runs, older engines, data sets of more than 1000
+/// classes) are left out; none with one is nothing to plot.
+pub fn confusion(title: &str, runs: &[Run]) -> Result<ConfusionPlot, PlotError> {
+    let items: Vec<(RunFacts, Heatmap)> = runs
+        .iter()
+        .filter_map(|run| Some((run_facts(run)?, matrix_of(run)?)))
+        .collect();
+    if items.is_empty() {
+        return Err(PlotError::Empty(format!(
+            "{title}: no succeeded run with a confusion matrix (command runs, runs of engines \
+             before it, and data sets of more than 1000 classes store none)"
+        )));
+    }
+    let rows = group(items)
+        .into_iter()
+        .map(|(ratio, methods)| {
+            let mut maps = Vec::new();
+            for (method, runs) in methods {
+                // Summed per class count, with the runs summed; the first run's train counts.
+                let mut sums: Vec<(Heatmap, usize)> = Vec::new();
+                for (_, map) in runs {
+                    match sums.iter_mut().find(|(s, _)| s.classes == map.classes) {
+                        Some((sum, n)) => {
+                            for (total, c) in sum.counts.iter_mut().zip(&map.counts) {
+                                *total = total.saturating_add(*c);
+                            }
+                            *n += 1;
+                        }
+                        None => sums.push((map, 1)),
+                    }
+                }
+                maps.extend(sums.into_iter().map(|(map, n)| Heatmap {
+                    title: format!("{method} ({n}), {}", panel_title(ratio)),
+                    ..map
+                }));
+            }
+            maps
+        })
+        .collect();
+    Ok(ConfusionPlot {
+        title: format!(
+            "{title} — confusion matrix of the final model (test counts summed over seeds, rows \
+             normalized)"
+        ),
+        rows,
     })
 }
 

@@ -1,8 +1,9 @@
 //! Tests of turning runs into plot data: filtering, grouping by ratio and method, averaging
-//! over seeds, sorting head first, and skipping classes without test images.
+//! over seeds, sorting head first, skipping classes without test images, and summing confusion
+//! matrices over seeds.
 
 use super::*;
-use cauda_proto::v1::{EvalMetrics, ReliabilityBin, RunSummary};
+use cauda_proto::v1::{ConfusionMatrix, EvalMetrics, ReliabilityBin, RunSummary};
 
 /// Per-class accuracies; `None` for a class without test images.
 fn run(id: u64, method: &str, ratio: f64, seed: u64, per_class: &[Option<f32>]) -> Run {
@@ -168,4 +169,76 @@ fn reliability_bins_pool_over_seeds_weighted_by_their_counts() {
         );
     }
     assert!(calibration("e-1 x", &runs[2..]).is_err());
+}
+
+/// A run of 3 classes (train counts 10, 100, 1) with a confusion matrix of `counts`.
+fn with_matrix(id: u64, method: &str, ratio: f64, counts: &[u64]) -> Run {
+    let mut r = run(id, method, ratio, id, &[Some(0.5), Some(0.5), Some(0.5)]);
+    r.summary.as_mut().unwrap().confusion = Some(ConfusionMatrix {
+        classes: 3,
+        counts: counts.to_vec(),
+    });
+    r
+}
+
+#[test]
+fn confusion_matrices_sum_over_seeds_per_method_and_ratio() {
+    #[rustfmt::skip]
+    let runs = vec![
+        with_matrix(1, "ce", 10.0, &[2, 0, 0,  1, 1, 0,  0, 0, 0]),
+        with_matrix(2, "ce", 10.0, &[1, 1, 0,  0, 2, 0,  0, 3, 1]),
+        with_matrix(3, "focal", 10.0, &[1, 0, 0,  0, 1, 0,  0, 0, 1]),
+        with_matrix(4, "ce", 100.0, &[1, 0, 0,  0, 1, 0,  0, 0, 1]),
+        // No matrix (a command run, an older engine, over 1000 classes): left out.
+        run(5, "ce", 10.0, 5, &[Some(0.5), Some(0.5), Some(0.5)]),
+        // A matrix that is not classes x classes: left out as well.
+        with_matrix(6, "ce", 10.0, &[1, 2, 3]),
+    ];
+    let data = confusion("e-1 x", &runs).unwrap();
+    assert!(data.title.starts_with("e-1 x"), "{}", data.title);
+    let titles: Vec<Vec<&str>> = data
+        .rows
+        .iter()
+        .map(|row| row.iter().map(|m| m.title.as_str()).collect())
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            vec![
+                "ce (2), imbalance ratio 10",
+                "focal (1), imbalance ratio 10"
+            ],
+            vec!["ce (1), imbalance ratio 100"],
+        ]
+    );
+    let ce = &data.rows[0][0];
+    assert_eq!(ce.classes, 3);
+    #[rustfmt::skip]
+    assert_eq!(ce.counts, vec![3, 1, 0,  1, 3, 0,  0, 3, 1]);
+    assert_eq!(ce.train_counts, vec![10, 100, 1]);
+    // Rows are normalized: each true class's shares sum to 1.
+    assert_eq!(ce.shares(0).map(|s| s[0]), Some(0.75));
+    assert_eq!(ce.shares(2).map(|s| s[1]), Some(0.75));
+    for t in 0..3 {
+        let sum: f64 = ce.shares(t).unwrap().iter().sum();
+        assert!((sum - 1.0).abs() < 1e-12, "row {t}: {sum}");
+    }
+}
+
+#[test]
+fn a_class_without_test_images_has_no_share_and_no_matrix_is_a_clear_error() {
+    let one = with_matrix(1, "ce", 10.0, &[2, 0, 0, 0, 0, 0, 0, 1, 1]);
+    let data = confusion("e", &[one]).unwrap();
+    assert_eq!(data.rows[0][0].shares(1).map(|s| s[1]), None);
+    assert_eq!(data.rows[0][0].shares(2).map(|s| s[2]), Some(0.5));
+
+    let without = run(2, "ce", 10.0, 1, &[Some(0.5), Some(0.5), Some(0.5)]);
+    match confusion("e-7 cmd", &[without]) {
+        Err(PlotError::Empty(why)) => {
+            assert!(why.contains("e-7 cmd"), "{why}");
+            assert!(why.contains("confusion matrix"), "{why}");
+            assert!(why.contains("1000 classes"), "{why}");
+        }
+        other => panic!("expected nothing to plot, got {other:?}"),
+    }
 }

@@ -13,9 +13,9 @@ use super::{PlotData, PlotError, XAxis, font};
 /// Width and height of one panel, in pixels.
 const PANEL: (u32, u32) = (620, 480);
 /// Text sizes, in pixels.
-const TITLE_PX: u32 = 20;
-const LABEL_PX: u32 = 15;
-const TICK_PX: u32 = 14;
+pub(super) const TITLE_PX: u32 = 20;
+pub(super) const LABEL_PX: u32 = 15;
+pub(super) const TICK_PX: u32 = 14;
 /// The most markers drawn on one line.
 const MAX_MARKERS: usize = 16;
 
@@ -97,28 +97,61 @@ pub fn size(data: &PlotData) -> (u32, u32) {
     (width, PANEL.1)
 }
 
+/// A picture that draws itself on any plotters backend at the size it gives.
+pub(super) trait Render {
+    /// Width and height, in pixels.
+    fn size(&self) -> (u32, u32);
+    /// Draws the whole picture on `root`.
+    fn render<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError>
+    where
+        DB::ErrorType: 'static;
+}
+
+impl Render for PlotData {
+    fn size(&self) -> (u32, u32) {
+        size(self)
+    }
+
+    fn render<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError>
+    where
+        DB::ErrorType: 'static,
+    {
+        render(root, self)
+    }
+}
+
 /// The plot as an SVG document.
 pub fn svg(data: &PlotData) -> Result<String, PlotError> {
+    svg_of(data)
+}
+
+/// The plot as a PNG image (8-bit RGB).
+pub fn png(data: &PlotData) -> Result<Vec<u8>, PlotError> {
+    png_of(data)
+}
+
+/// `picture` as an SVG document.
+pub(super) fn svg_of(picture: &impl Render) -> Result<String, PlotError> {
     font::ensure_registered()?;
     let mut text = String::new();
     {
-        let root = SVGBackend::with_string(&mut text, size(data)).into_drawing_area();
-        render(&root, data)?;
+        let root = SVGBackend::with_string(&mut text, picture.size()).into_drawing_area();
+        picture.render(&root)?;
         root.present().map_err(draw_err)?;
     }
     Ok(text)
 }
 
-/// The plot as a PNG image (8-bit RGB).
-pub fn png(data: &PlotData) -> Result<Vec<u8>, PlotError> {
+/// `picture` as a PNG image (8-bit RGB).
+pub(super) fn png_of(picture: &impl Render) -> Result<Vec<u8>, PlotError> {
     font::ensure_registered()?;
-    let (w, h) = size(data);
+    let (w, h) = picture.size();
     let len = usize::try_from(u64::from(w) * u64::from(h) * 3)
         .map_err(|_| PlotError::Draw("picture too large".into()))?;
     let mut rgb = vec![0u8; len];
     {
         let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
-        render(&root, data)?;
+        picture.render(&root)?;
         root.present().map_err(draw_err)?;
     }
     let mut out = Vec::new();
@@ -137,7 +170,9 @@ pub fn png(data: &PlotData) -> Result<Vec<u8>, PlotError> {
     Ok(out)
 }
 
-fn draw_err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> PlotError {
+pub(super) fn draw_err<E: std::error::Error + Send + Sync>(
+    e: DrawingAreaErrorKind<E>,
+) -> PlotError {
     PlotError::Draw(e.to_string())
 }
 

@@ -1,10 +1,10 @@
 //! The network half of plotting: fetch an experiment's runs (ListRuns, FULL view, every page)
 //! and, for the curves, each plotted run's epochs (GetMetrics), then hand them to
-//! [`collect`](super::collect) for a [`PlotData`].
+//! [`collect`](super::collect) for a [`Picture`].
 
 use cauda_proto::v1::{GetExperimentRequest, GetMetricsRequest, ListRunsRequest, Run, RunView};
 
-use super::{PlotData, PlotError, collect};
+use super::{Picture, PlotError, collect};
 use crate::connect::Client;
 use crate::exit::CliError;
 use crate::ids::experiment_label;
@@ -19,6 +19,9 @@ pub enum Kind {
     Curves,
     /// The reliability diagram: accuracy against confidence, by confidence bin.
     Calibration,
+    /// The final model's test confusion matrix as a heatmap (rows normalized), one per method
+    /// and imbalance ratio with the seeds' counts summed.
+    Confusion,
 }
 
 /// Every run of an experiment with its config and summary, in run-id order.
@@ -61,7 +64,7 @@ pub async fn gather(
     addr: &str,
     experiment_id: u64,
     kind: Kind,
-) -> Result<PlotData, CliError> {
+) -> Result<Picture, CliError> {
     let experiment = client
         .get_experiment(GetExperimentRequest { experiment_id })
         .await
@@ -92,8 +95,9 @@ pub async fn gather(
         runs = points;
     }
     let data = match kind {
-        Kind::PerClass => collect::per_class(&title, &runs),
-        Kind::Calibration => collect::calibration(&title, &runs),
+        Kind::PerClass => collect::per_class(&title, &runs).map(Picture::Lines),
+        Kind::Calibration => collect::calibration(&title, &runs).map(Picture::Lines),
+        Kind::Confusion => collect::confusion(&title, &runs).map(Picture::Confusion),
         Kind::Curves => {
             let mut with_epochs = Vec::new();
             for run in runs {
@@ -108,7 +112,7 @@ pub async fn gather(
                     .epochs;
                 with_epochs.push((run, epochs));
             }
-            collect::curves(&title, &with_epochs)
+            collect::curves(&title, &with_epochs).map(Picture::Lines)
         }
     };
     data.map_err(plot_error)

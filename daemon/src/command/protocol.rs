@@ -220,6 +220,8 @@ impl Reader {
             tau_sweep: None,
             epochs: self.last_epoch,
             images_per_sec: self.images_per_sec,
+            // A program reports accuracies, not logits: no confusion matrix.
+            confusion: None,
         })
     }
 }

@@ -4,7 +4,7 @@
 
 use cauda_plugins::metrics::ReliabilityBin;
 use cauda_plugins::spec::Coordinate;
-use cauda_plugins::train::{EvalRecord, RunSummary, TauSweep};
+use cauda_plugins::train::{ConfusionRecord, EvalRecord, RunSummary, TauSweep};
 use cauda_proto::v1;
 use tonic::Status;
 
@@ -65,6 +65,14 @@ fn tau_sweep_to_wire(t: &TauSweep) -> v1::TauSweep {
     }
 }
 
+fn confusion_to_wire(c: &ConfusionRecord) -> v1::ConfusionMatrix {
+    v1::ConfusionMatrix {
+        // At most MAX_CONFUSION_CLASSES (1000) classes.
+        classes: u32::try_from(c.classes).unwrap_or(u32::MAX),
+        counts: c.counts.clone(),
+    }
+}
+
 pub fn summary_to_wire(s: &RunSummary) -> v1::RunSummary {
     v1::RunSummary {
         method: s.method.clone(),
@@ -76,6 +84,7 @@ pub fn summary_to_wire(s: &RunSummary) -> v1::RunSummary {
         tau_sweep: s.tau_sweep.as_ref().map(tau_sweep_to_wire),
         epochs: u32::try_from(s.epochs).unwrap_or(u32::MAX),
         images_per_sec: s.images_per_sec,
+        confusion: s.confusion.as_ref().map(confusion_to_wire),
     }
 }
 
@@ -105,6 +114,27 @@ pub fn metric_to_wire(m: &MetricPoint) -> Result<v1::EpochMetrics, Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_goes_on_the_wire_with_its_confusion_matrix_or_without_one() {
+        let old = r#"{"method":"ce","class_counts":[50,5],"split_hash":"ab",
+            "last":{"test_top1":0.75,"many":null,"medium":null,"few":0.5,"per_class":[1.0,0.5]},
+            "best_test_top1":0.8,"val_selected_top1":null,"epochs":3,"images_per_sec":100.0}"#;
+        let json = old.replace(
+            "100.0}",
+            r#"100.0,"confusion":{"classes":2,"counts":[2,0,1,1]}}"#,
+        );
+        let summary: RunSummary = serde_json::from_str(&json).unwrap();
+        let wire = summary_to_wire(&summary);
+        let matrix = wire.confusion.expect("the matrix is on the wire");
+        assert_eq!(matrix.classes, 2);
+        assert_eq!(matrix.counts, vec![2, 0, 1, 1]);
+        assert_eq!(wire.class_counts, vec![50, 5]);
+
+        // A summary stored before the matrix existed (or a command run's) has none.
+        let summary: RunSummary = serde_json::from_str(old).unwrap();
+        assert_eq!(summary_to_wire(&summary).confusion, None);
+    }
 
     #[test]
     fn a_stored_epoch_goes_on_the_wire_field_by_field() {

@@ -31,8 +31,15 @@ pub use worker_service::{
 /// Largest request the server decodes (1 MiB); larger ones fail with RESOURCE_EXHAUSTED.
 pub const MAX_REQUEST_BYTES: usize = 1 << 20;
 
-/// Largest worker message decoded: a 1 MiB checkpoint chunk plus its framing.
-pub const MAX_WORKER_MESSAGE_BYTES: usize = cauda_proto::MAX_CHUNK_BYTES + (64 << 10);
+/// Largest run summary (JSON) a worker's `Finish` carries: 8 MiB. A confusion matrix of 1000
+/// classes (the most an engine summary keeps) is about 2 MB of it; a worker sends a summary
+/// that would be larger without its matrix.
+pub const MAX_SUMMARY_BYTES: usize = 8 << 20;
+
+/// Largest worker message decoded: a `Finish` with the largest summary (or a 1 MiB checkpoint
+/// chunk), plus framing.
+pub const MAX_WORKER_MESSAGE_BYTES: usize = MAX_SUMMARY_BYTES + (64 << 10);
+const _: () = assert!(MAX_SUMMARY_BYTES >= cauda_proto::MAX_CHUNK_BYTES);
 
 /// Serves the `Cauda` service, the internal `Worker` service and the gRPC health service on
 /// `listener` until `shutdown` resolves, then drains in-flight calls. No authentication.

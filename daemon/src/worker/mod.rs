@@ -7,6 +7,7 @@
 
 mod client;
 mod command;
+mod summary;
 
 use std::time::Duration;
 
@@ -132,8 +133,7 @@ pub fn run(args: &WorkerArgs, registry: &Registry) -> Result<(), WorkerError> {
     let outcome = train_run(&run, registry, resume, &rpc, total);
     match outcome {
         Ok(summary) => {
-            let json =
-                serde_json::to_string(&summary).map_err(|e| TrainError::Sink(e.to_string()))?;
+            let json = summary::summary_json(&summary)?;
             println!("finished: test top-1 {:.4}", summary.last.test_top1);
             rpc.finish(Ok(json))
         }

@@ -186,6 +186,8 @@ pub fn run_all(
         .filter(|r| r.stage == 1)
         .map(|r| r.images_per_sec)
         .collect();
+    // The final model's test confusion matrix (the logits `last` is scored on).
+    let confusion = evaluate::test_confusion(ctx, &model)?;
     Ok(RunSummary {
         method: run.method.clone(),
         class_counts: data.class_counts.clone(),
@@ -200,6 +202,7 @@ pub fn run_all(
         } else {
             ips.iter().sum::<f32>() / ips.len() as f32
         },
+        confusion,
     })
 }
 

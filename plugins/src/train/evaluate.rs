@@ -1,11 +1,14 @@
 //! Evaluation: features and logits of a whole split in large batches with the model in
 //! validation mode (BatchNorm running statistics, no autodiff), post-hoc logit adjustment, and
-//! the LT metrics (overall, per-class, many/medium/few-shot).
+//! the LT metrics (overall, per-class, many/medium/few-shot), and the final model's confusion
+//! matrix.
 
+use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::batches::Normalizer;
-use super::record::EvalRecord;
+use super::record::{ConfusionRecord, EvalRecord, MAX_CONFUSION_CLASSES};
+use super::{Context, TrainError};
 use crate::data::{DataError, FileSet, ImageSet, Images};
 use crate::metrics::{self, ShotThresholds};
 use crate::models::{Classifier, Head};
@@ -147,4 +150,97 @@ pub fn score(
         worst_class: worst_class.map(|w| w as f32),
         reliability: calibration.map(|c| c.bins).unwrap_or_default(),
     })
+}
+
+/// The confusion matrix of row-major `logits` `[N, classes]` against `labels` (their arg-max, as
+/// [`score`] reads them); `None` above [`MAX_CONFUSION_CLASSES`] classes.
+pub fn confusion(
+    logits: &[f32],
+    labels: &[u32],
+    classes: usize,
+) -> Result<Option<ConfusionRecord>, metrics::MetricsError> {
+    if classes > MAX_CONFUSION_CLASSES {
+        return Ok(None);
+    }
+    let preds = metrics::argmax(logits, classes)?;
+    let matrix = metrics::ConfusionMatrix::from_predictions(&preds, labels, classes)?;
+    Ok(ConfusionRecord::bounded(&matrix))
+}
+
+/// The test confusion matrix of `model` as the run ends: the logits its final evaluation is
+/// scored on (post-hoc shift applied; a tau-normalized head is already in `model`). One more
+/// pass over the test split; none above [`MAX_CONFUSION_CLASSES`] classes.
+pub fn test_confusion(
+    ctx: &Context<'_>,
+    model: &Classifier,
+) -> Result<Option<ConfusionRecord>, TrainError> {
+    let data = ctx.data;
+    let classes = data.class_counts.len();
+    if classes > MAX_CONFUSION_CLASSES {
+        return Ok(None);
+    }
+    let m = model.valid();
+    let f = features(&m, &data.test, &data.norm, &ctx.eval_device)?;
+    let z = logits(&m.head, f, ctx.posthoc_shift.as_deref());
+    Ok(confusion(&z, data.test.labels(), classes)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_confusion_matrix_counts_each_arg_max_against_its_label() {
+        // 3 classes, 5 images: rows are the true class, columns the arg-max.
+        let logits = [
+            0.9, 0.1, 0.0, // label 0 -> 0
+            0.2, 0.7, 0.1, // label 0 -> 1
+            0.0, 0.1, 0.8, // label 1 -> 2
+            0.1, 0.5, 0.4, // label 1 -> 1
+            0.3, 0.3, 0.3, // label 2 -> 0 (ties go to the lowest index)
+        ];
+        let labels = [0, 0, 1, 1, 2];
+        let m = confusion(&logits, &labels, 3).unwrap().unwrap();
+        assert_eq!(m.classes, 3);
+        #[rustfmt::skip]
+        assert_eq!(m.counts, vec![
+            1, 1, 0,
+            0, 1, 1,
+            1, 0, 0,
+        ]);
+        // It agrees with the score of the same logits: row sums are the test images per
+        // class, the trace over N is top-1, the diagonal over the row sum each class's accuracy.
+        let rec = score(&logits, &labels, &[10, 5, 1], &MetricsSection::default()).unwrap();
+        let row = |j: usize| m.counts[j * 3..(j + 1) * 3].iter().sum::<u64>();
+        assert_eq!((row(0), row(1), row(2)), (2, 2, 1));
+        let trace: u64 = (0..3).map(|j| m.counts[j * 3 + j]).sum();
+        assert_eq!(trace as f32 / 5.0, rec.test_top1);
+        for j in 0..3 {
+            let acc = m.counts[j * 3 + j] as f32 / row(j) as f32;
+            assert_eq!(Some(acc), rec.per_class[j], "class {j}");
+        }
+    }
+
+    #[test]
+    fn no_matrix_is_kept_above_the_bound_and_bad_labels_are_errors() {
+        let classes = MAX_CONFUSION_CLASSES + 1;
+        let logits = vec![0.0; classes];
+        assert_eq!(confusion(&logits, &[0], classes).unwrap(), None);
+        let at_bound = confusion(&logits[1..], &[0], MAX_CONFUSION_CLASSES)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            at_bound.counts.len(),
+            MAX_CONFUSION_CLASSES * MAX_CONFUSION_CLASSES
+        );
+        assert_eq!(at_bound.counts.iter().sum::<u64>(), 1);
+        assert!(
+            confusion(&[0.0, 1.0], &[2], 2).is_err(),
+            "label 2 of 2 classes"
+        );
+        assert!(
+            confusion(&[0.0, 1.0, 2.0], &[0], 2).is_err(),
+            "3 logits for 2 classes"
+        );
+    }
 }

@@ -27,7 +27,9 @@ pub use fingerprint::{RECIPE_VERSION, engine_fingerprint};
 pub use identity::{canonical_json, config_hash};
 pub use lockstep::{LockstepConfig, LockstepIndex, StageEntry, StepEntry};
 pub use prepare::{Prepared, SplitFile, prepare};
-pub use record::{EpochRecord, EvalRecord, RunSummary, TauSweep};
+pub use record::{
+    ConfusionRecord, EpochRecord, EvalRecord, MAX_CONFUSION_CLASSES, RunSummary, TauSweep,
+};
 pub use schedule::{build_optimizer, learning_rate};
 
 use burn::tensor::Device;

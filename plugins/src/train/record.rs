@@ -68,6 +68,35 @@ pub struct RunSummary {
     pub tau_sweep: Option<TauSweep>,
     pub epochs: usize,
     pub images_per_sec: f32,
+    /// The final model's test confusion matrix: the predictions `last` is scored on. `None`
+    /// above [`MAX_CONFUSION_CLASSES`] classes, for command runs (no logits), and in summaries
+    /// stored before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confusion: Option<ConfusionRecord>,
+}
+
+/// The most classes whose confusion matrix a summary carries: ImageNet-LT's 1000 (a million
+/// counts, about 2 MB of JSON). iNaturalist 2018's 8,142 classes would be 66 million counts
+/// (530 MB), in every summary stored, sent and listed.
+pub const MAX_CONFUSION_CLASSES: usize = 1000;
+
+/// A confusion matrix as a summary stores it: `counts[true_class * classes + predicted_class]`,
+/// classes in label order (rows are the true class, columns the predicted class).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfusionRecord {
+    pub classes: usize,
+    /// Row-major, `classes * classes` counts.
+    pub counts: Vec<u64>,
+}
+
+impl ConfusionRecord {
+    /// The record of `matrix`, `None` when it has more than [`MAX_CONFUSION_CLASSES`] classes.
+    pub fn bounded(matrix: &crate::metrics::ConfusionMatrix) -> Option<Self> {
+        (matrix.num_classes() <= MAX_CONFUSION_CLASSES).then(|| Self {
+            classes: matrix.num_classes(),
+            counts: matrix.counts().to_vec(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,4 +105,54 @@ pub struct TauSweep {
     pub test_top1: Vec<f32>,
     pub val_top1: Option<Vec<f32>>,
     pub chosen: f32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A summary as engines before the confusion matrix stored it.
+    const OLD_SUMMARY: &str = r#"{"method":"ce","class_counts":[50,5],"split_hash":"ab",
+        "last":{"test_top1":0.75,"many":null,"medium":null,"few":0.5,"per_class":[1.0,0.5]},
+        "best_test_top1":0.8,"val_selected_top1":null,"epochs":3,"images_per_sec":100.0}"#;
+
+    #[test]
+    fn a_summary_stored_before_the_confusion_matrix_still_decodes() {
+        let old: RunSummary = serde_json::from_str(OLD_SUMMARY).unwrap();
+        assert_eq!(old.confusion, None);
+        assert_eq!(old.last.test_top1, 0.75);
+        // Without a matrix, the field is left out: the same JSON as before.
+        let text = serde_json::to_string(&old).unwrap();
+        assert!(!text.contains("confusion"), "{text}");
+    }
+
+    #[test]
+    fn a_summary_with_its_confusion_matrix_round_trips() {
+        let mut summary: RunSummary = serde_json::from_str(OLD_SUMMARY).unwrap();
+        summary.confusion = Some(ConfusionRecord {
+            classes: 2,
+            counts: vec![4, 0, 1, 1],
+        });
+        let text = serde_json::to_string(&summary).unwrap();
+        assert!(
+            text.contains(r#""confusion":{"classes":2,"counts":[4,0,1,1]}"#),
+            "{text}"
+        );
+        let back: RunSummary = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, summary);
+    }
+
+    #[test]
+    fn a_matrix_is_kept_up_to_the_bound() {
+        let small = crate::metrics::ConfusionMatrix::from_predictions(&[1, 0], &[0, 0], 2).unwrap();
+        assert_eq!(
+            ConfusionRecord::bounded(&small),
+            Some(ConfusionRecord {
+                classes: 2,
+                counts: vec![1, 1, 0, 0],
+            })
+        );
+        let large = crate::metrics::ConfusionMatrix::new(MAX_CONFUSION_CLASSES + 1);
+        assert_eq!(ConfusionRecord::bounded(&large), None);
+    }
 }
