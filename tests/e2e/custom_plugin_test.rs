@@ -32,12 +32,20 @@ async fn a_daemon_built_by_another_crate_serves_and_trains_its_plugins() {
     // `cauda plugins` lists the new loss under its family, with its paper.
     let listed: serde_json::Value =
         serde_json::from_str(&cauda_ok(&cli, &daemon.url, &["plugins", "--json"])).unwrap();
-    let seql = listed
+    let seql = listed["plugins"]
         .as_array()
-        .expect("a JSON array")
+        .expect("a JSON array of plugins")
         .iter()
         .find(|p| p["name"] == "seql")
         .unwrap_or_else(|| panic!("seql is listed: {listed}"));
+    // Its preset is listed among the methods, with its place in the survey's taxonomy.
+    let method = listed["methods"]
+        .as_array()
+        .expect("a JSON array of methods")
+        .iter()
+        .find(|m| m["name"] == "seql")
+        .unwrap_or_else(|| panic!("the seql preset is listed: {listed}"));
+    assert_eq!(method["subfamily"], "class-sensitive-learning", "{method}");
     assert_eq!(seql["family"], "loss", "{seql}");
     assert!(
         seql["paper"]
