@@ -77,16 +77,21 @@ fn f32s(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()
 }
 
-fn to_f64(t: Tensor<1>) -> Vec<f64> {
+pub(super) fn to_f64(t: Tensor<1>) -> Vec<f64> {
     let v: Vec<f32> = t.into_data().try_to_vec().expect("f32 tensor");
     v.into_iter().map(f64::from).collect()
 }
 
 fn assert_close(what: &str, got: &[f64], want: &[f64]) {
+    assert_within(what, got, want, TOL);
+}
+
+/// `|got - want| <= tol (1 + |want|)` element by element.
+pub(super) fn assert_within(what: &str, got: &[f64], want: &[f64], tol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!(
-            (g - w).abs() <= TOL * (1.0 + w.abs()),
+            (g - w).abs() <= tol * (1.0 + w.abs()),
             "{what}[{i}]: got {g}, want {w} (diff {:e})",
             (g - w).abs()
         );

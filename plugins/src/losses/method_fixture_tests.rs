@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::Deserialize;
 
+use super::fixture_tests::{assert_within, to_f64};
 use super::*;
 use crate::registry::{BuildContext, Kind, builtin_registry};
 
@@ -44,20 +45,8 @@ struct Record {
     feature_grad: Option<Vec<f64>>,
 }
 
-fn to_f64(t: Tensor<1>) -> Vec<f64> {
-    let v: Vec<f32> = t.into_data().try_to_vec().expect("f32 tensor");
-    v.into_iter().map(f64::from).collect()
-}
-
 fn close(what: &str, got: &[f64], want: &[f64]) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= TOL * (1.0 + w.abs()),
-            "{what}[{i}]: got {g}, want {w} (diff {:e})",
-            (g - w).abs()
-        );
-    }
+    assert_within(what, got, want, TOL);
 }
 
 #[test]

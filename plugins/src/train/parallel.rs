@@ -49,6 +49,42 @@ pub(crate) fn labels_tensor(labels: &[u32], device: &Device) -> Tensor<1, Int> {
     Tensor::<1, Int>::from_data(TensorData::new(v, [labels.len()]), device)
 }
 
+/// A batch as the loss step takes it: normalized pixels `[N, C, H, W]`, labels and, when
+/// mixed, the partner labels and weights.
+pub(crate) struct BatchTensors<'a> {
+    pub pixels: Vec<f32>,
+    pub shape: [usize; 4],
+    pub labels: &'a [u32],
+    pub mixed: Option<(&'a [u32], &'a [f32])>,
+}
+
+/// The training loss of one batch through `model` (features, then the head), the one way the
+/// loop and every data-parallel shard build a loss [`losses::Step`].
+pub(crate) fn batch_loss(
+    model: &Classifier,
+    loss: &dyn Loss,
+    batch: BatchTensors<'_>,
+    (epoch, step): (usize, usize),
+    device: &Device,
+) -> Result<Tensor<1>, TrainError> {
+    let n = batch.shape[0];
+    let x = Tensor::<4>::from_data(TensorData::new(batch.pixels, batch.shape), device);
+    let mix = batch.mixed.map(|(b, lam)| losses::Mixup {
+        labels_b: labels_tensor(b, device),
+        lam: Tensor::<1>::from_data(TensorData::new(lam.to_vec(), [n]), device),
+    });
+    let features = model.features(x);
+    let step = losses::Step {
+        logits: model.head.forward(features.clone()),
+        features: Some(features),
+        labels: labels_tensor(batch.labels, device),
+        mix,
+        epoch,
+        step,
+    };
+    Ok(losses::step_loss(loss, step)?)
+}
+
 /// One replica's loss on one shard and the gradients of its parameters.
 fn shard_grads(
     model: &Classifier,
@@ -63,22 +99,17 @@ fn shard_grads(
     let per = c * h * w;
     let n = range.len();
     let px = batch.pixels[range.start * per..range.end * per].to_vec();
-    let x = Tensor::<4>::from_data(TensorData::new(px, [n, c, h, w]), device);
-    let ya = labels_tensor(&batch.labels[range.clone()], device);
-    let mixed = batch.mixed.as_ref().map(|(b, lam)| losses::Mixup {
-        labels_b: labels_tensor(&b[range.clone()], device),
-        lam: Tensor::<1>::from_data(TensorData::new(lam[range.clone()].to_vec(), [n]), device),
-    });
-    let features = model.features(x);
-    let step = losses::Step {
-        logits: model.head.forward(features.clone()),
-        features: Some(features),
-        labels: ya,
-        mix: mixed,
-        epoch,
-        step,
+    let mixed = batch
+        .mixed
+        .as_ref()
+        .map(|(b, lam)| (&b[range.clone()], &lam[range.clone()]));
+    let shard = BatchTensors {
+        pixels: px,
+        shape: [n, c, h, w],
+        labels: &batch.labels[range.clone()],
+        mixed,
     };
-    let loss = losses::step_loss(loss, step)?;
+    let loss = batch_loss(model, loss, shard, (epoch, step), device)?;
     let grads = GradientsParams::from_grads(loss.backward(), model);
     Ok((grads, loss.detach()))
 }

@@ -7,19 +7,18 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 
 use super::batches::{EpochPlan, for_each_batch};
 use super::checkpoint::{Checkpoint, CheckpointHeader};
 use super::evaluate;
-use super::parallel::labels_tensor;
 use super::record::{EpochRecord, EvalRecord};
 use super::schedule::learning_rate;
 use super::{Context, EventSink, TrainError};
 use crate::augment::BatchMixer;
 use crate::augment::color_jitter::ColorJitter;
 use crate::augment::imagenet::TrainTransform;
-use crate::losses::{self, Loss};
+use crate::losses::Loss;
 
 use crate::models::Classifier;
 use crate::samplers::Sampler;
@@ -122,23 +121,20 @@ pub fn run_stage(
                     (epoch, stage_step),
                 )?
             } else {
-                let x =
-                    Tensor::<4>::from_data(TensorData::new(batch.pixels, [n, c, h, w]), &device);
-                let ya = labels_tensor(&batch.labels, &device);
-                let mixed = batch.mixed.map(|(b, lam)| losses::Mixup {
-                    labels_b: labels_tensor(&b, &device),
-                    lam: Tensor::<1>::from_data(TensorData::new(lam, [n]), &device),
-                });
-                let features = current.features(x);
-                let step = losses::Step {
-                    logits: current.head.forward(features.clone()),
-                    features: Some(features),
-                    labels: ya,
-                    mix: mixed,
-                    epoch,
-                    step: stage_step,
+                let mixed = batch.mixed.as_ref().map(|(b, lam)| (&b[..], &lam[..]));
+                let tensors = super::parallel::BatchTensors {
+                    pixels: batch.pixels,
+                    shape: [n, c, h, w],
+                    labels: &batch.labels,
+                    mixed,
                 };
-                let loss = losses::step_loss(setup.loss.as_ref(), step)?;
+                let loss = super::parallel::batch_loss(
+                    &current,
+                    setup.loss.as_ref(),
+                    tensors,
+                    (epoch, stage_step),
+                    &device,
+                )?;
                 (GradientsParams::from_grads(loss.backward(), &current), loss)
             };
             let mut next =
