@@ -51,9 +51,27 @@ pub(super) struct Trees {
     pub(super) chunks: Tree,
 }
 
+/// How long opening waits for a database's file lock while another store still holds it: sled
+/// lets the lock go only when the last of its background threads drops the database, a moment
+/// after the store is dropped (a daemon restarting in the same process, a test reopening).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether sled failed to open because another handle holds the database's file lock.
+fn lock_busy(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
+
 impl Trees {
     fn open(path: &Path) -> std::result::Result<Self, sled::Error> {
-        let db = sled::Config::new().path(path).open()?;
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match sled::Config::new().path(path).open() {
+                Err(e) if lock_busy(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other?,
+            }
+        };
         Ok(Self {
             meta: db.open_tree("meta")?,
             experiments: db.open_tree("experiments")?,

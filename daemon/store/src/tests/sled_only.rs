@@ -206,3 +206,24 @@ fn a_metric_with_its_event_survives_reopen() {
     );
     assert_eq!(s.events(RunId(1), 0).unwrap().len(), 3);
 }
+
+/// Opening waits for a store that is still closing: sled keeps the database's file lock until
+/// its last background thread lets go, a moment after the store is dropped. Here the first
+/// store is held for 300 ms while the second opens; before the wait, that open failed at once
+/// ("could not acquire lock"), which made reopen-right-after-drop tests flaky.
+#[test]
+fn opening_waits_for_a_store_that_is_still_closing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let first = reopen(&path);
+    first.next_experiment_id().unwrap();
+    let holder = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(first);
+    });
+    let started = std::time::Instant::now();
+    let second = reopen(&path);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    assert_eq!(second.next_experiment_id().unwrap(), ExperimentId(2));
+    holder.join().unwrap();
+}
