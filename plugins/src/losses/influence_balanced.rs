@@ -4,7 +4,7 @@
 //! pull the decision boundary hardest (the majority's hard ones, over-fit tail ones) count less.
 
 use burn::tensor::activation::softmax;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor};
 
 use super::class_stats::{check_param, inverse_frequency_weights, validate_counts};
 use super::cross_entropy::ce_per_sample;
@@ -82,30 +82,18 @@ impl Loss for InfluenceBalanced {
                 got: self.weights.len(),
             }));
         }
-        let device = step.logits.device();
-        let ys: Vec<i64> = step
-            .labels
-            .clone()
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .unwrap_or_default();
-        if ys.len() != n {
+        let got = step.labels.dims()[0];
+        if got != n {
             return Some(Err(LossError::BatchMismatch {
                 what: "labels",
                 expected: n,
-                got: ys.len(),
+                got,
             }));
         }
-        let mut onehot = vec![0.0f32; n * c];
-        let mut w = vec![0.0f32; n];
-        for (i, &y) in ys.iter().enumerate() {
-            let y = usize::try_from(y).unwrap_or(usize::MAX).min(c - 1);
-            onehot[i * c + y] = 1.0;
-            w[i] = self.weights[y];
-        }
-        let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [n, c]), &device);
-        let w = Tensor::<1>::from_data(TensorData::new(w, [n]), &device);
+        // As `combine` weights: the class weight of each sample's label, gathered on the device.
+        let w = Tensor::<1>::from_floats(self.weights.as_slice(), &step.logits.device())
+            .select(0, step.labels.clone());
+        let onehot = step.labels.clone().one_hot::<2>(c).float();
         let grad_l1 = (softmax(step.logits.clone(), 1) - onehot)
             .abs()
             .sum_dim(1)

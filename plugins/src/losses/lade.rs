@@ -3,7 +3,7 @@
 //! Donsker-Varadhan estimate over the batch. The regularizer is a per-class aggregate, not a
 //! mean of per-sample terms, so LADE is the first loss computed over the whole batch.
 
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor};
 
 use super::class_stats::{check_param, validate_counts};
 use super::cross_entropy::{add_class_offsets, ce_per_sample};
@@ -62,25 +62,9 @@ impl Lade {
     pub fn regularizer(&self, logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
         let [n, c] = logits.dims();
         let device = logits.device();
-        let ys: Vec<i64> = labels
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .unwrap_or_default();
-        let mut onehot = vec![0.0f32; n * c];
-        let mut per_class = vec![0.0f32; c];
-        for (i, &y) in ys.iter().enumerate() {
-            if let Ok(y) = usize::try_from(y)
-                && y < c
-            {
-                onehot[i * c + y] = 1.0;
-                per_class[y] += 1.0;
-            }
-        }
-        let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [n, c]), &device);
-        let inv_count: Vec<f32> = per_class.iter().map(|&k| 1.0 / (k + 1e-8)).collect();
-        let inv_count = Tensor::<1>::from_floats(inv_count.as_slice(), &device).reshape([1, c]);
-        let first = (logits.clone() * onehot).sum_dim(0) * inv_count;
+        let onehot = labels.one_hot::<2>(c).float();
+        let per_class = onehot.clone().sum_dim(0).add_scalar(1e-8);
+        let first = (logits.clone() * onehot).sum_dim(0) / per_class;
         let q = add_class_offsets(logits, &self.spread_shift);
         let m = q.clone().max_dim(0).detach();
         let lse = (q - m.clone()).exp().sum_dim(0).log() + m;

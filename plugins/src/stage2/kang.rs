@@ -19,41 +19,38 @@ fn kang_plan(p: &Params, head: HeadPlan) -> TrainPlan {
     }
 }
 
-/// cRT: a re-initialized classifier trained on the frozen backbone.
+/// cRT (a re-initialized classifier) or LWS (per-class scales of the frozen classifier), both
+/// trained on the frozen backbone with the authors' stage-2 recipe; they differ only in the head.
 #[derive(Debug, Clone)]
-pub struct Crt(Params);
+pub struct KangRetrain {
+    params: Params,
+    head: HeadPlan,
+}
 
-impl Crt {
-    pub fn from_params(p: &Params) -> Self {
-        Self(p.clone())
+impl KangRetrain {
+    /// cRT: a re-initialized classifier.
+    pub fn crt(p: &Params) -> Self {
+        Self {
+            params: p.clone(),
+            head: HeadPlan::Reinit,
+        }
+    }
+
+    /// LWS: learnable per-class scales of the frozen stage-1 classifier.
+    pub fn lws(p: &Params) -> Self {
+        Self {
+            params: p.clone(),
+            head: HeadPlan::LwsScales,
+        }
     }
 }
 
-impl Stage2Method for Crt {
+impl Stage2Method for KangRetrain {
     fn shares_stage1(&self) -> bool {
         true
     }
     fn plan(&self) -> Stage2Plan {
-        Stage2Plan::Train(kang_plan(&self.0, HeadPlan::Reinit))
-    }
-}
-
-/// LWS: per-class scales of the frozen stage-1 classifier.
-#[derive(Debug, Clone)]
-pub struct Lws(Params);
-
-impl Lws {
-    pub fn from_params(p: &Params) -> Self {
-        Self(p.clone())
-    }
-}
-
-impl Stage2Method for Lws {
-    fn shares_stage1(&self) -> bool {
-        true
-    }
-    fn plan(&self) -> Stage2Plan {
-        Stage2Plan::Train(kang_plan(&self.0, HeadPlan::LwsScales))
+        Stage2Plan::Train(kang_plan(&self.params, self.head))
     }
 }
 

@@ -9,7 +9,7 @@ mod mislas;
 mod ncm;
 mod weight_balancing;
 
-pub use kang::{Crt, Lws, TauNorm};
+pub use kang::{KangRetrain, TauNorm};
 pub use mislas::Mislas;
 pub use ncm::Ncm;
 pub use weight_balancing::WeightBalancing;

@@ -43,7 +43,7 @@ pub(super) fn register(add: &mut Add<'_>) {
             KANG,
             stage2_params(0.05),
         ),
-        Factory::Stage2(|p| Ok(Arc::new(stage2::Crt::from_params(p)))),
+        Factory::Stage2(|p| Ok(Arc::new(stage2::KangRetrain::crt(p)))),
     );
     add(
         decl(
@@ -52,7 +52,7 @@ pub(super) fn register(add: &mut Add<'_>) {
             KANG,
             stage2_params(0.05),
         ),
-        Factory::Stage2(|p| Ok(Arc::new(stage2::Lws::from_params(p)))),
+        Factory::Stage2(|p| Ok(Arc::new(stage2::KangRetrain::lws(p)))),
     );
     add(
         decl(
