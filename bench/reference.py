@@ -353,7 +353,9 @@ class BasicBlock(nn.Module):
         self.shortcut, self.pad = None, 0
         if stride != 1 or cin != cout:
             if option == "A":
-                self.pad = cout // 4
+                # (planes - in_planes) // 2 as RIDE's and SADE's expert ResNets; Cao's
+                # planes // 4 where a block doubles the width.
+                self.pad = (cout - cin) // 2
             else:
                 self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
                                               nn.BatchNorm2d(cout))
@@ -388,6 +390,35 @@ class ResNet(nn.Module):
         return self.blocks(F.relu(self.stem_bn(self.stem(x)))).mean(dim=(2, 3))
 
 
+class ExpertResNet(nn.Module):
+    """plugins/src/models/experts.rs: RIDE's / SADE's `ResNet_s` (reduce_dimension): shared stem
+    and first stage, then per expert its own 24- and 48-map stages; features side by side."""
+
+    def __init__(self, c, blocks, option, experts):
+        super().__init__()
+        self.stem = nn.Conv2d(c, 16, 3, 1, 1, bias=False)
+        self.stem_bn = nn.BatchNorm2d(16)
+        self.trunk = nn.Sequential(*[BasicBlock(16, 16, 1, option) for _ in range(blocks)])
+        branches = []
+        for _ in range(experts):
+            layers, cin = [], 16
+            for cout in (24, 48):
+                for b in range(blocks):
+                    layers.append(BasicBlock(cin, cout, 2 if b == 0 else 1, option))
+                    cin = cout
+            branch = nn.Module()
+            branch.blocks = nn.Sequential(*layers)
+            branches.append(branch)
+        self.branches = nn.ModuleList(branches)
+        self.experts, self.dim = experts, 48
+        if option == "A":
+            self.apply(kaiming_normal_)
+
+    def forward(self, x):
+        x = self.trunk(F.relu(self.stem_bn(self.stem(x))))
+        return torch.cat([b.blocks(x).mean(dim=(2, 3)) for b in self.branches], 1)
+
+
 # name -> (blocks per stage, shortcut option): plugins/src/models/backbone.rs RESNETS.
 RESNETS = {"resnet8": (1, "A"), "resnet20": (3, "A"), "resnet32": (5, "A"),
            "resnet8b": (1, "B"), "resnet20b": (3, "B"), "resnet32b": (5, "B")}
@@ -400,8 +431,10 @@ class Head(nn.Module):
     a linear weight kaiming_normal_ as Cao's `_weights_init`, a cosine weight's rows U(-1, 1)
     scaled to unit norm as Cao's NormedLinear. Otherwise nn.Linear's default U(+-1/sqrt(dim))."""
 
-    def __init__(self, dim, classes, cosine_scale=0.0, init="torch"):
+    def __init__(self, dim, classes, cosine_scale=0.0, init="torch", experts=1):
         super().__init__()
+        self.experts = experts
+        classes = classes * experts
         bound = 1.0 / math.sqrt(dim)
         if init == "kaiming" and cosine_scale <= 0:
             w = torch.empty(classes, dim).normal_(0.0, math.sqrt(2.0 / dim))
@@ -415,7 +448,27 @@ class Head(nn.Module):
         self.scales = None
         self.cosine_scale = cosine_scale
 
+    def expert_logits(self, f):
+        """[E, N, C]: expert e's classifier (rows e*C..) on features e*D.. (RIDE's
+        `_separate_part`: linears[e](feat_e) * s)."""
+        e = self.experts
+        d = self.weight.shape[1]
+        c = self.weight.shape[0] // e
+        zs = []
+        for i in range(e):
+            fi, wi = f[:, i * d:(i + 1) * d], self.weight[i * c:(i + 1) * c]
+            if self.cosine_scale > 0:
+                z = F.normalize(fi, dim=1) @ F.normalize(wi, dim=1).t() * self.cosine_scale
+            else:
+                z = fi @ wi.t() + self.bias[i * c:(i + 1) * c]
+            if self.scales is not None:
+                z = z * self.scales
+            zs.append(z)
+        return torch.stack(zs)
+
     def forward(self, f):
+        if getattr(self, "experts", 1) > 1:
+            return self.expert_logits(f).mean(0)
         if self.cosine_scale > 0:
             z = F.normalize(f, dim=1) @ F.normalize(self.weight, dim=1).t() * self.cosine_scale
         else:
@@ -432,6 +485,7 @@ class Head(nn.Module):
         w = self.weight.detach()
         h.weight = nn.Parameter(w / w.norm(dim=1, keepdim=True).clamp_min(1e-12) ** tau)
         h.bias, h.scales, h.cosine_scale = None, self.scales, self.cosine_scale
+        h.experts = getattr(self, "experts", 1)
         return h
 
     def max_norm_(self, t):
@@ -449,13 +503,15 @@ class Classifier(nn.Module):
             self.backbone = Mlp(c, h, w)
         elif name == "lenet":
             self.backbone = LeNet(c, h, w)
+        elif name in RESNETS and model_cfg.get("experts", 1) > 1:
+            self.backbone = ExpertResNet(c, *RESNETS[name], model_cfg["experts"])
         elif name in RESNETS:
             self.backbone = ResNet(c, *RESNETS[name])
         else:
             sys.exit(f"reference.py: unknown backbone {name}")
         scale = model_cfg["head_scale"] if model_cfg["head"] == "cosine" else 0.0
         init = "kaiming" if RESNETS.get(name, (0, "B"))[1] == "A" else "torch"
-        self.head = Head(self.backbone.dim, classes, scale, init)
+        self.head = Head(self.backbone.dim, classes, scale, init, model_cfg.get("experts", 1))
 
     def forward(self, x):
         return self.head(self.backbone(x))
@@ -501,6 +557,27 @@ class Loss:
         if self.name == "lade":
             # hyperconnect/LADE LADELoss: the training prior (and its log with 1e-9), uniform target.
             self.lade_prior = torch.tensor(n / n.sum(), dtype=torch.float32)
+        if self.name == "ride":
+            # frank-xwang/RIDE-LongTailRecognition RIDELoss: LDAM margins in s-scaled units, CB
+            # weights and per-class diversity temperatures from reweight_start on.
+            m = n ** -0.25
+            self.margins = torch.tensor(m * self.p["max_m"] / m.max(), dtype=torch.float32)
+            start = self.p["reweight_start"]
+            self.ride_start = math.floor(start * epochs) if start < 1 else None
+            self.ride_weights = torch.tensor(
+                effective_number_weights(counts, self.p["beta"]), dtype=torch.float32)
+            r = self.p["reweight_factor"]
+            t = len(n) * (n / n.sum()) * r + 1 - r
+            self.ride_temps = torch.tensor(t / t.max(), dtype=torch.float32)
+        if self.name == "sade":
+            # Vanint/SADE-AgnosticLT DiverseExpertLoss: float32 prior; the inverse prior mirrors
+            # the ascending ranks (ties by class: a stable sort).
+            prior = torch.tensor(n / n.sum()).float()
+            value, idx0 = torch.sort(prior, stable=True)
+            inverse = value.index_select(0, len(n) - 1 - torch.sort(idx0, stable=True)[1])
+            lp = torch.log(prior + 1e-9)
+            self.sade_offsets = [torch.zeros_like(prior), lp,
+                                 lp - self.p["tau"] * torch.log(inverse + 1e-9)]
         if self.name == "label-aware-smoothing":
             # dvlab-research/MiSLAS LabelAwareSmoothing, concave shape (all head when balanced).
             h, tl, n1, nk = self.p["smooth_head"], self.p["smooth_tail"], n.max(), n.min()
@@ -561,10 +638,36 @@ class Loss:
         estim = first - second - self.p["lambda"] * second ** 2
         return -(estim * prior).sum()
 
-    def batch(self, z, ya, mixed, epoch, h=None):
+    def experts_batch(self, zs, y, epoch):
+        """RIDE and SADE over the experts' logits zs [E, N, C] (sums over experts)."""
+        total = 0
+        if self.name == "sade":
+            for e in range(3):
+                total = total + F.cross_entropy(zs[e] + self.sade_offsets[e].to(zs.dtype), y)
+            return total
+        s = self.p["s"]
+        on = self.ride_start is not None and epoch >= self.ride_start
+        w = self.ride_weights.to(zs.dtype) if on else None
+        temp = (self.p["base_temperature"] * self.ride_temps.to(zs.dtype)).view(1, -1) if on \
+            else self.p["base_temperature"]
+        t_mean = temp.mean().item() if on else temp
+        with torch.no_grad():
+            target = F.softmax(zs.mean(0) / temp, 1)
+        margin = F.one_hot(y, zs.shape[2]).to(zs.dtype) * self.margins.to(zs.dtype) * s
+        for e in range(zs.shape[0]):
+            total = total + F.cross_entropy(zs[e] - margin, y, weight=w)
+            kl = F.kl_div(F.log_softmax(zs[e] / temp, 1), target, reduction="batchmean")
+            total = total + self.p["diversity_factor"] * t_mean * t_mean * kl
+        return total
+
+    def batch(self, z, ya, mixed, epoch, h=None, experts=None):
         """combine.rs: sum(lam w_a l_a + (1-lam) w_b l_b) / sum(lam w_a + (1-lam) w_b);
         LADE: its prior CE plus alpha times its per-class regularizer over the batch; IB: CE
         divided by each sample's influence ||softmax(z) - e_y||_1 ||h||_1 (h: features)."""
+        if self.name in ("ride", "sade"):
+            if mixed is not None or experts is None:
+                sys.exit(f"reference.py: {self.name} takes no mixed batch and needs experts")
+            return self.experts_batch(experts, ya, epoch)
         if self.name == "influence-balanced" and epoch >= self.ib_start:
             if mixed is not None:
                 sys.exit("reference.py: influence-balanced takes no mixed batch")
@@ -776,7 +879,9 @@ def run_stage(model, d, cfg, st, losses=None):
 def train_step(model, optim, st, xb, yb, mixed, epoch):
     """One optimizer step on a ready batch (train/stage.rs); returns the loss."""
     h = model.backbone(xb)
-    loss = st["loss"].batch(model.head(h), yb, mixed, epoch, h)
+    experts = model.head.expert_logits(h) if getattr(model.head, "experts", 1) > 1 else None
+    z = experts.mean(0) if experts is not None else model.head(h)
+    loss = st["loss"].batch(z, yb, mixed, epoch, h, experts)
     optim.zero_grad(set_to_none=True)
     loss.backward()
     optim.step()
@@ -901,7 +1006,8 @@ def stage2_model(model, s2, classes):
     for q in model.backbone.parameters():
         q.requires_grad_(False)
     if s2["name"] == "crt":
-        model.head = Head(model.backbone.dim, classes, model.head.cosine_scale)
+        model.head = Head(model.backbone.dim, classes, model.head.cosine_scale, "torch",
+                          model.head.experts)
     elif s2["name"] == "lws":
         for q in model.head.parameters():
             q.requires_grad_(False)

@@ -30,7 +30,9 @@ const JOIN: &str = " + ";
 
 /// A small spec every preset is resolved with when an engine is made, so a preset naming a
 /// plugin the registry lacks is refused at start-up, not when a run names it.
-const PROBE: &str = "name = \"preset-check\"\n[data]\nformat = \"digits\"\n";
+// On a CIFAR ResNet, which every preset can train (the expert presets split its last stages).
+const PROBE: &str =
+    "name = \"preset-check\"\n[data]\nformat = \"digits\"\n[model]\nbackbone = \"resnet8\"\n";
 
 /// Why an embedder's plugins cannot make an engine.
 #[derive(Debug, thiserror::Error)]

@@ -11,12 +11,7 @@ use super::*;
 const ORIGIN: &str = "my-plugins 0.2.0";
 
 fn decl() -> PluginDecl {
-    PluginDecl {
-        name: "mine",
-        doc: "a test loss",
-        paper: "none",
-        params: vec![],
-    }
+    PluginDecl::new("mine", "a test loss", "none", vec![])
 }
 
 fn ce(_: &Params, _: &BuildContext) -> Result<Arc<dyn Loss>, RegistryError> {

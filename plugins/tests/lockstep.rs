@@ -31,7 +31,7 @@ impl EventSink for Quiet {
     }
 }
 
-fn resolve(method: &str, backbone: &str) -> ResolvedRun {
+fn resolve(method: &str, backbone: &str) -> Result<ResolvedRun, String> {
     let text = format!(
         r#"
 name = "lockstep-{method}-{backbone}"
@@ -55,7 +55,7 @@ pad = 2
     let origin = format!("lockstep-{method}-{backbone}.toml");
     ExperimentSpec::parse(&origin, &text)
         .and_then(|s| s.resolve(&origin, &PresetBook::builtin(), &builtin_registry()))
-        .unwrap_or_else(|e| panic!("{origin}: {e}"))
+        .map_err(|e| format!("{origin}: {e}"))
 }
 
 /// Trains `run` on `device` with the lockstep record into `dir` (config.json + lockstep/).
@@ -119,7 +119,16 @@ fn check_backbone(backbone: &str, device: &burn::tensor::Device) {
     let presets = PresetBook::builtin();
     let mut dirs = Vec::new();
     for method in presets.names() {
-        let run = resolve(method, backbone);
+        let run = match resolve(method, backbone) {
+            Ok(run) => run,
+            // The expert presets (RIDE, SADE) split a CIFAR ResNet's last stages: on LeNet they
+            // are refused at resolution, and the ResNet-8 check covers them.
+            Err(e) if backbone == "lenet" && e.contains("only the CIFAR ResNets") => {
+                println!("{method}: not on lenet ({e})");
+                continue;
+            }
+            Err(e) => panic!("{e}"),
+        };
         let dir = tmp.path().join(method);
         record(&run, &dir, device);
         let index: serde_json::Value =
@@ -182,7 +191,7 @@ fn the_draws_record_rebuilds_cauda_batches_in_pytorch() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let run = resolve("balanced-softmax", "lenet");
+    let run = resolve("balanced-softmax", "lenet").unwrap();
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("config.json"), run.to_json()).unwrap();
     let data = train::prepare(&run.data).unwrap();

@@ -86,19 +86,19 @@ impl Loss for SoftmaxEql {
 
 /// The plugin as `cauda plugins` lists it.
 pub fn decl() -> PluginDecl {
-    PluginDecl {
-        name: NAME,
-        doc: "softmax equalization loss: the logits of tail classes (training frequency < lambda) \
-              other than the label leave the softmax (beta = 1)",
-        paper: "Tan et al., Equalization Loss for Long-Tailed Object Recognition, CVPR 2020",
-        params: vec![ParamSpec::float(
+    PluginDecl::new(
+        NAME,
+        "softmax equalization loss: the logits of tail classes (training frequency < lambda) \
+         other than the label leave the softmax (beta = 1)",
+        "Tan et al., Equalization Loss for Long-Tailed Object Recognition, CVPR 2020",
+        vec![ParamSpec::float(
             "lambda",
             0.05,
             0.0,
             1.0,
             "frequency threshold: classes with n_k / N below it are tail classes",
         )],
-    }
+    )
 }
 
 /// The factory the registry calls with validated parameters and the run's class counts.

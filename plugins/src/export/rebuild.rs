@@ -68,7 +68,8 @@ pub fn geometry_of(kind: BackboneKind, record: &[u8]) -> Result<Geometry, Export
         .iter()
         .find(|(n, _)| n == "head.weight")
         .ok_or_else(|| ExportError::Record("no `head.weight` tensor".into()))?;
-    let classes = dim(&head.1, 0, "head.weight")?;
+    // An expert head stacks its experts' classifiers.
+    let classes = dim(&head.1, 0, "head.weight")? / kind.experts();
     let input = match kind {
         BackboneKind::Mlp => {
             // Burn's Linear weight is [in, out].
@@ -94,7 +95,7 @@ pub fn geometry_of(kind: BackboneKind, record: &[u8]) -> Result<Geometry, Export
                 width: 4 * (fc1_in / 16),
             }
         }
-        BackboneKind::ResNet { .. } => InputShape {
+        BackboneKind::ResNet { .. } | BackboneKind::Experts { .. } => InputShape {
             channels: dim(backbone_shape(&shapes, ".stem.weight")?, 1, "stem.weight")?,
             height: 32,
             width: 32,

@@ -43,6 +43,27 @@ struct Record {
     features: Option<Vec<f64>>,
     #[serde(default)]
     feature_grad: Option<Vec<f64>>,
+    /// Experts' logits `[e, N, C]` and their gradient, for losses over several experts (then
+    /// `logits` and `grad` are empty: the model's logits are the experts' mean).
+    #[serde(default)]
+    e: usize,
+    #[serde(default)]
+    experts: Option<Vec<f64>>,
+    #[serde(default)]
+    expert_grad: Option<Vec<f64>>,
+    /// The run's epochs and this step's 0-based epoch (losses that change with the epoch).
+    #[serde(default = "one")]
+    epochs: usize,
+    #[serde(default)]
+    epoch: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn f32s(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
 }
 
 fn close(what: &str, got: &[f64], want: &[f64]) {
@@ -54,7 +75,7 @@ fn newer_losses_match_their_authors_code_values_and_gradients() {
     let fixture: Fixture = serde_json::from_str(FIXTURE).expect("methods.json parses");
     let registry = builtin_registry();
     let mut seen = std::collections::BTreeSet::new();
-    for r in &fixture.losses {
+    for r in fixture.losses.iter().filter(|r| r.experts.is_none()) {
         let tag = format!("{} {:?} on {}", r.loss, r.params, r.case);
         let values: Vec<(&str, f64)> = r.params.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         let params = registry
@@ -84,6 +105,7 @@ fn newer_losses_match_their_authors_code_values_and_gradients() {
         });
         let step = Step {
             logits: logits.clone(),
+            experts: None,
             features: features.clone(),
             labels,
             mix: None,
@@ -123,12 +145,124 @@ fn newer_losses_match_their_authors_code_values_and_gradients() {
 }
 
 #[test]
+fn expert_losses_match_their_authors_code_values_and_gradients() {
+    let fixture: Fixture = serde_json::from_str(FIXTURE).expect("methods.json parses");
+    let registry = builtin_registry();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in fixture.losses.iter().filter(|r| r.experts.is_some()) {
+        let tag = format!(
+            "{} {:?} on {} at epoch {}",
+            r.loss, r.params, r.case, r.epoch
+        );
+        let values: Vec<(&str, f64)> = r.params.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let params = registry
+            .validated(Kind::Loss, &r.loss, &values)
+            .unwrap_or_else(|e| panic!("{tag}: {e}"));
+        let ctx = BuildContext {
+            class_counts: r.counts.clone(),
+            epochs: r.epochs,
+        };
+        let loss = registry.loss(&params, None, &ctx).expect("builds");
+        let device = Device::default().autodiff();
+        let z = r.experts.as_ref().expect("filtered");
+        let experts =
+            Tensor::<3>::from_data(TensorData::new(f32s(z), [r.e, r.n, r.c]), &device)
+                .require_grad();
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(r.labels.clone(), [r.n]), &device);
+        let step = Step {
+            logits: experts.clone().mean_dim(0).reshape([r.n, r.c]),
+            experts: Some(experts.clone()),
+            features: None,
+            labels,
+            mix: None,
+            epoch: r.epoch,
+            step: 0,
+        };
+        let value = step_loss(loss.as_ref(), step).expect("loss");
+        let grads = value.backward();
+        close(&format!("{tag}: value"), &to_f64(value.detach()), &[r.value]);
+        let g = experts.grad(&grads).expect("experts have a gradient");
+        close(
+            &format!("{tag}: expert grad"),
+            &to_f64(g.reshape([r.e * r.n * r.c])),
+            r.expert_grad.as_ref().expect("expert gradient"),
+        );
+        seen.insert((r.loss.clone(), r.epoch));
+    }
+    // RIDE before and after its re-weighting epoch, and SADE.
+    for want in [("ride", 0), ("ride", 9), ("sade", 0)] {
+        let want = (want.0.to_string(), want.1);
+        assert!(seen.contains(&want), "{want:?} missing from {seen:?}");
+    }
+}
+
+#[test]
+fn expert_losses_refuse_a_model_without_experts_and_mixed_batches() {
+    let registry = builtin_registry();
+    let device = Device::default();
+    let ctx = BuildContext {
+        class_counts: vec![30, 10, 3],
+        epochs: 10,
+    };
+    let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 2], [2]), &device);
+    for name in ["ride", "sade"] {
+        let params = registry.validated(Kind::Loss, name, &[]).expect("defaults");
+        let loss = registry.loss(&params, None, &ctx).expect("builds");
+        let plain = Step {
+            logits: Tensor::<2>::zeros([2, 3], &device),
+            experts: None,
+            features: None,
+            labels: labels.clone(),
+            mix: None,
+            epoch: 0,
+            step: 0,
+        };
+        let err = step_loss(loss.as_ref(), plain.clone()).unwrap_err().to_string();
+        assert!(err.contains("experts"), "{name}: {err}");
+        let mixed = Step {
+            experts: Some(Tensor::<3>::zeros([3, 2, 3], &device)),
+            mix: Some(Mixup {
+                labels_b: labels.clone(),
+                lam: Tensor::<1>::from_floats([0.5, 0.5], &device),
+            }),
+            ..plain
+        };
+        let err = step_loss(loss.as_ref(), mixed).unwrap_err().to_string();
+        assert!(err.contains("augment.batch"), "{name}: {err}");
+    }
+    // SADE is three experts exactly.
+    let params = registry.validated(Kind::Loss, "sade", &[]).expect("defaults");
+    let loss = registry.loss(&params, None, &ctx).expect("builds");
+    let two = Step {
+        logits: Tensor::<2>::zeros([2, 3], &device),
+        experts: Some(Tensor::<3>::zeros([2, 2, 3], &device)),
+        features: None,
+        labels,
+        mix: None,
+        epoch: 0,
+        step: 0,
+    };
+    assert!(step_loss(loss.as_ref(), two).is_err());
+}
+
+#[test]
+fn sades_inverse_prior_mirrors_ranks_and_breaks_ties_by_class() {
+    // Ascending ranks: class 2 (0.1), class 0 (0.2), class 3 (0.3), class 1 (0.4).
+    let inv = super::sade::inverse_prior(&[0.2, 0.4, 0.1, 0.3]);
+    assert_eq!(inv, vec![0.3, 0.1, 0.4, 0.2]);
+    // Ties keep class order: ranks 0 (class 2), 1 (class 0), 2 (class 1).
+    let inv = super::sade::inverse_prior(&[0.4, 0.4, 0.2]);
+    assert_eq!(inv, vec![0.4, 0.2, 0.4]);
+}
+
+#[test]
 fn lade_refuses_a_mixed_batch() {
     let loss = Lade::new(&[10, 5, 2], 0.1, 0.1).expect("lade");
     let device = Device::default();
     let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1], [2]), &device);
     let step = Step {
         logits: Tensor::<2>::zeros([2, 3], &device),
+        experts: None,
         features: None,
         labels: labels.clone(),
         mix: Some(Mixup {
@@ -153,7 +287,8 @@ fn influence_balanced_is_plain_ce_before_its_start_epoch() {
     let y = Tensor::<1, Int>::from_data(TensorData::new(vec![2i64, 0], [2]), &device);
     let step = |epoch| Step {
         logits: z.clone(),
-        features: Some(Tensor::<2>::ones([2, 4], &device)),
+        experts: None,
+            features: Some(Tensor::<2>::ones([2, 4], &device)),
         labels: y.clone(),
         mix: None,
         epoch,

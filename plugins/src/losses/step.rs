@@ -19,6 +19,9 @@ pub struct Step {
     /// The backbone's features `[N, D]` the logits were computed from, where the training path
     /// has them (the loop always does).
     pub features: Option<Tensor<2>>,
+    /// Each expert's logits `[E, N, C]` when the model has several experts (RIDE, SADE); then
+    /// `logits` is their mean, the model's output.
+    pub experts: Option<Tensor<3>>,
     /// Each sample's own label `[N]`.
     pub labels: Tensor<1, Int>,
     /// The partner labels and mixing weights when the batch was mixed.

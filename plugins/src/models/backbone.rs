@@ -11,7 +11,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::imagenet_resnet::{ImageNetArch, ImageNetResNet};
 use super::resnet::Shortcut;
-use super::{HeadInit, InputShape, ModelError, ResNet};
+use super::{ExpertResNet, HeadInit, InputShape, ModelError, ResNet};
 
 /// Which backbone to build. `ResNet { blocks, shortcut }` has `blocks` basic blocks per stage
 /// (resnet8/20/32: 1/3/5): `resnet*` are the field's option-A networks with Kaiming-normal
@@ -23,6 +23,13 @@ pub enum BackboneKind {
     Mlp,
     LeNet,
     ResNet { blocks: usize, shortcut: Shortcut },
+    /// A CIFAR ResNet whose last two stages are `experts` branches (RIDE's and SADE's
+    /// `ResNet_s`, [`super::ExpertResNet`]); built from a ResNet name and `model.experts`.
+    Experts {
+        blocks: usize,
+        shortcut: Shortcut,
+        experts: usize,
+    },
     ImageNet(ImageNetArch),
 }
 
@@ -96,12 +103,52 @@ impl BackboneKind {
         }
     }
 
-    /// The spec name of this backbone (`resnet32b` for option B with 5 blocks).
+    /// The most experts a model may have (`model.experts`).
+    pub const MAX_EXPERTS: usize = 8;
+
+    /// This backbone with its last two stages split into `experts` branches (`model.experts`);
+    /// 1 is the backbone itself. Only the CIFAR ResNets have experts (the papers' `ResNet_s`).
+    pub fn with_experts(self, experts: usize) -> Result<Self, ModelError> {
+        match (self, experts) {
+            (kind, 1) => Ok(kind),
+            (Self::ResNet { blocks, shortcut }, 2..=Self::MAX_EXPERTS) => Ok(Self::Experts {
+                blocks,
+                shortcut,
+                experts,
+            }),
+            (Self::ResNet { .. }, _) => Err(ModelError::Invalid {
+                key: "experts",
+                message: format!(
+                    "{experts} experts; allowed: 1 to {}",
+                    Self::MAX_EXPERTS
+                ),
+            }),
+            (kind, _) => Err(ModelError::Invalid {
+                key: "experts",
+                message: format!(
+                    "{experts} experts on `{}`; only the CIFAR ResNets (resnet8/20/32, \
+                     resnet8b/20b/32b) have experts",
+                    kind.name()
+                ),
+            }),
+        }
+    }
+
+    /// How many experts the model has (1 for a single-branch backbone).
+    pub fn experts(self) -> usize {
+        match self {
+            Self::Experts { experts, .. } => experts,
+            _ => 1,
+        }
+    }
+
+    /// The spec name of this backbone (`resnet32b` for option B with 5 blocks; an expert
+    /// ResNet has its base network's name, the experts being `model.experts`).
     pub fn name(self) -> &'static str {
         match self {
             Self::Mlp => "mlp",
             Self::LeNet => "lenet",
-            Self::ResNet { blocks, shortcut } => RESNETS
+            Self::ResNet { blocks, shortcut } | Self::Experts { blocks, shortcut, .. } => RESNETS
                 .iter()
                 .find(|&&(_, b, s)| b == blocks && s == shortcut)
                 .map_or("resnet", |&(n, _, _)| n),
@@ -114,6 +161,10 @@ impl BackboneKind {
     pub fn head_init(self) -> HeadInit {
         match self {
             Self::ResNet {
+                shortcut: Shortcut::A,
+                ..
+            }
+            | Self::Experts {
                 shortcut: Shortcut::A,
                 ..
             } => HeadInit::KaimingNormal,
@@ -147,6 +198,7 @@ pub enum Backbone {
     Mlp(Mlp),
     LeNet(LeNet),
     ResNet(ResNet),
+    Experts(ExpertResNet),
     ImageNet(ImageNetResNet),
 }
 
@@ -199,6 +251,25 @@ impl Backbone {
                 }
                 Backbone::ResNet(ResNet::new(channels, blocks, shortcut, device))
             }
+            BackboneKind::Experts {
+                blocks,
+                shortcut,
+                experts,
+            } => {
+                if blocks == 0 || !(2..=BackboneKind::MAX_EXPERTS).contains(&experts) {
+                    return Err(ModelError::Invalid {
+                        key: "experts",
+                        message: format!(
+                            "an expert ResNet needs at least one block per stage and 2 to {} \
+                             experts, got {blocks} and {experts}",
+                            BackboneKind::MAX_EXPERTS
+                        ),
+                    });
+                }
+                Backbone::Experts(ExpertResNet::new(
+                    channels, blocks, shortcut, experts, device,
+                ))
+            }
             BackboneKind::ImageNet(arch) => {
                 Backbone::ImageNet(ImageNetResNet::new(arch, channels, device))
             }
@@ -211,6 +282,7 @@ impl Backbone {
             Backbone::Mlp(_) => 128,
             Backbone::LeNet(_) => 84,
             Backbone::ResNet(_) => ResNet::FEATURES,
+            Backbone::Experts(m) => m.experts() * ExpertResNet::EXPERT_FEATURES,
             Backbone::ImageNet(m) => m.features(),
         }
     }
@@ -228,6 +300,7 @@ impl Backbone {
                 relu(m.fc2.forward(relu(m.fc1.forward(x))))
             }
             Backbone::ResNet(m) => m.forward(x),
+            Backbone::Experts(m) => m.forward(x),
             Backbone::ImageNet(m) => m.forward(x),
         }
     }

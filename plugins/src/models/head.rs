@@ -3,7 +3,9 @@
 //! transforms of decoupled learning (tau-normalization, MaxNorm projection).
 //!
 //! Weights are stored `[classes, features]` like PyTorch's `nn.Linear`, so exported checkpoints
-//! need no transposition.
+//! need no transposition. A multi-expert head (RIDE, SADE: [`super::ExpertResNet`]) stacks its
+//! experts' classifiers, `[experts x classes, features per expert]`; expert `e` reads the `e`-th
+//! slice of the features, and the head's logits are the mean of its experts' logits.
 
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Distribution, Tensor};
@@ -47,6 +49,8 @@ pub struct Head {
     pub scales: Option<Param<Tensor<1>>>,
     /// Cosine scale `s`; 0 means a linear head.
     pub cosine_scale: f32,
+    /// How many experts' classifiers `weight` stacks (1: a plain head).
+    pub experts: usize,
 }
 
 impl Head {
@@ -67,9 +71,29 @@ impl Head {
         classes: usize,
         device: &Device,
     ) -> Result<Self, ModelError> {
+        Self::experts_with_init(kind, init, features, classes, 1, device)
+    }
+
+    /// A head of `experts` classifiers, each over its own `features`-wide slice of the
+    /// features (each initialized as a single head would be).
+    pub fn experts_with_init(
+        kind: HeadKind,
+        init: HeadInit,
+        features: usize,
+        classes: usize,
+        experts: usize,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        if experts == 0 {
+            return Err(ModelError::Invalid {
+                key: "experts",
+                message: "a head needs at least one expert".into(),
+            });
+        }
         // PyTorch's nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
         let bound = 1.0 / (features as f64).sqrt();
         let uniform = Distribution::Uniform(-bound, bound);
+        let classes = experts * classes;
         let shape = [classes, features];
         let weight = match (init, kind) {
             (HeadInit::Torch, _) => Tensor::random(shape, uniform, device),
@@ -92,6 +116,7 @@ impl Head {
                 ))),
                 scales: None,
                 cosine_scale: 0.0,
+                experts,
             },
             HeadKind::Cosine { scale } => {
                 if !(scale > 0.0 && scale.is_finite()) {
@@ -105,16 +130,55 @@ impl Head {
                     bias: None,
                     scales: None,
                     cosine_scale: scale,
+                    experts,
                 }
             }
         })
     }
 
     pub fn classes(&self) -> usize {
-        self.weight.dims()[0]
+        self.weight.dims()[0] / self.experts.max(1)
     }
 
+    /// Logits `[N, classes]`: the mean of the experts' logits when there are several.
     pub fn forward(&self, features: Tensor<2>) -> Tensor<2> {
+        match self.expert_logits(features.clone()) {
+            Some(z) => z.mean_dim(0).squeeze_dim(0),
+            None => self.single(features),
+        }
+    }
+
+    /// Each expert's logits `[experts, N, classes]` (None for a single head): expert `e`'s
+    /// classifier on the `e`-th slice of the features, as RIDE's `_separate_part` computes
+    /// `linears[e](feat_e) * s`.
+    pub fn expert_logits(&self, features: Tensor<2>) -> Option<Tensor<3>> {
+        let e = self.experts;
+        if e <= 1 {
+            return None;
+        }
+        let [n, width] = features.dims();
+        let [rows, d] = self.weight.dims();
+        let c = rows / e;
+        debug_assert_eq!(width, e * d, "features of {e} experts of {d}");
+        let f: Tensor<3> = features.reshape([n, e, d]).swap_dims(0, 1);
+        let w: Tensor<3> = self.weight.val().reshape([e, c, d]);
+        let mut z = if self.cosine_scale > 0.0 {
+            l2_normalize_last(f)
+                .matmul(l2_normalize_last(w).swap_dims(1, 2))
+                .mul_scalar(self.cosine_scale)
+        } else {
+            f.matmul(w.swap_dims(1, 2))
+        };
+        if let Some(b) = &self.bias {
+            z = z + b.val().reshape([e, 1, c]);
+        }
+        if let Some(s) = &self.scales {
+            z = z * s.val().reshape([1, 1, c]);
+        }
+        Some(z)
+    }
+
+    fn single(&self, features: Tensor<2>) -> Tensor<2> {
         let w = self.weight.val();
         let mut z = if self.cosine_scale > 0.0 {
             let f = l2_normalize_rows(features);
@@ -150,6 +214,7 @@ impl Head {
             bias: None,
             scales: self.scales.clone(),
             cosine_scale: self.cosine_scale,
+            experts: self.experts,
         }
     }
 
@@ -178,6 +243,7 @@ impl Head {
             bias,
             scales,
             cosine_scale,
+            experts,
         } = self;
         let weight = weight.map(|w| {
             let norms = w.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
@@ -195,6 +261,7 @@ impl Head {
             bias,
             scales,
             cosine_scale,
+            experts,
         }
     }
 }
@@ -202,6 +269,12 @@ impl Head {
 /// `x / max(||x||, 1e-12)` row-wise, as `F.normalize(x, dim=1)`.
 pub fn l2_normalize_rows(x: Tensor<2>) -> Tensor<2> {
     let norms = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
+    x / norms
+}
+
+/// [`l2_normalize_rows`] along the last axis of `[E, rows, D]`.
+fn l2_normalize_last(x: Tensor<3>) -> Tensor<3> {
+    let norms = x.clone().powi_scalar(2).sum_dim(2).sqrt().clamp_min(1e-12);
     x / norms
 }
 
@@ -218,6 +291,7 @@ mod tests {
             bias: None,
             scales: None,
             cosine_scale: 0.0,
+            experts: 1,
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod backbone;
 pub mod batch_norm;
+mod experts;
 mod head;
 mod imagenet_resnet;
 mod pretrained;
@@ -12,6 +13,7 @@ mod torch_names;
 mod weights_file;
 
 pub use backbone::{Backbone, BackboneKind};
+pub use experts::{EXPERT_WIDTHS, ExpertResNet};
 pub use batch_norm::BatchNorm;
 pub use head::{Head, HeadInit, HeadKind};
 pub use imagenet_resnet::{ImageNetArch, ImageNetResNet};
@@ -62,8 +64,16 @@ impl Classifier {
             });
         }
         let init = backbone.head_init();
+        let experts = backbone.experts();
         let backbone = Backbone::new(backbone, input, device)?;
-        let head = Head::with_init(head, init, backbone.feature_dim(), num_classes, device)?;
+        let head = Head::experts_with_init(
+            head,
+            init,
+            backbone.feature_dim() / experts,
+            num_classes,
+            experts,
+            device,
+        )?;
         Ok(Self { backbone, head })
     }
 
@@ -145,6 +155,57 @@ mod tests {
             let model = Classifier::new(kind, HeadKind::Linear, input, 10, &device).unwrap();
             assert_eq!(model.num_params(), want, "{name}");
         }
+    }
+
+    #[test]
+    fn the_expert_resnet32_has_rides_parameter_count() {
+        // RIDE's / SADE's `ResNet_s(BasicBlock, [5, 5, 5], num_experts=3, reduce_dimension=True,
+        // use_norm=True)` (expert_resnet_cifar.py) has 770,896 parameters with 10 classes and
+        // 783,856 with 100 (counted with PyTorch); Burn also counts BatchNorm's running mean
+        // and variance: 2 x (16 + 5 x 2 x 16 + 3 x 5 x 2 x (24 + 48)) channels.
+        let device = Device::default();
+        let input = InputShape {
+            channels: 3,
+            height: 32,
+            width: 32,
+        };
+        let bn_stats = 2 * (16 + 160 + 3 * 720);
+        let kind = BackboneKind::parse("resnet32")
+            .unwrap()
+            .with_experts(3)
+            .unwrap();
+        for (classes, want) in [(10, 770_896), (100, 783_856)] {
+            let model = Classifier::new(kind, HeadKind::Cosine { scale: 30.0 }, input, classes, &device)
+                .unwrap();
+            assert_eq!(model.num_params(), want + bn_stats, "{classes} classes");
+            assert_eq!(model.head.classes(), classes);
+            let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Default, &device);
+            let f = model.features(x.clone());
+            assert_eq!(f.dims(), [2, 3 * 48]);
+            let z = model.head.expert_logits(f.clone()).expect("experts");
+            assert_eq!(z.dims(), [3, 2, classes]);
+            // The model's logits are the experts' mean, each expert s cos within [-s, s].
+            let mean: Vec<f32> = z.clone().mean_dim(0).into_data().iter::<f32>().collect();
+            let out: Vec<f32> = model.forward(x).into_data().iter::<f32>().collect();
+            for (a, b) in mean.iter().zip(&out) {
+                assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+            }
+            let max = z.abs().max().into_data().iter::<f32>().next().unwrap();
+            assert!(max <= 30.0 + 1e-3, "{max}");
+        }
+    }
+
+    #[test]
+    fn experts_need_a_cifar_resnet_and_a_sane_count() {
+        let lenet = BackboneKind::parse("lenet").unwrap();
+        assert_eq!(lenet.with_experts(1).unwrap(), lenet);
+        let err = lenet.with_experts(3).unwrap_err().to_string();
+        assert!(err.contains("only the CIFAR ResNets"), "{err}");
+        let r8 = BackboneKind::parse("resnet8").unwrap();
+        assert!(r8.with_experts(0).is_err());
+        assert!(r8.with_experts(BackboneKind::MAX_EXPERTS + 1).is_err());
+        let k = r8.with_experts(2).unwrap();
+        assert_eq!((k.experts(), k.name()), (2, "resnet8"));
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub fn kaiming_normal() -> Initializer {
     }
 }
 
-fn conv(cin: usize, cout: usize, k: usize, stride: usize, sc: Shortcut, d: &Device) -> Conv2d {
+pub(super) fn conv(cin: usize, cout: usize, k: usize, stride: usize, sc: Shortcut, d: &Device) -> Conv2d {
     let pad = k / 2;
     let config = Conv2dConfig::new([cin, cout], [k, k])
         .with_stride([stride, stride])
@@ -73,7 +73,7 @@ pub struct BasicBlock {
 }
 
 impl BasicBlock {
-    fn new(cin: usize, cout: usize, stride: usize, sc: Shortcut, device: &Device) -> Self {
+    pub(super) fn new(cin: usize, cout: usize, stride: usize, sc: Shortcut, device: &Device) -> Self {
         let changes = stride != 1 || cin != cout;
         let shortcut = (changes && sc == Shortcut::B).then(|| Projection {
             conv: conv(cin, cout, 1, stride, sc, device),
@@ -85,17 +85,18 @@ impl BasicBlock {
             conv2: conv(cout, cout, 3, 1, sc, device),
             bn2: BatchNorm::new(cout, device),
             shortcut,
-            // `F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4))`: the blocks
-            // that change shape double the width, so cin + 2 * (cout / 4) = cout.
+            // `F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, pad, pad))` with pad = (planes - in_planes)
+            // / 2 (RIDE's and SADE's expert ResNets); Cao's `planes // 4` is the same where a
+            // block doubles the width, as in every single-branch ResNet here.
             pad_channels: if changes && sc == Shortcut::A {
-                cout / 4
+                (cout - cin) / 2
             } else {
                 0
             },
         }
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    pub(super) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
         let out = self.bn2.forward(self.conv2.forward(out));
         let short = match &self.shortcut {

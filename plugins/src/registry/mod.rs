@@ -21,6 +21,20 @@ use serde::Serialize;
 use crate::augment::BatchMixer;
 use crate::losses::Loss;
 use crate::models::HeadKind;
+
+/// What a classifier plugin builds: the head and how many experts share the backbone's trunk
+/// (1: a plain model; RIDE and SADE: several, [`crate::models::ExpertResNet`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClassifierDesign {
+    pub head: HeadKind,
+    pub experts: usize,
+}
+
+impl From<HeadKind> for ClassifierDesign {
+    fn from(head: HeadKind) -> Self {
+        Self { head, experts: 1 }
+    }
+}
 use crate::samplers::Sampler;
 use crate::stage2::Stage2Method;
 
@@ -103,7 +117,7 @@ pub type LossFactory = fn(&Params, &BuildContext) -> Built<Arc<dyn Loss>>;
 pub type LossScheduleFactory = fn(&Params, &BuildContext, Arc<dyn Loss>) -> Built<Arc<dyn Loss>>;
 pub type PostHocFactory = fn(&Params, &BuildContext) -> Built<Vec<f32>>;
 pub type MixerFactory = fn(&Params, &BuildContext) -> Built<Arc<dyn BatchMixer>>;
-pub type ClassifierFactory = fn(&Params) -> Built<HeadKind>;
+pub type ClassifierFactory = fn(&Params) -> Built<ClassifierDesign>;
 pub type Stage2Factory = fn(&Params) -> Built<Arc<dyn Stage2Method>>;
 
 /// A plugin's factory, typed by what it builds: the only constructors of plugins.
@@ -135,7 +149,7 @@ impl Factory {
     }
 }
 
-/// A plugin as its author declares it.
+/// A plugin as its author declares it ([`PluginDecl::new`], then [`PluginDecl::needing`]).
 #[derive(Debug, Clone)]
 pub struct PluginDecl {
     pub name: &'static str,
@@ -144,6 +158,44 @@ pub struct PluginDecl {
     /// The paper it comes from.
     pub paper: &'static str,
     pub params: Vec<ParamSpec>,
+    /// What the run's model must be for this plugin to apply (checked when a spec resolves).
+    pub needs: Needs,
+}
+
+impl PluginDecl {
+    pub fn new(
+        name: &'static str,
+        doc: &'static str,
+        paper: &'static str,
+        params: Vec<ParamSpec>,
+    ) -> Self {
+        Self {
+            name,
+            doc,
+            paper,
+            params,
+            needs: Needs::default(),
+        }
+    }
+
+    /// The same plugin with requirements on the run's model.
+    pub fn needing(mut self, needs: Needs) -> Self {
+        self.needs = needs;
+        self
+    }
+}
+
+/// What a plugin requires of the run's model, so a spec that cannot work is refused when it
+/// resolves, with the reason, rather than failing (or silently training something else) in a
+/// worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Needs {
+    /// A cosine classifier (LDAM keeps its scale inside the loss).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cosine_head: bool,
+    /// A model with this many experts, inclusive (RIDE, SADE).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experts: Option<(usize, usize)>,
 }
 
 /// Self-description of one plugin, for `ListPlugins` / `cauda plugins`.
@@ -155,6 +207,8 @@ pub struct PluginInfo {
     pub doc: &'static str,
     pub paper: &'static str,
     pub params: Vec<ParamSpec>,
+    #[serde(skip_serializing_if = "is_default")]
+    pub needs: Needs,
     /// The crate outside cauda that registered it (`name version`), `None` for cauda's own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<&'static str>,
@@ -269,6 +323,7 @@ impl Registry {
             doc: decl.doc,
             paper: decl.paper,
             params: decl.params,
+            needs: decl.needs,
             origin,
         };
         self.entries.insert(key, Entry { info, factory });
@@ -292,6 +347,11 @@ impl Registry {
     /// All plugins, ordered by kind then name.
     pub fn describe(&self) -> Vec<PluginInfo> {
         self.entries.values().map(|e| e.info.clone()).collect()
+    }
+
+    /// What plugin `name` of `kind` requires of the run's model.
+    pub fn needs(&self, kind: Kind, name: &str) -> Result<Needs, RegistryError> {
+        Ok(self.entry(kind, name)?.info.needs)
     }
 
     fn entry(&self, kind: Kind, name: &str) -> Result<&Entry, RegistryError> {
@@ -388,7 +448,7 @@ impl Registry {
         }
     }
 
-    pub fn classifier(&self, p: &Params) -> Result<HeadKind, RegistryError> {
+    pub fn classifier(&self, p: &Params) -> Result<ClassifierDesign, RegistryError> {
         match self.factory(Kind::Classifier, p)? {
             Factory::Classifier(f) => f(p),
             _ => Err(mismatch(p, Kind::Classifier)),
@@ -411,3 +471,7 @@ fn mismatch(p: &Params, kind: Kind) -> RegistryError {
 
 #[cfg(test)]
 mod tests;
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}

@@ -4,12 +4,7 @@
 use super::*;
 
 fn decl(name: &'static str) -> PluginDecl {
-    PluginDecl {
-        name,
-        doc: "a test plugin",
-        paper: "none",
-        params: vec![],
-    }
+    PluginDecl::new(name, "a test plugin", "none", vec![])
 }
 
 fn ce(_: &Params, _: &BuildContext) -> Result<Arc<dyn Loss>, RegistryError> {

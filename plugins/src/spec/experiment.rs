@@ -124,6 +124,12 @@ pub struct ModelSection {
     pub head: String,
     /// Scale `s` of a cosine head.
     pub head_scale: f32,
+    /// Experts over a shared trunk (RIDE's and SADE's `ResNet_s`: the CIFAR ResNets' last two
+    /// stages and the head, once per expert, 24 and 48 maps wide); 1 is a plain model. Set by
+    /// the `experts` classifier plugin. Left out of the canonical JSON when 1, so the config
+    /// hashes of single-expert runs stay what they were.
+    #[serde(skip_serializing_if = "is_one")]
+    pub experts: usize,
     /// A PyTorch `state_dict` (safetensors, or a `torch.save` `.pth`/`.pt`) whose tensors
     /// initialize the backbone (torchvision's names; `models/pretrained.rs`). The head is new.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,6 +146,7 @@ impl Default for ModelSection {
             backbone: "lenet".into(),
             head: "linear".into(),
             head_scale: 16.0,
+            experts: 1,
             pretrained: None,
             pretrained_sha256: None,
         }
@@ -366,4 +373,8 @@ impl ReportSection {
     pub fn is_default(&self) -> bool {
         self == &Self::default()
     }
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }

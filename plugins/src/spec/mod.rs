@@ -5,6 +5,7 @@
 mod data_section;
 mod experiment;
 mod model_section;
+mod needs;
 mod preset;
 mod resolve;
 mod sweep;

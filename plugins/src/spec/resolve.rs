@@ -122,10 +122,11 @@ impl ExperimentSpec {
             let head = registry
                 .classifier(&p)
                 .map_err(|e| invalid(origin, Kind::Classifier.spec_key(), e.to_string()))?;
-            (model.head, model.head_scale) = match head {
+            (model.head, model.head_scale) = match head.head {
                 HeadKind::Cosine { scale } => ("cosine".into(), scale),
                 HeadKind::Linear => ("linear".into(), model.head_scale),
             };
+            model.experts = head.experts;
         }
         let stage2 = match stage2 {
             Some(s) => {
@@ -170,17 +171,7 @@ impl ExperimentSpec {
         };
         run.extensions = extensions_used(&run, classifier.as_ref(), registry);
         run.check_ranges(origin, self.augment.pad.is_some())?;
-        if run.loss.plugin == "ldam" && run.model.head != "cosine" {
-            // Cao et al. train LDAM on a normalized classifier (NormedLinear) with the scale s
-            // inside the loss; on a linear head s = 30 multiplies unbounded logits and diverges.
-            return Err(invalid(
-                origin,
-                "rebalance.loss",
-                "`ldam` needs the cosine classifier it was designed with: add \
-                 `[module] classifier = { name = \"cosine\", scale = 1.0 }` (the scale s is \
-                 the loss' own), or use the `ldam-drw` preset",
-            ));
-        }
+        run.check_needs(origin, registry, presets)?;
         Ok(run)
     }
 }
@@ -391,7 +382,9 @@ impl ResolvedRun {
     /// The backbone this run trains, reading a run stored before the ResNets were renamed
     /// (`resnet32` without [`ResolvedRun::backbone_rule`]) as the option-B net it trained.
     pub fn backbone_kind(&self) -> Option<BackboneKind> {
-        BackboneKind::parse_with_rule(&self.model.backbone, self.backbone_rule)
+        BackboneKind::parse_with_rule(&self.model.backbone, self.backbone_rule)?
+            .with_experts(self.model.experts)
+            .ok()
     }
 
     /// The resolved run as canonical JSON (stored with the run and hashed).

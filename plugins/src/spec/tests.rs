@@ -102,6 +102,51 @@ fn ldam_without_the_cosine_classifier_is_an_error_naming_the_fix() {
 }
 
 #[test]
+fn the_expert_presets_need_a_cifar_resnet_and_their_experts() {
+    let on = |method: &str, backbone: &str, extra: &str| {
+        single(EXAMPLE)
+            .replace("method = \"ldam-drw\"", &format!("method = \"{method}\""))
+            .replace("backbone = \"lenet\"", &format!("backbone = \"{backbone}\""))
+            .replace("[train]", &format!("{extra}[train]"))
+    };
+    for method in ["ride", "sade"] {
+        let run = resolve(&on(method, "resnet32", "")).unwrap();
+        assert_eq!((run.model.experts, run.model.head.as_str()), (3, "cosine"));
+        assert_eq!(run.model.head_scale, 30.0);
+        assert_eq!(run.backbone_kind().unwrap().experts(), 3);
+        assert!(run.to_json().contains("\"experts\":3"), "{method}");
+        // On LeNet the experts' classifier is refused, naming the backbones that have them.
+        let err = resolve(&on(method, "lenet", "")).unwrap_err().to_string();
+        assert!(
+            err.contains("module.classifier") && err.contains("only the CIFAR ResNets"),
+            "{err}"
+        );
+    }
+    // The losses without experts: refused naming the classifier to add and the preset.
+    let err = resolve(&on(
+        "ce",
+        "resnet32",
+        "[rebalance]\nloss = { name = \"sade\" }\n",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("rebalance.loss")
+            && err.contains("name = \"experts\", experts = 3")
+            && err.contains("preset sade"),
+        "{err}"
+    );
+    // SADE is three experts; RIDE takes 2 to 8.
+    let two = "[module]\nclassifier = { name = \"experts\", experts = 2 }\n";
+    assert!(resolve(&on("sade", "resnet32", two)).is_err());
+    assert_eq!(resolve(&on("ride", "resnet32", two)).unwrap().model.experts, 2);
+    // A plain run's canonical JSON does not mention experts (its hash is unchanged).
+    let plain = resolve(&on("ce", "resnet32", "")).unwrap();
+    assert_eq!(plain.model.experts, 1);
+    assert!(!plain.to_json().contains("experts"));
+}
+
+#[test]
 fn an_unknown_key_is_named_with_its_line() {
     let text = single(EXAMPLE).replace("batch_size = 128", "batchsize = 128");
     let err = resolve(&text).unwrap_err().to_string();
@@ -506,12 +551,7 @@ fn a_run_names_the_crates_outside_cauda_whose_plugins_it_uses() {
     registry
         .register_extension(
             "my-plugins 0.2.0",
-            crate::registry::PluginDecl {
-                name: "mine",
-                doc: "a test loss",
-                paper: "none",
-                params: vec![],
-            },
+            crate::registry::PluginDecl::new("mine", "a test loss", "none", vec![]),
             crate::registry::Factory::Loss(ce),
         )
         .unwrap();

@@ -14,7 +14,7 @@ use super::schedule::build_optimizer;
 use super::stage::{StageSetup, evaluate_model, run_stage};
 use super::{Checkpoint, Context, EventSink, TrainError, evaluate};
 use crate::metrics::{Selected, Selection};
-use crate::models::{BackboneKind, Classifier, Head, HeadKind, InputShape};
+use crate::models::{BackboneKind, Classifier, Head, HeadInit, HeadKind, InputShape};
 use crate::registry::{BuildContext, Kind};
 use crate::spec::ScheduleSpec;
 use crate::stage2::{HeadPlan, Stage2Plan, TrainPlan};
@@ -275,7 +275,16 @@ fn stage2_model(
             } else {
                 HeadKind::Linear
             };
-            Head::new(kind, backbone.feature_dim(), head.classes(), &ctx.device)?
+            // PyTorch's default init, as cRT's new `nn.Linear`; an expert model gets a new
+            // classifier per expert.
+            Head::experts_with_init(
+                kind,
+                HeadInit::Torch,
+                backbone.feature_dim() / head.experts,
+                head.classes(),
+                head.experts,
+                &ctx.device,
+            )?
         }
         HeadPlan::LwsScales => head.no_grad().with_lws_scales(&ctx.device),
         HeadPlan::Keep => head,

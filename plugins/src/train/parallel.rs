@@ -74,9 +74,16 @@ pub(crate) fn batch_loss(
         lam: Tensor::<1>::from_data(TensorData::new(lam.to_vec(), [n]), device),
     });
     let features = model.features(x);
+    let experts = model.head.expert_logits(features.clone());
+    let logits = match &experts {
+        // The model's output (`Head::forward`), from the experts' logits computed once.
+        Some(z) => z.clone().mean_dim(0).squeeze_dim(0),
+        None => model.head.forward(features.clone()),
+    };
     let step = losses::Step {
-        logits: model.head.forward(features.clone()),
+        logits,
         features: Some(features),
+        experts,
         labels: labels_tensor(batch.labels, device),
         mix,
         epoch,

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use super::super::params::ParamSpec as P;
-use super::super::{BuildContext, Params, RegistryError};
+use super::super::{BuildContext, Needs, Params, RegistryError};
 use super::{Add, EPS, Factory, build_err, decl};
 use crate::losses::{self, Loss, LossError};
 
 /// A loss constructor's result as a factory's.
-fn built<L: Loss + 'static>(
+pub(super) fn built<L: Loss + 'static>(
     p: &Params,
     made: Result<L, LossError>,
 ) -> Result<Arc<dyn Loss>, RegistryError> {
@@ -19,7 +19,7 @@ fn built<L: Loss + 'static>(
     }
 }
 
-fn counts(ctx: &BuildContext) -> &[usize] {
+pub(super) fn counts(ctx: &BuildContext) -> &[usize] {
     &ctx.class_counts
 }
 
@@ -83,7 +83,11 @@ pub(super) fn register(add: &mut Add<'_>) {
                 P::float("max_m", 0.5, EPS, 5.0, "largest margin"),
                 P::float("s", 30.0, EPS, 100.0, "logit scale"),
             ],
-        ),
+        )
+        .needing(Needs {
+            cosine_head: true,
+            ..Needs::default()
+        }),
         Factory::Loss(|p, ctx| {
             built(
                 p,

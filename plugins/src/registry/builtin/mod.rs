@@ -3,6 +3,7 @@
 //! factory (one file per family).
 
 mod augment;
+mod ensemble;
 mod losses;
 mod module;
 mod rebalance;
@@ -24,12 +25,7 @@ fn decl(
     paper: &'static str,
     params: Vec<ParamSpec>,
 ) -> PluginDecl {
-    PluginDecl {
-        name,
-        doc,
-        paper,
-        params,
-    }
+    PluginDecl::new(name, doc, paper, params)
 }
 
 /// Every built-in plugin, registered once.
@@ -47,6 +43,7 @@ pub fn builtin_registry() -> Registry {
     rebalance::register(&mut add);
     augment::register(&mut add);
     module::register(&mut add);
+    ensemble::register(&mut add);
     r
 }
 

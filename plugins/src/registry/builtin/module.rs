@@ -33,7 +33,8 @@ pub(super) fn register(add: &mut Add<'_>) {
         Factory::Classifier(|p| {
             Ok(HeadKind::Cosine {
                 scale: p.get("scale") as f32,
-            })
+            }
+            .into())
         }),
     );
     add(

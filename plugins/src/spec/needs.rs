@@ -1,0 +1,73 @@
+//! A resolved run's plugins against what they need of its model ([`crate::registry::Needs`]):
+//! a loss designed for a cosine classifier (LDAM) or for several experts (RIDE, SADE) is refused
+//! at submission, naming the classifier to add and the presets that do, instead of training
+//! something else in a worker. The requirements are declared with the plugins, so no plugin
+//! name is matched here.
+
+use super::{PresetBook, ResolvedRun, Result, invalid};
+use crate::models::BackboneKind;
+use crate::registry::{Kind, Registry};
+
+impl ResolvedRun {
+    pub(super) fn check_needs(
+        &self,
+        origin: &str,
+        registry: &Registry,
+        presets: &PresetBook,
+    ) -> Result<()> {
+        if self.model.experts != 1 {
+            let kind = BackboneKind::parse(&self.model.backbone)
+                .ok_or_else(|| invalid(origin, "model.backbone", "unknown backbone"))?;
+            kind.with_experts(self.model.experts)
+                .map_err(|e| invalid(origin, Kind::Classifier.spec_key(), e.to_string()))?;
+        }
+        let name = &self.loss.plugin;
+        let needs = registry
+            .needs(Kind::Loss, name)
+            .map_err(|e| invalid(origin, Kind::Loss.spec_key(), e.to_string()))?;
+        let using = || {
+            let names: Vec<&str> = presets
+                .all()
+                .filter(|p| p.rebalance.loss.as_ref().is_some_and(|l| l.name == *name))
+                .map(|p| p.name.as_str())
+                .collect();
+            if names.is_empty() {
+                String::new()
+            } else {
+                format!(", or use the preset {}", names.join(" / "))
+            }
+        };
+        if needs.cosine_head && self.model.head != "cosine" {
+            return Err(invalid(
+                origin,
+                Kind::Loss.spec_key(),
+                format!(
+                    "`{name}` needs the cosine classifier it was designed with: add `[module] \
+                     classifier = {{ name = \"cosine\", scale = 1.0 }}` (the scale s is the \
+                     loss' own){}",
+                    using()
+                ),
+            ));
+        }
+        if let Some((lo, hi)) = needs.experts {
+            let e = self.model.experts;
+            if !(lo..=hi).contains(&e) {
+                let want = if lo == hi {
+                    format!("{lo}")
+                } else {
+                    format!("{lo} to {hi}")
+                };
+                return Err(invalid(
+                    origin,
+                    Kind::Loss.spec_key(),
+                    format!(
+                        "`{name}` trains {want} experts and the model has {e}: add `[module] \
+                         classifier = {{ name = \"experts\", experts = {lo} }}`{}",
+                        using()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
