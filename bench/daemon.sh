@@ -15,7 +15,9 @@
 # workers at once (and calls of the no-op gRPC floor; 4x as many in ReportEpochs calls of
 # BENCH_BATCH [16] epochs), BENCH_RUNS [10000] runs stored for `ls` and RSS, BENCH_REPS
 # [100] timed first-page and state-filtered listings, BENCH_WALKS [10] timed full walks,
-# BENCH_CAUDAD the binary to serve (default: the release one cargo builds for the bench).
+# BENCH_CAUDAD the binary to serve (default: the release one cargo builds for the bench),
+# BENCH_ONLY [all] the figure groups to run, comma-separated: dispatch, burst, decide, ingest,
+# batch, floor, served (one group alone is what a callgrind profile runs).
 # Temp dirs go under TMPDIR. Figures are only comparable on a quiet machine: mind the load.
 set -euo pipefail
 cd "$(dirname "$0")/.."

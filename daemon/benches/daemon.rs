@@ -10,7 +10,10 @@
 //! reports `BENCH_POINTS_64`, 12800, and the no-op floor makes as many calls; the batched case
 //! reports 4 x that many in `ReportEpochs` calls of `BENCH_BATCH`, 16), `BENCH_RUNS` (10000),
 //! `BENCH_REPS` (100), `BENCH_WALKS` (10), `BENCH_CAUDAD` (the binary; default the one cargo
-//! built for this bench).
+//! built for this bench), `BENCH_ONLY` (a comma-separated list of the groups to run, default
+//! all: `dispatch`, `burst`, `decide`, `ingest` (1, 8 and 64 workers, one epoch a call), `batch`
+//! (64 workers, `ReportEpochs`), `floor`, `served` (`ls` and RSS); one group alone is what
+//! `valgrind --tool=callgrind` profiles).
 
 #[path = "daemon/burst.rs"]
 mod burst;
@@ -124,6 +127,34 @@ fn knob(name: &str, default: usize) -> anyhow::Result<usize> {
     }
 }
 
+/// The figure groups `BENCH_ONLY` names (all when unset).
+struct Only(Option<Vec<String>>);
+
+impl Only {
+    const GROUPS: [&str; 7] = [
+        "dispatch", "burst", "decide", "ingest", "batch", "floor", "served",
+    ];
+
+    fn from_env() -> anyhow::Result<Self> {
+        let Ok(list) = std::env::var("BENCH_ONLY") else {
+            return Ok(Self(None));
+        };
+        let groups: Vec<String> = list.split(',').map(|g| g.trim().to_string()).collect();
+        for g in &groups {
+            anyhow::ensure!(
+                Self::GROUPS.contains(&g.as_str()),
+                "BENCH_ONLY names `{g}`; allowed: {}",
+                Self::GROUPS.join(", ")
+            );
+        }
+        Ok(Self(Some(groups)))
+    }
+
+    fn runs(&self, group: &str) -> bool {
+        self.0.as_ref().is_none_or(|g| g.iter().any(|g| g == group))
+    }
+}
+
 /// The runtime the bench's clients run on (the daemon has its own).
 pub fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -148,6 +179,7 @@ fn main() -> anyhow::Result<()> {
     let runs = knob("BENCH_RUNS", 10_000)?.max(2);
     let reps = knob("BENCH_REPS", 100)?.max(1);
     let walks = knob("BENCH_WALKS", 10)?.max(1);
+    let only = Only::from_env()?;
     let binary = std::env::var_os("BENCH_CAUDAD")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_caudad")));
@@ -166,6 +198,9 @@ fn main() -> anyhow::Result<()> {
     );
 
     for q in [0, queued] {
+        if !only.runs("dispatch") {
+            break;
+        }
         let samples = dispatch::submit_to_dispatch(q, submits)?;
         let label = format!("submit -> dispatch, {q} queued");
         emit(Figure::new(
@@ -174,14 +209,21 @@ fn main() -> anyhow::Result<()> {
             Value::Latency(samples),
         ));
     }
-    let samples = burst::burst(submits)?;
-    let label = format!("{submits} simultaneous SubmitExperiment (daemon alone)");
-    emit(Figure::new("submit_burst", label, Value::Latency(samples)));
-    let decided = dispatch::decide_time(queued, 50)?;
-    let label = format!("scheduler::decide, {queued} queued (pure policy)");
-    emit(Figure::new("decide", label, Value::Latency(decided)));
+    if only.runs("burst") {
+        let samples = burst::burst(submits)?;
+        let label = format!("{submits} simultaneous SubmitExperiment (daemon alone)");
+        emit(Figure::new("submit_burst", label, Value::Latency(samples)));
+    }
+    if only.runs("decide") {
+        let decided = dispatch::decide_time(queued, 50)?;
+        let label = format!("scheduler::decide, {queued} queued (pure policy)");
+        emit(Figure::new("decide", label, Value::Latency(decided)));
+    }
 
     for (k, points) in [(1, points), (8, points), (64, points_64)] {
+        if !only.runs("ingest") {
+            break;
+        }
         let round = ingest::ingest(k, points, 1)?;
         let label = format!(
             "ingest, {k} client(s), ReportEpoch of {} B: points/s",
@@ -200,29 +242,69 @@ fn main() -> anyhow::Result<()> {
         ));
     }
 
-    let round = ingest::ingest(64, points_64 * 4, batch)?;
-    let label = format!("ingest, 64 clients, ReportEpochs of {batch}: points/s");
-    let rate = Value::Rate {
-        items: round.points,
-        wall: round.wall,
-    };
-    emit(Figure::new("ingest_k64_batch", label, rate));
-    let label = format!("ingest, 64 clients: one ReportEpochs call of {batch}");
-    emit(Figure::new(
-        "ingest_k64_batch_call",
-        label,
-        Value::Latency(round.calls),
-    ));
+    if only.runs("batch") {
+        let round = ingest::ingest(64, points_64 * 4, batch)?;
+        let label = format!("ingest, 64 clients, ReportEpochs of {batch}: points/s");
+        let rate = Value::Rate {
+            items: round.points,
+            wall: round.wall,
+        };
+        emit(Figure::new("ingest_k64_batch", label, rate));
+        let label = format!("ingest, 64 clients: one ReportEpochs call of {batch}");
+        emit(Figure::new(
+            "ingest_k64_batch_call",
+            label,
+            Value::Latency(round.calls),
+        ));
+    }
 
-    let floor = ingest::floor(64, points_64)?;
-    let label = "no-op unary RPC (WhoAmI), 64 clients: calls/s (gRPC floor)";
-    let rate = Value::Rate {
-        items: floor.points,
-        wall: floor.wall,
-    };
-    emit(Figure::new("grpc_floor_k64", label, rate));
+    if only.runs("floor") {
+        let floor = ingest::floor(64, points_64)?;
+        let label = "no-op unary RPC (WhoAmI), 64 clients: calls/s (gRPC floor)";
+        let rate = Value::Rate {
+            items: floor.points,
+            wall: floor.wall,
+        };
+        emit(Figure::new("grpc_floor_k64", label, rate));
+    }
 
-    let daemon = served::Served::start(&binary)?;
+    if only.runs("served") {
+        served_figures(&binary, runs, reps, walks, &mut emit)?;
+    }
+
+    let load_end = loadavg();
+    let mut map = Map::new();
+    for f in &figures {
+        map.insert(f.key.clone(), f.json());
+    }
+    let line = json!({
+        "bench": "daemon",
+        "nproc": nproc,
+        "load_start": load_start,
+        "load_end": load_end,
+        "wall_s": started.elapsed().as_secs(),
+        "knobs": { "queued": queued, "submits": submits, "points": points,
+                   "points_64": points_64, "batch": batch, "runs": runs,
+                   "reps": reps, "walks": walks },
+        "figures": map,
+    });
+    println!(
+        "done in {:.0} s; load at the end {load_end}",
+        started.elapsed().as_secs_f64()
+    );
+    println!("{line}");
+    Ok(())
+}
+
+/// The figures of the real `caudad serve`: RSS, filling it with `runs` runs, `ls`.
+fn served_figures(
+    binary: &std::path::Path,
+    runs: usize,
+    reps: usize,
+    walks: usize,
+    emit: &mut impl FnMut(Figure),
+) -> anyhow::Result<()> {
+    let daemon = served::Served::start(binary)?;
     let runtime = client_runtime()?;
     let outcome = runtime.block_on(async {
         let mut client =
@@ -279,28 +361,5 @@ fn main() -> anyhow::Result<()> {
     drop(runtime);
     let stopped = daemon.stop();
     outcome?;
-    stopped?;
-
-    let load_end = loadavg();
-    let mut map = Map::new();
-    for f in &figures {
-        map.insert(f.key.clone(), f.json());
-    }
-    let line = json!({
-        "bench": "daemon",
-        "nproc": nproc,
-        "load_start": load_start,
-        "load_end": load_end,
-        "wall_s": started.elapsed().as_secs(),
-        "knobs": { "queued": queued, "submits": submits, "points": points,
-                   "points_64": points_64, "batch": batch, "runs": runs,
-                   "reps": reps, "walks": walks },
-        "figures": map,
-    });
-    println!(
-        "done in {:.0} s; load at the end {load_end}",
-        started.elapsed().as_secs_f64()
-    );
-    println!("{line}");
-    Ok(())
+    stopped
 }

@@ -28,6 +28,29 @@ gpu_share = 0.5
 "#;
 
 #[test]
+fn a_command_key_is_found_however_it_is_written() {
+    for text in [
+        "[command]\nrun = \"x\"\n",
+        "[ command ]\nrun = \"x\"\n",
+        "[\"command\"]\nrun = \"x\"\n",
+        "command.run = \"x\"\n",
+        "command = { run = \"x\" }\n",
+        "[\"\\u0063ommand\"]\nrun = \"x\"\n",
+        "\"\\u0063ommand\" = { run = \"x\" }\n",
+    ] {
+        assert!(is_command_spec(text), "{text}");
+    }
+    for text in [
+        "name = \"x\"\n[data]\nformat = \"digits\"\n",
+        "name = \"command\"\n",
+        "name = \"x\\ty\"\n[data]\ncommand = 1\n",
+        "[command\n",
+    ] {
+        assert!(!is_command_spec(text), "{text}");
+    }
+}
+
+#[test]
 fn a_grid_expands_into_filled_commands() {
     assert!(is_command_spec(GRID));
     assert!(!is_command_spec(

@@ -8,7 +8,7 @@ use cauda_plugins::train::EpochRecord;
 
 use super::{CoreError, Daemon, Result};
 use crate::model::{RunId, StoredEpoch};
-use crate::store::{EpochWrite, Event, EventKind};
+use crate::store::{EpochWrite, Event, EventKind, MetricJson};
 
 /// One epoch as a worker reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +85,7 @@ impl Daemon {
 /// The bytes stored for a reported epoch: the engine's `EpochRecord` (decoded, so a report
 /// that is not one, or names another epoch or stage than the request, is a bad report and
 /// nothing of it is stored) with the attempt, as a [`StoredEpoch`].
-fn stored_bytes(id: RunId, e: &ReportedEpoch, attempt: u32) -> Result<Vec<u8>> {
+fn stored_bytes(id: RunId, e: &ReportedEpoch, attempt: u32) -> Result<MetricJson> {
     let bad = |reason: String| CoreError::BadReport {
         run: id,
         reason: format!("epoch {}: {reason}", e.epoch),
@@ -98,8 +98,7 @@ fn stored_bytes(id: RunId, e: &ReportedEpoch, attempt: u32) -> Result<Vec<u8>> {
             record.epoch, record.stage, e.epoch, e.stage
         )));
     }
-    StoredEpoch { attempt, record }
-        .encode()
+    MetricJson::encode(&StoredEpoch { attempt, record })
         .map_err(|err| CoreError::Internal(err.to_string()))
 }
 
@@ -188,7 +187,8 @@ mod tests {
                 "eval":{"test_top1":0.5,"many":null,"medium":null,"few":null,"per_class":[0.5,null]}}"#
                 .into(),
         };
-        let stored = StoredEpoch::decode(&stored_bytes(RunId(1), &e, 3).unwrap()).unwrap();
+        let stored =
+            StoredEpoch::decode(stored_bytes(RunId(1), &e, 3).unwrap().as_bytes()).unwrap();
         assert_eq!(stored.attempt, 3);
         assert_eq!((stored.record.epoch, stored.record.train_loss), (2, 0.5));
         let eval = stored.record.eval.unwrap();

@@ -51,15 +51,31 @@ pub struct Plan {
     pub reused: Vec<RunId>,
 }
 
+/// A run with its config hash, computed once where the run is resolved: the hash (the run's
+/// canonical JSON and its sha256) was most of the cost of planning, and planning runs under
+/// the daemon's write lock, so a burst of submissions queued behind it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hashed {
+    pub run: RunConfig,
+    pub hash: String,
+}
+
+impl From<RunConfig> for Hashed {
+    fn from(run: RunConfig) -> Self {
+        let hash = run.config_hash();
+        Self { run, hash }
+    }
+}
+
 /// A grid point as resolved, with its balanced variants when relative accuracy is asked for.
 #[derive(Debug, Clone)]
 pub struct PointInput {
     pub name: String,
     /// Its coordinates in the spec's grid (empty without `[sweep]`).
     pub coordinates: Vec<Coordinate>,
-    pub run: RunConfig,
+    pub run: Hashed,
     /// (plain CE on the balanced variant, the method on the balanced variant).
-    pub references: Option<(RunConfig, RunConfig)>,
+    pub references: Option<(Hashed, Hashed)>,
 }
 
 /// Builds a plan; `stored` maps config hashes to stored runs that may be reused (queued, running
@@ -74,7 +90,7 @@ pub fn plan(points: Vec<PointInput>, stored: &HashMap<String, RunId>, registry: 
     // Plain runs first, so a decoupled method's stage 1 reuses an identical point (`ce`) rather
     // than the other way round; the points keep grid order.
     let mut order: Vec<usize> = (0..points.len()).collect();
-    order.sort_by_key(|&i| points[i].run.is_stage2());
+    order.sort_by_key(|&i| points[i].run.run.is_stage2());
     let mut refs = vec![None; points.len()];
     for i in order {
         let point = &points[i];
@@ -112,14 +128,14 @@ struct Planner<'a> {
 
 impl Planner<'_> {
     /// The run for `run`: planned or stored already, else a new one (after its stage 1).
-    fn add(&mut self, name: &str, coordinates: &[Coordinate], run: &RunConfig) -> PlanRef {
-        let hash = run.config_hash();
-        if let Some(found) = self.by_hash.get(&hash) {
+    fn add(&mut self, name: &str, coordinates: &[Coordinate], hashed: &Hashed) -> PlanRef {
+        let Hashed { run, hash } = hashed;
+        if let Some(found) = self.by_hash.get(hash) {
             return *found;
         }
-        if let Some(&id) = self.stored.get(&hash) {
+        if let Some(&id) = self.stored.get(hash) {
             let found = PlanRef::Stored(id);
-            self.by_hash.insert(hash, found);
+            self.by_hash.insert(hash.clone(), found);
             if !self.plan.reused.contains(&id) {
                 self.plan.reused.push(id);
             }
@@ -127,7 +143,7 @@ impl Planner<'_> {
         }
         let depends_on = run
             .stage1(self.registry)
-            .map(|first| self.add(&format!("{name}/stage1"), coordinates, &first));
+            .map(|first| self.add(&format!("{name}/stage1"), coordinates, &first.into()));
         let mut named = run.clone();
         named.set_name(name);
         let index = self.plan.new.len();
@@ -138,7 +154,7 @@ impl Planner<'_> {
             config_hash: hash.clone(),
             depends_on,
         });
-        self.by_hash.insert(hash, PlanRef::New(index));
+        self.by_hash.insert(hash.clone(), PlanRef::New(index));
         PlanRef::New(index)
     }
 }
@@ -149,14 +165,16 @@ mod tests {
     use cauda_plugins::registry::builtin_registry;
     use cauda_plugins::spec::{ExperimentSpec, PresetBook};
 
-    fn resolved(method: &str, seed: u64, balanced: bool) -> RunConfig {
+    fn resolved(method: &str, seed: u64, balanced: bool) -> Hashed {
         let text = format!(
             "name = \"p\"\nmethod = \"{method}\"\n[data]\nformat = \"digits\"\nbalanced_variant = {balanced}\n[model]\nbackbone = \"mlp\"\n[train]\nepochs = 2\nseed = {seed}\n"
         );
         let spec = ExperimentSpec::parse("p.toml", &text).unwrap();
-        spec.resolve("p.toml", &PresetBook::builtin(), &builtin_registry())
-            .unwrap()
-            .into()
+        RunConfig::from(
+            spec.resolve("p.toml", &PresetBook::builtin(), &builtin_registry())
+                .unwrap(),
+        )
+        .into()
     }
 
     fn point(method: &str, seed: u64, references: bool) -> PointInput {
@@ -209,7 +227,7 @@ mod tests {
     #[test]
     fn stored_runs_are_reused_and_references_are_shared() {
         let ce = resolved("ce", 1, false);
-        let stored = HashMap::from([(ce.config_hash(), RunId(7))]);
+        let stored = HashMap::from([(ce.hash.clone(), RunId(7))]);
         let plan = plan(
             vec![point("ce", 1, true), point("focal", 1, true)],
             &stored,

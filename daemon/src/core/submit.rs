@@ -25,7 +25,8 @@ use crate::store::{RunFilter, WriteOp};
 impl Daemon {
     /// Parses a spec (bounded in size), expands its grid and resolves every point with the
     /// engine's own validation, with its balanced references when `[report]` asks for them.
-    /// Returns the experiment's name and its points. A spec with `[command]` describes command
+    /// Returns the experiment's name and its points, each run with its config hash (computed
+    /// here, before `submit` takes the write lock). A spec with `[command]` describes command
     /// runs (`crate::command`), refused unless `[commands]` enables them.
     fn resolve(&self, origin: &str, spec_text: &str) -> Result<(String, Vec<PointInput>)> {
         if is_command_spec(spec_text) {
@@ -64,14 +65,14 @@ impl Daemon {
                         .pretrained_sha256
                         .clone_from(&run.model.pretrained_sha256);
                 }
-                Some((ce.into(), own.into()))
+                Some((RunConfig::from(ce).into(), RunConfig::from(own).into()))
             } else {
                 None
             };
             points.push(PointInput {
                 name: run.name.clone(),
                 coordinates: point.coordinates,
-                run: run.into(),
+                run: RunConfig::from(run).into(),
                 references,
             });
         }
@@ -101,8 +102,10 @@ impl Daemon {
                 .map(|p| PointInput {
                     name: p.run.name.clone(),
                     coordinates: p.coordinates,
-                    run: p.run.into(),
-                    references: p.references.map(|(ce, own)| (ce.into(), own.into())),
+                    run: RunConfig::from(p.run).into(),
+                    references: p
+                        .references
+                        .map(|(ce, own)| (RunConfig::from(ce).into(), RunConfig::from(own).into())),
                 })
                 .collect(),
         ))
@@ -165,7 +168,7 @@ impl Daemon {
         let (name, points) = self.resolve(origin, spec_text)?;
         if points
             .iter()
-            .any(|p| matches!(p.run, RunConfig::Command(_)))
+            .any(|p| matches!(p.run.run, RunConfig::Command(_)))
         {
             self.settings.commands.check_user(user)?;
         }

@@ -234,8 +234,39 @@ pub struct EpochWrite {
     pub epoch: u32,
     /// The training stage (1, or 2 for a decoupled second stage).
     pub stage: u8,
-    pub json: Vec<u8>,
+    pub json: MetricJson,
     pub event: Event,
+}
+
+/// A metric point's JSON, a JSON document by construction: encoded here from the typed
+/// record, or checked once when it comes as bytes. The ingestion path encodes each reported
+/// epoch from its typed record, and the store used to parse that JSON again to know it was
+/// JSON: an eighth of a reported epoch's CPU.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricJson(Vec<u8>);
+
+impl MetricJson {
+    /// The stored form of `epoch`.
+    pub fn encode(epoch: &cauda_model::StoredEpoch) -> Result<Self> {
+        epoch
+            .encode()
+            .map(Self)
+            .map_err(|source| StoreError::Encode {
+                op: "encode_metric",
+                what: format!("epoch {}", epoch.record.epoch),
+                source,
+            })
+    }
+
+    /// `bytes`, once they parse as JSON.
+    pub fn parse(op: &'static str, bytes: Vec<u8>) -> Result<Self> {
+        check_metric_json(op, &bytes)?;
+        Ok(Self(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// What the store knows of one stored checkpoint.
@@ -339,19 +370,17 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<u64>>;
     /// `append_metric_with_event` for several epochs of one run at once (a worker's batch),
     /// all stored in one durable write: per epoch, its event's sequence number, or `None` for
-    /// an epoch already stored (idempotent per (run, epoch)). Every JSON must parse, or nothing
-    /// is written.
+    /// an epoch already stored (idempotent per (run, epoch)). Every JSON is one by its type.
     fn append_metrics_with_events(
         &self,
         run: RunId,
         points: &[EpochWrite],
     ) -> Result<Vec<Option<u64>>> {
-        for p in points {
-            check_metric_json("append_metrics_with_events", &p.json)?;
-        }
         points
             .iter()
-            .map(|p| self.append_metric_with_event(run, p.epoch, p.stage, &p.json, &p.event))
+            .map(|p| {
+                self.append_metric_with_event(run, p.epoch, p.stage, p.json.as_bytes(), &p.event)
+            })
             .collect()
     }
     /// A run's metrics in epoch order.

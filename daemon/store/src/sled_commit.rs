@@ -22,6 +22,17 @@ type RunTrees<'a> = (
     &'a TransactionalTree,
 );
 
+/// What a stored run's index entries are made of. Read from the stored record without
+/// decoding the rest of it (its config JSON is several KB of escaped text): the scheduling pass
+/// rewrites every run whose pending reason changed, and decoding whole records to drop their
+/// index entries was a third of that pass under the daemon's write lock.
+#[derive(serde::Deserialize)]
+struct Indexed {
+    experiment: cauda_model::ExperimentId,
+    state: cauda_model::RunState,
+    user: String,
+}
+
 /// Stage a run's put in a commit: drop its old index entries, write the new ones, the record
 /// and its brief.
 fn stage_put_run(
@@ -32,11 +43,11 @@ fn stage_put_run(
     const OP: &str = "commit";
     let key = keys::id(run.id.0);
     if let Some(old) = runs.get(key)? {
-        let old: RunRecord =
+        let old: Indexed =
             decode(OP, "runs", &key, &old).map_err(ConflictableTransactionError::Abort)?;
-        by_exp.remove(&keys::pair(old.experiment.0, old.id.0))?;
-        by_state.remove(&keys::state_run(old.state, old.id))?;
-        by_user.remove(keys::user_run(&old.user, old.id))?;
+        by_exp.remove(&keys::pair(old.experiment.0, run.id.0))?;
+        by_state.remove(&keys::state_run(old.state, run.id))?;
+        by_user.remove(keys::user_run(&old.user, run.id))?;
     }
     by_exp.insert(&keys::pair(run.experiment.0, run.id.0), &[])?;
     by_state.insert(&keys::state_run(run.state, run.id), &[])?;

@@ -6,7 +6,9 @@
 use super::keys;
 use super::sled_ingest::Point;
 use super::sled_store::{SledStore, encode};
-use super::{EpochWrite, Event, MetricPoint, Result, RunId, StoreError, check_metric_json};
+use super::{
+    EpochWrite, Event, MetricJson, MetricPoint, Result, RunId, StoreError, check_metric_json,
+};
 
 /// A metric as stored: the stage byte, then the JSON.
 fn metric_value(stage: u8, json: &[u8]) -> Vec<u8> {
@@ -119,7 +121,8 @@ impl SledStore {
         event: &Event,
     ) -> Result<Option<u64>> {
         const OP: &str = "append_metric_with_event";
-        let point = self.point(OP, run, epoch, stage, json, event)?;
+        let json = MetricJson::parse(OP, json.to_vec())?;
+        let point = self.point(OP, run, epoch, stage, &json, event)?;
         let stored = self.ingest(run, vec![point])?;
         Ok(stored.into_iter().next().flatten())
     }
@@ -138,20 +141,19 @@ impl SledStore {
         self.ingest(run, points)
     }
 
-    /// An epoch checked and encoded for `sled_ingest`.
+    /// An epoch encoded for `sled_ingest`.
     fn point(
         &self,
         op: &'static str,
         run: RunId,
         epoch: u32,
         stage: u8,
-        json: &[u8],
+        json: &MetricJson,
         event: &Event,
     ) -> Result<Point> {
-        check_metric_json(op, json)?;
         Ok(Point {
             key: keys::run_epoch(run, epoch),
-            value: metric_value(stage, json),
+            value: metric_value(stage, json.as_bytes()),
             event: encode(op, || format!("event of run {run}"), &event.bounded())?,
         })
     }

@@ -38,6 +38,43 @@ fn single(text: &str) -> String {
     text.split("[sweep]").next().unwrap_or(text).to_string()
 }
 
+/// `expand_sweep` returns a spec without `[sweep]` as it is; a grid point is built through a
+/// TOML value. The two must agree (or a grid point and the same run submitted alone would
+/// differ): every example spec and this file's, without their grids, come back from that
+/// detour unchanged.
+#[test]
+fn a_spec_without_a_grid_is_its_own_only_point() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut texts = vec![("EXAMPLE".to_string(), EXAMPLE.to_string())];
+    for sub in [dir.clone(), dir.join("benchmarks")] {
+        for entry in std::fs::read_dir(&sub).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                texts.push((
+                    path.display().to_string(),
+                    std::fs::read_to_string(&path).unwrap(),
+                ));
+            }
+        }
+    }
+    let mut checked = 0;
+    for (origin, text) in texts {
+        let Ok(mut spec) = ExperimentSpec::parse(&origin, &text) else {
+            continue; // caudad.toml
+        };
+        spec.sweep.clear();
+        let through_toml: ExperimentSpec =
+            toml::Value::try_from(&spec).unwrap().try_into().unwrap();
+        let points = expand_sweep(&origin, &spec).unwrap();
+        assert_eq!(points.len(), 1, "{origin}");
+        assert!(points[0].coordinates.is_empty(), "{origin}");
+        assert_eq!(points[0].spec, through_toml, "{origin}");
+        assert_eq!(points[0].spec, spec, "{origin}");
+        checked += 1;
+    }
+    assert!(checked >= 7, "only {checked} example specs parsed");
+}
+
 #[test]
 fn the_issue_example_expands_into_eight_resolved_runs() {
     let spec = ExperimentSpec::parse("spec.toml", EXAMPLE).unwrap();
