@@ -227,6 +227,7 @@ fn with_batchnorm_each_replica_normalizes_its_shard_and_replica_zero_keeps_the_s
     let model = fresh();
     let (g, l) = data_parallel_grads(
         &model,
+        None,
         &[device.clone(), device.clone()],
         &batch(0..n),
         [3, 8, 8],
@@ -241,6 +242,7 @@ fn with_batchnorm_each_replica_normalizes_its_shard_and_replica_zero_keeps_the_s
         let m = fresh();
         let (g, l) = data_parallel_grads(
             &m,
+            None,
             std::slice::from_ref(&device),
             &batch(r),
             [3, 8, 8],
@@ -324,6 +326,7 @@ fn running_statistics_follow_every_step_of_a_data_parallel_run() {
     for _ in 0..3 {
         data_parallel_grads(
             &model,
+            None,
             &[device.clone(), device.clone()],
             &doubled,
             [3, 8, 8],
