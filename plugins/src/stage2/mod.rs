@@ -78,6 +78,17 @@ pub enum Stage2Plan {
     Distil(DistilPlan),
 }
 
+impl Stage2Plan {
+    /// The epochs stage 2 trains, for a run of `run_epochs` stage-1 epochs (0 post hoc).
+    pub fn epochs(&self, run_epochs: usize) -> usize {
+        match self {
+            Stage2Plan::Train(tp) => tp.epochs,
+            Stage2Plan::Distil(_) => run_epochs,
+            Stage2Plan::TauNorm { .. } | Stage2Plan::NearestClassMean { .. } => 0,
+        }
+    }
+}
+
 /// A decoupled second stage.
 pub trait Stage2Method: Send + Sync + std::fmt::Debug {
     /// Whether stage 1 is the run without its stage 2 (so methods that share it train it once:

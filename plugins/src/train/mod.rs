@@ -123,6 +123,17 @@ pub fn stage1_run(run: &ResolvedRun, registry: &Registry) -> Option<ResolvedRun>
     Some(first)
 }
 
+/// The epochs a run trains over both stages (the daemon's progress): stage 1's, plus what its
+/// stage 2's plan trains (a stage 2 the registry does not know adds none).
+pub fn epochs_total(run: &ResolvedRun, registry: &Registry) -> usize {
+    let stage2 = run
+        .stage2
+        .as_ref()
+        .and_then(|s| registry.stage2(&s.params).ok())
+        .map_or(0, |m| m.plan().epochs(run.train.epochs));
+    run.train.epochs + stage2
+}
+
 /// Runs a whole training run, resuming from `resume` when given. A run resolved for another
 /// engine (`ResolvedRun::engine`) is refused.
 pub fn train(
