@@ -62,6 +62,8 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "ncm",
     "weight-balancing",
     "mislas",
+    "kd",
+    "kd-balanced-softmax",
 );
 
 /// All presets a run may name.
