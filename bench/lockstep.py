@@ -10,7 +10,8 @@ run, loads the stage's initial weights, checks that the same parameters are trai
 for every recorded step, feeds the very batch cauda's model saw (pixels after sampling, crop/flip,
 mixing and normalization; labels and mixing targets) through reference.py's loss and optimizer,
 and compares the learning rate, the loss and every tensor after the step (parameters and
-BatchNorm running statistics) with cauda's. Finally it evaluates cauda's final model on the
+BatchNorm running statistics) with cauda's (kd's stage 2 with the teacher's logits of each batch
+recomputed from the recorded teacher, `stage2_teacher.safetensors`). Finally it evaluates cauda's final model on the
 recorded test images, with reference.py's post-hoc adjustment and tau-normalization, and compares
 the logits.
 
@@ -114,10 +115,23 @@ def judge(ours, theirs, exact, rtol, where, name, report):
                        f"(float32 PyTorch: {e_t:.3g}; tolerance {rtol:g} or 10x PyTorch's)")
 
 
-def one_step(cfg, shape, classes, s2, n, counts, state, buffers, t, lr, s, dtype):
+def stage_plan(cfg, shape, counts, n, model, ls, dtype):
+    """reference.py's recipe of stage `n` for `model`; kd's stage 2 gets its teacher from the
+    record (`stage2_teacher.safetensors`), frozen, in `dtype`."""
+    if n == 1:
+        return ref.stage1_plan(cfg, counts)
+    plan = ref.stage2_plan(cfg, counts, model)
+    if "kd" in plan:
+        teacher = ref.Classifier(cfg["model"], shape, len(counts))
+        load_state(teacher, load_file(str(ls / "stage2_teacher.safetensors")))
+        plan["teacher"] = ref.frozen_teacher(teacher.to(dtype))
+    return plan
+
+
+def one_step(cfg, shape, classes, s2, n, counts, state, buffers, t, lr, s, dtype, ls):
     """PyTorch's state after one step in `dtype` from `state` (and momentum `buffers`)."""
     model = replica(cfg, shape, classes, s2, n, state, dtype)
-    plan = ref.stage1_plan(cfg, counts) if n == 1 else ref.stage2_plan(cfg, counts, model)
+    plan = stage_plan(cfg, shape, counts, n, model, ls, dtype)
     named = dict(model.named_parameters())
     optim = ref.make_optimizer(plan["opt"], ref.param_groups(model, plan), plan["weight_decay"])
     if buffers is not None and plan["opt"]["momentum"] > 0:
@@ -134,7 +148,7 @@ def one_step(cfg, shape, classes, s2, n, counts, state, buffers, t, lr, s, dtype
 
 
 def one_step_check(cfg, shape, classes, s2, n, counts, prev, prefix, buffers, t, lr, s, rtol,
-                   where, report):
+                   where, report, ls):
     """One step from cauda's own weights before the step (and its momentum, recovered from its
     last two weights: w_{k-1} - w_k = lr_k buf_k for SGD), in float64 and in float32, compared
     with cauda's weights after it. Unlike the trajectory, this cannot compound rounding across
@@ -146,9 +160,9 @@ def one_step_check(cfg, shape, classes, s2, n, counts, prev, prefix, buffers, t,
     BatchNorm shifts get BN_SHIFT_RTOL."""
     state = {k[len(prefix):]: v for k, v in prev.items() if k.startswith(prefix)}
     exact64 = one_step(cfg, shape, classes, s2, n, counts, state, buffers, t, lr, s,
-                       torch.float64)
+                       torch.float64, ls)
     torch32 = one_step(cfg, shape, classes, s2, n, counts, state, buffers, t, lr, s,
-                       torch.float32)
+                       torch.float32, ls)
     shifts = bn_shifts(exact64)
     for name, exact in exact64.items():
         if name.endswith("num_batches_tracked"):
@@ -187,8 +201,7 @@ def replay(run_dir, rtol, drift):
         report["stages"].append(n)
         if n == 2 and s2["name"] in ("tau-norm", "ncm"):
             continue  # nothing trains; the evaluation below checks the transform
-        plans = [ref.stage1_plan(cfg, counts) if n == 1 else ref.stage2_plan(cfg, counts, m)
-                 for m in models]
+        plans = [stage_plan(cfg, shape, counts, n, m, ls, dt) for m, dt in zip(models, dtypes)]
         ours = sorted(name for name, p in models[0].named_parameters() if p.requires_grad)
         if ours != sorted(stage["trainable"]):
             raise Mismatch(f"stage {n}: trainable parameters differ: cauda {stage['trainable']}, "
@@ -233,7 +246,7 @@ def replay(run_dir, rtol, drift):
                 prev = init if k == 0 else t_prev
                 prev_prefix = "" if k == 0 else "after."
                 one_step_check(cfg, shape, classes, s2, n, counts, prev, prev_prefix, buffers,
-                               t, lr, s, rtol, where, report)
+                               t, lr, s, rtol, where, report, ls)
                 buffers = {name: (prev[prev_prefix + name].double()
                                   - t["after." + name].double())
                            / (lr * ref.lr_factor(plan, name))

@@ -876,12 +876,32 @@ def run_stage(model, d, cfg, st, losses=None):
             losses.append(total / max(batches, 1))
 
 
+def frozen_teacher(model):
+    """kd's teacher: evaluation mode (BatchNorm's running statistics), no gradients."""
+    model.eval()
+    for q in model.parameters():
+        q.requires_grad_(False)
+    return model
+
+
+def distillation(task, z, zt, alpha, t):
+    """Hinton et al.'s distillation around the task loss: (1 - alpha) task + alpha T^2
+    KL(softmax(zt / T) || softmax(z / T)), the KL a mean over the batch (losses/distillation.rs)."""
+    kl = F.kl_div(F.log_softmax(z / t, 1), F.log_softmax(zt / t, 1), reduction="batchmean",
+                  log_target=True)
+    return (1 - alpha) * task + alpha * t * t * kl
+
+
 def train_step(model, optim, st, xb, yb, mixed, epoch):
     """One optimizer step on a ready batch (train/stage.rs); returns the loss."""
     h = model.backbone(xb)
     experts = model.head.expert_logits(h) if getattr(model.head, "experts", 1) > 1 else None
     z = experts.mean(0) if experts is not None else model.head(h)
     loss = st["loss"].batch(z, yb, mixed, epoch, h, experts)
+    if st.get("kd") is not None:
+        with torch.no_grad():
+            zt = st["teacher"](xb)
+        loss = distillation(loss, z, zt, *st["kd"])
     optim.zero_grad(set_to_none=True)
     loss.backward()
     optim.step()
@@ -985,6 +1005,10 @@ def stage2_plan(cfg, counts, model):
             "frozen_backbone": True,
             "head_lr_factor": p["lr_factor"],
         }
+    if s2["name"] == "kd":
+        # Distillation: the student trains with the run's own recipe (train/decoupled.rs's
+        # Distil branch reuses stage 1's setup); the teacher is attached by the caller.
+        return dict(stage1_plan(cfg, counts), kd=(p["alpha"], p["temperature"]), teacher=None)
     wbal = s2["name"] == "weight-balancing"
     cb = {"plugin": "class-balanced", "values": {"beta": 0.9999, "gamma": 0.0}}
     return {
@@ -1002,7 +1026,10 @@ def stage2_plan(cfg, counts, model):
 
 def stage2_model(model, s2, classes):
     """Freezes the backbone; cRT re-initializes the head, LWS adds per-class scales to the
-    frozen head, MiSLAS to the trained one."""
+    frozen head, MiSLAS to the trained one. kd's student is a whole new model of the same
+    architecture (see `train`): nothing changes here."""
+    if s2["name"] == "kd":
+        return
     for q in model.backbone.parameters():
         q.requires_grad_(False)
     if s2["name"] == "crt":
@@ -1051,6 +1078,14 @@ def train(cfg, d, init=None):
     tau_sweep = None
     if s2 and s2["name"] == "ncm":
         model.head = ncm_head(model, d, s2["params"]["values"]["scale"])
+    elif s2 and s2["name"] == "kd":
+        # The stage-1 model is the frozen teacher of a new student (torch's init, its RNG
+        # continuing from stage 1).
+        teacher = frozen_teacher(model)
+        model = Classifier(cfg["model"], shape, classes)
+        st = stage2_plan(cfg, counts, model)
+        st["teacher"] = teacher
+        run_stage(model, d, cfg, st, losses)
     elif s2 and s2["name"] != "tau-norm":
         stage2_model(model, s2, classes)
         run_stage(model, d, cfg, stage2_plan(cfg, counts, model), losses)

@@ -4,7 +4,7 @@
 
 use cauda_plugins::registry::Registry;
 use cauda_plugins::spec::{ResolvedRun, ResourcesSection};
-use cauda_plugins::train::{config_hash, stage1_run};
+use cauda_plugins::train::{config_hash, epochs_total, stage1_run};
 
 use crate::command::{COMMAND_ENGINE, CommandRun};
 
@@ -90,15 +90,11 @@ impl RunConfig {
         }
     }
 
-    /// Epochs over every stage (0 when a command run does not say).
-    pub fn epochs_total(&self) -> usize {
+    /// Epochs over every stage, as the stage-2 plugin's plan says (0 when a command run does
+    /// not say).
+    pub fn epochs_total(&self, registry: &Registry) -> usize {
         match self {
-            Self::Engine(r) => {
-                r.train.epochs
-                    + r.stage2
-                        .as_ref()
-                        .map_or(0, |s| s.params.get("epochs") as usize)
-            }
+            Self::Engine(r) => epochs_total(r, registry),
             Self::Command(c) => c.epochs(),
         }
     }
@@ -130,13 +126,13 @@ impl RunConfig {
     }
 
     /// What listings and plots show of it, recorded with the run at submission.
-    pub fn facts(&self) -> crate::model::RunFacts {
+    pub fn facts(&self, registry: &Registry) -> crate::model::RunFacts {
         crate::model::RunFacts {
             method: self.method().to_string(),
             imbalance_ratio: self.ratio(),
             seed: self.seed(),
             balanced_reference: self.is_balanced_reference(),
-            epochs_total: u32::try_from(self.epochs_total()).unwrap_or(u32::MAX),
+            epochs_total: u32::try_from(self.epochs_total(registry)).unwrap_or(u32::MAX),
         }
     }
 

@@ -48,9 +48,14 @@ impl EventSink for Keep {
 }
 
 fn lenet_run() -> ResolvedRun {
+    lenet_method_run("ce")
+}
+
+fn lenet_method_run(method: &str) -> ResolvedRun {
     // 4 classes x 23 images: batches of 16 leave a last batch of 12 (shards 6 + 6, or 4 + 4 + 4).
-    let text = r#"name = "ddp"
-[data]
+    let head = format!("name = \"ddp\"\nmethod = \"{method}\"\n");
+    let text = head
+        + r#"[data]
 format = "synthetic"
 synthetic = { num_classes = 4, per_class_train = 23, per_class_test = 5, channels = 1, height = 28, width = 28, seed = 3 }
 [model]
@@ -65,7 +70,7 @@ crop_flip = true
 [resources]
 gpus = 2
 "#;
-    ExperimentSpec::parse("ddp.toml", text)
+    ExperimentSpec::parse("ddp.toml", &text)
         .unwrap()
         .resolve("ddp.toml", &PresetBook::builtin(), &builtin_registry())
         .unwrap()
@@ -133,6 +138,29 @@ fn two_and_three_devices_train_what_one_device_trains() {
         assert!((one.last.test_top1 - many.last.test_top1).abs() < 1e-6);
         assert_eq!(one.epochs, many.epochs);
     }
+}
+
+/// kd's stage 2 gives every replica the frozen teacher (its logits of the replica's shard):
+/// on two devices it distils what one device distils.
+#[test]
+fn kd_on_two_devices_distils_what_one_device_distils() {
+    let _serial = serial();
+    let run = lenet_method_run("kd");
+    let (one, one_keep, one_w) = train_on(&run, 1, None);
+    let (two, keep, w) = train_on(&run, 2, None);
+    assert_eq!(keep.epochs.iter().filter(|e| e.stage == 2).count(), 2);
+    for (a, b) in one_keep.epochs.iter().zip(&keep.epochs) {
+        assert_close(
+            &format!("epoch {} loss", a.epoch),
+            &[a.train_loss],
+            &[b.train_loss],
+            1e-5,
+        );
+    }
+    for ((name, a), (_, b)) in one_w.iter().zip(&w) {
+        assert_close(&format!("2 devices: {name}"), a, b, 1e-5);
+    }
+    assert!((one.last.test_top1 - two.last.test_top1).abs() < 1e-6);
 }
 
 #[test]
@@ -227,6 +255,7 @@ fn with_batchnorm_each_replica_normalizes_its_shard_and_replica_zero_keeps_the_s
     let model = fresh();
     let (g, l) = data_parallel_grads(
         &model,
+        None,
         &[device.clone(), device.clone()],
         &batch(0..n),
         [3, 8, 8],
@@ -241,6 +270,7 @@ fn with_batchnorm_each_replica_normalizes_its_shard_and_replica_zero_keeps_the_s
         let m = fresh();
         let (g, l) = data_parallel_grads(
             &m,
+            None,
             std::slice::from_ref(&device),
             &batch(r),
             [3, 8, 8],
@@ -324,6 +354,7 @@ fn running_statistics_follow_every_step_of_a_data_parallel_run() {
     for _ in 0..3 {
         data_parallel_grads(
             &model,
+            None,
             &[device.clone(), device.clone()],
             &doubled,
             [3, 8, 8],

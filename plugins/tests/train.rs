@@ -369,6 +369,108 @@ fn decoupled_methods_share_one_stage_1_and_start_stage_2_from_its_checkpoint() {
     assert!(matches!(err, TrainError::ForeignCheckpoint { .. }), "{err}");
 }
 
+/// `kd`: the shared stage 1 (the `ce` run itself) is the teacher; stage 2 trains a new model
+/// for the run's epochs and keeps the teacher in every checkpoint, so a run killed in stage 2
+/// resumes from its own checkpoint to the same result as a run that never stopped.
+#[test]
+fn kd_distils_its_shared_stage_1_and_resumes_with_its_teacher() {
+    let kd = spec("kd", "");
+    let first = train::stage1_run(&kd, &builtin_registry()).expect("kd splits");
+    assert_eq!(
+        train::config_hash(&first),
+        train::config_hash(&spec("ce", "")),
+        "the teacher is the ce run"
+    );
+    let dive = spec("kd-balanced-softmax", "");
+    assert_eq!(
+        train::config_hash(&train::stage1_run(&dive, &builtin_registry()).unwrap()),
+        train::config_hash(&spec("balanced-softmax", "")),
+        "a Balanced Softmax teacher for a Balanced Softmax student"
+    );
+
+    // Progress counts the student's epochs (the run's), as the stage-2 plans say.
+    let reg = builtin_registry();
+    let crt = spec("crt", "[module]\nstage2 = { name = \"crt\", epochs = 2 }");
+    for (r, total) in [
+        (&kd, 8),
+        (&crt, 6),
+        (&spec("tau-norm", ""), 4),
+        (&spec("ce", ""), 4),
+    ] {
+        assert_eq!(train::epochs_total(r, &reg), total, "{}", r.method);
+    }
+
+    let (_, stage1) = run(&first, None);
+    let teacher = stage1.checkpoints.last().unwrap().clone();
+    let (whole, all) = run(&kd, Some(teacher.clone()));
+    assert_eq!(
+        all.epochs
+            .iter()
+            .map(|e| (e.stage, e.epoch))
+            .collect::<Vec<_>>(),
+        [(2, 5), (2, 6), (2, 7), (2, 8)],
+        "the student trains for the run's epochs; stage 1 is not trained again"
+    );
+    assert_eq!(whole.epochs, 8);
+    for ck in &all.checkpoints {
+        assert_eq!(ck.header.stage, 2);
+        assert_eq!(
+            ck.teacher.as_deref(),
+            Some(&teacher.model[..]),
+            "every stage-2 checkpoint keeps the stage-1 model as the teacher"
+        );
+    }
+    // The student starts from scratch, not from the teacher's weights.
+    let teacher_loss = stage1.epochs.last().unwrap().train_loss;
+    assert!(
+        all.epochs[0].train_loss > 2.0 * teacher_loss,
+        "student's first epoch {} vs the teacher's last {teacher_loss}",
+        all.epochs[0].train_loss
+    );
+
+    let at_two = all.checkpoints[1].clone();
+    assert_eq!((at_two.header.stage, at_two.header.epochs_done), (2, 2));
+    let (resumed, rest) = run(
+        &kd,
+        Some(Checkpoint::from_bytes(&at_two.to_bytes()).unwrap()),
+    );
+    assert_eq!(
+        rest.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(),
+        [7, 8]
+    );
+    for (a, b) in all.epochs[2..].iter().zip(&rest.epochs) {
+        assert!(
+            (a.train_loss - b.train_loss).abs() < 1e-5,
+            "{} vs {}",
+            a.train_loss,
+            b.train_loss
+        );
+        assert_eq!(
+            a.eval.as_ref().unwrap().test_top1,
+            b.eval.as_ref().unwrap().test_top1
+        );
+    }
+    assert_eq!(resumed.last.test_top1, whole.last.test_top1);
+    assert_eq!(resumed.epochs, 8);
+
+    // A stage-2 checkpoint without its teacher is refused, not distilled from another model.
+    let bare = Checkpoint {
+        teacher: None,
+        ..at_two
+    };
+    let data = train::prepare(&kd.data).unwrap();
+    let err = train::train(
+        &kd,
+        &data,
+        &builtin_registry(),
+        &Device::default(),
+        Some(bare),
+        &mut Collect::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, TrainError::NoTeacher { .. }), "{err}");
+}
+
 #[test]
 fn the_summary_carries_the_confusion_matrix_last_is_scored_on() {
     // Post-hoc logit adjustment, a tau-normalized head and a re-trained stage 2 change the

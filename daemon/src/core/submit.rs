@@ -220,7 +220,7 @@ impl Daemon {
                 coordinates: new.coordinates.clone(),
                 user: user.to_string(),
                 config_json: new.run.to_json(),
-                facts: Some(new.run.facts()),
+                facts: Some(new.run.facts(self.engine.registry())),
                 config_hash: new.config_hash.clone(),
                 engine: new.run.engine(),
                 state: RunState::Queued,

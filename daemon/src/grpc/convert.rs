@@ -93,7 +93,7 @@ pub fn run_to_wire(r: &RunRecord, full: bool, epochs_done: u32, engine: &Engine)
     let mut wire = brief_to_wire(&RunBrief::of(r), epochs_done, engine);
     if r.facts.is_none() {
         // A run stored before its facts were recorded at submission: read its config.
-        set_facts(&mut wire, &config_facts(&r.config_json));
+        set_facts(&mut wire, &config_facts(&r.config_json, engine.registry()));
     }
     if full {
         wire.config_json.clone_from(&r.config_json);

@@ -3,6 +3,7 @@
 //! field by field into typed proto messages, so that no client reads engine JSON by key.
 
 use cauda_plugins::metrics::ReliabilityBin;
+use cauda_plugins::registry::Registry;
 use cauda_plugins::spec::Coordinate;
 use cauda_plugins::train::{ConfusionRecord, EvalRecord, RunSummary, TauSweep};
 use cauda_proto::v1;
@@ -15,13 +16,13 @@ use crate::store::MetricPoint;
 /// What `v1::Run` says of its config, read from the stored config: for runs stored before
 /// submission recorded it (`RunRecord::facts`). An unreadable config (which submission never
 /// stores) has none.
-pub fn config_facts(config_json: &str) -> RunFacts {
+pub fn config_facts(config_json: &str, registry: &Registry) -> RunFacts {
     RunConfig::from_json("run", config_json).map_or_else(
         |e| {
             tracing::error!(error = %e, "a stored run config is unreadable");
             RunFacts::default()
         },
-        |config| config.facts(),
+        |config| config.facts(registry),
     )
 }
 

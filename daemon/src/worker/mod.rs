@@ -114,11 +114,7 @@ pub fn run(args: &WorkerArgs, registry: &Registry) -> Result<(), WorkerError> {
             rpc.report_epoch(record, None)?;
         }
     }
-    let total = run.train.epochs
-        + run
-            .stage2
-            .as_ref()
-            .map_or(0, |s| s.params.get("epochs") as usize);
+    let total = train::epochs_total(&run, registry);
     println!(
         "run {} ({}) attempt {}: {} epochs, CUDA_VISIBLE_DEVICES={:?}, resuming after epoch {}",
         start.run_name,

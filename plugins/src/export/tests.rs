@@ -266,6 +266,7 @@ fn checkpoint_of(m: &Classifier, hash: String) -> Vec<u8> {
         },
         model: m.valid().into_record().into_bytes().unwrap().to_vec(),
         optimizer: vec![],
+        teacher: None,
     }
     .to_bytes()
 }

@@ -1,7 +1,8 @@
 //! Checks the newer losses (VS, LADE, ...) against their authors' code: values and gradients
 //! dL/dz of the batch loss from bench/fixtures/methods.py (float64 PyTorch autograd over the
 //! authors' modules) -> tests/fixtures/methods.json. Each loss is built the way a run builds it,
-//! through the registry by name and parameters, and reduced by [`step_loss`].
+//! through the registry by name and parameters, and reduced by [`step_loss`]; the distillation
+//! loss as the `kd` stage 2 builds it around the run's loss.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,7 @@ use serde::Deserialize;
 use super::fixture_tests::{assert_within, to_f64};
 use super::*;
 use crate::registry::{BuildContext, Kind, builtin_registry};
+use crate::stage2::Stage2Plan;
 
 const FIXTURE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -22,6 +24,23 @@ const TOL: f64 = 2e-5;
 #[derive(Deserialize)]
 struct Fixture {
     losses: Vec<Record>,
+    distillation: Vec<KdRecord>,
+}
+
+/// A distillation case: the student's logits, the teacher's, and the task loss under it.
+#[derive(Deserialize)]
+struct KdRecord {
+    case: String,
+    base: String,
+    params: BTreeMap<String, f64>,
+    counts: Vec<usize>,
+    n: usize,
+    c: usize,
+    logits: Vec<f64>,
+    teacher: Vec<f64>,
+    labels: Vec<i64>,
+    value: f64,
+    grad: Vec<f64>,
 }
 
 #[derive(Deserialize)]
@@ -111,6 +130,7 @@ fn newer_losses_match_their_authors_code_values_and_gradients() {
             mix: None,
             epoch: 0,
             step: 0,
+            teacher: None,
         };
         let value = step_loss(loss.as_ref(), step).expect("loss");
         let grads = value.backward();
@@ -144,6 +164,108 @@ fn newer_losses_match_their_authors_code_values_and_gradients() {
     }
 }
 
+fn floats(v: &[f64], shape: [usize; 2], device: &Device) -> Tensor<2> {
+    Tensor::<2>::from_data(
+        TensorData::new(v.iter().map(|&x| x as f32).collect::<Vec<_>>(), shape),
+        device,
+    )
+}
+
+/// The `kd` stage 2's loss, built as a run builds it (the registry's `kd` plugin's plan around
+/// the run's loss from the registry), against DiVE's `DiVEKLD` in float64: value and gradient
+/// in the student's logits.
+#[test]
+fn distillation_matches_dive_kld_values_and_gradients() {
+    let fixture: Fixture = serde_json::from_str(FIXTURE).expect("methods.json parses");
+    let registry = builtin_registry();
+    let mut bases = std::collections::BTreeSet::new();
+    for r in &fixture.distillation {
+        let tag = format!("kd {:?} over {} on {}", r.params, r.base, r.case);
+        let values: Vec<(&str, f64)> = r.params.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let kd = registry
+            .validated(Kind::Stage2, "kd", &values)
+            .and_then(|p| registry.stage2(&p))
+            .unwrap_or_else(|e| panic!("{tag}: {e}"));
+        let Stage2Plan::Distil(plan) = kd.plan() else {
+            panic!("{tag}: kd's plan is not a distillation");
+        };
+        let ctx = BuildContext {
+            class_counts: r.counts.clone(),
+            epochs: 1,
+        };
+        let task = registry
+            .validated(Kind::Loss, &r.base, &[])
+            .and_then(|p| registry.loss(&p, None, &ctx))
+            .expect("task loss");
+        let loss = plan.loss(task).expect("kd loss");
+        let device = Device::default().autodiff();
+        let logits = floats(&r.logits, [r.n, r.c], &device).require_grad();
+        let step = Step {
+            experts: None,
+            logits: logits.clone(),
+            features: None,
+            labels: Tensor::<1, Int>::from_data(TensorData::new(r.labels.clone(), [r.n]), &device),
+            mix: None,
+            epoch: 0,
+            step: 0,
+            teacher: Some(floats(&r.teacher, [r.n, r.c], &device)),
+        };
+        let value = step_loss(loss.as_ref(), step).expect("loss");
+        let g = logits
+            .grad(&value.backward())
+            .expect("logits have a gradient");
+        close(
+            &format!("{tag}: value"),
+            &to_f64(value.detach()),
+            &[r.value],
+        );
+        close(
+            &format!("{tag}: grad"),
+            &to_f64(g.reshape([r.n * r.c])),
+            &r.grad,
+        );
+        bases.insert(r.base.clone());
+    }
+    assert_eq!(
+        bases.into_iter().collect::<Vec<_>>(),
+        ["balanced-softmax", "ce"]
+    );
+}
+
+/// With the student's own logits as the teacher the KL term is 0: the loss is (1 - alpha)
+/// times the task loss; and without a teacher the loss is an error naming the stage 2.
+#[test]
+fn distillation_from_itself_is_the_scaled_task_loss_and_needs_a_teacher() {
+    let device = Device::default();
+    let z = Tensor::<2>::from_floats([[1.0, -2.0, 0.5], [0.3, 0.1, -1.0]], &device);
+    let y = Tensor::<1, Int>::from_data(TensorData::new(vec![2i64, 0], [2]), &device);
+    let kd = Distillation::new(std::sync::Arc::new(CrossEntropy), 0.25, 3.0).expect("kd");
+    let step = |teacher| Step {
+        experts: None,
+        logits: z.clone(),
+        features: None,
+        labels: y.clone(),
+        mix: None,
+        epoch: 0,
+        step: 0,
+        teacher,
+    };
+    let ce = to_f64(CrossEntropy.per_sample(z.clone(), y.clone()).mean());
+    close(
+        "kd(z, z)",
+        &to_f64(step_loss(&kd, step(Some(z.clone()))).unwrap()),
+        &[0.75 * ce[0]],
+    );
+    let err = step_loss(&kd, step(None)).unwrap_err().to_string();
+    assert!(err.contains("kd") && err.contains("module.stage2"), "{err}");
+    for (alpha, t, key) in [(1.5, 3.0, "alpha"), (0.5, 0.0, "temperature")] {
+        let err = Distillation::new(std::sync::Arc::new(CrossEntropy), alpha, t)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{err}");
+    }
+}
+
 #[test]
 fn expert_losses_match_their_authors_code_values_and_gradients() {
     let fixture: Fixture = serde_json::from_str(FIXTURE).expect("methods.json parses");
@@ -165,11 +287,11 @@ fn expert_losses_match_their_authors_code_values_and_gradients() {
         let loss = registry.loss(&params, None, &ctx).expect("builds");
         let device = Device::default().autodiff();
         let z = r.experts.as_ref().expect("filtered");
-        let experts =
-            Tensor::<3>::from_data(TensorData::new(f32s(z), [r.e, r.n, r.c]), &device)
-                .require_grad();
+        let experts = Tensor::<3>::from_data(TensorData::new(f32s(z), [r.e, r.n, r.c]), &device)
+            .require_grad();
         let labels = Tensor::<1, Int>::from_data(TensorData::new(r.labels.clone(), [r.n]), &device);
         let step = Step {
+            teacher: None,
             logits: experts.clone().mean_dim(0).reshape([r.n, r.c]),
             experts: Some(experts.clone()),
             features: None,
@@ -180,7 +302,11 @@ fn expert_losses_match_their_authors_code_values_and_gradients() {
         };
         let value = step_loss(loss.as_ref(), step).expect("loss");
         let grads = value.backward();
-        close(&format!("{tag}: value"), &to_f64(value.detach()), &[r.value]);
+        close(
+            &format!("{tag}: value"),
+            &to_f64(value.detach()),
+            &[r.value],
+        );
         let g = experts.grad(&grads).expect("experts have a gradient");
         close(
             &format!("{tag}: expert grad"),
@@ -209,6 +335,7 @@ fn expert_losses_refuse_a_model_without_experts_and_mixed_batches() {
         let params = registry.validated(Kind::Loss, name, &[]).expect("defaults");
         let loss = registry.loss(&params, None, &ctx).expect("builds");
         let plain = Step {
+            teacher: None,
             logits: Tensor::<2>::zeros([2, 3], &device),
             experts: None,
             features: None,
@@ -217,7 +344,9 @@ fn expert_losses_refuse_a_model_without_experts_and_mixed_batches() {
             epoch: 0,
             step: 0,
         };
-        let err = step_loss(loss.as_ref(), plain.clone()).unwrap_err().to_string();
+        let err = step_loss(loss.as_ref(), plain.clone())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("experts"), "{name}: {err}");
         let mixed = Step {
             experts: Some(Tensor::<3>::zeros([3, 2, 3], &device)),
@@ -231,9 +360,12 @@ fn expert_losses_refuse_a_model_without_experts_and_mixed_batches() {
         assert!(err.contains("augment.batch"), "{name}: {err}");
     }
     // SADE is three experts exactly.
-    let params = registry.validated(Kind::Loss, "sade", &[]).expect("defaults");
+    let params = registry
+        .validated(Kind::Loss, "sade", &[])
+        .expect("defaults");
     let loss = registry.loss(&params, None, &ctx).expect("builds");
     let two = Step {
+        teacher: None,
         logits: Tensor::<2>::zeros([2, 3], &device),
         experts: Some(Tensor::<3>::zeros([2, 2, 3], &device)),
         features: None,
@@ -271,6 +403,7 @@ fn lade_refuses_a_mixed_batch() {
         }),
         epoch: 0,
         step: 0,
+        teacher: None,
     };
     let err = step_loss(&loss, step).unwrap_err().to_string();
     assert!(
@@ -288,11 +421,12 @@ fn influence_balanced_is_plain_ce_before_its_start_epoch() {
     let step = |epoch| Step {
         logits: z.clone(),
         experts: None,
-            features: Some(Tensor::<2>::ones([2, 4], &device)),
+        features: Some(Tensor::<2>::ones([2, 4], &device)),
         labels: y.clone(),
         mix: None,
         epoch,
         step: 0,
+        teacher: None,
     };
     let ce = to_f64(CrossEntropy.per_sample(z.clone(), y.clone()).mean());
     close("warm-up", &to_f64(step_loss(&ib, step(2)).unwrap()), &ce);

@@ -65,9 +65,10 @@ impl Ride {
     pub fn new(counts: &[usize], p: RideParams) -> Result<Self> {
         let ldam = Ldam::new(counts, p.max_m, p.s).map_err(|e| rename(e))?;
         let n = validate_counts(NAME, counts)?;
-        let base_temperature = check_param(NAME, "base_temperature", p.base_temperature, "T > 0", |t| {
-            t > 0.0
-        })?;
+        let base_temperature =
+            check_param(NAME, "base_temperature", p.base_temperature, "T > 0", |t| {
+                t > 0.0
+            })?;
         let diversity_factor = check_param(
             NAME,
             "diversity_factor",

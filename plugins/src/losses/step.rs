@@ -11,7 +11,7 @@ use super::combine::{Mixup, combine};
 use super::error::Result;
 
 /// One training step as a loss sees it. New fields are added as methods need them (features,
-/// expert logits, a teacher's logits); a loss reads what it needs.
+/// expert logits, the teacher's logits of distillation); a loss reads what it needs.
 #[derive(Debug, Clone)]
 pub struct Step {
     /// The model's logits `[N, C]`.
@@ -30,6 +30,9 @@ pub struct Step {
     pub epoch: usize,
     /// 0-based optimizer step of the stage.
     pub step: usize,
+    /// A frozen teacher's logits `[N, C]` for the same images (no gradient), in a stage that
+    /// distils one (`module.stage2 = "kd"`); `None` elsewhere.
+    pub teacher: Option<Tensor<2>>,
 }
 
 /// The scalar training loss (shape `[1]`) of one step: the loss' own whole-batch value when it

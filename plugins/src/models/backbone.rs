@@ -22,7 +22,10 @@ use super::{ExpertResNet, HeadInit, InputShape, ModelError, ResNet};
 pub enum BackboneKind {
     Mlp,
     LeNet,
-    ResNet { blocks: usize, shortcut: Shortcut },
+    ResNet {
+        blocks: usize,
+        shortcut: Shortcut,
+    },
     /// A CIFAR ResNet whose last two stages are `experts` branches (RIDE's and SADE's
     /// `ResNet_s`, [`super::ExpertResNet`]); built from a ResNet name and `model.experts`.
     Experts {
@@ -118,10 +121,7 @@ impl BackboneKind {
             }),
             (Self::ResNet { .. }, _) => Err(ModelError::Invalid {
                 key: "experts",
-                message: format!(
-                    "{experts} experts; allowed: 1 to {}",
-                    Self::MAX_EXPERTS
-                ),
+                message: format!("{experts} experts; allowed: 1 to {}", Self::MAX_EXPERTS),
             }),
             (kind, _) => Err(ModelError::Invalid {
                 key: "experts",
@@ -148,7 +148,10 @@ impl BackboneKind {
         match self {
             Self::Mlp => "mlp",
             Self::LeNet => "lenet",
-            Self::ResNet { blocks, shortcut } | Self::Experts { blocks, shortcut, .. } => RESNETS
+            Self::ResNet { blocks, shortcut }
+            | Self::Experts {
+                blocks, shortcut, ..
+            } => RESNETS
                 .iter()
                 .find(|&&(_, b, s)| b == blocks && s == shortcut)
                 .map_or("resnet", |&(n, _, _)| n),

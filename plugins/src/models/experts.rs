@@ -99,11 +99,7 @@ impl ExpertResNet {
         for block in &self.trunk {
             x = block.forward(x);
         }
-        let per_expert = self
-            .branches
-            .iter()
-            .map(|b| b.forward(x.clone()))
-            .collect();
+        let per_expert = self.branches.iter().map(|b| b.forward(x.clone())).collect();
         Tensor::cat(per_expert, 1)
     }
 }

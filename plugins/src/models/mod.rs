@@ -13,8 +13,8 @@ mod torch_names;
 mod weights_file;
 
 pub use backbone::{Backbone, BackboneKind};
-pub use experts::{EXPERT_WIDTHS, ExpertResNet};
 pub use batch_norm::BatchNorm;
+pub use experts::{EXPERT_WIDTHS, ExpertResNet};
 pub use head::{Head, HeadInit, HeadKind};
 pub use imagenet_resnet::{ImageNetArch, ImageNetResNet};
 pub use pretrained::{PretrainedError, PretrainedReport, load_pretrained, read_pretrained};
@@ -175,8 +175,14 @@ mod tests {
             .with_experts(3)
             .unwrap();
         for (classes, want) in [(10, 770_896), (100, 783_856)] {
-            let model = Classifier::new(kind, HeadKind::Cosine { scale: 30.0 }, input, classes, &device)
-                .unwrap();
+            let model = Classifier::new(
+                kind,
+                HeadKind::Cosine { scale: 30.0 },
+                input,
+                classes,
+                &device,
+            )
+            .unwrap();
             assert_eq!(model.num_params(), want + bn_stats, "{classes} classes");
             assert_eq!(model.head.classes(), classes);
             let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Default, &device);

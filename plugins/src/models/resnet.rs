@@ -39,7 +39,14 @@ pub fn kaiming_normal() -> Initializer {
     }
 }
 
-pub(super) fn conv(cin: usize, cout: usize, k: usize, stride: usize, sc: Shortcut, d: &Device) -> Conv2d {
+pub(super) fn conv(
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    sc: Shortcut,
+    d: &Device,
+) -> Conv2d {
     let pad = k / 2;
     let config = Conv2dConfig::new([cin, cout], [k, k])
         .with_stride([stride, stride])
@@ -73,7 +80,13 @@ pub struct BasicBlock {
 }
 
 impl BasicBlock {
-    pub(super) fn new(cin: usize, cout: usize, stride: usize, sc: Shortcut, device: &Device) -> Self {
+    pub(super) fn new(
+        cin: usize,
+        cout: usize,
+        stride: usize,
+        sc: Shortcut,
+        device: &Device,
+    ) -> Self {
         let changes = stride != 1 || cin != cout;
         let shortcut = (changes && sc == Shortcut::B).then(|| Projection {
             conv: conv(cin, cout, 1, stride, sc, device),

@@ -64,6 +64,8 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "mislas",
     "ride",
     "sade",
+    "kd",
+    "kd-balanced-softmax",
 );
 
 /// All presets a run may name.

@@ -143,7 +143,10 @@ fn the_expert_presets_need_a_cifar_resnet_and_their_experts() {
     let on = |method: &str, backbone: &str, extra: &str| {
         single(EXAMPLE)
             .replace("method = \"ldam-drw\"", &format!("method = \"{method}\""))
-            .replace("backbone = \"lenet\"", &format!("backbone = \"{backbone}\""))
+            .replace(
+                "backbone = \"lenet\"",
+                &format!("backbone = \"{backbone}\""),
+            )
             .replace("[train]", &format!("{extra}[train]"))
     };
     for method in ["ride", "sade"] {
@@ -176,7 +179,10 @@ fn the_expert_presets_need_a_cifar_resnet_and_their_experts() {
     // SADE is three experts; RIDE takes 2 to 8.
     let two = "[module]\nclassifier = { name = \"experts\", experts = 2 }\n";
     assert!(resolve(&on("sade", "resnet32", two)).is_err());
-    assert_eq!(resolve(&on("ride", "resnet32", two)).unwrap().model.experts, 2);
+    assert_eq!(
+        resolve(&on("ride", "resnet32", two)).unwrap().model.experts,
+        2
+    );
     // A plain run's canonical JSON does not mention experts (its hash is unchanged).
     let plain = resolve(&on("ce", "resnet32", "")).unwrap();
     assert_eq!(plain.model.experts, 1);

@@ -3,12 +3,15 @@
 //! registry plugin ([`crate::registry::Kind::Stage2`]) that says what it does as a
 //! [`Stage2Plan`]; the training loop carries out the plan, matching on it exhaustively, so a
 //! new method is a new file here and a registry entry, not a string match in the loop.
+//! Distillation ([`Distil`]) uses the same seam with the stage-1 model as its teacher.
 
+mod distil;
 mod kang;
 mod mislas;
 mod ncm;
 mod weight_balancing;
 
+pub use distil::Distil;
 pub use kang::{KangRetrain, TauNorm};
 pub use mislas::Mislas;
 pub use ncm::Ncm;
@@ -49,6 +52,17 @@ pub struct TrainPlan {
     pub head_lr_factor: f64,
 }
 
+/// A stage 2 that distils the stage-1 model (the teacher, frozen) into a freshly initialized
+/// student trained with the run's own recipe (sampler, loss, augmentation, optimizer, schedule,
+/// epochs), its loss wrapped by [`crate::losses::Distillation`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DistilPlan {
+    /// Weight of the soft (teacher) term; the run's loss gets `1 - alpha`.
+    pub alpha: f64,
+    /// Softmax temperature T of both distributions.
+    pub temperature: f64,
+}
+
 /// What a stage-2 method does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stage2Plan {
@@ -60,6 +74,19 @@ pub enum Stage2Plan {
     /// Replace the classifier post hoc by the class means of the L2-normalized training
     /// features, as a cosine classifier with this scale.
     NearestClassMean { scale: f32 },
+    /// Train a new model from scratch against the stage-1 model's logits (distillation).
+    Distil(DistilPlan),
+}
+
+impl Stage2Plan {
+    /// The epochs stage 2 trains, for a run of `run_epochs` stage-1 epochs (0 post hoc).
+    pub fn epochs(&self, run_epochs: usize) -> usize {
+        match self {
+            Stage2Plan::Train(tp) => tp.epochs,
+            Stage2Plan::Distil(_) => run_epochs,
+            Stage2Plan::TauNorm { .. } | Stage2Plan::NearestClassMean { .. } => 0,
+        }
+    }
 }
 
 /// A decoupled second stage.

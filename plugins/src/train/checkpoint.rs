@@ -4,7 +4,10 @@
 //! have seen: that pair is the whole RNG state.
 //!
 //! Layout: `CAUDACK1`, u32 LE length + JSON header, u64 LE length + model record bytes,
-//! u64 LE length + optimizer record bytes (0 when there is no optimizer state).
+//! u64 LE length + optimizer record bytes (0 when there is no optimizer state), and, only in a
+//! distillation stage, u64 LE length + the frozen teacher's record bytes: a resumed attempt gets
+//! its own latest checkpoint, not its stage-1 dependency's, so the teacher travels with it.
+//! A checkpoint without a teacher is byte for byte what it was before teachers existed.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,13 +43,22 @@ pub struct Checkpoint {
     pub header: CheckpointHeader,
     pub model: Vec<u8>,
     pub optimizer: Vec<u8>,
+    /// The teacher's model record in a distillation stage (`module.stage2 = "kd"`).
+    pub teacher: Option<Vec<u8>>,
 }
 
 impl Checkpoint {
     pub fn to_bytes(&self) -> Vec<u8> {
         let header = serde_json::to_vec(&self.header).unwrap_or_default();
-        let mut out =
-            Vec::with_capacity(8 + 4 + header.len() + 16 + self.model.len() + self.optimizer.len());
+        let teacher = self.teacher.as_deref();
+        let mut out = Vec::with_capacity(
+            8 + 4
+                + header.len()
+                + 24
+                + self.model.len()
+                + self.optimizer.len()
+                + teacher.map_or(0, <[u8]>::len),
+        );
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(header.len() as u32).to_le_bytes());
         out.extend_from_slice(&header);
@@ -54,6 +66,10 @@ impl Checkpoint {
         out.extend_from_slice(&self.model);
         out.extend_from_slice(&(self.optimizer.len() as u64).to_le_bytes());
         out.extend_from_slice(&self.optimizer);
+        if let Some(t) = teacher {
+            out.extend_from_slice(&(t.len() as u64).to_le_bytes());
+            out.extend_from_slice(t);
+        }
         out
     }
 
@@ -77,6 +93,11 @@ impl Checkpoint {
             })?;
         let model = r.blob()?.to_vec();
         let optimizer = r.blob()?.to_vec();
+        let teacher = if r.pos < bytes.len() {
+            Some(r.blob()?.to_vec())
+        } else {
+            None
+        };
         if r.pos != bytes.len() {
             return Err(r.err(format!("{} trailing bytes", bytes.len() - r.pos)));
         }
@@ -84,6 +105,7 @@ impl Checkpoint {
             header,
             model,
             optimizer,
+            teacher,
         })
     }
 }
@@ -137,6 +159,7 @@ mod tests {
             },
             model: vec![1, 2, 3],
             optimizer: vec![9; 10],
+            teacher: None,
         }
     }
 
@@ -144,6 +167,18 @@ mod tests {
     fn round_trips() {
         let c = sample();
         assert_eq!(Checkpoint::from_bytes(&c.to_bytes()).unwrap(), c);
+        let with_teacher = Checkpoint {
+            teacher: Some(vec![7; 5]),
+            ..sample()
+        };
+        let bytes = with_teacher.to_bytes();
+        assert_eq!(bytes.len(), c.to_bytes().len() + 8 + 5);
+        assert_eq!(Checkpoint::from_bytes(&bytes).unwrap(), with_teacher);
+        // A teacher blob cut short is an error, not a checkpoint without a teacher.
+        let err = Checkpoint::from_bytes(&bytes[..bytes.len() - 1])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("truncated"), "{err}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! 2022): cRT re-trains a re-initialized classifier on the frozen backbone with class-balanced
 //! sampling; LWS learns per-class scales of the frozen classifier; tau-norm rescales the
 //! classifier's weights post hoc; weight balancing re-trains the classifier with a class-balanced
-//! loss under MaxNorm after a stage 1 with strong weight decay and MaxNorm.
+//! loss under MaxNorm after a stage 1 with strong weight decay and MaxNorm; distillation (`kd`)
+//! trains a new model with the run's own recipe against the frozen stage-1 model's logits.
 
 use burn::module::Module;
 use burn::store::ModuleRecord;
@@ -12,6 +13,7 @@ use burn::tensor::Bytes;
 use super::record::{RunSummary, TauSweep};
 use super::schedule::build_optimizer;
 use super::stage::{StageSetup, evaluate_model, run_stage};
+use super::teacher::Teacher;
 use super::{Checkpoint, Context, EventSink, TrainError, evaluate};
 use crate::metrics::{Selected, Selection};
 use crate::models::{BackboneKind, Classifier, Head, HeadInit, HeadKind, InputShape};
@@ -59,6 +61,7 @@ pub fn run_all(
         // MaxNorm belongs to weight balancing's stage 2 only (the authors' code).
         max_norm: None,
         head_lr_factor: 1.0,
+        teacher: None,
     };
 
     let (mut history, resume_stage, done, ck) = match resume {
@@ -71,21 +74,7 @@ pub fn run_all(
         None => (Vec::new(), 1, 0, None),
     };
 
-    let mut model = {
-        // Burn draws initial weights from one process-wide RNG: seed it and draw the whole model
-        // while no other run in this process can draw from it (tests train several runs at
-        // once; a worker process trains one), so a run's initial weights depend on its seed only.
-        static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
-        ctx.eval_device.seed(run.train.seed);
-        let model = fresh_model(ctx)?;
-        // Burn's initializers are lazy: a parameter draws its values when first read. Read them
-        // all now, in the module's order, under the lock: otherwise they are drawn at the first
-        // forward pass, in whatever order (and, with data-parallel replicas forking the model,
-        // on whichever thread) reads them first.
-        model.visit(&mut DrawEveryParameter);
-        model
-    };
+    let mut model = drawn_model(ctx, run.train.seed)?;
     if ck.is_none() {
         // A run's first step starts from the pretrained backbone (`model.pretrained`).
         model = run.model.load_pretrained(model)?;
@@ -120,6 +109,39 @@ pub fn run_all(
                 (model2, optim) = load(model2, optim, ck)?;
             }
             model = run_stage(ctx, &setup2, model2, optim, start, &mut history, sink)?;
+        }
+        Some(Stage2Plan::Distil(dp)) => {
+            // The teacher is the stage-1 model, or, in a resumed stage 2, the one its
+            // checkpoint kept; the student starts from its own initial weights (and the
+            // pretrained backbone when the run has one), or from the checkpoint.
+            let mut optim = build_optimizer(&setup1.optimizer, setup1.optimizer.weight_decay);
+            let (teacher, student, start) = match ck.as_ref().filter(|_| resume_stage == 2) {
+                Some(ck) => {
+                    let record = ck.teacher.as_deref().ok_or_else(|| TrainError::NoTeacher {
+                        method: run.method.clone(),
+                    })?;
+                    let teacher = Teacher::from_record(fresh_model(ctx)?, record)?;
+                    let student;
+                    (student, optim) = load(fresh_model(ctx)?, optim, ck)?;
+                    (teacher, student, done)
+                }
+                None => {
+                    let student = drawn_model(ctx, student_seed(run.train.seed))?;
+                    let student = run.model.load_pretrained(student)?;
+                    (Teacher::new(model)?, student, 0)
+                }
+            };
+            if start == 0 {
+                ctx.record(|r| r.teacher(teacher.model()))?;
+            }
+            let setup2 = StageSetup {
+                stage: 2,
+                epoch_offset: run.train.epochs,
+                loss: dp.loss(setup1.loss.clone())?,
+                teacher: Some(teacher),
+                ..setup1.clone()
+            };
+            model = run_stage(ctx, &setup2, student, optim, start, &mut history, sink)?;
         }
         Some(Stage2Plan::NearestClassMean { scale }) => {
             // The lockstep record's "stage 2" of NCM: the model whose features it averages.
@@ -204,6 +226,29 @@ pub fn run_all(
         },
         confusion,
     })
+}
+
+/// A freshly initialized model whose weights depend on `seed` only.
+fn drawn_model(ctx: &Context<'_>, seed: u64) -> Result<Classifier, TrainError> {
+    // Burn draws initial weights from one process-wide RNG: seed it and draw the whole model
+    // while no other run in this process can draw from it (tests train several runs at
+    // once; a worker process trains one), so a run's initial weights depend on its seed only.
+    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _init = INIT.lock().unwrap_or_else(|e| e.into_inner());
+    ctx.eval_device.seed(seed);
+    let model = fresh_model(ctx)?;
+    // Burn's initializers are lazy: a parameter draws its values when first read. Read them
+    // all now, in the module's order, under the lock: otherwise they are drawn at the first
+    // forward pass, in whatever order (and, with data-parallel replicas forking the model,
+    // on whichever thread) reads them first.
+    model.visit(&mut DrawEveryParameter);
+    Ok(model)
+}
+
+/// The seed of a distillation student's initial weights: its own draw, not the teacher's
+/// (stage 1 drew from the run's seed), tagged by the stage as the sampler's seeds are.
+fn student_seed(seed: u64) -> u64 {
+    seed ^ (2u64 << 56)
 }
 
 /// Reads every float parameter of a module, which makes a lazy initializer draw it.
@@ -332,6 +377,7 @@ fn stage2_setup(
             .max_norm_thresh
             .map(|t| model.head.relative_norm_threshold(t)),
         head_lr_factor: plan.head_lr_factor,
+        teacher: None,
     })
 }
 

@@ -10,6 +10,8 @@
 //!   step within the stage, learning rate, loss, batch size);
 //! - `stage<S>_init.safetensors`: every tensor of the model when stage S starts (PyTorch names,
 //!   as `cauda export` writes them: `backbone.conv1.weight`, BatchNorm running statistics, ...);
+//! - `stage2_teacher.safetensors`: the frozen teacher of a distillation stage 2 (`kd`), whose
+//!   logits the replay recomputes for every step;
 //! - `stage<S>_step<K>.safetensors`: the batch of step K exactly as the model saw it (`x`: the
 //!   normalized pixels after sampling, crop/flip and mixing; `labels`; `labels_b` and `lam` when
 //!   the batch was mixed), where each image came from (`index`: its training-set index; `crop`:
@@ -149,6 +151,12 @@ impl Recorder {
         });
         let tensors = model_tensors(&model.valid(), "")?;
         self.write(&format!("stage{stage}_init.safetensors"), tensors)
+    }
+
+    /// The frozen teacher a distillation stage 2 distils from (`stage2_teacher.safetensors`).
+    pub fn teacher(&mut self, model: &Classifier) -> Result<(), TrainError> {
+        let tensors = model_tensors(&model.valid(), "")?;
+        self.write("stage2_teacher.safetensors", tensors)
     }
 
     /// One optimizer step: the batch the model saw, the loss, the model after the step.

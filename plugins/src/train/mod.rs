@@ -16,6 +16,7 @@ mod record;
 mod schedule;
 mod stage;
 pub mod stream;
+mod teacher;
 
 pub use batches::{Batch, EpochPlan, Normalizer, for_each_batch};
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};
@@ -31,6 +32,7 @@ pub use record::{
     ConfusionRecord, EpochRecord, EvalRecord, MAX_CONFUSION_CLASSES, RunSummary, TauSweep,
 };
 pub use schedule::{build_optimizer, learning_rate};
+pub use teacher::Teacher;
 
 use burn::tensor::Device;
 
@@ -66,6 +68,12 @@ pub enum TrainError {
         "the run was resolved for engine `{found}`, this is `{current}`: resubmit it to train it with this engine"
     )]
     OtherEngine { found: String, current: String },
+    /// A stage-2 checkpoint of a distillation run without the teacher it distils from.
+    #[error(
+        "the stage-2 checkpoint of `{method}` holds no teacher model; a distillation stage \
+         writes its teacher into every checkpoint, so this one was not written by it"
+    )]
+    NoTeacher { method: String },
     #[error("reporting: {0}")]
     Sink(String),
     #[error(transparent)]
@@ -113,6 +121,17 @@ pub fn stage1_run(run: &ResolvedRun, registry: &Registry) -> Option<ResolvedRun>
     // A label only (not part of the hash): what `cauda ls` shows for a shared stage 1.
     first.method = format!("{}:stage1", run.method);
     Some(first)
+}
+
+/// The epochs a run trains over both stages (the daemon's progress): stage 1's, plus what its
+/// stage 2's plan trains (a stage 2 the registry does not know adds none).
+pub fn epochs_total(run: &ResolvedRun, registry: &Registry) -> usize {
+    let stage2 = run
+        .stage2
+        .as_ref()
+        .and_then(|s| registry.stage2(&s.params).ok())
+        .map_or(0, |m| m.plan().epochs(run.train.epochs));
+    run.train.epochs + stage2
 }
 
 /// Runs a whole training run, resuming from `resume` when given. A run resolved for another

@@ -23,6 +23,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::TrainError;
 use super::batches::Batch;
+use super::teacher::Teacher;
 use crate::losses::{self, Loss};
 use crate::models::Classifier;
 use crate::models::batch_norm::without_running_updates;
@@ -62,6 +63,7 @@ pub(crate) struct BatchTensors<'a> {
 /// loop and every data-parallel shard build a loss [`losses::Step`].
 pub(crate) fn batch_loss(
     model: &Classifier,
+    teacher: Option<&Teacher>,
     loss: &dyn Loss,
     batch: BatchTensors<'_>,
     (epoch, step): (usize, usize),
@@ -73,6 +75,7 @@ pub(crate) fn batch_loss(
         labels_b: labels_tensor(b, device),
         lam: Tensor::<1>::from_data(TensorData::new(lam.to_vec(), [n]), device),
     });
+    let teacher = teacher.map(|t| t.logits(x.clone()));
     let features = model.features(x);
     let experts = model.head.expert_logits(features.clone());
     let logits = match &experts {
@@ -88,13 +91,16 @@ pub(crate) fn batch_loss(
         mix,
         epoch,
         step,
+        teacher,
     };
     Ok(losses::step_loss(loss, step)?)
 }
 
 /// One replica's loss on one shard and the gradients of its parameters.
+#[allow(clippy::too_many_arguments)]
 fn shard_grads(
     model: &Classifier,
+    teacher: Option<&Teacher>,
     batch: &Batch,
     range: std::ops::Range<usize>,
     shape: [usize; 3],
@@ -116,7 +122,7 @@ fn shard_grads(
         labels: &batch.labels[range.clone()],
         mixed,
     };
-    let loss = batch_loss(model, loss, shard, (epoch, step), device)?;
+    let loss = batch_loss(model, teacher, loss, shard, (epoch, step), device)?;
     let grads = GradientsParams::from_grads(loss.backward(), model);
     Ok((grads, loss.detach()))
 }
@@ -127,6 +133,7 @@ fn shard_grads(
 /// such as LADE estimates per shard), from several threads at once.
 pub fn data_parallel_grads(
     model: &Classifier,
+    teacher: Option<&Teacher>,
     devices: &[Device],
     batch: &Batch,
     shape: [usize; 3],
@@ -148,14 +155,25 @@ pub fn data_parallel_grads(
             .map(|(range, device)| {
                 s.spawn(move || {
                     let replica = model.clone().fork(device);
+                    let teacher = teacher.map(|t| t.on(device));
                     without_running_updates(|| {
-                        shard_grads(&replica, batch, range, shape, loss, at, device)
+                        shard_grads(
+                            &replica,
+                            teacher.as_ref(),
+                            batch,
+                            range,
+                            shape,
+                            loss,
+                            at,
+                            device,
+                        )
                     })
                 })
             })
             .collect();
         let first = shard_grads(
             model,
+            teacher,
             batch,
             ranges[0].clone(),
             shape,

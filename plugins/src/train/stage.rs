@@ -14,6 +14,7 @@ use super::checkpoint::{Checkpoint, CheckpointHeader};
 use super::evaluate;
 use super::record::{EpochRecord, EvalRecord};
 use super::schedule::learning_rate;
+use super::teacher::Teacher;
 use super::{Context, EventSink, TrainError};
 use crate::augment::BatchMixer;
 use crate::augment::color_jitter::ColorJitter;
@@ -25,6 +26,7 @@ use crate::samplers::Sampler;
 use crate::spec::{OptimizerSpec, ScheduleSpec};
 
 /// The plugins and hyper-parameters of one stage.
+#[derive(Clone)]
 pub struct StageSetup {
     pub stage: u8,
     pub epochs: usize,
@@ -40,6 +42,9 @@ pub struct StageSetup {
     pub max_norm: Option<f32>,
     /// The head's weight and bias step at `lr x head_lr_factor`, the rest at `lr` (MiSLAS).
     pub head_lr_factor: f64,
+    /// The frozen teacher whose logits the loss distils (`kd`'s stage 2), kept in every
+    /// checkpoint of the stage.
+    pub teacher: Option<Teacher>,
 }
 
 /// Trains `model` for the stage's epochs from `start` (epochs of this stage already done).
@@ -114,6 +119,7 @@ pub fn run_stage(
             let (grads, loss) = if ctx.devices.len() > 1 {
                 super::parallel::data_parallel_grads(
                     &current,
+                    setup.teacher.as_ref(),
                     &ctx.devices,
                     &batch,
                     [c, h, w],
@@ -130,6 +136,7 @@ pub fn run_stage(
                 };
                 let loss = super::parallel::batch_loss(
                     &current,
+                    setup.teacher.as_ref(),
                     setup.loss.as_ref(),
                     tensors,
                     (epoch, stage_step),
@@ -198,7 +205,8 @@ pub fn run_stage(
         history.push(record);
         let every = ctx.run.train.checkpoint_every;
         if last || (every > 0 && (epoch + 1) % every == 0) {
-            let ckpt = checkpoint(ctx, setup.stage, epoch + 1, &model, &optim, history)?;
+            let mut ckpt = checkpoint(ctx, setup.stage, epoch + 1, &model, &optim, history)?;
+            ckpt.teacher = setup.teacher.as_ref().map(|t| t.record().to_vec());
             sink.on_checkpoint(&ckpt)?;
         }
     }
@@ -276,5 +284,6 @@ pub fn checkpoint(
         },
         model: model_bytes,
         optimizer: optim_bytes,
+        teacher: None,
     })
 }

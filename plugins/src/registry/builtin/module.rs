@@ -1,5 +1,6 @@
 //! Module-improvement plugins: the cosine classifier and the decoupled stage-2 methods (each a
-//! [`crate::stage2::Stage2Method`] in its own file under `stage2/`).
+//! [`crate::stage2::Stage2Method`] in its own file under `stage2/`), and distillation from the
+//! stage-1 model, which uses the same seam (the survey files it under transfer learning).
 
 use std::sync::Arc;
 
@@ -145,6 +146,30 @@ pub(super) fn register(add: &mut Add<'_>) {
             mislas,
         ),
         Factory::Stage2(|p| Ok(Arc::new(stage2::Mislas::from_params(p)))),
+    );
+    add(
+        decl(
+            "kd",
+            "Stage 2: a new model trained from scratch with the run's recipe against the frozen stage-1 model (the teacher): (1 - alpha) L_task + alpha T^2 KL(softmax(z_t/T) || softmax(z_s/T)).",
+            "Hinton et al., Distilling the Knowledge in a Neural Network, 2015; for long-tailed learning: Xiang et al., Learning From Multiple Experts (LFME), ECCV 2020; He et al., Distilling Virtual Examples for Long-tailed Recognition (DiVE), ICCV 2021",
+            vec![
+                P::float(
+                    "alpha",
+                    0.5,
+                    0.0,
+                    1.0,
+                    "weight of the distillation term; the run's loss gets 1 - alpha (DiVE: 0.5)",
+                ),
+                P::float(
+                    "temperature",
+                    3.0,
+                    0.1,
+                    100.0,
+                    "softmax temperature T of teacher and student (DiVE: 3; LFME: 2)",
+                ),
+            ],
+        ),
+        Factory::Stage2(|p| Ok(Arc::new(stage2::Distil::from_params(p)))),
     );
     add(
         decl(
