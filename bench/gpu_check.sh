@@ -171,7 +171,7 @@ y_all = torch.arange(n) % 10
 x_all = (protos[y_all] + 32 * torch.randn(n, 3, side, side)).clamp(0, 255).to(torch.uint8)
 if device == "cuda":
     x_all, y_all = x_all.pin_memory(), y_all.pin_memory()
-backbone = ResNet(3, 5)
+backbone = ResNet(3, 5, "A")  # resnet32: option A, as cauda's `resnet32`
 model = nn.Sequential(backbone, nn.Linear(backbone.dim, 10)).to(device)
 opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
 mean = torch.full((1, 3, 1, 1), 0.5, device=device)

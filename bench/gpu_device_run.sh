@@ -21,6 +21,8 @@ egl=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
 [ -f "$egl" ] && export __EGL_VENDOR_LIBRARY_FILENAMES=$egl
 work=$(mktemp -d)
 tar -C "$work" -xf "$root/.gpu/cauda-gpu-bundle.tar.xz" || { echo "no bundle: run bench/gpu_device_prepare.sh first" >&2; exit 2; }
+# The scripts of this checkout, not the bundle's copies: a fix to them needs no new bundle.
+cp "$root/bench/gpu_check.sh" "$root/bench/reference.py" "$work/cauda-gpu/bench/"
 {
   echo "== host"
   uname -a
