@@ -63,7 +63,7 @@ impl Ride {
 
     /// From the per-class training counts (all > 0).
     pub fn new(counts: &[usize], p: RideParams) -> Result<Self> {
-        let ldam = Ldam::new(counts, p.max_m, p.s).map_err(|e| rename(e))?;
+        let ldam = Ldam::new(counts, p.max_m, p.s).map_err(rename)?;
         let n = validate_counts(NAME, counts)?;
         let base_temperature =
             check_param(NAME, "base_temperature", p.base_temperature, "T > 0", |t| {
@@ -142,13 +142,6 @@ impl Loss for Ride {
 
 impl Ride {
     fn experts_loss(&self, step: &Step) -> Result<Tensor<1>> {
-        if step.mix.is_some() {
-            return Err(LossError::Unsupported {
-                loss: NAME,
-                message: "its experts learn from one label per image: remove `augment.batch` \
-                          (mixup/cutmix/remix)",
-            });
-        }
         let c = self.margins.len();
         let z = expert_logits(NAME, step, 0, c)?;
         let [e, n, _] = z.dims();

@@ -91,13 +91,6 @@ impl Loss for Sade {
 
 impl Sade {
     fn experts_loss(&self, step: &Step) -> Result<Tensor<1>> {
-        if step.mix.is_some() {
-            return Err(LossError::Unsupported {
-                loss: NAME,
-                message: "its experts learn from one label per image: remove `augment.batch` \
-                          (mixup/cutmix/remix)",
-            });
-        }
         let experts = expert_logits(NAME, step, 3, self.offsets[0].len())?;
         let mut total: Option<Tensor<1>> = None;
         for (e, offsets) in self.offsets.iter().enumerate() {
@@ -113,13 +106,21 @@ impl Sade {
 }
 
 /// The step's expert logits `[E, N, C]`, checked against the loss: `want` experts (or at least
-/// 2 when `want` is 0) and `classes` classes.
+/// 2 when `want` is 0) and `classes` classes, and one label per image (RIDE and SADE train
+/// without mixing, as their references do).
 pub(crate) fn expert_logits(
     loss: &'static str,
     step: &Step,
     want: usize,
     classes: usize,
 ) -> Result<Tensor<3>> {
+    if step.mix.is_some() {
+        return Err(LossError::Unsupported {
+            loss,
+            message: "its experts learn from one label per image: remove `augment.batch` \
+                      (mixup/cutmix/remix)",
+        });
+    }
     let Some(z) = step.experts.clone() else {
         return Err(LossError::Unsupported {
             loss,
