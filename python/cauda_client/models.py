@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import enum
 import json
+from decimal import ROUND_HALF_UP, Decimal
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,8 +63,22 @@ def _time(ms: int) -> datetime.datetime:
 
 def _f32(value: float) -> float:
     """A proto ``float`` as the shortest decimal that reads back as the same float32 (what the
-    CLI and the engine's JSON print: ``0.95833335``, not ``0.9583333134651184``)."""
-    return float(str(np.float32(value)))
+    CLI and the engine's JSON print: ``0.9583333``, not ``0.9583333134651184``).
+
+    Where two decimals of that length are equally near the float32 (41944.5625 lies halfway
+    between 41944.562 and 41944.563), Rust prints the upper one and NumPy the even one; this
+    takes Rust's, so a number here is the CLI's number digit for digit."""
+    x = np.float32(value)
+    shortest = str(x)
+    if not np.isfinite(x):
+        return float(shortest)
+    digits = Decimal(shortest)
+    exponent = digits.as_tuple().exponent
+    assert isinstance(exponent, int), "a finite decimal has an integer exponent"
+    upper = Decimal(float(x)).quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_UP)
+    if upper != digits and np.float32(float(upper)) == x:
+        return float(upper)
+    return float(shortest)
 
 
 def _json(text: str) -> dict[str, Any] | None:
