@@ -6,12 +6,14 @@
 //! The survey's table ([`COLUMNS`]: headers and cells from one list) is rendered as aligned
 //! text, Markdown and HTML; the raw values are the generated `ReportRow`'s own serde (the
 //! proto3 JSON mapping), as JSON and as CSV whose columns are `ReportRow`'s fields in `.proto`
-//! order, so a new proto field reaches both without a hand-kept list.
+//! order, so a new proto field reaches both without a hand-kept list. SADE's test-agnostic
+//! accuracies have a table of their own ([`test_agnostic_table`]).
 
 mod columns;
 mod compare;
 mod fields;
 pub mod html;
+mod test_agnostic;
 mod text;
 
 use cauda_proto::v1::GetReportResponse;
@@ -22,7 +24,10 @@ pub use columns::{
 pub use compare::{COMPARE_COLUMNS, CompareColumn, Pair, compare, compare_headers};
 pub use fields::{csv, csv_fields, json};
 pub use html::html;
-pub use text::{aligned, markdown, table_text};
+pub use test_agnostic::{
+    TEST_AGNOSTIC_COLUMNS, TEST_AGNOSTIC_NOTE, test_agnostic_cells, test_agnostic_table,
+};
+pub use text::{aligned, markdown, markdown_table, table_text};
 
 /// Why a report could not be rendered.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 
 use cauda_proto::v1::GetReportResponse;
 
-use crate::columns::{COLUMNS, cells, headers, notes};
+use crate::columns::{cells, headers, notes};
 use crate::title;
 
 /// Left-aligned columns separated by two spaces; the last column is not padded and no line
@@ -59,22 +59,30 @@ fn markdown_cell(text: &str) -> String {
 
 /// A Markdown table (no title, for pasting under one), then the notes.
 pub fn markdown(report: &GetReportResponse) -> String {
-    let line = |cells: Vec<String>| {
+    let rows: Vec<Vec<String>> = report.rows.iter().map(cells).collect();
+    markdown_table(&headers(), &rows, &notes(report))
+}
+
+/// `headers` and `rows` as a Markdown table, then `notes`.
+pub fn markdown_table(headers: &[&str], rows: &[Vec<String>], notes: &str) -> String {
+    let line = |cells: &[String]| {
         let cells: Vec<String> = cells.iter().map(|c| markdown_cell(c)).collect();
         format!("| {} |\n", cells.join(" | "))
     };
-    let mut out = line(headers().into_iter().map(String::from).collect());
-    out.push_str(&format!("|{}\n", "---|".repeat(COLUMNS.len())));
-    for row in &report.rows {
-        out.push_str(&line(cells(row)));
+    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    let mut out = line(&header);
+    out.push_str(&format!("|{}\n", "---|".repeat(headers.len())));
+    for row in rows {
+        out.push_str(&line(row));
     }
-    out.push_str(&format!("\n{}\n", notes(report)));
+    out.push_str(&format!("\n{notes}\n"));
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::COLUMNS;
     use cauda_proto::v1::ReportRow;
 
     #[test]

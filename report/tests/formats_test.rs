@@ -46,6 +46,17 @@ fn report() -> GetReportResponse {
                 gpu_hours: 0.75,
                 engines: vec![CURRENT.into()],
                 older_engine: false,
+                forward_50: Some(0.8711),
+                forward_25: Some(0.8532),
+                forward_10: Some(0.8204),
+                forward_5: Some(0.7893),
+                forward_2: Some(0.7466),
+                uniform: Some(0.7123),
+                backward_2: Some(0.6781),
+                backward_5: Some(0.6312),
+                backward_10: Some(0.5925),
+                backward_25: Some(0.5417),
+                backward_50: Some(0.5013),
                 coordinates: vec![
                     GridCoordinate {
                         key: "data.imbalance.ratio".into(),

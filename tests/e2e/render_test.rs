@@ -110,6 +110,48 @@ fn report_table_and_markdown(cli: &Cli, report: &GetReportResponse, exp: &str) {
     golden("report.markdown.md", &format!("{}\n", md.join("\n")));
 }
 
+/// `--table test-agnostic`: SADE's eleven shifted test sets, each cell the reply's field in %,
+/// and a model trained on a long tail does best on the forward test sets and worst backward.
+fn report_test_agnostic(cli: &Cli, report: &GetReportResponse, exp: &str) {
+    let text = cli.shown(&["report", exp, "--table", "test-agnostic"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], format!("{exp} render"));
+    let end = 2 + report.rows.len();
+    let (headers, rows) = read_aligned(&lines[1..end]);
+    let pct = |v: Option<f64>| format!("{:.1}", v.expect("every row has the field") * 100.0);
+    for (cells, row) in rows.iter().zip(&report.rows) {
+        let fields = [
+            row.forward_50,
+            row.forward_25,
+            row.forward_10,
+            row.forward_5,
+            row.forward_2,
+            row.uniform,
+            row.backward_2,
+            row.backward_5,
+            row.backward_10,
+            row.backward_25,
+            row.backward_50,
+        ];
+        assert_eq!(headers[3..5], ["fwd-50", "fwd-25"], "{headers:?}");
+        assert_eq!(headers[8], "uniform");
+        assert_eq!(headers[13], "bwd-50");
+        let want: Vec<String> = fields.iter().map(|&v| pct(v)).collect();
+        assert_eq!(cells[3..], want[..], "{}", row.method);
+        let (forward, uniform, backward) =
+            (fields[0].unwrap(), fields[5].unwrap(), fields[10].unwrap());
+        assert!(
+            forward > uniform && uniform > backward,
+            "{}: {forward} / {uniform} / {backward}",
+            row.method
+        );
+    }
+    golden(
+        "report.test-agnostic.txt",
+        &format!("{}\n", lines.join("\n")),
+    );
+}
+
 /// CSV (a cell per ReportRow field, each what the reply's serde says) and JSON (the reply).
 fn report_csv_and_json(cli: &Cli, report: &GetReportResponse, exp: &str) {
     let text = cli.shown(&["report", exp, "--format", "csv"]);
@@ -256,6 +298,7 @@ async fn every_output_renders_what_the_daemon_said() {
     report_table_and_markdown(&cli, &report, &exp);
     report_csv_and_json(&cli, &report, &exp);
     report_html(&cli, &report, &exp, dir.path());
+    report_test_agnostic(&cli, &report, &exp);
     compare(&cli, study, short);
     listings(&cli, &mut client, study).await;
 }

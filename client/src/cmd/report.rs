@@ -1,9 +1,10 @@
-//! `cauda report EXPERIMENT [--format table|markdown|csv|json|html] [--engine all|current]`: the
-//! experiment's report (GetReport) in the survey's layout, rendered by `cauda-report` (the
+//! `cauda report EXPERIMENT [--format table|markdown|csv|json|html] [--engine all|current]
+//! [--table main|test-agnostic]`: the experiment's report (GetReport) in the survey's layout (or
+//! SADE's test-agnostic table), rendered by `cauda-report` (the
 //! renderer `caudad demo` prints with too); `cauda compare E1 E2` puts two reports side by side.
 
 use cauda_proto::v1::{GetReportRequest, GetReportResponse};
-use cauda_report::{Figure, current_engine_only, render};
+use cauda_report::{Figure, current_engine_only, render, test_agnostic_table};
 
 use crate::connect::connect;
 use crate::exit::CliError;
@@ -47,6 +48,17 @@ pub enum EngineFilter {
     Current,
 }
 
+/// Which of the report's tables `cauda report` renders.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Table {
+    /// The survey's table: top-1, many/medium/few, calibration, relative accuracy, cost.
+    #[default]
+    Main,
+    /// SADE's test-agnostic table: top-1 on forward and backward long-tailed test sets at
+    /// imbalance 50 to 2, and the uniform one (CSV and JSON hold these with every format).
+    TestAgnostic,
+}
+
 /// Arguments of `cauda report`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -63,6 +75,9 @@ pub struct Args {
     /// older engine (another crate version or recipe).
     #[arg(long, value_enum, default_value_t = EngineFilter::All)]
     pub engine: EngineFilter,
+    /// Which table: the survey's (`main`) or SADE's test-agnostic one (`test-agnostic`).
+    #[arg(long, value_enum, default_value_t = Table::Main)]
+    pub table: Table,
 }
 
 /// Arguments of `cauda compare`.
@@ -96,9 +111,18 @@ pub async fn run(addr: &str, args: Args) -> Result<(), CliError> {
     if args.engine == EngineFilter::Current {
         report = current_engine_only(report);
     }
-    match args.format {
-        Format::Html => html(addr, &report, args.out).await,
-        format => super::emit(&render(&report, format.into(), &[]).map_err(render_error)?),
+    match (args.table, args.format) {
+        (Table::Main, Format::Html) => html(addr, &report, args.out).await,
+        (Table::Main, format) => {
+            super::emit(&render(&report, format.into(), &[]).map_err(render_error)?)
+        }
+        (Table::TestAgnostic, Format::Html) => write_page(
+            &test_agnostic_table(&report, cauda_report::Format::Html).map_err(render_error)?,
+            args.out,
+        ),
+        (Table::TestAgnostic, format) => {
+            super::emit(&test_agnostic_table(&report, format.into()).map_err(render_error)?)
+        }
     }
 }
 
@@ -140,7 +164,12 @@ async fn html(
 ) -> Result<(), CliError> {
     let dir = out.ok_or_else(|| CliError::Usage("--format html needs --out DIR".into()))?;
     let figures = figures(addr, report.experiment_id).await?;
-    let page = cauda_report::html(report, &figures);
+    write_page(&cauda_report::html(report, &figures), Some(dir))
+}
+
+/// Writes `page` as `DIR/index.html` (through a temporary file, so a reader never sees half).
+fn write_page(page: &str, out: Option<std::path::PathBuf>) -> Result<(), CliError> {
+    let dir = out.ok_or_else(|| CliError::Usage("--format html needs --out DIR".into()))?;
     let io = |path: &std::path::Path| {
         let path = path.to_path_buf();
         move |source| CliError::Io { path, source }

@@ -3,11 +3,13 @@
 //! sample standard deviation), overall and many/medium/few-shot top-1 of the final model, the
 //! validation-selected and (marked optimistic) best-on-test top-1, relative accuracy
 //! `A_r = A_t / max(A_v, A_b)` from the balanced reference runs, throughput and device-hours,
-//! and the engines that trained the row (a row of an older engine is marked so).
+//! and the engines that trained the row (a row of an older engine is marked so); and SADE's
+//! test-agnostic accuracies (forward and backward long-tailed test sets) from the per-class ones.
 //! Pure over stored records; accuracies are fractions in [0, 1]. Rows are the grid's points
 //! grouped by their coordinates other than the seed; the summaries are the engine's typed
 //! `RunSummary`s.
 
+use cauda_plugins::metrics::test_agnostic;
 use cauda_plugins::spec::{Coordinate, point_name};
 use cauda_plugins::train::RunSummary;
 
@@ -47,6 +49,9 @@ pub struct ReportRow {
     /// Mean expected calibration error and negative log-likelihood.
     pub ece: Option<f64>,
     pub nll: Option<f64>,
+    /// Mean expected top-1 on SADE's shifted test sets, in `metrics::TEST_AGNOSTIC`'s order
+    /// (forward 50 to 2, uniform, backward 2 to 50).
+    pub test_agnostic: [Option<f64>; 11],
     /// Test top-1 at the best validation epoch (runs with a validation split).
     pub val_selected_top1: Option<f64>,
     /// The best test top-1 over evaluations: optimistic, picked on the test set.
@@ -171,6 +176,7 @@ struct Group {
     val_selected: Vec<f64>,
     best_test: Vec<f64>,
     images_per_sec: Vec<f64>,
+    test_agnostic: [Vec<f64>; 11],
     a_v: Vec<f64>,
     a_b: Vec<f64>,
 }
@@ -190,6 +196,14 @@ impl Group {
         self.val_selected.extend(wide(s.val_selected_top1));
         self.best_test.push(f64::from(s.best_test_top1));
         self.images_per_sec.push(f64::from(s.images_per_sec));
+        let per_class: Vec<Option<f64>> = last.per_class.iter().map(|a| wide(*a)).collect();
+        for (values, accuracy) in self
+            .test_agnostic
+            .iter_mut()
+            .zip(test_agnostic(&per_class, &s.class_counts))
+        {
+            values.extend(accuracy);
+        }
     }
 
     fn finish(mut self, row: &mut ReportRow) {
@@ -211,6 +225,7 @@ impl Group {
         row.val_selected_top1 = mean(&self.val_selected);
         row.best_test_top1 = mean(&self.best_test);
         row.images_per_sec = mean(&self.images_per_sec);
+        row.test_agnostic = self.test_agnostic.map(|values| mean(&values));
         row.a_t = row.top1_mean;
         row.a_v = mean(&self.a_v);
         row.a_b = mean(&self.a_b);

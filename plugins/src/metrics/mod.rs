@@ -1,6 +1,6 @@
 //! Evaluation of a long-tailed classifier from its predictions, in plain Rust (no tensors): top-1,
 //! per-class and many/medium/few-shot accuracy, the confusion matrix, calibration (ECE, NLL, the
-//! reliability diagram) and the worst class, the per-epoch record, the survey's model-selection
+//! reliability diagram) and the worst class, SADE's test-agnostic accuracy, the per-epoch record, the survey's model-selection
 //! variants and its relative accuracy.
 
 mod calibration;
@@ -8,12 +8,14 @@ mod classwise;
 mod confusion;
 mod epoch;
 mod shot_groups;
+mod test_agnostic;
 
 pub use calibration::{Calibration, ECE_BINS, ReliabilityBin, calibration, worst_class};
 pub use classwise::{class_accuracy, top_k_accuracy};
 pub use confusion::{ConfusionMatrix, argmax};
 pub use epoch::{Selected, Selection, relative_accuracy};
 pub use shot_groups::{GroupAccuracy, ShotThresholds, group_accuracy, group_accuracy_of};
+pub use test_agnostic::{Shift, TEST_AGNOSTIC, TestDistribution, test_agnostic};
 
 /// Errors of the metrics layer: mismatched lengths or out-of-range classes in the inputs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -29,6 +29,8 @@ struct Case {
     confusion: Vec<u64>,
     calibration: CalibrationCase,
     worst_class: f64,
+    /// SADE's eleven shifted test sets' expected top-1 (forward 50..2, uniform, backward 2..50).
+    test_agnostic: Vec<f64>,
 }
 
 #[derive(Deserialize)]
@@ -53,6 +55,24 @@ fn close(got: Option<f32>, want: Option<f64>, what: &str) {
         ),
         (None, None) => {}
         _ => panic!("{what}: got {got:?}, want {want:?}"),
+    }
+}
+
+#[test]
+fn test_agnostic_accuracy_matches_sades_shifted_test_sets() {
+    let fixture: Fixture = serde_json::from_str(FIXTURE).expect("metrics fixture parses");
+    for c in fixture.cases {
+        let got = test_agnostic(&c.per_class, &c.train_counts);
+        assert_eq!(c.test_agnostic.len(), got.len(), "{}", c.name);
+        for ((g, w), d) in got.iter().zip(&c.test_agnostic).zip(TEST_AGNOSTIC) {
+            let g = g.unwrap_or_else(|| panic!("{} {}: no accuracy", c.name, d.name()));
+            assert!(
+                (g - w).abs() <= 1e-8,
+                "{} {}: {g} vs SADE's {w}",
+                c.name,
+                d.name()
+            );
+        }
     }
 }
 
