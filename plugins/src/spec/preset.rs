@@ -40,6 +40,7 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "ce",
     "focal",
     "cb-focal",
+    "cb-softmax",
     "weighted-ce",
     "cosine-classifier",
     "ldam-drw",
