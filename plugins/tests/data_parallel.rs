@@ -247,6 +247,7 @@ fn with_batchnorm_each_replica_normalizes_its_shard_and_replica_zero_keeps_the_s
     let batch = |r: std::ops::Range<usize>| Batch {
         pixels: pixels[r.start * per..r.end * per].to_vec(),
         labels: labels[r.clone()].to_vec(),
+        views: 1,
         mixed: None,
         draws: Vec::new(),
     };
@@ -339,6 +340,7 @@ fn running_statistics_follow_every_step_of_a_data_parallel_run() {
     let doubled = Batch {
         pixels: [a.clone(), a.clone()].concat(),
         labels: [labels.clone(), labels.clone()].concat(),
+        views: 1,
         mixed: None,
         draws: Vec::new(),
     };
