@@ -494,6 +494,37 @@ class Head(nn.Module):
             self.weight.mul_((t / norms).clamp_max(1.0))
 
 
+class Mlp2(nn.Module):
+    """models/contrast.rs Mlp2: Linear(d, d) - BatchNorm1d(d) - ReLU - Linear(d, p), as BCL's
+    `BCLModel.head` and `head_fc` (FlamieZhu/Balanced-Contrastive-Learning models/resnext.py)."""
+
+    def __init__(self, d, p):
+        super().__init__()
+        self.fc1, self.bn, self.fc2 = nn.Linear(d, d), nn.BatchNorm1d(d), nn.Linear(d, p)
+
+    def forward(self, x):
+        return self.fc2(F.relu(self.bn(self.fc1(x))))
+
+
+class ContrastHeads(nn.Module):
+    """models/contrast.rs: the projection head on every view's features and, optionally, the
+    class-center head on the classifier's weights; both unit-norm (BCLModel.forward's
+    F.normalize(head(feat)) and F.normalize(head_fc(fc.weight.T)))."""
+
+    def __init__(self, d, design):
+        super().__init__()
+        self.views = design["views"]
+        self.projection = Mlp2(d, design["dim"])
+        self.centers = Mlp2(d, design["dim"]) if design["centers"] else None
+
+    def embeddings(self, h, views):
+        e = F.normalize(self.projection(h), dim=1)
+        return e.view(views, h.shape[0] // views, -1)
+
+    def class_centers(self, w):
+        return F.normalize(self.centers(w), dim=1) if self.centers is not None else None
+
+
 class Classifier(nn.Module):
     def __init__(self, model_cfg, shape, classes):
         super().__init__()
@@ -512,6 +543,8 @@ class Classifier(nn.Module):
         scale = model_cfg["head_scale"] if model_cfg["head"] == "cosine" else 0.0
         init = "kaiming" if RESNETS.get(name, (0, "B"))[1] == "A" else "torch"
         self.head = Head(self.backbone.dim, classes, scale, init, model_cfg.get("experts", 1))
+        design = model_cfg.get("contrast")
+        self.contrast = ContrastHeads(self.backbone.dim, design) if design else None
 
     def forward(self, x):
         return self.head(self.backbone(x))
@@ -530,6 +563,25 @@ def normalize_to_c(w):
 def effective_number_weights(counts, beta):
     n = np.asarray(counts, dtype=np.float64)
     return normalize_to_c((1 - beta) / (1 - beta ** n))
+
+
+def bal_scl(centers, views, y, classes, temperature):
+    """BalSCL.forward (loss/contrastive.py) for any number of views [V', N, P]: anchors are
+    every view of every image, columns every view and the C centers; each column's exp is
+    divided by its class's count among the columns (minus 1 for the anchor's own class)."""
+    v, n, _ = views.shape
+    targets = torch.cat([y.repeat(v), torch.arange(classes)]).view(-1, 1)
+    count = torch.eye(classes, dtype=views.dtype)[targets[:, 0]].sum(0)
+    mask = torch.eq(targets[: v * n], targets.T).to(views.dtype)
+    logits_mask = torch.scatter(torch.ones_like(mask), 1, torch.arange(v * n).view(-1, 1), 0)
+    mask = mask * logits_mask
+    feats = torch.cat([views.reshape(v * n, -1), centers], 0)
+    logits = feats[: v * n].mm(feats.T) / temperature
+    logits = logits - logits.max(1, keepdim=True)[0].detach()
+    exp_logits = torch.exp(logits) * logits_mask
+    per_ins_weight = count[targets[:, 0]].view(1, -1).expand_as(mask) - mask
+    log_prob = logits - torch.log(exp_logits.div(per_ins_weight).sum(1, keepdim=True))
+    return -((mask * log_prob).sum(1) / mask.sum(1)).mean()
 
 
 class Loss:
@@ -589,6 +641,11 @@ class Loss:
             # per_cls_weights = 1/n scaled to sum C.
             self.ib_start = math.floor(self.p["start_fraction"] * epochs)
             self.ib_weights = torch.tensor(normalize_to_c(1.0 / n), dtype=torch.float32)
+        if self.name == "bcl":
+            # FlamieZhu/Balanced-Contrastive-Learning LogitAdjust (tau log prior, float32 here
+            # as cauda's offsets are) and BalSCL (temperature).
+            self.la_offsets = torch.tensor(self.p["tau"] * np.log(n / n.sum()),
+                                           dtype=torch.float32)
         self.drw_start, self.drw_weights = None, None
         if drw is not None:
             self.drw_start = math.floor(drw["values"]["start_fraction"] * epochs)
@@ -637,6 +694,13 @@ class Loss:
         second = torch.logsumexp(spread, -1) - math.log(z.shape[0])
         estim = first - second - self.p["lambda"] * second ** 2
         return -(estim * prior).sum()
+
+    def bcl_batch(self, z, e, centers, y):
+        """BCL: alpha LogitAdjust(z, y) + beta BalSCL(centers, views 1.., y) (losses/bcl.rs),
+        `e` the unit-norm embeddings [V, N, P] of every view, view 0 the classification view."""
+        ce = F.cross_entropy(z + self.la_offsets.to(z.dtype), y)
+        scl = bal_scl(centers, e[1:], y, len(self.la_offsets), self.p["temperature"])
+        return self.p["alpha"] * ce + self.p["beta"] * scl
 
     def experts_batch(self, zs, y, epoch):
         """RIDE and SADE over the experts' logits zs [E, N, C] (sums over experts)."""
@@ -863,17 +927,26 @@ def run_stage(model, d, cfg, st, losses=None):
         total, batches = 0.0, 0
         for start in range(0, len(order), bs):
             idx = order[start : start + bs]
-            xb, yb = x_all[idx], y_all[idx]
-            if pad is not None:
-                xb = crop_flip(xb, pad)
-            xb = normalize(xb, d)
+            x0, yb = x_all[idx], y_all[idx]
+            xb = normalize(crop_flip(x0, pad) if pad is not None else x0, d)
             mixed = None
             if st["mixer"] is not None:
                 xb, mixed = mix(st["mixer"], xb, yb, d["counts"])
+            # A contrastive model's further views: each image cropped and flipped again.
+            views = [normalize(crop_flip(x0, pad) if pad is not None else x0, d)
+                     for _ in range(views_of(model) - 1)]
+            if views:
+                xb = torch.cat([xb] + views)
             total += float(train_step(model, optim, st, xb, yb, mixed, epoch))
             batches += 1
         if losses is not None:
             losses.append(total / max(batches, 1))
+
+
+def views_of(model):
+    """Views of each image in a training batch (models/mod.rs Classifier::batch_views)."""
+    contrast = getattr(model, "contrast", None)
+    return 1 if contrast is None else 1 + contrast.views
 
 
 def frozen_teacher(model):
@@ -893,14 +966,27 @@ def distillation(task, z, zt, alpha, t):
 
 
 def train_step(model, optim, st, xb, yb, mixed, epoch):
-    """One optimizer step on a ready batch (train/stage.rs); returns the loss."""
+    """One optimizer step on a ready batch (train/stage.rs, parallel.rs batch_loss); returns the
+    loss. A contrastive model's batch is its views one after the other [V x N, ...]: all pass
+    the backbone (and the projection head's BatchNorm) at once, the logits are view 0's."""
+    n = len(yb)
     h = model.backbone(xb)
+    contrast = getattr(model, "contrast", None)
+    if contrast is not None:
+        e = contrast.embeddings(h, xb.shape[0] // n)
+        centers = contrast.class_centers(model.head.weight)
+        h = h[:n]
     experts = model.head.expert_logits(h) if getattr(model.head, "experts", 1) > 1 else None
     z = experts.mean(0) if experts is not None else model.head(h)
-    loss = st["loss"].batch(z, yb, mixed, epoch, h, experts)
+    if contrast is not None:
+        if mixed is not None or centers is None:
+            sys.exit("reference.py: bcl takes no mixed batch and needs the class centers")
+        loss = st["loss"].bcl_batch(z, e, centers, yb)
+    else:
+        loss = st["loss"].batch(z, yb, mixed, epoch, h, experts)
     if st.get("kd") is not None:
         with torch.no_grad():
-            zt = st["teacher"](xb)
+            zt = st["teacher"](xb[:n])
         loss = distillation(loss, z, zt, *st["kd"])
     optim.zero_grad(set_to_none=True)
     loss.backward()

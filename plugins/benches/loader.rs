@@ -138,6 +138,7 @@ fn main() {
             mixer: None,
             class_counts: &counts,
             seed: epoch as u64,
+            views: 1,
         };
         let mut started = None;
         for_each_batch(plan, |b| -> Result<(), TrainError> {

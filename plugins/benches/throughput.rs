@@ -273,6 +273,7 @@ fn parts(case: &Case, device: &Device) -> (f64, f64) {
             mixer: None,
             class_counts: &data.class_counts,
             seed: r as u64,
+            views: 1,
         };
         train::for_each_batch(plan, |b| -> Result<(), TrainError> {
             kept = Some(b);

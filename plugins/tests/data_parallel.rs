@@ -8,7 +8,8 @@
 //!   statistics, as DDP without SyncBatchNorm), and the running statistics afterwards are those
 //!   of the first shard alone (DDP's rank-0 buffers);
 //! - a 2-device run resumed from its first epoch's checkpoint ends where the uninterrupted one
-//!   does.
+//!   does;
+//! - a contrastive model's batch of views (BCL) is cut into shards view by view.
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -247,6 +248,7 @@ fn with_batchnorm_each_replica_normalizes_its_shard_and_replica_zero_keeps_the_s
     let batch = |r: std::ops::Range<usize>| Batch {
         pixels: pixels[r.start * per..r.end * per].to_vec(),
         labels: labels[r.clone()].to_vec(),
+        views: 1,
         mixed: None,
         draws: Vec::new(),
     };
@@ -339,6 +341,7 @@ fn running_statistics_follow_every_step_of_a_data_parallel_run() {
     let doubled = Batch {
         pixels: [a.clone(), a.clone()].concat(),
         labels: [labels.clone(), labels.clone()].concat(),
+        views: 1,
         mixed: None,
         draws: Vec::new(),
     };
@@ -370,4 +373,111 @@ fn running_statistics_follow_every_step_of_a_data_parallel_run() {
         &running_stats(&reference),
         1e-6,
     );
+}
+
+/// A contrastive model's batch holds its views one after the other: each replica gets its
+/// shard's images in every view (not a slice of the stacked views), so BCL on two devices is
+/// the mean of BCL on each shard alone, computed by hand from the model's parts (a replica fed
+/// the first view three times, say, fails it).
+#[test]
+fn a_batch_of_views_is_sharded_view_by_view() {
+    let _serial = serial();
+    let device = Device::flex().autodiff();
+    let shape = InputShape {
+        channels: 3,
+        height: 8,
+        width: 8,
+    };
+    let design = cauda_plugins::models::ContrastDesign {
+        dim: 6,
+        views: 2,
+        centers: true,
+    };
+    let fresh = || {
+        device.seed(5);
+        Classifier::new(
+            BackboneKind::LeNet,
+            HeadKind::Cosine { scale: 30.0 },
+            shape,
+            4,
+            &device,
+        )
+        .and_then(|m| m.with_contrast(Some(design), &device))
+        .unwrap()
+    };
+    let (n, views, per) = (8, 3, 3 * 8 * 8);
+    // View v of image i: its own pixels, different in every view.
+    let image = |v: usize, i: usize| -> Vec<f32> {
+        (0..per)
+            .map(|k| (((v * 31 + i * 17 + k * 7) % 97) as f32 / 48.0) - 1.0)
+            .collect()
+    };
+    let labels: Vec<u32> = (0..n as u32).map(|i| i % 4).collect();
+    let batch = |r: std::ops::Range<usize>| Batch {
+        pixels: (0..views)
+            .flat_map(|v| r.clone().flat_map(move |i| image(v, i)))
+            .collect(),
+        labels: labels[r.clone()].to_vec(),
+        views,
+        mixed: None,
+        draws: Vec::new(),
+    };
+    let registry = builtin_registry();
+    let ctx = cauda_plugins::registry::BuildContext {
+        class_counts: vec![9, 5, 3, 2],
+        epochs: 1,
+    };
+    let params = registry
+        .validated(cauda_plugins::registry::Kind::Loss, "bcl", &[])
+        .unwrap();
+    let loss = registry.loss(&params, None, &ctx).unwrap();
+    let (ddp, l) = {
+        let m = fresh();
+        let devices = [device.clone(), device.clone()];
+        let (g, l) = data_parallel_grads(
+            &m,
+            None,
+            &devices,
+            &batch(0..n),
+            [3, 8, 8],
+            loss.as_ref(),
+            (0, 0),
+        )
+        .unwrap();
+        (grads_of(&m, &g), l.into_scalar::<f32>())
+    };
+    // One shard alone, through the model's public parts rather than the loop's batch code:
+    // every view through the backbone, the logits of the first, the heads' embeddings and
+    // centers.
+    let alone = |r: std::ops::Range<usize>| {
+        let m = fresh();
+        let k = r.len();
+        let x = Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(batch(r.clone()).pixels, [views * k, 3, 8, 8]),
+            &device,
+        );
+        let f = m.features(x);
+        let heads = m.contrast.as_ref().unwrap();
+        let y: Vec<i64> = labels[r].iter().map(|&v| i64::from(v)).collect();
+        let y = Tensor::<1, burn::tensor::Int>::from_data(
+            burn::tensor::TensorData::new(y, [k]),
+            &device,
+        );
+        let step = cauda_plugins::losses::Step {
+            embeddings: Some(heads.embeddings(f.clone(), views)),
+            centers: heads.centers(m.head.weight.val()),
+            ..cauda_plugins::losses::Step::plain(m.head.forward(f.narrow(0, 0, k)), y, 0, 0)
+        };
+        let l = cauda_plugins::losses::step_loss(loss.as_ref(), step).unwrap();
+        let g = GradientsParams::from_grads(l.backward(), &m);
+        (grads_of(&m, &g), l.into_scalar::<f32>())
+    };
+    let (ga, la) = alone(0..4);
+    let (gb, lb) = alone(4..n);
+    assert_close("loss", &[l], &[(la + lb) / 2.0], 1e-5);
+    assert_eq!(ddp.len(), ga.len());
+    for (i, ((d, a), b)) in ddp.iter().zip(&ga).zip(&gb).enumerate() {
+        let mean: Vec<f32> = a.iter().zip(b).map(|(x, y)| (x + y) / 2.0).collect();
+        assert_close(&format!("gradient {i}"), d, &mean, 1e-4);
+    }
 }

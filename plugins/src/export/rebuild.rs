@@ -134,7 +134,8 @@ pub fn rebuild(
         other => return Err(ExportError::UnknownHead(other.to_string())),
     };
     let g = geometry_of(kind, &checkpoint.model)?;
-    let mut model = Classifier::new(kind, head, g.input, g.classes, device)?;
+    let mut model = Classifier::new(kind, head, g.input, g.classes, device)?
+        .with_contrast(run.model.contrast, device)?;
     // The head's optional parts follow the stage the checkpoint was taken in: LWS adds scales;
     // a linear head keeps its bias. Whether they fit the recipe is checked by the strict load.
     if g.has_scales {

@@ -371,3 +371,40 @@ fn tau_normalization_drops_the_bias_and_is_recorded() {
     let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
     assert!((norm - 1.0).abs() < 1e-5, "row norm {norm}");
 }
+
+/// A BCL run's checkpoint holds the contrastive heads too: the export rebuilds them from the
+/// run's design and writes them under PyTorch's names (`contrast.projection.fc1.weight`
+/// transposed to `[out, in]`, the BatchNorm's statistics and `num_batches_tracked`).
+#[test]
+fn a_contrastive_run_exports_its_heads_under_pytorchs_names() {
+    let text = "name = \"x\"\nmethod = \"bcl\"\n[data]\nformat = \"digits\"\n[model]\nbackbone = \"lenet\"\n[train]\nepochs = 1\nbatch_size = 8\noptimizer = { name = \"sgd\", lr = 0.1 }\n";
+    let spec = ExperimentSpec::parse("t.toml", text).unwrap();
+    let r = spec
+        .resolve("t.toml", &PresetBook::builtin(), &builtin_registry())
+        .unwrap();
+    let m = model(BackboneKind::LeNet, HeadKind::Cosine { scale: 30.0 })
+        .with_contrast(r.model.contrast, &Device::default())
+        .unwrap();
+    let ck = checkpoint_of(&m, config_hash(&r));
+    let bytes = export(
+        &r,
+        &ck,
+        ExportFormat::Safetensors,
+        &ExportOptions::default(),
+    )
+    .unwrap();
+    let st = ::safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let want = names_and_shapes(&m);
+    assert_eq!(st.len(), want.len());
+    for (name, shape) in [
+        ("contrast.projection.fc1.weight", vec![84, 84]),
+        ("contrast.projection.fc2.weight", vec![128, 84]),
+        ("contrast.projection.fc2.bias", vec![128]),
+        ("contrast.projection.bn.running_var", vec![84]),
+        ("contrast.centers.fc2.weight", vec![128, 84]),
+        ("contrast.centers.bn.num_batches_tracked", vec![]),
+    ] {
+        assert_eq!(want[name], shape, "{name}");
+        assert_eq!(st.tensor(name).unwrap().shape(), shape.as_slice(), "{name}");
+    }
+}

@@ -131,6 +131,8 @@ fn newer_losses_match_their_authors_code_values_and_gradients() {
             epoch: 0,
             step: 0,
             teacher: None,
+            embeddings: None,
+            centers: None,
         };
         let value = step_loss(loss.as_ref(), step).expect("loss");
         let grads = value.backward();
@@ -209,6 +211,8 @@ fn distillation_matches_dive_kld_values_and_gradients() {
             epoch: 0,
             step: 0,
             teacher: Some(floats(&r.teacher, [r.n, r.c], &device)),
+            embeddings: None,
+            centers: None,
         };
         let value = step_loss(loss.as_ref(), step).expect("loss");
         let g = logits
@@ -249,6 +253,8 @@ fn distillation_from_itself_is_the_scaled_task_loss_and_needs_a_teacher() {
         epoch: 0,
         step: 0,
         teacher,
+        embeddings: None,
+        centers: None,
     };
     let ce = to_f64(CrossEntropy.per_sample(z.clone(), y.clone()).mean());
     close(
@@ -292,6 +298,8 @@ fn expert_losses_match_their_authors_code_values_and_gradients() {
         let labels = Tensor::<1, Int>::from_data(TensorData::new(r.labels.clone(), [r.n]), &device);
         let step = Step {
             teacher: None,
+            embeddings: None,
+            centers: None,
             logits: experts.clone().mean_dim(0).reshape([r.n, r.c]),
             experts: Some(experts.clone()),
             features: None,
@@ -336,6 +344,8 @@ fn expert_losses_refuse_a_model_without_experts_and_mixed_batches() {
         let loss = registry.loss(&params, None, &ctx).expect("builds");
         let plain = Step {
             teacher: None,
+            embeddings: None,
+            centers: None,
             logits: Tensor::<2>::zeros([2, 3], &device),
             experts: None,
             features: None,
@@ -366,6 +376,8 @@ fn expert_losses_refuse_a_model_without_experts_and_mixed_batches() {
     let loss = registry.loss(&params, None, &ctx).expect("builds");
     let two = Step {
         teacher: None,
+        embeddings: None,
+        centers: None,
         logits: Tensor::<2>::zeros([2, 3], &device),
         experts: Some(Tensor::<3>::zeros([2, 2, 3], &device)),
         features: None,
@@ -404,6 +416,8 @@ fn lade_refuses_a_mixed_batch() {
         epoch: 0,
         step: 0,
         teacher: None,
+        embeddings: None,
+        centers: None,
     };
     let err = step_loss(&loss, step).unwrap_err().to_string();
     assert!(
@@ -427,6 +441,8 @@ fn influence_balanced_is_plain_ce_before_its_start_epoch() {
         epoch,
         step: 0,
         teacher: None,
+        embeddings: None,
+        centers: None,
     };
     let ce = to_f64(CrossEntropy.per_sample(z.clone(), y.clone()).mean());
     close("warm-up", &to_f64(step_loss(&ib, step(2)).unwrap()), &ce);

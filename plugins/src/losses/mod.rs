@@ -8,6 +8,7 @@
 //! training counts `n_c` and validate every parameter with a [`LossError`] naming it and its range.
 
 mod balanced_softmax;
+mod bcl;
 mod class_balanced;
 mod class_stats;
 mod combine;
@@ -29,6 +30,8 @@ mod vs;
 mod weighted_ce;
 
 #[cfg(test)]
+mod bcl_fixture_tests;
+#[cfg(test)]
 mod behaviour_tests;
 #[cfg(test)]
 mod fixture_tests;
@@ -38,6 +41,7 @@ mod method_fixture_tests;
 use burn::tensor::{Int, Tensor};
 
 pub use balanced_softmax::BalancedSoftmax;
+pub use bcl::{Bcl, BclParams};
 pub use class_balanced::{ClassBalanced, ClassBalancedBase};
 pub use class_stats::log_prior;
 pub use combine::{Mixup, combine};

@@ -33,6 +33,33 @@ pub struct Step {
     /// A frozen teacher's logits `[N, C]` for the same images (no gradient), in a stage that
     /// distils one (`module.stage2 = "kd"`); `None` elsewhere.
     pub teacher: Option<Tensor<2>>,
+    /// Unit-norm embeddings `[V, N, P]` of every view of the images from the model's projection
+    /// head (`module.classifier = "contrastive"`): view 0 is the classification view `logits`
+    /// come from, views 1.. are the augmented views a contrastive loss compares (BCL); `None`
+    /// for a model without the head.
+    pub embeddings: Option<Tensor<3>>,
+    /// Unit-norm class centers `[C, P]`: the classifier's weights through the model's
+    /// class-center head (BCL's `head_fc`), where the model has it.
+    pub centers: Option<Tensor<2>>,
+}
+
+impl Step {
+    /// A step of `logits` and `labels` alone (no features, experts, mixing, teacher or
+    /// embeddings) at `epoch` and `step`: what a loss sees of a plain batch.
+    pub fn plain(logits: Tensor<2>, labels: Tensor<1, Int>, epoch: usize, step: usize) -> Self {
+        Self {
+            logits,
+            features: None,
+            experts: None,
+            labels,
+            mix: None,
+            epoch,
+            step,
+            teacher: None,
+            embeddings: None,
+            centers: None,
+        }
+    }
 }
 
 /// The scalar training loss (shape `[1]`) of one step: the loss' own whole-batch value when it

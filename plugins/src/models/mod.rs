@@ -4,6 +4,7 @@
 
 mod backbone;
 pub mod batch_norm;
+mod contrast;
 mod experts;
 mod head;
 mod imagenet_resnet;
@@ -14,6 +15,7 @@ mod weights_file;
 
 pub use backbone::{Backbone, BackboneKind};
 pub use batch_norm::BatchNorm;
+pub use contrast::{ContrastDesign, ContrastHeads, Mlp2};
 pub use experts::{EXPERT_WIDTHS, ExpertResNet};
 pub use head::{Head, HeadInit, HeadKind};
 pub use imagenet_resnet::{ImageNetArch, ImageNetResNet};
@@ -41,11 +43,13 @@ pub struct InputShape {
     pub width: usize,
 }
 
-/// A full classifier: `head(backbone(x))`.
+/// A full classifier: `head(backbone(x))`, and, for contrastive representation learning, the
+/// heads that map features and class weights to embeddings (used in training only).
 #[derive(Module, Debug)]
 pub struct Classifier {
     pub backbone: Backbone,
     pub head: Head,
+    pub contrast: Option<ContrastHeads>,
 }
 
 impl Classifier {
@@ -74,7 +78,35 @@ impl Classifier {
             experts,
             device,
         )?;
-        Ok(Self { backbone, head })
+        Ok(Self {
+            backbone,
+            head,
+            contrast: None,
+        })
+    }
+
+    /// The same model with the contrastive heads of `design` (`None`: without them).
+    pub fn with_contrast(
+        mut self,
+        design: Option<ContrastDesign>,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        self.contrast = match design {
+            None => None,
+            Some(_) if self.head.experts > 1 => {
+                return Err(ModelError::Invalid {
+                    key: "contrast",
+                    message: "contrastive heads over several experts are not built".into(),
+                });
+            }
+            Some(d) => Some(ContrastHeads::new(d, self.backbone.feature_dim(), device)?),
+        };
+        Ok(self)
+    }
+
+    /// Augmented views per image a training batch carries (1: the classification view alone).
+    pub fn batch_views(&self) -> usize {
+        self.contrast.as_ref().map_or(1, |c| 1 + c.views)
     }
 
     /// Features `[N, D]` of images `[N, C, H, W]`.

@@ -173,6 +173,7 @@ pub fn load_pretrained(
     let Classifier {
         backbone: net,
         head,
+        contrast,
     } = model;
     let net = net.map(&mut mapper);
     let Loader {
@@ -216,6 +217,7 @@ pub fn load_pretrained(
         Classifier {
             backbone: net,
             head,
+            contrast,
         },
         report,
     ))

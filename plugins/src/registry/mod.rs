@@ -20,19 +20,25 @@ use serde::Serialize;
 
 use crate::augment::BatchMixer;
 use crate::losses::Loss;
-use crate::models::HeadKind;
+use crate::models::{ContrastDesign, HeadKind};
 
-/// What a classifier plugin builds: the head and how many experts share the backbone's trunk
-/// (1: a plain model; RIDE and SADE: several, [`crate::models::ExpertResNet`]).
+/// What a classifier plugin builds: the head, how many experts share the backbone's trunk
+/// (1: a plain model; RIDE and SADE: several, [`crate::models::ExpertResNet`]), and the heads
+/// and augmented views of contrastive representation learning (BCL: [`ContrastDesign`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClassifierDesign {
     pub head: HeadKind,
     pub experts: usize,
+    pub contrast: Option<ContrastDesign>,
 }
 
 impl From<HeadKind> for ClassifierDesign {
     fn from(head: HeadKind) -> Self {
-        Self { head, experts: 1 }
+        Self {
+            head,
+            experts: 1,
+            contrast: None,
+        }
     }
 }
 use crate::samplers::Sampler;
@@ -196,6 +202,13 @@ pub struct Needs {
     /// A model with this many experts, inclusive (RIDE, SADE).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub experts: Option<(usize, usize)>,
+    /// Embeddings of this many augmented views besides the classification view, inclusive,
+    /// from a projection head (the `contrastive` classifier; BCL: 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub views: Option<(usize, usize)>,
+    /// Class centers from the classifier's weights (BCL's class-complement).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub centers: bool,
 }
 
 /// Self-description of one plugin, for `ListPlugins` / `cauda plugins`.

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::data::longtail::LtProfile;
 pub use crate::data::{DataFormat, Normalization, SyntheticConfig};
+use crate::models::ContrastDesign;
 use crate::registry::PluginRef;
 
 fn default_method() -> String {
@@ -130,6 +131,12 @@ pub struct ModelSection {
     /// hashes of single-expert runs stay what they were.
     #[serde(skip_serializing_if = "is_one")]
     pub experts: usize,
+    /// The heads of contrastive representation learning (a projection head on the features,
+    /// class centers from the classifier's weights) and how many augmented views each image
+    /// gets in training; set by the `contrastive` classifier plugin (BCL). Left out of the
+    /// canonical JSON when absent, so the config hashes of other runs stay what they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contrast: Option<ContrastDesign>,
     /// A PyTorch `state_dict` (safetensors, or a `torch.save` `.pth`/`.pt`) whose tensors
     /// initialize the backbone (torchvision's names; `models/pretrained.rs`). The head is new.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -147,6 +154,7 @@ impl Default for ModelSection {
             head: "linear".into(),
             head_scale: 16.0,
             experts: 1,
+            contrast: None,
             pretrained: None,
             pretrained_sha256: None,
         }

@@ -1,5 +1,6 @@
 //! A resolved run's plugins against what they need of its model ([`crate::registry::Needs`]):
-//! a loss designed for a cosine classifier (LDAM) or for several experts (RIDE, SADE) is refused
+//! a loss designed for a cosine classifier (LDAM), for several experts (RIDE, SADE) or for
+//! the embeddings of augmented views and class centers (BCL) is refused
 //! at submission, naming the classifier to add and the presets that do, instead of training
 //! something else in a worker. The requirements are declared with the plugins, so no plugin
 //! name is matched here.
@@ -63,6 +64,34 @@ impl ResolvedRun {
                     format!(
                         "`{name}` trains {want} experts and the model has {e}: add `[module] \
                          classifier = {{ name = \"experts\", experts = {lo} }}`{}",
+                        using()
+                    ),
+                ));
+            }
+        }
+        let contrast = self.model.contrast;
+        if let Some((lo, hi)) = needs.views {
+            let have = contrast.map_or(0, |c| c.views);
+            if !(lo..=hi).contains(&have) || (needs.centers && !contrast.is_some_and(|c| c.centers))
+            {
+                return Err(invalid(
+                    origin,
+                    Kind::Loss.spec_key(),
+                    format!(
+                        "`{name}` compares the embeddings of {lo} augmented views{} and the model has {}: add `[module] classifier = {{ name = \"contrastive\", \
+                         views = {lo} }}`{}",
+                        if needs.centers {
+                            " with class centers"
+                        } else {
+                            ""
+                        },
+                        match contrast {
+                            None => "no projection head".to_string(),
+                            Some(c) if needs.centers && !c.centers => {
+                                "no class-center head".to_string()
+                            }
+                            Some(c) => format!("{} views", c.views),
+                        },
                         using()
                     ),
                 ));

@@ -67,6 +67,7 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "sade",
     "kd",
     "kd-balanced-softmax",
+    "bcl",
 );
 
 /// All presets a run may name.

@@ -127,6 +127,7 @@ impl ExperimentSpec {
                 HeadKind::Linear => ("linear".into(), model.head_scale),
             };
             model.experts = head.experts;
+            model.contrast = head.contrast;
         }
         let stage2 = match stage2 {
             Some(s) => {

@@ -190,6 +190,54 @@ fn the_expert_presets_need_a_cifar_resnet_and_their_experts() {
 }
 
 #[test]
+fn bcl_needs_the_contrastive_classifier_and_plain_runs_keep_their_hash() {
+    let on = |method: &str, extra: &str| {
+        single(EXAMPLE)
+            .replace("method = \"ldam-drw\"", &format!("method = \"{method}\""))
+            .replace("[train]", &format!("{extra}[train]"))
+    };
+    let run = resolve(&on("bcl", "")).unwrap();
+    let want = crate::models::ContrastDesign {
+        dim: 128,
+        views: 2,
+        centers: true,
+    };
+    assert_eq!(run.model.contrast, Some(want));
+    assert_eq!(
+        (run.model.head.as_str(), run.model.head_scale),
+        ("cosine", 30.0)
+    );
+    assert!(
+        run.to_json().contains("\"contrast\":{\"dim\":128"),
+        "{}",
+        run.to_json()
+    );
+    // BCL's loss without the views' embeddings and centers: refused, naming the fix.
+    let bare = on("ce", "[rebalance]\nloss = { name = \"bcl\" }\n");
+    let err = resolve(&bare).unwrap_err().to_string();
+    assert!(
+        err.contains("rebalance.loss")
+            && err.contains("name = \"contrastive\", views = 2")
+            && err.contains("no projection head")
+            && err.contains("preset bcl"),
+        "{err}"
+    );
+    let one_view = "[module]\nclassifier = { name = \"contrastive\", views = 1 }\n";
+    let err = resolve(&on("bcl", one_view)).unwrap_err().to_string();
+    assert!(err.contains("1 views"), "{err}");
+    let no_centers = "[module]\nclassifier = { name = \"contrastive\", centers = 0 }\n";
+    let err = resolve(&on("bcl", no_centers)).unwrap_err().to_string();
+    assert!(err.contains("no class-center head"), "{err}");
+    // Another run's canonical JSON does not mention the contrastive heads.
+    assert!(
+        !resolve(&on("ce", ""))
+            .unwrap()
+            .to_json()
+            .contains("contrast")
+    );
+}
+
+#[test]
 fn an_unknown_key_is_named_with_its_line() {
     let text = single(EXAMPLE).replace("batch_size = 128", "batchsize = 128");
     let err = resolve(&text).unwrap_err().to_string();

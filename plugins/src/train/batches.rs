@@ -79,13 +79,17 @@ impl Normalizer {
 /// One training batch, ready to become tensors.
 #[derive(Debug, Clone)]
 pub struct Batch {
-    /// `len * C * H * W` normalized pixels.
+    /// `views * len * C * H * W` normalized pixels: every image of the classification view,
+    /// then, for a contrastive model, every image of each further augmented view.
     pub pixels: Vec<f32>,
     pub labels: Vec<u32>,
+    /// Views per image (1: the classification view alone).
+    pub views: usize,
     /// Partner labels and per-sample weights of `labels` when the batch was mixed.
     pub mixed: Option<(Vec<u32>, Vec<f32>)>,
     /// Where each image came from: its training-set index and, with crop+flip, the crop it got
-    /// (the lockstep record keeps these, so a replay can redraw one factor and keep the others).
+    /// (the lockstep record keeps these, so a replay can redraw one factor and keep the others),
+    /// in the order of `pixels` (view by view).
     pub draws: Vec<Draw>,
 }
 
@@ -121,6 +125,11 @@ pub struct EpochPlan<'a> {
     pub class_counts: &'a [usize],
     /// Seeds this epoch's augmentation RNG, so a resumed epoch sees the same batches.
     pub seed: u64,
+    /// Views of each image (1: the classification view alone; a contrastive model's
+    /// [`crate::models::Classifier::batch_views`]). Each further view is drawn independently
+    /// after the first view's draws, so the classification view is what it would be alone;
+    /// batch mixing mixes the classification view.
+    pub views: usize,
 }
 
 /// Why a batch could not be made.
@@ -169,6 +178,11 @@ pub fn for_each_batch<E: Send + From<AugmentError> + From<DataError>>(
 /// had shuffled the images, a coupling between which image comes and how it is cropped.
 pub const AUGMENT_STREAM: u64 = 1 << 63;
 
+/// The seed of view `v`'s per-image draws of a file set (view 0: the epoch's own seed).
+fn view_seed(seed: u64, v: usize) -> u64 {
+    seed ^ (v as u64).wrapping_mul(0xA24B_AED4_963E_E407)
+}
+
 /// The augmentation RNG of an epoch seeded with `seed`.
 pub fn augment_rng(seed: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -192,16 +206,18 @@ fn produce_files(
     let mut rng = augment_rng(plan.seed);
     let bs = plan.batch_size.max(1);
     for (b, chunk) in plan.order.chunks(bs).enumerate() {
-        let built = super::stream::train_batch(
-            files,
-            chunk,
-            b * bs,
-            plan.seed,
-            plan.transform.as_ref(),
-            plan.norm,
-        )
-        .map_err(BatchError::Data)
-        .and_then(|mut batch| {
+        let view = |v: usize| {
+            super::stream::train_batch(
+                files,
+                chunk,
+                b * bs,
+                view_seed(plan.seed, v),
+                plan.transform.as_ref(),
+                plan.norm,
+            )
+            .map_err(BatchError::Data)
+        };
+        let built = view(0).and_then(|mut batch| {
             if let Some(m) = &plan.mixer {
                 let [c, h, w] = [3, files.side, files.side];
                 batch.mixed = Some(
@@ -214,6 +230,12 @@ fn produce_files(
                     )
                     .map_err(BatchError::Augment)?,
                 );
+            }
+            for v in 1..plan.views.max(1) {
+                let other = view(v)?;
+                batch.pixels.extend(other.pixels);
+                batch.draws.extend(other.draws);
+                batch.views += 1;
             }
             Ok(batch)
         });
@@ -231,61 +253,83 @@ fn produce_memory(
 ) {
     let (c, h, w) = (set.channels, set.height, set.width);
     let chw = c * h * w;
+    let views = plan.views.max(1);
     let mut rng = augment_rng(plan.seed);
     for chunk in plan.order.chunks(plan.batch_size.max(1)) {
-        let mut pixels = Vec::with_capacity(chunk.len() * chw);
-        let mut labels = Vec::with_capacity(chunk.len());
-        let mut draws = Vec::with_capacity(chunk.len());
-        for &i in chunk {
-            let img = &set.pixels[i * chw..(i + 1) * chw];
-            match plan.crop_pad {
-                Some(pad) => {
-                    let dx = rng.random_range(0..=2 * pad);
-                    let dy = rng.random_range(0..=2 * pad);
-                    let flip = rng.random_bool(0.5);
-                    draws.push(Draw {
-                        index: i,
-                        crop: Some((dx, dy, flip)),
-                    });
-                    match crop_flip_one(img, c, h, w, pad, dx, dy, flip) {
-                        Ok(out) => plan.norm.push(&out, h * w, &mut pixels),
-                        Err(e) => {
-                            send(Err(BatchError::Augment(e)));
-                            return;
-                        }
-                    }
-                }
-                None => {
-                    draws.push(Draw {
-                        index: i,
-                        crop: None,
-                    });
-                    plan.norm.push(img, h * w, &mut pixels);
-                }
-            }
-            labels.push(set.labels[i]);
-        }
-        let mixed = match plan
-            .mixer
-            .as_ref()
-            .map(|m| m.mix(&mut pixels, [c, h, w], &labels, plan.class_counts, &mut rng))
-        {
-            None => None,
-            Some(Ok(m)) => Some(m),
-            Some(Err(e)) => {
+        let mut pixels = Vec::with_capacity(views * chunk.len() * chw);
+        let mut draws = Vec::with_capacity(views * chunk.len());
+        let labels: Vec<u32> = chunk.iter().map(|&i| set.labels[i]).collect();
+        let mut mixed = None;
+        for v in 0..views {
+            if let Err(e) = push_view(set, chunk, plan, &mut rng, &mut pixels, &mut draws) {
                 send(Err(BatchError::Augment(e)));
                 return;
             }
-        };
+            if v > 0 {
+                continue;
+            }
+            // Mixing draws right after the classification view's crops, as without views.
+            mixed = match plan
+                .mixer
+                .as_ref()
+                .map(|m| m.mix(&mut pixels, [c, h, w], &labels, plan.class_counts, &mut rng))
+            {
+                None => None,
+                Some(Ok(m)) => Some(m),
+                Some(Err(e)) => {
+                    send(Err(BatchError::Augment(e)));
+                    return;
+                }
+            };
+        }
         if !send(Ok(Batch {
             pixels,
             labels,
+            views,
             mixed,
             draws,
         })) {
             return;
         }
     }
+}
+
+/// One view of the images `chunk` of `set`: each cropped and flipped with fresh draws when
+/// crop+flip is on, normalized onto `pixels`.
+fn push_view(
+    set: &ImageSet,
+    chunk: &[usize],
+    plan: &EpochPlan<'_>,
+    rng: &mut ChaCha8Rng,
+    pixels: &mut Vec<f32>,
+    draws: &mut Vec<Draw>,
+) -> Result<(), AugmentError> {
+    let (c, h, w) = (set.channels, set.height, set.width);
+    let chw = c * h * w;
+    for &i in chunk {
+        let img = &set.pixels[i * chw..(i + 1) * chw];
+        match plan.crop_pad {
+            Some(pad) => {
+                let dx = rng.random_range(0..=2 * pad);
+                let dy = rng.random_range(0..=2 * pad);
+                let flip = rng.random_bool(0.5);
+                draws.push(Draw {
+                    index: i,
+                    crop: Some((dx, dy, flip)),
+                });
+                let out = crop_flip_one(img, c, h, w, pad, dx, dy, flip)?;
+                plan.norm.push(&out, h * w, pixels);
+            }
+            None => {
+                draws.push(Draw {
+                    index: i,
+                    crop: None,
+                });
+                plan.norm.push(img, h * w, pixels);
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -325,6 +369,7 @@ mod tests {
                 mixer: None,
                 class_counts: &[4, 4, 3],
                 seed: 9,
+                views: 1,
             };
             let mut seen = Vec::new();
             for_each_batch(plan, |b: Batch| -> Result<(), super::super::TrainError> {

@@ -280,13 +280,10 @@ fn fresh_model(ctx: &Context<'_>) -> Result<Classifier, TrainError> {
         height,
         width,
     };
-    Ok(Classifier::new(
-        backbone,
-        head,
-        input,
-        t.num_classes(),
-        &ctx.device,
-    )?)
+    Ok(
+        Classifier::new(backbone, head, input, t.num_classes(), &ctx.device)?
+            .with_contrast(run.model.contrast, &ctx.device)?,
+    )
 }
 
 fn load(
@@ -309,7 +306,11 @@ fn stage2_model(
     plan: HeadPlan,
     model: Classifier,
 ) -> Result<Classifier, TrainError> {
-    let Classifier { backbone, head } = model;
+    let Classifier {
+        backbone,
+        head,
+        contrast,
+    } = model;
     let backbone = backbone.freeze();
     let head = match plan {
         HeadPlan::Reinit => {
@@ -335,7 +336,14 @@ fn stage2_model(
         HeadPlan::Keep => head,
         HeadPlan::KeepWithScales => head.with_lws_scales(&ctx.device),
     };
-    Ok(Classifier { backbone, head })
+    // The contrastive heads stay (a checkpoint rebuilds the run's whole design) but learn no
+    // more: stage 2 trains the classifier.
+    let contrast = contrast.map(|c| c.no_grad());
+    Ok(Classifier {
+        backbone,
+        head,
+        contrast,
+    })
 }
 
 /// Stage 2's sampler, loss and optimizer, built through the registry from the method's plan.
@@ -421,7 +429,9 @@ fn nearest_class_mean(
         .zip(&counts)
         .flat_map(|(s, &k)| s.iter().map(move |&x| (x / k.max(1) as f64) as f32))
         .collect();
-    let Classifier { backbone, .. } = model;
+    let Classifier {
+        backbone, contrast, ..
+    } = model;
     let mut ncm = Head::new(HeadKind::Cosine { scale }, d, classes, &ctx.device)?;
     ncm.weight = burn::module::Param::from_tensor(burn::tensor::Tensor::<2>::from_data(
         burn::tensor::TensorData::new(means, [classes, d]),
@@ -430,6 +440,7 @@ fn nearest_class_mean(
     Ok(Classifier {
         backbone,
         head: ncm,
+        contrast,
     })
 }
 
@@ -483,10 +494,18 @@ fn tau_normalize(
         }
         None => fallback_tau,
     };
-    let Classifier { backbone, head } = model;
+    let Classifier {
+        backbone,
+        head,
+        contrast,
+    } = model;
     let head = head.tau_normalized(chosen);
     Ok((
-        Classifier { backbone, head },
+        Classifier {
+            backbone,
+            head,
+            contrast,
+        },
         TauSweep {
             taus,
             test_top1,

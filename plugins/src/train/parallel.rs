@@ -50,8 +50,9 @@ pub(crate) fn labels_tensor(labels: &[u32], device: &Device) -> Tensor<1, Int> {
     Tensor::<1, Int>::from_data(TensorData::new(v, [labels.len()]), device)
 }
 
-/// A batch as the loss step takes it: normalized pixels `[N, C, H, W]`, labels and, when
-/// mixed, the partner labels and weights.
+/// A batch as the loss step takes it: normalized pixels `[V x N, C, H, W]` (the `V` views of
+/// `N` images, view by view; `V = 1` but for a contrastive model), labels and, when mixed, the
+/// partner labels and weights.
 pub(crate) struct BatchTensors<'a> {
     pub pixels: Vec<f32>,
     pub shape: [usize; 4],
@@ -60,7 +61,10 @@ pub(crate) struct BatchTensors<'a> {
 }
 
 /// The training loss of one batch through `model` (features, then the head), the one way the
-/// loop and every data-parallel shard build a loss [`losses::Step`].
+/// loop and every data-parallel shard build a loss [`losses::Step`]. A contrastive model
+/// passes every view through the backbone at once (one BatchNorm over all of them, as BCL's
+/// concatenated views are), takes its logits from the classification view and gives the loss
+/// every view's embeddings and the class centers.
 pub(crate) fn batch_loss(
     model: &Classifier,
     teacher: Option<&Teacher>,
@@ -69,14 +73,27 @@ pub(crate) fn batch_loss(
     (epoch, step): (usize, usize),
     device: &Device,
 ) -> Result<Tensor<1>, TrainError> {
-    let n = batch.shape[0];
+    let n = batch.labels.len();
+    let views = batch.shape[0] / n.max(1);
     let x = Tensor::<4>::from_data(TensorData::new(batch.pixels, batch.shape), device);
     let mix = batch.mixed.map(|(b, lam)| losses::Mixup {
         labels_b: labels_tensor(b, device),
         lam: Tensor::<1>::from_data(TensorData::new(lam.to_vec(), [n]), device),
     });
-    let teacher = teacher.map(|t| t.logits(x.clone()));
-    let features = model.features(x);
+    let all = model.features(x.clone());
+    let (features, embeddings, centers) = match &model.contrast {
+        Some(heads) => {
+            let first = all.clone().narrow(0, 0, n);
+            let embeddings = heads.embeddings(all, views);
+            (
+                first,
+                Some(embeddings),
+                heads.centers(model.head.weight.val()),
+            )
+        }
+        None => (all, None, None),
+    };
+    let teacher = teacher.map(|t| t.logits(if views > 1 { x.narrow(0, 0, n) } else { x }));
     let experts = model.head.expert_logits(features.clone());
     let logits = match &experts {
         // The model's output (`Head::forward`), from the experts' logits computed once.
@@ -92,6 +109,8 @@ pub(crate) fn batch_loss(
         epoch,
         step,
         teacher,
+        embeddings,
+        centers,
     };
     Ok(losses::step_loss(loss, step)?)
 }
@@ -111,14 +130,23 @@ fn shard_grads(
     let [c, h, w] = shape;
     let per = c * h * w;
     let n = range.len();
-    let px = batch.pixels[range.start * per..range.end * per].to_vec();
+    // The shard's images in every view (the batch holds its views one after the other).
+    let all = batch.len();
+    let px: Vec<f32> = (0..batch.views.max(1))
+        .flat_map(|v| {
+            let at = v * all;
+            batch.pixels[(at + range.start) * per..(at + range.end) * per]
+                .iter()
+                .copied()
+        })
+        .collect();
     let mixed = batch
         .mixed
         .as_ref()
         .map(|(b, lam)| (&b[range.clone()], &lam[range.clone()]));
     let shard = BatchTensors {
         pixels: px,
-        shape: [n, c, h, w],
+        shape: [batch.views.max(1) * n, c, h, w],
         labels: &batch.labels[range.clone()],
         mixed,
     };

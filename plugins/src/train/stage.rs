@@ -99,6 +99,7 @@ pub fn run_stage(
             mixer: setup.mixer.clone(),
             class_counts: &data.class_counts,
             seed,
+            views: model.batch_views(),
         };
         let started = Instant::now();
         let mut seen = 0usize;
@@ -130,7 +131,7 @@ pub fn run_stage(
                 let mixed = batch.mixed.as_ref().map(|(b, lam)| (&b[..], &lam[..]));
                 let tensors = super::parallel::BatchTensors {
                     pixels: batch.pixels,
-                    shape: [n, c, h, w],
+                    shape: [batch.views * n, c, h, w],
                     labels: &batch.labels,
                     mixed,
                 };
@@ -161,7 +162,7 @@ pub fn run_stage(
                     mixed: b.mixed.is_some(),
                     full: true,
                 };
-                ctx.record(|r| r.step(entry, b, [n, c, h, w], &next))?;
+                ctx.record(|r| r.step(entry, b, [b.views * n, c, h, w], &next))?;
             }
             stage_step += 1;
             slot = Some(next);

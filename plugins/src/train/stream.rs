@@ -103,6 +103,7 @@ pub fn train_batch(
     Ok(Batch {
         pixels,
         labels: order.iter().map(|&i| files.labels[i]).collect(),
+        views: 1,
         mixed: None,
         draws: order
             .iter()

@@ -36,6 +36,7 @@ pub(super) fn register(add: &mut Add<'_>) {
                     scale: p.get("scale") as f32,
                 },
                 experts: p.get("experts") as usize,
+                contrast: None,
             })
         }),
     );

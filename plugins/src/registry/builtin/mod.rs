@@ -7,6 +7,7 @@ mod ensemble;
 mod losses;
 mod module;
 mod rebalance;
+mod representation;
 mod samplers;
 
 use super::params::ParamSpec;
@@ -44,6 +45,7 @@ pub fn builtin_registry() -> Registry {
     augment::register(&mut add);
     module::register(&mut add);
     ensemble::register(&mut add);
+    representation::register(&mut add);
     r
 }
 
