@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use burn::tensor::{Int, Tensor};
 
-use super::Loss;
 use super::class_stats::{check_beta, effective_number_weights, validate_counts};
 use super::error::{LossError, Result};
+use super::{Loss, Step};
 
 /// Deferred Re-Weighting (Cao et al., "Learning Imbalanced Datasets with Label-Distribution-Aware
 /// Margin Loss", NeurIPS 2019, Alg. 1; reference code kaidic/LDAM-DRW, `--train_rule DRW`):
@@ -81,5 +81,44 @@ impl Loss for Drw {
 
     fn num_classes(&self) -> Option<usize> {
         Some(self.weights.len())
+    }
+
+    /// DRW re-weights per-sample terms in [`super::combine`]; a base that computes its whole
+    /// batch itself (LADE, RIDE, SADE, BCL, influence-balanced after its switch) has no such
+    /// terms to weigh, and passing its value on would drop the re-weighting without a word.
+    fn whole_batch(&self, step: &Step) -> Option<Result<Tensor<1>>> {
+        self.base.whole_batch(step).map(|_| {
+            Err(LossError::Unsupported {
+                loss: "drw",
+                message: "re-weights per-sample losses, and this run's loss computes its whole \
+                          batch itself (its class weighting is its own): remove \
+                          `rebalance.loss_schedule = \"drw\"`",
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::losses::{Lade, step_loss};
+    use burn::tensor::{Device, TensorData};
+
+    #[test]
+    fn a_whole_batch_base_is_refused_not_silently_unweighted() {
+        let device = Device::default();
+        let counts = [50, 20, 5];
+        let lade: Arc<dyn Loss> = Arc::new(Lade::new(&counts, 0.1, 0.1).unwrap());
+        let drw = Drw::new(lade, &counts, 1, 0.9999).unwrap();
+        let logits = Tensor::<2>::from_data(
+            TensorData::new(vec![0.5f32, -0.2, 0.1, 0.3, 0.9, -1.0], [2, 3]),
+            &device,
+        );
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 2], [2]), &device);
+        let err = step_loss(&drw, Step::plain(logits, labels, 0, 0)).unwrap_err();
+        assert!(
+            err.to_string().starts_with("drw: re-weights per-sample"),
+            "{err}"
+        );
     }
 }
