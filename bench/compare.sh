@@ -14,7 +14,14 @@
 #   RECIPE   1 (default: lr 0.01, batch 64, the table in docs/RESULTS.md) or 2 (lr 0.05, batch
 #            128, 30 epochs on both data sets, Fashion-MNIST capped at 700 per class: the
 #            lockstep issue's second recipe)
+#   EPOCHS   epochs of every run on both data sets instead of the recipe's (default: the recipe's);
+#            for a shorter budget when a run set would not fit the time at hand. Say so beside
+#            any table it gives: the tables in docs/RESULTS.md are at the recipe's epochs.
 #   CROP     on | off: crop (pad 4) + flip on the 28x28 data (default on); digits never crop
+#   BACKBONE model.backbone of every run (default lenet, the backbone of the tables in
+#            docs/RESULTS.md); a CIFAR ResNet (resnet8/20/32, resnet8b/20b/32b) for the presets
+#            that need one (ride, sade: experts over a shared trunk). reference.py builds the
+#            same network from cauda's config.json.
 #
 # The second table is paired: per seed, cauda minus PyTorch on the same split, mean ± standard
 # error over seeds, and how many seeds cauda was ahead.
@@ -32,11 +39,16 @@ SEEDS=${SEEDS:-"0 1"}
 DATASETS=${DATASETS:-"digits fmnist"}
 RECIPE=${RECIPE:-1}
 CROP=${CROP:-on}
+BACKBONE=${BACKBONE:-lenet}
 case $RECIPE in
     1) LR=0.01 BATCH=64 FMNIST_EPOCHS=20 DIGITS_EPOCHS=60 CAP=1000 ;;
     2) LR=0.05 BATCH=128 FMNIST_EPOCHS=30 DIGITS_EPOCHS=30 CAP=700 ;;
     *) echo "RECIPE must be 1 or 2" >&2; exit 2 ;;
 esac
+if [[ -n "${EPOCHS:-}" ]]; then
+    [[ $EPOCHS =~ ^[1-9][0-9]*$ ]] || { echo "EPOCHS must be a positive integer" >&2; exit 2; }
+    FMNIST_EPOCHS=$EPOCHS DIGITS_EPOCHS=$EPOCHS
+fi
 case $CROP in on) CROP_FLIP=true ;; off) CROP_FLIP=false ;; *) echo "CROP must be on or off" >&2; exit 2 ;; esac
 FMNIST=${FMNIST:-/usr/share/datasets/fashion-mnist}
 
@@ -46,8 +58,9 @@ if [[ -z "${CAUDAD:-}" ]]; then
 fi
 mkdir -p "$WORK"
 
-# The recipe shared by every method: LeNet, SGD momentum 0.9, weight decay 5e-4, lr 0.01 (LDAM's
-# s = 30 diverges at 0.05 on LeNet), cosine schedule, batch 64; evaluation only after the last epoch.
+# The recipe shared by every method: LeNet (or $BACKBONE), SGD momentum 0.9, weight decay 5e-4,
+# lr 0.01 (LDAM's s = 30 diverges at 0.05 on LeNet), cosine schedule, batch 64; evaluation only
+# after the last epoch.
 spec() { # data method seed
     local data=$1 method=$2 seed=$3 epochs section
     case $data in
@@ -71,7 +84,7 @@ method = "$method"
 [data]
 $section
 [model]
-backbone = "lenet"
+backbone = "$BACKBONE"
 [train]
 epochs = $epochs
 batch_size = $BATCH
@@ -108,14 +121,16 @@ for data in $DATASETS; do
     done
 done
 
-"$PY" - "$WORK" "$DATASETS" "$METHODS" "$SEEDS" "$DIGITS_EPOCHS" "$FMNIST_EPOCHS" "$CAP" "$CROP" <<'EOF'
+"$PY" - "$WORK" "$DATASETS" "$METHODS" "$SEEDS" "$DIGITS_EPOCHS" "$FMNIST_EPOCHS" "$CAP" "$CROP" \
+    "$BACKBONE" <<'EOF'
 import json, pathlib, sys
 import numpy as np
 
 work, datasets, methods, seeds = pathlib.Path(sys.argv[1]), *(a.split() for a in sys.argv[2:5])
-de, fe, cap, crop = sys.argv[5:9]
-titles = {"digits": f"digits-LT (ratio 10, {de} epochs)",
-          "fmnist": f"Fashion-MNIST-LT (ratio 100, max {cap} per class, {fe} epochs, crop/flip {crop})"}
+de, fe, cap, crop, backbone = sys.argv[5:10]
+titles = {"digits": f"digits-LT (ratio 10, {de} epochs, {backbone})",
+          "fmnist": f"Fashion-MNIST-LT (ratio 100, max {cap} per class, {fe} epochs, crop/flip {crop}, "
+                    f"{backbone})"}
 cols = [("overall", "test_top1"), ("many", "many"), ("medium", "medium"), ("few", "few")]
 
 def fmt(xs):
