@@ -47,16 +47,28 @@ pub fn method_label(row: &ReportRow) -> String {
     }
 }
 
+/// The row's method (with its other swept keys), the first column of every report table.
+pub const METHOD_COLUMN: Column = Column {
+    header: "method",
+    cell: method_label,
+};
+
+/// The training set's imbalance ratio.
+pub const RATIO_COLUMN: Column = Column {
+    header: "ratio",
+    cell: |r| r.ratio.map_or_else(|| "-".into(), |v| format!("{v}")),
+};
+
+/// Distinct seeds among the row's succeeded runs.
+pub const SEEDS_COLUMN: Column = Column {
+    header: "seeds",
+    cell: |r| r.seeds.to_string(),
+};
+
 /// The table's columns, in order.
 pub const COLUMNS: &[Column] = &[
-    Column {
-        header: "method",
-        cell: method_label,
-    },
-    Column {
-        header: "ratio",
-        cell: |r| r.ratio.map_or_else(|| "-".into(), |v| format!("{v}")),
-    },
+    METHOD_COLUMN,
+    RATIO_COLUMN,
     Column {
         header: "runs",
         cell: |r| {
@@ -69,10 +81,7 @@ pub const COLUMNS: &[Column] = &[
             }
         },
     },
-    Column {
-        header: "seeds",
-        cell: |r| r.seeds.to_string(),
-    },
+    SEEDS_COLUMN,
     Column {
         header: "top-1",
         // `mean ± std` in % over two seeds or more.

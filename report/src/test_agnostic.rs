@@ -5,7 +5,7 @@
 
 use cauda_proto::v1::{GetReportResponse, ReportRow};
 
-use crate::columns::{Column, method_label};
+use crate::columns::{Column, METHOD_COLUMN, RATIO_COLUMN, SEEDS_COLUMN};
 use crate::html::page;
 use crate::text::{aligned, markdown_table};
 use crate::{Format, Result, title};
@@ -17,18 +17,9 @@ fn pct(v: Option<f64>) -> String {
 /// The table's columns: the row's method, ratio and seeds, then SADE's eleven test sets in its
 /// tables' order.
 pub const TEST_AGNOSTIC_COLUMNS: &[Column] = &[
-    Column {
-        header: "method",
-        cell: method_label,
-    },
-    Column {
-        header: "ratio",
-        cell: |r| r.ratio.map_or_else(|| "-".into(), |v| format!("{v}")),
-    },
-    Column {
-        header: "seeds",
-        cell: |r| r.seeds.to_string(),
-    },
+    METHOD_COLUMN,
+    RATIO_COLUMN,
+    SEEDS_COLUMN,
     Column {
         header: "fwd-50",
         cell: |r| pct(r.forward_50),
