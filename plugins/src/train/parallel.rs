@@ -132,21 +132,19 @@ fn shard_grads(
     let n = range.len();
     // The shard's images in every view (the batch holds its views one after the other).
     let all = batch.len();
-    let px: Vec<f32> = (0..batch.views.max(1))
-        .flat_map(|v| {
-            let at = v * all;
-            batch.pixels[(at + range.start) * per..(at + range.end) * per]
-                .iter()
-                .copied()
-        })
-        .collect();
+    let views = batch.views.max(1);
+    let mut px = Vec::with_capacity(views * n * per);
+    for v in 0..views {
+        let at = v * all;
+        px.extend_from_slice(&batch.pixels[(at + range.start) * per..(at + range.end) * per]);
+    }
     let mixed = batch
         .mixed
         .as_ref()
         .map(|(b, lam)| (&b[range.clone()], &lam[range.clone()]));
     let shard = BatchTensors {
         pixels: px,
-        shape: [batch.views.max(1) * n, c, h, w],
+        shape: [views * n, c, h, w],
         labels: &batch.labels[range.clone()],
         mixed,
     };
