@@ -1,5 +1,8 @@
 //! The daemon's read path: runs, experiments, metrics, events, checkpoints, devices and
-//! plugins, each failing with a typed not-found for an unknown id.
+//! plugins, each failing with a typed not-found for an unknown id. A read shows only durable
+//! state: it first waits for every write already applied to be flushed (`settled`), so nothing
+//! a client saw can be taken back by a crash (a report applied but not yet flushed is visible
+//! to sled's readers; a kill -9 in that window would lose it and a retry would store another).
 
 use cauda_plugins::registry::PluginInfo;
 use cauda_plugins::train::RunSummary;
@@ -51,23 +54,33 @@ impl DeviceView {
 }
 
 impl Daemon {
+    /// Waits until every write applied so far is durable (at once when none waits for a flush;
+    /// else at most the flush under way and one more). Never call it under the daemon's lock.
+    fn settled(&self) -> Result<()> {
+        Ok(self.store.wait_durable(self.store.newest_ticket())?)
+    }
+
     /// One run.
     pub fn get_run(&self, id: RunId) -> Result<RunRecord> {
+        self.settled()?;
         self.store.get_run(id)?.ok_or(CoreError::RunNotFound(id))
     }
 
     /// Runs passing `filter`, ordered by id.
     pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
+        self.settled()?;
         Ok(self.store.list_runs(filter)?)
     }
 
     /// `list_runs` without configs and summaries (a listing's basic view, `store::RunBrief`).
     pub fn list_run_briefs(&self, filter: &RunFilter) -> Result<Vec<RunBrief>> {
+        self.settled()?;
         Ok(self.store.list_run_briefs(filter)?)
     }
 
     /// One experiment and its runs in grid order.
     pub fn get_experiment(&self, id: ExperimentId) -> Result<(ExperimentRecord, Vec<RunRecord>)> {
+        self.settled()?;
         let experiment = self
             .store
             .get_experiment(id)?
@@ -92,11 +105,13 @@ impl Daemon {
 
     /// The last epoch whose metrics are stored (0 when none), without reading them.
     pub fn epochs_done(&self, id: RunId) -> Result<u32> {
+        self.settled()?;
         Ok(self.store.last_epoch(id)?)
     }
 
     /// One stored epoch of a run (`None` when not stored), without reading the others.
     pub fn metric_point(&self, id: RunId, epoch: u32) -> Result<Option<MetricPoint>> {
+        self.settled()?;
         Ok(self.store.metric(id, epoch)?)
     }
 
@@ -191,5 +206,80 @@ impl Daemon {
         self.store
             .checkpoint_chunk(meta.run, meta.epoch, index)?
             .ok_or(CoreError::CheckpointNotFound { run: meta.run })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::core::{DaemonSettings, NoopExecutor, SystemClock};
+    use crate::scheduler::Inventory;
+    use crate::store::{EventKind, LogStream, SledStore, Store, StoreConfig, WriteOp};
+
+    const SPEC: &str = "name = \"t\"\nmethod = \"ce\"\n[data]\nformat = \"digits\"\n\
+                        [model]\nbackbone = \"mlp\"\n[train]\nepochs = 3\n";
+
+    /// The chaos test's failure, made deterministic: a write applied but not yet flushed is
+    /// visible to sled's readers, so a read that did not wait could show a client what a kill -9
+    /// then takes back. Every client read flushes it first.
+    #[test]
+    fn reads_show_only_durable_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Arc::new(SledStore::open(dir.path().join("db"), StoreConfig::default()).unwrap());
+        let settings = DaemonSettings {
+            inventory: Inventory::from_spec(&["cpu:1".to_string()]).unwrap(),
+            ..DaemonSettings::default()
+        };
+        let d = Daemon::new(
+            store.clone(),
+            settings,
+            Arc::new(SystemClock),
+            Arc::new(NoopExecutor),
+        );
+        let submitted = d.submit("t", SPEC, "ada", None).unwrap();
+        let (run, experiment) = (submitted.runs[0].0, submitted.experiment);
+        let reads: [(&str, Box<dyn Fn() -> Result<()>>); 7] = [
+            ("get_run", Box::new(|| d.get_run(run).map(drop))),
+            (
+                "list_runs",
+                Box::new(|| d.list_runs(&RunFilter::default()).map(drop)),
+            ),
+            (
+                "list_run_briefs",
+                Box::new(|| d.list_run_briefs(&RunFilter::default()).map(drop)),
+            ),
+            (
+                "get_experiment",
+                Box::new(|| d.get_experiment(experiment).map(drop)),
+            ),
+            ("metrics", Box::new(|| d.metrics(run).map(drop))),
+            ("epochs_done", Box::new(|| d.epochs_done(run).map(drop))),
+            ("events", Box::new(|| d.events(run, 0).map(drop))),
+        ];
+        for (name, read) in reads {
+            let log = Event {
+                at: 0,
+                kind: EventKind::Log {
+                    stream: LogStream::Stdout,
+                    line: name.into(),
+                },
+            };
+            let (_, ticket) = store
+                .commit_applied(&[WriteOp::AppendEvent(run, log)])
+                .unwrap();
+            let before = store.flushes();
+            read().unwrap();
+            assert!(
+                store.flushes() > before,
+                "{name} returned before the applied write was flushed"
+            );
+            // Now durable: waiting for it flushes nothing more.
+            let after = store.flushes();
+            store.wait_durable(ticket).unwrap();
+            assert_eq!(store.flushes(), after, "{name}");
+        }
     }
 }
