@@ -327,7 +327,11 @@ fn served_figures(
             wall: fill_wall,
         };
         emit(Figure::new("fill", label, fill));
+        let cancel_start = Instant::now();
         let cancelled = served::cancel(&mut client, experiments[experiments.len() / 2]).await?;
+        let label = format!("CancelRun of a {cancelled}-run experiment ({runs} stored)");
+        let cancel = Value::Latency(vec![cancel_start.elapsed()]);
+        emit(Figure::new("cancel_experiment", label, cancel));
         let (rss, _) = daemon.rss_mib()?;
         let label = format!("caudad RSS, {runs} runs stored");
         emit(Figure::new("rss_filled", label, Value::Mib(rss)));

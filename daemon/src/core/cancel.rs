@@ -89,9 +89,7 @@ impl Daemon {
             self.executor.cancel(run);
             self.recorder.attempt_ended(ExitCause::Cancelled);
         }
-        for id in &outcome.cancelled {
-            self.end_dependents(*id, RunState::Cancelled)?;
-        }
+        self.end_dependents(&outcome.cancelled, RunState::Cancelled)?;
         tracing::info!(cancelled = outcome.cancelled.len(), "runs cancelled");
         self.schedule_locked()?;
         Ok(outcome)

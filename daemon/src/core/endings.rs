@@ -190,7 +190,7 @@ impl Daemon {
         let id = run.id;
         self.commit(&[WriteOp::PutRun(run), WriteOp::AppendEvent(id, event)])?;
         if to == RunState::Failed {
-            self.end_dependents(id, RunState::Failed)?;
+            self.end_dependents(&[id], RunState::Failed)?;
         }
         Ok(())
     }

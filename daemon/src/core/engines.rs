@@ -61,9 +61,7 @@ impl Daemon {
         }
         self.commit(&ops)?;
         tracing::warn!(runs = failed.len(), engine = %current, "failed the queued runs of another engine");
-        for &id in &failed {
-            self.end_dependents(id, RunState::Failed)?;
-        }
+        self.end_dependents(&failed, RunState::Failed)?;
         Ok(failed)
     }
 }
