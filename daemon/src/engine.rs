@@ -56,6 +56,10 @@ pub enum EngineError {
 pub struct Engine {
     registry: Arc<Registry>,
     presets: PresetBook,
+    /// The registry's crates outside cauda and cauda's fingerprint, computed once: `trains`
+    /// is asked for every run a listing shows (it walked the whole registry each time).
+    extensions: Arc<BTreeSet<&'static str>>,
+    own_fingerprint: Arc<str>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -70,9 +74,15 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// cauda's own plugins and presets: what `caudad` serves.
     pub fn builtin() -> Self {
+        Self::assemble(builtin_registry(), PresetBook::builtin())
+    }
+
+    fn assemble(registry: Registry, presets: PresetBook) -> Self {
         Self {
-            registry: Arc::new(builtin_registry()),
-            presets: PresetBook::builtin(),
+            extensions: Arc::new(registry.extensions()),
+            own_fingerprint: engine_fingerprint().into(),
+            registry: Arc::new(registry),
+            presets,
         }
     }
 
@@ -105,10 +115,7 @@ impl Engine {
                     source,
                 })?;
         }
-        Ok(Self {
-            registry: Arc::new(registry),
-            presets,
-        })
+        Ok(Self::assemble(registry, presets))
     }
 
     /// The plugins: what specs are validated against, workers build from, `cauda plugins` lists.
@@ -123,7 +130,7 @@ impl Engine {
 
     /// The crates outside cauda whose plugins this engine has (`name version`).
     pub fn extensions(&self) -> BTreeSet<&'static str> {
-        self.registry.extensions()
+        (*self.extensions).clone()
     }
 
     /// This engine in words: cauda's fingerprint, then each crate outside cauda, e.g.
@@ -140,9 +147,8 @@ impl Engine {
             return true;
         }
         let mut parts = engine.split(JOIN);
-        let extensions = self.extensions();
-        parts.next() == Some(engine_fingerprint().as_str())
-            && parts.all(|crate_| extensions.contains(crate_))
+        parts.next() == Some(&*self.own_fingerprint)
+            && parts.all(|crate_| self.extensions.contains(crate_))
     }
 }
 

@@ -241,7 +241,8 @@ mod tests {
         );
         let submitted = d.submit("t", SPEC, "ada", None).unwrap();
         let (run, experiment) = (submitted.runs[0].0, submitted.experiment);
-        let reads: [(&str, Box<dyn Fn() -> Result<()>>); 7] = [
+        type Read<'a> = Box<dyn Fn() -> Result<()> + 'a>;
+        let reads: [(&str, Read); 7] = [
             ("get_run", Box::new(|| d.get_run(run).map(drop))),
             (
                 "list_runs",

@@ -6,7 +6,9 @@ use cauda_plugins::registry::{Family, ParamKind, PluginInfo};
 use cauda_proto::v1;
 use tonic::Status;
 
-use super::engine_wire::{config_facts, coordinate_to_wire, metric_to_wire, summary_to_wire};
+use super::engine_wire::{
+    config_facts, coordinate_into_wire, coordinate_to_wire, metric_to_wire, summary_to_wire,
+};
 use crate::core::{CoreError, DeviceView};
 use crate::engine::Engine;
 use crate::model::{DeviceId, Grant, ResourceRequest, RunFacts, RunRecord, RunState};
@@ -90,7 +92,7 @@ fn request_to_wire(r: &ResourceRequest) -> v1::ResourceRequest {
 
 /// A run on the wire; `full` includes its config and summary.
 pub fn run_to_wire(r: &RunRecord, full: bool, epochs_done: u32, engine: &Engine) -> v1::Run {
-    let mut wire = brief_to_wire(&RunBrief::of(r), epochs_done, engine);
+    let mut wire = brief_to_wire(RunBrief::of(r), epochs_done, engine);
     if r.facts.is_none() {
         // A run stored before its facts were recorded at submission: read its config.
         set_facts(&mut wire, &config_facts(&r.config_json, engine.registry()));
@@ -116,54 +118,65 @@ fn set_facts(wire: &mut v1::Run, facts: &RunFacts) {
 
 /// A run's basic view (no config or summary) from its brief. A run stored before its facts
 /// were recorded shows none; `run_to_wire` reads them from the config.
-pub fn brief_to_wire(r: &RunBrief, epochs_done: u32, engine: &Engine) -> v1::Run {
+pub fn brief_to_wire(r: RunBrief, epochs_done: u32, engine: &Engine) -> v1::Run {
+    // Taken by value: a listing moves each brief's strings onto the wire instead of copying.
+    // The state is polled while the run runs; once it ended, the last poll is stale.
+    let slurm_job_state = r
+        .batch_job
+        .as_ref()
+        .filter(|_| !r.state.is_terminal())
+        .map(|j| match &j.reason {
+            Some(reason) => format!("{} ({reason})", j.state),
+            None => j.state.clone(),
+        });
+    let older_engine = !engine.trains(&r.engine);
     let mut wire = v1::Run {
         run_id: r.id.0,
         experiment_id: r.experiment.0,
-        name: r.name.clone(),
-        user: r.user.clone(),
+        name: r.name,
+        user: r.user,
         state: state_to_wire(r.state).into(),
         priority: r.priority,
         attempt: r.attempt,
         max_retries: r.max_retries,
         resources: Some(request_to_wire(&r.request)),
         grants: r.grants.iter().map(grant_to_wire).collect(),
-        pending_reason: r.pending_reason.clone(),
-        error: r.error.clone(),
+        pending_reason: r.pending_reason,
+        error: r.error,
         depends_on: r.depends_on.map(|d| d.0),
         config_json: String::new(),
-        config_hash: r.config_hash.clone(),
+        config_hash: r.config_hash,
         summary_json: String::new(),
         summary: None,
         method: String::new(),
         imbalance_ratio: None,
         seed: 0,
         balanced_reference: false,
-        coordinates: r.coordinates.iter().map(coordinate_to_wire).collect(),
+        coordinates: r
+            .coordinates
+            .into_iter()
+            .map(coordinate_into_wire)
+            .collect(),
         submitted_at_ms: millis(r.submitted_at),
         started_at_ms: r.started_at.map(millis),
         finished_at_ms: r.finished_at.map(millis),
         epochs_done,
         epochs_total: 0,
-        engine: r.engine.clone(),
-        older_engine: !engine.trains(&r.engine),
-        gpu_mem_source: r.gpu_memory.source.clone(),
+        engine: r.engine,
+        older_engine,
+        gpu_mem_source: r.gpu_memory.source,
         peak_gpu_mem_mb: r.gpu_memory.peak_mb,
         oom_requeued: r.gpu_memory.oom_requeued,
         slurm_job_id: r.batch_job.as_ref().map(|j| j.id),
-        // The state is polled while the run runs; once it ended, the last poll is stale.
-        slurm_job_state: r
-            .batch_job
-            .as_ref()
-            .filter(|_| !r.state.is_terminal())
-            .map(|j| match &j.reason {
-                Some(reason) => format!("{} ({reason})", j.state),
-                None => j.state.clone(),
-            }),
+        slurm_job_state,
         slurm_job_attempt: r.batch_job.as_ref().map(|j| j.attempt),
     };
-    if let Some(facts) = &r.facts {
-        set_facts(&mut wire, facts);
+    if let Some(facts) = r.facts {
+        wire.method = facts.method;
+        wire.imbalance_ratio = facts.imbalance_ratio;
+        wire.seed = facts.seed;
+        wire.balanced_reference = facts.balanced_reference;
+        wire.epochs_total = facts.epochs_total;
     }
     wire
 }

@@ -27,9 +27,13 @@ pub fn config_facts(config_json: &str, registry: &Registry) -> RunFacts {
 }
 
 pub fn coordinate_to_wire(c: &Coordinate) -> v1::GridCoordinate {
+    coordinate_into_wire(c.clone())
+}
+
+pub fn coordinate_into_wire(c: Coordinate) -> v1::GridCoordinate {
     v1::GridCoordinate {
-        key: c.key.clone(),
-        value: c.value.clone(),
+        key: c.key,
+        value: c.value,
     }
 }
 

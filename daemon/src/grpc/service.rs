@@ -193,12 +193,13 @@ impl Cauda for CaudaService {
             let runs = runs.filter(|r| states.is_empty() || states.contains(&r.state));
             let (runs, next_page_token) = page_of(runs.collect(), page, |r| r.id);
             let mut wire = Vec::with_capacity(runs.len());
-            for r in &runs {
+            for r in runs {
+                let epochs = epochs_done(d, r.id);
                 let run = if r.facts.is_none() {
                     // Stored before these were recorded at submission: read its config.
-                    convert::run_to_wire(&d.get_run(r.id)?, false, epochs_done(d, r.id), d.engine())
+                    convert::run_to_wire(&d.get_run(r.id)?, false, epochs, d.engine())
                 } else {
-                    convert::brief_to_wire(r, epochs_done(d, r.id), d.engine())
+                    convert::brief_to_wire(r, epochs, d.engine())
                 };
                 wire.push(run);
             }
