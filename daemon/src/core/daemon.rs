@@ -64,6 +64,10 @@ pub struct Daemon {
     /// When each running attempt last showed a sign of life (launch, register, heartbeat,
     /// report), in clock milliseconds; memory only: a restart gives every attempt a new start.
     pub(super) last_seen: Mutex<HashMap<(RunId, u32), crate::model::Millis>>,
+    /// Why each queued run that the last scheduling pass did not start waits, as that pass
+    /// said (`schedule`). Derived state, memory only: every pass recomputes it whole, reads
+    /// show it instead of the stored reason (`query`), and a restart's first pass fills it.
+    pub(super) reasons: Mutex<HashMap<RunId, String>>,
     /// Config hash -> the stored run a new submission may reuse (queued, running or succeeded),
     /// built from the store on first use and kept current by `commit`.
     pub(super) reusable: Mutex<Option<HashMap<String, RunId>>>,
@@ -115,6 +119,7 @@ impl Daemon {
             engine,
             live,
             last_seen: Mutex::new(HashMap::new()),
+            reasons: Mutex::new(HashMap::new()),
             reusable: Mutex::new(None),
             submits_waiting: std::sync::atomic::AtomicUsize::new(0),
             schedule_owed: std::sync::atomic::AtomicBool::new(false),

@@ -60,22 +60,54 @@ impl Daemon {
         Ok(self.store.wait_durable(self.store.newest_ticket())?)
     }
 
+    /// Shows each queued run's reason as the last scheduling pass gave it (`Daemon::reasons`);
+    /// a run the passes have not explained yet keeps its stored one (why it was requeued).
+    fn explain<'a>(
+        &self,
+        runs: impl IntoIterator<Item = (RunId, RunState, &'a mut Option<String>)>,
+    ) -> Result<()> {
+        let reasons = self
+            .reasons
+            .lock()
+            .map_err(|_| CoreError::Internal("the reasons lock was poisoned".into()))?;
+        for (id, state, reason) in runs {
+            if state == RunState::Queued
+                && let Some(why) = reasons.get(&id)
+            {
+                *reason = Some(why.clone());
+            }
+        }
+        Ok(())
+    }
+
     /// One run.
     pub fn get_run(&self, id: RunId) -> Result<RunRecord> {
         self.settled()?;
-        self.store.get_run(id)?.ok_or(CoreError::RunNotFound(id))
+        let mut run = self.store.get_run(id)?.ok_or(CoreError::RunNotFound(id))?;
+        self.explain([(run.id, run.state, &mut run.pending_reason)])?;
+        Ok(run)
     }
 
     /// Runs passing `filter`, ordered by id.
     pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
         self.settled()?;
-        Ok(self.store.list_runs(filter)?)
+        let mut runs = self.store.list_runs(filter)?;
+        self.explain(
+            runs.iter_mut()
+                .map(|r| (r.id, r.state, &mut r.pending_reason)),
+        )?;
+        Ok(runs)
     }
 
     /// `list_runs` without configs and summaries (a listing's basic view, `store::RunBrief`).
     pub fn list_run_briefs(&self, filter: &RunFilter) -> Result<Vec<RunBrief>> {
         self.settled()?;
-        Ok(self.store.list_run_briefs(filter)?)
+        let mut runs = self.store.list_run_briefs(filter)?;
+        self.explain(
+            runs.iter_mut()
+                .map(|r| (r.id, r.state, &mut r.pending_reason)),
+        )?;
+        Ok(runs)
     }
 
     /// One experiment and its runs in grid order.
@@ -94,6 +126,10 @@ impl Daemon {
                     .ok_or(CoreError::RunNotFound(*run))?,
             );
         }
+        self.explain(
+            runs.iter_mut()
+                .map(|r| (r.id, r.state, &mut r.pending_reason)),
+        )?;
         Ok((experiment, runs))
     }
 

@@ -256,11 +256,64 @@ fn a_burst_of_submissions_leaves_no_run_unscheduled() {
     let running = runs.iter().filter(|r| r.state == RunState::Running).count();
     assert_eq!(running, 3, "every slot taken");
     assert_eq!(recorder.seen.lock().expect("lock").len(), 3);
-    for run in runs.iter().filter(|r| r.state == RunState::Queued) {
+    let shown = d.list_runs(&RunFilter::default()).expect("runs");
+    for run in shown.iter().filter(|r| r.state == RunState::Queued) {
         assert!(
             run.pending_reason.is_some(),
             "{} was never seen by a scheduling pass",
             run.id
         );
     }
+}
+
+/// Pending reasons are the last pass's, shown by every read and never written to the store;
+/// they follow the queue as it moves.
+#[test]
+fn pending_reasons_follow_the_queue_in_memory_and_are_not_stored() {
+    let (d, _, store) = daemon();
+    let spec = "name = \"q\"\nmethod = \"ce\"\n[data]\nformat = \"digits\"\n[model]\n\
+                backbone = \"mlp\"\n[train]\nepochs = 1\n\
+                [sweep]\n\"train.seed\" = [1, 2, 3, 4, 5]\n";
+    let ids: Vec<RunId> = d
+        .submit("q", spec, "ada", None)
+        .expect("submit")
+        .runs
+        .iter()
+        .map(|r| r.0)
+        .collect();
+    let shown = |id: RunId| d.get_run(id).expect("run").pending_reason;
+    let (fourth, fifth) = (ids[3], ids[4]);
+    let before = (
+        shown(fourth).expect("explained"),
+        shown(fifth).expect("explained"),
+    );
+    assert_ne!(
+        before.0, before.1,
+        "each says how many runs are ahead of it"
+    );
+    for id in [fourth, fifth] {
+        let stored = store.get_run(id).expect("get").expect("stored");
+        assert_eq!(stored.state, RunState::Queued);
+        assert_eq!(
+            stored.pending_reason, None,
+            "run {id}: a pass's reason is not stored"
+        );
+    }
+    let listed = d.list_run_briefs(&RunFilter::default()).expect("briefs");
+    let brief = listed.iter().find(|b| b.id == fifth).expect("listed");
+    assert_eq!(
+        brief.pending_reason.as_ref(),
+        Some(&before.1),
+        "listings show it too"
+    );
+    // A slot frees: the fourth starts, the fifth moves up and its reason changes.
+    d.cancel(CancelTarget::Run(ids[0]), None).expect("cancel");
+    assert_eq!(d.get_run(fourth).expect("run").state, RunState::Running);
+    assert_eq!(shown(fourth), None, "a running run has no pending reason");
+    let after = shown(fifth).expect("explained");
+    assert_ne!(after, before.1, "the fifth's reason follows the queue");
+    assert_eq!(
+        after, before.0,
+        "it now has as many runs ahead as the fourth had"
+    );
 }
