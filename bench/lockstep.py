@@ -128,7 +128,7 @@ def stage_plan(cfg, shape, counts, n, model, ls, dtype):
     return plan
 
 
-def one_step(cfg, shape, classes, s2, n, counts, state, buffers, t, lr, s, dtype, ls):
+def one_step(cfg, shape, classes, s2, n, counts, state, buffers, t, lr, s, dtype, ls, key):
     """PyTorch's state after one step in `dtype` from `state` (and momentum `buffers`)."""
     model = replica(cfg, shape, classes, s2, n, state, dtype)
     plan = stage_plan(cfg, shape, counts, n, model, ls, dtype)
@@ -143,12 +143,12 @@ def one_step(cfg, shape, classes, s2, n, counts, state, buffers, t, lr, s, dtype
     if plan.get("frozen_backbone"):
         model.backbone.eval()
     mixed = (t["labels_b"], t["lam"].to(dtype)) if "labels_b" in t else None
-    ref.train_step(model, optim, plan, t["x"].to(dtype), t["labels"], mixed, s["epoch"])
+    ref.train_step(model, optim, plan, t["x"].to(dtype), t["labels"], mixed, s["epoch"], key)
     return model.state_dict()
 
 
 def one_step_check(cfg, shape, classes, s2, n, counts, prev, prefix, buffers, t, lr, s, rtol,
-                   where, report, ls):
+                   where, report, ls, key):
     """One step from cauda's own weights before the step (and its momentum, recovered from its
     last two weights: w_{k-1} - w_k = lr_k buf_k for SGD), in float64 and in float32, compared
     with cauda's weights after it. Unlike the trajectory, this cannot compound rounding across
@@ -160,9 +160,9 @@ def one_step_check(cfg, shape, classes, s2, n, counts, prev, prefix, buffers, t,
     BatchNorm shifts get BN_SHIFT_RTOL."""
     state = {k[len(prefix):]: v for k, v in prev.items() if k.startswith(prefix)}
     exact64 = one_step(cfg, shape, classes, s2, n, counts, state, buffers, t, lr, s,
-                       torch.float64, ls)
+                       torch.float64, ls, key)
     torch32 = one_step(cfg, shape, classes, s2, n, counts, state, buffers, t, lr, s,
-                       torch.float32, ls)
+                       torch.float32, ls, key)
     shifts = bn_shifts(exact64)
     for name, exact in exact64.items():
         if name.endswith("num_batches_tracked"):
@@ -229,12 +229,15 @@ def replay(run_dir, rtol, drift):
             if abs(lr - s["lr"]) > 1e-9 * max(abs(lr), 1e-12):
                 raise Mismatch(f"{where}: learning rate {s['lr']} in cauda, {lr} in torch")
             t = load_file(str(ls / f"stage{n}_step{k}.safetensors"))
+            # The batch's draw key (losses/draws.rs): its index within its epoch.
+            in_epoch = sum(1 for p in steps[:k] if p["epoch"] == s["epoch"])
+            key = ref.step_key(cfg["train"]["seed"], n, s["epoch"], in_epoch)
             losses = []
             for m, o, pl, dt in zip(models, optims, plans, dtypes):
                 ref.set_lr(o, lr)
                 mixed = (t["labels_b"], t["lam"].to(dt)) if "labels_b" in t else None
                 losses.append(ref.train_step(m, o, pl, t["x"].to(dt), t["labels"], mixed,
-                                             s["epoch"]))
+                                             s["epoch"], key))
             judge(t["loss"].double()[0], losses[0].double(), losses[1], traj, where, "loss",
                   report)
             sd32, sd64 = models[0].state_dict(), models[1].state_dict()
@@ -246,7 +249,7 @@ def replay(run_dir, rtol, drift):
                 prev = init if k == 0 else t_prev
                 prev_prefix = "" if k == 0 else "after."
                 one_step_check(cfg, shape, classes, s2, n, counts, prev, prev_prefix, buffers,
-                               t, lr, s, rtol, where, report, ls)
+                               t, lr, s, rtol, where, report, ls, key)
                 buffers = {name: (prev[prev_prefix + name].double()
                                   - t["after." + name].double())
                            / (lr * ref.lr_factor(plan, name))

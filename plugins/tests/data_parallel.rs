@@ -262,7 +262,7 @@ fn with_batchnorm_each_replica_normalizes_its_shard_and_replica_zero_keeps_the_s
         &batch(0..n),
         [3, 8, 8],
         &loss,
-        (0, 0),
+        (0, 0, 0),
     )
     .unwrap();
     let ddp = grads_of(&model, &g);
@@ -277,7 +277,7 @@ fn with_batchnorm_each_replica_normalizes_its_shard_and_replica_zero_keeps_the_s
             &batch(r),
             [3, 8, 8],
             &loss,
-            (0, 0),
+            (0, 0, 0),
         )
         .unwrap();
         (grads_of(&m, &g), l.into_scalar::<f32>(), running_stats(&m))
@@ -362,7 +362,7 @@ fn running_statistics_follow_every_step_of_a_data_parallel_run() {
             &doubled,
             [3, 8, 8],
             &CrossEntropy,
-            (0, 0),
+            (0, 0, 0),
         )
         .unwrap();
         let _ = reference.forward(x());
@@ -441,7 +441,7 @@ fn a_batch_of_views_is_sharded_view_by_view() {
             &batch(0..n),
             [3, 8, 8],
             loss.as_ref(),
-            (0, 0),
+            (0, 0, 0),
         )
         .unwrap();
         (grads_of(&m, &g), l.into_scalar::<f32>())

@@ -50,6 +50,7 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "logit-adjust-posthoc",
     "vs-loss",
     "lade",
+    "gcl",
     "influence-balanced",
     "cb-sampling",
     "sqrt-sampling",

@@ -6,12 +6,14 @@
 //! Distillation ([`Distil`]) uses the same seam with the stage-1 model as its teacher.
 
 mod distil;
+mod gcl;
 mod kang;
 mod mislas;
 mod ncm;
 mod weight_balancing;
 
 pub use distil::Distil;
+pub use gcl::GclClassifier;
 pub use kang::{KangRetrain, TauNorm};
 pub use mislas::Mislas;
 pub use ncm::Ncm;
@@ -46,6 +48,9 @@ pub struct TrainPlan {
     pub loss: PluginRef,
     /// MaxNorm after every step, with the radius relative to the head's row norms at the
     /// start of stage 2 (`min + thresh (max - min)`; weight balancing).
+    /// The stage's batch mixer (`augment.batch`), validated and built through the registry;
+    /// `None` for none (GCL's classifier stage mixes, as its stage 1 does).
+    pub mixer: Option<PluginRef>,
     pub max_norm_thresh: Option<f32>,
     /// The head's weight and bias learn at `lr x head_lr_factor`, every other trainable tensor
     /// at `lr` (MiSLAS: 0.5 for the classifier, 1 for the LWS scales); 1 for one rate.

@@ -372,7 +372,10 @@ fn stage2_setup(
         epoch_offset: run.train.epochs,
         sampler: reg.sampler(&sampler, &bctx2)?,
         loss: reg.loss(&loss, None, &bctx2)?,
-        mixer: None,
+        mixer: match &plan.mixer {
+            Some(m) => Some(reg.mixer(&reg.validate(Kind::Mixer, m)?, &bctx2)?),
+            None => None,
+        },
         crop_pad: run.crop_flip.then_some(run.pad),
         optimizer,
         schedule: ScheduleSpec {

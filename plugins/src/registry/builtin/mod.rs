@@ -20,6 +20,10 @@ const EPS: f64 = 1e-9;
 const KANG: &str =
     "Kang et al., Decoupling Representation and Classifier for Long-Tailed Recognition, ICLR 2020";
 
+/// Li et al.'s GCL, a loss and the classifier stage that trains with it again.
+const GCL: &str =
+    "Li et al., Long-Tailed Visual Recognition via Gaussian Clouded Logit Adjustment, CVPR 2022";
+
 fn decl(
     name: &'static str,
     doc: &'static str,

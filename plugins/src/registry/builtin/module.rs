@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use super::super::Needs;
 use super::super::params::ParamSpec as P;
-use super::{Add, EPS, Factory, KANG, decl};
+use super::{Add, EPS, Factory, GCL, KANG, decl};
 use crate::models::HeadKind;
 use crate::stage2;
 
@@ -146,6 +147,54 @@ pub(super) fn register(add: &mut Add<'_>) {
             mislas,
         ),
         Factory::Stage2(|p| Ok(Arc::new(stage2::Mislas::from_params(p)))),
+    );
+    let mut gcl = vec![
+        P::int("epochs", 30.0, 1.0, 1000.0, "stage-2 epochs"),
+        P::float(
+            "lr",
+            0.02,
+            EPS,
+            10.0,
+            "stage-2 learning rate (cosine schedule; the script's 0.1 x 0.1 x 2)",
+        ),
+    ];
+    gcl.extend([
+        P::float("m", 0.1, 0.0, 1.0, "margin of the true class"),
+        P::float("s", 20.0, EPS, 100.0, "logit scale"),
+        P::float(
+            "noise_mul",
+            0.5,
+            0.0,
+            10.0,
+            "largest cloud, the rarest class'",
+        ),
+        P::float(
+            "gamma",
+            1.0,
+            0.0,
+            10.0,
+            "focal factor (the script's train_cls)",
+        ),
+        P::float(
+            "mixup_alpha",
+            1.0,
+            0.0,
+            10.0,
+            "mixup's Beta parameter in stage 2 (0: no mixup)",
+        ),
+    ]);
+    add(
+        decl(
+            "gcl-classifier",
+            "Stage 2: the stage-1 cosine classifier trained on the frozen backbone with the GCL loss (margin, focal factor), mixup and class-balanced sampling.",
+            GCL,
+            gcl,
+        )
+        .needing(Needs {
+            cosine_head: true,
+            ..Needs::default()
+        }),
+        Factory::Stage2(|p| Ok(Arc::new(stage2::GclClassifier::from_params(p)))),
     );
     add(
         decl(
