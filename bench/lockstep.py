@@ -71,10 +71,14 @@ def load_state(model, tensors, prefix=""):
     model.load_state_dict(state)
 
 
+# The post-hoc stage 2s: nothing trains; the final evaluation checks the transform.
+POST_HOC = ("tau-norm", "ncm", "knn")
+
+
 def replica(cfg, shape, classes, s2, n, init, dtype):
     """reference.py's model for stage `n`, loaded with the stage's initial tensors, in `dtype`."""
     model = ref.Classifier(cfg["model"], shape, classes)
-    if n == 2 and s2["name"] not in ("tau-norm", "ncm"):
+    if n == 2 and s2["name"] not in POST_HOC:
         ref.stage2_model(model, s2, classes)
     load_state(model, init)
     return model.to(dtype)
@@ -199,7 +203,7 @@ def replay(run_dir, rtol, drift):
         init = load_file(str(ls / f"stage{n}_init.safetensors"))
         models = [replica(cfg, shape, classes, s2, n, init, dt) for dt in dtypes]
         report["stages"].append(n)
-        if n == 2 and s2["name"] in ("tau-norm", "ncm"):
+        if n == 2 and s2["name"] in POST_HOC:
             continue  # nothing trains; the evaluation below checks the transform
         plans = [stage_plan(cfg, shape, counts, n, m, ls, dt) for m, dt in zip(models, dtypes)]
         ours = sorted(name for name, p in models[0].named_parameters() if p.requires_grad)
@@ -258,6 +262,7 @@ def replay(run_dir, rtol, drift):
             report["steps"] += 1
     # Evaluation: cauda's final model (or, for tau-norm, stage 1's model and torch's transform).
     model = ref.Classifier(cfg["model"], shape, classes)
+    head = None  # the model's own head, or kNN's vote
     if s2 and s2["name"] == "tau-norm":
         load_state(model, load_file(str(ls / "stage2_init.safetensors")))
         model.head = model.head.tau_normalized(index["tau"])
@@ -267,13 +272,20 @@ def replay(run_dir, rtol, drift):
         split = json.loads((run_dir / "split.json").read_text())
         d = ref.load_run_data(cfg, split)
         model.head = ref.ncm_head(model, d, s2["params"]["values"]["scale"])
+    elif s2 and s2["name"] == "knn":
+        # kNN over stage 1's features of the whole training split, recomputed here.
+        load_state(model, load_file(str(ls / "stage2_init.safetensors")))
+        split = json.loads((run_dir / "split.json").read_text())
+        d = ref.load_run_data(cfg, split)
+        v = s2["params"]["values"]
+        head = ref.knn_head(model, d, int(v["k"]), v["temperature"])
     else:
         if s2:
             ref.stage2_model(model, s2, classes)
         load_state(model, ev, "model.")
     model.eval()
     with torch.no_grad():
-        z = model.head(model.backbone(ev["x"]))
+        z = (head or model.head)(model.backbone(ev["x"]))
         shift = ref.posthoc_shift(cfg, counts)
         if shift is not None:
             z = z - shift

@@ -1227,6 +1227,37 @@ def ncm_head(model, d, scale):
     return head
 
 
+def knn_scores(train_f, train_y, query_f, classes, k, temperature):
+    """Wu et al.'s weighted kNN vote (dino eval_knn.py knn_classifier) in float64 numpy:
+    cosine similarities of L2-normalized features, the k largest (ties to the earlier training
+    image), score_c = sum exp(s / T) over those of class c; returns ln(score / sum score),
+    floored at ln 1e-30 (stage2/knn.rs)."""
+    t = np.asarray(train_f, dtype=np.float64)
+    q = np.asarray(query_f, dtype=np.float64)
+    t = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    sims = q @ t.T
+    n = len(t)
+    k = min(k, n)
+    out = np.zeros((len(q), classes))
+    for i, row in enumerate(sims):
+        top = np.lexsort((np.arange(n), -row))[:k]
+        score = np.zeros(classes)
+        np.add.at(score, np.asarray(train_y)[top], np.exp(row[top] / temperature))
+        out[i] = np.log(np.maximum(score / score.sum(), 1e-30))
+    return out
+
+
+@torch.no_grad()
+def knn_head(model, d, k, temperature):
+    """The kNN classifier over the model's training features (eval mode, no augmentation), as
+    a function of features."""
+    f = features(model, d["train"], d).double().numpy()
+    y = d["train"][1].numpy()
+    return lambda q: torch.from_numpy(
+        knn_scores(f, y, q.double().numpy(), d["classes"], k, temperature)).float()
+
+
 def posthoc_shift(cfg, counts):
     if not cfg.get("posthoc"):
         return None
@@ -1246,8 +1277,12 @@ def train(cfg, d, init=None):
     run_stage(model, d, cfg, stage1_plan(cfg, counts), losses)
     shift = posthoc_shift(cfg, counts)
     tau_sweep = None
+    head = None
     if s2 and s2["name"] == "ncm":
         model.head = ncm_head(model, d, s2["params"]["values"]["scale"])
+    elif s2 and s2["name"] == "knn":
+        v = s2["params"]["values"]
+        head = knn_head(model, d, int(v["k"]), v["temperature"])
     elif s2 and s2["name"] == "kd":
         # The stage-1 model is the frozen teacher of a new student (torch's init, its RNG
         # continuing from stage 1).
@@ -1256,7 +1291,7 @@ def train(cfg, d, init=None):
         st = stage2_plan(cfg, counts, model)
         st["teacher"] = teacher
         run_stage(model, d, cfg, st, losses)
-    elif s2 and s2["name"] != "tau-norm":
+    elif s2 and s2["name"] not in ("tau-norm", "knn"):
         stage2_model(model, s2, classes)
         run_stage(model, d, cfg, stage2_plan(cfg, counts, model), losses)
     elif s2:  # tau-norm, chosen on validation when there is a validation split
@@ -1269,7 +1304,7 @@ def train(cfg, d, init=None):
             chosen = s2["params"]["values"]["tau"]
         tau_sweep = {"taus": taus, "test_top1": [r["test_top1"] for r in sweep], "chosen": chosen}
         model.head = model.head.tau_normalized(chosen)
-    last = evaluate(model, model.head, d, cfg, shift)
+    last = evaluate(model, head or model.head, d, cfg, shift)
     return last, tau_sweep, losses
 
 

@@ -62,6 +62,7 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "lws",
     "tau-norm",
     "ncm",
+    "knn",
     "weight-balancing",
     "mislas",
     "ride",

@@ -8,6 +8,7 @@
 mod distil;
 mod gcl;
 mod kang;
+mod knn;
 mod mislas;
 mod ncm;
 mod weight_balancing;
@@ -15,6 +16,7 @@ mod weight_balancing;
 pub use distil::Distil;
 pub use gcl::GclClassifier;
 pub use kang::{KangRetrain, TauNorm};
+pub use knn::{Knn, KnnError, KnnVote};
 pub use mislas::Mislas;
 pub use ncm::Ncm;
 pub use weight_balancing::WeightBalancing;
@@ -46,11 +48,11 @@ pub struct TrainPlan {
     /// The stage's sampler and loss, validated and built through the registry.
     pub sampler: PluginRef,
     pub loss: PluginRef,
-    /// MaxNorm after every step, with the radius relative to the head's row norms at the
-    /// start of stage 2 (`min + thresh (max - min)`; weight balancing).
     /// The stage's batch mixer (`augment.batch`), validated and built through the registry;
     /// `None` for none (GCL's classifier stage mixes, as its stage 1 does).
     pub mixer: Option<PluginRef>,
+    /// MaxNorm after every step, with the radius relative to the head's row norms at the
+    /// start of stage 2 (`min + thresh (max - min)`; weight balancing).
     pub max_norm_thresh: Option<f32>,
     /// The head's weight and bias learn at `lr x head_lr_factor`, every other trainable tensor
     /// at `lr` (MiSLAS: 0.5 for the classifier, 1 for the LWS scales); 1 for one rate.
@@ -81,6 +83,9 @@ pub enum Stage2Plan {
     NearestClassMean { scale: f32 },
     /// Train a new model from scratch against the stage-1 model's logits (distillation).
     Distil(DistilPlan),
+    /// Classify post hoc by the weighted vote of the `k` training images whose L2-normalized
+    /// features are most cosine-similar (weights `exp(s / temperature)`): [`KnnVote`].
+    NearestNeighbours { k: usize, temperature: f32 },
 }
 
 impl Stage2Plan {
@@ -89,7 +94,9 @@ impl Stage2Plan {
         match self {
             Stage2Plan::Train(tp) => tp.epochs,
             Stage2Plan::Distil(_) => run_epochs,
-            Stage2Plan::TauNorm { .. } | Stage2Plan::NearestClassMean { .. } => 0,
+            Stage2Plan::TauNorm { .. }
+            | Stage2Plan::NearestClassMean { .. }
+            | Stage2Plan::NearestNeighbours { .. } => 0,
         }
     }
 }

@@ -235,4 +235,28 @@ pub(super) fn register(add: &mut Add<'_>) {
         ),
         Factory::Stage2(|p| Ok(Arc::new(stage2::Ncm::from_params(p)))),
     );
+    add(
+        decl(
+            "knn",
+            "Post hoc: k-nearest-neighbour vote over the L2-normalized training features, each of the k most cosine-similar images voting exp(s / T) for its class.",
+            "Wu et al., Unsupervised Feature Learning via Non-Parametric Instance Discrimination, CVPR 2018 (the weighted vote); Caron et al., Emerging Properties in Self-Supervised Vision Transformers (DINO), ICCV 2021 (k = 20, T = 0.07)",
+            vec![
+                P::int(
+                    "k",
+                    20.0,
+                    1.0,
+                    100_000.0,
+                    "neighbours that vote (DINO's best of 10, 20, 100, 200)",
+                ),
+                P::float(
+                    "temperature",
+                    0.07,
+                    1e-3,
+                    100.0,
+                    "T of the vote weights exp(s / T)",
+                ),
+            ],
+        ),
+        Factory::Stage2(|p| Ok(Arc::new(stage2::Knn::from_params(p)))),
+    );
 }
