@@ -477,7 +477,24 @@ class Head(nn.Module):
             z = z + self.bias
         if self.scales is not None:
             z = z * self.scales
+        if getattr(self, "logit_scale", None) is not None:
+            # cvpods DisAlignLinear / DisAlignNormalizedLinear (feat_norm): the confidence
+            # sigma = sigmoid(v . x + b) gates a class-wise magnitude and offset.
+            x = F.normalize(f, dim=1) if self.cosine_scale > 0 else f
+            sigma = torch.sigmoid(x @ self.confidence_weight.t() + self.confidence_bias)
+            z = (1 + sigma * self.logit_scale) * z + sigma * self.logit_bias
         return z
+
+    def with_disalign(self):
+        """Adds DisAlignLinear's calibration, initialized as its __init__: logit_scale 1,
+        logit_bias 0, confidence_layer weight 0.1 and nn.Linear's default bias."""
+        c, d = self.weight.shape
+        bound = 1.0 / math.sqrt(d)
+        self.logit_scale = nn.Parameter(torch.ones(c))
+        self.logit_bias = nn.Parameter(torch.zeros(c))
+        self.confidence_weight = nn.Parameter(torch.full((1, d), 0.1))
+        self.confidence_bias = nn.Parameter(torch.empty(1).uniform_(-bound, bound))
+        return self
 
     def tau_normalized(self, tau):
         h = Head.__new__(Head)
@@ -638,6 +655,9 @@ class Loss:
             self.weights = normalize_to_c(1.0 / n)
         elif self.name == "class-balanced":
             self.weights = effective_number_weights(counts, self.p["beta"])
+        elif self.name == "grw":
+            # cvpods GRWCrossEntropyLoss: (1 / (n / sum n))^exp_scale, scaled to sum C.
+            self.weights = normalize_to_c((n.sum() / n) ** self.p["rho"])
         if self.name == "ldam":
             m = n ** -0.25
             self.margins = torch.tensor(m * self.p["max_m"] / m.max(), dtype=torch.float32)
@@ -705,7 +725,7 @@ class Loss:
 
     def per_sample(self, z, y):
         name, p = self.name, self.p
-        if name in ("ce", "weighted-ce") or (name == "class-balanced" and p["gamma"] == 0):
+        if name in ("ce", "weighted-ce", "grw") or (name == "class-balanced" and p["gamma"] == 0):
             return F.cross_entropy(z, y, reduction="none")
         if name == "focal" or name == "class-balanced":
             logp = F.log_softmax(z, 1).gather(1, y[:, None])[:, 0]
@@ -1159,6 +1179,22 @@ def stage2_plan(cfg, counts, model):
         # Distil branch reuses stage 1's setup); the teacher is attached by the caller.
         return dict(stage1_plan(cfg, counts), kd=(p["alpha"], p["temperature"]), teacher=None,
                     stage=2)
+    if s2["name"] == "disalign":
+        # Megvii-BaseDetection/DisAlign classification config: backbone and classifier frozen,
+        # the calibration trained with GRWCrossEntropyLoss(exp_scale=rho) on the run's sampling.
+        grw = {"plugin": "grw", "values": {"rho": p["rho"]}}
+        return {
+            "stage": 2,
+            "epochs": int(p["epochs"]),
+            "sampler": "instance",
+            "loss": Loss(grw, counts, None, int(p["epochs"])),
+            "mixer": None,
+            "opt": dict(opt, lr=p["lr"]),
+            "weight_decay": p["weight_decay"],
+            "schedule": {"name": "cosine", "warmup_epochs": 0, "milestones": [], "gamma": 0.1},
+            "max_norm": None,
+            "frozen_backbone": True,
+        }
     if s2["name"] == "gcl-classifier":
         # Keke921/GCLLoss cifar_train_classifier.py: the stage-1 classifier on the frozen
         # backbone, BalancedRS (a uniform class, then a uniform image), mixup,
@@ -1211,6 +1247,10 @@ def stage2_model(model, s2, classes):
         model.head.scales = nn.Parameter(torch.ones(classes))
     elif s2["name"] == "mislas":
         model.head.scales = nn.Parameter(torch.ones(classes))  # the classifier keeps training
+    elif s2["name"] == "disalign":
+        for q in model.head.parameters():
+            q.requires_grad_(False)
+        model.head.with_disalign()
 
 
 @torch.no_grad()

@@ -65,6 +65,7 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "knn",
     "weight-balancing",
     "mislas",
+    "disalign",
     "ride",
     "sade",
     "kd",

@@ -5,6 +5,7 @@
 //! new method is a new file here and a registry entry, not a string match in the loop.
 //! Distillation ([`Distil`]) uses the same seam with the stage-1 model as its teacher.
 
+mod disalign;
 mod distil;
 mod gcl;
 mod kang;
@@ -13,6 +14,7 @@ mod mislas;
 mod ncm;
 mod weight_balancing;
 
+pub use disalign::DisAlign;
 pub use distil::Distil;
 pub use gcl::GclClassifier;
 pub use kang::{KangRetrain, TauNorm};
@@ -34,6 +36,9 @@ pub enum HeadPlan {
     Keep,
     /// The stage-1 head, trained further, and trainable per-class scales on its logits (MiSLAS).
     KeepWithScales,
+    /// The stage-1 head, frozen, with DisAlign's trainable calibration of its logits
+    /// ([`crate::models::Head::with_disalign`]).
+    DisAlign,
 }
 
 /// A stage 2 that trains part of the model on the frozen backbone.

@@ -363,6 +363,7 @@ fn stage2_model(
         HeadPlan::LwsScales => head.no_grad().with_lws_scales(&ctx.device),
         HeadPlan::Keep => head,
         HeadPlan::KeepWithScales => head.with_lws_scales(&ctx.device),
+        HeadPlan::DisAlign => head.no_grad().with_disalign(&ctx.device)?,
     };
     // The contrastive heads stay (a checkpoint rebuilds the run's whole design) but learn no
     // more: stage 2 trains the classifier.

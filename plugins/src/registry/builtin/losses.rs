@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::super::params::ParamSpec as P;
 use super::super::{BuildContext, Needs, Params, RegistryError};
-use super::{Add, EPS, Factory, GCL, build_err, decl};
+use super::{Add, DISALIGN, EPS, Factory, GCL, build_err, decl};
 use crate::losses::{self, Loss, LossError};
 
 /// A loss constructor's result as a factory's.
@@ -133,6 +133,26 @@ pub(super) fn register(add: &mut Add<'_>) {
                     p.get("noise_mul"),
                     p.get("gamma"),
                 ),
+            )
+        }),
+    );
+    add(
+        decl(
+            "grw",
+            "Generalized re-weighting: cross-entropy with w_c ~ (1 / r_c)^rho (sum C), r_c = n_c / N.",
+            DISALIGN,
+            vec![P::float(
+                "rho",
+                1.2,
+                0.0,
+                10.0,
+                "power of the inverse frequency (ImageNet-LT config: 1.2; 1 = weighted-ce)",
+            )],
+        ),
+        Factory::Loss(|p, ctx| {
+            built(
+                p,
+                losses::GeneralizedReweight::new(counts(ctx), p.get("rho")),
             )
         }),
     );

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::super::Needs;
 use super::super::params::ParamSpec as P;
-use super::{Add, EPS, Factory, GCL, KANG, decl};
+use super::{Add, DISALIGN, EPS, Factory, GCL, KANG, decl};
 use crate::models::HeadKind;
 use crate::stage2;
 
@@ -195,6 +195,26 @@ pub(super) fn register(add: &mut Add<'_>) {
             ..Needs::default()
         }),
         Factory::Stage2(|p| Ok(Arc::new(stage2::GclClassifier::from_params(p)))),
+    );
+    let mut disalign = stage2_params(0.1);
+    disalign.extend([
+        P::float("weight_decay", 5e-4, 0.0, 1.0, "weight decay of stage 2"),
+        P::float(
+            "rho",
+            1.2,
+            0.0,
+            10.0,
+            "generalized re-weighting power (ImageNet-LT config's GRW_SCALE)",
+        ),
+    ]);
+    add(
+        decl(
+            "disalign",
+            "Stage 2: backbone and classifier frozen; the logits calibrated as (1 + sigma alpha) z + sigma beta, sigma = sigmoid(v . x + b), trained with generalized re-weighting.",
+            DISALIGN,
+            disalign,
+        ),
+        Factory::Stage2(|p| Ok(Arc::new(stage2::DisAlign::from_params(p)))),
     );
     add(
         decl(
