@@ -71,10 +71,14 @@ def load_state(model, tensors, prefix=""):
     model.load_state_dict(state)
 
 
+# The post-hoc stage 2s: nothing trains; the final evaluation checks the transform.
+POST_HOC = ("tau-norm", "ncm", "knn")
+
+
 def replica(cfg, shape, classes, s2, n, init, dtype):
     """reference.py's model for stage `n`, loaded with the stage's initial tensors, in `dtype`."""
     model = ref.Classifier(cfg["model"], shape, classes)
-    if n == 2 and s2["name"] not in ("tau-norm", "ncm"):
+    if n == 2 and s2["name"] not in POST_HOC:
         ref.stage2_model(model, s2, classes)
     load_state(model, init)
     return model.to(dtype)
@@ -128,7 +132,7 @@ def stage_plan(cfg, shape, counts, n, model, ls, dtype):
     return plan
 
 
-def one_step(cfg, shape, classes, s2, n, counts, state, buffers, t, lr, s, dtype, ls):
+def one_step(cfg, shape, classes, s2, n, counts, state, buffers, t, lr, s, dtype, ls, key):
     """PyTorch's state after one step in `dtype` from `state` (and momentum `buffers`)."""
     model = replica(cfg, shape, classes, s2, n, state, dtype)
     plan = stage_plan(cfg, shape, counts, n, model, ls, dtype)
@@ -143,12 +147,12 @@ def one_step(cfg, shape, classes, s2, n, counts, state, buffers, t, lr, s, dtype
     if plan.get("frozen_backbone"):
         model.backbone.eval()
     mixed = (t["labels_b"], t["lam"].to(dtype)) if "labels_b" in t else None
-    ref.train_step(model, optim, plan, t["x"].to(dtype), t["labels"], mixed, s["epoch"])
+    ref.train_step(model, optim, plan, t["x"].to(dtype), t["labels"], mixed, s["epoch"], key)
     return model.state_dict()
 
 
 def one_step_check(cfg, shape, classes, s2, n, counts, prev, prefix, buffers, t, lr, s, rtol,
-                   where, report, ls):
+                   where, report, ls, key):
     """One step from cauda's own weights before the step (and its momentum, recovered from its
     last two weights: w_{k-1} - w_k = lr_k buf_k for SGD), in float64 and in float32, compared
     with cauda's weights after it. Unlike the trajectory, this cannot compound rounding across
@@ -160,9 +164,9 @@ def one_step_check(cfg, shape, classes, s2, n, counts, prev, prefix, buffers, t,
     BatchNorm shifts get BN_SHIFT_RTOL."""
     state = {k[len(prefix):]: v for k, v in prev.items() if k.startswith(prefix)}
     exact64 = one_step(cfg, shape, classes, s2, n, counts, state, buffers, t, lr, s,
-                       torch.float64, ls)
+                       torch.float64, ls, key)
     torch32 = one_step(cfg, shape, classes, s2, n, counts, state, buffers, t, lr, s,
-                       torch.float32, ls)
+                       torch.float32, ls, key)
     shifts = bn_shifts(exact64)
     for name, exact in exact64.items():
         if name.endswith("num_batches_tracked"):
@@ -199,7 +203,7 @@ def replay(run_dir, rtol, drift):
         init = load_file(str(ls / f"stage{n}_init.safetensors"))
         models = [replica(cfg, shape, classes, s2, n, init, dt) for dt in dtypes]
         report["stages"].append(n)
-        if n == 2 and s2["name"] in ("tau-norm", "ncm"):
+        if n == 2 and s2["name"] in POST_HOC:
             continue  # nothing trains; the evaluation below checks the transform
         plans = [stage_plan(cfg, shape, counts, n, m, ls, dt) for m, dt in zip(models, dtypes)]
         ours = sorted(name for name, p in models[0].named_parameters() if p.requires_grad)
@@ -229,12 +233,15 @@ def replay(run_dir, rtol, drift):
             if abs(lr - s["lr"]) > 1e-9 * max(abs(lr), 1e-12):
                 raise Mismatch(f"{where}: learning rate {s['lr']} in cauda, {lr} in torch")
             t = load_file(str(ls / f"stage{n}_step{k}.safetensors"))
+            # The batch's draw key (losses/draws.rs): its index within its epoch.
+            in_epoch = sum(1 for p in steps[:k] if p["epoch"] == s["epoch"])
+            key = ref.step_key(cfg["train"]["seed"], n, s["epoch"], in_epoch)
             losses = []
             for m, o, pl, dt in zip(models, optims, plans, dtypes):
                 ref.set_lr(o, lr)
                 mixed = (t["labels_b"], t["lam"].to(dt)) if "labels_b" in t else None
                 losses.append(ref.train_step(m, o, pl, t["x"].to(dt), t["labels"], mixed,
-                                             s["epoch"]))
+                                             s["epoch"], key))
             judge(t["loss"].double()[0], losses[0].double(), losses[1], traj, where, "loss",
                   report)
             sd32, sd64 = models[0].state_dict(), models[1].state_dict()
@@ -246,7 +253,7 @@ def replay(run_dir, rtol, drift):
                 prev = init if k == 0 else t_prev
                 prev_prefix = "" if k == 0 else "after."
                 one_step_check(cfg, shape, classes, s2, n, counts, prev, prev_prefix, buffers,
-                               t, lr, s, rtol, where, report, ls)
+                               t, lr, s, rtol, where, report, ls, key)
                 buffers = {name: (prev[prev_prefix + name].double()
                                   - t["after." + name].double())
                            / (lr * ref.lr_factor(plan, name))
@@ -255,6 +262,7 @@ def replay(run_dir, rtol, drift):
             report["steps"] += 1
     # Evaluation: cauda's final model (or, for tau-norm, stage 1's model and torch's transform).
     model = ref.Classifier(cfg["model"], shape, classes)
+    head = None  # the model's own head, or kNN's vote
     if s2 and s2["name"] == "tau-norm":
         load_state(model, load_file(str(ls / "stage2_init.safetensors")))
         model.head = model.head.tau_normalized(index["tau"])
@@ -264,13 +272,20 @@ def replay(run_dir, rtol, drift):
         split = json.loads((run_dir / "split.json").read_text())
         d = ref.load_run_data(cfg, split)
         model.head = ref.ncm_head(model, d, s2["params"]["values"]["scale"])
+    elif s2 and s2["name"] == "knn":
+        # kNN over stage 1's features of the whole training split, recomputed here.
+        load_state(model, load_file(str(ls / "stage2_init.safetensors")))
+        split = json.loads((run_dir / "split.json").read_text())
+        d = ref.load_run_data(cfg, split)
+        v = s2["params"]["values"]
+        head = ref.knn_head(model, d, int(v["k"]), v["temperature"])
     else:
         if s2:
             ref.stage2_model(model, s2, classes)
         load_state(model, ev, "model.")
     model.eval()
     with torch.no_grad():
-        z = model.head(model.backbone(ev["x"]))
+        z = (head or model.head)(model.backbone(ev["x"]))
         shift = ref.posthoc_shift(cfg, counts)
         if shift is not None:
             z = z - shift

@@ -477,7 +477,24 @@ class Head(nn.Module):
             z = z + self.bias
         if self.scales is not None:
             z = z * self.scales
+        if getattr(self, "logit_scale", None) is not None:
+            # cvpods DisAlignLinear / DisAlignNormalizedLinear (feat_norm): the confidence
+            # sigma = sigmoid(v . x + b) gates a class-wise magnitude and offset.
+            x = F.normalize(f, dim=1) if self.cosine_scale > 0 else f
+            sigma = torch.sigmoid(x @ self.confidence_weight.t() + self.confidence_bias)
+            z = (1 + sigma * self.logit_scale) * z + sigma * self.logit_bias
         return z
+
+    def with_disalign(self):
+        """Adds DisAlignLinear's calibration, initialized as its __init__: logit_scale 1,
+        logit_bias 0, confidence_layer weight 0.1 and nn.Linear's default bias."""
+        c, d = self.weight.shape
+        bound = 1.0 / math.sqrt(d)
+        self.logit_scale = nn.Parameter(torch.ones(c))
+        self.logit_bias = nn.Parameter(torch.zeros(c))
+        self.confidence_weight = nn.Parameter(torch.full((1, d), 0.1))
+        self.confidence_bias = nn.Parameter(torch.empty(1).uniform_(-bound, bound))
+        return self
 
     def tau_normalized(self, tau):
         h = Head.__new__(Head)
@@ -584,6 +601,46 @@ def bal_scl(centers, views, y, classes, temperature):
     return -((mask * log_prob).sum(1) / mask.sum(1)).mean()
 
 
+MASK64 = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+def mix64(z):
+    """splitmix64's output function (losses/draws.rs `mix`), on a Python int or a uint64 array."""
+    if isinstance(z, int):
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        return z ^ (z >> 31)
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def step_key(seed, stage, epoch, batch):
+    """The draw key of a batch (losses/draws.rs `step_key`)."""
+    at = ((epoch << 32) | batch) + 1
+    return mix64((seed ^ (stage << 56) ^ mix64(at & MASK64)) & MASK64)
+
+
+def standard_normals(key, term, rows, classes, first_row=0):
+    """[rows, classes] standard normals of losses/draws.rs `normal_block` (float64)."""
+    r = np.arange(first_row, first_row + rows, dtype=np.uint64)[:, None]
+    c = np.arange(classes, dtype=np.uint64)[None, :]
+    counter = (np.uint64(term) << np.uint64(62)) | (r << np.uint64(24)) | c
+    with np.errstate(over="ignore"):
+        x = mix64(np.uint64(key) ^ (counter * np.uint64(GOLDEN)))
+    u1 = ((x >> np.uint64(32)).astype(np.float64) + 0.5) / 4294967296.0
+    u2 = ((x & np.uint64(0xFFFFFFFF)).astype(np.float64) + 0.5) / 4294967296.0
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+def gcl_noise(key, term, rows, classes):
+    """GCL's |clamp(N(0, 1/3), -1, 1)| from the key (losses/gcl.rs `Gcl::noise`), float32."""
+    g = standard_normals(key, term, rows, classes)
+    return np.abs(np.clip(g / 3.0, -1.0, 1.0)).astype(np.float32)
+
+
 class Loss:
     """A per-sample loss and its class weights per epoch (None = all 1)."""
 
@@ -598,6 +655,9 @@ class Loss:
             self.weights = normalize_to_c(1.0 / n)
         elif self.name == "class-balanced":
             self.weights = effective_number_weights(counts, self.p["beta"])
+        elif self.name == "grw":
+            # cvpods GRWCrossEntropyLoss: (1 / (n / sum n))^exp_scale, scaled to sum C.
+            self.weights = normalize_to_c((n.sum() / n) ** self.p["rho"])
         if self.name == "ldam":
             m = n ** -0.25
             self.margins = torch.tensor(m * self.p["max_m"] / m.max(), dtype=torch.float32)
@@ -606,6 +666,12 @@ class Loss:
             t = (1.0 / n) ** self.p["gamma"]
             self.vs_delta = torch.tensor(t / t.min(), dtype=torch.float32)
             self.vs_iota = torch.tensor(self.p["tau"] * np.log(n / n.sum()), dtype=torch.float32)
+        if self.name == "gcl":
+            # Keke921/GCLLoss GCLLoss: cloud a_c = log n_max - log n_c, scaled by
+            # noise_mul / max a (0 when every class is as frequent: the code divides 0 by 0).
+            a = np.log(n).max() - np.log(n)
+            cloud = self.p["noise_mul"] * a / a.max() if a.max() > 0 else np.zeros_like(a)
+            self.gcl_cloud = torch.tensor(cloud, dtype=torch.float32)
         if self.name == "lade":
             # hyperconnect/LADE LADELoss: the training prior (and its log with 1e-9), uniform target.
             self.lade_prior = torch.tensor(n / n.sum(), dtype=torch.float32)
@@ -659,7 +725,7 @@ class Loss:
 
     def per_sample(self, z, y):
         name, p = self.name, self.p
-        if name in ("ce", "weighted-ce") or (name == "class-balanced" and p["gamma"] == 0):
+        if name in ("ce", "weighted-ce", "grw") or (name == "class-balanced" and p["gamma"] == 0):
             return F.cross_entropy(z, y, reduction="none")
         if name == "focal" or name == "class-balanced":
             logp = F.log_softmax(z, 1).gather(1, y[:, None])[:, 0]
@@ -683,6 +749,20 @@ class Loss:
             eps = self.las.to(z.dtype)[y]
             return (1 - eps) * -logp.gather(1, y[:, None])[:, 0] + eps * -logp.mean(1)
         sys.exit(f"reference.py: unknown loss {name}")
+
+    def per_sample_at(self, z, y, key, term):
+        """per_sample of one evaluation in a step: GCL draws its noise from the step's key
+        (losses/draws.rs); every other loss is deterministic."""
+        if self.name != "gcl":
+            return self.per_sample(z, y)
+        p = self.p
+        noise = torch.from_numpy(gcl_noise(key, term, z.shape[0], z.shape[1])).to(z.dtype)
+        onehot = F.one_hot(y, z.shape[1]).to(z.dtype)
+        out = z - self.gcl_cloud.to(z.dtype) * noise - p["m"] * onehot
+        ce = F.cross_entropy(p["s"] * out, y, reduction="none")
+        if p["gamma"] > 0:  # GCLLoss(train_cls=True): focal_loss with p.detach()
+            ce = (1 - torch.exp(-ce.detach())) ** p["gamma"] * ce
+        return ce
 
     def lade_regularizer(self, z, y):
         """LADELoss.forward (remine_lower_bound over the batch, weighted by the prior)."""
@@ -724,7 +804,7 @@ class Loss:
             total = total + self.p["diversity_factor"] * t_mean * t_mean * kl
         return total
 
-    def batch(self, z, ya, mixed, epoch, h=None, experts=None):
+    def batch(self, z, ya, mixed, epoch, h=None, experts=None, key=0):
         """combine.rs: sum(lam w_a l_a + (1-lam) w_b l_b) / sum(lam w_a + (1-lam) w_b);
         LADE: its prior CE plus alpha times its per-class regularizer over the batch; IB: CE
         divided by each sample's influence ||softmax(z) - e_y||_1 ||h||_1 (h: features)."""
@@ -746,11 +826,11 @@ class Loss:
                 sys.exit("reference.py: lade takes no mixed batch")
             return self.per_sample(z, ya).mean() + self.p["alpha"] * self.lade_regularizer(z, ya)
         w = self.class_weights(epoch)
-        la = self.per_sample(z, ya)
+        la = self.per_sample_at(z, ya, key, 0)
         if mixed is None:
             return la.mean() if w is None else (w[ya] * la).sum() / w[ya].sum()
         yb, lam = mixed
-        lb = self.per_sample(z, yb)
+        lb = self.per_sample_at(z, yb, key, 1)
         sa, sb = lam, 1 - lam
         if w is not None:
             sa, sb = sa * w[ya], sb * w[yb]
@@ -937,7 +1017,8 @@ def run_stage(model, d, cfg, st, losses=None):
                      for _ in range(views_of(model) - 1)]
             if views:
                 xb = torch.cat([xb] + views)
-            total += float(train_step(model, optim, st, xb, yb, mixed, epoch))
+            key = step_key(cfg["train"]["seed"], st["stage"], epoch, batches)
+            total += float(train_step(model, optim, st, xb, yb, mixed, epoch, key))
             batches += 1
         if losses is not None:
             losses.append(total / max(batches, 1))
@@ -965,7 +1046,7 @@ def distillation(task, z, zt, alpha, t):
     return (1 - alpha) * task + alpha * t * t * kl
 
 
-def train_step(model, optim, st, xb, yb, mixed, epoch):
+def train_step(model, optim, st, xb, yb, mixed, epoch, key=0):
     """One optimizer step on a ready batch (train/stage.rs, parallel.rs batch_loss); returns the
     loss. A contrastive model's batch is its views one after the other [V x N, ...]: all pass
     the backbone (and the projection head's BatchNorm) at once, the logits are view 0's."""
@@ -983,7 +1064,7 @@ def train_step(model, optim, st, xb, yb, mixed, epoch):
             sys.exit("reference.py: bcl takes no mixed batch and needs the class centers")
         loss = st["loss"].bcl_batch(z, e, centers, yb)
     else:
-        loss = st["loss"].batch(z, yb, mixed, epoch, h, experts)
+        loss = st["loss"].batch(z, yb, mixed, epoch, h, experts, key)
     if st.get("kd") is not None:
         with torch.no_grad():
             zt = st["teacher"](xb[:n])
@@ -1050,6 +1131,7 @@ def stage1_plan(cfg, counts):
     wb = s2["params"]["values"] if s2 and s2["name"] == "weight-balancing" else None
     opt = cfg["train"]["optimizer"]
     return {
+        "stage": 1,
         "epochs": epochs,
         "sampler": cfg["sampler"]["plugin"],
         "loss": Loss(cfg["loss"], counts, cfg.get("drw"), epochs),
@@ -1079,6 +1161,7 @@ def stage2_plan(cfg, counts, model):
         las = {"plugin": "label-aware-smoothing",
                "values": {"smooth_head": p["smooth_head"], "smooth_tail": p["smooth_tail"]}}
         return {
+            "stage": 2,
             "epochs": int(p["epochs"]),
             "sampler": "class-aware",
             "per_visit": int(p["per_visit"]),
@@ -1094,10 +1177,47 @@ def stage2_plan(cfg, counts, model):
     if s2["name"] == "kd":
         # Distillation: the student trains with the run's own recipe (train/decoupled.rs's
         # Distil branch reuses stage 1's setup); the teacher is attached by the caller.
-        return dict(stage1_plan(cfg, counts), kd=(p["alpha"], p["temperature"]), teacher=None)
+        return dict(stage1_plan(cfg, counts), kd=(p["alpha"], p["temperature"]), teacher=None,
+                    stage=2)
+    if s2["name"] == "disalign":
+        # Megvii-BaseDetection/DisAlign classification config: backbone and classifier frozen,
+        # the calibration trained with GRWCrossEntropyLoss(exp_scale=rho) on the run's sampling.
+        grw = {"plugin": "grw", "values": {"rho": p["rho"]}}
+        return {
+            "stage": 2,
+            "epochs": int(p["epochs"]),
+            "sampler": "instance",
+            "loss": Loss(grw, counts, None, int(p["epochs"])),
+            "mixer": None,
+            "opt": dict(opt, lr=p["lr"]),
+            "weight_decay": p["weight_decay"],
+            "schedule": {"name": "cosine", "warmup_epochs": 0, "milestones": [], "gamma": 0.1},
+            "max_norm": None,
+            "frozen_backbone": True,
+        }
+    if s2["name"] == "gcl-classifier":
+        # Keke921/GCLLoss cifar_train_classifier.py: the stage-1 classifier on the frozen
+        # backbone, BalancedRS (a uniform class, then a uniform image), mixup,
+        # GCLLoss(m, s, noise_mul, train_cls=True, gamma), the run's weight decay, cosine.
+        gcl = {"plugin": "gcl", "values": {k: p[k] for k in ("m", "s", "noise_mul", "gamma")}}
+        mixer = ({"plugin": "mixup", "values": {"alpha": p["mixup_alpha"]}}
+                 if p["mixup_alpha"] > 0 else None)
+        return {
+            "stage": 2,
+            "epochs": int(p["epochs"]),
+            "sampler": "class-balanced",
+            "loss": Loss(gcl, counts, None, int(p["epochs"])),
+            "mixer": mixer,
+            "opt": dict(opt, lr=p["lr"]),
+            "weight_decay": opt["weight_decay"],
+            "schedule": {"name": "cosine", "warmup_epochs": 0, "milestones": [], "gamma": 0.1},
+            "max_norm": None,
+            "frozen_backbone": True,
+        }
     wbal = s2["name"] == "weight-balancing"
     cb = {"plugin": "class-balanced", "values": {"beta": 0.9999, "gamma": 0.0}}
     return {
+        "stage": 2,
         "epochs": int(p["epochs"]),
         "sampler": "instance" if wbal else "class-aware",
         "loss": Loss(cb if wbal else {"plugin": "ce", "values": {}}, counts, None, int(p["epochs"])),
@@ -1127,6 +1247,10 @@ def stage2_model(model, s2, classes):
         model.head.scales = nn.Parameter(torch.ones(classes))
     elif s2["name"] == "mislas":
         model.head.scales = nn.Parameter(torch.ones(classes))  # the classifier keeps training
+    elif s2["name"] == "disalign":
+        for q in model.head.parameters():
+            q.requires_grad_(False)
+        model.head.with_disalign()
 
 
 @torch.no_grad()
@@ -1141,6 +1265,37 @@ def ncm_head(model, d, scale):
     head = Head(f.shape[1], d["classes"], scale)
     head.weight = nn.Parameter(means.float())
     return head
+
+
+def knn_scores(train_f, train_y, query_f, classes, k, temperature):
+    """Wu et al.'s weighted kNN vote (dino eval_knn.py knn_classifier) in float64 numpy:
+    cosine similarities of L2-normalized features, the k largest (ties to the earlier training
+    image), score_c = sum exp(s / T) over those of class c; returns ln(score / sum score),
+    floored at ln 1e-30 (stage2/knn.rs)."""
+    t = np.asarray(train_f, dtype=np.float64)
+    q = np.asarray(query_f, dtype=np.float64)
+    t = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    sims = q @ t.T
+    n = len(t)
+    k = min(k, n)
+    out = np.zeros((len(q), classes))
+    for i, row in enumerate(sims):
+        top = np.lexsort((np.arange(n), -row))[:k]
+        score = np.zeros(classes)
+        np.add.at(score, np.asarray(train_y)[top], np.exp(row[top] / temperature))
+        out[i] = np.log(np.maximum(score / score.sum(), 1e-30))
+    return out
+
+
+@torch.no_grad()
+def knn_head(model, d, k, temperature):
+    """The kNN classifier over the model's training features (eval mode, no augmentation), as
+    a function of features."""
+    f = features(model, d["train"], d).double().numpy()
+    y = d["train"][1].numpy()
+    return lambda q: torch.from_numpy(
+        knn_scores(f, y, q.double().numpy(), d["classes"], k, temperature)).float()
 
 
 def posthoc_shift(cfg, counts):
@@ -1162,8 +1317,12 @@ def train(cfg, d, init=None):
     run_stage(model, d, cfg, stage1_plan(cfg, counts), losses)
     shift = posthoc_shift(cfg, counts)
     tau_sweep = None
+    head = None
     if s2 and s2["name"] == "ncm":
         model.head = ncm_head(model, d, s2["params"]["values"]["scale"])
+    elif s2 and s2["name"] == "knn":
+        v = s2["params"]["values"]
+        head = knn_head(model, d, int(v["k"]), v["temperature"])
     elif s2 and s2["name"] == "kd":
         # The stage-1 model is the frozen teacher of a new student (torch's init, its RNG
         # continuing from stage 1).
@@ -1172,7 +1331,7 @@ def train(cfg, d, init=None):
         st = stage2_plan(cfg, counts, model)
         st["teacher"] = teacher
         run_stage(model, d, cfg, st, losses)
-    elif s2 and s2["name"] != "tau-norm":
+    elif s2 and s2["name"] not in ("tau-norm", "knn"):
         stage2_model(model, s2, classes)
         run_stage(model, d, cfg, stage2_plan(cfg, counts, model), losses)
     elif s2:  # tau-norm, chosen on validation when there is a validation split
@@ -1185,7 +1344,7 @@ def train(cfg, d, init=None):
             chosen = s2["params"]["values"]["tau"]
         tau_sweep = {"taus": taus, "test_top1": [r["test_top1"] for r in sweep], "chosen": chosen}
         model.head = model.head.tau_normalized(chosen)
-    last = evaluate(model, model.head, d, cfg, shift)
+    last = evaluate(model, head or model.head, d, cfg, shift)
     return last, tau_sweep, losses
 
 

@@ -9,7 +9,8 @@
 //!   of the first shard alone (DDP's rank-0 buffers);
 //! - a 2-device run resumed from its first epoch's checkpoint ends where the uninterrupted one
 //!   does;
-//! - a contrastive model's batch of views (BCL) is cut into shards view by view.
+//! - a contrastive model's batch of views (BCL) is cut into shards view by view;
+//! - a loss that draws noise (GCL) draws each shard's rows of the global batch.
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -48,16 +49,45 @@ impl EventSink for Keep {
     }
 }
 
+/// GCL's clouds are drawn per row of the global batch (each shard from its first row on): on two
+/// devices both of its stages (mixup, cosine head, the classifier stage) train what one device
+/// trains.
+#[test]
+fn gcl_on_two_devices_draws_the_clouds_of_one_device() {
+    let _serial = serial();
+    // Long-tailed, so that the clouds are not all 0 (they grow from the largest class's 0).
+    let run = lenet_method_run_on("gcl", "imbalance = { profile = \"exp\", ratio = 10 }");
+    let (one, one_keep, one_w) = train_on(&run, 1, None);
+    let (two, keep, w) = train_on(&run, 2, None);
+    assert!(keep.epochs.iter().any(|e| e.stage == 2));
+    for (a, b) in one_keep.epochs.iter().zip(&keep.epochs) {
+        assert_close(
+            &format!("epoch {} loss", a.epoch),
+            &[a.train_loss],
+            &[b.train_loss],
+            1e-5,
+        );
+    }
+    for ((name, a), (_, b)) in one_w.iter().zip(&w) {
+        assert_close(&format!("2 devices: {name}"), a, b, 1e-5);
+    }
+    assert!((one.last.test_top1 - two.last.test_top1).abs() < 1e-6);
+}
+
 fn lenet_run() -> ResolvedRun {
     lenet_method_run("ce")
 }
 
 fn lenet_method_run(method: &str) -> ResolvedRun {
+    lenet_method_run_on(method, "")
+}
+
+/// `data` adds keys to the `[data]` section.
+fn lenet_method_run_on(method: &str, data: &str) -> ResolvedRun {
     // 4 classes x 23 images: batches of 16 leave a last batch of 12 (shards 6 + 6, or 4 + 4 + 4).
-    let head = format!("name = \"ddp\"\nmethod = \"{method}\"\n");
+    let head = format!("name = \"ddp\"\nmethod = \"{method}\"\n[data]\n{data}\n");
     let text = head
-        + r#"[data]
-format = "synthetic"
+        + r#"format = "synthetic"
 synthetic = { num_classes = 4, per_class_train = 23, per_class_test = 5, channels = 1, height = 28, width = 28, seed = 3 }
 [model]
 backbone = "lenet"
@@ -262,7 +292,7 @@ fn with_batchnorm_each_replica_normalizes_its_shard_and_replica_zero_keeps_the_s
         &batch(0..n),
         [3, 8, 8],
         &loss,
-        (0, 0),
+        (0, 0, 0),
     )
     .unwrap();
     let ddp = grads_of(&model, &g);
@@ -277,7 +307,7 @@ fn with_batchnorm_each_replica_normalizes_its_shard_and_replica_zero_keeps_the_s
             &batch(r),
             [3, 8, 8],
             &loss,
-            (0, 0),
+            (0, 0, 0),
         )
         .unwrap();
         (grads_of(&m, &g), l.into_scalar::<f32>(), running_stats(&m))
@@ -362,7 +392,7 @@ fn running_statistics_follow_every_step_of_a_data_parallel_run() {
             &doubled,
             [3, 8, 8],
             &CrossEntropy,
-            (0, 0),
+            (0, 0, 0),
         )
         .unwrap();
         let _ = reference.forward(x());
@@ -441,7 +471,7 @@ fn a_batch_of_views_is_sharded_view_by_view() {
             &batch(0..n),
             [3, 8, 8],
             loss.as_ref(),
-            (0, 0),
+            (0, 0, 0),
         )
         .unwrap();
         (grads_of(&m, &g), l.into_scalar::<f32>())

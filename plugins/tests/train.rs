@@ -127,6 +127,36 @@ fn a_resumed_run_continues_exactly_where_it_stopped() {
     assert_eq!(resumed.epochs, 4, "history carried in the checkpoint");
 }
 
+/// GCL draws its clouds from a key of (seed, stage, epoch, batch in the epoch), so a run resumed
+/// in stage 1 draws what the uninterrupted run drew, through its classifier stage too.
+#[test]
+fn a_resumed_gcl_run_draws_the_same_clouds() {
+    let r = spec("gcl", "");
+    let (full, all) = run(&r, None);
+    let at_two = all.checkpoints[1].clone();
+    assert_eq!((at_two.header.stage, at_two.header.epochs_done), (1, 2));
+    let (resumed, rest) = run(
+        &r,
+        Some(Checkpoint::from_bytes(&at_two.to_bytes()).unwrap()),
+    );
+    assert_eq!(rest.epochs.len(), all.epochs.len() - 2);
+    assert!(
+        all.epochs.iter().any(|e| e.stage == 2),
+        "the classifier stage ran"
+    );
+    for (a, b) in all.epochs[2..].iter().zip(&rest.epochs) {
+        assert_eq!((a.stage, a.epoch), (b.stage, b.epoch));
+        assert!(
+            (a.train_loss - b.train_loss).abs() < 1e-5,
+            "epoch {}: {} vs {}",
+            a.epoch,
+            a.train_loss,
+            b.train_loss
+        );
+    }
+    assert_eq!(full.last.test_top1, resumed.last.test_top1);
+}
+
 #[test]
 fn a_checkpoint_of_another_config_is_refused() {
     let (_, all) = run(&spec("ce", ""), None);

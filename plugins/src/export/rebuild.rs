@@ -23,6 +23,8 @@ pub struct Geometry {
     pub classes: usize,
     /// The record holds LWS scales (an LWS stage-2 checkpoint).
     pub has_scales: bool,
+    /// The record holds DisAlign's calibration (a DisAlign stage-2 checkpoint).
+    pub has_disalign: bool,
     /// The record holds a head bias (a linear head).
     pub has_bias: bool,
 }
@@ -111,6 +113,7 @@ pub fn geometry_of(kind: BackboneKind, record: &[u8]) -> Result<Geometry, Export
         input,
         classes,
         has_scales: shapes.iter().any(|(n, _)| n == "head.scales"),
+        has_disalign: shapes.iter().any(|(n, _)| n == "head.logit_scale"),
         has_bias: shapes.iter().any(|(n, _)| n == "head.bias"),
     })
 }
@@ -136,10 +139,14 @@ pub fn rebuild(
     let g = geometry_of(kind, &checkpoint.model)?;
     let mut model = Classifier::new(kind, head, g.input, g.classes, device)?
         .with_contrast(run.model.contrast, device)?;
-    // The head's optional parts follow the stage the checkpoint was taken in: LWS adds scales;
+    // The head's optional parts follow the stage the checkpoint was taken in: LWS adds scales,
+    // DisAlign its calibration;
     // a linear head keeps its bias. Whether they fit the recipe is checked by the strict load.
     if g.has_scales {
         model.head = model.head.with_lws_scales(device);
+    }
+    if g.has_disalign {
+        model.head = model.head.with_disalign(device)?;
     }
     if !g.has_bias {
         model.head.bias = None;

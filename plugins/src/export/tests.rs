@@ -187,6 +187,18 @@ fn lws_scales_are_exported_as_head_scales() {
     assert_eq!(names_and_shapes(&m)["head.scales"], vec![10]);
 }
 
+#[test]
+fn disalign_calibration_is_exported_under_the_names_rebuild_looks_for() {
+    let mut m = model(BackboneKind::Mlp, HeadKind::Linear);
+    m.head = m.head.with_disalign(&Device::default()).unwrap();
+    let got = names_and_shapes(&m);
+    // `rebuild` recognizes a DisAlign checkpoint by `head.logit_scale`.
+    assert_eq!(got["head.logit_scale"], vec![10]);
+    assert_eq!(got["head.logit_bias"], vec![10]);
+    assert_eq!(got["head.confidence_bias"], vec![1]);
+    assert_eq!(got["head.confidence_weight"][0], 1);
+}
+
 /// `W x + b` with `W` `[out, in]` row-major, as `nn.Linear` computes it.
 fn pt_linear(w: &PtTensor, b: Option<&PtTensor>, x: &[f32]) -> Vec<f32> {
     let w = floats(w);

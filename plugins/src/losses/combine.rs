@@ -4,6 +4,7 @@
 use burn::tensor::{Int, Tensor};
 
 use super::Loss;
+use super::draws::StepDraws;
 use super::error::{LossError, Result};
 
 /// Soft targets from mixup/cutmix (Zhang et al. ICLR 2018): sample i is `lam_i` of class `labels_a[i]`
@@ -34,12 +35,29 @@ pub struct Mixup {
 ///
 /// Errors if the label/lam lengths differ from the batch size or if the loss' class count or weight
 /// vector length differs from the number of logit columns.
+///
+/// A loss that draws noise is evaluated with the default draws (key 0); the training loop
+/// calls [`combine_drawn`] with its step's.
 pub fn combine(
     loss: &dyn Loss,
     logits: Tensor<2>,
     labels_a: Tensor<1, Int>,
     mix: Option<Mixup>,
     epoch: usize,
+) -> Result<Tensor<1>> {
+    combine_drawn(loss, logits, labels_a, mix, epoch, StepDraws::default())
+}
+
+/// [`combine`] with the step's draws: each per-sample evaluation is
+/// [`Loss::per_sample_drawn`]`(.., draws, term)`, term 0 for the labels `a`, 1 for `b` (a
+/// stochastic loss draws each term's noise afresh, as its reference calls it once per label).
+pub fn combine_drawn(
+    loss: &dyn Loss,
+    logits: Tensor<2>,
+    labels_a: Tensor<1, Int>,
+    mix: Option<Mixup>,
+    epoch: usize,
+    draws: StepDraws,
 ) -> Result<Tensor<1>> {
     let [n, c] = logits.dims();
     check_batch("labels_a", n, labels_a.dims()[0])?;
@@ -67,7 +85,7 @@ pub fn combine(
         None => None,
     };
 
-    let l_a = loss.per_sample(logits.clone(), labels_a.clone());
+    let l_a = loss.per_sample_drawn(logits.clone(), labels_a.clone(), draws, 0);
     let Some(Mixup { labels_b, lam }) = mix else {
         return Ok(match weights {
             None => l_a.mean(),
@@ -78,7 +96,7 @@ pub fn combine(
         });
     };
 
-    let l_b = loss.per_sample(logits, labels_b.clone());
+    let l_b = loss.per_sample_drawn(logits, labels_b.clone(), draws, 1);
     let lam = lam.detach();
     let one_minus = lam.clone().neg().add_scalar(1.0);
     let (s_a, s_b) = match weights {

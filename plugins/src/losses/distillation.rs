@@ -78,6 +78,16 @@ impl Loss for Distillation {
         self.task.per_sample(logits, labels)
     }
 
+    fn per_sample_drawn(
+        &self,
+        logits: Tensor<2>,
+        labels: Tensor<1, Int>,
+        draws: super::StepDraws,
+        term: usize,
+    ) -> Tensor<1> {
+        self.task.per_sample_drawn(logits, labels, draws, term)
+    }
+
     fn class_weights(&self, epoch: usize) -> Option<Vec<f32>> {
         self.task.class_weights(epoch)
     }

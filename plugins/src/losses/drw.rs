@@ -67,6 +67,16 @@ impl Loss for Drw {
         self.base.per_sample(logits, labels)
     }
 
+    fn per_sample_drawn(
+        &self,
+        logits: Tensor<2>,
+        labels: Tensor<1, Int>,
+        draws: super::StepDraws,
+        term: usize,
+    ) -> Tensor<1> {
+        self.base.per_sample_drawn(logits, labels, draws, term)
+    }
+
     fn class_weights(&self, epoch: usize) -> Option<Vec<f32>> {
         if epoch >= self.start_epoch {
             Some(self.weights.clone())

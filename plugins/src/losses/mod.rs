@@ -14,9 +14,12 @@ mod class_stats;
 mod combine;
 mod cross_entropy;
 mod distillation;
+mod draws;
 mod drw;
 mod error;
 mod focal;
+mod gcl;
+mod grw;
 mod influence_balanced;
 mod label_aware_smoothing;
 mod lade;
@@ -36,6 +39,8 @@ mod behaviour_tests;
 #[cfg(test)]
 mod fixture_tests;
 #[cfg(test)]
+mod gcl_fixture_tests;
+#[cfg(test)]
 mod method_fixture_tests;
 
 use burn::tensor::{Int, Tensor};
@@ -44,12 +49,15 @@ pub use balanced_softmax::BalancedSoftmax;
 pub use bcl::{Bcl, BclParams};
 pub use class_balanced::{ClassBalanced, ClassBalancedBase};
 pub use class_stats::log_prior;
-pub use combine::{Mixup, combine};
+pub use combine::{Mixup, combine, combine_drawn};
 pub use cross_entropy::CrossEntropy;
 pub use distillation::Distillation;
+pub use draws::{StepDraws, normal_block, standard_normal, step_key};
 pub use drw::Drw;
 pub use error::{LossError, Result};
 pub use focal::Focal;
+pub use gcl::Gcl;
+pub use grw::GeneralizedReweight;
 pub use influence_balanced::InfluenceBalanced;
 pub use label_aware_smoothing::LabelAwareSmoothing;
 pub use lade::Lade;
@@ -72,6 +80,20 @@ pub use weighted_ce::WeightedCe;
 pub trait Loss: Send + Sync + std::fmt::Debug {
     /// Unweighted per-sample loss l_i for logits [N, C] and hard labels [N] -> [N].
     fn per_sample(&self, logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1>;
+
+    /// The per-sample loss of one evaluation in a training step: `draws` is the step's key
+    /// and `term` which of its evaluations this is (0: the labels, 1: a mixed batch's partner
+    /// labels). A loss that draws noise (GCL) overrides it; every other loss is deterministic
+    /// and this is [`Loss::per_sample`]. A loss that wraps another forwards it.
+    fn per_sample_drawn(
+        &self,
+        logits: Tensor<2>,
+        labels: Tensor<1, Int>,
+        _draws: StepDraws,
+        _term: usize,
+    ) -> Tensor<1> {
+        self.per_sample(logits, labels)
+    }
 
     /// Per-class weights w_c applied by `combine` at this epoch (None = all 1). Used by re-weighting and DRW.
     fn class_weights(&self, _epoch: usize) -> Option<Vec<f32>> {

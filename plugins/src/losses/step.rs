@@ -7,7 +7,8 @@
 use burn::tensor::{Int, Tensor};
 
 use super::Loss;
-use super::combine::{Mixup, combine};
+use super::combine::{Mixup, combine_drawn};
+use super::draws::StepDraws;
 use super::error::Result;
 
 /// One training step as a loss sees it. New fields are added as methods need them (features,
@@ -41,6 +42,9 @@ pub struct Step {
     /// Unit-norm class centers `[C, P]`: the classifier's weights through the model's
     /// class-center head (BCL's `head_fc`), where the model has it.
     pub centers: Option<Tensor<2>>,
+    /// The key a stochastic loss (GCL) draws this step's noise from, and the batch row this
+    /// tensor's row 0 is (default: key 0, row 0).
+    pub draws: StepDraws,
 }
 
 impl Step {
@@ -58,6 +62,7 @@ impl Step {
             teacher: None,
             embeddings: None,
             centers: None,
+            draws: StepDraws::default(),
         }
     }
 }
@@ -73,7 +78,8 @@ pub fn step_loss(loss: &dyn Loss, step: Step) -> Result<Tensor<1>> {
         labels,
         mix,
         epoch,
+        draws,
         ..
     } = step;
-    combine(loss, logits, labels, mix, epoch)
+    combine_drawn(loss, logits, labels, mix, epoch, draws)
 }

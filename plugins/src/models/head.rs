@@ -47,6 +47,15 @@ pub struct Head {
     pub bias: Option<Param<Tensor<1>>>,
     /// LWS per-class scales `[classes]` (Kang et al. 2020): `z_c <- f_c z_c`.
     pub scales: Option<Param<Tensor<1>>>,
+    /// DisAlign's class-wise magnitude `alpha` `[classes]` (cvpods `DisAlignLinear.logit_scale`).
+    pub logit_scale: Option<Param<Tensor<1>>>,
+    /// DisAlign's class-wise offset `beta` `[classes]` (`logit_bias`).
+    pub logit_bias: Option<Param<Tensor<1>>>,
+    /// DisAlign's instance confidence `sigmoid(v . x + b)`: `v` `[1, features]`
+    /// (`confidence_layer.weight`) ...
+    pub confidence_weight: Option<Param<Tensor<2>>>,
+    /// ... and `b` `[1]` (`confidence_layer.bias`).
+    pub confidence_bias: Option<Param<Tensor<1>>>,
     /// Cosine scale `s`; 0 means a linear head.
     pub cosine_scale: f32,
     /// How many experts' classifiers `weight` stacks (1: a plain head).
@@ -115,6 +124,10 @@ impl Head {
                     device,
                 ))),
                 scales: None,
+                logit_scale: None,
+                logit_bias: None,
+                confidence_weight: None,
+                confidence_bias: None,
                 cosine_scale: 0.0,
                 experts,
             },
@@ -129,6 +142,10 @@ impl Head {
                     weight,
                     bias: None,
                     scales: None,
+                    logit_scale: None,
+                    logit_bias: None,
+                    confidence_weight: None,
+                    confidence_bias: None,
                     cosine_scale: scale,
                     experts,
                 }
@@ -179,6 +196,8 @@ impl Head {
     }
 
     fn single(&self, features: Tensor<2>) -> Tensor<2> {
+        // DisAlign's confidence reads the features too (only a calibrated head keeps them).
+        let calibrating = self.confidence_weight.is_some().then(|| features.clone());
         let w = self.weight.val();
         let mut z = if self.cosine_scale > 0.0 {
             let f = l2_normalize_rows(features);
@@ -193,7 +212,60 @@ impl Head {
         if let Some(s) = &self.scales {
             z = z * s.val().unsqueeze_dim(0);
         }
-        z
+        match calibrating {
+            Some(features) => self.disalign(features, z),
+            None => z,
+        }
+    }
+
+    /// DisAlign's adaptive calibration (Zhang et al., "Distribution Alignment: A Unified
+    /// Framework for Long-tail Visual Recognition", CVPR 2021; cvpods `DisAlignLinear` and
+    /// `DisAlignNormalizedLinear`): `z' = (1 + sigma alpha) z + sigma beta` with the instance
+    /// confidence `sigma = sigmoid(v . x + b)`, `x` the features (L2-normalized for a cosine
+    /// head, as `feat_norm`). The code's form of the paper's `sigma (alpha z + beta) + (1 -
+    /// sigma) z` (its `alpha` is the paper's minus 1). `z` unchanged without it.
+    fn disalign(&self, features: Tensor<2>, z: Tensor<2>) -> Tensor<2> {
+        let (Some(alpha), Some(beta), Some(v), Some(b)) = (
+            &self.logit_scale,
+            &self.logit_bias,
+            &self.confidence_weight,
+            &self.confidence_bias,
+        ) else {
+            return z;
+        };
+        let x = if self.cosine_scale > 0.0 {
+            l2_normalize_rows(features)
+        } else {
+            features
+        };
+        let sigma = burn::tensor::activation::sigmoid(
+            x.matmul(v.val().transpose()) + b.val().unsqueeze_dim(0),
+        );
+        let scaled = sigma.clone() * alpha.val().unsqueeze_dim(0);
+        z.clone() + scaled * z + sigma * beta.val().unsqueeze_dim(0)
+    }
+
+    /// Adds DisAlign's calibration, learnable, as the code initializes it: `alpha = 1`,
+    /// `beta = 0`, `v = 0.1`, `b ~ U(-1/sqrt(d), 1/sqrt(d))` (`nn.Linear`'s default bias).
+    /// Refused for a head of several experts.
+    pub fn with_disalign(mut self, device: &Device) -> Result<Self, ModelError> {
+        if self.experts > 1 {
+            return Err(ModelError::Invalid {
+                key: "stage2",
+                message: "DisAlign calibrates one classifier, not a head of several experts".into(),
+            });
+        }
+        let [classes, d] = self.weight.dims();
+        let bound = 1.0 / (d as f64).sqrt();
+        self.logit_scale = Some(Param::from_tensor(Tensor::ones([classes], device)));
+        self.logit_bias = Some(Param::from_tensor(Tensor::zeros([classes], device)));
+        self.confidence_weight = Some(Param::from_tensor(Tensor::full([1, d], 0.1, device)));
+        self.confidence_bias = Some(Param::from_tensor(Tensor::random(
+            [1],
+            Distribution::Uniform(-bound, bound),
+            device,
+        )));
+        Ok(self)
     }
 
     /// Adds LWS scales initialized to 1 (learnable).
@@ -213,6 +285,10 @@ impl Head {
             weight: Param::from_tensor(w),
             bias: None,
             scales: self.scales.clone(),
+            logit_scale: self.logit_scale.clone(),
+            logit_bias: self.logit_bias.clone(),
+            confidence_weight: self.confidence_weight.clone(),
+            confidence_bias: self.confidence_bias.clone(),
             cosine_scale: self.cosine_scale,
             experts: self.experts,
         }
@@ -242,6 +318,10 @@ impl Head {
             weight,
             bias,
             scales,
+            logit_scale,
+            logit_bias,
+            confidence_weight,
+            confidence_bias,
             cosine_scale,
             experts,
         } = self;
@@ -260,6 +340,10 @@ impl Head {
             weight,
             bias,
             scales,
+            logit_scale,
+            logit_bias,
+            confidence_weight,
+            confidence_bias,
             cosine_scale,
             experts,
         }
@@ -290,6 +374,10 @@ mod tests {
             weight: Param::from_tensor(w),
             bias: None,
             scales: None,
+            logit_scale: None,
+            logit_bias: None,
+            confidence_weight: None,
+            confidence_bias: None,
             cosine_scale: 0.0,
             experts: 1,
         }

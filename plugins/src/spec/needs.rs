@@ -2,7 +2,8 @@
 //! a loss designed for a cosine classifier (LDAM), for several experts (RIDE, SADE) or for
 //! the embeddings of augmented views and class centers (BCL) is refused
 //! at submission, naming the classifier to add and the presets that do, instead of training
-//! something else in a worker. The requirements are declared with the plugins, so no plugin
+//! something else in a worker; so is a stage 2 that trains a cosine head (GCL's) after a
+//! linear one. The requirements are declared with the plugins, so no plugin
 //! name is matched here.
 
 use super::{PresetBook, ResolvedRun, Result, invalid};
@@ -21,6 +22,24 @@ impl ResolvedRun {
                 .ok_or_else(|| invalid(origin, "model.backbone", "unknown backbone"))?;
             kind.with_experts(self.model.experts)
                 .map_err(|e| invalid(origin, Kind::Classifier.spec_key(), e.to_string()))?;
+        }
+        // A stage 2 that trains the stage-1 head with a cosine-head loss (GCL's classifier
+        // stage) needs that head too.
+        if let Some(s2) = &self.stage2 {
+            let needs = registry
+                .needs(Kind::Stage2, &s2.name)
+                .map_err(|e| invalid(origin, Kind::Stage2.spec_key(), e.to_string()))?;
+            if needs.cosine_head && self.model.head != "cosine" {
+                return Err(invalid(
+                    origin,
+                    Kind::Stage2.spec_key(),
+                    format!(
+                        "`{}` trains the stage-1 cosine classifier: add `[module] classifier = \
+                         {{ name = \"cosine\", scale = 1.0 }}`",
+                        s2.name
+                    ),
+                ));
+            }
         }
         let name = &self.loss.plugin;
         let needs = registry

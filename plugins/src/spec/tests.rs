@@ -673,3 +673,33 @@ fn a_run_names_the_crates_outside_cauda_whose_plugins_it_uses() {
         "another version of the crate is another identity"
     );
 }
+
+#[test]
+fn gcl_classifier_stage_needs_the_cosine_classifier_it_trains() {
+    let on = |method: &str, extra: &str| {
+        single(EXAMPLE)
+            .replace("method = \"ldam-drw\"", &format!("method = \"{method}\""))
+            .replace("[train]", &format!("{extra}[train]"))
+    };
+    let run = resolve(&on("gcl", "")).unwrap();
+    assert_eq!(run.model.head, "cosine");
+    assert_eq!(
+        run.stage2.as_ref().map(|s| s.name.as_str()),
+        Some("gcl-classifier")
+    );
+    // GCL's classifier stage after a linear stage 1: refused at the stage-2 key, naming the fix.
+    let linear = on("ce", "[module]\nstage2 = { name = \"gcl-classifier\" }\n");
+    let err = resolve(&linear).unwrap_err().to_string();
+    assert!(
+        err.contains("module.stage2") && err.contains("name = \"cosine\", scale = 1.0"),
+        "{err}"
+    );
+    // kNN and DisAlign keep any head.
+    for stage2 in ["knn", "disalign"] {
+        let text = on(
+            "ce",
+            &format!("[module]\nstage2 = {{ name = \"{stage2}\" }}\n"),
+        );
+        assert!(resolve(&text).is_ok(), "{stage2}");
+    }
+}

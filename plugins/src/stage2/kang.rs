@@ -14,6 +14,7 @@ fn kang_plan(p: &Params, head: HeadPlan) -> TrainPlan {
         head,
         sampler: PluginRef::named("class-aware"),
         loss: PluginRef::named("ce"),
+        mixer: None,
         max_norm_thresh: None,
         head_lr_factor: 1.0,
     }

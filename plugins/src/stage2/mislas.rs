@@ -44,6 +44,7 @@ impl Stage2Method for Mislas {
             head: HeadPlan::KeepWithScales,
             sampler,
             loss: las,
+            mixer: None,
             max_norm_thresh: None,
             head_lr_factor: p.get("lr_factor"),
         })

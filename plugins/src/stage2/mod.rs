@@ -5,14 +5,20 @@
 //! new method is a new file here and a registry entry, not a string match in the loop.
 //! Distillation ([`Distil`]) uses the same seam with the stage-1 model as its teacher.
 
+mod disalign;
 mod distil;
+mod gcl;
 mod kang;
+mod knn;
 mod mislas;
 mod ncm;
 mod weight_balancing;
 
+pub use disalign::DisAlign;
 pub use distil::Distil;
+pub use gcl::GclClassifier;
 pub use kang::{KangRetrain, TauNorm};
+pub use knn::{Knn, KnnError, KnnVote};
 pub use mislas::Mislas;
 pub use ncm::Ncm;
 pub use weight_balancing::WeightBalancing;
@@ -30,6 +36,9 @@ pub enum HeadPlan {
     Keep,
     /// The stage-1 head, trained further, and trainable per-class scales on its logits (MiSLAS).
     KeepWithScales,
+    /// The stage-1 head, frozen, with DisAlign's trainable calibration of its logits
+    /// ([`crate::models::Head::with_disalign`]).
+    DisAlign,
 }
 
 /// A stage 2 that trains part of the model on the frozen backbone.
@@ -44,6 +53,9 @@ pub struct TrainPlan {
     /// The stage's sampler and loss, validated and built through the registry.
     pub sampler: PluginRef,
     pub loss: PluginRef,
+    /// The stage's batch mixer (`augment.batch`), validated and built through the registry;
+    /// `None` for none (GCL's classifier stage mixes, as its stage 1 does).
+    pub mixer: Option<PluginRef>,
     /// MaxNorm after every step, with the radius relative to the head's row norms at the
     /// start of stage 2 (`min + thresh (max - min)`; weight balancing).
     pub max_norm_thresh: Option<f32>,
@@ -76,6 +88,9 @@ pub enum Stage2Plan {
     NearestClassMean { scale: f32 },
     /// Train a new model from scratch against the stage-1 model's logits (distillation).
     Distil(DistilPlan),
+    /// Classify post hoc by the weighted vote of the `k` training images whose L2-normalized
+    /// features are most cosine-similar (weights `exp(s / temperature)`): [`KnnVote`].
+    NearestNeighbours { k: usize, temperature: f32 },
 }
 
 impl Stage2Plan {
@@ -84,7 +99,9 @@ impl Stage2Plan {
         match self {
             Stage2Plan::Train(tp) => tp.epochs,
             Stage2Plan::Distil(_) => run_epochs,
-            Stage2Plan::TauNorm { .. } | Stage2Plan::NearestClassMean { .. } => 0,
+            Stage2Plan::TauNorm { .. }
+            | Stage2Plan::NearestClassMean { .. }
+            | Stage2Plan::NearestNeighbours { .. } => 0,
         }
     }
 }

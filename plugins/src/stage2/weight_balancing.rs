@@ -33,6 +33,7 @@ impl Stage2Method for WeightBalancing {
             head: HeadPlan::Keep,
             sampler: PluginRef::named("instance"),
             loss: cb,
+            mixer: None,
             max_norm_thresh: Some(p.get("thresh") as f32),
             head_lr_factor: 1.0,
         })

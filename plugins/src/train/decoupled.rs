@@ -19,7 +19,7 @@ use crate::metrics::{Selected, Selection};
 use crate::models::{BackboneKind, Classifier, Head, HeadInit, HeadKind, InputShape};
 use crate::registry::{BuildContext, Kind};
 use crate::spec::ScheduleSpec;
-use crate::stage2::{HeadPlan, Stage2Plan, TrainPlan};
+use crate::stage2::{HeadPlan, KnnVote, Stage2Plan, TrainPlan};
 
 pub fn run_all(
     ctx: &Context<'_>,
@@ -88,6 +88,8 @@ pub fn run_all(
     }
 
     let mut tau_sweep = None;
+    // A kNN stage 2 classifies by its vote instead of the model's head.
+    let mut knn: Option<KnnVote> = None;
     // A post-hoc stage 2 (tau-norm, NCM) changes the classifier without training: the run's
     // last evaluation is of the transformed model.
     let mut post_hoc = false;
@@ -149,6 +151,20 @@ pub fn run_all(
             model = nearest_class_mean(ctx, *scale, model)?;
             post_hoc = true;
         }
+        Some(Stage2Plan::NearestNeighbours { k, temperature }) => {
+            // The lockstep record's "stage 2" of kNN: the model whose features it searches.
+            ctx.record(|r| r.stage_start(2, 0, &model, Vec::new()))?;
+            let f = evaluate::features(&model.valid(), &data.train, &data.norm, &ctx.eval_device)?;
+            let classes = model.head.classes();
+            knn = Some(KnnVote::new(
+                f,
+                data.train.labels(),
+                classes,
+                *k,
+                *temperature,
+            )?);
+            post_hoc = true;
+        }
         Some(Stage2Plan::TauNorm { tau }) => {
             // The lockstep record's "stage 2" of tau-norm: the model it transforms.
             ctx.record(|r| r.stage_start(2, 0, &model, Vec::new()))?;
@@ -172,8 +188,9 @@ pub fn run_all(
             final_eval = Some(e.clone());
         }
     }
-    let last = match (post_hoc, final_eval) {
-        (false, Some(e)) => e,
+    let last = match (post_hoc, final_eval, &knn) {
+        (false, Some(e), _) => e,
+        (_, _, Some(vote)) => evaluate_knn(ctx, &model, vote)?,
         _ => evaluate_model(ctx, &model)?,
     };
     let best_test_top1 = selection
@@ -190,7 +207,10 @@ pub fn run_all(
         let (c, h, w) = (sub.channels, sub.height, sub.width);
         let m = model.valid();
         let f = evaluate::features(&m, &sub.clone().into(), &data.norm, &ctx.eval_device)?;
-        let z = evaluate::logits(&m.head, f, ctx.posthoc_shift.as_deref());
+        let z = match &knn {
+            Some(vote) => knn_logits(vote, f, ctx.posthoc_shift.as_deref())?,
+            None => evaluate::logits(&m.head, f, ctx.posthoc_shift.as_deref()),
+        };
         let mut x = Vec::with_capacity(n * c * h * w);
         for img in sub.pixels.chunks_exact(c * h * w) {
             data.norm.push(img, h * w, &mut x);
@@ -209,7 +229,15 @@ pub fn run_all(
         .map(|r| r.images_per_sec)
         .collect();
     // The final model's test confusion matrix (the logits `last` is scored on).
-    let confusion = evaluate::test_confusion(ctx, &model)?;
+    let confusion = match &knn {
+        Some(vote) => {
+            let f = evaluate::features(&model.valid(), &data.test, &data.norm, &ctx.eval_device)?;
+            let z = knn_logits(vote, f, ctx.posthoc_shift.as_deref())?;
+            let classes = data.class_counts.len();
+            evaluate::confusion(&z, data.test.labels(), classes)?
+        }
+        None => evaluate::test_confusion(ctx, &model)?,
+    };
     Ok(RunSummary {
         method: run.method.clone(),
         class_counts: data.class_counts.clone(),
@@ -335,6 +363,7 @@ fn stage2_model(
         HeadPlan::LwsScales => head.no_grad().with_lws_scales(&ctx.device),
         HeadPlan::Keep => head,
         HeadPlan::KeepWithScales => head.with_lws_scales(&ctx.device),
+        HeadPlan::DisAlign => head.no_grad().with_disalign(&ctx.device)?,
     };
     // The contrastive heads stay (a checkpoint rebuilds the run's whole design) but learn no
     // more: stage 2 trains the classifier.
@@ -372,7 +401,10 @@ fn stage2_setup(
         epoch_offset: run.train.epochs,
         sampler: reg.sampler(&sampler, &bctx2)?,
         loss: reg.loss(&loss, None, &bctx2)?,
-        mixer: None,
+        mixer: match &plan.mixer {
+            Some(m) => Some(reg.mixer(&reg.validate(Kind::Mixer, m)?, &bctx2)?),
+            None => None,
+        },
         crop_pad: run.crop_flip.then_some(run.pad),
         optimizer,
         schedule: ScheduleSpec {
@@ -442,6 +474,45 @@ fn nearest_class_mean(
         head: ncm,
         contrast,
     })
+}
+
+/// kNN's logits of the features `f`, less the run's post-hoc shift when it has one.
+fn knn_logits(
+    vote: &KnnVote,
+    f: burn::tensor::Tensor<2>,
+    shift: Option<&[f32]>,
+) -> Result<Vec<f32>, TrainError> {
+    let mut z = vote.logits(f)?;
+    if let Some(shift) = shift {
+        for row in z.chunks_exact_mut(shift.len()) {
+            for (v, s) in row.iter_mut().zip(shift) {
+                *v -= s;
+            }
+        }
+    }
+    Ok(z)
+}
+
+/// The run's evaluation (test, validation) with kNN's vote as the classifier.
+fn evaluate_knn(
+    ctx: &Context<'_>,
+    model: &Classifier,
+    vote: &KnnVote,
+) -> Result<super::record::EvalRecord, TrainError> {
+    let data = ctx.data;
+    let m = model.valid();
+    let shift = ctx.posthoc_shift.as_deref();
+    let f = evaluate::features(&m, &data.test, &data.norm, &ctx.eval_device)?;
+    let z = knn_logits(vote, f, shift)?;
+    let mut rec = evaluate::score(&z, data.test.labels(), &data.class_counts, &ctx.run.metrics)?;
+    if let Some(val) = &data.val {
+        let f = evaluate::features(&m, val, &data.norm, &ctx.eval_device)?;
+        let z = knn_logits(vote, f, shift)?;
+        rec.val_top1 = Some(
+            evaluate::score(&z, val.labels(), &data.class_counts, &ctx.run.metrics)?.test_top1,
+        );
+    }
+    Ok(rec)
 }
 
 /// Tau-normalization with tau chosen on the validation split when there is one (grid 0..=2 in

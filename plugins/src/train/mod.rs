@@ -78,6 +78,8 @@ pub enum TrainError {
     Sink(String),
     #[error(transparent)]
     Device(#[from] DeviceError),
+    #[error(transparent)]
+    Knn(#[from] crate::stage2::KnnError),
 }
 
 /// Where a run's progress goes: stdout JSON lines for `caudad train`, the daemon for workers.

@@ -71,6 +71,7 @@ pub(crate) fn batch_loss(
     loss: &dyn Loss,
     batch: BatchTensors<'_>,
     (epoch, step): (usize, usize),
+    draws: losses::StepDraws,
     device: &Device,
 ) -> Result<Tensor<1>, TrainError> {
     let n = batch.labels.len();
@@ -111,6 +112,7 @@ pub(crate) fn batch_loss(
         teacher,
         embeddings,
         centers,
+        draws,
     };
     Ok(losses::step_loss(loss, step)?)
 }
@@ -124,7 +126,7 @@ fn shard_grads(
     range: std::ops::Range<usize>,
     shape: [usize; 3],
     loss: &dyn Loss,
-    (epoch, step): (usize, usize),
+    (epoch, step, key): (usize, usize, u64),
     device: &Device,
 ) -> Result<(GradientsParams, Tensor<1>), TrainError> {
     let [c, h, w] = shape;
@@ -148,7 +150,12 @@ fn shard_grads(
         labels: &batch.labels[range.clone()],
         mixed,
     };
-    let loss = batch_loss(model, teacher, loss, shard, (epoch, step), device)?;
+    // The shard draws the noise of its own rows of the global batch.
+    let draws = losses::StepDraws {
+        key,
+        first_row: range.start,
+    };
+    let loss = batch_loss(model, teacher, loss, shard, (epoch, step), draws, device)?;
     let grads = GradientsParams::from_grads(loss.backward(), model);
     Ok((grads, loss.detach()))
 }
@@ -156,7 +163,8 @@ fn shard_grads(
 /// The gradients of the global batch's loss on `devices` (the first is `model`'s), and that
 /// loss (the shard-weighted mean) on the first device. Each shard's loss is computed on that
 /// shard alone, as each rank of PyTorch's DistributedDataParallel does (so a whole-batch loss
-/// such as LADE estimates per shard), from several threads at once.
+/// such as LADE estimates per shard), from several threads at once. `at` is the stage's
+/// (epoch, step, draw key); each shard draws a stochastic loss' noise for its own rows.
 pub fn data_parallel_grads(
     model: &Classifier,
     teacher: Option<&Teacher>,
@@ -164,7 +172,7 @@ pub fn data_parallel_grads(
     batch: &Batch,
     shape: [usize; 3],
     loss: &dyn Loss,
-    at: (usize, usize),
+    at: (usize, usize, u64),
 ) -> Result<(GradientsParams, Tensor<1>), TrainError> {
     let n = batch.len();
     let ranges = shards(n, devices.len());

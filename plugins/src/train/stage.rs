@@ -117,6 +117,14 @@ pub fn run_stage(
             };
             let n = batch.len();
             let recorded = ctx.records_step().then(|| batch.clone());
+            // What a stochastic loss draws this step (GCL's clouds): bench/reference.py's
+            // `gcl_noise` regenerates it from the same key.
+            let key = crate::losses::step_key(
+                ctx.run.train.seed,
+                usize::from(setup.stage),
+                epoch,
+                batches,
+            );
             let (grads, loss) = if ctx.devices.len() > 1 {
                 super::parallel::data_parallel_grads(
                     &current,
@@ -125,7 +133,7 @@ pub fn run_stage(
                     &batch,
                     [c, h, w],
                     setup.loss.as_ref(),
-                    (epoch, stage_step),
+                    (epoch, stage_step, key),
                 )?
             } else {
                 let mixed = batch.mixed.as_ref().map(|(b, lam)| (&b[..], &lam[..]));
@@ -141,6 +149,7 @@ pub fn run_stage(
                     setup.loss.as_ref(),
                     tensors,
                     (epoch, stage_step),
+                    crate::losses::StepDraws { key, first_row: 0 },
                     &device,
                 )?;
                 (GradientsParams::from_grads(loss.backward(), &current), loss)

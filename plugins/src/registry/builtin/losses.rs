@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::super::params::ParamSpec as P;
 use super::super::{BuildContext, Needs, Params, RegistryError};
-use super::{Add, EPS, Factory, build_err, decl};
+use super::{Add, DISALIGN, EPS, Factory, GCL, build_err, decl};
 use crate::losses::{self, Loss, LossError};
 
 /// A loss constructor's result as a factory's.
@@ -92,6 +92,67 @@ pub(super) fn register(add: &mut Add<'_>) {
             built(
                 p,
                 losses::Ldam::new(counts(ctx), p.get("max_m"), p.get("s")),
+            )
+        }),
+    );
+    add(
+        decl(
+            "gcl",
+            "Gaussian clouded logits: CE(s (cos - noise_mul |eps| a_c / max a - m e_y)), eps ~ N(0, 1/3) clamped to [-1, 1] per sample and class, a_c = log n_max - log n_c; gamma > 0 adds the focal factor (1 - p)^gamma of its stage 2; needs a cosine classifier.",
+            GCL,
+            vec![
+                P::float("m", 0.0, 0.0, 1.0, "margin of the true class (stage 1: 0; stage 2: 0.1)"),
+                P::float("s", 30.0, EPS, 100.0, "logit scale (stage 1: 30; stage 2: 20)"),
+                P::float(
+                    "noise_mul",
+                    0.5,
+                    0.0,
+                    10.0,
+                    "largest cloud, the rarest class' (0: no clouds)",
+                ),
+                P::float(
+                    "gamma",
+                    0.0,
+                    0.0,
+                    10.0,
+                    "focal factor of the classifier stage (`train_cls`, 1 there); 0 = cross-entropy",
+                ),
+            ],
+        )
+        .needing(Needs {
+            cosine_head: true,
+            ..Needs::default()
+        }),
+        Factory::Loss(|p, ctx| {
+            built(
+                p,
+                losses::Gcl::new(
+                    counts(ctx),
+                    p.get("m"),
+                    p.get("s"),
+                    p.get("noise_mul"),
+                    p.get("gamma"),
+                ),
+            )
+        }),
+    );
+    add(
+        decl(
+            "grw",
+            "Generalized re-weighting: cross-entropy with w_c ~ (1 / r_c)^rho (sum C), r_c = n_c / N.",
+            DISALIGN,
+            vec![P::float(
+                "rho",
+                1.2,
+                0.0,
+                10.0,
+                "power of the inverse frequency (ImageNet-LT config: 1.2; 1 = weighted-ce)",
+            )],
+        ),
+        Factory::Loss(|p, ctx| {
+            built(
+                p,
+                losses::GeneralizedReweight::new(counts(ctx), p.get("rho")),
             )
         }),
     );

@@ -20,6 +20,13 @@ const EPS: f64 = 1e-9;
 const KANG: &str =
     "Kang et al., Decoupling Representation and Classifier for Long-Tailed Recognition, ICLR 2020";
 
+/// Li et al.'s GCL, a loss and the classifier stage that trains with it again.
+const GCL: &str =
+    "Li et al., Long-Tailed Visual Recognition via Gaussian Clouded Logit Adjustment, CVPR 2022";
+
+/// Zhang et al.'s DisAlign, a stage 2 and the re-weighting loss it trains with.
+const DISALIGN: &str = "Zhang et al., Distribution Alignment: A Unified Framework for Long-tail Visual Recognition, CVPR 2021";
+
 fn decl(
     name: &'static str,
     doc: &'static str,

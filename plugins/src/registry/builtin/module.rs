@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use super::super::Needs;
 use super::super::params::ParamSpec as P;
-use super::{Add, EPS, Factory, KANG, decl};
+use super::{Add, DISALIGN, EPS, Factory, GCL, KANG, decl};
 use crate::models::HeadKind;
 use crate::stage2;
 
@@ -147,6 +148,74 @@ pub(super) fn register(add: &mut Add<'_>) {
         ),
         Factory::Stage2(|p| Ok(Arc::new(stage2::Mislas::from_params(p)))),
     );
+    let mut gcl = vec![
+        P::int("epochs", 30.0, 1.0, 1000.0, "stage-2 epochs"),
+        P::float(
+            "lr",
+            0.02,
+            EPS,
+            10.0,
+            "stage-2 learning rate (cosine schedule; the script's 0.1 x 0.1 x 2)",
+        ),
+    ];
+    gcl.extend([
+        P::float("m", 0.1, 0.0, 1.0, "margin of the true class"),
+        P::float("s", 20.0, EPS, 100.0, "logit scale"),
+        P::float(
+            "noise_mul",
+            0.5,
+            0.0,
+            10.0,
+            "largest cloud, the rarest class'",
+        ),
+        P::float(
+            "gamma",
+            1.0,
+            0.0,
+            10.0,
+            "focal factor (the script's train_cls)",
+        ),
+        P::float(
+            "mixup_alpha",
+            1.0,
+            0.0,
+            10.0,
+            "mixup's Beta parameter in stage 2 (0: no mixup)",
+        ),
+    ]);
+    add(
+        decl(
+            "gcl-classifier",
+            "Stage 2: the stage-1 cosine classifier trained on the frozen backbone with the GCL loss (margin, focal factor), mixup and class-balanced sampling.",
+            GCL,
+            gcl,
+        )
+        .needing(Needs {
+            cosine_head: true,
+            ..Needs::default()
+        }),
+        Factory::Stage2(|p| Ok(Arc::new(stage2::GclClassifier::from_params(p)))),
+    );
+    let mut disalign = stage2_params(0.1);
+    disalign.extend([
+        P::float("weight_decay", 5e-4, 0.0, 1.0, "weight decay of stage 2"),
+        P::float(
+            "rho",
+            1.2,
+            0.0,
+            10.0,
+            "generalized re-weighting power (ImageNet-LT config's GRW_SCALE)",
+        ),
+    ]);
+    add(
+        decl(
+            "disalign",
+            "Stage 2: backbone and classifier frozen; the logits calibrated as (1 + sigma alpha) z + sigma beta, sigma = sigmoid(v . x + b), trained with generalized re-weighting.",
+            DISALIGN,
+            disalign,
+        ),
+        Factory::Stage2(|p| Ok(Arc::new(stage2::DisAlign::from_params(p)))),
+    );
     add(
         decl(
             "kd",
@@ -185,5 +254,29 @@ pub(super) fn register(add: &mut Add<'_>) {
             )],
         ),
         Factory::Stage2(|p| Ok(Arc::new(stage2::Ncm::from_params(p)))),
+    );
+    add(
+        decl(
+            "knn",
+            "Post hoc: k-nearest-neighbour vote over the L2-normalized training features, each of the k most cosine-similar images voting exp(s / T) for its class.",
+            "Wu et al., Unsupervised Feature Learning via Non-Parametric Instance Discrimination, CVPR 2018 (the weighted vote); Caron et al., Emerging Properties in Self-Supervised Vision Transformers (DINO), ICCV 2021 (k = 20, T = 0.07)",
+            vec![
+                P::int(
+                    "k",
+                    20.0,
+                    1.0,
+                    100_000.0,
+                    "neighbours that vote (DINO's best of 10, 20, 100, 200)",
+                ),
+                P::float(
+                    "temperature",
+                    0.07,
+                    1e-3,
+                    100.0,
+                    "T of the vote weights exp(s / T)",
+                ),
+            ],
+        ),
+        Factory::Stage2(|p| Ok(Arc::new(stage2::Knn::from_params(p)))),
     );
 }
