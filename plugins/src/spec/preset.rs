@@ -64,6 +64,7 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "weight-balancing",
     "mislas",
     "ride",
+    "bbn",
     "sade",
     "kd",
     "kd-balanced-softmax",

@@ -1,7 +1,9 @@
 //! The input pipeline of one epoch: gather the sampler's indices into batches, apply crop+flip
 //! on u8 pixels (in-memory sets) or decode and transform files on a thread pool
 //! ([`super::stream`]), normalize to f32, apply batch mixing, all on a producer thread that runs
-//! one or two batches ahead of the training step, so data preparation overlaps compute.
+//! one or two batches ahead of the training step, so data preparation overlaps compute. A stage
+//! with a second sampler stream (BBN's re-balancing branch) gets, with each batch, a batch of the
+//! same size drawn by that sampler ([`Batch::second`]).
 
 use std::sync::Arc;
 use std::sync::mpsc::sync_channel;
@@ -91,6 +93,18 @@ pub struct Batch {
     /// (the lockstep record keeps these, so a replay can redraw one factor and keep the others),
     /// in the order of `pixels` (view by view).
     pub draws: Vec<Draw>,
+    /// The second sampler stream's batch of the same size, when the stage has one
+    /// ([`EpochPlan::second`]): one view, not mixed.
+    pub second: Option<Stream>,
+}
+
+/// A batch of the stage's second sampler stream: its images' normalized pixels `len x C x H x
+/// W`, labels and draws, cropped and flipped (when on) with draws of their own.
+#[derive(Debug, Clone)]
+pub struct Stream {
+    pub pixels: Vec<f32>,
+    pub labels: Vec<u32>,
+    pub draws: Vec<Draw>,
 }
 
 /// One image's draws: its index in the training set, and its crop offsets `(dx, dy)` in the
@@ -130,7 +144,15 @@ pub struct EpochPlan<'a> {
     /// after the first view's draws, so the classification view is what it would be alone;
     /// batch mixing mixes the classification view.
     pub views: usize,
+    /// The epoch's order of a second sampler stream (as long as `order`), whose batch `b` is
+    /// `second[b x batch_size ..]` beside the main batch `b`. Its crops and flips are drawn after
+    /// the main batch's views and mixing (in-memory sets; files: per-image draws of their own
+    /// seed), so the main batches are what they would be without it.
+    pub second: Option<Vec<usize>>,
 }
+
+/// The per-image seed index of the second stream's file draws ([`view_seed`]): past any view.
+const SECOND_STREAM_VIEW: usize = 1 << 20;
 
 /// Why a batch could not be made.
 #[derive(Debug)]
@@ -237,6 +259,24 @@ fn produce_files(
                 batch.draws.extend(other.draws);
                 batch.views += 1;
             }
+            if let Some(second) = &plan.second {
+                let at = (b * bs).min(second.len());
+                let chunk2 = &second[at..(at + chunk.len()).min(second.len())];
+                let other = super::stream::train_batch(
+                    files,
+                    chunk2,
+                    at,
+                    view_seed(plan.seed, SECOND_STREAM_VIEW),
+                    plan.transform.as_ref(),
+                    plan.norm,
+                )
+                .map_err(BatchError::Data)?;
+                batch.second = Some(Stream {
+                    pixels: other.pixels,
+                    labels: other.labels,
+                    draws: other.draws,
+                });
+            }
             Ok(batch)
         });
         let failed = built.is_err();
@@ -255,7 +295,8 @@ fn produce_memory(
     let chw = c * h * w;
     let views = plan.views.max(1);
     let mut rng = augment_rng(plan.seed);
-    for chunk in plan.order.chunks(plan.batch_size.max(1)) {
+    let bs = plan.batch_size.max(1);
+    for (b, chunk) in plan.order.chunks(bs).enumerate() {
         let mut pixels = Vec::with_capacity(views * chunk.len() * chw);
         let mut draws = Vec::with_capacity(views * chunk.len());
         let labels: Vec<u32> = chunk.iter().map(|&i| set.labels[i]).collect();
@@ -282,12 +323,32 @@ fn produce_memory(
                 }
             };
         }
+        // The second stream's images, drawn after everything the main batch drew.
+        let second = match &plan.second {
+            None => None,
+            Some(order) => {
+                let at = (b * bs).min(order.len());
+                let chunk2 = &order[at..(at + chunk.len()).min(order.len())];
+                let mut px = Vec::with_capacity(chunk2.len() * chw);
+                let mut dr = Vec::with_capacity(chunk2.len());
+                if let Err(e) = push_view(set, chunk2, plan, &mut rng, &mut px, &mut dr) {
+                    send(Err(BatchError::Augment(e)));
+                    return;
+                }
+                Some(Stream {
+                    pixels: px,
+                    labels: chunk2.iter().map(|&i| set.labels[i]).collect(),
+                    draws: dr,
+                })
+            }
+        };
         if !send(Ok(Batch {
             pixels,
             labels,
             views,
             mixed,
             draws,
+            second,
         })) {
             return;
         }
@@ -370,6 +431,7 @@ mod tests {
                 class_counts: &[4, 4, 3],
                 seed: 9,
                 views: 1,
+                second: None,
             };
             let mut seen = Vec::new();
             for_each_batch(plan, |b: Batch| -> Result<(), super::super::TrainError> {
