@@ -125,8 +125,8 @@ fn check_backbone(backbone: &str, device: &burn::tensor::Device) {
     for method in presets.names().into_iter().filter(|m| wanted(m)) {
         let run = match resolve(method, backbone) {
             Ok(run) => run,
-            // The expert presets (RIDE, SADE) split a CIFAR ResNet's last stages: on LeNet they
-            // are refused at resolution, and the ResNet-8 check covers them.
+            // The expert presets (RIDE, SADE) split a CIFAR ResNet's last stages and BBN its last
+            // block: on LeNet they are refused at resolution, and the ResNet-8 check covers them.
             Err(e) if backbone == "lenet" && e.contains("only the CIFAR ResNets") => {
                 println!("{method}: not on lenet ({e})");
                 continue;
@@ -153,6 +153,13 @@ fn check_backbone(backbone: &str, device: &burn::tensor::Device) {
             );
         }
         dirs.push(dir);
+    }
+    // Only a filter can leave nothing to replay (`CAUDA_LOCKSTEP_METHODS=bbn` on LeNet, where
+    // every selected preset is refused); without one that would be a broken preset list.
+    if dirs.is_empty() {
+        assert!(only.is_some(), "no preset to replay on {backbone}");
+        println!("{backbone}: none of the selected presets {only:?} trains on it");
+        return;
     }
     let out = lockstep_py(&dirs);
     println!("{out}");
