@@ -145,14 +145,18 @@ pub struct EpochPlan<'a> {
     /// batch mixing mixes the classification view.
     pub views: usize,
     /// The epoch's order of a second sampler stream (as long as `order`), whose batch `b` is
-    /// `second[b x batch_size ..]` beside the main batch `b`. Its crops and flips are drawn after
-    /// the main batch's views and mixing (in-memory sets; files: per-image draws of their own
-    /// seed), so the main batches are what they would be without it.
+    /// `second[b x batch_size ..]` beside the main batch `b`. Its crops and flips come from an
+    /// augmentation RNG of its own (in-memory sets: [`augment_rng`] of the seed XOR
+    /// [`SECOND_STREAM_AUGMENT`]; files: per-image draws of their own seed), so the main batches
+    /// are what they would be without it.
     pub second: Option<Vec<usize>>,
 }
 
 /// The per-image seed index of the second stream's file draws ([`view_seed`]): past any view.
 const SECOND_STREAM_VIEW: usize = 1 << 20;
+
+/// XORed into the epoch's seed for the second stream's crop and flip RNG (in-memory sets).
+pub const SECOND_STREAM_AUGMENT: u64 = 0x2B0D_5EC0_4D00_0001;
 
 /// Why a batch could not be made.
 #[derive(Debug)]
@@ -295,6 +299,7 @@ fn produce_memory(
     let chw = c * h * w;
     let views = plan.views.max(1);
     let mut rng = augment_rng(plan.seed);
+    let mut rng2 = augment_rng(plan.seed ^ SECOND_STREAM_AUGMENT);
     let bs = plan.batch_size.max(1);
     for (b, chunk) in plan.order.chunks(bs).enumerate() {
         let mut pixels = Vec::with_capacity(views * chunk.len() * chw);
@@ -323,7 +328,7 @@ fn produce_memory(
                 }
             };
         }
-        // The second stream's images, drawn after everything the main batch drew.
+        // The second stream's images, cropped with draws of their own.
         let second = match &plan.second {
             None => None,
             Some(order) => {
@@ -331,7 +336,7 @@ fn produce_memory(
                 let chunk2 = &order[at..(at + chunk.len()).min(order.len())];
                 let mut px = Vec::with_capacity(chunk2.len() * chw);
                 let mut dr = Vec::with_capacity(chunk2.len());
-                if let Err(e) = push_view(set, chunk2, plan, &mut rng, &mut px, &mut dr) {
+                if let Err(e) = push_view(set, chunk2, plan, &mut rng2, &mut px, &mut dr) {
                     send(Err(BatchError::Augment(e)));
                     return;
                 }
@@ -456,6 +461,77 @@ mod tests {
             .unwrap();
             assert_eq!(seen, order);
         }
+    }
+
+    /// A second stream changes none of the main batches (its crops are drawn after theirs),
+    /// comes in batches of the same sizes beside them, and is rebuilt from its own draws.
+    #[test]
+    fn a_second_stream_leaves_the_main_batches_as_they_were() {
+        let (c, h, w, n) = (1, 4, 5, 9);
+        let set = ImageSet {
+            pixels: (0..n * c * h * w).map(|i| (i * 53 % 241) as u8).collect(),
+            labels: (0..n as u32).map(|i| i % 3).collect(),
+            channels: c,
+            height: h,
+            width: w,
+            class_names: vec!["a".into(), "b".into(), "c".into()],
+        };
+        let norm = Normalizer {
+            mean: vec![0.5],
+            std: vec![0.25],
+        };
+        let images = Images::from(set.clone());
+        let order: Vec<usize> = (0..n).collect();
+        let second: Vec<usize> = (0..n).map(|i| (i * 4 + 1) % n).collect();
+        let batches = |second: Option<Vec<usize>>| {
+            let plan = EpochPlan {
+                set: &images,
+                order: order.clone(),
+                batch_size: 4,
+                crop_pad: Some(1),
+                transform: None,
+                norm: &norm,
+                mixer: None,
+                class_counts: &[3, 3, 3],
+                seed: 5,
+                views: 1,
+                second,
+            };
+            let mut out = Vec::new();
+            for_each_batch(plan, |b: Batch| -> Result<(), super::super::TrainError> {
+                out.push(b);
+                Ok(())
+            })
+            .unwrap();
+            out
+        };
+        let alone = batches(None);
+        let with = batches(Some(second.clone()));
+        assert_eq!(alone.len(), with.len());
+        let mut drawn = Vec::new();
+        for (a, b) in alone.iter().zip(&with) {
+            assert!(a.second.is_none());
+            assert_eq!(
+                (&a.pixels, &a.labels, &a.draws),
+                (&b.pixels, &b.labels, &b.draws)
+            );
+            let s = b.second.as_ref().expect("a second batch");
+            assert_eq!(s.labels.len(), b.len());
+            let mut rebuilt = Vec::new();
+            for (d, &label) in s.draws.iter().zip(&s.labels) {
+                drawn.push(d.index);
+                assert_eq!(label, set.labels[d.index]);
+                let (dx, dy, flip) = d.crop.expect("crop+flip is on");
+                let img = &set.pixels[d.index * h * w..(d.index + 1) * h * w];
+                norm.push(
+                    &crop_flip_one(img, c, h, w, 1, dx, dy, flip).unwrap(),
+                    h * w,
+                    &mut rebuilt,
+                );
+            }
+            assert_eq!(rebuilt, s.pixels);
+        }
+        assert_eq!(drawn, second);
     }
 
     #[test]
