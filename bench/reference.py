@@ -904,6 +904,31 @@ def mix(mixer, x, y, counts):
     return x, (yb, lam_vec)
 
 
+def cmo_mix(p, x, y, second, epoch, epochs):
+    """naver-ai/cmo cifar_train.py: in epochs start_data_aug < epoch < epochs - end_data_aug,
+    with probability mixup_prob, a box (rand_bbox, lam ~ Beta) of the second batch's images
+    pasted into the batch, the labels weighted by the exact kept area (augment/cmo.rs)."""
+    if not (p["start_data_aug"] < epoch < epochs - p["end_data_aug"]):
+        return x, None
+    if second is None:
+        sys.exit("reference.py: cmo needs the second sampler stream")
+    # Its np.random draws (rand, beta, randint x2), from torch's generator as mix() draws.
+    if float(torch.rand(())) >= p["prob"]:
+        return x, None
+    x2, y2 = second
+    lam = float(torch.distributions.Beta(p["alpha"], p["alpha"]).sample())
+    h, w = x.shape[2], x.shape[3]
+    cut_rat = math.sqrt(1. - lam)
+    cut_h, cut_w = int(h * cut_rat), int(w * cut_rat)
+    cy, cx = int(torch.randint(h, ())), int(torch.randint(w, ()))
+    y0, y1 = min(max(cy - cut_h // 2, 0), h), min(max(cy + cut_h // 2, 0), h)
+    x0, x1 = min(max(cx - cut_w // 2, 0), w), min(max(cx + cut_w // 2, 0), w)
+    x = x.clone()
+    x[:, :, y0:y1, x0:x1] = x2[:, :, y0:y1, x0:x1]
+    lam = 1 - ((y1 - y0) * (x1 - x0) / (h * w))
+    return x, (y2, torch.full((len(y),), lam, dtype=torch.float32))
+
+
 def learning_rate(base, sched, epoch, epochs):
     """train/schedule.rs."""
     warm = sched["warmup_epochs"]
@@ -974,7 +999,8 @@ def run_stage(model, d, cfg, st, losses=None):
             model.backbone.eval()  # frozen BatchNorm keeps its running statistics
         order = epoch_order(st["sampler"], y_all, d["classes"], epoch, st["epochs"],
                             st.get("per_visit", 4))
-        # The second sampler stream (BBN's re-balancing branch): a batch beside each batch.
+        # The second sampler stream (BBN's re-balancing branch, CMO's pasted images): a batch
+        # beside each batch.
         order2 = (epoch_order(st["second_sampler"], y_all, d["classes"], epoch, st["epochs"])
                   if st.get("second_sampler") else None)
         total, batches = 0.0, 0
@@ -982,20 +1008,23 @@ def run_stage(model, d, cfg, st, losses=None):
             idx = order[start : start + bs]
             x0, yb = x_all[idx], y_all[idx]
             xb = normalize(crop_flip(x0, pad) if pad is not None else x0, d)
-            mixed = None
-            if st["mixer"] is not None:
-                xb, mixed = mix(st["mixer"], xb, yb, d["counts"])
-            # A contrastive model's further views: each image cropped and flipped again.
-            views = [normalize(crop_flip(x0, pad) if pad is not None else x0, d)
-                     for _ in range(views_of(model) - 1)]
-            if views:
-                xb = torch.cat([xb] + views)
             second = None
             if order2 is not None:
                 idx2 = order2[start : start + bs]
                 x2 = x_all[idx2]
                 second = (normalize(crop_flip(x2, pad) if pad is not None else x2, d),
                           y_all[idx2])
+            mixed = None
+            if st["mixer"] is not None and st["mixer"]["plugin"] == "cmo":
+                xb, mixed = cmo_mix(st["mixer"]["values"], xb, yb, second, epoch, st["epochs"])
+                second = None  # the pasted images go no further
+            elif st["mixer"] is not None:
+                xb, mixed = mix(st["mixer"], xb, yb, d["counts"])
+            # A contrastive model's further views: each image cropped and flipped again.
+            views = [normalize(crop_flip(x0, pad) if pad is not None else x0, d)
+                     for _ in range(views_of(model) - 1)]
+            if views:
+                xb = torch.cat([xb] + views)
             total += float(train_step(model, optim, st, xb, yb, mixed, epoch, second))
             batches += 1
         if losses is not None:

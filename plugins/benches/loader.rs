@@ -140,6 +140,7 @@ fn main() {
             seed: epoch as u64,
             views: 1,
             second: None,
+            at: (0, 1),
         };
         let mut started = None;
         for_each_batch(plan, |b| -> Result<(), TrainError> {

@@ -168,6 +168,7 @@ fn crop_offsets_and_flips_are_uniform_and_independent_like_torchvision() {
             seed: 99 ^ epoch.wrapping_mul(0x9E37_79B9),
             views: 1,
             second: None,
+            at: (0, 1),
         };
         for_each_batch(plan, |b| -> Result<(), cauda_plugins::train::TrainError> {
             for img in b.pixels.chunks_exact(144) {

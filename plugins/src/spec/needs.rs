@@ -144,7 +144,8 @@ impl ResolvedRun {
                     SECOND_SAMPLER_KEY,
                     format!(
                         "{who} trains on a second sampler stream beside each batch and the run \
-                         has none: add `[rebalance] second_sampler = \"reversed\"`{using}"
+                         has none: add `[rebalance] second_sampler` (BBN's is \"reversed\", \
+                         CMO's \"class-balanced\"){using}"
                     ),
                 ));
             }
@@ -154,7 +155,7 @@ impl ResolvedRun {
                     SECOND_SAMPLER_KEY,
                     format!(
                         "`{}` would draw a second stream that neither the loss `{name}` nor the \
-                         mixer reads: remove it, or use a plugin that takes it (bbn)",
+                         mixer reads: remove it, or use a plugin that takes it (bbn, cmo)",
                         s.plugin
                     ),
                 ));

@@ -56,6 +56,7 @@ const BUILTIN: &[(&str, &str)] = builtin!(
     "pb-sampling",
     "mixup",
     "cutmix",
+    "cmo",
     "remix",
     "crt",
     "lws",

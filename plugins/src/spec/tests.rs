@@ -226,7 +226,7 @@ fn bbn_needs_its_second_stream_and_two_branches_and_nothing_else_takes_them() {
         .to_string();
     assert!(
         err.contains("rebalance.second_sampler")
-            && err.contains("second_sampler = \"reversed\"")
+            && err.contains("second_sampler` (BBN's is \"reversed\"")
             && err.contains("preset bbn"),
         "{err}"
     );
@@ -263,6 +263,17 @@ fn bbn_needs_its_second_stream_and_two_branches_and_nothing_else_takes_them() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("rebalance.second_sampler"), "{err}");
+    // CMO: the mixer takes the stream; without it, refused naming the key and the preset.
+    let cmo = resolve(&on("cmo", "lenet", "")).unwrap();
+    assert_eq!(cmo.second_sampler.unwrap().plugin, "class-balanced");
+    assert_eq!(cmo.mixer.unwrap().plugin, "cmo");
+    let err = resolve(&on("ce", "lenet", "[augment]\nbatch = \"cmo\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("rebalance.second_sampler") && err.contains("`cmo` trains on a second"),
+        "{err}"
+    );
     // A plain run's canonical JSON mentions neither (its hash is unchanged).
     let plain = resolve(&on("ce", "resnet32", "")).unwrap();
     assert!(!plain.to_json().contains("bilateral") && !plain.to_json().contains("second_sampler"));

@@ -150,6 +150,9 @@ pub struct EpochPlan<'a> {
     /// [`SECOND_STREAM_AUGMENT`]; files: per-image draws of their own seed), so the main batches
     /// are what they would be without it.
     pub second: Option<Vec<usize>>,
+    /// The 0-based epoch and the stage's epochs, for a mixer that depends on them (CMO's
+    /// window of epochs).
+    pub at: (usize, usize),
 }
 
 /// The per-image seed index of the second stream's file draws ([`view_seed`]): past any view.
@@ -243,43 +246,35 @@ fn produce_files(
             )
             .map_err(BatchError::Data)
         };
+        let second = |order: &Vec<usize>| {
+            let at = (b * bs).min(order.len());
+            let chunk2 = &order[at..(at + chunk.len()).min(order.len())];
+            super::stream::train_batch(
+                files,
+                chunk2,
+                at,
+                view_seed(plan.seed, SECOND_STREAM_VIEW),
+                plan.transform.as_ref(),
+                plan.norm,
+            )
+            .map(|s| Stream {
+                pixels: s.pixels,
+                labels: s.labels,
+                draws: s.draws,
+            })
+            .map_err(BatchError::Data)
+        };
         let built = view(0).and_then(|mut batch| {
+            batch.second = plan.second.as_ref().map(second).transpose()?;
             if let Some(m) = &plan.mixer {
-                let [c, h, w] = [3, files.side, files.side];
-                batch.mixed = Some(
-                    m.mix(
-                        &mut batch.pixels,
-                        [c, h, w],
-                        &batch.labels,
-                        plan.class_counts,
-                        &mut rng,
-                    )
-                    .map_err(BatchError::Augment)?,
-                );
+                let chw = [3, files.side, files.side];
+                batch.mixed = mix(m.as_ref(), plan, &mut batch, chw, &mut rng)?;
             }
             for v in 1..plan.views.max(1) {
                 let other = view(v)?;
                 batch.pixels.extend(other.pixels);
                 batch.draws.extend(other.draws);
                 batch.views += 1;
-            }
-            if let Some(second) = &plan.second {
-                let at = (b * bs).min(second.len());
-                let chunk2 = &second[at..(at + chunk.len()).min(second.len())];
-                let other = super::stream::train_batch(
-                    files,
-                    chunk2,
-                    at,
-                    view_seed(plan.seed, SECOND_STREAM_VIEW),
-                    plan.transform.as_ref(),
-                    plan.norm,
-                )
-                .map_err(BatchError::Data)?;
-                batch.second = Some(Stream {
-                    pixels: other.pixels,
-                    labels: other.labels,
-                    draws: other.draws,
-                });
             }
             Ok(batch)
         });
@@ -288,6 +283,45 @@ fn produce_files(
             return;
         }
     }
+}
+
+/// A mixed batch's partner labels and per-sample weights ([`Batch::mixed`]).
+type Mixed = (Vec<u32>, Vec<f32>);
+
+/// Mixes the classification view of `batch` (its first `len x C x H x W` pixels) with the plan's
+/// mixer; a mixer that takes the second stream (CMO) gets it and consumes it.
+fn mix(
+    mixer: &dyn BatchMixer,
+    plan: &EpochPlan<'_>,
+    batch: &mut Batch,
+    chw: [usize; 3],
+    rng: &mut ChaCha8Rng,
+) -> Result<Option<Mixed>, BatchError> {
+    let mixed = match (&batch.second, mixer.takes_second_stream()) {
+        (Some(s), true) => mixer.mix_with_second(
+            &mut batch.pixels,
+            chw,
+            &batch.labels,
+            (&s.pixels, &s.labels),
+            plan.class_counts,
+            plan.at,
+            rng,
+        ),
+        _ => mixer
+            .mix(
+                &mut batch.pixels,
+                chw,
+                &batch.labels,
+                plan.class_counts,
+                rng,
+            )
+            .map(Some),
+    }
+    .map_err(BatchError::Augment)?;
+    if mixer.takes_second_stream() {
+        batch.second = None;
+    }
+    Ok(mixed)
 }
 
 fn produce_memory(
@@ -302,32 +336,6 @@ fn produce_memory(
     let mut rng2 = augment_rng(plan.seed ^ SECOND_STREAM_AUGMENT);
     let bs = plan.batch_size.max(1);
     for (b, chunk) in plan.order.chunks(bs).enumerate() {
-        let mut pixels = Vec::with_capacity(views * chunk.len() * chw);
-        let mut draws = Vec::with_capacity(views * chunk.len());
-        let labels: Vec<u32> = chunk.iter().map(|&i| set.labels[i]).collect();
-        let mut mixed = None;
-        for v in 0..views {
-            if let Err(e) = push_view(set, chunk, plan, &mut rng, &mut pixels, &mut draws) {
-                send(Err(BatchError::Augment(e)));
-                return;
-            }
-            if v > 0 {
-                continue;
-            }
-            // Mixing draws right after the classification view's crops, as without views.
-            mixed = match plan
-                .mixer
-                .as_ref()
-                .map(|m| m.mix(&mut pixels, [c, h, w], &labels, plan.class_counts, &mut rng))
-            {
-                None => None,
-                Some(Ok(m)) => Some(m),
-                Some(Err(e)) => {
-                    send(Err(BatchError::Augment(e)));
-                    return;
-                }
-            };
-        }
         // The second stream's images, cropped with draws of their own.
         let second = match &plan.second {
             None => None,
@@ -347,14 +355,41 @@ fn produce_memory(
                 })
             }
         };
-        if !send(Ok(Batch {
-            pixels,
-            labels,
+        let mut batch = Batch {
+            pixels: Vec::with_capacity(views * chunk.len() * chw),
+            labels: chunk.iter().map(|&i| set.labels[i]).collect(),
             views,
-            mixed,
-            draws,
+            mixed: None,
+            draws: Vec::with_capacity(views * chunk.len()),
             second,
-        })) {
+        };
+        for v in 0..views {
+            if let Err(e) = push_view(
+                set,
+                chunk,
+                plan,
+                &mut rng,
+                &mut batch.pixels,
+                &mut batch.draws,
+            ) {
+                send(Err(BatchError::Augment(e)));
+                return;
+            }
+            if v > 0 {
+                continue;
+            }
+            // Mixing draws right after the classification view's crops, as without views.
+            if let Some(m) = &plan.mixer {
+                match mix(m.as_ref(), plan, &mut batch, [c, h, w], &mut rng) {
+                    Ok(mixed) => batch.mixed = mixed,
+                    Err(e) => {
+                        send(Err(e));
+                        return;
+                    }
+                }
+            }
+        }
+        if !send(Ok(batch)) {
             return;
         }
     }
@@ -437,6 +472,7 @@ mod tests {
                 seed: 9,
                 views: 1,
                 second: None,
+                at: (0, 1),
             };
             let mut seen = Vec::new();
             for_each_batch(plan, |b: Batch| -> Result<(), super::super::TrainError> {
@@ -496,6 +532,7 @@ mod tests {
                 seed: 5,
                 views: 1,
                 second,
+                at: (0, 1),
             };
             let mut out = Vec::new();
             for_each_batch(plan, |b: Batch| -> Result<(), super::super::TrainError> {

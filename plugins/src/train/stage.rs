@@ -129,6 +129,7 @@ pub fn run_stage(
             seed,
             views: model.batch_views(),
             second,
+            at: (epoch, setup.epochs),
         };
         let started = Instant::now();
         let mut seen = 0usize;
