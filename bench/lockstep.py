@@ -8,7 +8,8 @@ RUN_DIR is what `caudad train SPEC --out RUN_DIR --lockstep RUN_DIR/lockstep` wr
 files). For each recorded stage this script builds bench/reference.py's PyTorch model for the
 run, loads the stage's initial weights, checks that the same parameters are trainable, and then,
 for every recorded step, feeds the very batch cauda's model saw (pixels after sampling, crop/flip,
-mixing and normalization; labels and mixing targets) through reference.py's loss and optimizer,
+mixing and normalization; labels and mixing targets; BBN's second-stream batch, `x2`, `labels2`)
+through reference.py's loss and optimizer,
 and compares the learning rate, the loss and every tensor after the step (parameters and
 BatchNorm running statistics) with cauda's (kd's stage 2 with the teacher's logits of each batch
 recomputed from the recorded teacher, `stage2_teacher.safetensors`). Finally it evaluates cauda's final model on the
@@ -147,8 +148,14 @@ def one_step(cfg, shape, classes, s2, n, counts, state, buffers, t, lr, s, dtype
     if plan.get("frozen_backbone"):
         model.backbone.eval()
     mixed = (t["labels_b"], t["lam"].to(dtype)) if "labels_b" in t else None
-    ref.train_step(model, optim, plan, t["x"].to(dtype), t["labels"], mixed, s["epoch"], key)
+    ref.train_step(model, optim, plan, t["x"].to(dtype), t["labels"], mixed, s["epoch"], key,
+                   second_stream(t, dtype))
     return model.state_dict()
+
+
+def second_stream(t, dtype):
+    """The second sampler stream's batch cauda drew beside the step's (BBN), if any."""
+    return (t["x2"].to(dtype), t["labels2"]) if "x2" in t else None
 
 
 def one_step_check(cfg, shape, classes, s2, n, counts, prev, prefix, buffers, t, lr, s, rtol,
@@ -241,7 +248,7 @@ def replay(run_dir, rtol, drift):
                 ref.set_lr(o, lr)
                 mixed = (t["labels_b"], t["lam"].to(dt)) if "labels_b" in t else None
                 losses.append(ref.train_step(m, o, pl, t["x"].to(dt), t["labels"], mixed,
-                                             s["epoch"], key))
+                                             s["epoch"], key, second_stream(t, dt)))
             judge(t["loss"].double()[0], losses[0].double(), losses[1], traj, where, "loss",
                   report)
             sd32, sd64 = models[0].state_dict(), models[1].state_dict()

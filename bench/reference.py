@@ -419,6 +419,39 @@ class ExpertResNet(nn.Module):
         return torch.cat([b.blocks(x).mean(dim=(2, 3)) for b in self.branches], 1)
 
 
+class BilateralResNet(nn.Module):
+    """plugins/src/models/bilateral.rs: BBN's `BBN_ResNet_Cifar` (Megvii-Nanjing/BBN,
+    lib/backbone/resnet_cifar.py): the CIFAR ResNet's blocks shared but its last one, which the
+    conventional (`cb_block`) and re-balancing (`rb_block`) branches each have; `branch(x, b)`
+    is its `forward(x, feature_cb=True)` / `feature_rb=True` pooled, `forward` both branches'
+    pooled features of the same images side by side."""
+
+    def __init__(self, c, blocks, option):
+        super().__init__()
+        self.stem = nn.Conv2d(c, 16, 3, 1, 1, bias=False)
+        self.stem_bn = nn.BatchNorm2d(16)
+        specs, cin = [], 16
+        for stage, cout in enumerate([16, 32, 64]):
+            for b in range(blocks):
+                specs.append((cin, cout, 2 if stage > 0 and b == 0 else 1))
+                cin = cout
+        self.trunk = nn.Sequential(*[BasicBlock(*sp, option) for sp in specs[:-1]])
+        self.branches = nn.ModuleList([BasicBlock(*specs[-1], option) for _ in range(2)])
+        self.dim = 128
+        if option == "A":
+            self.apply(kaiming_normal_)
+
+    def shared(self, x):
+        return self.trunk(F.relu(self.stem_bn(self.stem(x))))
+
+    def branch(self, x, b):
+        return self.branches[b](self.shared(x)).mean(dim=(2, 3))
+
+    def forward(self, x):
+        t = self.shared(x)
+        return torch.cat([b(t).mean(dim=(2, 3)) for b in self.branches], 1)
+
+
 # name -> (blocks per stage, shortcut option): plugins/src/models/backbone.rs RESNETS.
 RESNETS = {"resnet8": (1, "A"), "resnet20": (3, "A"), "resnet32": (5, "A"),
            "resnet8b": (1, "B"), "resnet20b": (3, "B"), "resnet32b": (5, "B")}
@@ -551,6 +584,8 @@ class Classifier(nn.Module):
             self.backbone = Mlp(c, h, w)
         elif name == "lenet":
             self.backbone = LeNet(c, h, w)
+        elif name in RESNETS and model_cfg.get("bilateral", False):
+            self.backbone = BilateralResNet(c, *RESNETS[name])
         elif name in RESNETS and model_cfg.get("experts", 1) > 1:
             self.backbone = ExpertResNet(c, *RESNETS[name], model_cfg["experts"])
         elif name in RESNETS:
@@ -559,6 +594,8 @@ class Classifier(nn.Module):
             sys.exit(f"reference.py: unknown backbone {name}")
         scale = model_cfg["head_scale"] if model_cfg["head"] == "cosine" else 0.0
         init = "kaiming" if RESNETS.get(name, (0, "B"))[1] == "A" else "torch"
+        if model_cfg.get("bilateral", False):
+            init = "torch"  # BBN's classifier is an nn.Linear outside `_weights_init`
         self.head = Head(self.backbone.dim, classes, scale, init, model_cfg.get("experts", 1))
         design = model_cfg.get("contrast")
         self.contrast = ContrastHeads(self.backbone.dim, design) if design else None
@@ -646,6 +683,7 @@ class Loss:
 
     def __init__(self, params, counts, drw, epochs):
         self.name = params["plugin"]
+        self.epochs = epochs
         self.p = params["values"]
         n = np.asarray(counts, dtype=np.float64)
         self.log_prior = torch.tensor(np.log(n / n.sum()), dtype=torch.float32)
@@ -782,6 +820,14 @@ class Loss:
         scl = bal_scl(centers, e[1:], y, len(self.la_offsets), self.p["temperature"])
         return self.p["alpha"] * ce + self.p["beta"] * scl
 
+    def bbn_batch(self, fc, feature_a, feature_b, label_a, label_b, epoch):
+        """Megvii-Nanjing/BBN lib/core/combiner.py `bbn_mix` after the two feature extractions,
+        with its 1-based epoch (epoch + 1) and div_epoch the stage's epochs."""
+        l = 1 - ((epoch + 1 - 1) / self.epochs) ** 2  # parabolic decay
+        mixed_feature = 2 * torch.cat((l * feature_a, (1 - l) * feature_b), dim=1)
+        output = fc(mixed_feature)
+        return l * F.cross_entropy(output, label_a) + (1 - l) * F.cross_entropy(output, label_b)
+
     def experts_batch(self, zs, y, epoch):
         """RIDE and SADE over the experts' logits zs [E, N, C] (sums over experts)."""
         total = 0
@@ -881,6 +927,10 @@ def epoch_order(name, labels, classes, epoch, epochs, per_visit=4):
     elif name == "progressively-balanced":
         t = min(epoch / epochs, 1.0) if epochs else 1.0
         p = (1 - t) * ib + t * cb
+    elif name == "reversed":
+        # BBN's get_weight: w_c = max_num / n_c, drawn in proportion (0 for an empty class).
+        w = torch.where(counts > 0, counts.max() / counts.clamp_min(1), torch.zeros_like(counts))
+        p = w / w.sum()
     else:
         sys.exit(f"reference.py: unknown sampler {name}")
     drawn = torch.multinomial(p, n, replacement=True)
@@ -932,6 +982,31 @@ def mix(mixer, x, y, counts):
                                   torch.where((ratio <= 1 / p["kappa"]) & (1 - lam < p["tau"]),
                                               1.0, lam)).float()
     return x, (yb, lam_vec)
+
+
+def cmo_mix(p, x, y, second, epoch, epochs):
+    """naver-ai/cmo cifar_train.py: in epochs start_data_aug < epoch < epochs - end_data_aug,
+    with probability mixup_prob, a box (rand_bbox, lam ~ Beta) of the second batch's images
+    pasted into the batch, the labels weighted by the exact kept area (augment/cmo.rs)."""
+    if not (p["start_data_aug"] < epoch < epochs - p["end_data_aug"]):
+        return x, None
+    if second is None:
+        sys.exit("reference.py: cmo needs the second sampler stream")
+    # Its np.random draws (rand, beta, randint x2), from torch's generator as mix() draws.
+    if float(torch.rand(())) >= p["prob"]:
+        return x, None
+    x2, y2 = second
+    lam = float(torch.distributions.Beta(p["alpha"], p["alpha"]).sample())
+    h, w = x.shape[2], x.shape[3]
+    cut_rat = math.sqrt(1. - lam)
+    cut_h, cut_w = int(h * cut_rat), int(w * cut_rat)
+    cy, cx = int(torch.randint(h, ())), int(torch.randint(w, ()))
+    y0, y1 = min(max(cy - cut_h // 2, 0), h), min(max(cy + cut_h // 2, 0), h)
+    x0, x1 = min(max(cx - cut_w // 2, 0), w), min(max(cx + cut_w // 2, 0), w)
+    x = x.clone()
+    x[:, :, y0:y1, x0:x1] = x2[:, :, y0:y1, x0:x1]
+    lam = 1 - ((y1 - y0) * (x1 - x0) / (h * w))
+    return x, (y2, torch.full((len(y),), lam, dtype=torch.float32))
 
 
 def learning_rate(base, sched, epoch, epochs):
@@ -1004,13 +1079,26 @@ def run_stage(model, d, cfg, st, losses=None):
             model.backbone.eval()  # frozen BatchNorm keeps its running statistics
         order = epoch_order(st["sampler"], y_all, d["classes"], epoch, st["epochs"],
                             st.get("per_visit", 4))
+        # The second sampler stream (BBN's re-balancing branch, CMO's pasted images): a batch
+        # beside each batch.
+        order2 = (epoch_order(st["second_sampler"], y_all, d["classes"], epoch, st["epochs"])
+                  if st.get("second_sampler") else None)
         total, batches = 0.0, 0
         for start in range(0, len(order), bs):
             idx = order[start : start + bs]
             x0, yb = x_all[idx], y_all[idx]
             xb = normalize(crop_flip(x0, pad) if pad is not None else x0, d)
+            second = None
+            if order2 is not None:
+                idx2 = order2[start : start + bs]
+                x2 = x_all[idx2]
+                second = (normalize(crop_flip(x2, pad) if pad is not None else x2, d),
+                          y_all[idx2])
             mixed = None
-            if st["mixer"] is not None:
+            if st["mixer"] is not None and st["mixer"]["plugin"] == "cmo":
+                xb, mixed = cmo_mix(st["mixer"]["values"], xb, yb, second, epoch, st["epochs"])
+                second = None  # the pasted images go no further
+            elif st["mixer"] is not None:
                 xb, mixed = mix(st["mixer"], xb, yb, d["counts"])
             # A contrastive model's further views: each image cropped and flipped again.
             views = [normalize(crop_flip(x0, pad) if pad is not None else x0, d)
@@ -1018,7 +1106,7 @@ def run_stage(model, d, cfg, st, losses=None):
             if views:
                 xb = torch.cat([xb] + views)
             key = step_key(cfg["train"]["seed"], st["stage"], epoch, batches)
-            total += float(train_step(model, optim, st, xb, yb, mixed, epoch, key))
+            total += float(train_step(model, optim, st, xb, yb, mixed, epoch, key, second))
             batches += 1
         if losses is not None:
             losses.append(total / max(batches, 1))
@@ -1046,11 +1134,23 @@ def distillation(task, z, zt, alpha, t):
     return (1 - alpha) * task + alpha * t * t * kl
 
 
-def train_step(model, optim, st, xb, yb, mixed, epoch, key=0):
+def train_step(model, optim, st, xb, yb, mixed, epoch, key=0, second=None):
     """One optimizer step on a ready batch (train/stage.rs, parallel.rs batch_loss); returns the
     loss. A contrastive model's batch is its views one after the other [V x N, ...]: all pass
-    the backbone (and the projection head's BatchNorm) at once, the logits are view 0's."""
+    the backbone (and the projection head's BatchNorm) at once, the logits are view 0's. BBN's
+    bilateral model takes the second stream's batch `second = (x2, y2)`: the main batch through
+    its conventional branch, then the second through its re-balancing branch, as bbn_mix."""
     n = len(yb)
+    if isinstance(model.backbone, BilateralResNet):
+        if second is None or mixed is not None or st["loss"].name != "bbn":
+            sys.exit("reference.py: the bilateral model trains with bbn on a second stream, "
+                     "unmixed")
+        loss = st["loss"].bbn_batch(model.head, model.backbone.branch(xb, 0),
+                                    model.backbone.branch(second[0], 1), yb, second[1], epoch)
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        return loss.detach()
     h = model.backbone(xb)
     contrast = getattr(model, "contrast", None)
     if contrast is not None:
@@ -1134,6 +1234,7 @@ def stage1_plan(cfg, counts):
         "stage": 1,
         "epochs": epochs,
         "sampler": cfg["sampler"]["plugin"],
+        "second_sampler": (cfg.get("second_sampler") or {}).get("plugin"),
         "loss": Loss(cfg["loss"], counts, cfg.get("drw"), epochs),
         "mixer": cfg.get("mixer"),
         "opt": opt,

@@ -139,6 +139,8 @@ fn main() {
             class_counts: &counts,
             seed: epoch as u64,
             views: 1,
+            second: None,
+            at: (0, 1),
         };
         let mut started = None;
         for_each_batch(plan, |b| -> Result<(), TrainError> {

@@ -274,6 +274,8 @@ fn parts(case: &Case, device: &Device) -> (f64, f64) {
             class_counts: &data.class_counts,
             seed: r as u64,
             views: 1,
+            second: None,
+            at: (0, 1),
         };
         train::for_each_batch(plan, |b| -> Result<(), TrainError> {
             kept = Some(b);

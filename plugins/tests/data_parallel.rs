@@ -11,6 +11,7 @@
 //!   does;
 //! - a contrastive model's batch of views (BCL) is cut into shards view by view;
 //! - a loss that draws noise (GCL) draws each shard's rows of the global batch.
+//! - a second sampler stream's batch (BBN) is cut into the same shards as the main batch.
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -22,7 +23,7 @@ use cauda_plugins::registry::builtin_registry;
 use cauda_plugins::spec::{ExperimentSpec, PresetBook, ResolvedRun};
 use cauda_plugins::train::parallel::data_parallel_grads;
 use cauda_plugins::train::{
-    self, Batch, Checkpoint, EpochRecord, EventSink, RunSummary, TrainError,
+    self, Batch, Checkpoint, EpochRecord, EventSink, RunSummary, Stream, TrainError,
 };
 
 /// Burn seeds one process-wide RNG for weight initialization: tests that compare two runs'
@@ -281,6 +282,7 @@ fn with_batchnorm_each_replica_normalizes_its_shard_and_replica_zero_keeps_the_s
         views: 1,
         mixed: None,
         draws: Vec::new(),
+        second: None,
     };
     let loss = CrossEntropy;
     // Two devices on the whole batch: shards 0..5 and 5..10.
@@ -374,6 +376,7 @@ fn running_statistics_follow_every_step_of_a_data_parallel_run() {
         views: 1,
         mixed: None,
         draws: Vec::new(),
+        second: None,
     };
     let reference = make();
     let x = || {
@@ -451,6 +454,7 @@ fn a_batch_of_views_is_sharded_view_by_view() {
         views,
         mixed: None,
         draws: Vec::new(),
+        second: None,
     };
     let registry = builtin_registry();
     let ctx = cauda_plugins::registry::BuildContext {
@@ -510,4 +514,92 @@ fn a_batch_of_views_is_sharded_view_by_view() {
         let mean: Vec<f32> = a.iter().zip(b).map(|(x, y)| (x + y) / 2.0).collect();
         assert_close(&format!("gradient {i}"), d, &mean, 1e-4);
     }
+}
+
+/// BBN on two devices: each replica gets its shard of the main batch and the same shard of the
+/// second stream's batch, so the all-reduced gradients are the mean of each shard's own; a
+/// second stream in another order gives other gradients (the stream reaches the loss).
+#[test]
+fn a_second_streams_batch_is_cut_into_the_main_batchs_shards() {
+    let _serial = serial();
+    let device = Device::flex().autodiff();
+    let shape = InputShape {
+        channels: 3,
+        height: 8,
+        width: 8,
+    };
+    let fresh = || {
+        device.seed(11);
+        Classifier::new(
+            BackboneKind::Bilateral {
+                blocks: 1,
+                shortcut: Shortcut::A,
+            },
+            HeadKind::Linear,
+            shape,
+            4,
+            &device,
+        )
+        .unwrap()
+    };
+    let (n, per) = (8, 3 * 8 * 8);
+    let image = |s: usize, i: usize| -> Vec<f32> {
+        (0..per)
+            .map(|k| (((s * 53 + i * 17 + k * 7) % 97) as f32 / 48.0) - 1.0)
+            .collect()
+    };
+    let labels: Vec<u32> = (0..n as u32).map(|i| i % 4).collect();
+    let labels2: Vec<u32> = (0..n as u32).map(|i| 3 - i % 4).collect();
+    let batch = |r: std::ops::Range<usize>, second: &dyn Fn(usize) -> usize| Batch {
+        pixels: r.clone().flat_map(|i| image(0, i)).collect(),
+        labels: labels[r.clone()].to_vec(),
+        views: 1,
+        mixed: None,
+        draws: Vec::new(),
+        second: Some(Stream {
+            pixels: r.clone().flat_map(|i| image(1, second(i))).collect(),
+            labels: r.clone().map(|i| labels2[second(i)]).collect(),
+            draws: Vec::new(),
+        }),
+    };
+    let registry = builtin_registry();
+    let ctx = cauda_plugins::registry::BuildContext {
+        class_counts: vec![9, 5, 3, 2],
+        epochs: 4,
+    };
+    let params = registry
+        .validated(cauda_plugins::registry::Kind::Loss, "bbn", &[])
+        .unwrap();
+    let loss = registry.loss(&params, None, &ctx).unwrap();
+    let grads = |devices: usize, b: &Batch| {
+        let m = fresh();
+        let (g, l) = data_parallel_grads(
+            &m,
+            None,
+            &vec![device.clone(); devices],
+            b,
+            [3, 8, 8],
+            loss.as_ref(),
+            (1, 0, 0),
+        )
+        .unwrap();
+        (grads_of(&m, &g), l.into_scalar::<f32>())
+    };
+    let same = |i: usize| i;
+    let (ddp, l) = grads(2, &batch(0..n, &same));
+    let (ga, la) = grads(1, &batch(0..4, &same));
+    let (gb, lb) = grads(1, &batch(4..n, &same));
+    assert_close("loss", &[l], &[(la + lb) / 2.0], 1e-5);
+    assert_eq!(ddp.len(), ga.len());
+    for (i, ((d, a), b)) in ddp.iter().zip(&ga).zip(&gb).enumerate() {
+        let mean: Vec<f32> = a.iter().zip(b).map(|(x, y)| (x + y) / 2.0).collect();
+        assert_close(&format!("gradient {i}"), d, &mean, 1e-4);
+    }
+    let reversed = |i: usize| n - 1 - i;
+    let (other, _) = grads(2, &batch(0..n, &reversed));
+    let differs = other
+        .iter()
+        .zip(&ddp)
+        .any(|(o, d)| o.iter().zip(d).any(|(x, y)| (x - y).abs() > 1e-4));
+    assert!(differs, "the second stream's order changed no gradient");
 }

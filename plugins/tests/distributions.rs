@@ -31,6 +31,9 @@ struct InitFixture {
 #[derive(Deserialize)]
 struct InitCase {
     backbone: String,
+    /// BBN's two-branch network on `backbone` (the `bilateral` classifier).
+    #[serde(default)]
+    bilateral: bool,
     shape: [usize; 3],
     classes: usize,
     draws: usize,
@@ -48,7 +51,10 @@ struct Stat {
 fn cauda_init_stats(case: &InitCase) -> BTreeMap<String, Stat> {
     let device = Device::flex();
     device.seed(12345);
-    let kind = BackboneKind::parse(&case.backbone).expect("backbone name");
+    let kind = BackboneKind::parse(&case.backbone)
+        .expect("backbone name")
+        .with_bilateral(case.bilateral)
+        .expect("a CIFAR ResNet");
     let [channels, height, width] = case.shape;
     let input = InputShape {
         channels,
@@ -167,6 +173,8 @@ fn crop_offsets_and_flips_are_uniform_and_independent_like_torchvision() {
             class_counts: &counts,
             seed: 99 ^ epoch.wrapping_mul(0x9E37_79B9),
             views: 1,
+            second: None,
+            at: (0, 1),
         };
         for_each_batch(plan, |b| -> Result<(), cauda_plugins::train::TrainError> {
             for img in b.pixels.chunks_exact(144) {

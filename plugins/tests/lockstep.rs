@@ -31,6 +31,16 @@ impl EventSink for Quiet {
     }
 }
 
+/// CMO mixes only in the epochs `3 < t < T - 3` (its defaults) and then with probability 0.5:
+/// in these two epochs it would never mix. Here it mixes every batch of epoch 1 (steps 5 to 7),
+/// so the replay sees its pasted batches.
+fn window(method: &str) -> &'static str {
+    match method {
+        "cmo" => "batch = { name = \"cmo\", prob = 1.0, start_data_aug = 0, end_data_aug = 0 }\n",
+        _ => "",
+    }
+}
+
 fn resolve(method: &str, backbone: &str) -> Result<ResolvedRun, String> {
     let text = format!(
         r#"
@@ -50,7 +60,8 @@ optimizer = {{ name = "sgd", lr = 0.05, momentum = 0.9, weight_decay = 5e-4 }}
 [augment]
 crop_flip = true
 pad = 2
-"#
+{mixer}"#,
+        mixer = window(method)
     );
     let origin = format!("lockstep-{method}-{backbone}.toml");
     ExperimentSpec::parse(&origin, &text)
@@ -125,8 +136,8 @@ fn check_backbone(backbone: &str, device: &burn::tensor::Device) {
     for method in presets.names().into_iter().filter(|m| wanted(m)) {
         let run = match resolve(method, backbone) {
             Ok(run) => run,
-            // The expert presets (RIDE, SADE) split a CIFAR ResNet's last stages: on LeNet they
-            // are refused at resolution, and the ResNet-8 check covers them.
+            // The expert presets (RIDE, SADE) split a CIFAR ResNet's last stages and BBN its last
+            // block: on LeNet they are refused at resolution, and the ResNet-8 check covers them.
             Err(e) if backbone == "lenet" && e.contains("only the CIFAR ResNets") => {
                 println!("{method}: not on lenet ({e})");
                 continue;
@@ -152,7 +163,24 @@ fn check_backbone(backbone: &str, device: &burn::tensor::Device) {
                 "{method}: no step recorded after the DRW switch"
             );
         }
+        if run.mixer.is_some() {
+            // The replay must see mixed batches (CMO's only in its window: see `window`).
+            let mixed = index["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["mixed"] == true)
+                .count();
+            assert!(mixed > 0, "{method}: no mixed step recorded");
+        }
         dirs.push(dir);
+    }
+    // Only a filter can leave nothing to replay (`CAUDA_LOCKSTEP_METHODS=bbn` on LeNet, where
+    // every selected preset is refused); without one that would be a broken preset list.
+    if dirs.is_empty() {
+        assert!(only.is_some(), "no preset to replay on {backbone}");
+        println!("{backbone}: none of the selected presets {only:?} trains on it");
+        return;
     }
     let out = lockstep_py(&dirs);
     println!("{out}");

@@ -84,6 +84,8 @@ fn an_epoch_of_files_holds_a_few_batches_not_the_set() {
             class_counts: &counts,
             seed,
             views: 1,
+            second: None,
+            at: (0, 1),
         };
         let mut seen = 0;
         for_each_batch(plan, |b| -> Result<(), TrainError> {

@@ -263,7 +263,7 @@ fn tau_norm_is_chosen_on_validation_and_reported_for_every_tau() {
 #[test]
 fn every_builtin_preset_trains() {
     for preset in PresetBook::builtin().names() {
-        // The expert presets (RIDE, SADE) split a CIFAR ResNet: they train on ResNet-8.
+        // The expert presets (RIDE, SADE) and BBN split a CIFAR ResNet: they train on ResNet-8.
         let r = spec_on(preset, "mlp", "")
             .or_else(|e| {
                 assert!(e.contains("only the CIFAR ResNets"), "{preset}: {e}");

@@ -16,6 +16,30 @@ pub trait BatchMixer: Send + Sync + std::fmt::Debug {
         class_counts: &[usize],
         rng: &mut ChaCha8Rng,
     ) -> Result<(Vec<u32>, Vec<f32>)>;
+
+    /// Whether the mixer takes the stage's second sampler stream (CMO pastes from its images):
+    /// the loop then calls [`BatchMixer::mix_with_second`], and the stream goes no further.
+    fn takes_second_stream(&self) -> bool {
+        false
+    }
+
+    /// Mixes the batch with the second stream's batch `(pixels, labels)` (as many images), at
+    /// 0-based epoch `at.0` of `at.1`; `None` leaves the batch unmixed. By default: [`mix`].
+    ///
+    /// [`mix`]: BatchMixer::mix
+    #[allow(clippy::too_many_arguments)]
+    fn mix_with_second(
+        &self,
+        pixels: &mut Vec<f32>,
+        chw: [usize; 3],
+        labels: &[u32],
+        _second: (&[f32], &[u32]),
+        class_counts: &[usize],
+        _at: (usize, usize),
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Option<(Vec<u32>, Vec<f32>)>> {
+        self.mix(pixels, chw, labels, class_counts, rng).map(Some)
+    }
 }
 
 /// The built-in mixers with their parameters.

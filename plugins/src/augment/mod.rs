@@ -1,11 +1,13 @@
 //! Data augmentation for long-tailed training: the standard CIFAR crop-and-flip on u8 images, the
 //! large benchmarks' torchvision transforms on images of any size ([`imagenet`]: random resized
 //! crop, flip, colour jitter, the evaluation resize), and the survey's information-augmentation
-//! mixers on f32 batches (mixup, CutMix, Remix). Every
+//! mixers on f32 batches (mixup, CutMix, Remix, and CMO, which pastes from a second sampler
+//! stream's images). Every
 //! random choice is either drawn from a caller's RNG or passed explicitly to a pure `*_with`
 //! function, so a run is reproducible and each mixer is testable against numpy.
 
 mod batch_mixer;
+mod cmo;
 pub mod color_jitter;
 mod crop_flip;
 mod cutmix;
@@ -15,6 +17,7 @@ mod remix;
 pub mod resample;
 
 pub use batch_mixer::{BatchMixer, Mixer};
+pub use cmo::{Cmo, cmo_with};
 pub use crop_flip::{crop_flip, crop_flip_one};
 pub use cutmix::{CutBox, cutmix, cutmix_box, cutmix_with};
 pub use mixup::{mixup, mixup_with};
@@ -48,6 +51,11 @@ pub enum AugmentError {
     NotAPermutation { n: usize },
     #[error("mixing factor {lam} is not in [0, 1]")]
     Lambda { lam: f32 },
+    #[error(
+        "{mixer} pastes patches of a second sampler stream's images and the batch has none: add \
+         `[rebalance] second_sampler` (CMO's is \"class-balanced\")"
+    )]
+    NoSecondStream { mixer: &'static str },
     #[error("{name} = {value} must be a positive finite number")]
     Parameter { name: &'static str, value: f64 },
     #[error(

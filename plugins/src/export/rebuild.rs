@@ -97,7 +97,9 @@ pub fn geometry_of(kind: BackboneKind, record: &[u8]) -> Result<Geometry, Export
                 width: 4 * (fc1_in / 16),
             }
         }
-        BackboneKind::ResNet { .. } | BackboneKind::Experts { .. } => InputShape {
+        BackboneKind::ResNet { .. }
+        | BackboneKind::Experts { .. }
+        | BackboneKind::Bilateral { .. } => InputShape {
             channels: dim(backbone_shape(&shapes, ".stem.weight")?, 1, "stem.weight")?,
             height: 32,
             width: 32,

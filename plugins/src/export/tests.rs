@@ -420,3 +420,40 @@ fn a_contrastive_run_exports_its_heads_under_pytorchs_names() {
         assert_eq!(st.tensor(name).unwrap().shape(), shape.as_slice(), "{name}");
     }
 }
+
+/// A BBN run rebuilds its two-branch model from the recipe and exports BBN's layout: every block
+/// but the last under `backbone.trunk`, the last once per branch under `backbone.branches.{0,1}`,
+/// one classifier over both branches' 64 features.
+#[test]
+fn a_bilateral_run_exports_its_two_branches() {
+    let text = "name = \"x\"\nmethod = \"bbn\"\n[data]\nformat = \"digits\"\n[model]\nbackbone = \"resnet20\"\n[train]\nepochs = 1\nbatch_size = 8\noptimizer = { name = \"sgd\", lr = 0.1 }\n";
+    let spec = ExperimentSpec::parse("t.toml", text).unwrap();
+    let r = spec
+        .resolve("t.toml", &PresetBook::builtin(), &builtin_registry())
+        .unwrap();
+    let kind = r.backbone_kind().unwrap();
+    let m = model(kind, HeadKind::Linear);
+    let ck = checkpoint_of(&m, config_hash(&r));
+    let bytes = export(
+        &r,
+        &ck,
+        ExportFormat::Safetensors,
+        &ExportOptions::default(),
+    )
+    .unwrap();
+    let st = ::safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let want = names_and_shapes(&m);
+    assert_eq!(st.len(), want.len());
+    for (name, shape) in [
+        // ResNet-20: 3 blocks per stage, 8 shared; the third stage's last is per branch.
+        ("backbone.trunk.7.conv2.weight", vec![64, 64, 3, 3]),
+        ("backbone.branches.0.conv1.weight", vec![64, 64, 3, 3]),
+        ("backbone.branches.1.bn2.running_var", vec![64]),
+        ("head.weight", vec![10, 128]),
+        ("head.bias", vec![10]),
+    ] {
+        assert_eq!(want[name], shape, "{name}");
+        assert_eq!(st.tensor(name).unwrap().shape(), shape.as_slice(), "{name}");
+    }
+    assert!(!want.contains_key("backbone.trunk.8.conv1.weight"));
+}

@@ -84,6 +84,7 @@ fn bcl_matches_its_authors_code_values_and_gradients() {
         let step = Step {
             embeddings: Some(embeddings.clone()),
             centers: Some(centers.clone()),
+            second: None,
             ..Step::plain(logits.clone(), labels, 0, 0)
         };
         let value = step_loss(loss.as_ref(), step).expect("loss");
@@ -132,6 +133,7 @@ fn bcl_refuses_a_step_without_embeddings_or_with_mixing() {
     let mixed = Step {
         embeddings: Some(tensor(&r.embeddings, [r.views, r.n, r.p], &device)),
         centers: Some(tensor(&r.centers, [r.c, r.p], &device)),
+        second: None,
         mix: Some(Mixup {
             labels_b: labels.clone(),
             lam: Tensor::<1>::ones([r.n], &device),

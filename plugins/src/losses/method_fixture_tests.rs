@@ -134,6 +134,7 @@ fn newer_losses_match_their_authors_code_values_and_gradients() {
             embeddings: None,
             centers: None,
             draws: Default::default(),
+            second: None,
         };
         let value = step_loss(loss.as_ref(), step).expect("loss");
         let grads = value.backward();
@@ -215,6 +216,7 @@ fn distillation_matches_dive_kld_values_and_gradients() {
             embeddings: None,
             centers: None,
             draws: Default::default(),
+            second: None,
         };
         let value = step_loss(loss.as_ref(), step).expect("loss");
         let g = logits
@@ -258,6 +260,7 @@ fn distillation_from_itself_is_the_scaled_task_loss_and_needs_a_teacher() {
         embeddings: None,
         centers: None,
         draws: Default::default(),
+        second: None,
     };
     let ce = to_f64(CrossEntropy.per_sample(z.clone(), y.clone()).mean());
     close(
@@ -303,6 +306,7 @@ fn expert_losses_match_their_authors_code_values_and_gradients() {
             teacher: None,
             embeddings: None,
             centers: None,
+            second: None,
             logits: experts.clone().mean_dim(0).reshape([r.n, r.c]),
             experts: Some(experts.clone()),
             features: None,
@@ -350,6 +354,7 @@ fn expert_losses_refuse_a_model_without_experts_and_mixed_batches() {
             teacher: None,
             embeddings: None,
             centers: None,
+            second: None,
             logits: Tensor::<2>::zeros([2, 3], &device),
             experts: None,
             features: None,
@@ -383,6 +388,7 @@ fn expert_losses_refuse_a_model_without_experts_and_mixed_batches() {
         teacher: None,
         embeddings: None,
         centers: None,
+        second: None,
         logits: Tensor::<2>::zeros([2, 3], &device),
         experts: Some(Tensor::<3>::zeros([2, 2, 3], &device)),
         features: None,
@@ -425,6 +431,7 @@ fn lade_refuses_a_mixed_batch() {
         embeddings: None,
         centers: None,
         draws: Default::default(),
+        second: None,
     };
     let err = step_loss(&loss, step).unwrap_err().to_string();
     assert!(
@@ -451,6 +458,7 @@ fn influence_balanced_is_plain_ce_before_its_start_epoch() {
         embeddings: None,
         centers: None,
         draws: Default::default(),
+        second: None,
     };
     let ce = to_f64(CrossEntropy.per_sample(z.clone(), y.clone()).mean());
     close("warm-up", &to_f64(step_loss(&ib, step(2)).unwrap()), &ce);

@@ -8,6 +8,7 @@
 //! training counts `n_c` and validate every parameter with a [`LossError`] naming it and its range.
 
 mod balanced_softmax;
+mod bbn;
 mod bcl;
 mod class_balanced;
 mod class_stats;
@@ -33,6 +34,8 @@ mod vs;
 mod weighted_ce;
 
 #[cfg(test)]
+mod bbn_fixture_tests;
+#[cfg(test)]
 mod bcl_fixture_tests;
 #[cfg(test)]
 mod behaviour_tests;
@@ -46,6 +49,7 @@ mod method_fixture_tests;
 use burn::tensor::{Int, Tensor};
 
 pub use balanced_softmax::BalancedSoftmax;
+pub use bbn::Bbn;
 pub use bcl::{Bcl, BclParams};
 pub use class_balanced::{ClassBalanced, ClassBalancedBase};
 pub use class_stats::log_prior;
@@ -66,7 +70,7 @@ pub use logit_adjusted::LogitAdjusted;
 pub use posthoc::posthoc_adjust;
 pub use ride::{Ride, RideParams};
 pub use sade::Sade;
-pub use step::{Step, step_loss};
+pub use step::{SecondStream, Step, step_loss};
 pub use vs::VectorScaling;
 pub use weighted_ce::WeightedCe;
 

@@ -45,6 +45,21 @@ pub struct Step {
     /// The key a stochastic loss (GCL) draws this step's noise from, and the batch row this
     /// tensor's row 0 is (default: key 0, row 0).
     pub draws: StepDraws,
+    /// The stage's second sampler stream (`rebalance.second_sampler`), when it has one: its
+    /// batch's logits and labels (BBN's re-balancing branch).
+    pub second: Option<SecondStream>,
+}
+
+/// A batch of the second sampler stream as a loss sees it: its images' logits `[N, C]` through
+/// the model, and their labels `[N]`. For a bilateral model (BBN) the main stream's `logits`
+/// are its conventional branch's `W (2 f_c) + b` and these its re-balancing branch's
+/// `W (2 f_r) + b` (the head on the branch's features doubled, the other branch's slot zero),
+/// so `alpha z + (1 - alpha) z'` is BBN's mixed output `W 2[alpha f_c, (1 - alpha) f_r] + b`;
+/// for any other model, the model's logits of the second batch.
+#[derive(Debug, Clone)]
+pub struct SecondStream {
+    pub logits: Tensor<2>,
+    pub labels: Tensor<1, Int>,
 }
 
 impl Step {
@@ -63,6 +78,7 @@ impl Step {
             embeddings: None,
             centers: None,
             draws: StepDraws::default(),
+            second: None,
         }
     }
 }

@@ -11,7 +11,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::imagenet_resnet::{ImageNetArch, ImageNetResNet};
 use super::resnet::Shortcut;
-use super::{ExpertResNet, HeadInit, InputShape, ModelError, ResNet};
+use super::{BilateralResNet, ExpertResNet, HeadInit, InputShape, ModelError, ResNet};
 
 /// Which backbone to build. `ResNet { blocks, shortcut }` has `blocks` basic blocks per stage
 /// (resnet8/20/32: 1/3/5): `resnet*` are the field's option-A networks with Kaiming-normal
@@ -32,6 +32,12 @@ pub enum BackboneKind {
         blocks: usize,
         shortcut: Shortcut,
         experts: usize,
+    },
+    /// A CIFAR ResNet whose last block is two branches (BBN's `BBN_ResNet_Cifar`,
+    /// [`super::BilateralResNet`]); built from a ResNet name and `model.bilateral`.
+    Bilateral {
+        blocks: usize,
+        shortcut: Shortcut,
     },
     ImageNet(ImageNetArch),
 }
@@ -134,6 +140,23 @@ impl BackboneKind {
         }
     }
 
+    /// This backbone with its last block split into BBN's two branches when `bilateral`
+    /// (`model.bilateral`); only the CIFAR ResNets have them, as only they have experts.
+    pub fn with_bilateral(self, bilateral: bool) -> Result<Self, ModelError> {
+        match (self, bilateral) {
+            (kind, false) => Ok(kind),
+            (Self::ResNet { blocks, shortcut }, true) => Ok(Self::Bilateral { blocks, shortcut }),
+            (kind, true) => Err(ModelError::Invalid {
+                key: "bilateral",
+                message: format!(
+                    "two branches on `{}`; only the CIFAR ResNets (resnet8/20/32, \
+                     resnet8b/20b/32b) have the bilateral branches",
+                    kind.name()
+                ),
+            }),
+        }
+    }
+
     /// How many experts the model has (1 for a single-branch backbone).
     pub fn experts(self) -> usize {
         match self {
@@ -151,7 +174,8 @@ impl BackboneKind {
             Self::ResNet { blocks, shortcut }
             | Self::Experts {
                 blocks, shortcut, ..
-            } => RESNETS
+            }
+            | Self::Bilateral { blocks, shortcut } => RESNETS
                 .iter()
                 .find(|&&(_, b, s)| b == blocks && s == shortcut)
                 .map_or("resnet", |&(n, _, _)| n),
@@ -160,7 +184,9 @@ impl BackboneKind {
     }
 
     /// How the classifier head on this backbone is initialized: Kaiming-normal on the
-    /// option-A ResNets, as Cao et al.'s `_weights_init` does to every `nn.Linear`.
+    /// option-A ResNets, as Cao et al.'s `_weights_init` does to every `nn.Linear`; PyTorch's
+    /// default on the bilateral ResNet, whose classifier BBN builds outside the backbone that
+    /// `_weights_init` is applied to (`lib/net/network.py`'s `nn.Linear`).
     pub fn head_init(self) -> HeadInit {
         match self {
             Self::ResNet {
@@ -202,6 +228,7 @@ pub enum Backbone {
     LeNet(LeNet),
     ResNet(ResNet),
     Experts(ExpertResNet),
+    Bilateral(BilateralResNet),
     ImageNet(ImageNetResNet),
 }
 
@@ -273,6 +300,15 @@ impl Backbone {
                     channels, blocks, shortcut, experts, device,
                 ))
             }
+            BackboneKind::Bilateral { blocks, shortcut } => {
+                if blocks == 0 {
+                    return Err(ModelError::Invalid {
+                        key: "backbone",
+                        message: "a ResNet needs at least one block per stage".into(),
+                    });
+                }
+                Backbone::Bilateral(BilateralResNet::new(channels, blocks, shortcut, device))
+            }
             BackboneKind::ImageNet(arch) => {
                 Backbone::ImageNet(ImageNetResNet::new(arch, channels, device))
             }
@@ -286,6 +322,7 @@ impl Backbone {
             Backbone::LeNet(_) => 84,
             Backbone::ResNet(_) => ResNet::FEATURES,
             Backbone::Experts(m) => m.experts() * ExpertResNet::EXPERT_FEATURES,
+            Backbone::Bilateral(_) => 2 * BilateralResNet::BRANCH_FEATURES,
             Backbone::ImageNet(m) => m.features(),
         }
     }
@@ -304,6 +341,7 @@ impl Backbone {
             }
             Backbone::ResNet(m) => m.forward(x),
             Backbone::Experts(m) => m.forward(x),
+            Backbone::Bilateral(m) => m.forward(x),
             Backbone::ImageNet(m) => m.forward(x),
         }
     }

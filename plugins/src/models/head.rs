@@ -165,6 +165,19 @@ impl Head {
         }
     }
 
+    /// BBN's two branches' logits through this head over `[f_c, f_r]`: the conventional
+    /// branch's `W 2 [f_c, 0] + b` and the re-balancing branch's `W 2 [0, f_r] + b`, so that
+    /// `alpha z_c + (1 - alpha) z_r = W 2 [alpha f_c, (1 - alpha) f_r] + b`, BBN's `bbn_mix`
+    /// output (`losses::Bbn`), for any `alpha`. Exact for a linear head (with LWS scales too);
+    /// the bilateral classifier builds one.
+    pub fn bilateral_logits(&self, f_c: Tensor<2>, f_r: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let zeros_c = f_c.zeros_like();
+        let zeros_r = f_r.zeros_like();
+        let main = Tensor::cat(vec![f_c.mul_scalar(2.0), zeros_r], 1);
+        let other = Tensor::cat(vec![zeros_c, f_r.mul_scalar(2.0)], 1);
+        (self.forward(main), self.forward(other))
+    }
+
     /// Each expert's logits `[experts, N, classes]` (None for a single head): expert `e`'s
     /// classifier on the `e`-th slice of the features, as RIDE's `_separate_part` computes
     /// `linears[e](feat_e) * s`.

@@ -4,6 +4,7 @@
 
 mod backbone;
 pub mod batch_norm;
+mod bilateral;
 mod contrast;
 mod experts;
 mod head;
@@ -15,6 +16,7 @@ mod weights_file;
 
 pub use backbone::{Backbone, BackboneKind};
 pub use batch_norm::BatchNorm;
+pub use bilateral::BilateralResNet;
 pub use contrast::{ContrastDesign, ContrastHeads, Mlp2};
 pub use experts::{EXPERT_WIDTHS, ExpertResNet};
 pub use head::{Head, HeadInit, HeadKind};
@@ -107,6 +109,14 @@ impl Classifier {
     /// Augmented views per image a training batch carries (1: the classification view alone).
     pub fn batch_views(&self) -> usize {
         self.contrast.as_ref().map_or(1, |c| 1 + c.views)
+    }
+
+    /// Whether the backbone has BBN's two branches ([`BilateralResNet`]).
+    pub fn bilateral(&self) -> Option<&BilateralResNet> {
+        match &self.backbone {
+            Backbone::Bilateral(m) => Some(m),
+            _ => None,
+        }
     }
 
     /// Features `[N, D]` of images `[N, C, H, W]`.

@@ -30,6 +30,8 @@ pub struct ClassifierDesign {
     pub head: HeadKind,
     pub experts: usize,
     pub contrast: Option<ContrastDesign>,
+    /// BBN's two branches ([`crate::models::BilateralResNet`]).
+    pub bilateral: bool,
 }
 
 impl From<HeadKind> for ClassifierDesign {
@@ -38,6 +40,7 @@ impl From<HeadKind> for ClassifierDesign {
             head,
             experts: 1,
             contrast: None,
+            bilateral: false,
         }
     }
 }
@@ -209,6 +212,13 @@ pub struct Needs {
     /// Class centers from the classifier's weights (BCL's class-complement).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub centers: bool,
+    /// A second sampler stream beside the main batch (`rebalance.second_sampler`; BBN's
+    /// re-balancing branch reads [`crate::losses::Step::second`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub second_stream: bool,
+    /// BBN's bilateral model (the `bilateral` classifier), whose branches the loss mixes.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub bilateral: bool,
 }
 
 /// Self-description of one plugin, for `ListPlugins` / `cauda plugins`.

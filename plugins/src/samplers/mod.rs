@@ -9,16 +9,19 @@
 //! | [`SquareRoot`] | 1/2 | Mahajan et al. 2018, via Kang et al. 2020 |
 //! | [`ProgressivelyBalanced`] | `(1 - t/T) p_IB + (t/T) p_CB` | Kang et al. 2020 |
 //! | [`ClassAware`] | 0, in class cycles of `max n_c x C` draws | Kang et al. 2020's code (cRT, LWS) |
+//! | [`Reversed`] | -1 (`p_c ~ n_max / n_c`) | Zhou et al. 2020 (BBN's re-balancing branch) |
 
 mod class_aware;
 mod class_draw;
 mod power;
 mod probabilities;
+mod reversed;
 
 pub use class_aware::ClassAware;
 pub use class_draw::{ClassIndex, class_counts, epoch_rng};
 pub use power::{ClassBalanced, InstanceBalanced, ProgressivelyBalanced, SquareRoot};
 pub use probabilities::{power_probabilities, progressive_probabilities};
+pub use reversed::{Reversed, reversed_probabilities};
 
 /// Errors a caller can get when it validates its labels before sampling.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

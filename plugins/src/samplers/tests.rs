@@ -21,6 +21,8 @@ struct Case {
     instance: Vec<f64>,
     class: Vec<f64>,
     sqrt: Vec<f64>,
+    /// BBN's reversed sampler, as its `get_weight` computes it.
+    reversed: Vec<f64>,
     total_epochs: usize,
     progressive: Vec<ProgressiveCase>,
 }
@@ -75,6 +77,11 @@ fn probabilities_match_numpy() {
             &case.sqrt,
             &case.name,
         );
+        assert_close(
+            &Reversed.class_probabilities(c, 3, t),
+            &case.reversed,
+            &format!("{} reversed", case.name),
+        );
         for p in &case.progressive {
             let got = ProgressivelyBalanced.class_probabilities(c, p.epoch, t);
             assert_close(
@@ -90,6 +97,9 @@ fn probabilities_match_numpy() {
 fn empty_counts_give_zero_probabilities() {
     assert_eq!(power_probabilities(&[0, 0], 0.5), vec![0.0, 0.0]);
     assert_eq!(progressive_probabilities(&[4, 0], 0, 0), vec![1.0, 0.0]);
+    assert_eq!(reversed_probabilities(&[0, 0]), vec![0.0, 0.0]);
+    // The rarest class is the likeliest: w = [1, 4] for counts [8, 2].
+    assert_eq!(reversed_probabilities(&[8, 0, 2]), vec![0.2, 0.0, 0.8]);
 }
 
 /// Every class's frequency over `labels.len()` draws lies within 5 binomial sigmas of `n p_j`.
@@ -122,6 +132,7 @@ fn empirical_class_frequencies_follow_probabilities() {
     assert_frequencies(&ProgressivelyBalanced, &labels, 10, 0, 200);
     assert_frequencies(&ProgressivelyBalanced, &labels, 10, 120, 200);
     assert_frequencies(&InstanceBalanced, &labels, 10, 0, 1);
+    assert_frequencies(&Reversed, &labels, 10, 0, 1);
 }
 
 #[test]
@@ -151,11 +162,12 @@ fn images_within_a_class_are_uniform() {
 #[test]
 fn epochs_are_deterministic_per_seed_and_epoch() {
     let labels = labels_from_counts(&[500, 120, 30, 4]);
-    let samplers: [&dyn Sampler; 4] = [
+    let samplers: [&dyn Sampler; 5] = [
         &InstanceBalanced,
         &ClassBalanced,
         &SquareRoot,
         &ProgressivelyBalanced,
+        &Reversed,
     ];
     for s in samplers {
         let a = s.epoch_indices(&labels, 4, 3, 10, 9);
@@ -187,6 +199,7 @@ fn empty_classes_and_bad_labels_are_never_drawn() {
         &ClassBalanced as &dyn Sampler,
         &SquareRoot,
         &ProgressivelyBalanced,
+        &Reversed,
     ] {
         let idx = s.epoch_indices(&labels, 3, 1, 2, 3);
         assert_eq!(idx.len(), labels.len());

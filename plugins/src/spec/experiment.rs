@@ -137,6 +137,12 @@ pub struct ModelSection {
     /// canonical JSON when absent, so the config hashes of other runs stay what they were.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contrast: Option<ContrastDesign>,
+    /// BBN's two branches: the CIFAR ResNet's last block once for the main stream and once for
+    /// the second sampler stream, one linear classifier over both branches' features; set by
+    /// the `bilateral` classifier plugin. Left out of the canonical JSON when false, so the
+    /// config hashes of other runs stay what they were.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub bilateral: bool,
     /// A PyTorch `state_dict` (safetensors, or a `torch.save` `.pth`/`.pt`) whose tensors
     /// initialize the backbone (torchvision's names; `models/pretrained.rs`). The head is new.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -155,6 +161,7 @@ impl Default for ModelSection {
             head_scale: 16.0,
             experts: 1,
             contrast: None,
+            bilateral: false,
             pretrained: None,
             pretrained_sha256: None,
         }
@@ -247,6 +254,11 @@ impl Default for TrainSection {
 pub struct RebalanceSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampler: Option<PluginRef>,
+    /// A second sampler stream: each batch gets a batch of the same size drawn by this sampler
+    /// (BBN's re-balancing branch: `reversed`); only for a loss or mixer that takes it
+    /// ([`crate::registry::Needs::second_stream`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_sampler: Option<PluginRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<PluginRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,11 +1,12 @@
 //! A resolved run's plugins against what they need of its model ([`crate::registry::Needs`]):
 //! a loss designed for a cosine classifier (LDAM), for several experts (RIDE, SADE) or for
-//! the embeddings of augmented views and class centers (BCL) is refused
-//! at submission, naming the classifier to add and the presets that do, instead of training
-//! something else in a worker; so is a stage 2 that trains a cosine head (GCL's) after a
-//! linear one. The requirements are declared with the plugins, so no plugin
+//! the embeddings of augmented views and class centers (BCL), or for a second sampler stream and
+//! BBN's two branches (BBN) is refused at submission, naming the classifier to add and the
+//! presets that do, instead of training something else in a worker; so is a stage 2 that trains
+//! a cosine head (GCL's) after a linear one. The requirements are declared with the plugins, so no plugin
 //! name is matched here.
 
+use super::resolve::SECOND_SAMPLER_KEY;
 use super::{PresetBook, ResolvedRun, Result, invalid};
 use crate::models::BackboneKind;
 use crate::registry::{Kind, Registry};
@@ -17,10 +18,11 @@ impl ResolvedRun {
         registry: &Registry,
         presets: &PresetBook,
     ) -> Result<()> {
-        if self.model.experts != 1 {
+        if self.model.experts != 1 || self.model.bilateral {
             let kind = BackboneKind::parse(&self.model.backbone)
                 .ok_or_else(|| invalid(origin, "model.backbone", "unknown backbone"))?;
             kind.with_experts(self.model.experts)
+                .and_then(|k| k.with_bilateral(self.model.bilateral))
                 .map_err(|e| invalid(origin, Kind::Classifier.spec_key(), e.to_string()))?;
         }
         // A stage 2 that trains the stage-1 head with a cosine-head loss (GCL's classifier
@@ -115,6 +117,89 @@ impl ResolvedRun {
                     ),
                 ));
             }
+        }
+        self.check_streams(
+            origin,
+            registry,
+            needs.second_stream,
+            needs.bilateral,
+            &using(),
+        )
+    }
+
+    /// A second sampler stream exactly when a plugin takes it, and the bilateral model exactly
+    /// with a loss that mixes its branches: a stream or branch nothing reads would be a config
+    /// key silently ignored, a loss without them trains something else.
+    fn check_streams(
+        &self,
+        origin: &str,
+        registry: &Registry,
+        loss_stream: bool,
+        loss_bilateral: bool,
+        using: &str,
+    ) -> Result<()> {
+        let name = &self.loss.plugin;
+        let mixer_stream = match &self.mixer {
+            Some(m) => {
+                registry
+                    .needs(Kind::Mixer, &m.plugin)
+                    .map_err(|e| invalid(origin, Kind::Mixer.spec_key(), e.to_string()))?
+                    .second_stream
+            }
+            None => false,
+        };
+        match (&self.second_sampler, loss_stream || mixer_stream) {
+            (None, true) => {
+                let who = if loss_stream {
+                    format!("`{name}`")
+                } else {
+                    format!(
+                        "`{}`",
+                        self.mixer.as_ref().map_or("", |m| m.plugin.as_str())
+                    )
+                };
+                return Err(invalid(
+                    origin,
+                    SECOND_SAMPLER_KEY,
+                    format!(
+                        "{who} trains on a second sampler stream beside each batch and the run \
+                         has none: add `[rebalance] second_sampler` (BBN's is \"reversed\", \
+                         CMO's \"class-balanced\"){using}"
+                    ),
+                ));
+            }
+            (Some(s), false) => {
+                return Err(invalid(
+                    origin,
+                    SECOND_SAMPLER_KEY,
+                    format!(
+                        "`{}` would draw a second stream that neither the loss `{name}` nor the \
+                         mixer reads: remove it, or use a plugin that takes it (bbn, cmo)",
+                        s.plugin
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        if loss_bilateral && !self.model.bilateral {
+            return Err(invalid(
+                origin,
+                Kind::Loss.spec_key(),
+                format!(
+                    "`{name}` mixes the two branches of BBN's bilateral model and the model has \
+                     one: add `[module] classifier = \"bilateral\"`{using}"
+                ),
+            ));
+        }
+        if self.model.bilateral && !loss_bilateral {
+            return Err(invalid(
+                origin,
+                Kind::Classifier.spec_key(),
+                format!(
+                    "the bilateral classifier's two branches are trained by a loss that mixes \
+                     them, and `{name}` does not: use `[rebalance] loss = \"bbn\"` (the preset bbn)"
+                ),
+            ));
         }
         Ok(())
     }

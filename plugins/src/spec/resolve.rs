@@ -28,6 +28,10 @@ pub struct ResolvedRun {
     pub model: ModelSection,
     pub train: TrainSection,
     pub sampler: Params,
+    /// `rebalance.second_sampler`: the sampler of a second stream beside each batch (BBN);
+    /// absent, and not hashed, without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_sampler: Option<Params>,
     pub loss: Params,
     pub drw: Option<Params>,
     pub posthoc: Option<Params>,
@@ -62,6 +66,9 @@ pub struct ResolvedRun {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extensions: Vec<String>,
 }
+
+/// The spec key of the second sampler stream.
+pub const SECOND_SAMPLER_KEY: &str = "rebalance.second_sampler";
 
 /// The current [`ResolvedRun::holdout_rule`].
 pub const HOLDOUT_RULE: u32 = 2;
@@ -108,6 +115,10 @@ impl ExperimentSpec {
 
         let sampler = pick(&self.rebalance.sampler, &preset.rebalance.sampler)
             .unwrap_or_else(|| PluginRef::named("instance"));
+        let second_sampler = pick(
+            &self.rebalance.second_sampler,
+            &preset.rebalance.second_sampler,
+        );
         let loss = pick(&self.rebalance.loss, &preset.rebalance.loss)
             .unwrap_or_else(|| PluginRef::named("ce"));
         let drw = pick(&self.rebalance.drw, &preset.rebalance.drw);
@@ -128,6 +139,7 @@ impl ExperimentSpec {
             };
             model.experts = head.experts;
             model.contrast = head.contrast;
+            model.bilateral = head.bilateral;
         }
         let stage2 = match stage2 {
             Some(s) => {
@@ -151,6 +163,13 @@ impl ExperimentSpec {
             model,
             train: self.train.clone(),
             sampler: check(Kind::Sampler, &sampler)?,
+            second_sampler: second_sampler
+                .map(|s| {
+                    registry
+                        .validate(Kind::Sampler, &s)
+                        .map_err(|e| invalid(origin, SECOND_SAMPLER_KEY, e.to_string()))
+                })
+                .transpose()?,
             loss: check(Kind::Loss, &loss)?,
             drw: drw.map(|d| check(Kind::LossSchedule, &d)).transpose()?,
             posthoc: posthoc.map(|p| check(Kind::PostHoc, &p)).transpose()?,
@@ -186,6 +205,10 @@ fn extensions_used(
 ) -> Vec<String> {
     let named = [
         (Kind::Sampler, Some(run.sampler.plugin.as_str())),
+        (
+            Kind::Sampler,
+            run.second_sampler.as_ref().map(|p| p.plugin.as_str()),
+        ),
         (Kind::Loss, Some(run.loss.plugin.as_str())),
         (
             Kind::LossSchedule,
@@ -385,6 +408,7 @@ impl ResolvedRun {
     pub fn backbone_kind(&self) -> Option<BackboneKind> {
         BackboneKind::parse_with_rule(&self.model.backbone, self.backbone_rule)?
             .with_experts(self.model.experts)
+            .and_then(|k| k.with_bilateral(self.model.bilateral))
             .ok()
     }
 

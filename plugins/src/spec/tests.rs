@@ -190,6 +190,96 @@ fn the_expert_presets_need_a_cifar_resnet_and_their_experts() {
 }
 
 #[test]
+fn bbn_needs_its_second_stream_and_two_branches_and_nothing_else_takes_them() {
+    let on = |method: &str, backbone: &str, extra: &str| {
+        single(EXAMPLE)
+            .replace("method = \"ldam-drw\"", &format!("method = \"{method}\""))
+            .replace(
+                "backbone = \"lenet\"",
+                &format!("backbone = \"{backbone}\""),
+            )
+            .replace("[train]", &format!("{extra}[train]"))
+    };
+    let run = resolve(&on("bbn", "resnet32", "")).unwrap();
+    assert!(run.model.bilateral);
+    assert_eq!(run.model.head, "linear");
+    assert_eq!(run.second_sampler.as_ref().unwrap().plugin, "reversed");
+    assert_eq!(
+        run.backbone_kind(),
+        Some(crate::models::BackboneKind::Bilateral {
+            blocks: 5,
+            shortcut: crate::models::Shortcut::A
+        })
+    );
+    let json = run.to_json();
+    assert!(json.contains("\"bilateral\":true") && json.contains("\"second_sampler\""));
+    // On LeNet the two branches are refused, naming the backbones that have them.
+    let err = resolve(&on("bbn", "lenet", "")).unwrap_err().to_string();
+    assert!(
+        err.contains("module.classifier") && err.contains("only the CIFAR ResNets"),
+        "{err}"
+    );
+    // The loss without the second stream, or without the branches: refused, saying what to add.
+    let no_stream = "[rebalance]\nloss = \"bbn\"\n[module]\nclassifier = \"bilateral\"\n";
+    let err = resolve(&on("ce", "resnet32", no_stream))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("rebalance.second_sampler")
+            && err.contains("second_sampler` (BBN's is \"reversed\"")
+            && err.contains("preset bbn"),
+        "{err}"
+    );
+    let no_branches = "[rebalance]\nloss = \"bbn\"\nsecond_sampler = \"reversed\"\n";
+    let err = resolve(&on("ce", "resnet32", no_branches))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("rebalance.loss") && err.contains("classifier = \"bilateral\""),
+        "{err}"
+    );
+    // A second stream or the branches that no plugin reads are refused too.
+    let unread = "[rebalance]\nsecond_sampler = \"reversed\"\n";
+    let err = resolve(&on("ce", "resnet32", unread))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("rebalance.second_sampler") && err.contains("neither the loss `ce`"),
+        "{err}"
+    );
+    let idle = "[module]\nclassifier = \"bilateral\"\n";
+    let err = resolve(&on("ce", "resnet32", idle))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("module.classifier") && err.contains("loss = \"bbn\""),
+        "{err}"
+    );
+    let err = resolve(&on(
+        "bbn",
+        "resnet32",
+        "[rebalance]\nsecond_sampler = \"nope\"\n",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("rebalance.second_sampler"), "{err}");
+    // CMO: the mixer takes the stream; without it, refused naming the key and the preset.
+    let cmo = resolve(&on("cmo", "lenet", "")).unwrap();
+    assert_eq!(cmo.second_sampler.unwrap().plugin, "class-balanced");
+    assert_eq!(cmo.mixer.unwrap().plugin, "cmo");
+    let err = resolve(&on("ce", "lenet", "[augment]\nbatch = \"cmo\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("rebalance.second_sampler") && err.contains("`cmo` trains on a second"),
+        "{err}"
+    );
+    // A plain run's canonical JSON mentions neither (its hash is unchanged).
+    let plain = resolve(&on("ce", "resnet32", "")).unwrap();
+    assert!(!plain.to_json().contains("bilateral") && !plain.to_json().contains("second_sampler"));
+}
+
+#[test]
 fn bcl_needs_the_contrastive_classifier_and_plain_runs_keep_their_hash() {
     let on = |method: &str, extra: &str| {
         single(EXAMPLE)

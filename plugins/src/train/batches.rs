@@ -1,7 +1,9 @@
 //! The input pipeline of one epoch: gather the sampler's indices into batches, apply crop+flip
 //! on u8 pixels (in-memory sets) or decode and transform files on a thread pool
 //! ([`super::stream`]), normalize to f32, apply batch mixing, all on a producer thread that runs
-//! one or two batches ahead of the training step, so data preparation overlaps compute.
+//! one or two batches ahead of the training step, so data preparation overlaps compute. A stage
+//! with a second sampler stream (BBN's re-balancing branch) gets, with each batch, a batch of the
+//! same size drawn by that sampler ([`Batch::second`]).
 
 use std::sync::Arc;
 use std::sync::mpsc::sync_channel;
@@ -91,6 +93,18 @@ pub struct Batch {
     /// (the lockstep record keeps these, so a replay can redraw one factor and keep the others),
     /// in the order of `pixels` (view by view).
     pub draws: Vec<Draw>,
+    /// The second sampler stream's batch of the same size, when the stage has one
+    /// ([`EpochPlan::second`]): one view, not mixed.
+    pub second: Option<Stream>,
+}
+
+/// A batch of the stage's second sampler stream: its images' normalized pixels `len x C x H x
+/// W`, labels and draws, cropped and flipped (when on) with draws of their own.
+#[derive(Debug, Clone)]
+pub struct Stream {
+    pub pixels: Vec<f32>,
+    pub labels: Vec<u32>,
+    pub draws: Vec<Draw>,
 }
 
 /// One image's draws: its index in the training set, and its crop offsets `(dx, dy)` in the
@@ -130,7 +144,22 @@ pub struct EpochPlan<'a> {
     /// after the first view's draws, so the classification view is what it would be alone;
     /// batch mixing mixes the classification view.
     pub views: usize,
+    /// The epoch's order of a second sampler stream (as long as `order`), whose batch `b` is
+    /// `second[b x batch_size ..]` beside the main batch `b`. Its crops and flips come from an
+    /// augmentation RNG of its own (in-memory sets: [`augment_rng`] of the seed XOR
+    /// [`SECOND_STREAM_AUGMENT`]; files: per-image draws of their own seed), so the main batches
+    /// are what they would be without it.
+    pub second: Option<Vec<usize>>,
+    /// The 0-based epoch and the stage's epochs, for a mixer that depends on them (CMO's
+    /// window of epochs).
+    pub at: (usize, usize),
 }
+
+/// The per-image seed index of the second stream's file draws ([`view_seed`]): past any view.
+const SECOND_STREAM_VIEW: usize = 1 << 20;
+
+/// XORed into the epoch's seed for the second stream's crop and flip RNG (in-memory sets).
+pub const SECOND_STREAM_AUGMENT: u64 = 0x2B0D_5EC0_4D00_0001;
 
 /// Why a batch could not be made.
 #[derive(Debug)]
@@ -217,19 +246,29 @@ fn produce_files(
             )
             .map_err(BatchError::Data)
         };
+        let second = |order: &Vec<usize>| {
+            let at = (b * bs).min(order.len());
+            let chunk2 = &order[at..(at + chunk.len()).min(order.len())];
+            super::stream::train_batch(
+                files,
+                chunk2,
+                at,
+                view_seed(plan.seed, SECOND_STREAM_VIEW),
+                plan.transform.as_ref(),
+                plan.norm,
+            )
+            .map(|s| Stream {
+                pixels: s.pixels,
+                labels: s.labels,
+                draws: s.draws,
+            })
+            .map_err(BatchError::Data)
+        };
         let built = view(0).and_then(|mut batch| {
+            batch.second = plan.second.as_ref().map(second).transpose()?;
             if let Some(m) = &plan.mixer {
-                let [c, h, w] = [3, files.side, files.side];
-                batch.mixed = Some(
-                    m.mix(
-                        &mut batch.pixels,
-                        [c, h, w],
-                        &batch.labels,
-                        plan.class_counts,
-                        &mut rng,
-                    )
-                    .map_err(BatchError::Augment)?,
-                );
+                let chw = [3, files.side, files.side];
+                batch.mixed = mix(m.as_ref(), plan, &mut batch, chw, &mut rng)?;
             }
             for v in 1..plan.views.max(1) {
                 let other = view(v)?;
@@ -246,6 +285,45 @@ fn produce_files(
     }
 }
 
+/// A mixed batch's partner labels and per-sample weights ([`Batch::mixed`]).
+type Mixed = (Vec<u32>, Vec<f32>);
+
+/// Mixes the classification view of `batch` (its first `len x C x H x W` pixels) with the plan's
+/// mixer; a mixer that takes the second stream (CMO) gets it and consumes it.
+fn mix(
+    mixer: &dyn BatchMixer,
+    plan: &EpochPlan<'_>,
+    batch: &mut Batch,
+    chw: [usize; 3],
+    rng: &mut ChaCha8Rng,
+) -> Result<Option<Mixed>, BatchError> {
+    let mixed = match (&batch.second, mixer.takes_second_stream()) {
+        (Some(s), true) => mixer.mix_with_second(
+            &mut batch.pixels,
+            chw,
+            &batch.labels,
+            (&s.pixels, &s.labels),
+            plan.class_counts,
+            plan.at,
+            rng,
+        ),
+        _ => mixer
+            .mix(
+                &mut batch.pixels,
+                chw,
+                &batch.labels,
+                plan.class_counts,
+                rng,
+            )
+            .map(Some),
+    }
+    .map_err(BatchError::Augment)?;
+    if mixer.takes_second_stream() {
+        batch.second = None;
+    }
+    Ok(mixed)
+}
+
 fn produce_memory(
     set: &ImageSet,
     plan: &EpochPlan<'_>,
@@ -255,13 +333,45 @@ fn produce_memory(
     let chw = c * h * w;
     let views = plan.views.max(1);
     let mut rng = augment_rng(plan.seed);
-    for chunk in plan.order.chunks(plan.batch_size.max(1)) {
-        let mut pixels = Vec::with_capacity(views * chunk.len() * chw);
-        let mut draws = Vec::with_capacity(views * chunk.len());
-        let labels: Vec<u32> = chunk.iter().map(|&i| set.labels[i]).collect();
-        let mut mixed = None;
+    let mut rng2 = augment_rng(plan.seed ^ SECOND_STREAM_AUGMENT);
+    let bs = plan.batch_size.max(1);
+    for (b, chunk) in plan.order.chunks(bs).enumerate() {
+        // The second stream's images, cropped with draws of their own.
+        let second = match &plan.second {
+            None => None,
+            Some(order) => {
+                let at = (b * bs).min(order.len());
+                let chunk2 = &order[at..(at + chunk.len()).min(order.len())];
+                let mut px = Vec::with_capacity(chunk2.len() * chw);
+                let mut dr = Vec::with_capacity(chunk2.len());
+                if let Err(e) = push_view(set, chunk2, plan, &mut rng2, &mut px, &mut dr) {
+                    send(Err(BatchError::Augment(e)));
+                    return;
+                }
+                Some(Stream {
+                    pixels: px,
+                    labels: chunk2.iter().map(|&i| set.labels[i]).collect(),
+                    draws: dr,
+                })
+            }
+        };
+        let mut batch = Batch {
+            pixels: Vec::with_capacity(views * chunk.len() * chw),
+            labels: chunk.iter().map(|&i| set.labels[i]).collect(),
+            views,
+            mixed: None,
+            draws: Vec::with_capacity(views * chunk.len()),
+            second,
+        };
         for v in 0..views {
-            if let Err(e) = push_view(set, chunk, plan, &mut rng, &mut pixels, &mut draws) {
+            if let Err(e) = push_view(
+                set,
+                chunk,
+                plan,
+                &mut rng,
+                &mut batch.pixels,
+                &mut batch.draws,
+            ) {
                 send(Err(BatchError::Augment(e)));
                 return;
             }
@@ -269,26 +379,17 @@ fn produce_memory(
                 continue;
             }
             // Mixing draws right after the classification view's crops, as without views.
-            mixed = match plan
-                .mixer
-                .as_ref()
-                .map(|m| m.mix(&mut pixels, [c, h, w], &labels, plan.class_counts, &mut rng))
-            {
-                None => None,
-                Some(Ok(m)) => Some(m),
-                Some(Err(e)) => {
-                    send(Err(BatchError::Augment(e)));
-                    return;
+            if let Some(m) = &plan.mixer {
+                match mix(m.as_ref(), plan, &mut batch, [c, h, w], &mut rng) {
+                    Ok(mixed) => batch.mixed = mixed,
+                    Err(e) => {
+                        send(Err(e));
+                        return;
+                    }
                 }
-            };
+            }
         }
-        if !send(Ok(Batch {
-            pixels,
-            labels,
-            views,
-            mixed,
-            draws,
-        })) {
+        if !send(Ok(batch)) {
             return;
         }
     }
@@ -370,6 +471,8 @@ mod tests {
                 class_counts: &[4, 4, 3],
                 seed: 9,
                 views: 1,
+                second: None,
+                at: (0, 1),
             };
             let mut seen = Vec::new();
             for_each_batch(plan, |b: Batch| -> Result<(), super::super::TrainError> {
@@ -394,6 +497,78 @@ mod tests {
             .unwrap();
             assert_eq!(seen, order);
         }
+    }
+
+    /// A second stream changes none of the main batches (its crops are drawn after theirs),
+    /// comes in batches of the same sizes beside them, and is rebuilt from its own draws.
+    #[test]
+    fn a_second_stream_leaves_the_main_batches_as_they_were() {
+        let (c, h, w, n) = (1, 4, 5, 9);
+        let set = ImageSet {
+            pixels: (0..n * c * h * w).map(|i| (i * 53 % 241) as u8).collect(),
+            labels: (0..n as u32).map(|i| i % 3).collect(),
+            channels: c,
+            height: h,
+            width: w,
+            class_names: vec!["a".into(), "b".into(), "c".into()],
+        };
+        let norm = Normalizer {
+            mean: vec![0.5],
+            std: vec![0.25],
+        };
+        let images = Images::from(set.clone());
+        let order: Vec<usize> = (0..n).collect();
+        let second: Vec<usize> = (0..n).map(|i| (i * 4 + 1) % n).collect();
+        let batches = |second: Option<Vec<usize>>| {
+            let plan = EpochPlan {
+                set: &images,
+                order: order.clone(),
+                batch_size: 4,
+                crop_pad: Some(1),
+                transform: None,
+                norm: &norm,
+                mixer: None,
+                class_counts: &[3, 3, 3],
+                seed: 5,
+                views: 1,
+                second,
+                at: (0, 1),
+            };
+            let mut out = Vec::new();
+            for_each_batch(plan, |b: Batch| -> Result<(), super::super::TrainError> {
+                out.push(b);
+                Ok(())
+            })
+            .unwrap();
+            out
+        };
+        let alone = batches(None);
+        let with = batches(Some(second.clone()));
+        assert_eq!(alone.len(), with.len());
+        let mut drawn = Vec::new();
+        for (a, b) in alone.iter().zip(&with) {
+            assert!(a.second.is_none());
+            assert_eq!(
+                (&a.pixels, &a.labels, &a.draws),
+                (&b.pixels, &b.labels, &b.draws)
+            );
+            let s = b.second.as_ref().expect("a second batch");
+            assert_eq!(s.labels.len(), b.len());
+            let mut rebuilt = Vec::new();
+            for (d, &label) in s.draws.iter().zip(&s.labels) {
+                drawn.push(d.index);
+                assert_eq!(label, set.labels[d.index]);
+                let (dx, dy, flip) = d.crop.expect("crop+flip is on");
+                let img = &set.pixels[d.index * h * w..(d.index + 1) * h * w];
+                norm.push(
+                    &crop_flip_one(img, c, h, w, 1, dx, dy, flip).unwrap(),
+                    h * w,
+                    &mut rebuilt,
+                );
+            }
+            assert_eq!(rebuilt, s.pixels);
+        }
+        assert_eq!(drawn, second);
     }
 
     #[test]

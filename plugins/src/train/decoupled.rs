@@ -49,6 +49,11 @@ pub fn run_all(
         epochs: run.train.epochs,
         epoch_offset: 0,
         sampler: reg.sampler(&run.sampler, &bctx)?,
+        second_sampler: run
+            .second_sampler
+            .as_ref()
+            .map(|s| reg.sampler(s, &bctx))
+            .transpose()?,
         loss: reg.loss(&run.loss, run.drw.as_ref(), &bctx)?,
         mixer: run
             .mixer
@@ -400,6 +405,7 @@ fn stage2_setup(
         epochs: plan.epochs,
         epoch_offset: run.train.epochs,
         sampler: reg.sampler(&sampler, &bctx2)?,
+        second_sampler: None,
         loss: reg.loss(&loss, None, &bctx2)?,
         mixer: match &plan.mixer {
             Some(m) => Some(reg.mixer(&reg.validate(Kind::Mixer, m)?, &bctx2)?),

@@ -16,7 +16,8 @@
 //!   normalized pixels after sampling, crop/flip and mixing; `labels`; `labels_b` and `lam` when
 //!   the batch was mixed), where each image came from (`index`: its training-set index; `crop`:
 //!   `[dx, dy, flip]` per image when crop+flip is on), the loss cauda computed (`loss`), and every
-//!   model tensor after the optimizer step under `after.<name>`;
+//!   model tensor after the optimizer step under `after.<name>`; with a second sampler stream
+//!   (BBN) its batch too, as `x2`, `labels2`, `index2` and `crop2`;
 //! - `eval.safetensors`: the final model (`model.<name>`), the first test images (`x`), and the
 //!   logits cauda's evaluation gives them (`logits`, after tau-normalization and post-hoc
 //!   adjustment when the run has them; the chosen tau is in `lockstep.json`).
@@ -179,19 +180,15 @@ impl Recorder {
             t
         };
         t.push(i64_tensor("labels", &batch.labels));
-        let index: Vec<i64> = batch.draws.iter().map(|d| d.index as i64).collect();
-        t.push(i64_named("index", vec![index.len()], &index));
-        let crops: Option<Vec<i64>> = batch
-            .draws
-            .iter()
-            .map(|d| {
-                d.crop
-                    .map(|(dx, dy, f)| [dx as i64, dy as i64, i64::from(f)])
-            })
-            .collect::<Option<Vec<_>>>()
-            .map(|c| c.concat());
-        if let Some(c) = crops.filter(|c| !c.is_empty()) {
-            t.push(i64_named("crop", vec![c.len() / 3, 3], &c));
+        push_draws(&mut t, &batch.draws, "");
+        if let Some(second) = &batch.second {
+            if entry.full {
+                let mut shape2 = shape;
+                shape2[0] = second.labels.len();
+                t.push(f32_tensor("x2", shape2.to_vec(), &second.pixels));
+            }
+            t.push(i64_tensor("labels2", &second.labels));
+            push_draws(&mut t, &second.draws, "2");
         }
         if let Some((b, lam)) = &batch.mixed {
             t.push(i64_tensor("labels_b", b));
@@ -242,6 +239,31 @@ impl Recorder {
         let bytes = safetensors::tensor::serialize(views, None::<HashMap<String, String>>)
             .map_err(|e| io(&path, e))?;
         std::fs::write(&path, bytes).map_err(|e| io(&path, e))
+    }
+}
+
+/// `index{suffix}` and, with crop+flip, `crop{suffix}` of a batch's draws.
+fn push_draws(t: &mut Vec<Named>, draws: &[super::batches::Draw], suffix: &str) {
+    let index: Vec<i64> = draws.iter().map(|d| d.index as i64).collect();
+    t.push(i64_named(
+        &format!("index{suffix}"),
+        vec![index.len()],
+        &index,
+    ));
+    let crops: Option<Vec<i64>> = draws
+        .iter()
+        .map(|d| {
+            d.crop
+                .map(|(dx, dy, f)| [dx as i64, dy as i64, i64::from(f)])
+        })
+        .collect::<Option<Vec<_>>>()
+        .map(|c| c.concat());
+    if let Some(c) = crops.filter(|c| !c.is_empty()) {
+        t.push(i64_named(
+            &format!("crop{suffix}"),
+            vec![c.len() / 3, 3],
+            &c,
+        ));
     }
 }
 

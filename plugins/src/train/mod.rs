@@ -18,7 +18,7 @@ mod stage;
 pub mod stream;
 mod teacher;
 
-pub use batches::{Batch, EpochPlan, Normalizer, for_each_batch};
+pub use batches::{Batch, EpochPlan, Normalizer, Stream, for_each_batch};
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};
 pub use device::{
     Backend, DeviceError, Placement, build_device, host_device, run_device, run_devices,
@@ -76,6 +76,18 @@ pub enum TrainError {
     NoTeacher { method: String },
     #[error("reporting: {0}")]
     Sink(String),
+    /// The second sampler stream's epoch is not as long as the main one's (each batch gets a
+    /// second batch of the same size).
+    #[error(
+        "the second sampler `{sampler}` drew {second} images for an epoch of {main}: \
+         rebalance.second_sampler must draw one image per image of the main order \
+         (reversed, class-balanced, square-root, progressively-balanced or instance do)"
+    )]
+    StreamLength {
+        sampler: String,
+        main: usize,
+        second: usize,
+    },
     #[error(transparent)]
     Device(#[from] DeviceError),
     #[error(transparent)]

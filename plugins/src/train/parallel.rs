@@ -58,13 +58,26 @@ pub(crate) struct BatchTensors<'a> {
     pub shape: [usize; 4],
     pub labels: &'a [u32],
     pub mixed: Option<(&'a [u32], &'a [f32])>,
+    /// The second sampler stream's batch, when the stage has one.
+    pub second: Option<SecondTensors>,
+}
+
+/// The second stream's images (normalized, one view, `[N, C, H, W]` as the main view) and
+/// labels.
+pub(crate) struct SecondTensors {
+    pub pixels: Vec<f32>,
+    pub labels: Vec<u32>,
 }
 
 /// The training loss of one batch through `model` (features, then the head), the one way the
 /// loop and every data-parallel shard build a loss [`losses::Step`]. A contrastive model
 /// passes every view through the backbone at once (one BatchNorm over all of them, as BCL's
 /// concatenated views are), takes its logits from the classification view and gives the loss
-/// every view's embeddings and the class centers.
+/// every view's embeddings and the class centers. With a second sampler stream, the loss also
+/// gets that batch's logits ([`losses::SecondStream`]): a bilateral model (BBN) passes the main
+/// batch through its conventional branch and the second batch through its re-balancing branch,
+/// one forward each (each its own BatchNorm statistics, as BBN's two calls), and the head sees
+/// each branch's features doubled beside zeros; any other model gives its own logits of them.
 pub(crate) fn batch_loss(
     model: &Classifier,
     teacher: Option<&Teacher>,
@@ -76,10 +89,47 @@ pub(crate) fn batch_loss(
 ) -> Result<Tensor<1>, TrainError> {
     let n = batch.labels.len();
     let views = batch.shape[0] / n.max(1);
+    let [_, c, h, w] = batch.shape;
     let x = Tensor::<4>::from_data(TensorData::new(batch.pixels, batch.shape), device);
     let mix = batch.mixed.map(|(b, lam)| losses::Mixup {
         labels_b: labels_tensor(b, device),
         lam: Tensor::<1>::from_data(TensorData::new(lam.to_vec(), [n]), device),
+    });
+    let second = batch.second.map(|s| {
+        let n2 = s.labels.len();
+        let x2 = Tensor::<4>::from_data(TensorData::new(s.pixels, [n2, c, h, w]), device);
+        (x2, labels_tensor(&s.labels, device))
+    });
+    if let (Some(m), Some((x2, labels2))) = (model.bilateral(), &second) {
+        use crate::models::BilateralResNet as B;
+        let f_c = m.branch_features(x.clone(), B::CONVENTIONAL);
+        let f_r = m.branch_features(x2.clone(), B::REBALANCING);
+        let (z_c, z_r) = model.head.bilateral_logits(f_c.clone(), f_r);
+        let zeros = f_c.zeros_like();
+        let features = Tensor::cat(vec![f_c.mul_scalar(2.0), zeros], 1);
+        let teacher = teacher.map(|t| t.logits(x));
+        let step = losses::Step {
+            logits: z_c,
+            features: Some(features),
+            experts: None,
+            labels: labels_tensor(batch.labels, device),
+            mix,
+            epoch,
+            step,
+            teacher,
+            embeddings: None,
+            centers: None,
+            draws,
+            second: Some(losses::SecondStream {
+                logits: z_r,
+                labels: labels2.clone(),
+            }),
+        };
+        return Ok(losses::step_loss(loss, step)?);
+    }
+    let second = second.map(|(x2, labels)| losses::SecondStream {
+        logits: model.forward(x2),
+        labels,
     });
     let all = model.features(x.clone());
     let (features, embeddings, centers) = match &model.contrast {
@@ -113,6 +163,7 @@ pub(crate) fn batch_loss(
         embeddings,
         centers,
         draws,
+        second,
     };
     Ok(losses::step_loss(loss, step)?)
 }
@@ -144,11 +195,17 @@ fn shard_grads(
         .mixed
         .as_ref()
         .map(|(b, lam)| (&b[range.clone()], &lam[range.clone()]));
+    // The second stream's batch is cut into the same shards as the main one.
+    let second = batch.second.as_ref().map(|s| SecondTensors {
+        pixels: s.pixels[range.start * per..range.end * per].to_vec(),
+        labels: s.labels[range.clone()].to_vec(),
+    });
     let shard = BatchTensors {
         pixels: px,
         shape: [views * n, c, h, w],
         labels: &batch.labels[range.clone()],
         mixed,
+        second,
     };
     // The shard draws the noise of its own rows of the global batch.
     let draws = losses::StepDraws {

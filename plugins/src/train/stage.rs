@@ -25,6 +25,10 @@ use crate::models::Classifier;
 use crate::samplers::Sampler;
 use crate::spec::{OptimizerSpec, ScheduleSpec};
 
+/// XORed into an epoch's seed for the second sampler stream's order (ChaCha8 stream `epoch` of
+/// another key than the main order's).
+pub const SECOND_STREAM_KEY: u64 = 0x5EC0_4D57_2EA4_0000;
+
 /// The plugins and hyper-parameters of one stage.
 #[derive(Clone)]
 pub struct StageSetup {
@@ -33,6 +37,9 @@ pub struct StageSetup {
     /// Global number of this stage's first epoch (stage 2 continues after stage 1).
     pub epoch_offset: usize,
     pub sampler: Arc<dyn Sampler>,
+    /// The sampler of a second stream beside each batch (`rebalance.second_sampler`, BBN's
+    /// re-balancing branch); stage 1 only.
+    pub second_sampler: Option<Arc<dyn Sampler>>,
     pub loss: Arc<dyn Loss>,
     pub mixer: Option<Arc<dyn BatchMixer>>,
     pub crop_pad: Option<usize>,
@@ -89,6 +96,27 @@ pub fn run_stage(
         let order = setup
             .sampler
             .epoch_indices(train.labels(), classes, epoch, setup.epochs, seed);
+        // The second stream's order: its own key, so it shares no draw with the main order.
+        let second = match &setup.second_sampler {
+            None => None,
+            Some(s) => {
+                let o = s.epoch_indices(
+                    train.labels(),
+                    classes,
+                    epoch,
+                    setup.epochs,
+                    seed ^ SECOND_STREAM_KEY,
+                );
+                if o.len() != order.len() {
+                    return Err(TrainError::StreamLength {
+                        sampler: format!("{s:?}"),
+                        main: order.len(),
+                        second: o.len(),
+                    });
+                }
+                Some(o)
+            }
+        };
         let plan = EpochPlan {
             set: train,
             order,
@@ -100,6 +128,8 @@ pub fn run_stage(
             class_counts: &data.class_counts,
             seed,
             views: model.batch_views(),
+            second,
+            at: (epoch, setup.epochs),
         };
         let started = Instant::now();
         let mut seen = 0usize;
@@ -137,11 +167,16 @@ pub fn run_stage(
                 )?
             } else {
                 let mixed = batch.mixed.as_ref().map(|(b, lam)| (&b[..], &lam[..]));
+                let second = batch.second.map(|s| super::parallel::SecondTensors {
+                    pixels: s.pixels,
+                    labels: s.labels,
+                });
                 let tensors = super::parallel::BatchTensors {
                     pixels: batch.pixels,
                     shape: [batch.views * n, c, h, w],
                     labels: &batch.labels,
                     mixed,
+                    second,
                 };
                 let loss = super::parallel::batch_loss(
                     &current,

@@ -109,6 +109,7 @@ pub fn train_batch(
             .iter()
             .map(|&index| Draw { index, crop: None })
             .collect(),
+        second: None,
     })
 }
 

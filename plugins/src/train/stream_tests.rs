@@ -130,6 +130,8 @@ fn an_epoch_of_files_is_the_same_every_time_and_covers_the_order() {
             class_counts: &[4, 3, 3],
             seed: 7,
             views: 1,
+            second: None,
+            at: (0, 1),
         };
         let mut batches = Vec::new();
         for_each_batch(plan, |b| -> Result<(), TrainError> {

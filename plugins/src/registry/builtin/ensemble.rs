@@ -2,11 +2,14 @@
 //! own last stages and classifier ([`crate::models::ExpertResNet`]), trained by a loss that sees
 //! every expert's logits. The `experts` classifier builds the model; RIDE's and SADE's losses
 //! declare how many experts they need, so a spec without them is refused when it resolves.
+//! BBN's two branches are the smallest such ensemble: the `bilateral` classifier (the last
+//! residual block per branch, one linear classifier over both) and the `bbn` loss, which mixes
+//! the branches, each fed by its own sampler stream, with the cumulative learning adaptor.
 
 use super::super::params::ParamSpec as P;
 use super::super::{ClassifierDesign, Needs};
 use super::losses::{built, counts};
-use super::{Add, EPS, Factory, decl};
+use super::{Add, BBN, EPS, Factory, decl};
 use crate::losses;
 use crate::models::{BackboneKind, HeadKind};
 
@@ -37,6 +40,7 @@ pub(super) fn register(add: &mut Add<'_>) {
                 },
                 experts: p.get("experts") as usize,
                 contrast: None,
+                bilateral: false,
             })
         }),
     );
@@ -110,5 +114,35 @@ pub(super) fn register(add: &mut Add<'_>) {
             ..Needs::default()
         }),
         Factory::Loss(|p, ctx| built(p, losses::Sade::new(counts(ctx), p.get("tau")))),
+    );
+    add(
+        decl(
+            "bilateral",
+            "BBN's bilateral-branch CIFAR ResNet: the last residual block once per branch (conventional: the main stream, re-balancing: the second stream), one linear classifier over both branches' features [f_c, f_r].",
+            BBN,
+            vec![],
+        ),
+        Factory::Classifier(|_| {
+            Ok(ClassifierDesign {
+                head: HeadKind::Linear,
+                experts: 1,
+                contrast: None,
+                bilateral: true,
+            })
+        }),
+    );
+    add(
+        decl(
+            "bbn",
+            "Cumulative learning: z = alpha z_c + (1 - alpha) z_r (the classifier on 2 [alpha f_c, (1 - alpha) f_r]), L = alpha CE(z, y_c) + (1 - alpha) CE(z, y_r), alpha = 1 - (T / T_max)^2 over epochs; alpha = 1/2 at test.",
+            BBN,
+            vec![],
+        )
+        .needing(Needs {
+            second_stream: true,
+            bilateral: true,
+            ..Needs::default()
+        }),
+        Factory::Loss(|_, ctx| Ok(std::sync::Arc::new(losses::Bbn::new(ctx.epochs)))),
     );
 }

@@ -16,6 +16,9 @@ use super::{Factory, PluginDecl, Registry, RegistryError};
 /// A tiny positive lower bound for parameters that must be > 0.
 const EPS: f64 = 1e-9;
 
+/// Zhou et al.'s BBN, whose reversed sampler, bilateral classifier and loss are built in.
+const BBN: &str = "Zhou et al., BBN: Bilateral-Branch Network with Cumulative Learning for Long-Tailed Visual Recognition, CVPR 2020";
+
 /// Kang et al., whose samplers and decoupled methods several plugins follow.
 const KANG: &str =
     "Kang et al., Decoupling Representation and Classifier for Long-Tailed Recognition, ICLR 2020";

@@ -55,6 +55,7 @@ pub(super) fn register(add: &mut Add<'_>) {
                     views: p.get("views") as usize,
                     centers: p.get("centers") >= 0.5,
                 }),
+                bilateral: false,
             })
         }),
     );

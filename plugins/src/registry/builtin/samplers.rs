@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::super::params::ParamSpec as P;
-use super::{Add, Factory, KANG, decl};
+use super::{Add, BBN, Factory, KANG, decl};
 use crate::samplers;
 
 pub(super) fn register(add: &mut Add<'_>) {
@@ -61,5 +61,14 @@ pub(super) fn register(add: &mut Add<'_>) {
                 per_visit: p.get("per_visit") as usize,
             }))
         }),
+    );
+    add(
+        decl(
+            "reversed",
+            "Reversed sampling (BBN's re-balancing branch): p_c = w_c / sum_j w_j with w_c = n_max / n_c, then a uniform image of c.",
+            BBN,
+            vec![],
+        ),
+        Factory::Sampler(|_, _| Ok(Arc::new(samplers::Reversed))),
     );
 }
