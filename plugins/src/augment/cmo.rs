@@ -63,17 +63,7 @@ pub fn cmo_with(
         });
     }
     check_batch(fg_pixels, fg_labels, image_len)?;
-    let CutBox { y0, y1, x0, x1 } = cut;
-    if y0 > y1 || y1 > h || x0 > x1 || x1 > w {
-        return Err(AugmentError::CutBox {
-            y0,
-            y1,
-            x0,
-            x1,
-            h,
-            w,
-        });
-    }
+    let CutBox { y0, y1, x0, x1 } = cut.within(h, w)?;
     let mut out = pixels.to_vec();
     for i in 0..labels.len() {
         for ch in 0..c {

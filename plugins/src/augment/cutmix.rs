@@ -16,6 +16,22 @@ pub struct CutBox {
 }
 
 impl CutBox {
+    /// The box, when it lies inside an `h` x `w` image (a typed error naming both otherwise).
+    pub fn within(self, h: usize, w: usize) -> Result<Self> {
+        let CutBox { y0, y1, x0, x1 } = self;
+        if y0 > y1 || y1 > h || x0 > x1 || x1 > w {
+            return Err(AugmentError::CutBox {
+                y0,
+                y1,
+                x0,
+                x1,
+                h,
+                w,
+            });
+        }
+        Ok(self)
+    }
+
     pub fn area(&self) -> usize {
         (self.y1 - self.y0) * (self.x1 - self.x0)
     }
@@ -56,17 +72,7 @@ pub fn cutmix_with(
     let image_len = c * h * w;
     check_batch(pixels, labels, image_len)?;
     check_perm(perm, labels.len())?;
-    let CutBox { y0, y1, x0, x1 } = cut;
-    if y0 > y1 || y1 > h || x0 > x1 || x1 > w {
-        return Err(AugmentError::CutBox {
-            y0,
-            y1,
-            x0,
-            x1,
-            h,
-            w,
-        });
-    }
+    let CutBox { y0, y1, x0, x1 } = cut.within(h, w)?;
     let mut out = pixels.to_vec();
     for (i, &j) in perm.iter().enumerate() {
         for ch in 0..c {
