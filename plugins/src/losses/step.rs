@@ -29,7 +29,9 @@ pub struct Step {
     pub mix: Option<Mixup>,
     /// 0-based epoch of the stage.
     pub epoch: usize,
-    /// 0-based optimizer step of the stage.
+    /// 0-based optimizer step of the stage in this process: it restarts at 0 when a run resumes
+    /// from a checkpoint, so nothing that must survive a resume may be keyed on it (per-batch
+    /// randomness uses `draws`, keyed on the epoch and the batch within it).
     pub step: usize,
     /// A frozen teacher's logits `[N, C]` for the same images (no gradient), in a stage that
     /// distils one (`module.stage2 = "kd"`); `None` elsewhere.
