@@ -3,6 +3,7 @@
 //! state: it first waits for every write already applied to be flushed (`settled`), so nothing
 //! a client saw can be taken back by a crash (a report applied but not yet flushed is visible
 //! to sled's readers; a kill -9 in that window would lose it and a retry would store another).
+//! The one exception is a store that cannot flush at all (a full disk): reads still answer.
 
 use cauda_plugins::registry::PluginInfo;
 use cauda_plugins::train::RunSummary;
@@ -56,8 +57,13 @@ impl DeviceView {
 impl Daemon {
     /// Waits until every write applied so far is durable (at once when none waits for a flush;
     /// else at most the flush under way and one more). Never call it under the daemon's lock.
-    fn settled(&self) -> Result<()> {
-        Ok(self.store.wait_durable(self.store.newest_ticket())?)
+    /// When the store cannot flush (a full disk), the read goes on from what the store holds:
+    /// the daemon keeps answering reads, and the writes that could not be flushed were
+    /// acknowledged to nobody (their callers got the error).
+    fn settled(&self) {
+        if let Err(e) = self.store.wait_durable(self.store.newest_ticket()) {
+            tracing::debug!(error = %e, "a read goes on before the pending writes are durable");
+        }
     }
 
     /// Shows each queued run's reason as the last scheduling pass gave it (`Daemon::reasons`);
@@ -82,7 +88,7 @@ impl Daemon {
 
     /// One run.
     pub fn get_run(&self, id: RunId) -> Result<RunRecord> {
-        self.settled()?;
+        self.settled();
         let mut run = self.store.get_run(id)?.ok_or(CoreError::RunNotFound(id))?;
         self.explain([(run.id, run.state, &mut run.pending_reason)])?;
         Ok(run)
@@ -90,7 +96,7 @@ impl Daemon {
 
     /// Runs passing `filter`, ordered by id.
     pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
-        self.settled()?;
+        self.settled();
         let mut runs = self.store.list_runs(filter)?;
         self.explain(
             runs.iter_mut()
@@ -101,7 +107,7 @@ impl Daemon {
 
     /// `list_runs` without configs and summaries (a listing's basic view, `store::RunBrief`).
     pub fn list_run_briefs(&self, filter: &RunFilter) -> Result<Vec<RunBrief>> {
-        self.settled()?;
+        self.settled();
         let mut runs = self.store.list_run_briefs(filter)?;
         self.explain(
             runs.iter_mut()
@@ -112,7 +118,7 @@ impl Daemon {
 
     /// One experiment and its runs in grid order.
     pub fn get_experiment(&self, id: ExperimentId) -> Result<(ExperimentRecord, Vec<RunRecord>)> {
-        self.settled()?;
+        self.settled();
         let experiment = self
             .store
             .get_experiment(id)?
@@ -141,13 +147,13 @@ impl Daemon {
 
     /// The last epoch whose metrics are stored (0 when none), without reading them.
     pub fn epochs_done(&self, id: RunId) -> Result<u32> {
-        self.settled()?;
+        self.settled();
         Ok(self.store.last_epoch(id)?)
     }
 
     /// One stored epoch of a run (`None` when not stored), without reading the others.
     pub fn metric_point(&self, id: RunId, epoch: u32) -> Result<Option<MetricPoint>> {
-        self.settled()?;
+        self.settled();
         Ok(self.store.metric(id, epoch)?)
     }
 
