@@ -41,6 +41,7 @@ fn epoch_event() -> RunEvent {
             }),
             raw_json: r#"{"stage":2,"epoch":31}"#.into(),
             attempt: 2,
+            extra: [("grad_norm".to_string(), 3.5)].into(),
         })),
     }
 }
@@ -59,6 +60,7 @@ fn an_epoch_event_round_trips_through_prost_with_its_nan_class() {
     assert_eq!((m.stage, m.epoch, m.attempt), (2, 31, 2));
     assert_eq!((m.train_loss, m.lr, m.images_per_sec), (0.75, 1e-3, 1234.5));
     assert_eq!(m.raw_json, r#"{"stage":2,"epoch":31}"#);
+    assert_eq!(m.extra.get("grad_norm"), Some(&3.5));
     let eval = m.eval.expect("eval present");
     assert_eq!(
         (
@@ -230,6 +232,11 @@ fn documented_elements(file: &prost_types::FileDescriptorProto) -> Vec<(Vec<i32>
             ));
         }
         for (i, n) in m.nested_type.iter().enumerate() {
+            // A `map<K, V>` field's entry message is synthesized, with no source text; the
+            // map field itself carries the comment.
+            if n.options.as_ref().is_some_and(|o| o.map_entry()) {
+                continue;
+            }
             message(out, [path.as_slice(), &[3, i as i32]].concat(), n);
         }
         for (i, e) in m.enum_type.iter().enumerate() {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use cauda_plugins::train::{EpochRecord, EvalRecord};
 use cauda_proto::v1;
+use caudad::grpc::engine_wire::epoch_to_wire;
 
 use crate::rig::{Rig, register, spec, submit};
 
@@ -19,7 +20,7 @@ pub struct Ingest {
     pub wall: Duration,
     /// The latency of every ReportEpoch call.
     pub calls: Vec<Duration>,
-    /// The size of one record's JSON.
+    /// The size of one reported epoch on the wire (protobuf).
     pub record_bytes: usize,
 }
 
@@ -58,7 +59,7 @@ pub fn ingest(k: usize, points: usize, batch: usize) -> anyhow::Result<Ingest> {
     let (rig, mut launches) = Rig::start(&[&format!("cpu:{k}")])?;
     let runtime = crate::client_runtime()?;
     let per_run = (points / k).max(1);
-    let record_bytes = serde_json::to_string(&record(1))?.len();
+    let record_bytes = prost::Message::encoded_len(&epoch_to_wire(&record(1), 1));
     let result = runtime.block_on(async {
         let mut cauda = rig.cauda().await?;
         let (_, runs) = submit(&mut cauda, &spec("ingest", 0, Some(0..k))).await?;
@@ -79,16 +80,8 @@ pub fn ingest(k: usize, points: usize, batch: usize) -> anyhow::Result<Ingest> {
                 for chunk in epochs.chunks(batch.max(1)) {
                     let mut metrics = Vec::with_capacity(chunk.len());
                     for &epoch in chunk {
-                        metrics.push(v1::EpochMetrics {
-                            stage: 1,
-                            epoch: u32::try_from(epoch)?,
-                            train_loss: 0.5,
-                            lr: 0.1,
-                            images_per_sec: 5123.4,
-                            eval: None,
-                            raw_json: serde_json::to_string(&record(epoch))?,
-                            attempt: launch.attempt,
-                        });
+                        // What a real worker sends (`worker::client`).
+                        metrics.push(epoch_to_wire(&record(epoch), launch.attempt));
                     }
                     let call = Instant::now();
                     let duplicates = if batch > 1 {

@@ -261,8 +261,15 @@ impl PointRecord {
     }
 }
 
-/// One epoch's metrics as stored: the engine's record and the attempt that reported it (the
-/// record's JSON with an `attempt` key).
+/// One epoch's metrics as stored: the engine's record and the attempt that reported it.
+///
+/// Stored as MessagePack, the pair `[attempt, record]` with the record a map keyed by field
+/// name (so a field added later with a default still reads). Reported epochs are the daemon's
+/// busiest write, and JSON cost more than the store's own transaction: formatting and parsing
+/// a hundred per-class floats was most of an epoch's CPU (docs/RESULTS.md, session 15).
+/// Points stored before were JSON (the record's keys and an `attempt` key); they start with `{`,
+/// which no MessagePack array does, and still read. The JSON form remains what clients see
+/// (`to_json`, the wire's `raw_json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEpoch {
     /// The attempt that reported it (0 for records stored before attempts were).
@@ -272,15 +279,40 @@ pub struct StoredEpoch {
     pub record: EpochRecord,
 }
 
+/// A stored epoch that cannot be encoded or read back.
+#[derive(Debug, thiserror::Error)]
+pub enum EpochCodecError {
+    #[error("stored epoch (JSON): {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("stored epoch (MessagePack): {0}")]
+    Decode(#[from] rmp_serde::decode::Error),
+    #[error("stored epoch (MessagePack): {0}")]
+    Encode(#[from] rmp_serde::encode::Error),
+}
+
 impl StoredEpoch {
-    /// Reads a stored metric point's bytes.
-    pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(bytes)
+    /// Reads a stored metric point's bytes, in either stored form.
+    pub fn decode(bytes: &[u8]) -> Result<Self, EpochCodecError> {
+        if bytes.first() == Some(&b'{') {
+            return Ok(serde_json::from_slice(bytes)?);
+        }
+        let (attempt, record): (u32, EpochRecord) = rmp_serde::from_slice(bytes)?;
+        Ok(Self { attempt, record })
     }
 
     /// The bytes to store.
-    pub fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
-        serde_json::to_vec(self)
+    pub fn encode(&self) -> Result<Vec<u8>, EpochCodecError> {
+        Self::encode_parts(self.attempt, &self.record)
+    }
+
+    /// The bytes to store for `record` reported by `attempt`, without building the pair.
+    pub fn encode_parts(attempt: u32, record: &EpochRecord) -> Result<Vec<u8>, EpochCodecError> {
+        Ok(rmp_serde::to_vec_named(&(attempt, record))?)
+    }
+
+    /// The JSON clients see: the record's keys and `attempt`.
+    pub fn to_json(&self) -> Result<String, EpochCodecError> {
+        Ok(serde_json::to_string(self)?)
     }
 }
 

@@ -65,6 +65,11 @@ fn setup(slots: &str, retries: u32) -> (Arc<Daemon>, Arc<Calls>, Arc<Clock0>, Ar
 
 const EPOCH: &str = r#"{"stage":1,"epoch":1,"train_loss":1.0,"lr":0.1,"images_per_sec":10.0}"#;
 
+/// The report of an engine record given as its JSON.
+fn reported(json: &str) -> crate::core::ReportedEpoch {
+    crate::core::ReportedEpoch::of(serde_json::from_str(json).unwrap())
+}
+
 /// A run's summary as the engine writes it.
 fn summary() -> Box<cauda_plugins::train::RunSummary> {
     let json = r#"{"method":"ce","class_counts":[5,1],"split_hash":"h","epochs":2,
@@ -109,19 +114,26 @@ fn only_the_current_attempt_writes_and_reports_are_idempotent() {
     assert_eq!(cauda_plugins::train::config_hash(&back), start.config_hash);
     assert_eq!((start.resume, start.epochs_done), (None, 0));
 
-    assert!(!d.report_epoch(a, 1, 1, 1, EPOCH).unwrap());
+    assert!(!d.report_epoch(a, 1, reported(EPOCH)).unwrap());
     assert!(
-        d.report_epoch(a, 1, 1, 1, EPOCH).unwrap(),
+        d.report_epoch(a, 1, reported(EPOCH)).unwrap(),
         "a resent epoch is a duplicate"
     );
     assert!(matches!(
-        d.report_epoch(a, 1, 2, 1, "[1]"),
+        d.report_epoch(
+            a,
+            1,
+            crate::core::ReportedEpoch {
+                epoch: 2,
+                ..reported(EPOCH)
+            }
+        ),
         Err(CoreError::BadReport { .. })
     ));
     let stored = store.metrics(a).unwrap();
     assert_eq!(stored.len(), 1);
-    let json: serde_json::Value = serde_json::from_slice(&stored[0].json).unwrap();
-    assert_eq!(json["attempt"], 1);
+    let back = crate::model::StoredEpoch::decode(&stored[0].doc).unwrap();
+    assert_eq!((back.attempt, back.record), (1, reported(EPOCH).record));
     let epochs = d
         .events(a, 0)
         .unwrap()
@@ -152,7 +164,7 @@ fn only_the_current_attempt_writes_and_reports_are_idempotent() {
         "a cancelled attempt is told to stop"
     );
     assert!(matches!(
-        d.report_epoch(a, 1, 2, 1, EPOCH),
+        d.report_epoch(a, 1, reported(EPOCH)),
         Err(CoreError::StaleAttempt { .. })
     ));
 }
@@ -253,7 +265,7 @@ fn the_best_flag_follows_the_stored_test_accuracy() {
     let (d, _, _, store) = setup("cpu:1", 0);
     let a = d.submit("t", SPEC, "ada", None).unwrap().runs[0].0;
     for (epoch, top1) in [(1, 0.5), (2, 0.7), (3, 0.6)] {
-        d.report_epoch(a, 1, epoch, 1, &epoch_json(epoch, Some(top1)))
+        d.report_epoch(a, 1, reported(&epoch_json(epoch, Some(top1))))
             .unwrap();
         let bytes = format!("ckpt {epoch}").into_bytes();
         let digest = crate::store::sha256_hex(&bytes);
@@ -275,8 +287,8 @@ fn a_reported_epoch_is_broadcast_once_with_its_stored_seq() {
     let a = d.submit("t", SPEC, "ada", None).unwrap().runs[0].0;
     d.register_worker(a, 1, 7, "h").unwrap();
     let mut live = d.subscribe();
-    assert!(!d.report_epoch(a, 1, 1, 1, EPOCH).unwrap());
-    assert!(d.report_epoch(a, 1, 1, 1, EPOCH).unwrap());
+    assert!(!d.report_epoch(a, 1, reported(EPOCH)).unwrap());
+    assert!(d.report_epoch(a, 1, reported(EPOCH)).unwrap());
     let (run, seq, event) = live.try_recv().unwrap();
     assert_eq!(run, a);
     assert!(matches!(

@@ -49,7 +49,7 @@ impl Daemon {
         let mut mine = None;
         let mut others = Vec::new();
         for point in self.store.metrics(id)? {
-            let stored = StoredEpoch::decode(&point.json).map_err(|e| {
+            let stored = StoredEpoch::decode(&point.doc).map_err(|e| {
                 CoreError::Internal(format!(
                     "run {id} epoch {}: stored metrics unreadable: {e}",
                     point.epoch

@@ -7,35 +7,35 @@
 use cauda_plugins::train::EpochRecord;
 
 use super::{CoreError, Daemon, Result};
-use crate::model::{RunId, StoredEpoch};
-use crate::store::{EpochWrite, Event, EventKind, MetricJson};
+use crate::model::RunId;
+use crate::store::{EpochDoc, EpochWrite, Event, EventKind};
 
-/// One epoch as a worker reports it.
+/// One epoch as a worker reports it: the engine's record, decoded at the RPC edge, and the
+/// epoch and stage the request names for it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportedEpoch {
     pub epoch: u32,
     /// 1, or 2 for a decoupled second stage.
     pub stage: u8,
-    /// The engine's `EpochRecord` of this epoch and stage, as JSON.
-    pub json: String,
+    /// The engine's record of this epoch and stage.
+    pub record: EpochRecord,
+}
+
+impl ReportedEpoch {
+    /// The epoch and stage `record` names.
+    pub fn of(record: EpochRecord) -> Self {
+        Self {
+            epoch: u32::try_from(record.epoch).unwrap_or(u32::MAX),
+            stage: record.stage,
+            record,
+        }
+    }
 }
 
 impl Daemon {
-    /// Stores one epoch's metrics once; `true` when it was already stored. `json` must be the
-    /// engine's `EpochRecord` of that epoch and stage; it is stored as a [`StoredEpoch`].
-    pub fn report_epoch(
-        &self,
-        id: RunId,
-        attempt: u32,
-        epoch: u32,
-        stage: u8,
-        json: &str,
-    ) -> Result<bool> {
-        let reported = ReportedEpoch {
-            epoch,
-            stage,
-            json: json.to_string(),
-        };
+    /// Stores one epoch's metrics once; `true` when it was already stored. The record must be
+    /// of the epoch and stage the report names; it is stored as a [`StoredEpoch`].
+    pub fn report_epoch(&self, id: RunId, attempt: u32, reported: ReportedEpoch) -> Result<bool> {
         let duplicates = self.report_epochs(id, attempt, std::slice::from_ref(&reported))?;
         Ok(duplicates.first().copied().unwrap_or(true))
     }
@@ -59,7 +59,7 @@ impl Daemon {
                 Ok(EpochWrite {
                     epoch: e.epoch,
                     stage: e.stage,
-                    json: stored_bytes(id, e, attempt)?,
+                    doc: stored_doc(id, e, attempt)?,
                     event: Event {
                         at,
                         kind: EventKind::Epoch {
@@ -82,24 +82,21 @@ impl Daemon {
     }
 }
 
-/// The bytes stored for a reported epoch: the engine's `EpochRecord` (decoded, so a report
-/// that is not one, or names another epoch or stage than the request, is a bad report and
-/// nothing of it is stored) with the attempt, as a [`StoredEpoch`].
-fn stored_bytes(id: RunId, e: &ReportedEpoch, attempt: u32) -> Result<MetricJson> {
-    let bad = |reason: String| CoreError::BadReport {
-        run: id,
-        reason: format!("epoch {}: {reason}", e.epoch),
-    };
-    let record: EpochRecord = serde_json::from_str(&e.json)
-        .map_err(|err| bad(format!("metrics are not the engine's EpochRecord: {err}")))?;
+/// What is stored for a reported epoch: the engine's record with the attempt, as a
+/// [`StoredEpoch`]. A record of another epoch or stage than the report names is a bad report,
+/// and nothing of its batch is stored.
+fn stored_doc(id: RunId, e: &ReportedEpoch, attempt: u32) -> Result<EpochDoc> {
+    let record = &e.record;
     if (record.epoch, record.stage) != (e.epoch as usize, e.stage) {
-        return Err(bad(format!(
-            "the record says epoch {} of stage {}, the request epoch {} of stage {}",
-            record.epoch, record.stage, e.epoch, e.stage
-        )));
+        return Err(CoreError::BadReport {
+            run: id,
+            reason: format!(
+                "epoch {}: the record says epoch {} of stage {}, the request epoch {} of stage {}",
+                e.epoch, record.epoch, record.stage, e.epoch, e.stage
+            ),
+        });
     }
-    MetricJson::encode(&StoredEpoch { attempt, record })
-        .map_err(|err| CoreError::Internal(err.to_string()))
+    EpochDoc::encode(attempt, record).map_err(|err| CoreError::Internal(err.to_string()))
 }
 
 #[cfg(test)]
@@ -108,6 +105,7 @@ mod tests {
 
     use super::*;
     use crate::core::{DaemonSettings, NoopExecutor, SystemClock};
+    use crate::model::StoredEpoch;
     use crate::scheduler::Inventory;
     use crate::store::{MemoryStore, SledStore, Store, StoreConfig};
 
@@ -115,13 +113,15 @@ mod tests {
                         [model]\nbackbone = \"mlp\"\n[train]\nepochs = 3\n";
 
     fn epoch(epoch: u32) -> ReportedEpoch {
-        ReportedEpoch {
-            epoch,
+        ReportedEpoch::of(EpochRecord {
             stage: 1,
-            json: format!(
-                r#"{{"stage":1,"epoch":{epoch},"train_loss":1.0,"lr":0.1,"images_per_sec":9.5}}"#
-            ),
-        }
+            epoch: epoch as usize,
+            train_loss: 1.0,
+            lr: 0.1,
+            images_per_sec: 9.5,
+            eval: None,
+            extra: Default::default(),
+        })
     }
 
     /// A batch is stored once per epoch, all or nothing, fenced, on both stores.
@@ -147,9 +147,9 @@ mod tests {
             d.report_epochs(run, 1, &[epoch(2), epoch(3)]).unwrap(),
             [true, false]
         );
-        assert!(d.report_epoch(run, 1, 3, 1, &epoch(3).json).unwrap());
+        assert!(d.report_epoch(run, 1, epoch(3)).unwrap());
         let mut bad = epoch(4);
-        bad.json = "[1]".into();
+        bad.record.epoch = 3;
         assert!(matches!(
             d.report_epochs(run, 1, &[epoch(5), bad]),
             Err(CoreError::BadReport { .. })
@@ -180,47 +180,30 @@ mod tests {
 
     #[test]
     fn a_report_is_stored_as_the_typed_record_with_its_attempt() {
-        let e = ReportedEpoch {
-            epoch: 2,
-            stage: 1,
-            json: r#"{"stage":1,"epoch":2,"train_loss":0.5,"lr":0.1,"images_per_sec":9.5,
-                "eval":{"test_top1":0.5,"many":null,"medium":null,"few":null,"per_class":[0.5,null]}}"#
-                .into(),
-        };
-        let stored =
-            StoredEpoch::decode(stored_bytes(RunId(1), &e, 3).unwrap().as_bytes()).unwrap();
+        let mut e = epoch(2);
+        e.record.train_loss = 0.5;
+        e.record.eval = Some(cauda_plugins::train::EvalRecord {
+            test_top1: 0.5,
+            many: None,
+            medium: None,
+            few: None,
+            per_class: vec![Some(0.5), None],
+            val_top1: None,
+            test_top5: None,
+            ece: None,
+            nll: None,
+            worst_class: None,
+            reliability: Vec::new(),
+        });
+        let stored = StoredEpoch::decode(stored_doc(RunId(1), &e, 3).unwrap().as_bytes()).unwrap();
         assert_eq!(stored.attempt, 3);
-        assert_eq!((stored.record.epoch, stored.record.train_loss), (2, 0.5));
-        let eval = stored.record.eval.unwrap();
-        assert_eq!(eval.per_class, [Some(0.5), None]);
-        let bad = |json: &str, epoch: u32| ReportedEpoch {
-            epoch,
-            stage: 1,
-            json: json.into(),
-        };
-        for (json, epoch) in [
-            ("[1]", 1),
-            ("{", 1),
-            ("", 1),
-            (r#"{"stage":1,"epoch":1}"#, 1),
-            (
-                r#"{"stage":1,"epoch":"one","train_loss":1,"lr":1,"images_per_sec":1}"#,
-                1,
-            ),
-            (
-                r#"{"stage":1,"epoch":1,"train_loss":1,"lr":1,"images_per_sec":1}"#,
-                2,
-            ),
-            (
-                r#"{"stage":2,"epoch":1,"train_loss":1,"lr":1,"images_per_sec":1}"#,
-                1,
-            ),
-        ] {
-            let err = stored_bytes(RunId(1), &bad(json, epoch), 3).unwrap_err();
-            assert!(
-                matches!(err, CoreError::BadReport { .. }),
-                "{json:?}: {err}"
-            );
+        assert_eq!(stored.record, e.record);
+        // A record of another epoch or stage than the report names is refused.
+        for (epoch, stage) in [(1, 1), (2, 2)] {
+            let mut bad = e.clone();
+            (bad.record.epoch, bad.record.stage) = (epoch, stage);
+            let err = stored_doc(RunId(1), &bad, 3).unwrap_err();
+            assert!(matches!(err, CoreError::BadReport { .. }), "{err}");
         }
     }
 

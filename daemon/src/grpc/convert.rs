@@ -31,6 +31,7 @@ impl From<CoreError> for Status {
                 StoreError::Sled { .. }
                 | StoreError::Corrupt { .. }
                 | StoreError::Encode { .. }
+                | StoreError::EncodeEpoch { .. }
                 | StoreError::Poisoned { .. } => Status::internal(err.to_string()),
             },
             CoreError::StaleAttempt { .. } => Status::failed_precondition(err.to_string()),

@@ -5,7 +5,7 @@
 use cauda_plugins::metrics::ReliabilityBin;
 use cauda_plugins::registry::Registry;
 use cauda_plugins::spec::Coordinate;
-use cauda_plugins::train::{ConfusionRecord, EvalRecord, RunSummary, TauSweep};
+use cauda_plugins::train::{ConfusionRecord, EpochRecord, EvalRecord, RunSummary, TauSweep};
 use cauda_proto::v1;
 use tonic::Status;
 
@@ -93,27 +93,50 @@ pub fn summary_to_wire(s: &RunSummary) -> v1::RunSummary {
     }
 }
 
-/// A stored metric point on the wire: its typed fields from the engine's record, the stored
-/// JSON kept as `raw_json`. A point that does not decode (the worker API stores only records
-/// that do) is an internal error naming it.
+/// A stored metric point on the wire: its typed fields from the engine's record, and the
+/// record with its attempt as JSON in `raw_json`. A point that does not decode (the worker API
+/// stores only records that do) is an internal error naming it.
 pub fn metric_to_wire(m: &MetricPoint) -> Result<v1::EpochMetrics, Status> {
-    let stored = StoredEpoch::decode(&m.json).map_err(|e| {
+    let unreadable = |e: crate::model::EpochCodecError| {
         Status::internal(format!(
             "epoch {} of stage {}: stored metrics unreadable: {e}",
             m.epoch, m.stage
         ))
-    })?;
-    let r = &stored.record;
+    };
+    let stored = StoredEpoch::decode(&m.doc).map_err(unreadable)?;
+    let raw_json = stored.to_json().map_err(unreadable)?;
+    let StoredEpoch { attempt, record } = stored;
     Ok(v1::EpochMetrics {
         stage: u32::from(m.stage),
         epoch: m.epoch,
-        train_loss: r.train_loss,
-        lr: r.lr,
-        images_per_sec: r.images_per_sec,
-        eval: r.eval.as_ref().map(eval_to_wire),
-        attempt: stored.attempt,
-        raw_json: String::from_utf8_lossy(&m.json).into_owned(),
+        train_loss: record.train_loss,
+        lr: record.lr,
+        images_per_sec: record.images_per_sec,
+        eval: record.eval.as_ref().map(eval_to_wire),
+        attempt,
+        raw_json,
+        extra: record.extra.into_iter().collect(),
     })
+}
+
+/// An epoch as a worker reports it: the record in the typed fields, `raw_json` left empty
+/// (the daemon reads the typed fields back in `grpc::epoch_wire`).
+pub fn epoch_to_wire(record: &EpochRecord, attempt: u32) -> v1::EpochMetrics {
+    v1::EpochMetrics {
+        stage: u32::from(record.stage),
+        epoch: u32::try_from(record.epoch).unwrap_or(u32::MAX),
+        train_loss: record.train_loss,
+        lr: record.lr,
+        images_per_sec: record.images_per_sec,
+        eval: record.eval.as_ref().map(eval_to_wire),
+        raw_json: String::new(),
+        attempt,
+        extra: record
+            .extra
+            .iter()
+            .map(|(name, value)| (name.clone(), *value))
+            .collect(),
+    }
 }
 
 #[cfg(test)]
@@ -148,12 +171,27 @@ mod tests {
             "eval":{"test_top1":0.75,"many":0.9,"medium":null,"few":0.25,"per_class":[1.0,null],
             "test_top5":0.99,"ece":0.05,"nll":0.7,"worst_class":0.25,
             "reliability":[{"count":3,"accuracy":0.5,"confidence":0.4}]}}"#;
+        // A point stored as JSON (before MessagePack) and the same point as stored now.
         let point = MetricPoint {
             epoch: 3,
             stage: 1,
-            json: json.to_vec(),
+            doc: json.to_vec(),
         };
+        let stored = StoredEpoch::decode(json).unwrap();
+        let now = MetricPoint {
+            doc: stored.encode().unwrap(),
+            ..point.clone()
+        };
+        assert_ne!(now.doc[0], b'{');
         let wire = metric_to_wire(&point).unwrap();
+        // Equal message bytes (the NaN class makes `==` on the messages false).
+        let bytes = |w: &v1::EpochMetrics| prost::Message::encode_to_vec(w);
+        assert_eq!(bytes(&metric_to_wire(&now).unwrap()), bytes(&wire));
+        let back: StoredEpoch = serde_json::from_str(&wire.raw_json).unwrap();
+        assert_eq!(
+            back, stored,
+            "raw_json is the stored record with its attempt"
+        );
         assert_eq!((wire.epoch, wire.stage, wire.attempt), (3, 1, 2));
         assert_eq!(
             (wire.train_loss, wire.lr, wire.images_per_sec),
@@ -176,7 +214,7 @@ mod tests {
         assert_eq!(eval.reliability[0].count, 3);
 
         let broken = MetricPoint {
-            json: br#"{"epoch":"three"}"#.to_vec(),
+            doc: br#"{"epoch":"three"}"#.to_vec(),
             ..point
         };
         let err = metric_to_wire(&broken).unwrap_err();

@@ -8,6 +8,7 @@ pub mod auth;
 mod blocking;
 pub mod convert;
 pub mod engine_wire;
+mod epoch_wire;
 mod export;
 mod service;
 pub mod tls;

@@ -13,8 +13,9 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, instrument};
 
+use super::epoch_wire::reported_epoch;
 use super::{auth, blocking};
-use crate::core::{Daemon, Ending, ReportedEpoch, oom};
+use crate::core::{Daemon, Ending, oom};
 use crate::model::RunId;
 use crate::store::LogStream;
 
@@ -96,13 +97,7 @@ impl Worker for WorkerService {
         let reported = reported_epoch("ReportEpoch", metrics)?;
         let duplicate = blocking::core(&self.daemon, move |d| {
             let id = RunId(req.run_id);
-            let duplicate = d.report_epoch(
-                id,
-                req.attempt,
-                reported.epoch,
-                reported.stage,
-                &reported.json,
-            )?;
+            let duplicate = d.report_epoch(id, req.attempt, reported)?;
             if let Some(peak) = req.peak_gpu_mem_mb {
                 d.record_peak(id, req.attempt, peak)?;
             }
@@ -318,29 +313,6 @@ impl Worker for WorkerService {
         .await?;
         Ok(Response::new(v1::FinishResponse {}))
     }
-}
-
-/// A reported epoch's wire checks: stage 1 or 2, epochs counting from 1.
-fn reported_epoch(rpc: &str, metrics: v1::EpochMetrics) -> Result<ReportedEpoch, Status> {
-    let stage = u8::try_from(metrics.stage)
-        .ok()
-        .filter(|s| (1..=2).contains(s))
-        .ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "{rpc}: stage {} is out of range; allowed 1 ..= 2",
-                metrics.stage
-            ))
-        })?;
-    if metrics.epoch == 0 {
-        return Err(Status::invalid_argument(format!(
-            "{rpc}: epochs count from 1; got 0"
-        )));
-    }
-    Ok(ReportedEpoch {
-        epoch: metrics.epoch,
-        stage,
-        json: metrics.raw_json,
-    })
 }
 
 /// A stored checkpoint's description on the wire.

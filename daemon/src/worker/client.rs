@@ -233,21 +233,13 @@ impl WorkerRpc {
         record: &EpochRecord,
         peak_gpu_mem_mb: Option<u64>,
     ) -> Result<(), WorkerError> {
-        let raw_json = serde_json::to_string(record)
-            .map_err(|e| WorkerError::Refused(format!("encoding epoch {}: {e}", record.epoch)))?;
         let req = v1::ReportEpochRequest {
             run_id: self.run,
             attempt: self.attempt,
-            metrics: Some(v1::EpochMetrics {
-                stage: u32::from(record.stage),
-                epoch: u32::try_from(record.epoch).unwrap_or(u32::MAX),
-                train_loss: record.train_loss,
-                lr: record.lr,
-                images_per_sec: record.images_per_sec,
-                eval: None,
-                raw_json,
-                attempt: self.attempt,
-            }),
+            metrics: Some(crate::grpc::engine_wire::epoch_to_wire(
+                record,
+                self.attempt,
+            )),
             peak_gpu_mem_mb,
         };
         self.call("ReportEpoch", |mut c| {

@@ -68,6 +68,12 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("store append_metrics: cannot encode epoch {epoch}: {source}")]
+    EncodeEpoch {
+        epoch: usize,
+        #[source]
+        source: cauda_model::EpochCodecError,
+    },
     #[error("store {op}: the in-memory store's lock was poisoned by a panicking thread")]
     Poisoned { op: &'static str },
     /// The filesystem of the store is full (or below the configured reserve): nothing of this
@@ -224,43 +230,39 @@ pub struct MetricPoint {
     pub epoch: u32,
     /// The training stage (1, or 2 for a decoupled second stage).
     pub stage: u8,
-    /// The metrics as a JSON document.
-    pub json: Vec<u8>,
+    /// The epoch in its stored encoding (`cauda_model::StoredEpoch::decode` reads it).
+    pub doc: Vec<u8>,
 }
 
-/// One epoch of `Store::append_metrics_with_events`: its metrics JSON and its `Epoch` event.
+/// One epoch of `Store::append_metrics_with_events`: its encoded metrics and its `Epoch` event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochWrite {
     pub epoch: u32,
     /// The training stage (1, or 2 for a decoupled second stage).
     pub stage: u8,
-    pub json: MetricJson,
+    pub doc: EpochDoc,
     pub event: Event,
 }
 
-/// A metric point's JSON, a JSON document by construction: encoded here from the typed
-/// record, or checked once when it comes as bytes. The ingestion path encodes each reported
-/// epoch from its typed record, and the store used to parse that JSON again to know it was
-/// JSON: an eighth of a reported epoch's CPU.
+/// A reported epoch in its stored encoding (`cauda_model::StoredEpoch`), valid by
+/// construction: encoded here from the typed record, or checked once when it comes as bytes.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MetricJson(Vec<u8>);
+pub struct EpochDoc(Vec<u8>);
 
-impl MetricJson {
-    /// The stored form of `epoch`.
-    pub fn encode(epoch: &cauda_model::StoredEpoch) -> Result<Self> {
-        epoch
-            .encode()
+impl EpochDoc {
+    /// The stored form of `record`, reported by `attempt`.
+    pub fn encode(attempt: u32, record: &cauda_plugins::train::EpochRecord) -> Result<Self> {
+        cauda_model::StoredEpoch::encode_parts(attempt, record)
             .map(Self)
-            .map_err(|source| StoreError::Encode {
-                op: "encode_metric",
-                what: format!("epoch {}", epoch.record.epoch),
+            .map_err(|source| StoreError::EncodeEpoch {
+                epoch: record.epoch,
                 source,
             })
     }
 
-    /// `bytes`, once they parse as JSON.
+    /// `bytes`, once they read as a stored epoch.
     pub fn parse(op: &'static str, bytes: Vec<u8>) -> Result<Self> {
-        check_metric_json(op, &bytes)?;
+        check_epoch_doc(op, &bytes)?;
         Ok(Self(bytes))
     }
 
@@ -354,23 +356,23 @@ pub trait Store: Send + Sync {
     fn events(&self, run: RunId, from_seq: u64) -> Result<Vec<(u64, Event)>>;
 
     /// Store an epoch's metrics once: `false` (and nothing written) when that epoch of that run
-    /// is already stored (a restarted worker may resend). The JSON must parse.
-    fn append_metric(&self, run: RunId, epoch: u32, stage: u8, json: &[u8]) -> Result<bool>;
+    /// is already stored (a restarted worker may resend). `doc` must read as a `StoredEpoch`.
+    fn append_metric(&self, run: RunId, epoch: u32, stage: u8, doc: &[u8]) -> Result<bool>;
     /// `append_metric` and `append_event` as ONE durable write, so that a reported epoch and its
     /// `EventKind::Epoch` event cost one flush: both are stored iff that epoch of that run is not
     /// stored yet. Returns the event's sequence number (numbered with the run's other events),
-    /// or `None`, with nothing written, for a duplicate. The JSON must parse.
+    /// or `None`, with nothing written, for a duplicate. `doc` must read as a `StoredEpoch`.
     fn append_metric_with_event(
         &self,
         run: RunId,
         epoch: u32,
         stage: u8,
-        json: &[u8],
+        doc: &[u8],
         event: &Event,
     ) -> Result<Option<u64>>;
     /// `append_metric_with_event` for several epochs of one run at once (a worker's batch),
     /// all stored in one durable write: per epoch, its event's sequence number, or `None` for
-    /// an epoch already stored (idempotent per (run, epoch)). Every JSON is one by its type.
+    /// an epoch already stored (idempotent per (run, epoch)). Every doc is valid by its type.
     fn append_metrics_with_events(
         &self,
         run: RunId,
@@ -379,7 +381,7 @@ pub trait Store: Send + Sync {
         points
             .iter()
             .map(|p| {
-                self.append_metric_with_event(run, p.epoch, p.stage, p.json.as_bytes(), &p.event)
+                self.append_metric_with_event(run, p.epoch, p.stage, p.doc.as_bytes(), &p.event)
             })
             .collect()
     }
@@ -476,13 +478,13 @@ pub(crate) fn evicted_epochs(metas: &[CheckpointMeta], keep: usize, written: u32
         .collect()
 }
 
-/// Reject metrics that are not a JSON document.
-pub(crate) fn check_metric_json(op: &'static str, json: &[u8]) -> Result<()> {
-    serde_json::from_slice::<serde::de::IgnoredAny>(json)
+/// Reject metrics that are not a stored epoch (`cauda_model::StoredEpoch`).
+pub(crate) fn check_epoch_doc(op: &'static str, doc: &[u8]) -> Result<()> {
+    cauda_model::StoredEpoch::decode(doc)
         .map(|_| ())
         .map_err(|e| StoreError::Invalid {
             op,
-            reason: format!("metrics are not JSON: {e}"),
+            reason: format!("metrics are not a stored epoch: {e}"),
         })
 }
 

@@ -4,7 +4,7 @@
 
 use super::{
     CheckpointMeta, Event, MetricPoint, Result, RunFilter, Store, StoreConfig, StoreError, Ticket,
-    WriteOp, check_metric_json, chunk_count, evicted_epochs,
+    WriteOp, check_epoch_doc, chunk_count, evicted_epochs,
 };
 use cauda_model::{ExperimentId, ExperimentRecord, RunId, RunRecord};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -230,15 +230,15 @@ impl Store for MemoryStore {
         Ok(it.map(|((_, s), e)| (*s, e.clone())).collect())
     }
 
-    fn append_metric(&self, run: RunId, epoch: u32, stage: u8, json: &[u8]) -> Result<bool> {
+    fn append_metric(&self, run: RunId, epoch: u32, stage: u8, doc: &[u8]) -> Result<bool> {
         const OP: &str = "append_metric";
-        check_metric_json(OP, json)?;
+        check_epoch_doc(OP, doc)?;
         let mut inner = self.lock(OP)?;
         inner.require_run(OP, run)?;
         if inner.metrics.contains_key(&(run, epoch)) {
             return Ok(false);
         }
-        inner.metrics.insert((run, epoch), (stage, json.to_vec()));
+        inner.metrics.insert((run, epoch), (stage, doc.to_vec()));
         Ok(true)
     }
 
@@ -247,17 +247,17 @@ impl Store for MemoryStore {
         run: RunId,
         epoch: u32,
         stage: u8,
-        json: &[u8],
+        doc: &[u8],
         event: &Event,
     ) -> Result<Option<u64>> {
         const OP: &str = "append_metric_with_event";
-        check_metric_json(OP, json)?;
+        check_epoch_doc(OP, doc)?;
         let mut inner = self.lock(OP)?;
         inner.require_run(OP, run)?;
         if inner.metrics.contains_key(&(run, epoch)) {
             return Ok(None);
         }
-        inner.metrics.insert((run, epoch), (stage, json.to_vec()));
+        inner.metrics.insert((run, epoch), (stage, doc.to_vec()));
         let seq = inner.next_seq(run);
         inner.events.insert((run, seq), event.bounded());
         Ok(Some(seq))
@@ -267,10 +267,10 @@ impl Store for MemoryStore {
         let inner = self.lock("metrics")?;
         let it = inner.metrics.range((run, 0)..=(run, u32::MAX));
         Ok(it
-            .map(|((_, epoch), (stage, json))| MetricPoint {
+            .map(|((_, epoch), (stage, doc))| MetricPoint {
                 epoch: *epoch,
                 stage: *stage,
-                json: json.clone(),
+                doc: doc.clone(),
             })
             .collect())
     }

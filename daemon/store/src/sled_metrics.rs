@@ -1,20 +1,18 @@
 //! The sled store's per-epoch metrics, keyed (run, epoch) so a scan returns them in epoch order;
-//! each value is the stage byte then the JSON. An epoch is stored once: a resent one writes
+//! each value is the stage byte then the epoch in its stored encoding (`StoredEpoch`). An epoch is stored once: a resent one writes
 //! nothing. A reported epoch and its `Epoch` event go in one transaction and one flush, shared
 //! with every report waiting at the same time (the ingestion path, `sled_ingest`). `impl Store for SledStore` delegates here.
 
 use super::keys;
 use super::sled_ingest::Point;
 use super::sled_store::{SledStore, encode};
-use super::{
-    EpochWrite, Event, MetricJson, MetricPoint, Result, RunId, StoreError, check_metric_json,
-};
+use super::{EpochDoc, EpochWrite, Event, MetricPoint, Result, RunId, StoreError, check_epoch_doc};
 
-/// A metric as stored: the stage byte, then the JSON.
-fn metric_value(stage: u8, json: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(json.len() + 1);
+/// A metric as stored: the stage byte, then the encoded epoch.
+fn metric_value(stage: u8, doc: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(doc.len() + 1);
     value.push(stage);
-    value.extend_from_slice(json);
+    value.extend_from_slice(doc);
     value
 }
 
@@ -24,16 +22,16 @@ impl SledStore {
         run: RunId,
         epoch: u32,
         stage: u8,
-        json: &[u8],
+        doc: &[u8],
     ) -> Result<bool> {
         const OP: &str = "append_metric";
-        check_metric_json(OP, json)?;
+        check_epoch_doc(OP, doc)?;
         {
             let _w = self.write_lock();
             self.writable(OP, None)?;
         }
         self.run_exists(OP, run)?;
-        let value = metric_value(stage, json);
+        let value = metric_value(stage, doc);
         let swapped = self
             .t()?
             .metrics
@@ -54,10 +52,10 @@ impl SledStore {
         for entry in t.metrics.scan_prefix(keys::id(run.0)) {
             let (k, v) = entry.map_err(self.err(OP))?;
             match (keys::u32_at(&k, 8), v.split_first()) {
-                (Some(epoch), Some((&stage, json))) => out.push(MetricPoint {
+                (Some(epoch), Some((&stage, doc))) => out.push(MetricPoint {
                     epoch,
                     stage,
-                    json: json.to_vec(),
+                    doc: doc.to_vec(),
                 }),
                 _ => {
                     return Err(StoreError::Corrupt {
@@ -97,10 +95,10 @@ impl SledStore {
             return Ok(None);
         };
         match v.split_first() {
-            Some((&stage, json)) => Ok(Some(MetricPoint {
+            Some((&stage, doc)) => Ok(Some(MetricPoint {
                 epoch,
                 stage,
-                json: json.to_vec(),
+                doc: doc.to_vec(),
             })),
             None => Err(StoreError::Corrupt {
                 op: OP,
@@ -117,12 +115,12 @@ impl SledStore {
         run: RunId,
         epoch: u32,
         stage: u8,
-        json: &[u8],
+        doc: &[u8],
         event: &Event,
     ) -> Result<Option<u64>> {
         const OP: &str = "append_metric_with_event";
-        let json = MetricJson::parse(OP, json.to_vec())?;
-        let point = self.point(OP, run, epoch, stage, &json, event)?;
+        let doc = EpochDoc::parse(OP, doc.to_vec())?;
+        let point = self.point(OP, run, epoch, stage, &doc, event)?;
         let stored = self.ingest(run, vec![point])?;
         Ok(stored.into_iter().next().flatten())
     }
@@ -136,7 +134,7 @@ impl SledStore {
         const OP: &str = "append_metrics_with_events";
         let points = points
             .iter()
-            .map(|p| self.point(OP, run, p.epoch, p.stage, &p.json, &p.event))
+            .map(|p| self.point(OP, run, p.epoch, p.stage, &p.doc, &p.event))
             .collect::<Result<Vec<_>>>()?;
         self.ingest(run, points)
     }
@@ -148,12 +146,12 @@ impl SledStore {
         run: RunId,
         epoch: u32,
         stage: u8,
-        json: &MetricJson,
+        doc: &EpochDoc,
         event: &Event,
     ) -> Result<Point> {
         Ok(Point {
             key: keys::run_epoch(run, epoch),
-            value: metric_value(stage, json.as_bytes()),
+            value: metric_value(stage, doc.as_bytes()),
             event: encode(op, || format!("event of run {run}"), &event.bounded())?,
         })
     }

@@ -484,8 +484,8 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn append_metric(&self, run: RunId, epoch: u32, stage: u8, json: &[u8]) -> Result<bool> {
-        self.store_metric(run, epoch, stage, json)
+    fn append_metric(&self, run: RunId, epoch: u32, stage: u8, doc: &[u8]) -> Result<bool> {
+        self.store_metric(run, epoch, stage, doc)
     }
 
     fn append_metric_with_event(
@@ -493,10 +493,10 @@ impl Store for SledStore {
         run: RunId,
         epoch: u32,
         stage: u8,
-        json: &[u8],
+        doc: &[u8],
         event: &Event,
     ) -> Result<Option<u64>> {
-        self.store_metric_with_event(run, epoch, stage, json, event)
+        self.store_metric_with_event(run, epoch, stage, doc, event)
     }
 
     fn append_metrics_with_events(

@@ -9,7 +9,7 @@ pub(super) fn deleting_a_run_removes_everything_under_it(s: &dyn Store) {
     let (gone, kept) = (RunId(1), RunId(2));
     for r in [gone, kept] {
         s.append_event(r, &log_event(7, "hello")).unwrap();
-        s.append_metric(r, 1, 1, br#"{"epoch":1}"#).unwrap();
+        s.append_metric(r, 1, 1, &doc(1, 1.0)).unwrap();
         s.put_checkpoint(r, 1, 1, &payload(CHUNK_SIZE + 3, r.0), true)
             .unwrap();
     }

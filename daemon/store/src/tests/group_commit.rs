@@ -39,9 +39,14 @@ fn concurrent_writers_share_flushes_and_all_survive_reopen() {
                 std::thread::spawn(move || {
                     start.wait();
                     s.commit(&grid(id, id, 1)).unwrap();
-                    let json = format!(r#"{{"loss":{id}}}"#);
                     let seq = s
-                        .append_metric_with_event(RunId(id), 1, 1, json.as_bytes(), &epoch_event(1))
+                        .append_metric_with_event(
+                            RunId(id),
+                            1,
+                            1,
+                            &doc(1, id as f32),
+                            &epoch_event(1),
+                        )
                         .unwrap();
                     assert_eq!(seq, Some(1), "run {id}: its epoch follows its queued event");
                 })

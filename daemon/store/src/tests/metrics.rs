@@ -1,5 +1,5 @@
 //! The shared suite's cases on per-epoch metrics: stored once per (run, epoch), returned in
-//! epoch order, JSON checked; with their `Epoch` event in one write, numbered among the run's
+//! epoch order, checked to be stored epochs; with their `Epoch` event in one write, numbered among the run's
 //! other events, even under concurrent writers.
 
 use super::*;
@@ -7,28 +7,29 @@ use super::*;
 pub(super) fn metrics_are_idempotent(s: &dyn Store) {
     seed_runs(s);
     let r = RunId(2);
-    assert!(s.append_metric(r, 2, 1, br#"{"loss":0.5}"#).unwrap());
-    assert!(s.append_metric(r, 0, 1, br#"{"loss":0.9}"#).unwrap());
-    assert!(s.append_metric(r, 1, 1, br#"{"loss":0.7}"#).unwrap());
+    assert!(s.append_metric(r, 2, 1, &doc(2, 0.5)).unwrap());
+    assert!(s.append_metric(r, 0, 1, &doc(0, 0.9)).unwrap());
+    assert!(s.append_metric(r, 1, 1, &doc(1, 0.7)).unwrap());
     // A restarted worker resends epoch 1 (even with other numbers): the first stays.
-    assert!(!s.append_metric(r, 1, 1, br#"{"loss":0.6}"#).unwrap());
-    assert!(s.append_metric(r, 256, 2, br#"{"loss":0.1}"#).unwrap());
+    assert!(!s.append_metric(r, 1, 1, &doc(1, 0.6)).unwrap());
+    assert!(s.append_metric(r, 256, 2, &doc(256, 0.1)).unwrap());
     assert!(
-        s.append_metric(RunId(3), 1, 1, b"{}").unwrap(),
+        s.append_metric(RunId(3), 1, 1, &doc(1, 0.0)).unwrap(),
         "another run's epoch 1 is its own"
     );
     let got = s.metrics(r).unwrap();
     let epochs: Vec<(u32, u8, &[u8])> = got
         .iter()
-        .map(|m| (m.epoch, m.stage, m.json.as_slice()))
+        .map(|m| (m.epoch, m.stage, m.doc.as_slice()))
         .collect();
+    let want = [doc(0, 0.9), doc(1, 0.7), doc(2, 0.5), doc(256, 0.1)];
     assert_eq!(
         epochs,
         [
-            (0, 1, &br#"{"loss":0.9}"#[..]),
-            (1, 1, br#"{"loss":0.7}"#),
-            (2, 1, br#"{"loss":0.5}"#),
-            (256, 2, br#"{"loss":0.1}"#)
+            (0, 1, &want[0][..]),
+            (1, 1, &want[1][..]),
+            (2, 1, &want[2][..]),
+            (256, 2, &want[3][..])
         ]
     );
     // One epoch by key: the same point as in the scan; an absent epoch is None.
@@ -40,8 +41,13 @@ pub(super) fn metrics_are_idempotent(s: &dyn Store) {
         s.append_metric(r, 3, 1, b"{not json").unwrap_err(),
         StoreError::Invalid { .. }
     ));
+    // JSON that is not an epoch record is refused too.
     assert!(matches!(
-        s.append_metric(RunId(77), 0, 1, b"{}").unwrap_err(),
+        s.append_metric(r, 3, 1, br#"{"loss":0.5}"#).unwrap_err(),
+        StoreError::Invalid { .. }
+    ));
+    assert!(matches!(
+        s.append_metric(RunId(77), 0, 1, &doc(0, 0.0)).unwrap_err(),
         StoreError::NotFound { .. }
     ));
     assert_eq!(s.metrics(r).unwrap().len(), 4);
@@ -71,21 +77,21 @@ pub(super) fn metric_with_event_is_one_write(s: &dyn Store) {
         s.append_metric_with_event(r, epoch, 1, json, &epoch_event(epoch))
             .unwrap()
     };
-    assert_eq!(report(1, br#"{"loss":0.7}"#), Some(1));
+    assert_eq!(report(1, &doc(1, 0.7)), Some(1));
     assert_eq!(s.append_event(r, &log_event(2, "between")).unwrap(), 2);
-    assert_eq!(report(2, br#"{"loss":0.5}"#), Some(3));
+    assert_eq!(report(2, &doc(2, 0.5)), Some(3));
     // A resent epoch (even with other numbers) writes neither its metric nor its event.
-    assert_eq!(report(1, br#"{"loss":0.6}"#), None);
+    assert_eq!(report(1, &doc(1, 0.6)), None);
     // Nor does one that `append_metric` stored.
-    assert!(s.append_metric(r, 3, 1, b"{}").unwrap());
-    assert_eq!(report(3, br#"{"loss":0.4}"#), None);
+    assert!(s.append_metric(r, 3, 1, &doc(3, 0.0)).unwrap());
+    assert_eq!(report(3, &doc(3, 0.4)), None);
     // Bad input writes nothing either.
     let err = s
         .append_metric_with_event(r, 4, 1, b"{not json", &epoch_event(4))
         .unwrap_err();
     assert!(matches!(err, StoreError::Invalid { .. }), "{err}");
     let err = s
-        .append_metric_with_event(RunId(77), 1, 1, b"{}", &epoch_event(1))
+        .append_metric_with_event(RunId(77), 1, 1, &doc(1, 0.0), &epoch_event(1))
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
     assert!(err.to_string().contains("r-77"), "{err}");
@@ -102,15 +108,11 @@ pub(super) fn metric_with_event_is_one_write(s: &dyn Store) {
         .metrics(r)
         .unwrap()
         .into_iter()
-        .map(|m| (m.epoch, m.json))
+        .map(|m| (m.epoch, m.doc))
         .collect();
     assert_eq!(
         metrics,
-        [
-            (1, br#"{"loss":0.7}"#.to_vec()),
-            (2, br#"{"loss":0.5}"#.to_vec()),
-            (3, b"{}".to_vec())
-        ]
+        [(1, doc(1, 0.7)), (2, doc(2, 0.5)), (3, doc(3, 0.0))]
     );
     assert!(s.metrics(RunId(77)).unwrap().is_empty());
     assert_eq!(
@@ -121,7 +123,7 @@ pub(super) fn metric_with_event_is_one_write(s: &dyn Store) {
     // Another run numbers its own events; the event is stored bounded, as `append_event` does.
     let long = log_event(6, &"b".repeat(MAX_LOG_LINE + 10));
     assert_eq!(
-        s.append_metric_with_event(RunId(3), 1, 2, b"{}", &long)
+        s.append_metric_with_event(RunId(3), 1, 2, &doc(1, 0.0), &long)
             .unwrap(),
         Some(0)
     );
@@ -139,12 +141,11 @@ pub(super) fn concurrent_reports_store_each_epoch_once(s: &dyn Store) {
                 scope.spawn(move || {
                     (1..=10)
                         .filter_map(|epoch| {
-                            let json = format!(r#"{{"writer":{t}}}"#);
                             s.append_metric_with_event(
                                 r,
                                 epoch,
                                 1,
-                                json.as_bytes(),
+                                &doc(epoch, t as f32),
                                 &epoch_event(epoch),
                             )
                             .unwrap()

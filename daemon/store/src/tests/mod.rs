@@ -14,6 +14,20 @@ mod metrics;
 mod records;
 mod sled_only;
 
+/// A reported epoch in its stored encoding, told apart by its loss.
+fn doc(epoch: u32, loss: f32) -> Vec<u8> {
+    let record = cauda_plugins::train::EpochRecord {
+        stage: 1,
+        epoch: epoch as usize,
+        train_loss: loss,
+        lr: 0.1,
+        images_per_sec: 1.0,
+        eval: None,
+        extra: Default::default(),
+    };
+    cauda_model::StoredEpoch::encode_parts(1, &record).unwrap()
+}
+
 fn experiment(id: u64, runs: &[u64]) -> ExperimentRecord {
     ExperimentRecord {
         id: ExperimentId(id),

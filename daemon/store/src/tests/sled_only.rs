@@ -28,7 +28,7 @@ fn reopen_keeps_everything() {
             &state_event(9, Some(RunState::Queued), RunState::Running),
         )
         .unwrap();
-        assert!(s.append_metric(RunId(2), 0, 1, br#"{"acc":0.5}"#).unwrap());
+        assert!(s.append_metric(RunId(2), 0, 1, &doc(0, 0.5)).unwrap());
         s.put_checkpoint(RunId(2), 1, 0, &big, true).unwrap();
     }
     let s = reopen(&path);
@@ -63,7 +63,7 @@ fn reopen_keeps_everything() {
         "numbering goes on"
     );
     assert!(
-        !s.append_metric(RunId(2), 0, 1, br#"{"acc":0.5}"#).unwrap(),
+        !s.append_metric(RunId(2), 0, 1, &doc(0, 0.5)).unwrap(),
         "still idempotent"
     );
     assert_eq!(s.metrics(RunId(2)).unwrap().len(), 1);
@@ -177,7 +177,7 @@ fn a_metric_with_its_event_survives_reopen() {
         s.put_run(&run(1, 1, "ana", RunState::Running)).unwrap();
         s.append_event(RunId(1), &log_event(1, "started")).unwrap();
         assert_eq!(
-            s.append_metric_with_event(RunId(1), 1, 1, br#"{"acc":0.5}"#, &epoch(1))
+            s.append_metric_with_event(RunId(1), 1, 1, &doc(0, 0.5), &epoch(1))
                 .unwrap(),
             Some(1)
         );
@@ -189,17 +189,17 @@ fn a_metric_with_its_event_survives_reopen() {
         [MetricPoint {
             epoch: 1,
             stage: 1,
-            json: br#"{"acc":0.5}"#.to_vec()
+            doc: doc(0, 0.5)
         }]
     );
     assert_eq!(
-        s.append_metric_with_event(RunId(1), 1, 1, b"{}", &epoch(1))
+        s.append_metric_with_event(RunId(1), 1, 1, &doc(1, 0.0), &epoch(1))
             .unwrap(),
         None,
         "still a duplicate after a restart"
     );
     assert_eq!(
-        s.append_metric_with_event(RunId(1), 2, 1, b"{}", &epoch(2))
+        s.append_metric_with_event(RunId(1), 2, 1, &doc(2, 0.0), &epoch(2))
             .unwrap(),
         Some(2),
         "numbering goes on"
