@@ -66,7 +66,7 @@ pub enum StoreError {
         op: &'static str,
         what: String,
         #[source]
-        source: serde_json::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("store append_metrics: cannot encode epoch {epoch}: {source}")]
     EncodeEpoch {

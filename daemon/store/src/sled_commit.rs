@@ -6,7 +6,7 @@
 //! `impl Store for SledStore` delegates here.
 
 use super::keys;
-use super::sled_store::{SledStore, decode, encode};
+use super::sled_store::{SledStore, decode, encode, encode_compact};
 use super::{Result, RunBrief, StoreError, Ticket, WriteOp};
 use cauda_model::{RunId, RunRecord};
 use sled::Transactional;
@@ -85,7 +85,7 @@ impl SledStore {
                 WriteOp::PutRun(r) => Staged::Run(
                     r,
                     encode(OP, || format!("run {}", r.id), r)?,
-                    encode(OP, || format!("brief of run {}", r.id), &RunBrief::of(r))?,
+                    encode_compact(OP, || format!("brief of run {}", r.id), &RunBrief::of(r))?,
                 ),
                 WriteOp::AppendEvent(run, event) => {
                     let seq = match seqs.get(run) {

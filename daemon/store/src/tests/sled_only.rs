@@ -123,6 +123,37 @@ fn corrupt_records_are_errors_naming_the_key() {
     assert!(err.to_string().contains("next_run_id"), "{err}");
 }
 
+/// Briefs are stored as MessagePack now; a brief a store wrote as JSON before still lists, and
+/// one in each form read side by side.
+#[test]
+fn briefs_stored_as_json_before_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let (old, new) = (
+        run(7, 1, "ana", RunState::Queued),
+        run(8, 1, "bo", RunState::Queued),
+    );
+    {
+        let s = reopen(&path);
+        s.put_run(&old).unwrap();
+        s.put_run(&new).unwrap();
+    }
+    {
+        let raw = ::sled::open(&path).unwrap();
+        let briefs = raw.open_tree("run_briefs").unwrap();
+        let stored = briefs.get(8u64.to_be_bytes()).unwrap().unwrap();
+        assert_ne!(stored[0], b'{', "new briefs are not JSON");
+        let json = serde_json::to_vec(&RunBrief::of(&old)).unwrap();
+        briefs.insert(7u64.to_be_bytes(), json).unwrap();
+        raw.flush().unwrap();
+    }
+    let s = reopen(&path);
+    assert_eq!(
+        s.list_run_briefs(&RunFilter::default()).unwrap(),
+        [RunBrief::of(&old), RunBrief::of(&new)]
+    );
+}
+
 #[test]
 fn open_error_names_the_path() {
     let dir = tempfile::tempdir().unwrap();
