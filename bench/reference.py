@@ -1399,6 +1399,93 @@ def knn_head(model, d, k, temperature):
         knn_scores(f, y, q.double().numpy(), d["classes"], k, temperature)).float()
 
 
+# --------------------------------------------------------------------------------------------
+# SADE's test-time self-supervised aggregation: plugins/src/train/test_time.rs,
+# plugins/src/metrics/test_agnostic.rs (ShiftedTestSets)
+# --------------------------------------------------------------------------------------------
+
+SHIFTED_SETS_KEY = 0x5ADE_7E57_0000_0001
+TEST_AGNOSTIC = ([("forward", r) for r in (50, 25, 10, 5, 2)] + [("uniform", 1)]
+                 + [("backward", r) for r in (2, 5, 10, 25, 50)])
+
+
+def shifted_sets(labels, classes, train_counts, seed):
+    """The eleven shifted test sets, as cauda draws them: each class's test images in the order
+    of cauda's ChaCha8 shuffle (stream = class, seed ^ SHIFTED_SETS_KEY), of which the set keeps
+    `int(n_max * (1/r)^(p/(C-1)))` (SADE's get_img_num_per_cls), p the class's position in the
+    long tail (training count rank, ties by index; reversed backward). Exact, so both
+    implementations adapt on and score the same images."""
+    labels = [int(v) for v in labels]
+    members = [cauda_shuffle([i for i, v in enumerate(labels) if v == c],
+                             (seed ^ SHIFTED_SETS_KEY) & M64, c) for c in range(classes)]
+    n_max = max(len(m) for m in members)
+    rank = sorted(range(classes), key=lambda c: (-train_counts[c], c))
+    last = classes - 1
+    out = []
+    for kind, ratio in TEST_AGNOSTIC:
+        keep = [n_max] * classes
+        if kind != "uniform" and classes > 1:
+            for r, c in enumerate(rank):
+                p = r if kind == "forward" else last - r
+                keep[c] = int(n_max * (1.0 / ratio) ** (p / last))
+        name = "uniform" if kind == "uniform" else f"{kind}-{ratio}"
+        out.append((name, sorted(i for c in range(classes) for i in members[c][:min(keep[c], len(members[c]))])))
+    return out
+
+
+def test_time_aggregation(model, d, cfg, shift):
+    """Vanint/SADE-AgnosticLT test_training_cifar.py on each shifted set, transductively (the set
+    adapts on its own unlabeled images, as the paper states it): w = 1/E, SGD on
+    -mean cos(softmax(sum_e softmax(w)_e z_e(view 0)), softmax(... view 1)), torch's own crop and
+    flip draws for the two views of each batch (the run's pad, as cauda's views), shuffled
+    batches, the early stop on weights rounded to two decimals; then top-1 on the set."""
+    s = cfg["test_time_aggregation"]
+    x, y = d["test"]
+    classes, counts = d["classes"], d["counts"]
+    model.eval()
+    for q in model.parameters():
+        q.requires_grad_(False)
+
+    def experts_of(xb):
+        z = model.head.expert_logits(model.backbone(normalize(xb, d))).permute(1, 0, 2)
+        return z if shift is None else z - shift
+    with torch.no_grad():
+        clean = torch.cat([experts_of(x[i:i + 1024]) for i in range(0, len(x), 1024)])
+    experts = clean.shape[1]
+    cos = torch.nn.CosineSimilarity(dim=1, eps=1e-6)
+    out = []
+    for name, subset in shifted_sets(y.tolist(), classes, counts, cfg["train"]["seed"]):
+        idx = torch.tensor(subset, dtype=torch.long)
+        w = torch.nn.Parameter(torch.full((experts,), 1 / experts))
+        opt = torch.optim.SGD([w], lr=s["lr"], momentum=s["momentum"],
+                              weight_decay=s["weight_decay"], nesterov=s["nesterov"])
+        epochs = 0
+        for _ in range(s["epochs"]):
+            for b in idx[torch.randperm(len(idx))].split(s["batch_size"]):
+                with torch.no_grad():
+                    z0 = experts_of(crop_flip(x[b], cfg["pad"]))
+                    z1 = experts_of(crop_flip(x[b], cfg["pad"]))
+                a = F.softmax(w, dim=0)
+                p0 = F.softmax((a[None, :, None] * z0).sum(1), dim=1)
+                p1 = F.softmax((a[None, :, None] * z1).sum(1), dim=1)
+                loss = -cos(p0, p1).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            epochs += 1
+            if (np.round(F.softmax(w.detach(), dim=0).numpy(), 2) < s["min_weight"]).any():
+                break
+        a = F.softmax(w.detach(), dim=0)
+        z = clean[idx]
+        rec = score((a[None, :, None] * z).sum(1), y[idx], counts, cfg["metrics"])
+        mean = score(z.mean(1), y[idx], counts, cfg["metrics"])
+        out.append({"distribution": name, "weights": a.tolist(), "epochs": epochs,
+                    "images": len(subset), "top1": rec["test_top1"],
+                    "mean_top1": mean["test_top1"], "many": rec["many"],
+                    "medium": rec["medium"], "few": rec["few"]})
+    return out
+
+
 def posthoc_shift(cfg, counts):
     if not cfg.get("posthoc"):
         return None
@@ -1446,7 +1533,9 @@ def train(cfg, d, init=None):
         tau_sweep = {"taus": taus, "test_top1": [r["test_top1"] for r in sweep], "chosen": chosen}
         model.head = model.head.tau_normalized(chosen)
     last = evaluate(model, head or model.head, d, cfg, shift)
-    return last, tau_sweep, losses
+    aggregation = (test_time_aggregation(model, d, cfg, shift)
+                   if cfg.get("test_time_aggregation") else None)
+    return last, tau_sweep, losses, aggregation
 
 
 def main():
@@ -1463,7 +1552,7 @@ def main():
     split = json.loads((args.run_dir / "split.json").read_text())
     torch.manual_seed(cfg["train"]["seed"])
     d = load_run_data(cfg, split)
-    last, tau_sweep, losses = train(cfg, d, args.init)
+    last, tau_sweep, losses, aggregation = train(cfg, d, args.init)
     out = {
         "implementation": f"pytorch {torch.__version__}",
         "method": cfg["method"],
@@ -1473,6 +1562,7 @@ def main():
         "test_pixel_sum": d["test_pixel_sum"],
         "last": last,
         "tau_sweep": tau_sweep,
+        "test_time_aggregation": aggregation,
         "train_loss": losses,
         "wall_s": time.time() - started,
     }

@@ -8,6 +8,11 @@ Each value is the per-class test accuracies weighted by rho^(-i/(C-1)) for the i
 training class (reversed backward): what `cauda report --table test-agnostic` shows for a daemon's
 runs (cauda-plugins `metrics::test_agnostic`, checked against SADE's own test-set construction
 by `bench/fixtures/metrics.py`). Re-typed here so both implementations' runs are read the same way.
+
+A run with SADE's test-time aggregation (`test_time_aggregation` in its summary.json /
+reference.json: the preset sade) gets a second row, `aggregated`: its top-1 on each shifted set
+after learning the experts' weights there (both implementations draw the same sets from the seed),
+and a third, `weights`, the mean learned weights per set (expert 1/2/3).
 """
 
 from __future__ import annotations
@@ -42,6 +47,21 @@ def row(files: list[pathlib.Path]) -> list[float]:
     return [statistics.mean(c) * 100 for c in cols]
 
 
+def aggregated(files: list[pathlib.Path]) -> tuple[list[float], list[str]] | None:
+    docs = [json.loads(f.read_text()) for f in files]
+    if not docs or not all(d.get("test_time_aggregation") for d in docs):
+        return None
+    top1 = [[] for _ in DISTS]
+    weights = [[] for _ in DISTS]
+    for d in docs:
+        for i, a in enumerate(d["test_time_aggregation"]):
+            top1[i].append(a["top1"])
+            weights[i].append(a["weights"])
+    mean_w = ["/".join(f"{statistics.mean(w[e] for w in ws):.2f}" for e in range(len(ws[0])))
+              for ws in weights]
+    return [statistics.mean(c) * 100 for c in top1], mean_w
+
+
 def main() -> None:
     work = pathlib.Path(sys.argv[1])
     data = sys.argv[2] if len(sys.argv) > 2 else "fmnist"
@@ -55,6 +75,11 @@ def main() -> None:
             if files:
                 cells = " | ".join(f"{v:.1f}" for v in row(files))
                 print(f"| {method.name} | {impl} | {len(files)} | {cells} |")
+                agg = aggregated(files)
+                if agg:
+                    cells = " | ".join(f"{v:.1f}" for v in agg[0])
+                    print(f"| {method.name}, aggregated | {impl} | {len(files)} | {cells} |")
+                    print(f"| {method.name}, weights | {impl} | {len(files)} | {' | '.join(agg[1])} |")
 
 
 if __name__ == "__main__":

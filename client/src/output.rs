@@ -3,7 +3,8 @@
 //! without a daemon; the commands only print what these return.
 
 use cauda_proto::v1::{
-    Device, EpochMetrics, Grant, LogLine, LogStream, Plugin, Run, RunState, StateChange,
+    AggregatedDistribution, Device, EpochMetrics, Grant, LogLine, LogStream, Plugin, Run, RunState,
+    StateChange,
 };
 
 use crate::ids::{experiment_label, run_label};
@@ -143,9 +144,38 @@ pub fn run_details(run: &Run) -> String {
         "engine:       {}",
         engine_text(&run.engine, run.older_engine)
     ));
+    if let Some(summary) = &run.summary {
+        lines.extend(aggregation_lines(&summary.test_time_aggregation));
+    }
     let mut text = lines.join("\n");
     text.push('\n');
     text
+}
+
+/// SADE's test-time aggregation of a run's experts, one line per shifted test set: the learned
+/// weights, top-1 with them and with the experts' mean; nothing for a run without it.
+fn aggregation_lines(sets: &[AggregatedDistribution]) -> Vec<String> {
+    if sets.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![
+        "test-time aggregation (SADE): experts' weights learned on each shifted test set, top-1 \
+         with them / with the experts' mean"
+            .to_string(),
+    ];
+    for a in sets {
+        let weights: Vec<String> = a.weights.iter().map(|w| format!("{w:.2}")).collect();
+        lines.push(format!(
+            "  {:<12} {}  {:.1}% / {:.1}%  ({} images, {} epochs)",
+            a.distribution,
+            weights.join(" "),
+            a.top1 * 100.0,
+            a.mean_top1 * 100.0,
+            a.images,
+            a.epochs
+        ));
+    }
+    lines
 }
 
 /// An engine fingerprint in words, `(older)` when it is not the daemon's: such a run is never

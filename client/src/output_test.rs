@@ -289,3 +289,27 @@ fn show_names_the_engine_and_marks_an_older_one() {
             .contains("engine:       before fingerprints (older than the daemon's engine)\n")
     );
 }
+
+#[test]
+fn show_lists_the_learned_aggregation_weights_of_a_sade_run() {
+    let mut r = run();
+    assert!(!run_details(&r).contains("aggregation"));
+    r.summary = Some(cauda_proto::v1::RunSummary {
+        test_time_aggregation: vec![cauda_proto::v1::AggregatedDistribution {
+            distribution: "forward-50".into(),
+            weights: vec![0.62, 0.27, 0.11],
+            epochs: 5,
+            images: 36,
+            top1: 0.912,
+            mean_top1: 0.88,
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let text = run_details(&r);
+    assert!(text.contains("test-time aggregation (SADE)"), "{text}");
+    assert!(
+        text.contains("  forward-50   0.62 0.27 0.11  91.2% / 88.0%  (36 images, 5 epochs)\n"),
+        "{text}"
+    );
+}

@@ -287,7 +287,32 @@ fn every_builtin_preset_trains() {
             "{preset}: {:?}",
             sink.epochs
         );
+        // SADE's test-time aggregation: the preset's runs learn weights on all eleven shifted
+        // test sets (summing to 1, at most 5 epochs); no other preset's run has it.
+        if r.test_time_aggregation.is_some() {
+            assert_eq!(summary.test_time_aggregation.len(), 11, "{preset}");
+            for a in &summary.test_time_aggregation {
+                let sum: f32 = a.weights.iter().sum();
+                assert!(
+                    a.weights.len() == 3 && (sum - 1.0).abs() < 1e-5,
+                    "{preset} {}: {:?}",
+                    a.distribution,
+                    a.weights
+                );
+                assert!((1..=5).contains(&a.epochs) && a.images > 0, "{preset}");
+                assert!((0.0..=1.0).contains(&a.top1), "{preset}");
+            }
+        } else {
+            assert!(summary.test_time_aggregation.is_empty(), "{preset}");
+        }
     }
+    assert!(
+        spec_on("sade", "resnet8", "")
+            .unwrap()
+            .test_time_aggregation
+            .is_some(),
+        "the preset sade aggregates its experts at test time"
+    );
 }
 
 #[test]

@@ -30,9 +30,10 @@ REPORT_COLUMNS: tuple[str, ...] = tuple(f.name for f in cauda_pb2.ReportRow.DESC
 _INTS = ("runs", "succeeded", "failed", "seeds")
 _FLOATS = ("hours", "gpu_hours")
 _TEXTS = ("label", "method", "engines", "coordinates")
+_BOOLS = ("older_engine", "test_agnostic_aggregated")
 # The ReportRow fields that are `optional double` (NaN when absent): every other column.
 _OPTIONAL_FLOATS = tuple(
-    c for c in REPORT_COLUMNS if c not in (*_INTS, *_FLOATS, *_TEXTS, "older_engine")
+    c for c in REPORT_COLUMNS if c not in (*_INTS, *_FLOATS, *_TEXTS, *_BOOLS)
 )
 
 METRICS_COLUMNS: tuple[str, ...] = (
@@ -75,7 +76,8 @@ def report_frame(report: cauda_pb2.GetReportResponse, current_engine_only: bool 
         frame[name] = frame[name].astype("int64")
     for name in _TEXTS:
         frame[name] = frame[name].astype(object)
-    frame["older_engine"] = frame["older_engine"].astype(bool)
+    for name in _BOOLS:
+        frame[name] = frame[name].astype(bool)
     frame.attrs.update(
         experiment_id=report.experiment_id, name=report.name, engine=report.engine
     )

@@ -1,7 +1,9 @@
 //! The test-agnostic table (SADE, NeurIPS 2022): one row per configuration, its mean top-1 on
 //! forward long-tailed test sets (imbalance 50 to 2), the uniform one and backward ones (2 to
-//! 50), as `cauda report --table test-agnostic` prints it in the text formats. The values are
-//! `ReportRow`'s own fields, so CSV and JSON carry them with the main table's.
+//! 50), and how they were measured (the fixed model's expectation, or SADE's test-time
+//! self-supervised aggregation), as `cauda report --table test-agnostic` prints it in the text
+//! formats. The values are `ReportRow`'s own fields, so CSV and JSON carry them with the main
+//! table's.
 
 use cauda_proto::v1::{GetReportResponse, ReportRow};
 
@@ -14,8 +16,8 @@ fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{:.1}", v * 100.0))
 }
 
-/// The table's columns: the row's method, ratio and seeds, then SADE's eleven test sets in its
-/// tables' order.
+/// The table's columns: the row's method, ratio and seeds, SADE's eleven test sets in its
+/// tables' order, then the basis of the row's figures.
 pub const TEST_AGNOSTIC_COLUMNS: &[Column] = &[
     METHOD_COLUMN,
     RATIO_COLUMN,
@@ -64,13 +66,26 @@ pub const TEST_AGNOSTIC_COLUMNS: &[Column] = &[
         header: "bwd-50",
         cell: |r| pct(r.backward_50),
     },
+    Column {
+        header: "basis",
+        cell: |r| {
+            if r.test_agnostic_aggregated {
+                "aggregation".into()
+            } else {
+                "expectation".into()
+            }
+        },
+    },
 ];
 
 /// The footnote of the test-agnostic table.
-pub const TEST_AGNOSTIC_NOTE: &str = "test-agnostic evaluation (Zhang et al., SADE, NeurIPS 2022): mean expected top-1 (%) of the final model over seeds \
+pub const TEST_AGNOSTIC_NOTE: &str = "test-agnostic evaluation (Zhang et al., SADE, NeurIPS 2022): mean top-1 (%) of the final model over seeds \
 on test sets whose classes follow their own long tail, fwd-r: forward (the training set's head stays the head) at imbalance r, \
-bwd-r: backward (reversed), uniform: the class-mean accuracy; the i-th most frequent training class weighs r^(-i/(C-1)) \
-(SADE keeps int(n_max r^(-i/(C-1))) random test images of it: the same in expectation, up to that rounding).";
+bwd-r: backward (reversed), uniform: the balanced test set. basis expectation: the fixed model's class accuracies weighted as such a set \
+holds them, the i-th most frequent training class by r^(-i/(C-1)) (SADE keeps int(n_max r^(-i/(C-1))) random test images of it: \
+the same in expectation, up to that rounding). basis aggregation: SADE's test-time self-supervised aggregation \
+(evaluation.test_time_aggregation): each run drew such sets from its seed, learned its experts' weights on each set's unlabeled \
+images and was scored on those images with them.";
 
 fn rows(report: &GetReportResponse) -> Vec<Vec<String>> {
     report.rows.iter().map(test_agnostic_cells).collect()
@@ -132,10 +147,28 @@ mod tests {
         assert_eq!(
             test_agnostic_cells(&row),
             [
-                "sade", "100", "4", "50.0", "51.0", "52.0", "53.0", "54.0", "55.0", "56.0", "57.0",
-                "58.0", "59.0", "-"
+                "sade",
+                "100",
+                "4",
+                "50.0",
+                "51.0",
+                "52.0",
+                "53.0",
+                "54.0",
+                "55.0",
+                "56.0",
+                "57.0",
+                "58.0",
+                "59.0",
+                "-",
+                "expectation"
             ]
         );
+        let aggregated = ReportRow {
+            test_agnostic_aggregated: true,
+            ..row.clone()
+        };
+        assert_eq!(test_agnostic_cells(&aggregated)[14], "aggregation");
         let report = GetReportResponse {
             experiment_id: 3,
             name: "x".into(),
@@ -150,20 +183,20 @@ mod tests {
             "{}",
             lines[1]
         );
-        assert!(lines[1].ends_with("bwd-50"), "{}", lines[1]);
+        assert!(lines[1].ends_with("bwd-50  basis"), "{}", lines[1]);
         assert!(
             lines[2].starts_with("sade    100    4      50.0"),
             "{}",
             lines[2]
         );
         let md = test_agnostic_table(&report, Format::Markdown).unwrap();
-        assert_eq!(md.lines().nth(1).unwrap().matches("---|").count(), 14);
+        assert_eq!(md.lines().nth(1).unwrap().matches("---|").count(), 15);
         let csv = test_agnostic_table(&report, Format::Csv).unwrap();
         assert!(
             csv.lines()
                 .next()
                 .unwrap()
-                .ends_with("backward_25,backward_50"),
+                .ends_with("backward_25,backward_50,test_agnostic_aggregated"),
             "{csv}"
         );
     }

@@ -57,6 +57,7 @@ fn report() -> GetReportResponse {
                 backward_10: Some(0.5925),
                 backward_25: Some(0.5417),
                 backward_50: Some(0.5013),
+                test_agnostic_aggregated: false,
                 coordinates: vec![
                     GridCoordinate {
                         key: "data.imbalance.ratio".into(),
@@ -291,6 +292,8 @@ fn csv_has_a_value_under_every_field() {
         ("gpu_hours", "0.75"),
         ("engines", CURRENT),
         ("older_engine", "false"),
+        ("backward_50", "0.5013"),
+        ("test_agnostic_aggregated", "false"),
     ] {
         assert_eq!(get(0, name), want, "{name}");
     }

@@ -222,6 +222,8 @@ impl Reader {
             images_per_sec: self.images_per_sec,
             // A program reports accuracies, not logits: no confusion matrix.
             confusion: None,
+            // Nor experts' logits to aggregate.
+            test_time_aggregation: Vec::new(),
         })
     }
 }

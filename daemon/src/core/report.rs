@@ -4,12 +4,14 @@
 //! validation-selected and (marked optimistic) best-on-test top-1, relative accuracy
 //! `A_r = A_t / max(A_v, A_b)` from the balanced reference runs, throughput and device-hours,
 //! and the engines that trained the row (a row of an older engine is marked so); and SADE's
-//! test-agnostic accuracies (forward and backward long-tailed test sets) from the per-class ones.
+//! test-agnostic accuracies (forward and backward long-tailed test sets): the expectation from
+//! the per-class ones, or the runs' own scores after SADE's test-time aggregation where every
+//! run of the row has them.
 //! Pure over stored records; accuracies are fractions in [0, 1]. Rows are the grid's points
 //! grouped by their coordinates other than the seed; the summaries are the engine's typed
 //! `RunSummary`s.
 
-use cauda_plugins::metrics::test_agnostic;
+use cauda_plugins::metrics::{TEST_AGNOSTIC, test_agnostic};
 use cauda_plugins::spec::{Coordinate, point_name};
 use cauda_plugins::train::RunSummary;
 
@@ -49,9 +51,13 @@ pub struct ReportRow {
     /// Mean expected calibration error and negative log-likelihood.
     pub ece: Option<f64>,
     pub nll: Option<f64>,
-    /// Mean expected top-1 on SADE's shifted test sets, in `metrics::TEST_AGNOSTIC`'s order
-    /// (forward 50 to 2, uniform, backward 2 to 50).
+    /// Mean top-1 on SADE's shifted test sets, in `metrics::TEST_AGNOSTIC`'s order (forward 50
+    /// to 2, uniform, backward 2 to 50): the fixed model's expectation from its per-class
+    /// accuracies, or, when every succeeded run of the row has SADE's test-time aggregation, its
+    /// top-1 on each set with the weights it learned there (`test_agnostic_aggregated`).
     pub test_agnostic: [Option<f64>; 11],
+    /// Whether `test_agnostic` comes from the runs' test-time aggregation.
+    pub test_agnostic_aggregated: bool,
     /// Test top-1 at the best validation epoch (runs with a validation split).
     pub val_selected_top1: Option<f64>,
     /// The best test top-1 over evaluations: optimistic, picked on the test set.
@@ -177,6 +183,11 @@ struct Group {
     best_test: Vec<f64>,
     images_per_sec: Vec<f64>,
     test_agnostic: [Vec<f64>; 11],
+    /// Top-1 after test-time aggregation, per shifted set, of the runs that have it.
+    aggregated: [Vec<f64>; 11],
+    /// Summaries added, and how many of them had a whole test-time aggregation.
+    summaries: usize,
+    with_aggregation: usize,
     a_v: Vec<f64>,
     a_b: Vec<f64>,
 }
@@ -204,6 +215,23 @@ impl Group {
         {
             values.extend(accuracy);
         }
+        self.summaries += 1;
+        let names = TEST_AGNOSTIC.map(|d| d.name());
+        let by_set: Vec<Option<f64>> = names
+            .iter()
+            .map(|name| {
+                s.test_time_aggregation
+                    .iter()
+                    .find(|a| a.distribution == *name)
+                    .map(|a| f64::from(a.top1))
+            })
+            .collect();
+        if by_set.iter().all(Option::is_some) {
+            self.with_aggregation += 1;
+            for (values, top1) in self.aggregated.iter_mut().zip(by_set) {
+                values.extend(top1);
+            }
+        }
     }
 
     fn finish(mut self, row: &mut ReportRow) {
@@ -225,7 +253,16 @@ impl Group {
         row.val_selected_top1 = mean(&self.val_selected);
         row.best_test_top1 = mean(&self.best_test);
         row.images_per_sec = mean(&self.images_per_sec);
-        row.test_agnostic = self.test_agnostic.map(|values| mean(&values));
+        // One basis for the whole row: the aggregation's scores when every run has them, else
+        // the expectation of every run (a row mixing both would average unlike figures).
+        row.test_agnostic_aggregated =
+            self.summaries > 0 && self.with_aggregation == self.summaries;
+        let source = if row.test_agnostic_aggregated {
+            self.aggregated
+        } else {
+            self.test_agnostic
+        };
+        row.test_agnostic = source.map(|values| mean(&values));
         row.a_t = row.top1_mean;
         row.a_v = mean(&self.a_v);
         row.a_b = mean(&self.a_b);
@@ -288,6 +325,69 @@ mod tests {
         // numpy: np.std([0.5, 0.7, 0.9], ddof=1) = 0.2
         assert!((std(&[0.5, 0.7, 0.9]).unwrap() - 0.2).abs() < 1e-12);
         assert_eq!(std(&[0.5]), Some(0.0));
+    }
+
+    /// A summary of 3 classes; with `aggregated`, SADE's test-time aggregation on every
+    /// shifted set, each set's top-1 `aggregated` plus its index / 100.
+    fn summary(aggregated: Option<f32>) -> RunSummary {
+        let mut s: RunSummary = serde_json::from_str(
+            r#"{"method":"sade","class_counts":[100,10,1],"split_hash":"ab",
+            "last":{"test_top1":0.5,"many":1.0,"medium":0.5,"few":0.0,"per_class":[1.0,0.5,0.0]},
+            "best_test_top1":0.5,"val_selected_top1":null,"epochs":3,"images_per_sec":10.0}"#,
+        )
+        .unwrap();
+        if let Some(base) = aggregated {
+            s.test_time_aggregation = TEST_AGNOSTIC
+                .iter()
+                .enumerate()
+                .map(|(i, d)| cauda_plugins::train::AggregatedDistribution {
+                    distribution: d.name(),
+                    weights: vec![0.5, 0.3, 0.2],
+                    epochs: 5,
+                    images: 30,
+                    top1: base + i as f32 / 100.0,
+                    mean_top1: base,
+                    many: None,
+                    medium: None,
+                    few: None,
+                })
+                .collect();
+        }
+        s
+    }
+
+    fn row_of(summaries: &[RunSummary]) -> ReportRow {
+        let mut group = Group::default();
+        for s in summaries {
+            group.add(s);
+        }
+        let mut row = ReportRow::default();
+        group.finish(&mut row);
+        row
+    }
+
+    #[test]
+    fn a_row_shows_the_aggregations_scores_when_every_run_has_them() {
+        let expected = row_of(&[summary(None)]);
+        assert!(!expected.test_agnostic_aggregated);
+        // Forward 50: the head class (accuracy 1) weighs most.
+        assert!(expected.test_agnostic[0].unwrap() > 0.9);
+        assert!((expected.test_agnostic[5].unwrap() - 0.5).abs() < 1e-12);
+
+        let aggregated = row_of(&[summary(Some(0.6)), summary(Some(0.4))]);
+        assert!(aggregated.test_agnostic_aggregated);
+        for (i, v) in aggregated.test_agnostic.iter().enumerate() {
+            let want = 0.5 + i as f64 / 100.0;
+            assert!((v.unwrap() - want).abs() < 1e-6, "set {i}: {v:?}");
+        }
+        // A row where one run lacks it reports every run's expectation.
+        let mixed = row_of(&[summary(Some(0.6)), summary(None)]);
+        assert!(!mixed.test_agnostic_aggregated);
+        assert_eq!(mixed.test_agnostic, expected.test_agnostic);
+        // No run yet: nothing to report, and no aggregation claimed.
+        let empty = row_of(&[]);
+        assert!(!empty.test_agnostic_aggregated);
+        assert_eq!(empty.test_agnostic, [None; 11]);
     }
 
     #[test]

@@ -403,6 +403,7 @@ pub fn report_to_wire(r: &crate::core::Report) -> v1::GetReportResponse {
                     backward_10,
                     backward_25,
                     backward_50,
+                    test_agnostic_aggregated: row.test_agnostic_aggregated,
                 }
             })
             .collect(),

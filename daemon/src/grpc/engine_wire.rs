@@ -5,7 +5,9 @@
 use cauda_plugins::metrics::ReliabilityBin;
 use cauda_plugins::registry::Registry;
 use cauda_plugins::spec::Coordinate;
-use cauda_plugins::train::{ConfusionRecord, EpochRecord, EvalRecord, RunSummary, TauSweep};
+use cauda_plugins::train::{
+    AggregatedDistribution, ConfusionRecord, EpochRecord, EvalRecord, RunSummary, TauSweep,
+};
 use cauda_proto::v1;
 use tonic::Status;
 
@@ -78,6 +80,21 @@ fn confusion_to_wire(c: &ConfusionRecord) -> v1::ConfusionMatrix {
     }
 }
 
+fn aggregation_to_wire(a: &AggregatedDistribution) -> v1::AggregatedDistribution {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    v1::AggregatedDistribution {
+        distribution: a.distribution.clone(),
+        weights: a.weights.clone(),
+        epochs: count(a.epochs),
+        images: count(a.images),
+        top1: a.top1,
+        mean_top1: a.mean_top1,
+        many: a.many,
+        medium: a.medium,
+        few: a.few,
+    }
+}
+
 pub fn summary_to_wire(s: &RunSummary) -> v1::RunSummary {
     v1::RunSummary {
         method: s.method.clone(),
@@ -90,6 +107,11 @@ pub fn summary_to_wire(s: &RunSummary) -> v1::RunSummary {
         epochs: u32::try_from(s.epochs).unwrap_or(u32::MAX),
         images_per_sec: s.images_per_sec,
         confusion: s.confusion.as_ref().map(confusion_to_wire),
+        test_time_aggregation: s
+            .test_time_aggregation
+            .iter()
+            .map(aggregation_to_wire)
+            .collect(),
     }
 }
 
@@ -162,6 +184,27 @@ mod tests {
         // A summary stored before the matrix existed (or a command run's) has none.
         let summary: RunSummary = serde_json::from_str(old).unwrap();
         assert_eq!(summary_to_wire(&summary).confusion, None);
+        assert!(summary_to_wire(&summary).test_time_aggregation.is_empty());
+    }
+
+    #[test]
+    fn a_summary_goes_on_the_wire_with_its_test_time_aggregation() {
+        let json = r#"{"method":"sade","class_counts":[50,5],"split_hash":"ab",
+            "last":{"test_top1":0.75,"many":null,"medium":null,"few":0.5,"per_class":[1.0,0.5]},
+            "best_test_top1":0.8,"val_selected_top1":null,"epochs":3,"images_per_sec":100.0,
+            "test_time_aggregation":[{"distribution":"forward-50","weights":[0.6,0.3,0.1],
+            "epochs":4,"images":36,"top1":0.9,"mean_top1":0.8,"many":null,"medium":null,
+            "few":0.5}]}"#;
+        let summary: RunSummary = serde_json::from_str(json).unwrap();
+        let wire = summary_to_wire(&summary);
+        let [a] = wire.test_time_aggregation.as_slice() else {
+            panic!("one distribution: {:?}", wire.test_time_aggregation);
+        };
+        assert_eq!(a.distribution, "forward-50");
+        assert_eq!(a.weights, vec![0.6, 0.3, 0.1]);
+        assert_eq!((a.epochs, a.images), (4, 36));
+        assert_eq!((a.top1, a.mean_top1), (0.9, 0.8));
+        assert_eq!((a.many, a.medium, a.few), (None, None, Some(0.5)));
     }
 
     #[test]

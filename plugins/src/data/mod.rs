@@ -25,7 +25,7 @@ pub mod normalize;
 pub mod pickle;
 mod read;
 mod selection;
-mod shuffle;
+pub(crate) mod shuffle;
 pub mod source;
 pub mod split_file;
 pub mod split_list;

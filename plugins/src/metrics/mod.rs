@@ -15,7 +15,7 @@ pub use classwise::{class_accuracy, top_k_accuracy};
 pub use confusion::{ConfusionMatrix, argmax};
 pub use epoch::{Selected, Selection, relative_accuracy};
 pub use shot_groups::{GroupAccuracy, ShotThresholds, group_accuracy, group_accuracy_of};
-pub use test_agnostic::{Shift, TEST_AGNOSTIC, TestDistribution, test_agnostic};
+pub use test_agnostic::{Shift, ShiftedTestSets, TEST_AGNOSTIC, TestDistribution, test_agnostic};
 
 /// Errors of the metrics layer: mismatched lengths or out-of-range classes in the inputs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

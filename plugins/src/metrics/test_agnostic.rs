@@ -13,6 +13,10 @@
 //! `ρ^(-i/(C-1))`: deterministic (no draw's noise on top of the seeds'), for any test set size,
 //! and from what every evaluation already stores. The truncation is the only difference from
 //! SADE's numbers: under 0.1 points for CIFAR-10's 1,000 test images per class.
+//!
+//! SADE's test-time aggregation (`train/test_time.rs`) needs the shifted sets themselves, whose
+//! unlabeled images it adapts the experts' weights on: [`ShiftedTestSets`] draws them from the
+//! run's seed with SADE's per-class counts ([`TestDistribution::image_counts`]).
 
 /// Which way a shifted test set's classes are ordered against the training set's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,27 +66,62 @@ impl TestDistribution {
         }
     }
 
-    /// Each class's weight in this distribution (the largest is 1), from the training set's
-    /// class counts: classes ranked by count, most frequent first (ties by index, so a data
-    /// set's own order decides between equals), the `i`-th of `C` weighing `ρ^(-i/(C-1))`,
-    /// or `ρ^(-(C-1-i)/(C-1))` backward.
-    pub fn weights(&self, train_counts: &[usize]) -> Vec<f64> {
+    /// Each class's position in this distribution's long tail, `0` for its head: classes ranked
+    /// by training count, most frequent first (ties by index, so a data set's own order decides
+    /// between equals), the `i`-th at `i` forward and `C - 1 - i` backward; `None` for the
+    /// uniform distribution (and fewer than 2 classes).
+    fn positions(&self, train_counts: &[usize]) -> Option<Vec<f64>> {
         let classes = train_counts.len();
         if self.shift == Shift::Uniform || classes < 2 {
-            return vec![1.0; classes];
+            return None;
         }
         let mut order: Vec<usize> = (0..classes).collect();
         order.sort_by(|&a, &b| train_counts[b].cmp(&train_counts[a]).then(a.cmp(&b)));
         let last = (classes - 1) as f64;
-        let mut weights = vec![0.0; classes];
+        let mut positions = vec![0.0; classes];
         for (rank, &class) in order.iter().enumerate() {
-            let position = match self.shift {
+            positions[class] = match self.shift {
                 Shift::Forward => rank as f64,
                 _ => last - rank as f64,
             };
-            weights[class] = self.ratio.powf(-position / last);
         }
-        weights
+        Some(positions)
+    }
+
+    /// Each class's weight in this distribution (the largest is 1), from the training set's
+    /// class counts: the class at position `p` of [`Self::positions`] weighs `ρ^(-p/(C-1))`.
+    pub fn weights(&self, train_counts: &[usize]) -> Vec<f64> {
+        let Some(positions) = self.positions(train_counts) else {
+            return vec![1.0; train_counts.len()];
+        };
+        let last = (train_counts.len() - 1) as f64;
+        positions
+            .iter()
+            .map(|p| self.ratio.powf(-p / last))
+            .collect()
+    }
+
+    /// How many test images of each class SADE's shifted test set keeps: `int(n_max *
+    /// (1/ρ)^(p/(C-1)))` for the class at position `p` (`get_img_num_per_cls` of SADE's
+    /// `imbalance_cifar.py`, in its float arithmetic), `n_max` the most test images a class has
+    /// (a balanced test set's images per class), and never more than the class has.
+    pub fn image_counts(&self, train_counts: &[usize], test_counts: &[usize]) -> Vec<usize> {
+        let n_max = test_counts.iter().copied().max().unwrap_or(0);
+        let kept: Vec<usize> = match self.positions(train_counts) {
+            None => vec![n_max; train_counts.len()],
+            Some(positions) => {
+                let last = (train_counts.len() - 1) as f64;
+                let factor = 1.0 / self.ratio;
+                positions
+                    .iter()
+                    .map(|p| (n_max as f64 * factor.powf(p / last)) as usize)
+                    .collect()
+            }
+        };
+        kept.iter()
+            .zip(test_counts)
+            .map(|(&k, &have)| k.min(have))
+            .collect()
     }
 
     /// The expected top-1 on this distribution's test set: the per-class accuracies weighted by
@@ -98,6 +137,57 @@ impl TestDistribution {
             .filter_map(|(a, w)| a.map(|a| (a * w, w)))
             .fold((0.0, 0.0), |(s, m), (aw, w)| (s + aw, m + w));
         (mass > 0.0).then(|| sum / mass)
+    }
+}
+
+/// SADE's shifted test sets drawn from a test set: each class's test images in a random order
+/// drawn from a seed, of which every distribution keeps a prefix of [`TestDistribution::
+/// image_counts`] images. One order per class for all eleven sets, as SADE's loader draws them
+/// (`np.random.seed(0)` before each set's per-class shuffles: the same permutation each time), so
+/// a set keeps every image of a set with fewer images of that class.
+#[derive(Debug, Clone)]
+pub struct ShiftedTestSets {
+    /// Per class, its test-set indices in the drawn order.
+    by_class: Vec<Vec<usize>>,
+}
+
+/// XORed into the seed of the per-class draws, so they share no numbers with the split's own
+/// shuffles of the same seed.
+const SHIFTED_SETS_KEY: u64 = 0x5ADE_7E57_0000_0001;
+
+impl ShiftedTestSets {
+    /// The per-class orders of a test set's `labels` (`classes` classes; labels outside are
+    /// ignored), drawn from `seed`: class `c` from ChaCha8 stream `c` of `seed ^ key`.
+    pub fn new(labels: &[u32], classes: usize, seed: u64) -> Self {
+        let mut by_class = vec![Vec::new(); classes];
+        for (i, &label) in labels.iter().enumerate() {
+            if let Some(members) = by_class.get_mut(label as usize) {
+                members.push(i);
+            }
+        }
+        for (c, members) in by_class.iter_mut().enumerate() {
+            let mut rng = crate::data::shuffle::stream_rng(seed ^ SHIFTED_SETS_KEY, c as u64);
+            crate::data::shuffle::shuffle(members, &mut rng);
+        }
+        Self { by_class }
+    }
+
+    /// Test images per class.
+    pub fn test_counts(&self) -> Vec<usize> {
+        self.by_class.iter().map(Vec::len).collect()
+    }
+
+    /// The test-set indices of `dist`'s shifted set, ascending.
+    pub fn subset(&self, dist: &TestDistribution, train_counts: &[usize]) -> Vec<usize> {
+        let counts = dist.image_counts(train_counts, &self.test_counts());
+        let mut kept: Vec<usize> = self
+            .by_class
+            .iter()
+            .zip(counts)
+            .flat_map(|(members, k)| members[..k].iter().copied())
+            .collect();
+        kept.sort_unstable();
+        kept
     }
 }
 
@@ -172,5 +262,90 @@ mod tests {
         // A head-heavy model gains as the test set turns forward and loses backward: monotone.
         let all = test_agnostic(&acc, &counts).map(Option::unwrap);
         assert!(all.windows(2).all(|w| w[0] > w[1]), "{all:?}");
+    }
+
+    /// SADE's `get_img_num_per_cls(cls_num, 'exp', 1/rho, reverse)` with `img_max` test images
+    /// per class (printed by Python 3 for these arguments).
+    #[test]
+    fn the_shifted_sets_keep_sades_counts_per_class() {
+        let cifar10: Vec<usize> = (0..10).map(|i| 5000 / (i + 1)).collect();
+        let count = |d: TestDistribution, n: usize| d.image_counts(&cifar10, &[n; 10]);
+        assert_eq!(
+            count(dist(Shift::Forward, 50.0), 1000),
+            [1000, 647, 419, 271, 175, 113, 73, 47, 30, 20]
+        );
+        assert_eq!(
+            count(dist(Shift::Backward, 50.0), 1000),
+            [20, 30, 47, 73, 113, 175, 271, 419, 647, 1000]
+        );
+        assert_eq!(
+            count(dist(Shift::Forward, 2.0), 100),
+            [100, 92, 85, 79, 73, 68, 62, 58, 54, 50]
+        );
+        assert_eq!(count(dist(Shift::Uniform, 1.0), 100), [100; 10]);
+        // The digits' 35 test images per class: the tail of forward-50 keeps none.
+        assert_eq!(
+            count(dist(Shift::Forward, 50.0), 35),
+            [35, 22, 14, 9, 6, 3, 2, 1, 1, 0]
+        );
+        // Classes are ranked by training count, not by index; a class has no more than it has.
+        let shuffled = [10, 50, 100];
+        assert_eq!(
+            dist(Shift::Forward, 4.0).image_counts(&shuffled, &[8, 8, 3]),
+            [2, 4, 3]
+        );
+    }
+
+    #[test]
+    fn the_shifted_sets_are_drawn_per_seed_nested_and_of_those_counts() {
+        // 4 classes of 20 test images each, interleaved; class 0 the training head.
+        let labels: Vec<u32> = (0..80).map(|i| (i % 4) as u32).collect();
+        let train = [400, 100, 25, 5];
+        let sets = ShiftedTestSets::new(&labels, 4, 7);
+        assert_eq!(sets.test_counts(), [20; 4]);
+        let mut previous: Option<Vec<usize>> = None;
+        for d in TEST_AGNOSTIC.iter().take(6).rev() {
+            let subset = sets.subset(d, &train);
+            let want = d.image_counts(&train, &[20; 4]);
+            let mut got = [0usize; 4];
+            for &i in &subset {
+                got[labels[i] as usize] += 1;
+            }
+            assert_eq!(got.to_vec(), want, "{}", d.name());
+            assert!(
+                subset.windows(2).all(|w| w[0] < w[1]),
+                "ascending, once each"
+            );
+            // Forward from uniform to 50: each set keeps a subset of the previous one's images.
+            if let Some(p) = &previous {
+                assert!(subset.iter().all(|i| p.contains(i)), "{} nested", d.name());
+            }
+            previous = Some(subset);
+        }
+        // The very images bench/reference.py's port draws (`shifted_sets`, printed by Python),
+        // so both implementations adapt on and score the same sets.
+        let forward = dist(Shift::Forward, 10.0);
+        assert_eq!(
+            sets.subset(&forward, &train),
+            [
+                0, 1, 4, 8, 9, 12, 16, 17, 20, 22, 24, 25, 28, 32, 33, 36, 38, 39, 40, 41, 44, 45,
+                46, 47, 48, 52, 53, 56, 60, 64, 68, 72, 74, 76, 77
+            ]
+        );
+        // The same seed draws the same sets; another seed other ones.
+        let again = ShiftedTestSets::new(&labels, 4, 7);
+        assert_eq!(
+            sets.subset(&forward, &train),
+            again.subset(&forward, &train)
+        );
+        let other = ShiftedTestSets::new(&labels, 4, 8);
+        assert_ne!(
+            sets.subset(&forward, &train),
+            other.subset(&forward, &train)
+        );
+        assert_eq!(
+            sets.subset(&forward, &train).len(),
+            other.subset(&forward, &train).len()
+        );
     }
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::evaluation_section::EvaluationSection;
 pub use crate::data::longtail::LtProfile;
 pub use crate::data::{DataFormat, Normalization, SyntheticConfig};
 use crate::models::ContrastDesign;
@@ -36,6 +37,9 @@ pub struct ExperimentSpec {
     pub module: ModuleSection,
     #[serde(default)]
     pub metrics: MetricsSection,
+    /// What the run does after its final evaluation (SADE's test-time aggregation).
+    #[serde(default, skip_serializing_if = "EvaluationSection::is_default")]
+    pub evaluation: EvaluationSection,
     #[serde(default)]
     pub resources: ResourcesSection,
     /// How the daemon reports the experiment (not part of any run).

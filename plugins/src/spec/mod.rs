@@ -3,6 +3,7 @@
 //! a bad spec is rejected before anything runs or is stored.
 
 mod data_section;
+mod evaluation_section;
 mod experiment;
 mod model_section;
 mod needs;
@@ -13,6 +14,9 @@ mod taxonomy;
 
 pub(crate) use data_section::check_pin;
 pub use data_section::format_channels;
+pub use evaluation_section::{
+    AGGREGATION_KEY, AggregationSwitch, EvaluationSection, TestTimeAggregation,
+};
 pub use experiment::MAX_GPU_MEM_MB;
 pub use experiment::{
     AugmentSection, DataFormat, DataSection, ExperimentSpec, ImbalanceSpec, LtProfile,

@@ -7,9 +7,10 @@
 //! name is matched here.
 
 use super::resolve::SECOND_SAMPLER_KEY;
-use super::{PresetBook, ResolvedRun, Result, invalid};
+use super::{AGGREGATION_KEY, PresetBook, ResolvedRun, Result, invalid};
 use crate::models::BackboneKind;
 use crate::registry::{Kind, Registry};
+use crate::stage2::Stage2Plan;
 
 impl ResolvedRun {
     pub(super) fn check_needs(
@@ -25,6 +26,7 @@ impl ResolvedRun {
                 .and_then(|k| k.with_bilateral(self.model.bilateral))
                 .map_err(|e| invalid(origin, Kind::Classifier.spec_key(), e.to_string()))?;
         }
+        self.check_aggregation(origin, registry)?;
         // A stage 2 that trains the stage-1 head with a cosine-head loss (GCL's classifier
         // stage) needs that head too.
         if let Some(s2) = &self.stage2 {
@@ -125,6 +127,45 @@ impl ResolvedRun {
             needs.bilateral,
             &using(),
         )
+    }
+
+    /// SADE's test-time aggregation weighs the experts of the model's final head: it needs
+    /// several, and a head that the run's final evaluation uses (not NCM's class means, which
+    /// replace the experts' classifiers by one, nor kNN's vote).
+    fn check_aggregation(&self, origin: &str, registry: &Registry) -> Result<()> {
+        let Some(settings) = &self.test_time_aggregation else {
+            return Ok(());
+        };
+        let experts = self.model.experts;
+        if experts < 2 {
+            return Err(invalid(
+                origin,
+                AGGREGATION_KEY,
+                format!(
+                    "SADE's test-time aggregation learns how to weigh a model's experts and the model has {experts}: add `[module] classifier = {{ name = \"experts\", experts = 3 }}` (on resnet8/20/32), or use the preset sade"
+                ),
+            ));
+        }
+        if let Some(s2) = &self.stage2 {
+            let plan = registry
+                .stage2(&s2.params)
+                .map_err(|e| invalid(origin, Kind::Stage2.spec_key(), e.to_string()))?
+                .plan();
+            if matches!(
+                plan,
+                Stage2Plan::NearestClassMean { .. } | Stage2Plan::NearestNeighbours { .. }
+            ) {
+                return Err(invalid(
+                    origin,
+                    AGGREGATION_KEY,
+                    format!(
+                        "`{}` replaces the experts' classifiers, so there are no experts to weigh at test time: remove one of the two",
+                        s2.name
+                    ),
+                ));
+            }
+        }
+        settings.check(origin, experts)
     }
 
     /// A second sampler stream exactly when a plugin takes it, and the bilateral model exactly

@@ -7,7 +7,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AugmentSection, ModuleSection, RebalanceSection, Result, SpecError, Subfamily};
+use super::{
+    AugmentSection, EvaluationSection, ModuleSection, RebalanceSection, Result, SpecError,
+    Subfamily,
+};
 
 /// One method preset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +30,8 @@ pub struct Preset {
     pub augment: AugmentSection,
     #[serde(default)]
     pub module: ModuleSection,
+    #[serde(default, skip_serializing_if = "EvaluationSection::is_default")]
+    pub evaluation: EvaluationSection,
 }
 
 macro_rules! builtin {

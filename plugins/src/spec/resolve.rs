@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DataFormat, DataSection, ExperimentSpec, MetricsSection, ModelSection, PresetBook,
-    ResourcesSection, Result, TrainSection, invalid,
+    AggregationSwitch, DataFormat, DataSection, ExperimentSpec, MetricsSection, ModelSection,
+    PresetBook, ResourcesSection, Result, TestTimeAggregation, TrainSection, invalid,
 };
 use crate::models::BackboneKind;
 use crate::models::HeadKind;
@@ -65,6 +65,10 @@ pub struct ResolvedRun {
     /// cauda's own plugins, whose hashes are unchanged by it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extensions: Vec<String>,
+    /// `evaluation.test_time_aggregation`: SADE's test-time self-supervised aggregation of the
+    /// experts after the final evaluation, with its settings; absent, and not hashed, when off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_time_aggregation: Option<TestTimeAggregation>,
 }
 
 /// The spec key of the second sampler stream.
@@ -126,6 +130,14 @@ impl ExperimentSpec {
         let mixer = pick(&self.augment.batch, &preset.augment.batch);
         let classifier = pick(&self.module.classifier, &preset.module.classifier);
         let stage2 = pick(&self.module.stage2, &preset.module.stage2);
+        // The spec's switch, whole, over the preset's (as a plugin reference is).
+        let aggregation = self
+            .evaluation
+            .test_time_aggregation
+            .as_ref()
+            .or(preset.evaluation.test_time_aggregation.as_ref())
+            .and_then(AggregationSwitch::settings)
+            .cloned();
 
         let mut model = self.model.clone();
         if let Some(c) = &classifier {
@@ -188,6 +200,7 @@ impl ExperimentSpec {
             holdout_rule: (self.data.val_per_class > 0).then_some(HOLDOUT_RULE),
             backbone_rule: BackboneKind::rule_of(&self.model.backbone),
             extensions: Vec::new(),
+            test_time_aggregation: aggregation,
         };
         run.extensions = extensions_used(&run, classifier.as_ref(), registry);
         run.check_ranges(origin, self.augment.pad.is_some())?;

@@ -280,6 +280,88 @@ fn bbn_needs_its_second_stream_and_two_branches_and_nothing_else_takes_them() {
 }
 
 #[test]
+fn test_time_aggregation_is_sades_needs_experts_and_is_left_out_of_other_runs() {
+    let on = |method: &str, backbone: &str, extra: &str| {
+        single(EXAMPLE)
+            .replace("method = \"ldam-drw\"", &format!("method = \"{method}\""))
+            .replace(
+                "backbone = \"lenet\"",
+                &format!("backbone = \"{backbone}\""),
+            )
+            .replace("[train]", &format!("{extra}[train]"))
+    };
+    // The preset sade turns it on with the reference's settings; the run's JSON carries them.
+    let sade = resolve(&on("sade", "resnet32", "")).unwrap();
+    assert_eq!(
+        sade.test_time_aggregation,
+        Some(TestTimeAggregation::default())
+    );
+    assert!(
+        sade.to_json()
+            .contains("\"test_time_aggregation\":{\"epochs\":5")
+    );
+    // A spec may change the settings, or turn it off (its run then hashes as before it existed).
+    let ten = "[evaluation]\ntest_time_aggregation = { epochs = 10 }\n";
+    assert_eq!(
+        resolve(&on("sade", "resnet32", ten))
+            .unwrap()
+            .test_time_aggregation
+            .map(|t| t.epochs),
+        Some(10)
+    );
+    let off = "[evaluation]\ntest_time_aggregation = false\n";
+    let plain = resolve(&on("sade", "resnet32", off)).unwrap();
+    assert_eq!(plain.test_time_aggregation, None);
+    assert!(!plain.to_json().contains("aggregation"));
+    // RIDE's experts may be aggregated too, on request.
+    let ride = resolve(&on(
+        "ride",
+        "resnet32",
+        "[evaluation]\ntest_time_aggregation = true\n",
+    ));
+    assert!(ride.unwrap().test_time_aggregation.is_some());
+    // A model without experts is refused when the spec resolves, naming the key and the fix.
+    let err = resolve(&on(
+        "ce",
+        "lenet",
+        "[evaluation]\ntest_time_aggregation = true\n",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("evaluation.test_time_aggregation")
+            && err.contains("the model has 1")
+            && err.contains("name = \"experts\", experts = 3")
+            && err.contains("preset sade"),
+        "{err}"
+    );
+    // So is a stage 2 that replaces the experts' classifiers, and an out-of-range setting.
+    let ncm = "[module]\nstage2 = { name = \"ncm\" }\n";
+    let err = resolve(&on("sade", "resnet32", ncm))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("evaluation.test_time_aggregation: `ncm` replaces"),
+        "{err}"
+    );
+    let bad = "[evaluation]\ntest_time_aggregation = { batch_size = 0 }\n";
+    let err = resolve(&on("sade", "resnet32", bad))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("evaluation.test_time_aggregation.batch_size: 0 is out of range"),
+        "{err}"
+    );
+    // Other runs do not mention it: their config hashes are unchanged.
+    assert!(
+        !resolve(&on("ce", "lenet", ""))
+            .unwrap()
+            .to_json()
+            .contains("aggregation")
+    );
+}
+
+#[test]
 fn bcl_needs_the_contrastive_classifier_and_plain_runs_keep_their_hash() {
     let on = |method: &str, extra: &str| {
         single(EXAMPLE)

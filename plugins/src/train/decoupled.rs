@@ -243,6 +243,12 @@ pub fn run_all(
         }
         None => evaluate::test_confusion(ctx, &model)?,
     };
+    // SADE's test-time aggregation of the final model's experts, on the shifted test sets
+    // (refused at resolution for kNN and NCM, whose classifier is not the experts' head).
+    let test_time_aggregation = match &run.test_time_aggregation {
+        Some(settings) => super::test_time::aggregate(ctx, &model, settings)?,
+        None => Vec::new(),
+    };
     Ok(RunSummary {
         method: run.method.clone(),
         class_counts: data.class_counts.clone(),
@@ -258,6 +264,7 @@ pub fn run_all(
             ips.iter().sum::<f32>() / ips.len() as f32
         },
         confusion,
+        test_time_aggregation,
     })
 }
 

@@ -2,6 +2,7 @@
 //! build the model and the run's plugins from the registry, train stage 1, then the decoupled
 //! stage 2 or post-hoc classifier transform, reporting every epoch and checkpointing as it goes.
 
+mod aggregation;
 mod batches;
 mod checkpoint;
 mod decoupled;
@@ -17,6 +18,7 @@ mod schedule;
 mod stage;
 pub mod stream;
 mod teacher;
+mod test_time;
 
 pub use batches::{Batch, EpochPlan, Normalizer, Stream, for_each_batch};
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};
@@ -29,7 +31,8 @@ pub use identity::{canonical_json, config_hash};
 pub use lockstep::{LockstepConfig, LockstepIndex, StageEntry, StepEntry};
 pub use prepare::{Prepared, SplitFile, prepare};
 pub use record::{
-    ConfusionRecord, EpochRecord, EvalRecord, MAX_CONFUSION_CLASSES, RunSummary, TauSweep,
+    AggregatedDistribution, ConfusionRecord, EpochRecord, EvalRecord, MAX_CONFUSION_CLASSES,
+    RunSummary, TauSweep,
 };
 pub use schedule::{build_optimizer, learning_rate};
 pub use teacher::Teacher;
@@ -92,6 +95,9 @@ pub enum TrainError {
     Device(#[from] DeviceError),
     #[error(transparent)]
     Knn(#[from] crate::stage2::KnnError),
+    /// SADE's test-time aggregation could not run (`evaluation.test_time_aggregation`).
+    #[error("test-time aggregation: {0}")]
+    Aggregation(String),
 }
 
 /// Where a run's progress goes: stdout JSON lines for `caudad train`, the daemon for workers.

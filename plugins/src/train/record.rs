@@ -73,6 +73,35 @@ pub struct RunSummary {
     /// stored before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confusion: Option<ConfusionRecord>,
+    /// SADE's test-time self-supervised aggregation (`evaluation.test_time_aggregation`), one
+    /// entry per shifted test set in `metrics::TEST_AGNOSTIC`'s order; empty for other runs and
+    /// in summaries stored before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test_time_aggregation: Vec<AggregatedDistribution>,
+}
+
+/// The outcome of SADE's test-time aggregation on one shifted test set: the experts' weights
+/// learned on its unlabeled images, and top-1 on those images with them and, for comparison,
+/// with the experts' mean (the fixed model's prediction).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggregatedDistribution {
+    /// The test distribution, as `TestDistribution::name` writes it (`forward-50`, `uniform`).
+    pub distribution: String,
+    /// The learned weights `softmax(w)`, one per expert, summing to 1.
+    pub weights: Vec<f32>,
+    /// Epochs trained (fewer than configured when a weight fell below `min_weight`).
+    pub epochs: usize,
+    /// Test images in the shifted set.
+    pub images: usize,
+    /// Top-1 on the shifted set with the learned weights.
+    pub top1: f32,
+    /// Top-1 on the same images with the experts' mean.
+    pub mean_top1: f32,
+    /// Many/medium/few-shot top-1 on the shifted set with the learned weights (the classes of
+    /// each group that keep test images).
+    pub many: Option<f32>,
+    pub medium: Option<f32>,
+    pub few: Option<f32>,
 }
 
 /// The most classes whose confusion matrix a summary carries: ImageNet-LT's 1000 (a million
@@ -124,6 +153,28 @@ mod tests {
         // Without a matrix, the field is left out: the same JSON as before.
         let text = serde_json::to_string(&old).unwrap();
         assert!(!text.contains("confusion"), "{text}");
+    }
+
+    #[test]
+    fn a_summary_without_aggregation_writes_none_and_one_with_it_round_trips() {
+        let mut summary: RunSummary = serde_json::from_str(OLD_SUMMARY).unwrap();
+        assert!(summary.test_time_aggregation.is_empty());
+        let text = serde_json::to_string(&summary).unwrap();
+        assert!(!text.contains("test_time_aggregation"), "{text}");
+        summary.test_time_aggregation = vec![AggregatedDistribution {
+            distribution: "forward-50".into(),
+            weights: vec![0.5, 0.3, 0.2],
+            epochs: 5,
+            images: 120,
+            top1: 0.9,
+            mean_top1: 0.85,
+            many: Some(0.95),
+            medium: None,
+            few: Some(0.4),
+        }];
+        let text = serde_json::to_string(&summary).unwrap();
+        let back: RunSummary = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, summary);
     }
 
     #[test]
