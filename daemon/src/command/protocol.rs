@@ -19,6 +19,12 @@ pub const MAX_LINE_BYTES: usize = 4 << 20;
 pub const MAX_CLASSES: usize = 100_000;
 pub const MAX_METRICS: usize = 64;
 
+/// Whether a named scalar metric is within bounds: a name of 1 to 64 bytes and a finite value.
+/// The one rule for a report line's `metrics` and a worker's `extra` (`grpc::epoch_wire`).
+pub fn metric_ok(name: &str, value: f64) -> bool {
+    !name.is_empty() && name.len() <= 64 && value.is_finite()
+}
+
 /// Why a report line was refused; `line` is 1-based.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("report line {line}: {reason}")]
@@ -142,7 +148,7 @@ impl Reader {
             return Err(format!("at most {MAX_METRICS} `metrics`"));
         }
         for (name, value) in &l.metrics {
-            if name.is_empty() || name.len() > 64 || !value.is_finite() {
+            if !metric_ok(name, *value) {
                 return Err(format!(
                     "metric `{name}`: a name of 1 to 64 bytes and a finite value"
                 ));

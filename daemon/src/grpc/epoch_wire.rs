@@ -11,7 +11,7 @@ use cauda_plugins::train::{EpochRecord, EvalRecord};
 use cauda_proto::v1;
 use tonic::Status;
 
-use crate::command::protocol::{MAX_CLASSES, MAX_METRICS};
+use crate::command::protocol::{MAX_CLASSES, MAX_METRICS, metric_ok};
 use crate::core::ReportedEpoch;
 
 /// A reported epoch's checks and its record: stage 1 or 2, epochs counting from 1, then the
@@ -58,11 +58,7 @@ fn record_from_wire(stage: u8, m: v1::EpochMetrics) -> Result<EpochRecord, Strin
             m.extra.len()
         ));
     }
-    if let Some((name, value)) = m
-        .extra
-        .iter()
-        .find(|(n, v)| n.is_empty() || n.len() > 64 || !v.is_finite())
-    {
+    if let Some((name, value)) = m.extra.iter().find(|(n, v)| !metric_ok(n, **v)) {
         return Err(format!(
             "extra metric {name:?} = {value}: a name of 1 to 64 bytes and a finite value"
         ));
