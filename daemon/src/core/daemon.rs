@@ -49,6 +49,32 @@ pub(super) struct Pending {
     events: Vec<LiveEvent>,
 }
 
+impl Pending {
+    /// One pending write per group of runs, each with the same ticket and the events of its
+    /// own runs (events of no group's runs go with the first).
+    pub(super) fn split(self, groups: &[Vec<RunId>]) -> Vec<Pending> {
+        let mut out: Vec<Pending> = groups
+            .iter()
+            .map(|_| Pending {
+                ticket: self.ticket,
+                events: Vec::new(),
+            })
+            .collect();
+        let owner: HashMap<RunId, usize> = groups
+            .iter()
+            .enumerate()
+            .flat_map(|(i, runs)| runs.iter().map(move |run| (*run, i)))
+            .collect();
+        for event in self.events {
+            let i = owner.get(&event.0).copied().unwrap_or(0);
+            if let Some(p) = out.get_mut(i) {
+                p.events.push(event);
+            }
+        }
+        out
+    }
+}
+
 /// The daemon core, shared (`Arc`) by every RPC handler. Its methods are synchronous and may
 /// wait for a flush: async callers run them with `spawn_blocking`.
 pub struct Daemon {
@@ -71,9 +97,11 @@ pub struct Daemon {
     /// Config hash -> the stored run a new submission may reuse (queued, running or succeeded),
     /// built from the store on first use and kept current by `commit`.
     pub(super) reusable: Mutex<Option<HashMap<String, RunId>>>,
-    /// Submissions waiting for the write lock, and whether one left its scheduling pass to
-    /// them (`submit`: a burst schedules once).
+    /// Submissions queued and not yet taken into a group, and whether a group left its
+    /// scheduling pass to the next one (`submit_group`: a burst schedules once).
     pub(super) submits_waiting: std::sync::atomic::AtomicUsize,
+    /// Submissions waiting for their group (`submit_group`).
+    pub(super) submissions: super::submit_group::SubmitQueue,
     pub(super) schedule_owed: std::sync::atomic::AtomicBool,
     /// The most queued runs one user may have (0: no limit); see `quota`.
     pub(super) max_queued: std::sync::atomic::AtomicU32,
@@ -122,6 +150,7 @@ impl Daemon {
             reasons: Mutex::new(HashMap::new()),
             reusable: Mutex::new(None),
             submits_waiting: std::sync::atomic::AtomicUsize::new(0),
+            submissions: Default::default(),
             schedule_owed: std::sync::atomic::AtomicBool::new(false),
             max_queued: std::sync::atomic::AtomicU32::new(0),
             max_gpus: std::sync::atomic::AtomicU32::new(0),

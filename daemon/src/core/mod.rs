@@ -29,6 +29,9 @@ mod report;
 mod schedule;
 mod snapshot;
 mod submit;
+mod submit_group;
+#[cfg(test)]
+mod submit_group_test;
 #[cfg(test)]
 mod tests;
 

@@ -28,8 +28,14 @@ impl Daemon {
         Some(self.max_gpus.load(Ordering::Relaxed)).filter(|&l| l > 0)
     }
 
-    /// Refuses `adding` new queued runs for `user` when they would pass the limit.
-    pub(super) fn check_queued_quota(&self, user: &str, adding: usize) -> Result<()> {
+    /// Refuses `adding` new queued runs for `user` when they would pass the limit, counting
+    /// `already` queued runs not yet stored (earlier submissions of the same group).
+    pub(super) fn check_queued_quota(
+        &self,
+        user: &str,
+        already: usize,
+        adding: usize,
+    ) -> Result<()> {
         let limit = self.max_queued.load(Ordering::Relaxed);
         if limit == 0 || adding == 0 {
             return Ok(());
@@ -41,7 +47,8 @@ impl Daemon {
                 state: Some(RunState::Queued),
                 ..RunFilter::default()
             })?
-            .len();
+            .len()
+            + already;
         if queued + adding > limit as usize {
             return Err(CoreError::QuotaExceeded {
                 user: user.to_string(),

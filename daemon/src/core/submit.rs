@@ -6,7 +6,6 @@
 //! and the caller is answered only once it returned (group commit).
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 
 use cauda_plugins::spec::{ExperimentSpec, ResolvedRun, expand_sweep};
 
@@ -14,13 +13,11 @@ use crate::command::is_command_spec;
 use crate::run_config::RunConfig;
 use cauda_plugins::train::Backend;
 
-use super::daemon::state_event;
-use super::plan::{PlanRef, PointInput, plan};
+use super::plan::PointInput;
+use super::submit_group::Prepared;
 use super::{CoreError, Daemon, Result, Submitted};
-use crate::model::{
-    ExperimentRecord, GpuMemoryNote, PointRecord, ResourceRequest, RunId, RunRecord, RunState,
-};
-use crate::store::{RunFilter, WriteOp};
+use crate::model::{RunId, RunState};
+use crate::store::RunFilter;
 
 impl Daemon {
     /// Parses a spec (bounded in size), expands its grid and resolves every point with the
@@ -172,125 +169,20 @@ impl Daemon {
         {
             self.settings.commands.check_user(user)?;
         }
-        let now = self.clock.now();
-        self.submits_waiting.fetch_add(1, Ordering::SeqCst);
-        let guard = self.lock();
-        self.submits_waiting.fetch_sub(1, Ordering::SeqCst);
-        let guard = guard?;
-        // Declared after the lock's guard, so dropped first, still under the lock.
-        let owed = OwedPass(self);
-        let plan = {
-            let mut reusable = self
-                .reusable
-                .lock()
-                .map_err(|_| CoreError::Internal("the reuse index lock was poisoned".into()))?;
-            if reusable.is_none() {
-                *reusable = Some(self.reusable_runs()?);
-            }
-            plan(
-                points,
-                reusable.as_ref().unwrap_or(&HashMap::new()),
-                self.engine.registry(),
-            )
-        };
-        self.check_queued_quota(user, plan.new.len())?;
-        // Taken without a flush of their own: durable with the commit below (see `Store`).
-        let experiment = self.store.next_experiment_id()?;
-        let ids = self.store.next_run_ids(plan.new.len())?;
-        let id_of = |r: PlanRef| match r {
-            PlanRef::Stored(id) => id,
-            PlanRef::New(i) => ids[i],
-        };
-        let mut ops = Vec::with_capacity(1 + 2 * plan.new.len());
-        let mut runs = Vec::with_capacity(plan.new.len());
-        for (new, &id) in plan.new.iter().zip(&ids) {
-            let resources = new.run.resources();
-            let (request, source) = self.reservation(
-                ResourceRequest {
-                    gpus: u32::try_from(resources.gpus).unwrap_or(u32::MAX),
-                    gpu_share: resources.gpu_share,
-                    gpu_mem_mb: resources.gpu_mem_mb,
-                },
-                &new.config_hash,
-            )?;
-            let record = RunRecord {
-                id,
-                experiment,
-                name: new.name.clone(),
-                coordinates: new.coordinates.clone(),
-                user: user.to_string(),
-                config_json: new.run.to_json(),
-                facts: Some(new.run.facts(self.engine.registry())),
-                config_hash: new.config_hash.clone(),
-                engine: new.run.engine(),
-                state: RunState::Queued,
-                priority: priority.unwrap_or(resources.priority),
-                submitted_at: now,
-                started_at: None,
-                finished_at: None,
-                attempt: 0,
-                max_retries: self.settings.max_retries,
-                failures: 0,
-                request,
-                grants: Vec::new(),
-                pending_reason: None,
-                error: None,
-                depends_on: new.depends_on.map(id_of),
-                summary: None,
-                gpu_memory: Box::new(GpuMemoryNote {
-                    source,
-                    ..GpuMemoryNote::default()
-                }),
-                batch_job: None,
-            };
-            runs.push((id, record.name.clone()));
-            ops.push(WriteOp::PutRun(record));
-            ops.push(WriteOp::AppendEvent(
-                id,
-                state_event(now, None, RunState::Queued, None),
-            ));
-        }
-        let mut reused = Vec::with_capacity(plan.reused.len());
-        for &id in &plan.reused {
-            let run = self.store.get_run(id)?.ok_or(CoreError::RunNotFound(id))?;
-            reused.push((id, run.name));
-        }
-        let points = plan
-            .points
-            .iter()
-            .map(|p| PointRecord {
-                name: p.name.clone(),
-                coordinates: p.coordinates.clone(),
-                run: id_of(p.run),
-                references: p.references.map(|(a, b)| (id_of(a), id_of(b))),
-            })
-            .collect();
-        ops.insert(
-            0,
-            WriteOp::PutExperiment(ExperimentRecord {
-                id: experiment,
-                name: name.clone(),
-                user: user.to_string(),
-                spec_text: spec_text.to_string(),
-                submitted_at: now,
-                runs: ids.iter().chain(&plan.reused).copied().collect(),
-                points,
-            }),
-        );
-        let mut pending = self.commit_applied(&ops)?;
-        // A burst of submissions schedules once. While another submission waits for the lock,
-        // this one leaves the pass to it: this one's runs are applied, so that pass sees them
-        // (`OwedPass` runs it should that submission fail first). The last one schedules all.
-        if self.submits_waiting.load(Ordering::SeqCst) == 0 {
-            self.schedule_locked()?;
-        } else {
-            self.schedule_owed.store(true, Ordering::SeqCst);
-        }
-        drop(owed);
-        // Everything applied so far: the submission and the pass's pending reasons.
-        pending.ticket = pending.ticket.max(self.store.newest_ticket());
-        drop(guard);
+        let (submitted, pending) = self.submit_grouped(Prepared {
+            name,
+            points,
+            spec_text: spec_text.to_string(),
+            user: user.to_string(),
+            priority,
+            now: self.clock.now(),
+        })?;
         self.settle(pending)?;
+        let Submitted {
+            experiment,
+            runs,
+            reused,
+        } = submitted;
         tracing::info!(experiment = %experiment, runs = runs.len(), reused = reused.len(), "experiment submitted");
         Ok(Submitted {
             experiment,
@@ -301,7 +193,7 @@ impl Daemon {
 
     /// Stored runs a new experiment may reuse, by config hash: queued, running or succeeded
     /// (the latest of each hash); read once, then `commit` keeps the index current.
-    fn reusable_runs(&self) -> Result<HashMap<String, RunId>> {
+    pub(super) fn reusable_runs(&self) -> Result<HashMap<String, RunId>> {
         let mut out = HashMap::new();
         for state in [RunState::Queued, RunState::Running, RunState::Succeeded] {
             for run in self.store.list_runs(&RunFilter {
@@ -327,21 +219,4 @@ fn balanced_references(point: &ExperimentSpec) -> (ExperimentSpec, ExperimentSpe
     ce.augment.batch = None;
     ce.module = Default::default();
     (ce, own)
-}
-
-/// A scheduling pass a submission left to the next one in a burst (`Daemon::schedule_owed`):
-/// when a submission holding the lock ends, with no other waiting, it runs the pass if one is
-/// still owed, even when the submission failed, so no applied run waits for the ticker.
-struct OwedPass<'a>(&'a Daemon);
-
-impl Drop for OwedPass<'_> {
-    fn drop(&mut self) {
-        let d = self.0;
-        if d.submits_waiting.load(Ordering::SeqCst) == 0
-            && d.schedule_owed.load(Ordering::SeqCst)
-            && let Err(e) = d.schedule_locked()
-        {
-            tracing::error!(error = %e, "the scheduling pass a submission owed failed");
-        }
-    }
 }

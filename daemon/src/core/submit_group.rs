@@ -1,0 +1,442 @@
+//! Submissions applied in groups: every submission that arrives while another group is being
+//! applied joins the next one, and a group takes the write lock once, plans each submission in
+//! arrival order (a later one reuses an earlier one's identical runs), allocates their ids,
+//! stores all of them in ONE transaction and runs one scheduling pass. 200 submissions at the
+//! same instant used to hand the write lock on 200 times, each holder paying a sled transaction
+//! of its own while the other submissions' threads competed for the same two cores.
+//!
+//! Leader/follower, with no thread of its own (as `cauda-store`'s ingestion): a submission
+//! queues itself; when no group is being applied it becomes the leader, takes the write lock,
+//! takes every queued submission, applies them and hands each its own outcome. Each submission
+//! is judged alone (its quota, its reused runs); when the group's transaction fails, each
+//! submission is committed alone so that each caller gets the error of a write of its own.
+//! Nobody is answered before the flush covering the group returned: the outcome carries the
+//! group's ticket, and each caller waits for it (`Daemon::settle`) after the lead has moved on.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use super::daemon::{Pending, state_event};
+use super::plan::{PlanRef, PointInput, plan};
+use super::{CoreError, Daemon, Result, Submitted};
+use crate::model::{
+    ExperimentRecord, GpuMemoryNote, Millis, PointRecord, ResourceRequest, RunId, RunRecord,
+    RunState,
+};
+use crate::store::WriteOp;
+
+/// A submission resolved and hashed outside the write lock, waiting for its group.
+pub(super) struct Prepared {
+    pub(super) name: String,
+    pub(super) points: Vec<PointInput>,
+    pub(super) spec_text: String,
+    pub(super) user: String,
+    pub(super) priority: Option<i32>,
+    pub(super) now: Millis,
+}
+
+/// What a submission gets from its group: what it created, applied but not yet durable.
+type Outcome = Result<(Submitted, Pending)>;
+
+/// The queue of submissions waiting for a group, and the outcomes not yet collected.
+#[derive(Default)]
+struct Queue {
+    next_id: u64,
+    waiting: Vec<(u64, Prepared)>,
+    leader: bool,
+    done: HashMap<u64, Outcome>,
+}
+
+/// The grouping state of one daemon.
+#[derive(Default)]
+pub(super) struct SubmitQueue {
+    queue: Mutex<Queue>,
+    changed: Condvar,
+}
+
+impl std::fmt::Debug for SubmitQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubmitQueue").finish_non_exhaustive()
+    }
+}
+
+impl SubmitQueue {
+    /// The queue; it holds plain data, so a poisoned lock is still consistent.
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Hands the lead on when the leader leaves, even by a panic: the submissions it took and did
+/// not answer get an error instead of waiting forever.
+struct Lead<'a> {
+    queue: &'a SubmitQueue,
+    taken: Vec<u64>,
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        let mut q = self.queue.lock();
+        q.leader = false;
+        for id in self.taken.drain(..) {
+            q.done.entry(id).or_insert_with(|| {
+                Err(CoreError::Internal(
+                    "the submission's group was abandoned before it was applied".into(),
+                ))
+            });
+        }
+        self.queue.changed.notify_all();
+    }
+}
+
+/// One submission of a group after planning: its write and what it tells its caller.
+struct Planned {
+    queue_id: u64,
+    /// Its ops in the group's write.
+    ops: std::ops::Range<usize>,
+    submitted: Submitted,
+    /// Runs of earlier submissions of the group that it uses (reused or depended on).
+    uses: HashSet<RunId>,
+}
+
+impl Daemon {
+    /// Queues a prepared submission for the next group and returns once its group was applied:
+    /// what it created and the pending write to settle.
+    pub(super) fn submit_grouped(&self, prepared: Prepared) -> Outcome {
+        let queue = &self.submissions;
+        let mut q = queue.lock();
+        let id = q.next_id;
+        q.next_id += 1;
+        q.waiting.push((id, prepared));
+        self.submits_waiting.fetch_add(1, Ordering::SeqCst);
+        loop {
+            if let Some(outcome) = q.done.remove(&id) {
+                return outcome;
+            }
+            if q.leader {
+                q = queue.changed.wait(q).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            q.leader = true;
+            drop(q);
+            let mut lead = Lead {
+                queue,
+                taken: Vec::new(),
+            };
+            // Every submission queued while the lock was awaited joins this group.
+            let guard = self.lock();
+            let group = std::mem::take(&mut queue.lock().waiting);
+            self.submits_waiting
+                .fetch_sub(group.len(), Ordering::SeqCst);
+            lead.taken = group.iter().map(|(id, _)| *id).collect();
+            let outcomes = match guard {
+                Ok(guard) => {
+                    // Declared after the lock's guard, so dropped first, still under the lock.
+                    let owed = OwedPass(self);
+                    let outcomes = self.apply_group(group);
+                    drop(owed);
+                    drop(guard);
+                    outcomes
+                }
+                Err(_) => group
+                    .iter()
+                    .map(|(id, _)| {
+                        (
+                            *id,
+                            Err(CoreError::Internal(
+                                "the daemon's write lock was poisoned".into(),
+                            )),
+                        )
+                    })
+                    .collect(),
+            };
+            q = queue.lock();
+            q.done.extend(outcomes);
+            // Nobody has collected yet (that takes this lock): any id taken but not answered
+            // gets an error rather than waiting forever.
+            for id in lead.taken.drain(..) {
+                q.done.entry(id).or_insert_with(|| {
+                    Err(CoreError::Internal(
+                        "the submission's group gave it no outcome".into(),
+                    ))
+                });
+            }
+            drop(q);
+            // Hands the lead on and wakes the group.
+            drop(lead);
+            q = queue.lock();
+        }
+    }
+
+    /// Plans, stores and schedules a group under the write lock; one outcome per submission.
+    fn apply_group(&self, group: Vec<(u64, Prepared)>) -> Vec<(u64, Outcome)> {
+        let mut outcomes = Vec::with_capacity(group.len());
+        let mut planned = Vec::with_capacity(group.len());
+        // Runs this group creates: their names (for later submissions reusing them) and the
+        // submission whose write stores them.
+        let mut created: HashMap<RunId, (String, usize)> = HashMap::new();
+        let mut queued_by: HashMap<String, usize> = HashMap::new();
+        let mut all: Vec<WriteOp> = Vec::new();
+        for (queue_id, prepared) in group {
+            let user = prepared.user.clone();
+            match self.plan_one(prepared, &created, &queued_by) {
+                Ok((ops, submitted, uses)) => {
+                    for (id, name) in &submitted.runs {
+                        created.insert(*id, (name.clone(), planned.len()));
+                    }
+                    *queued_by.entry(user).or_default() += submitted.runs.len();
+                    let start = all.len();
+                    all.extend(ops);
+                    planned.push(Planned {
+                        queue_id,
+                        ops: start..all.len(),
+                        submitted,
+                        uses,
+                    });
+                }
+                Err(e) => outcomes.push((queue_id, Err(e))),
+            }
+        }
+        if planned.is_empty() {
+            return outcomes;
+        }
+        let pendings = match self.commit_applied(&all) {
+            Ok(pending) => {
+                let groups: Vec<Vec<RunId>> = planned
+                    .iter()
+                    .map(|p| p.submitted.runs.iter().map(|(id, _)| *id).collect())
+                    .collect();
+                pending.split(&groups).into_iter().map(Ok).collect()
+            }
+            Err(_) if planned.len() > 1 => self.commit_alone(&planned, &all, &created),
+            Err(e) => vec![Err(e)],
+        };
+        for (p, pending) in planned.iter().zip(&pendings) {
+            if pending.is_err() {
+                self.forget_reusable(&p.submitted);
+            }
+        }
+        // A burst of submissions schedules once: while more wait for the next group, this one
+        // leaves the pass to it (its runs are applied, so that pass sees them; `OwedPass` runs
+        // it should that group fail first).
+        let pass = if self.submits_waiting.load(Ordering::SeqCst) == 0 {
+            self.schedule_locked()
+        } else {
+            self.schedule_owed.store(true, Ordering::SeqCst);
+            Ok(())
+        };
+        if let Err(e) = pass {
+            tracing::error!(error = %e, "the scheduling pass after a group of submissions failed");
+        }
+        // Everything applied so far: the submissions and the pass's pending reasons.
+        let newest = self.store.newest_ticket();
+        for (p, pending) in planned.into_iter().zip(pendings) {
+            outcomes.push((
+                p.queue_id,
+                pending.map(|mut pending| {
+                    pending.ticket = pending.ticket.max(newest);
+                    (p.submitted, pending)
+                }),
+            ));
+        }
+        outcomes
+    }
+
+    /// A group whose transaction failed, committed submission by submission: each caller gets
+    /// the error of its own write, and a submission using runs of one that failed fails too.
+    fn commit_alone(
+        &self,
+        planned: &[Planned],
+        all: &[WriteOp],
+        created: &HashMap<RunId, (String, usize)>,
+    ) -> Vec<Result<Pending>> {
+        let mut failed = HashSet::new();
+        let mut out = Vec::with_capacity(planned.len());
+        for (i, p) in planned.iter().enumerate() {
+            let lost = p
+                .uses
+                .iter()
+                .find(|id| created.get(id).is_some_and(|(_, by)| failed.contains(by)));
+            let result = match lost {
+                Some(id) => Err(CoreError::Internal(format!(
+                    "run {id}, which this experiment shares with one submitted at the same \
+                     instant, could not be stored; submit again"
+                ))),
+                None => self.commit_applied(&all[p.ops.clone()]),
+            };
+            if result.is_err() {
+                failed.insert(i);
+            }
+            out.push(result);
+        }
+        out
+    }
+
+    /// Drops a failed submission's runs from the reuse index (`plan_one` entered them).
+    fn forget_reusable(&self, submitted: &Submitted) {
+        if let Ok(mut reusable) = self.reusable.lock()
+            && let Some(index) = reusable.as_mut()
+        {
+            let ids: HashSet<RunId> = submitted.runs.iter().map(|(id, _)| *id).collect();
+            index.retain(|_, id| !ids.contains(id));
+        }
+    }
+
+    /// Plans one submission of a group: its new runs (ids allocated here, in arrival order),
+    /// the runs it reuses (stored, or created earlier in the group) and the write storing it.
+    /// Its new runs enter the reuse index at once, so a later submission of the group reuses
+    /// them as it would have had this one been committed first.
+    fn plan_one(
+        &self,
+        prepared: Prepared,
+        created: &HashMap<RunId, (String, usize)>,
+        queued_by: &HashMap<String, usize>,
+    ) -> Result<(Vec<WriteOp>, Submitted, HashSet<RunId>)> {
+        let Prepared {
+            name,
+            points,
+            spec_text,
+            user,
+            priority,
+            now,
+        } = prepared;
+        let mut reusable = self
+            .reusable
+            .lock()
+            .map_err(|_| CoreError::Internal("the reuse index lock was poisoned".into()))?;
+        if reusable.is_none() {
+            *reusable = Some(self.reusable_runs()?);
+        }
+        let index = reusable.get_or_insert_with(HashMap::new);
+        let plan = plan(points, index, self.engine.registry());
+        let already = queued_by.get(&user).copied().unwrap_or(0);
+        self.check_queued_quota(&user, already, plan.new.len())?;
+        // Taken without a flush of their own: durable with the group's commit.
+        let experiment = self.store.next_experiment_id()?;
+        let ids = self.store.next_run_ids(plan.new.len())?;
+        let id_of = |r: PlanRef| match r {
+            PlanRef::Stored(id) => id,
+            PlanRef::New(i) => ids[i],
+        };
+        let mut ops = Vec::with_capacity(1 + 2 * plan.new.len());
+        let mut runs = Vec::with_capacity(plan.new.len());
+        let mut uses = HashSet::new();
+        for (new, &id) in plan.new.iter().zip(&ids) {
+            let resources = new.run.resources();
+            let (request, source) = self.reservation(
+                ResourceRequest {
+                    gpus: u32::try_from(resources.gpus).unwrap_or(u32::MAX),
+                    gpu_share: resources.gpu_share,
+                    gpu_mem_mb: resources.gpu_mem_mb,
+                },
+                &new.config_hash,
+            )?;
+            let depends_on = new.depends_on.map(id_of);
+            uses.extend(depends_on.filter(|d| created.contains_key(d)));
+            let record = RunRecord {
+                id,
+                experiment,
+                name: new.name.clone(),
+                coordinates: new.coordinates.clone(),
+                user: user.clone(),
+                config_json: new.run.to_json(),
+                facts: Some(new.run.facts(self.engine.registry())),
+                config_hash: new.config_hash.clone(),
+                engine: new.run.engine(),
+                state: RunState::Queued,
+                priority: priority.unwrap_or(resources.priority),
+                submitted_at: now,
+                started_at: None,
+                finished_at: None,
+                attempt: 0,
+                max_retries: self.settings.max_retries,
+                failures: 0,
+                request,
+                grants: Vec::new(),
+                pending_reason: None,
+                error: None,
+                depends_on,
+                summary: None,
+                gpu_memory: Box::new(GpuMemoryNote {
+                    source,
+                    ..GpuMemoryNote::default()
+                }),
+                batch_job: None,
+            };
+            runs.push((id, record.name.clone()));
+            ops.push(WriteOp::PutRun(record));
+            ops.push(WriteOp::AppendEvent(
+                id,
+                state_event(now, None, RunState::Queued, None),
+            ));
+        }
+        let mut reused = Vec::with_capacity(plan.reused.len());
+        for &id in &plan.reused {
+            let name = match created.get(&id) {
+                Some((name, _)) => {
+                    uses.insert(id);
+                    name.clone()
+                }
+                None => {
+                    self.store
+                        .get_run(id)?
+                        .ok_or(CoreError::RunNotFound(id))?
+                        .name
+                }
+            };
+            reused.push((id, name));
+        }
+        for (new, &id) in plan.new.iter().zip(&ids) {
+            index.insert(new.config_hash.clone(), id);
+        }
+        let points = plan
+            .points
+            .iter()
+            .map(|p| PointRecord {
+                name: p.name.clone(),
+                coordinates: p.coordinates.clone(),
+                run: id_of(p.run),
+                references: p.references.map(|(a, b)| (id_of(a), id_of(b))),
+            })
+            .collect();
+        ops.insert(
+            0,
+            WriteOp::PutExperiment(ExperimentRecord {
+                id: experiment,
+                name,
+                user,
+                spec_text,
+                submitted_at: now,
+                runs: ids.iter().chain(&plan.reused).copied().collect(),
+                points,
+            }),
+        );
+        Ok((
+            ops,
+            Submitted {
+                experiment,
+                runs,
+                reused,
+            },
+            uses,
+        ))
+    }
+}
+
+/// A scheduling pass a group left to the next one in a burst (`Daemon::schedule_owed`): when a
+/// group ends, with no submission waiting, it runs the pass if one is still owed, even when the
+/// group failed, so no applied run waits for the ticker.
+struct OwedPass<'a>(&'a Daemon);
+
+impl Drop for OwedPass<'_> {
+    fn drop(&mut self) {
+        let d = self.0;
+        if d.submits_waiting.load(Ordering::SeqCst) == 0
+            && d.schedule_owed.load(Ordering::SeqCst)
+            && let Err(e) = d.schedule_locked()
+        {
+            tracing::error!(error = %e, "the scheduling pass a submission owed failed");
+        }
+    }
+}
