@@ -100,8 +100,8 @@ pub struct Daemon {
     /// Submissions queued and not yet taken into a group, and whether a group left its
     /// scheduling pass to the next one (`submit_group`: a burst schedules once).
     pub(super) submits_waiting: std::sync::atomic::AtomicUsize,
-    /// Submissions waiting for their group (`submit_group`).
-    pub(super) submissions: super::submit_group::SubmitQueue,
+    /// Submissions waiting for their group (`submit_queue`).
+    pub(super) submissions: super::submit_queue::SubmitQueue,
     pub(super) schedule_owed: std::sync::atomic::AtomicBool,
     /// The most queued runs one user may have (0: no limit); see `quota`.
     pub(super) max_queued: std::sync::atomic::AtomicU32,

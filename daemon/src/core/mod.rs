@@ -32,6 +32,7 @@ mod submit;
 mod submit_group;
 #[cfg(test)]
 mod submit_group_test;
+mod submit_queue;
 #[cfg(test)]
 mod tests;
 

@@ -5,9 +5,7 @@
 //! same instant used to hand the write lock on 200 times, each holder paying a sled transaction
 //! of its own while the other submissions' threads competed for the same two cores.
 //!
-//! Leader/follower, with no thread of its own (as `cauda-store`'s ingestion): a submission
-//! queues itself; when no group is being applied it becomes the leader, takes the write lock,
-//! takes every queued submission, applies them and hands each its own outcome. Each submission
+//! The queue the submissions wait in, and who leads a group, is `submit_queue`. Each submission
 //! is judged alone (its quota, its reused runs); when the group's transaction fails, each
 //! submission is committed alone so that each caller gets the error of a write of its own.
 //! Nobody is answered before the flush covering the group returned: the outcome carries the
@@ -15,10 +13,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::{Condvar, Mutex, MutexGuard};
 
 use super::daemon::{Pending, state_event};
 use super::plan::{PlanRef, PointInput, plan};
+use super::submit_queue::Outcome;
 use super::{CoreError, Daemon, Result, Submitted};
 use crate::model::{
     ExperimentRecord, GpuMemoryNote, Millis, PointRecord, ResourceRequest, RunId, RunRecord,
@@ -36,63 +34,9 @@ pub(super) struct Prepared {
     pub(super) now: Millis,
 }
 
-/// What a submission gets from its group: what it created, applied but not yet durable.
-type Outcome = Result<(Submitted, Pending)>;
-
-/// The queue of submissions waiting for a group, and the outcomes not yet collected.
-#[derive(Default)]
-struct Queue {
-    next_id: u64,
-    waiting: Vec<(u64, Prepared)>,
-    leader: bool,
-    done: HashMap<u64, Outcome>,
-}
-
-/// The grouping state of one daemon.
-#[derive(Default)]
-pub(super) struct SubmitQueue {
-    queue: Mutex<Queue>,
-    changed: Condvar,
-}
-
-impl std::fmt::Debug for SubmitQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SubmitQueue").finish_non_exhaustive()
-    }
-}
-
-impl SubmitQueue {
-    /// The queue; it holds plain data, so a poisoned lock is still consistent.
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Hands the lead on when the leader leaves, even by a panic: the submissions it took and did
-/// not answer get an error instead of waiting forever.
-struct Lead<'a> {
-    queue: &'a SubmitQueue,
-    taken: Vec<u64>,
-}
-
-impl Drop for Lead<'_> {
-    fn drop(&mut self) {
-        let mut q = self.queue.lock();
-        q.leader = false;
-        for id in self.taken.drain(..) {
-            q.done.entry(id).or_insert_with(|| {
-                Err(CoreError::Internal(
-                    "the submission's group was abandoned before it was applied".into(),
-                ))
-            });
-        }
-        self.queue.changed.notify_all();
-    }
-}
-
 /// One submission of a group after planning: its write and what it tells its caller.
 struct Planned {
-    queue_id: u64,
+    queue_id: usize,
     /// Its ops in the group's write.
     ops: std::ops::Range<usize>,
     submitted: Submitted,
@@ -101,76 +45,8 @@ struct Planned {
 }
 
 impl Daemon {
-    /// Queues a prepared submission for the next group and returns once its group was applied:
-    /// what it created and the pending write to settle.
-    pub(super) fn submit_grouped(&self, prepared: Prepared) -> Outcome {
-        let queue = &self.submissions;
-        let mut q = queue.lock();
-        let id = q.next_id;
-        q.next_id += 1;
-        q.waiting.push((id, prepared));
-        self.submits_waiting.fetch_add(1, Ordering::SeqCst);
-        loop {
-            if let Some(outcome) = q.done.remove(&id) {
-                return outcome;
-            }
-            if q.leader {
-                q = queue.changed.wait(q).unwrap_or_else(|p| p.into_inner());
-                continue;
-            }
-            q.leader = true;
-            drop(q);
-            let mut lead = Lead {
-                queue,
-                taken: Vec::new(),
-            };
-            // Every submission queued while the lock was awaited joins this group.
-            let guard = self.lock();
-            let group = std::mem::take(&mut queue.lock().waiting);
-            self.submits_waiting
-                .fetch_sub(group.len(), Ordering::SeqCst);
-            lead.taken = group.iter().map(|(id, _)| *id).collect();
-            let outcomes = match guard {
-                Ok(guard) => {
-                    // Declared after the lock's guard, so dropped first, still under the lock.
-                    let owed = OwedPass(self);
-                    let outcomes = self.apply_group(group);
-                    drop(owed);
-                    drop(guard);
-                    outcomes
-                }
-                Err(_) => group
-                    .iter()
-                    .map(|(id, _)| {
-                        (
-                            *id,
-                            Err(CoreError::Internal(
-                                "the daemon's write lock was poisoned".into(),
-                            )),
-                        )
-                    })
-                    .collect(),
-            };
-            q = queue.lock();
-            q.done.extend(outcomes);
-            // Nobody has collected yet (that takes this lock): any id taken but not answered
-            // gets an error rather than waiting forever.
-            for id in lead.taken.drain(..) {
-                q.done.entry(id).or_insert_with(|| {
-                    Err(CoreError::Internal(
-                        "the submission's group gave it no outcome".into(),
-                    ))
-                });
-            }
-            drop(q);
-            // Hands the lead on and wakes the group.
-            drop(lead);
-            q = queue.lock();
-        }
-    }
-
     /// Plans, stores and schedules a group under the write lock; one outcome per submission.
-    fn apply_group(&self, group: Vec<(u64, Prepared)>) -> Vec<(u64, Outcome)> {
+    pub(super) fn apply_group(&self, group: Vec<Prepared>) -> Vec<(usize, Outcome)> {
         let mut outcomes = Vec::with_capacity(group.len());
         let mut planned = Vec::with_capacity(group.len());
         // Runs this group creates: their names (for later submissions reusing them) and the
@@ -178,7 +54,7 @@ impl Daemon {
         let mut created: HashMap<RunId, (String, usize)> = HashMap::new();
         let mut queued_by: HashMap<String, usize> = HashMap::new();
         let mut all: Vec<WriteOp> = Vec::new();
-        for (queue_id, prepared) in group {
+        for (queue_id, prepared) in group.into_iter().enumerate() {
             let user = prepared.user.clone();
             match self.plan_one(prepared, &created, &queued_by) {
                 Ok((ops, submitted, uses)) => {
@@ -218,7 +94,7 @@ impl Daemon {
             }
         }
         // A burst of submissions schedules once: while more wait for the next group, this one
-        // leaves the pass to it (its runs are applied, so that pass sees them; `OwedPass` runs
+        // leaves the pass to it (its runs are applied, so that pass sees them; `submit_queue::OwedPass` runs
         // it should that group fail first).
         let pass = if self.submits_waiting.load(Ordering::SeqCst) == 0 {
             self.schedule_locked()
@@ -421,22 +297,5 @@ impl Daemon {
             },
             uses,
         ))
-    }
-}
-
-/// A scheduling pass a group left to the next one in a burst (`Daemon::schedule_owed`): when a
-/// group ends, with no submission waiting, it runs the pass if one is still owed, even when the
-/// group failed, so no applied run waits for the ticker.
-struct OwedPass<'a>(&'a Daemon);
-
-impl Drop for OwedPass<'_> {
-    fn drop(&mut self) {
-        let d = self.0;
-        if d.submits_waiting.load(Ordering::SeqCst) == 0
-            && d.schedule_owed.load(Ordering::SeqCst)
-            && let Err(e) = d.schedule_locked()
-        {
-            tracing::error!(error = %e, "the scheduling pass a submission owed failed");
-        }
     }
 }
