@@ -195,9 +195,7 @@ fn grouped(
             d2.submit("rest", &text, user, None)
         }));
         let n = handles.len();
-        wait_for("the submission queued", &|| {
-            d.submits_waiting.load(Ordering::SeqCst) == n
-        });
+        wait_for("the submission queued", &|| d.submissions.queued() == n);
     }
     store.open.store(true, Ordering::SeqCst);
     lead.join().expect("lead").expect("the first submission");

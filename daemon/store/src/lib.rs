@@ -10,6 +10,7 @@
 
 mod brief;
 mod group_flush;
+pub mod handoff;
 mod keys;
 mod memory_store;
 mod sled_checkpoints;

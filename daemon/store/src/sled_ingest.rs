@@ -3,22 +3,22 @@
 //! metrics and events trees plus one shared flush. With 64 workers reporting at once, one
 //! transaction per report spent more time in sled's transaction machinery than in the fsync.
 //!
-//! Leader/follower, with no thread of its own: a caller queues its request; when no batch is
+//! Leader/follower (`handoff`), with no thread of its own: a caller queues its request; when no batch is
 //! being applied it becomes the leader, takes every queued request and writes them in one
 //! transaction (under the writer lock, so event numbers stay contiguous with `commit`), then
 //! hands the lead on, so that the next batch is applied while this one is flushed; once the
-//! flush returned (`group_flush`) it hands each request its own outcome and wakes the others.
+//! flush returned (`group_flush`) it hands each request its own outcome, waking each once.
 //! Each request is judged alone inside the transaction (an unknown run fails that request only,
 //! a stored epoch is a duplicate), and nobody hears "stored" before the flush returned. When the
 //! transaction itself fails, every request of the batch is retried alone, so each caller gets
 //! the error of a write of its own.
 
 use std::collections::HashMap;
-use std::sync::{Condvar, Mutex, MutexGuard};
 
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
 
+use super::handoff::{Handoff, Joined};
 use super::keys;
 use super::sled_store::SledStore;
 use super::{Result, RunId, StoreError};
@@ -33,20 +33,22 @@ pub(super) struct Point {
 /// What one request gets back: per epoch, the event's sequence number, or `None` (a duplicate).
 type Outcome = Result<Vec<Option<u64>>>;
 
-/// The queue of requests waiting for a batch, and the outcomes not yet collected.
-#[derive(Default)]
-struct Queue {
-    next_id: u64,
-    waiting: Vec<(u64, RunId, Vec<Point>)>,
-    leader: bool,
-    done: HashMap<u64, Outcome>,
-}
+/// One request waiting for its batch: the run and its encoded epochs.
+type Request = (RunId, Vec<Point>);
 
-/// The reported epochs' batching state of one store.
-#[derive(Default)]
-pub(super) struct IngestQueue {
-    queue: Mutex<Queue>,
-    changed: Condvar,
+/// The reported epochs' batching state of one store (`handoff`: leader/follower, each waiting
+/// report woken once).
+pub(super) struct IngestQueue(Handoff<Request, Outcome>);
+
+impl Default for IngestQueue {
+    fn default() -> Self {
+        Self(Handoff::new(|| {
+            Err(StoreError::Invalid {
+                op: "append_metric_with_event",
+                reason: "the thread writing this batch panicked; nothing is acknowledged".into(),
+            })
+        }))
+    }
 }
 
 impl std::fmt::Debug for IngestQueue {
@@ -55,65 +57,32 @@ impl std::fmt::Debug for IngestQueue {
     }
 }
 
-impl IngestQueue {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
 impl SledStore {
     /// Stores `points` of `run` (each once) with their events, in the next batch; returns
     /// once they are durable.
     pub(super) fn ingest(&self, run: RunId, points: Vec<Point>) -> Outcome {
-        let ingest = &self.ingest;
-        let mut q = ingest.lock();
-        let id = q.next_id;
-        q.next_id += 1;
-        q.waiting.push((id, run, points));
-        loop {
-            if let Some(outcome) = q.done.remove(&id) {
-                return outcome;
+        match self.ingest.0.join((run, points)) {
+            Joined::Answered(outcome) => outcome,
+            Joined::Lead(mut lead) => {
+                let (batch, taken) = lead.take();
+                let applied = self.apply_under_lock(&batch);
+                // The next batch may be applied while this one's flush runs (pipelining); the
+                // flushes themselves are shared through `group_flush`.
+                lead.hand_on();
+                let outcomes = self.settle_batch(&batch, applied);
+                taken.answer(outcomes)
             }
-            if q.leader {
-                q = ingest.changed.wait(q).unwrap_or_else(|p| p.into_inner());
-                continue;
-            }
-            q.leader = true;
-            let batch = std::mem::take(&mut q.waiting);
-            drop(q);
-            let mut guard = BatchGuard {
-                ingest,
-                ids: batch.iter().map(|(id, ..)| *id).collect(),
-                leading: true,
-            };
-            let applied = self.apply_under_lock(&batch);
-            // The next batch may be applied while this one's flush runs (pipelining); the
-            // flushes themselves are shared through `group_flush`.
-            q = ingest.lock();
-            q.leader = false;
-            guard.leading = false;
-            ingest.changed.notify_all();
-            drop(q);
-            let outcomes = self.settle_batch(&batch, applied);
-            q = ingest.lock();
-            for ((id, ..), outcome) in batch.iter().zip(outcomes) {
-                q.done.insert(*id, outcome);
-            }
-            ingest.changed.notify_all();
         }
     }
 
     /// Writes a batch in one transaction and waits for its flush; one outcome per request.
-    fn write_batch(&self, batch: &[(u64, RunId, Vec<Point>)]) -> Vec<Outcome> {
+    fn write_batch(&self, batch: &[Request]) -> Vec<Outcome> {
         let applied = self.apply_under_lock(batch);
         self.settle_batch(batch, applied)
     }
 
     /// The batch's transaction under the writer lock, and the ticket of its flush.
-    fn apply_under_lock(
-        &self,
-        batch: &[(u64, RunId, Vec<Point>)],
-    ) -> Result<(Vec<Outcome>, super::Ticket)> {
+    fn apply_under_lock(&self, batch: &[Request]) -> Result<(Vec<Outcome>, super::Ticket)> {
         const OP: &str = "append_metric_with_event";
         let _w = self.write_lock();
         self.writable(OP, None)?;
@@ -125,7 +94,7 @@ impl SledStore {
     /// A batch whose transaction failed is written again request by request.
     fn settle_batch(
         &self,
-        batch: &[(u64, RunId, Vec<Point>)],
+        batch: &[Request],
         applied: Result<(Vec<Outcome>, super::Ticket)>,
     ) -> Vec<Outcome> {
         const OP: &str = "append_metric_with_event";
@@ -141,11 +110,11 @@ impl SledStore {
     }
 
     /// Every request of a failed batch written on its own, so each gets its own error.
-    fn write_alone(&self, batch: &[(u64, RunId, Vec<Point>)]) -> Vec<Outcome> {
+    fn write_alone(&self, batch: &[Request]) -> Vec<Outcome> {
         batch
             .iter()
-            .map(|(id, run, points)| {
-                let one = [(*id, *run, points_ref(points))];
+            .map(|(run, points)| {
+                let one = [(*run, points_ref(points))];
                 self.write_batch(&one)
                     .pop()
                     .unwrap_or_else(|| Ok(Vec::new()))
@@ -155,13 +124,9 @@ impl SledStore {
 
     /// The transaction: per request, the run must exist and each epoch not yet stored; event
     /// numbers continue each run's log (read once per run, under the writer lock).
-    fn apply_batch(
-        &self,
-        op: &'static str,
-        batch: &[(u64, RunId, Vec<Point>)],
-    ) -> Result<Vec<Outcome>> {
+    fn apply_batch(&self, op: &'static str, batch: &[Request]) -> Result<Vec<Outcome>> {
         let mut first_seq: HashMap<RunId, u64> = HashMap::new();
-        for (_, run, _) in batch {
+        for (run, _) in batch {
             if !first_seq.contains_key(run) {
                 first_seq.insert(*run, self.next_event_seq(op, *run)?);
             }
@@ -171,7 +136,7 @@ impl SledStore {
             .transaction(|(runs, metrics, events)| {
                 let mut next = first_seq.clone();
                 let mut outcomes = Vec::with_capacity(batch.len());
-                for (_, run, points) in batch {
+                for (run, points) in batch {
                     if runs.get(keys::id(run.0))?.is_none() {
                         outcomes.push(Err(StoreError::NotFound {
                             op,
@@ -196,36 +161,6 @@ impl SledStore {
                 Ok::<_, ConflictableTransactionError<StoreError>>(outcomes)
             })
             .map_err(self.tx_err(op))
-    }
-}
-
-/// Should the writer of a batch panic, its requests get an error and the lead is released,
-/// instead of every later report waiting forever.
-struct BatchGuard<'a> {
-    ingest: &'a IngestQueue,
-    ids: Vec<u64>,
-    leading: bool,
-}
-
-impl Drop for BatchGuard<'_> {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        let mut q = self.ingest.lock();
-        if self.leading {
-            q.leader = false;
-        }
-        for id in &self.ids {
-            q.done.entry(*id).or_insert_with(|| {
-                Err(StoreError::Invalid {
-                    op: "append_metric_with_event",
-                    reason: "the thread writing this batch panicked; nothing is acknowledged"
-                        .into(),
-                })
-            });
-        }
-        self.ingest.changed.notify_all();
     }
 }
 
