@@ -227,9 +227,18 @@ impl Daemon {
         self.settle(pending)
     }
 
-    /// Waits until `pending` is durable, then broadcasts its events.
+    /// Waits until `pending` is durable, then broadcasts its events. A write that never became
+    /// durable may be gone (the sled store reopens after a full disk and drops what it had not
+    /// flushed), so the reuse index, which took it in when it was applied, is rebuilt from the
+    /// store on its next use: otherwise the same spec submitted again "reused" a run the store
+    /// no longer held and failed with run-not-found.
     pub(super) fn settle(&self, pending: Pending) -> Result<()> {
-        self.store.wait_durable(pending.ticket)?;
+        if let Err(e) = self.store.wait_durable(pending.ticket) {
+            if let Ok(mut reusable) = self.reusable.lock() {
+                *reusable = None;
+            }
+            return Err(e.into());
+        }
         for event in pending.events {
             // No receiver is not an error: nobody is watching.
             let _ = self.live.send(event);

@@ -23,6 +23,8 @@ struct Gated {
     entered: AtomicBool,
     open: AtomicBool,
     commits: AtomicUsize,
+    /// While set, no write becomes durable (a full disk: the flush fails).
+    full: AtomicBool,
 }
 
 impl Store for Gated {
@@ -51,6 +53,13 @@ impl Store for Gated {
         self.inner.commit_applied(ops)
     }
     fn wait_durable(&self, ticket: Ticket) -> crate::store::Result<()> {
+        if self.full.load(Ordering::SeqCst) {
+            return Err(StoreError::DiskFull {
+                op: "flush",
+                path: "test".into(),
+                detail: "the test's disk is full".into(),
+            });
+        }
         self.inner.wait_durable(ticket)
     }
     fn get_experiment(&self, id: ExperimentId) -> crate::store::Result<Option<ExperimentRecord>> {
@@ -142,7 +151,11 @@ impl Executor for Nothing {
 }
 
 fn daemon() -> (Arc<Daemon>, Arc<Gated>) {
-    let store = Arc::new(Gated::default());
+    let store = Arc::new(Gated {
+        // No commit is held back unless a test says so.
+        entered: AtomicBool::new(true),
+        ..Gated::default()
+    });
     let settings = DaemonSettings {
         // No slot: every run stays queued, so the quota counts them all.
         inventory: Inventory::from_spec(&[]).expect("inventory"),
@@ -172,6 +185,7 @@ fn grouped(
     first: String,
     rest: Vec<(String, &'static str)>,
 ) -> Vec<Result<Submitted>> {
+    store.entered.store(false, Ordering::SeqCst);
     let lead = {
         let d = d.clone();
         std::thread::spawn(move || d.submit("first", &first, "ada", None))
@@ -308,4 +322,33 @@ fn a_failed_group_stores_each_submission_on_its_own() {
         .submit("again", &spec("again", 32), "ada", None)
         .expect("again");
     assert_eq!(again.runs.len(), 1);
+}
+
+/// A submission whose flush failed (a full disk: the sled store reopens and drops what was not
+/// flushed) leaves nothing behind in the reuse index: the same spec submitted again trains its
+/// run, rather than "reusing" a run the store no longer holds.
+#[test]
+fn a_submission_lost_to_a_full_disk_is_not_reused() {
+    let (d, store) = daemon();
+    store.full.store(true, Ordering::SeqCst);
+    let err = d
+        .submit("lost", &spec("lost", 5), "ada", None)
+        .expect_err("not durable");
+    assert!(
+        matches!(err, CoreError::Store(StoreError::DiskFull { .. })),
+        "{err}"
+    );
+    // What the reopened store holds: nothing of the lost submission.
+    for run in store.inner.list_runs(&RunFilter::default()).expect("runs") {
+        store.inner.delete_run(run.id).expect("drop");
+    }
+    for e in store.inner.list_experiments(None, None).expect("list") {
+        store.inner.delete_experiment(e.id).expect("drop");
+    }
+    store.full.store(false, Ordering::SeqCst);
+    let again = d
+        .submit("again", &spec("again", 5), "ada", None)
+        .expect("the same run, submitted again");
+    assert_eq!(again.runs.len(), 1, "trained anew: {again:?}");
+    assert!(again.reused.is_empty());
 }
