@@ -97,10 +97,8 @@ pub struct Daemon {
     /// Config hash -> the stored run a new submission may reuse (queued, running or succeeded),
     /// built from the store on first use and kept current by `commit`.
     pub(super) reusable: Mutex<Option<HashMap<String, RunId>>>,
-    /// Submissions queued and not yet taken into a group, and whether a group left its
+    /// Submissions waiting for their group (`submit_queue`), and whether a group left its
     /// scheduling pass to the next one (`submit_group`: a burst schedules once).
-    pub(super) submits_waiting: std::sync::atomic::AtomicUsize,
-    /// Submissions waiting for their group (`submit_queue`).
     pub(super) submissions: super::submit_queue::SubmitQueue,
     pub(super) schedule_owed: std::sync::atomic::AtomicBool,
     /// The most queued runs one user may have (0: no limit); see `quota`.
@@ -149,7 +147,6 @@ impl Daemon {
             last_seen: Mutex::new(HashMap::new()),
             reasons: Mutex::new(HashMap::new()),
             reusable: Mutex::new(None),
-            submits_waiting: std::sync::atomic::AtomicUsize::new(0),
             submissions: Default::default(),
             schedule_owed: std::sync::atomic::AtomicBool::new(false),
             max_queued: std::sync::atomic::AtomicU32::new(0),
@@ -234,9 +231,7 @@ impl Daemon {
     /// no longer held and failed with run-not-found.
     pub(super) fn settle(&self, pending: Pending) -> Result<()> {
         if let Err(e) = self.store.wait_durable(pending.ticket) {
-            if let Ok(mut reusable) = self.reusable.lock() {
-                *reusable = None;
-            }
+            self.reset_reusable();
             return Err(e.into());
         }
         for event in pending.events {
@@ -244,6 +239,14 @@ impl Daemon {
             let _ = self.live.send(event);
         }
         Ok(())
+    }
+
+    /// Drops the reuse index, to be rebuilt from the store on its next use: after a write that
+    /// failed or never became durable, it may name runs the store does not hold.
+    pub(super) fn reset_reusable(&self) {
+        if let Ok(mut reusable) = self.reusable.lock() {
+            *reusable = None;
+        }
     }
 
     /// Applies `ops` atomically (readers see them) without waiting for their flush: call

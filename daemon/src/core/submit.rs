@@ -178,17 +178,8 @@ impl Daemon {
             now: self.clock.now(),
         })?;
         self.settle(pending)?;
-        let Submitted {
-            experiment,
-            runs,
-            reused,
-        } = submitted;
-        tracing::info!(experiment = %experiment, runs = runs.len(), reused = reused.len(), "experiment submitted");
-        Ok(Submitted {
-            experiment,
-            runs,
-            reused,
-        })
+        tracing::info!(experiment = %submitted.experiment, runs = submitted.runs.len(), reused = submitted.reused.len(), "experiment submitted");
+        Ok(submitted)
     }
 
     /// Stored runs a new experiment may reuse, by config hash: queued, running or succeeded

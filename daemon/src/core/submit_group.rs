@@ -88,15 +88,14 @@ impl Daemon {
             Err(_) if planned.len() > 1 => self.commit_alone(&planned, &all, &created),
             Err(e) => vec![Err(e)],
         };
-        for (p, pending) in planned.iter().zip(&pendings) {
-            if pending.is_err() {
-                self.forget_reusable(&p.submitted);
-            }
+        // `plan_one` entered the new runs in the reuse index; a refused write's must leave it.
+        if pendings.iter().any(Result::is_err) {
+            self.reset_reusable();
         }
         // A burst of submissions schedules once: while more wait for the next group, this one
         // leaves the pass to it (its runs are applied, so that pass sees them; `submit_queue::OwedPass` runs
         // it should that group fail first).
-        let pass = if self.submits_waiting.load(Ordering::SeqCst) == 0 {
+        let pass = if self.submissions.queued() == 0 {
             self.schedule_locked()
         } else {
             self.schedule_owed.store(true, Ordering::SeqCst);
@@ -147,16 +146,6 @@ impl Daemon {
             out.push(result);
         }
         out
-    }
-
-    /// Drops a failed submission's runs from the reuse index (`plan_one` entered them).
-    fn forget_reusable(&self, submitted: &Submitted) {
-        if let Ok(mut reusable) = self.reusable.lock()
-            && let Some(index) = reusable.as_mut()
-        {
-            let ids: HashSet<RunId> = submitted.runs.iter().map(|(id, _)| *id).collect();
-            index.retain(|_, id| !ids.contains(id));
-        }
     }
 
     /// Plans one submission of a group: its new runs (ids allocated here, in arrival order),
@@ -254,9 +243,10 @@ impl Daemon {
                     uses.insert(id);
                     name.clone()
                 }
+                // Its brief: the name without decoding the config, under the write lock.
                 None => {
                     self.store
-                        .get_run(id)?
+                        .get_run_brief(id)?
                         .ok_or(CoreError::RunNotFound(id))?
                         .name
                 }

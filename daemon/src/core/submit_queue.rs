@@ -17,7 +17,6 @@ pub(super) struct SubmitQueue(Handoff<Prepared, Outcome>);
 
 impl SubmitQueue {
     /// How many submissions wait for a group to take them.
-    #[cfg(test)]
     pub(super) fn queued(&self) -> usize {
         self.0.queued()
     }
@@ -43,7 +42,6 @@ impl Daemon {
     /// Queues a prepared submission for the next group and returns once its group was applied:
     /// what it created and the pending write to settle.
     pub(super) fn submit_grouped(&self, prepared: Prepared) -> Outcome {
-        self.submits_waiting.fetch_add(1, Ordering::SeqCst);
         let mut lead = match self.submissions.0.join(prepared) {
             Joined::Answered(outcome) => return outcome,
             Joined::Lead(lead) => lead,
@@ -51,8 +49,6 @@ impl Daemon {
         // Every submission queued while the lock was awaited joins this group.
         let guard = self.lock();
         let (group, taken) = lead.take();
-        self.submits_waiting
-            .fetch_sub(group.len(), Ordering::SeqCst);
         let n = group.len();
         let mut outcomes: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
         match guard {
@@ -94,7 +90,7 @@ struct OwedPass<'a>(&'a Daemon);
 impl Drop for OwedPass<'_> {
     fn drop(&mut self) {
         let d = self.0;
-        if d.submits_waiting.load(Ordering::SeqCst) == 0
+        if d.submissions.queued() == 0
             && d.schedule_owed.load(Ordering::SeqCst)
             && let Err(e) = d.schedule_locked()
         {

@@ -185,7 +185,6 @@ impl<T, O> Taken<'_, T, O> {
         for (i, outcome) in outcomes.into_iter().enumerate() {
             if Some(i) == self.own {
                 own = Some(outcome);
-                self.slots[i] = None;
             } else if let Some(slot) = self.slots.get_mut(i).and_then(Option::take) {
                 slot.set(Turn::Done(outcome));
             }
