@@ -25,6 +25,24 @@ pub(crate) fn run_epoch(run: RunId, epoch: u32) -> [u8; 12] {
     k
 }
 
+/// The byte that ends the key of a span (several epochs or events under one key), so that it
+/// sorts right after the single entry of its first number and before the next number's.
+pub(crate) const SPAN: u8 = 0xff;
+
+/// `(run, first epoch, SPAN)`: consecutive epochs of a run stored under one key (`spans`).
+pub(crate) fn epoch_span(run: RunId, first: u32) -> [u8; 13] {
+    let mut k = [SPAN; 13];
+    k[..12].copy_from_slice(&run_epoch(run, first));
+    k
+}
+
+/// `(run, first seq, SPAN)`: consecutive events of a run stored under one key (`spans`).
+pub(crate) fn event_span(run: RunId, first: u64) -> [u8; 17] {
+    let mut k = [SPAN; 17];
+    k[..16].copy_from_slice(&pair(run.0, first));
+    k
+}
+
 /// `(run, epoch, chunk)`: one chunk of a checkpoint.
 pub(crate) fn chunk(run: RunId, epoch: u32, index: u32) -> [u8; 16] {
     let mut k = [0; 16];
@@ -98,6 +116,10 @@ pub(crate) fn describe(tree: &str, key: &[u8]) -> String {
             (Some(a), Some(b)) => format!("{tree}/{a}/{b}"),
             _ => format!("{tree}/{hex}"),
         },
+        13 | 17 if key.last() == Some(&SPAN) => {
+            let head = &key[..key.len() - 1];
+            format!("{} and on", describe(tree, head))
+        }
         _ => format!("{tree}/{hex}"),
     }
 }
@@ -112,6 +134,12 @@ mod tests {
         assert!(pair(1, u64::MAX) < pair(2, 0));
         assert!(run_epoch(RunId(1), 9) < run_epoch(RunId(1), 10));
         assert!(chunk(RunId(1), 2, 300) < chunk(RunId(1), 3, 0));
+        // A span sorts after the single entry of its first number, before the next number.
+        assert!(run_epoch(RunId(1), 9)[..] < epoch_span(RunId(1), 9)[..]);
+        assert!(epoch_span(RunId(1), 9)[..] < run_epoch(RunId(1), 10)[..]);
+        assert!(epoch_span(RunId(1), u32::MAX)[..] < run_epoch(RunId(2), 0)[..]);
+        assert!(pair(1, 9)[..] < event_span(RunId(1), 9)[..]);
+        assert!(event_span(RunId(1), 9)[..] < pair(1, 10)[..]);
         assert!(
             state_run(RunState::Queued, RunId(u64::MAX)) < state_run(RunState::Running, RunId(0))
         );
@@ -131,5 +159,13 @@ mod tests {
             "metrics/run 4/epoch 12"
         );
         assert_eq!(describe("events", &pair(4, 2)), "events/4/2");
+        assert_eq!(
+            describe("metrics", &epoch_span(RunId(4), 12)),
+            "metrics/run 4/epoch 12 and on"
+        );
+        assert_eq!(
+            describe("events", &event_span(RunId(4), 2)),
+            "events/4/2 and on"
+        );
     }
 }

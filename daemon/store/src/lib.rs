@@ -21,6 +21,7 @@ mod sled_metrics;
 mod sled_queries;
 mod sled_store;
 pub mod space;
+mod spans;
 #[cfg(test)]
 mod tests;
 

@@ -13,7 +13,7 @@
 //! transaction itself fails, every request of the batch is retried alone, so each caller gets
 //! the error of a write of its own.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
@@ -21,13 +21,24 @@ use sled::transaction::ConflictableTransactionError;
 use super::handoff::{Handoff, Joined};
 use super::keys;
 use super::sled_store::SledStore;
+use super::spans;
 use super::{Result, RunId, StoreError};
 
-/// One epoch of a request, encoded: its metrics key and value and its event.
+/// One epoch of a request, encoded: its epoch, stage and stored doc, and its event's JSON.
 pub(super) struct Point {
-    pub(super) key: [u8; 12],
-    pub(super) value: Vec<u8>,
+    pub(super) epoch: u32,
+    pub(super) stage: u8,
+    pub(super) doc: Vec<u8>,
     pub(super) event: Vec<u8>,
+}
+
+/// What a request writes once judged against the store: its new epochs' entries and their
+/// events' entries (`spans`), and per epoch its event's seq or `None` (a duplicate).
+struct Planned {
+    run: RunId,
+    metrics: Vec<spans::Entry>,
+    events: Vec<spans::Entry>,
+    stored: Vec<Option<u64>>,
 }
 
 /// What one request gets back: per epoch, the event's sequence number, or `None` (a duplicate).
@@ -123,44 +134,82 @@ impl SledStore {
     }
 
     /// The transaction: per request, the run must exist and each epoch not yet stored; event
-    /// numbers continue each run's log (read once per run, under the writer lock).
+    /// numbers continue each run's log. Judged before the transaction, under the writer lock
+    /// (every write of metrics and events takes it), so the transaction only inserts: a few
+    /// entries a request, its new epochs in spans.
     fn apply_batch(&self, op: &'static str, batch: &[Request]) -> Result<Vec<Outcome>> {
-        let mut first_seq: HashMap<RunId, u64> = HashMap::new();
-        for (run, _) in batch {
-            if !first_seq.contains_key(run) {
-                first_seq.insert(*run, self.next_event_seq(op, *run)?);
-            }
-        }
+        let plans = self.plan_batch(op, batch)?;
         let t = self.t()?;
         (&t.runs, &t.metrics, &t.events)
             .transaction(|(runs, metrics, events)| {
-                let mut next = first_seq.clone();
-                let mut outcomes = Vec::with_capacity(batch.len());
-                for (run, points) in batch {
-                    if runs.get(keys::id(run.0))?.is_none() {
+                let mut outcomes = Vec::with_capacity(plans.len());
+                for plan in &plans {
+                    if runs.get(keys::id(plan.run.0))?.is_none() {
                         outcomes.push(Err(StoreError::NotFound {
                             op,
-                            what: format!("run {run}"),
+                            what: format!("run {}", plan.run),
                         }));
                         continue;
                     }
-                    let mut stored = Vec::with_capacity(points.len());
-                    for point in points {
-                        if metrics.get(point.key)?.is_some() {
-                            stored.push(None);
-                            continue;
-                        }
-                        let seq = next.entry(*run).or_default();
-                        metrics.insert(&point.key, point.value.as_slice())?;
-                        events.insert(&keys::pair(run.0, *seq), point.event.as_slice())?;
-                        stored.push(Some(*seq));
-                        *seq += 1;
+                    for (key, value) in &plan.metrics {
+                        metrics.insert(key.as_slice(), value.as_slice())?;
                     }
-                    outcomes.push(Ok(stored));
+                    for (key, value) in &plan.events {
+                        events.insert(key.as_slice(), value.as_slice())?;
+                    }
+                    outcomes.push(Ok(plan.stored.clone()));
                 }
                 Ok::<_, ConflictableTransactionError<StoreError>>(outcomes)
             })
             .map_err(self.tx_err(op))
+    }
+
+    /// Each request judged in order: an epoch stored before or earlier in the batch is a
+    /// duplicate; the others take the run's next seqs in request order and are stored as
+    /// spans of consecutive epochs.
+    fn plan_batch(&self, op: &'static str, batch: &[Request]) -> Result<Vec<Planned>> {
+        let t = self.t()?;
+        let mut next_seq: HashMap<RunId, u64> = HashMap::new();
+        let mut added: HashMap<RunId, BTreeSet<u32>> = HashMap::new();
+        let mut plans = Vec::with_capacity(batch.len());
+        for (run, points) in batch {
+            let lo = points.iter().map(|p| p.epoch).min().unwrap_or(0);
+            let hi = points.iter().map(|p| p.epoch).max().unwrap_or(0);
+            let held = self.stored_epochs(op, &t.metrics, *run, lo, hi)?;
+            let seq = match next_seq.get(run) {
+                Some(seq) => *seq,
+                None => self.next_event_seq(op, *run)?,
+            };
+            let added = added.entry(*run).or_default();
+            let (mut fresh, mut stored, mut events) = (Vec::new(), Vec::new(), Vec::new());
+            for p in points {
+                let before = held.iter().any(|&(a, b)| (a..=b).contains(&p.epoch));
+                if before || !added.insert(p.epoch) {
+                    stored.push(None);
+                } else {
+                    stored.push(Some(seq + events.len() as u64));
+                    events.push(p.event.as_slice());
+                    fresh.push(p);
+                }
+            }
+            next_seq.insert(*run, seq + events.len() as u64);
+            fresh.sort_by_key(|p| p.epoch);
+            let mut metrics = Vec::new();
+            for consecutive in fresh.chunk_by(|a, b| b.epoch == a.epoch + 1) {
+                let items: Vec<(u8, &[u8])> = consecutive
+                    .iter()
+                    .map(|p| (p.stage, p.doc.as_slice()))
+                    .collect();
+                metrics.extend(spans::epoch_entries(*run, consecutive[0].epoch, &items));
+            }
+            plans.push(Planned {
+                run: *run,
+                metrics,
+                events: spans::event_entries(*run, seq, &events),
+                stored,
+            });
+        }
+        Ok(plans)
     }
 }
 
@@ -189,8 +238,9 @@ fn points_ref(points: &[Point]) -> Vec<Point> {
     points
         .iter()
         .map(|p| Point {
-            key: p.key,
-            value: p.value.clone(),
+            epoch: p.epoch,
+            stage: p.stage,
+            doc: p.doc.clone(),
             event: p.event.clone(),
         })
         .collect()

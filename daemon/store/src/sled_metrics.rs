@@ -1,20 +1,17 @@
-//! The sled store's per-epoch metrics, keyed (run, epoch) so a scan returns them in epoch order;
-//! each value is the stage byte then the epoch in its stored encoding (`StoredEpoch`). An epoch is stored once: a resent one writes
-//! nothing. A reported epoch and its `Epoch` event go in one transaction and one flush, shared
-//! with every report waiting at the same time (the ingestion path, `sled_ingest`). `impl Store for SledStore` delegates here.
+//! The sled store's per-epoch metrics, keyed by (run, epoch) so a scan returns them in epoch
+//! order: a lone epoch under its own key, consecutive epochs of one report under one key (a
+//! span, see `spans`); each epoch is its stage byte and its stored encoding (`StoredEpoch`).
+//! An epoch is stored once: a resent one writes nothing. A reported epoch and its `Epoch` event
+//! go in one transaction and one flush, shared with every report waiting at the same time (the
+//! ingestion path, `sled_ingest`). `impl Store for SledStore` delegates here.
+
+use sled::{IVec, Tree};
 
 use super::keys;
 use super::sled_ingest::Point;
 use super::sled_store::{SledStore, encode};
+use super::spans;
 use super::{EpochDoc, EpochWrite, Event, MetricPoint, Result, RunId, StoreError, check_epoch_doc};
-
-/// A metric as stored: the stage byte, then the encoded epoch.
-fn metric_value(stage: u8, doc: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(doc.len() + 1);
-    value.push(stage);
-    value.extend_from_slice(doc);
-    value
-}
 
 impl SledStore {
     pub(super) fn store_metric(
@@ -26,23 +23,20 @@ impl SledStore {
     ) -> Result<bool> {
         const OP: &str = "append_metric";
         check_epoch_doc(OP, doc)?;
-        {
-            let _w = self.write_lock();
-            self.writable(OP, None)?;
-        }
+        let w = self.write_lock();
+        self.writable(OP, None)?;
         self.run_exists(OP, run)?;
-        let value = metric_value(stage, doc);
-        let swapped = self
-            .t()?
-            .metrics
-            .compare_and_swap(
-                keys::run_epoch(run, epoch),
-                None as Option<&[u8]>,
-                Some(value),
-            )
-            .map_err(self.err(OP))?;
+        let t = self.t()?;
+        // Under the writer lock: no other write can store this epoch in between.
+        if self.metric_entry(OP, &t.metrics, run, epoch)?.is_some() {
+            return Ok(false);
+        }
+        for (key, value) in spans::epoch_entries(run, epoch, &[(stage, doc)]) {
+            t.metrics.insert(key, value).map_err(self.err(OP))?;
+        }
+        drop((t, w));
         self.durable(OP)?;
-        Ok(swapped.is_ok())
+        Ok(true)
     }
 
     pub(super) fn read_metrics(&self, run: RunId) -> Result<Vec<MetricPoint>> {
@@ -51,61 +45,93 @@ impl SledStore {
         let t = self.t()?;
         for entry in t.metrics.scan_prefix(keys::id(run.0)) {
             let (k, v) = entry.map_err(self.err(OP))?;
-            match (keys::u32_at(&k, 8), v.split_first()) {
-                (Some(epoch), Some((&stage, doc))) => out.push(MetricPoint {
-                    epoch,
-                    stage,
-                    doc: doc.to_vec(),
-                }),
-                _ => {
-                    return Err(StoreError::Corrupt {
-                        op: OP,
-                        key: keys::describe("metrics", &k),
-                        reason: "malformed metric key or empty value".into(),
-                    });
-                }
-            }
+            let (first, items) = spans::epochs(&k, &v).map_err(corrupt(OP, &k))?;
+            out.extend(
+                items
+                    .into_iter()
+                    .zip(first..)
+                    .map(|((stage, doc), epoch)| MetricPoint {
+                        epoch,
+                        stage,
+                        doc: doc.to_vec(),
+                    }),
+            );
         }
         Ok(out)
     }
 
-    /// The highest stored epoch of a run: the last key of its prefix (no scan).
+    /// The highest stored epoch of a run: the last epoch of its last entry (no scan).
     pub(super) fn read_last_epoch(&self, run: RunId) -> Result<u32> {
         const OP: &str = "last_epoch";
         let last = self.t()?.metrics.scan_prefix(keys::id(run.0)).next_back();
         match last {
             None => Ok(0),
             Some(entry) => {
-                let (k, _) = entry.map_err(self.err(OP))?;
-                keys::u32_at(&k, 8).ok_or_else(|| StoreError::Corrupt {
-                    op: OP,
-                    key: keys::describe("metrics", &k),
-                    reason: "malformed metric key".into(),
-                })
+                let (k, v) = entry.map_err(self.err(OP))?;
+                let (_, last) = spans::epoch_range(&k, &v).map_err(corrupt(OP, &k))?;
+                Ok(last)
             }
         }
     }
 
-    /// One stored epoch, by its key (no scan).
+    /// One stored epoch, from the entry holding it (no scan).
     pub(super) fn read_metric(&self, run: RunId, epoch: u32) -> Result<Option<MetricPoint>> {
         const OP: &str = "metric";
-        let key = keys::run_epoch(run, epoch);
-        let found = self.t()?.metrics.get(key).map_err(self.err(OP))?;
-        let Some(v) = found else {
+        let t = self.t()?;
+        let Some((key, value)) = self.metric_entry(OP, &t.metrics, run, epoch)? else {
             return Ok(None);
         };
-        match v.split_first() {
-            Some((&stage, doc)) => Ok(Some(MetricPoint {
+        let (first, items) = spans::epochs(&key, &value).map_err(corrupt(OP, &key))?;
+        Ok(items
+            .get((epoch - first) as usize)
+            .map(|&(stage, doc)| MetricPoint {
                 epoch,
                 stage,
                 doc: doc.to_vec(),
-            })),
-            None => Err(StoreError::Corrupt {
-                op: OP,
-                key: keys::describe("metrics", &key),
-                reason: "empty metric value".into(),
-            }),
+            }))
+    }
+
+    /// The entry of `run` holding `epoch`: the last entry whose first epoch is not above it
+    /// (entries never overlap), when its range reaches `epoch`.
+    pub(super) fn metric_entry(
+        &self,
+        op: &'static str,
+        tree: &Tree,
+        run: RunId,
+        epoch: u32,
+    ) -> Result<Option<(IVec, IVec)>> {
+        let (from, to) = (keys::run_epoch(run, 0), keys::epoch_span(run, epoch));
+        let found = tree.range(&from[..]..=&to[..]).next_back();
+        let Some(entry) = found else {
+            return Ok(None);
+        };
+        let (key, value) = entry.map_err(self.err(op))?;
+        let (_, last) = spans::epoch_range(&key, &value).map_err(corrupt(op, &key))?;
+        Ok((last >= epoch).then_some((key, value)))
+    }
+
+    /// The ranges of stored epochs of `run` that meet `lo..=hi`, highest first: one step back
+    /// from `hi` when every epoch is new (a report goes on from its run's last epoch).
+    pub(super) fn stored_epochs(
+        &self,
+        op: &'static str,
+        tree: &Tree,
+        run: RunId,
+        lo: u32,
+        hi: u32,
+    ) -> Result<Vec<(u32, u32)>> {
+        let mut out = Vec::new();
+        let (from, to) = (keys::run_epoch(run, 0), keys::epoch_span(run, hi));
+        let entries = tree.range(&from[..]..=&to[..]).rev();
+        for entry in entries {
+            let (key, value) = entry.map_err(self.err(op))?;
+            let (first, last) = spans::epoch_range(&key, &value).map_err(corrupt(op, &key))?;
+            if last < lo {
+                break;
+            }
+            out.push((first, last));
         }
+        Ok(out)
     }
 
     /// One epoch and its event, through the batching of `sled_ingest` (one transaction and
@@ -150,9 +176,16 @@ impl SledStore {
         event: &Event,
     ) -> Result<Point> {
         Ok(Point {
-            key: keys::run_epoch(run, epoch),
-            value: metric_value(stage, doc.as_bytes()),
+            epoch,
+            stage,
+            doc: doc.as_bytes().to_vec(),
             event: encode(op, || format!("event of run {run}"), &event.bounded())?,
         })
     }
+}
+
+/// A metrics entry that does not read as a single epoch or a span.
+pub(super) fn corrupt(op: &'static str, key: &[u8]) -> impl FnOnce(spans::Malformed) -> StoreError {
+    let key = keys::describe("metrics", key);
+    move |reason| StoreError::Corrupt { op, key, reason }
 }

@@ -16,6 +16,7 @@
 use super::group_flush::GroupFlush;
 use super::keys;
 use super::space::{DiskSpace, is_disk_full};
+use super::spans;
 use super::{
     CheckpointMeta, EpochWrite, Event, MetricPoint, Result, RunBrief, RunFilter, Store,
     StoreConfig, StoreError, Ticket, WriteOp,
@@ -397,22 +398,51 @@ impl SledStore {
         }
     }
 
+    /// The seq after a run's last event: past the last entry of its prefix (no scan).
     pub(super) fn next_event_seq(&self, op: &'static str, run: RunId) -> Result<u64> {
         let last = self.t()?.events.scan_prefix(keys::id(run.0)).next_back();
         match last {
             None => Ok(0),
             Some(entry) => {
-                let (k, _) = entry.map_err(self.err(op))?;
-                keys::trailing_u64(&k)
-                    .map(|s| s + 1)
-                    .ok_or_else(|| StoreError::Corrupt {
-                        op,
-                        key: keys::describe("events", &k),
-                        reason: "malformed event key".into(),
-                    })
+                let (k, v) = entry.map_err(self.err(op))?;
+                let (_, last) = spans::event_range(&k, &v).map_err(corrupt_event(op, &k))?;
+                Ok(last + 1)
             }
         }
     }
+
+    /// A run's events from `from_seq`: from the entry holding it (a span may start before it).
+    fn read_events(&self, run: RunId, from_seq: u64) -> Result<Vec<(u64, Event)>> {
+        const OP: &str = "events";
+        let t = self.t()?;
+        let (first, holding) = (keys::pair(run.0, 0), keys::event_span(run, from_seq));
+        let mut start = keys::pair(run.0, from_seq).to_vec();
+        if let Some(entry) = t.events.range(&first[..]..=&holding[..]).next_back() {
+            let (k, v) = entry.map_err(self.err(OP))?;
+            let (_, last) = spans::event_range(&k, &v).map_err(corrupt_event(OP, &k))?;
+            if last >= from_seq {
+                start = k.to_vec();
+            }
+        }
+        let end = keys::event_span(run, u64::MAX);
+        let mut out = Vec::new();
+        for entry in t.events.range(&start[..]..=&end[..]) {
+            let (k, v) = entry.map_err(self.err(OP))?;
+            let (first, items) = spans::events(&k, &v).map_err(corrupt_event(OP, &k))?;
+            for (seq, json) in (first..).zip(items) {
+                if seq >= from_seq {
+                    out.push((seq, decode(OP, "events", &k, json)?));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// An events entry that does not read as a single event or a span.
+fn corrupt_event(op: &'static str, key: &[u8]) -> impl FnOnce(spans::Malformed) -> StoreError {
+    let key = keys::describe("events", key);
+    move |reason| StoreError::Corrupt { op, key, reason }
 }
 
 impl Store for SledStore {
@@ -495,18 +525,7 @@ impl Store for SledStore {
     }
 
     fn events(&self, run: RunId, from_seq: u64) -> Result<Vec<(u64, Event)>> {
-        const OP: &str = "events";
-        let mut out = Vec::new();
-        let t = self.t()?;
-        for entry in t
-            .events
-            .range(keys::pair(run.0, from_seq)..=keys::pair(run.0, u64::MAX))
-        {
-            let (k, v) = entry.map_err(self.err(OP))?;
-            let seq = keys::trailing_u64(&k).unwrap_or_default();
-            out.push((seq, decode(OP, "events", &k, &v)?));
-        }
-        Ok(out)
+        self.read_events(run, from_seq)
     }
 
     fn append_metric(&self, run: RunId, epoch: u32, stage: u8, doc: &[u8]) -> Result<bool> {

@@ -13,6 +13,7 @@ mod group_commit;
 mod metrics;
 mod records;
 mod sled_only;
+mod spans;
 
 /// A reported epoch in its stored encoding, told apart by its loss.
 fn doc(epoch: u32, loss: f32) -> Vec<u8> {
@@ -154,6 +155,7 @@ macro_rules! shared_suite {
                 metrics::metrics_are_idempotent,
                 metrics::metric_with_event_is_one_write,
                 metrics::concurrent_reports_store_each_epoch_once,
+                spans::batched_reports_read_like_single_ones,
                 checkpoints::checkpoints_chunk_and_retain,
                 delete::deleting_a_run_removes_everything_under_it,
             );

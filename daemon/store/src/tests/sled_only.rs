@@ -258,3 +258,135 @@ fn opening_waits_for_a_store_that_is_still_closing() {
     assert_eq!(second.next_experiment_id().unwrap(), ExperimentId(2));
     holder.join().unwrap();
 }
+
+/// A report of many epochs is one entry for its metrics and one for its events (a span); a
+/// lone epoch is stored exactly as every store before spans stored it, so entries an older
+/// daemon wrote read beside spans, across a reopen.
+#[test]
+fn spans_and_single_entries_read_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let event = |epoch: u32| Event {
+        at: 7,
+        kind: EventKind::Epoch {
+            epoch,
+            stage: 1,
+            attempt: 1,
+        },
+    };
+    let writes = |epochs: std::ops::RangeInclusive<u32>| -> Vec<EpochWrite> {
+        epochs
+            .map(|e| EpochWrite {
+                epoch: e,
+                stage: 1,
+                doc: EpochDoc::parse("test", doc(e, 0.5)).unwrap(),
+                event: event(e),
+            })
+            .collect()
+    };
+    {
+        let s = reopen(&path);
+        s.put_run(&run(7, 1, "ana", RunState::Running)).unwrap();
+        assert_eq!(
+            s.append_metric_with_event(RunId(7), 1, 1, &doc(1, 0.5), &event(1))
+                .unwrap(),
+            Some(0)
+        );
+        let seqs = s
+            .append_metrics_with_events(RunId(7), &writes(2..=17))
+            .unwrap();
+        assert_eq!(seqs, (1..=16).map(Some).collect::<Vec<_>>());
+    }
+    {
+        let raw = ::sled::open(&path).unwrap();
+        let metrics = raw.open_tree("metrics").unwrap();
+        let keys: Vec<Vec<u8>> = metrics.iter().keys().map(|k| k.unwrap().to_vec()).collect();
+        assert_eq!(
+            keys,
+            [
+                keys::run_epoch(RunId(7), 1).to_vec(),
+                keys::epoch_span(RunId(7), 2).to_vec()
+            ]
+        );
+        let lone = metrics.get(keys::run_epoch(RunId(7), 1)).unwrap().unwrap();
+        assert_eq!(lone.to_vec(), [&[1u8][..], &doc(1, 0.5)].concat());
+        let events = raw.open_tree("events").unwrap();
+        let keys: Vec<Vec<u8>> = events.iter().keys().map(|k| k.unwrap().to_vec()).collect();
+        assert_eq!(
+            keys,
+            [
+                keys::pair(7, 0).to_vec(),
+                keys::event_span(RunId(7), 1).to_vec()
+            ]
+        );
+        // Epoch 18 as a daemon before spans stored it: its own metric and event entries.
+        let old = [&[1u8][..], &doc(18, 0.25)].concat();
+        metrics.insert(keys::run_epoch(RunId(7), 18), old).unwrap();
+        let json = serde_json::to_vec(&event(18)).unwrap();
+        events.insert(keys::pair(7, 17), json).unwrap();
+        raw.flush().unwrap();
+    }
+    let s = reopen(&path);
+    let seqs = s
+        .append_metrics_with_events(RunId(7), &writes(18..=20))
+        .unwrap();
+    assert_eq!(seqs, [None, Some(18), Some(19)]);
+    let epochs: Vec<(u32, Vec<u8>)> = s
+        .metrics(RunId(7))
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.epoch, m.doc))
+        .collect();
+    let loss = |e| if e == 18 { 0.25 } else { 0.5 };
+    let want: Vec<(u32, Vec<u8>)> = (1..=20).map(|e| (e, doc(e, loss(e)))).collect();
+    assert_eq!(epochs, want);
+    assert_eq!(s.metric(RunId(7), 18).unwrap().unwrap().doc, doc(18, 0.25));
+    assert_eq!(s.last_epoch(RunId(7)).unwrap(), 20);
+    let events = s.events(RunId(7), 5).unwrap();
+    let want: Vec<(u64, Event)> = (5..=19).map(|q| (q, event(q as u32 + 1))).collect();
+    assert_eq!(events, want);
+    assert_eq!(s.append_event(RunId(7), &log_event(9, "x")).unwrap(), 20);
+}
+
+/// A span that does not read is an error naming its key, on every read that meets it.
+#[test]
+fn a_corrupt_span_is_an_error_naming_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let s = reopen(&path);
+        s.put_run(&run(7, 1, "ana", RunState::Running)).unwrap();
+    }
+    {
+        let raw = ::sled::open(&path).unwrap();
+        let cut = [&3u32.to_be_bytes()[..], &[1, 0, 0, 0, 9, 1]].concat();
+        raw.open_tree("metrics")
+            .unwrap()
+            .insert(keys::epoch_span(RunId(7), 2), cut.as_slice())
+            .unwrap();
+        raw.open_tree("events")
+            .unwrap()
+            .insert(keys::event_span(RunId(7), 0), &0u32.to_be_bytes()[..])
+            .unwrap();
+        raw.flush().unwrap();
+    }
+    let s = reopen(&path);
+    for err in [
+        s.metrics(RunId(7)).unwrap_err(),
+        s.metric(RunId(7), 3).unwrap_err(),
+    ] {
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert!(
+            err.to_string().contains("metrics/run 7/epoch 2 and on"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("cut short"), "{err}");
+    }
+    for err in [
+        s.events(RunId(7), 0).unwrap_err(),
+        s.append_event(RunId(7), &log_event(1, "x")).unwrap_err(),
+    ] {
+        assert!(err.to_string().contains("events/7/0 and on"), "{err}");
+        assert!(err.to_string().contains("empty span"), "{err}");
+    }
+}
