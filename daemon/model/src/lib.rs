@@ -49,6 +49,9 @@ impl RunState {
 }
 
 /// What a run asks of the machine.
+///
+/// Stored by position inside a run's brief (`cauda-store`'s `brief.rs`): append fields only,
+/// each with `#[serde(default)]`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ResourceRequest {
     /// Whole GPUs, all on one host; 0 = a CPU slot.
@@ -76,6 +79,9 @@ impl std::fmt::Display for DeviceId {
 }
 
 /// A device (or a share of one) given to a run.
+///
+/// Stored by position inside a run's brief (`cauda-store`'s `brief.rs`): append fields only,
+/// each with `#[serde(default)]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grant {
     pub device: DeviceId,
@@ -166,6 +172,9 @@ pub struct RunRecord {
 
 /// A run's GPU memory story (`core::peak`, `core::oom`): where `request.gpu_mem_mb` came from,
 /// what its worker measured, and whether it was requeued after running out of memory.
+///
+/// Stored by position inside a run's brief (`cauda-store`'s `brief.rs`): append fields only,
+/// each with `#[serde(default)]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct GpuMemoryNote {
     /// Where `request.gpu_mem_mb` came from, in words (`None`: not reserved, or declared before
@@ -181,6 +190,9 @@ pub struct GpuMemoryNote {
 }
 
 /// A cluster batch job (Slurm) holding one attempt of a run, as last polled.
+///
+/// Stored by position inside a run's brief (`cauda-store`'s `brief.rs`): append fields only,
+/// each with `#[serde(default)]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchJob {
     /// The scheduler's job id.
@@ -197,6 +209,9 @@ pub struct BatchJob {
 
 /// What a run's config says that listings and plots show (method, ratio, seed, whether it is a
 /// balanced reference, its epochs), read from the config once, at submission.
+///
+/// Stored by position inside a run's brief (`cauda-store`'s `brief.rs`): append fields only,
+/// each with `#[serde(default)]`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct RunFacts {
     /// The method (an engine preset, or a command run's label).

@@ -13,6 +13,10 @@ use cauda_model::{
 use cauda_plugins::spec::Coordinate;
 
 /// A `RunRecord` less `config_json` and `summary_json`.
+///
+/// Stored as MessagePack by position (`encode_compact`): the order of the fields here (and in
+/// the structs inside) is the stored layout. Add a field only at the end, with
+/// `#[serde(default)]`; never reorder, remove or retype one (`tests::sled_only` pins this).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunBrief {
     pub id: RunId,

@@ -131,21 +131,29 @@ pub(super) fn decode<T: DeserializeOwned>(
     serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))
 }
 
-/// Whether a stored value is `encode_compact`'s MessagePack: a map's first byte (fixmap, map
-/// 16, map 32), which no JSON text starts with.
+/// Whether a stored value is MessagePack: a map's first byte (fixmap, map 16, map 32; briefs
+/// from session 15 on, fields by name) or an array's (fixarray, array 16, array 32;
+/// `encode_compact`'s briefs, fields by position), neither of which starts a JSON text.
 fn is_compact(bytes: &[u8]) -> bool {
-    matches!(bytes.first(), Some(0x80..=0x8f | 0xde | 0xdf))
+    matches!(
+        bytes.first(),
+        Some(0x80..=0x8f | 0xde | 0xdf | 0x90..=0x9f | 0xdc | 0xdd)
+    )
 }
 
-/// MessagePack with fields by name, for values read far more often than written: the run
+/// MessagePack with fields by position, for values read far more often than written: the run
 /// briefs, which every `ls` page and every scheduling pass decode by the thousand (JSON was a
-/// third of a listing's time). `decode` reads either form, so briefs written before stay.
+/// third of a listing's time; field names were half of what was left, and three quarters of
+/// the bytes). A struct read this way takes its fields in declaration order, and a field
+/// missing at the end takes its `#[serde(default)]`: so a stored struct only ever gets new
+/// fields appended, with a default (`brief.rs` says so; a test pins it). `decode` reads every
+/// form stored before: JSON, and MessagePack by name.
 pub(super) fn encode_compact<T: serde::Serialize>(
     op: &'static str,
     what: impl Fn() -> String,
     v: &T,
 ) -> Result<Vec<u8>> {
-    rmp_serde::to_vec_named(v).map_err(|source| StoreError::Encode {
+    rmp_serde::to_vec(v).map_err(|source| StoreError::Encode {
         op,
         what: what(),
         source: Box::new(source),

@@ -14,6 +14,9 @@ pub const SEED_KEY: &str = "train.seed";
 
 /// One coordinate of a grid point: a swept dotted key and the value this point gives it, as
 /// shown in the point's name (a string without quotes, other values in TOML).
+///
+/// Stored by position inside a run's brief (`cauda-store`'s `brief.rs`): append fields only,
+/// each with `#[serde(default)]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Coordinate {
     pub key: String,

@@ -123,35 +123,86 @@ fn corrupt_records_are_errors_naming_the_key() {
     assert!(err.to_string().contains("next_run_id"), "{err}");
 }
 
-/// Briefs are stored as MessagePack now; a brief a store wrote as JSON before still lists, and
-/// one in each form read side by side.
+/// Briefs are stored as MessagePack by position now; a brief a store wrote as JSON or as
+/// MessagePack by name before still lists, each form read side by side.
 #[test]
 fn briefs_stored_as_json_before_still_read() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
-    let (old, new) = (
+    let (old, named, new) = (
         run(7, 1, "ana", RunState::Queued),
-        run(8, 1, "bo", RunState::Queued),
+        run(8, 1, "bo", RunState::Running),
+        run(9, 1, "bo", RunState::Queued),
     );
     {
         let s = reopen(&path);
-        s.put_run(&old).unwrap();
-        s.put_run(&new).unwrap();
+        for r in [&old, &named, &new] {
+            s.put_run(r).unwrap();
+        }
     }
     {
         let raw = ::sled::open(&path).unwrap();
         let briefs = raw.open_tree("run_briefs").unwrap();
-        let stored = briefs.get(8u64.to_be_bytes()).unwrap().unwrap();
-        assert_ne!(stored[0], b'{', "new briefs are not JSON");
+        let stored = briefs.get(9u64.to_be_bytes()).unwrap().unwrap();
+        assert_eq!(
+            stored[0], 0xdc,
+            "new briefs are MessagePack arrays (fields by position)"
+        );
         let json = serde_json::to_vec(&RunBrief::of(&old)).unwrap();
         briefs.insert(7u64.to_be_bytes(), json).unwrap();
+        let by_name = rmp_serde::to_vec_named(&RunBrief::of(&named)).unwrap();
+        assert_eq!(by_name[0], 0xde);
+        briefs.insert(8u64.to_be_bytes(), by_name).unwrap();
         raw.flush().unwrap();
     }
     let s = reopen(&path);
     assert_eq!(
         s.list_run_briefs(&RunFilter::default()).unwrap(),
-        [RunBrief::of(&old), RunBrief::of(&new)]
+        [RunBrief::of(&old), RunBrief::of(&named), RunBrief::of(&new)]
     );
+}
+
+/// The stored layout of a brief is its fields in order: one written before the last fields
+/// were appended (here: without `facts`, `coordinates`, `gpu_memory`, `batch_job`) reads with
+/// their defaults, and the layout of today's brief is pinned byte for byte, so a reordered,
+/// removed or retyped field fails here before it misreads stored briefs.
+#[test]
+fn a_brief_stored_before_its_last_fields_reads_with_their_defaults() {
+    let mut r = run(7, 3, "ana", RunState::Queued);
+    r.request.gpus = 1;
+    r.pending_reason = Some("no gpu".into());
+    let brief = RunBrief::of(&r);
+    let stored = rmp_serde::to_vec(&brief).unwrap();
+    // Pinned: an array of 23; id, experiment, name, user, config hash, engine, state, ...
+    let head = [
+        &[0xdc, 0x00, 23, 7, 3, 0xac][..],
+        b"exp-3/seed=7",
+        &[0xa3],
+        b"ana",
+        &[0xa2],
+        b"00",
+        &[0xa0, 0xa6],
+        b"queued",
+    ]
+    .concat();
+    assert_eq!(&stored[..head.len()], head, "{stored:02x?}");
+    let tail: &[u8] = &[0xc0, 0x90, 0x93, 0xc0, 0xc0, 0xc2, 0xc0];
+    assert_eq!(&stored[stored.len() - tail.len()..], tail, "{stored:02x?}");
+    let mut older = vec![0xdc, 0x00, 19];
+    older.extend_from_slice(&stored[3..stored.len() - tail.len()]);
+    let read: RunBrief = rmp_serde::from_slice(&older).unwrap();
+    assert_eq!(read, brief);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    reopen(&path).put_run(&r).unwrap();
+    {
+        let raw = ::sled::open(&path).unwrap();
+        let briefs = raw.open_tree("run_briefs").unwrap();
+        assert_eq!(briefs.get(7u64.to_be_bytes()).unwrap().unwrap(), stored);
+        briefs.insert(7u64.to_be_bytes(), older).unwrap();
+        raw.flush().unwrap();
+    }
+    assert_eq!(reopen(&path).get_run_brief(RunId(7)).unwrap(), Some(brief));
 }
 
 #[test]
