@@ -175,7 +175,8 @@ impl SledStore {
         for (run, points) in batch {
             let lo = points.iter().map(|p| p.epoch).min().unwrap_or(0);
             let hi = points.iter().map(|p| p.epoch).max().unwrap_or(0);
-            let held = self.stored_epochs(op, &t.metrics, *run, lo, hi)?;
+            let mut held = self.stored_epochs(op, &t.metrics, *run, lo, hi)?;
+            held.reverse();
             let seq = match next_seq.get(run) {
                 Some(seq) => *seq,
                 None => self.next_event_seq(op, *run)?,
@@ -183,7 +184,9 @@ impl SledStore {
             let added = added.entry(*run).or_default();
             let (mut fresh, mut stored, mut events) = (Vec::new(), Vec::new(), Vec::new());
             for p in points {
-                let before = held.iter().any(|&(a, b)| (a..=b).contains(&p.epoch));
+                // The stored ranges, ascending and disjoint: the one that may hold it.
+                let at = held.partition_point(|&(first, _)| first <= p.epoch);
+                let before = at > 0 && held[at - 1].1 >= p.epoch;
                 if before || !added.insert(p.epoch) {
                     stored.push(None);
                 } else {

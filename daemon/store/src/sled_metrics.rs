@@ -110,7 +110,7 @@ impl SledStore {
         Ok((last >= epoch).then_some((key, value)))
     }
 
-    /// The ranges of stored epochs of `run` that meet `lo..=hi`, highest first: one step back
+    /// The ranges of stored epochs of `run` that meet `lo..=hi`, highest first (disjoint): one step back
     /// from `hi` when every epoch is new (a report goes on from its run's last epoch).
     pub(super) fn stored_epochs(
         &self,
