@@ -23,8 +23,9 @@ pub struct EpochRecord {
     pub extra: BTreeMap<String, f64>,
 }
 
-/// Accuracy of one evaluation (fractions in [0, 1]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Accuracy of one evaluation (fractions in [0, 1]); `Default` is an empty one, for building
+/// records field by field.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct EvalRecord {
     pub test_top1: f32,
     pub many: Option<f32>,

@@ -20,12 +20,7 @@ fn wide_doc(epoch: u32, loss: f32, classes: usize) -> Vec<u8> {
             medium: None,
             few: Some(0.1),
             per_class: (0..classes).map(|c| Some(c as f32 / 1000.0)).collect(),
-            val_top1: None,
-            test_top5: None,
-            ece: None,
-            nll: None,
-            worst_class: None,
-            reliability: Vec::new(),
+            ..Default::default()
         }),
         extra: Default::default(),
     };
