@@ -51,9 +51,10 @@ impl Daemon {
         }
         for run in &queued {
             let ready = match run.depends_on {
+                // Its brief holds the state: no config decoded per dependent run.
                 Some(dep) => self
                     .store
-                    .get_run(dep)?
+                    .get_run_brief(dep)?
                     .is_some_and(|d| d.state == RunState::Succeeded),
                 None => true,
             };
