@@ -9,9 +9,9 @@ use sled::{IVec, Tree};
 
 use super::keys;
 use super::sled_ingest::Point;
-use super::sled_store::{SledStore, encode};
+use super::sled_store::{SledStore, corrupt_entry, encode};
 use super::spans;
-use super::{EpochDoc, EpochWrite, Event, MetricPoint, Result, RunId, StoreError, check_epoch_doc};
+use super::{EpochDoc, EpochWrite, Event, MetricPoint, Result, RunId, check_epoch_doc};
 
 impl SledStore {
     pub(super) fn store_metric(
@@ -45,7 +45,7 @@ impl SledStore {
         let t = self.t()?;
         for entry in t.metrics.scan_prefix(keys::id(run.0)) {
             let (k, v) = entry.map_err(self.err(OP))?;
-            let (first, items) = spans::epochs(&k, &v).map_err(corrupt(OP, &k))?;
+            let (first, items) = spans::epochs(&k, &v).map_err(corrupt_entry(OP, "metrics", &k))?;
             out.extend(
                 items
                     .into_iter()
@@ -68,7 +68,8 @@ impl SledStore {
             None => Ok(0),
             Some(entry) => {
                 let (k, v) = entry.map_err(self.err(OP))?;
-                let (_, last) = spans::epoch_range(&k, &v).map_err(corrupt(OP, &k))?;
+                let (_, last) =
+                    spans::epoch_range(&k, &v).map_err(corrupt_entry(OP, "metrics", &k))?;
                 Ok(last)
             }
         }
@@ -81,7 +82,8 @@ impl SledStore {
         let Some((key, value)) = self.metric_entry(OP, &t.metrics, run, epoch)? else {
             return Ok(None);
         };
-        let (first, items) = spans::epochs(&key, &value).map_err(corrupt(OP, &key))?;
+        let (first, items) =
+            spans::epochs(&key, &value).map_err(corrupt_entry(OP, "metrics", &key))?;
         Ok(items
             .get((epoch - first) as usize)
             .map(|&(stage, doc)| MetricPoint {
@@ -106,7 +108,8 @@ impl SledStore {
             return Ok(None);
         };
         let (key, value) = entry.map_err(self.err(op))?;
-        let (_, last) = spans::epoch_range(&key, &value).map_err(corrupt(op, &key))?;
+        let (_, last) =
+            spans::epoch_range(&key, &value).map_err(corrupt_entry(op, "metrics", &key))?;
         Ok((last >= epoch).then_some((key, value)))
     }
 
@@ -125,7 +128,8 @@ impl SledStore {
         let entries = tree.range(&from[..]..=&to[..]).rev();
         for entry in entries {
             let (key, value) = entry.map_err(self.err(op))?;
-            let (first, last) = spans::epoch_range(&key, &value).map_err(corrupt(op, &key))?;
+            let (first, last) =
+                spans::epoch_range(&key, &value).map_err(corrupt_entry(op, "metrics", &key))?;
             if last < lo {
                 break;
             }
@@ -182,10 +186,4 @@ impl SledStore {
             event: encode(op, || format!("event of run {run}"), &event.bounded())?,
         })
     }
-}
-
-/// A metrics entry that does not read as a single epoch or a span.
-pub(super) fn corrupt(op: &'static str, key: &[u8]) -> impl FnOnce(spans::Malformed) -> StoreError {
-    let key = keys::describe("metrics", key);
-    move |reason| StoreError::Corrupt { op, key, reason }
 }

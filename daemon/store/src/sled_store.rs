@@ -131,6 +131,16 @@ pub(super) fn decode<T: DeserializeOwned>(
     serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))
 }
 
+/// A metrics or events entry of `tree` that does not read as a single item or a span (`spans`).
+pub(super) fn corrupt_entry(
+    op: &'static str,
+    tree: &str,
+    key: &[u8],
+) -> impl FnOnce(spans::Malformed) -> StoreError {
+    let key = keys::describe(tree, key);
+    move |reason| StoreError::Corrupt { op, key, reason }
+}
+
 /// Whether a stored value is MessagePack: a map's first byte (fixmap, map 16, map 32; briefs
 /// from session 15 on, fields by name) or an array's (fixarray, array 16, array 32;
 /// `encode_compact`'s briefs, fields by position), neither of which starts a JSON text.
@@ -413,7 +423,8 @@ impl SledStore {
             None => Ok(0),
             Some(entry) => {
                 let (k, v) = entry.map_err(self.err(op))?;
-                let (_, last) = spans::event_range(&k, &v).map_err(corrupt_event(op, &k))?;
+                let (_, last) =
+                    spans::event_range(&k, &v).map_err(corrupt_entry(op, "events", &k))?;
                 Ok(last + 1)
             }
         }
@@ -427,7 +438,7 @@ impl SledStore {
         let mut start = keys::pair(run.0, from_seq).to_vec();
         if let Some(entry) = t.events.range(&first[..]..=&holding[..]).next_back() {
             let (k, v) = entry.map_err(self.err(OP))?;
-            let (_, last) = spans::event_range(&k, &v).map_err(corrupt_event(OP, &k))?;
+            let (_, last) = spans::event_range(&k, &v).map_err(corrupt_entry(OP, "events", &k))?;
             if last >= from_seq {
                 start = k.to_vec();
             }
@@ -436,7 +447,7 @@ impl SledStore {
         let mut out = Vec::new();
         for entry in t.events.range(&start[..]..=&end[..]) {
             let (k, v) = entry.map_err(self.err(OP))?;
-            let (first, items) = spans::events(&k, &v).map_err(corrupt_event(OP, &k))?;
+            let (first, items) = spans::events(&k, &v).map_err(corrupt_entry(OP, "events", &k))?;
             for (seq, json) in (first..).zip(items) {
                 if seq >= from_seq {
                     out.push((seq, decode(OP, "events", &k, json)?));
@@ -445,12 +456,6 @@ impl SledStore {
         }
         Ok(out)
     }
-}
-
-/// An events entry that does not read as a single event or a span.
-fn corrupt_event(op: &'static str, key: &[u8]) -> impl FnOnce(spans::Malformed) -> StoreError {
-    let key = keys::describe("events", key);
-    move |reason| StoreError::Corrupt { op, key, reason }
 }
 
 impl Store for SledStore {

@@ -31,8 +31,33 @@ pub(super) type Malformed = String;
 /// An epoch as an entry holds it: its stage and its stored doc.
 pub(super) type Staged<'a> = (u8, &'a [u8]);
 
-/// The first number of an entry and its items, from its key and value: a single entry
-/// (`single_len`-byte key, `single` reads the value) or a span (one byte longer).
+/// A span's count and a reader past it, or `None` for a single entry (a `single_len`-byte key;
+/// a span's is one byte longer, ending in `SPAN`).
+fn header<'a>(
+    key: &[u8],
+    value: &'a [u8],
+    single_len: usize,
+) -> Result<Option<(usize, Reader<'a>)>, Malformed> {
+    if key.len() == single_len {
+        return Ok(None);
+    }
+    if key.len() != single_len + 1 || key.last() != Some(&keys::SPAN) {
+        return Err(format!("a key of {} bytes", key.len()));
+    }
+    let mut r = Reader(value);
+    match r.u32()? {
+        0 => Err("an empty span".into()),
+        n => Ok(Some((n as usize, r))),
+    }
+}
+
+/// How many items an entry holds (1 for a single entry), without reading them.
+fn count(key: &[u8], value: &[u8], single_len: usize) -> Result<usize, Malformed> {
+    Ok(header(key, value, single_len)?.map_or(1, |(count, _)| count))
+}
+
+/// An entry's items, from its key and value: a single entry (`single` reads the value) or a
+/// span (`framed` reads each item).
 fn items<'a, T>(
     key: &[u8],
     value: &'a [u8],
@@ -40,17 +65,9 @@ fn items<'a, T>(
     single: impl Fn(&'a [u8]) -> Result<T, Malformed>,
     framed: impl Fn(&mut Reader<'a>) -> Result<T, Malformed>,
 ) -> Result<Vec<T>, Malformed> {
-    if key.len() == single_len {
+    let Some((count, mut r)) = header(key, value, single_len)? else {
         return Ok(vec![single(value)?]);
-    }
-    if key.len() != single_len + 1 || key.last() != Some(&keys::SPAN) {
-        return Err(format!("a key of {} bytes", key.len()));
-    }
-    let mut r = Reader(value);
-    let count = r.u32()? as usize;
-    if count == 0 {
-        return Err("an empty span".into());
-    }
+    };
     let mut out = Vec::with_capacity(count.min(value.len()));
     for _ in 0..count {
         out.push(framed(&mut r)?);
@@ -107,20 +124,6 @@ pub(super) fn event_range(key: &[u8], value: &[u8]) -> Result<(u64, u64), Malfor
         .checked_add(count - 1)
         .ok_or("a span past the last seq")?;
     Ok((first, last))
-}
-
-/// How many items an entry holds (1 for a single entry), without reading them.
-fn count(key: &[u8], value: &[u8], single_len: usize) -> Result<usize, Malformed> {
-    if key.len() == single_len {
-        return Ok(1);
-    }
-    if key.len() != single_len + 1 || key.last() != Some(&keys::SPAN) {
-        return Err(format!("a key of {} bytes", key.len()));
-    }
-    match Reader(value).u32()? {
-        0 => Err("an empty span".into()),
-        n => Ok(n as usize),
-    }
 }
 
 fn last_of(first: u32, count: usize) -> Result<u32, Malformed> {
